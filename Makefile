@@ -1,0 +1,39 @@
+# Galley: the two commands are `make run` and `make test`; everything else is a step of theirs.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+PYTEST := python3 -m pytest
+
+.PHONY: deps build build-asan build-fuzz run test unit integration fuzz bench clean format
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS)
+
+build-asan: deps
+	@cmake --preset asan >/dev/null
+	@cmake --build --preset asan -j $(JOBS)
+
+build-fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz -j $(JOBS) --target http_request_fuzzer infer_json_fuzzer
+
+# The main job: the model server on 0.0.0.0:8080 with the default model.
+run: build
+	exec ./build/release/galley serve --listen $${GALLEY_LISTEN:-0.0.0.0:8080}
+
+# Every test: unit tests (release and ASan+UBSan), integration tests against both binaries,
+# and a short bounded fuzzing run.
+test: build build-asan build-fuzz
+	@scripts/test.sh
+
+bench: build
+	@bench/serve/run.sh
+
+format:
+	@clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'fuzz/*.cc')
+
+clean:
+	rm -rf build

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything Galley needs to build, test and benchmark on a fresh Debian 12 machine.
+# Idempotent: packages already present are skipped, and a second run changes nothing.
+set -euo pipefail
+
+APT_PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
+  clang libclang-rt-14-dev
+  # C++ libraries (see ../shared/STACK.md: Boost 1.81 must not meet the default Boost dev packages)
+  libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  prometheus-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libabsl-dev libgtest-dev libgmock-dev
+  # tests and benchmarks
+  prometheus wrk nginx-light python3 python3-venv unzip
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "deps: all Debian packages present"
+fi
+
+# pytest runs the integration tests; prefer the interpreter on PATH, fall back to Debian's.
+if ! python3 -m pytest --version >/dev/null 2>&1; then
+  if ! python3 -m pip install -q pytest 2>/dev/null; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends python3-pytest
+  fi
+fi
+
+# The VADER lexicons (Hutto & Gilbert, ICWSM 2014, MIT licence), pinned by version and checksum.
+"$(dirname "$0")/fetch_vader_lexicon.sh"

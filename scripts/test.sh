@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test suite; exits non-zero if any fails. Called by `make test` after the builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SCRATCH=$(mktemp -d)
+trap 'rm -rf "$SCRATCH"' EXIT
+export TMPDIR=$SCRATCH
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+echo "== unit tests (release)"
+ctest --test-dir build/release --output-on-failure -j "$(nproc)"
+echo "== unit tests (asan+ubsan)"
+ctest --test-dir build/asan --output-on-failure -j "$(nproc)"
+
+echo "== integration tests (release)"
+GALLEY_BIN=$ROOT/build/release/galley python3 -m pytest -q -p no:cacheprovider tests/integration
+echo "== integration tests (asan+ubsan)"
+GALLEY_BIN=$ROOT/build/asan/galley python3 -m pytest -q -p no:cacheprovider tests/integration
+
+echo "== fuzzing (bounded)"
+scripts/fuzz.sh "${GALLEY_FUZZ_SECONDS:-20}"

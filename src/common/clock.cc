@@ -1,0 +1,10 @@
+#include "common/clock.h"
+
+namespace galley {
+
+const Clock& SteadyClock::Get() {
+  static const SteadyClock* const clock = new SteadyClock();
+  return *clock;
+}
+
+}  // namespace galley

@@ -1,0 +1,22 @@
+// HTTP message types shared by the server, the handlers and the router.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "boost/beast/http/message.hpp"
+#include "boost/beast/http/string_body.hpp"
+
+namespace galley::http {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+using Status = boost::beast::http::status;
+using Verb = boost::beast::http::verb;
+
+// A response with a JSON body and Content-Type: application/json.
+Response JsonResponse(Status status, std::string body);
+// {"error": message} with the given status.
+Response JsonError(Status status, std::string_view message);
+
+}  // namespace galley::http

@@ -1,0 +1,67 @@
+// An HTTP/1.1 server on Boost.Beast with keep-alive and the limits a public endpoint needs:
+// body size (413), header size (431), open connections (503), keep-alive idle time, and a
+// deadline for receiving a whole request (a client that trickles bytes is cut off with 408).
+//
+// Handlers run on an I/O thread and must not block: they answer through a Responder, which may
+// be called later from any thread (e.g. a model worker). See docs/threading.md.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "http/message.h"
+
+namespace galley::http {
+
+struct ServerOptions {
+  std::string host = "0.0.0.0";
+  uint16_t port = 8080;                       // 0 picks a free port; see Server::port()
+  int io_threads = 1;
+  size_t max_body_bytes = 1 << 20;            // larger bodies get 413
+  size_t max_header_bytes = 16 << 10;         // larger header blocks get 431
+  size_t max_connections = 4096;              // further connections get 503 and are closed
+  std::chrono::milliseconds idle_timeout{60'000};     // keep-alive: idle time before close
+  std::chrono::milliseconds request_timeout{10'000};  // first byte to last byte of a request
+  std::chrono::milliseconds write_timeout{30'000};    // sending one response
+};
+
+// Sends the response for one request. Call exactly once, from any thread.
+using Responder = std::function<void(Response&&)>;
+// Handles one request. Runs on an I/O thread; must not block.
+using Handler = std::function<void(Request&& request, Responder respond)>;
+
+// Counters for tests and metrics. All monotonically increasing except `open_connections`.
+struct ServerStats {
+  std::atomic<int64_t> open_connections{0};
+  std::atomic<int64_t> accepted_connections{0};
+  std::atomic<int64_t> rejected_connections{0};
+  std::atomic<int64_t> requests{0};
+};
+
+class Server {
+ public:
+  // Binds and listens (so port() is valid on return), but accepts nothing until Start().
+  static absl::StatusOr<std::unique_ptr<Server>> Create(const ServerOptions& options,
+                                                        Handler handler);
+  virtual ~Server() = default;
+
+  // The bound port (the chosen one when options.port was 0).
+  virtual uint16_t port() const = 0;
+  // Starts the I/O threads and accepting.
+  virtual void Start() = 0;
+  // Stops accepting new connections and closes idle keep-alive connections; requests already
+  // received are answered (with `Connection: close`). Thread-safe, idempotent.
+  virtual void StopAccepting() = 0;
+  // Blocks until no connection is open or `deadline` passes; true if none is open.
+  virtual bool WaitForConnectionsClosed(std::chrono::steady_clock::time_point deadline) = 0;
+  // Closes everything and joins the I/O threads. Idempotent.
+  virtual void Stop() = 0;
+  virtual const ServerStats& stats() const = 0;
+};
+
+}  // namespace galley::http

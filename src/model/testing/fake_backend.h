@@ -1,0 +1,69 @@
+// A deterministic Backend for tests: echoes its FP32 input "x" doubled as output "y", counts
+// batches, and can be made to block until released so tests control when work runs.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+#include "model/backend.h"
+
+namespace galley::model::testing {
+
+class FakeBackend final : public Backend {
+ public:
+  explicit FakeBackend(std::string name = "fake", int max_batch_size = 8) {
+    md_.name = std::move(name);
+    md_.version = "1";
+    md_.platform = "fake";
+    md_.max_batch_size = max_batch_size;
+    md_.inputs = {{"x", DataType::kFp32, {-1}}};
+    md_.outputs = {{"y", DataType::kFp32, {-1}}};
+  }
+
+  const ModelMetadata& Metadata() const override { return md_; }
+  absl::Status Load() override { return load_status_; }
+
+  std::vector<absl::StatusOr<InferOutput>> Infer(absl::Span<const InferInput* const> batch) override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      batch_sizes_.push_back(batch.size());
+      ++entered_;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return !blocked_; });
+    }
+    std::vector<absl::StatusOr<InferOutput>> out;
+    for (const InferInput* in : batch) {
+      const Tensor& x = in->inputs.at(0);
+      if (x.element_count() > 0 && x.At<float>(0) < 0) {
+        out.push_back(absl::InvalidArgumentError("negative input"));
+        continue;
+      }
+      InferOutput o;
+      Tensor y{"y", DataType::kFp32, x.shape, {}, {}};
+      for (int64_t i = 0; i < x.element_count(); ++i) y.Append<float>(2 * x.At<float>(i));
+      o.outputs.push_back(std::move(y));
+      out.push_back(std::move(o));
+    }
+    return out;
+  }
+
+  void set_load_status(absl::Status st) { load_status_ = std::move(st); }
+  // While blocked, Infer() waits inside until Unblock().
+  void Block() { std::lock_guard<std::mutex> l(mu_); blocked_ = true; }
+  void Unblock() { { std::lock_guard<std::mutex> l(mu_); blocked_ = false; } cv_.notify_all(); }
+  // Waits until Infer() has been entered `n` times in total.
+  void WaitEntered(int n) { std::unique_lock<std::mutex> l(mu_); cv_.wait(l, [&] { return entered_ >= n; }); }
+  std::vector<size_t> batch_sizes() { std::lock_guard<std::mutex> l(mu_); return batch_sizes_; }
+
+ private:
+  ModelMetadata md_;
+  absl::Status load_status_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool blocked_ = false;
+  int entered_ = 0;
+  std::vector<size_t> batch_sizes_;
+};
+
+}  // namespace galley::model::testing

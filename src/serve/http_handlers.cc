@@ -1,0 +1,281 @@
+#include "serve/http_handlers.h"
+
+#include <charconv>
+#include <memory>
+#include <string_view>
+
+#include "common/strings.h"
+#include "common/log.h"
+#include "serve/oip_json.h"
+
+namespace galley::serve {
+namespace {
+
+using http::Request;
+using http::Response;
+using http::Responder;
+namespace bhttp = boost::beast::http;
+
+constexpr std::string_view kTimeoutHeader = "X-Request-Timeout-Ms";
+
+// Per-request bookkeeping shared by the route and the responder: metrics and in-flight count.
+class Frontend : public std::enable_shared_from_this<Frontend> {
+ public:
+  Frontend(InferenceService& service, metrics::Registry& registry, ServeMetrics& metrics,
+           const Clock& clock, HttpFrontendOptions options, std::function<void()> before_scrape)
+      : service_(service), registry_(registry), metrics_(metrics), clock_(clock),
+        options_(std::move(options)), before_scrape_(std::move(before_scrape)) {}
+
+  void Handle(Request&& req, Responder respond);
+
+ private:
+  // Wraps `respond` so that the answer is counted under `endpoint` and `model`.
+  Responder Counted(std::string_view endpoint, std::string model, Responder respond);
+  void Route(Request&& req, Responder respond);
+  void Analyze(Request&& req, Responder respond);
+  void Infer(Request&& req, std::string model, std::string version, Responder respond);
+  absl::StatusOr<TimePoint> Deadline(const Request& req, std::optional<int64_t> timeout_us) const;
+
+  InferenceService& service_;
+  metrics::Registry& registry_;
+  ServeMetrics& metrics_;
+  const Clock& clock_;
+  const HttpFrontendOptions options_;
+  std::function<void()> before_scrape_;
+};
+
+Response Text(http::Status status, std::string body, std::string_view type) {
+  Response res{status, 11};
+  res.set(bhttp::field::content_type, type);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+Response ErrorFor(Outcome outcome, std::string_view message) {
+  Response res = http::JsonError(HttpStatusFor(outcome), message);
+  if (outcome == Outcome::kQueueFull) res.set(bhttp::field::retry_after, "1");
+  return res;
+}
+
+bool IsJsonContentType(std::string_view value) {
+  std::string_view media = value.substr(0, value.find(';'));
+  media = StripWhitespace(media);
+  return EqualsIgnoreCase(media, "application/json");
+}
+
+std::string_view OutcomeLabel(http::Status status) {
+  const unsigned code = static_cast<unsigned>(status);
+  if (code < 400) return "ok";
+  switch (status) {
+    case http::Status::bad_request: return "invalid_input";
+    case http::Status::not_found: return "not_found";
+    case http::Status::method_not_allowed: return "method_not_allowed";
+    case http::Status::payload_too_large: return "too_large";
+    case http::Status::too_many_requests: return "queue_full";
+    case http::Status::gateway_timeout: return "deadline_exceeded";
+    case http::Status::service_unavailable: return "unavailable";
+    default: return code < 500 ? "client_error" : "internal";
+  }
+}
+
+}  // namespace
+
+http::Status HttpStatusFor(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk: return http::Status::ok;
+    case Outcome::kInvalidInput: return http::Status::bad_request;
+    case Outcome::kModelNotFound: return http::Status::not_found;
+    case Outcome::kModelNotReady: return http::Status::service_unavailable;
+    case Outcome::kQueueFull: return http::Status::too_many_requests;
+    case Outcome::kDeadlineExceeded: return http::Status::gateway_timeout;
+    case Outcome::kShuttingDown: return http::Status::service_unavailable;
+    case Outcome::kInternal: return http::Status::internal_server_error;
+  }
+  return http::Status::internal_server_error;
+}
+
+Responder Frontend::Counted(std::string_view endpoint, std::string model, Responder respond) {
+  metrics_.http_inflight_gauge.Increment();
+  const TimePoint start = clock_.Now();
+  auto self = shared_from_this();
+  return [self, endpoint = std::string(endpoint), model = std::move(model), start,
+          respond = std::move(respond)](Response&& res) {
+    const double secs = std::chrono::duration<double>(self->clock_.Now() - start).count();
+    self->metrics_.request_duration.Add({{"endpoint", endpoint}}, metrics::DurationBuckets()).Observe(secs);
+    self->metrics_.requests
+        .Add({{"endpoint", endpoint}, {"model", model}, {"outcome", std::string(OutcomeLabel(res.result()))}})
+        .Increment();
+    self->metrics_.http_inflight_gauge.Decrement();
+    if (log::Enabled(log::Level::kDebug)) {
+      log::Debug("request", {{"endpoint", endpoint}, {"model", model},
+                             {"status", static_cast<unsigned>(res.result())}, {"duration_s", secs}});
+    }
+    respond(std::move(res));
+  };
+}
+
+void Frontend::Handle(Request&& req, Responder respond) { Route(std::move(req), std::move(respond)); }
+
+void Frontend::Route(Request&& req, Responder respond) {
+  std::string_view target(req.target().data(), req.target().size());
+  target = target.substr(0, target.find('?'));
+  const bool get = req.method() == http::Verb::get;
+  const bool post = req.method() == http::Verb::post;
+  auto method_not_allowed = [&](std::string_view endpoint, std::string_view allow) {
+    auto r = Counted(endpoint, "", std::move(respond));
+    Response res = http::JsonError(http::Status::method_not_allowed,
+                                   StrCat("method not allowed; use ", allow));
+    res.set(bhttp::field::allow, allow);
+    r(std::move(res));
+  };
+
+  if (target == "/inference/analyze") {
+    if (!post) return method_not_allowed("analyze", "POST");
+    return Analyze(std::move(req), Counted("analyze", options_.analyze_model, std::move(respond)));
+  }
+  if (target == "/v2/health/live" || target == "/livez") {
+    if (!get) return method_not_allowed("health_live", "GET");
+    return Counted("health_live", "", std::move(respond))(http::JsonResponse(http::Status::ok, R"({"live":true})"));
+  }
+  if (target == "/v2/health/ready" || target == "/readyz") {
+    if (!get) return method_not_allowed("health_ready", "GET");
+    const bool ready = service_.Ready();
+    return Counted("health_ready", "", std::move(respond))(http::JsonResponse(
+        ready ? http::Status::ok : http::Status::service_unavailable,
+        ready ? R"({"ready":true})" : R"({"ready":false})"));
+  }
+  if (target == "/metrics") {
+    if (!get) return method_not_allowed("metrics", "GET");
+    auto r = Counted("metrics", "", std::move(respond));
+    if (before_scrape_) before_scrape_();
+    return r(Text(http::Status::ok, registry_.Exposition(), "text/plain; version=0.0.4; charset=utf-8"));
+  }
+  if (target == "/v2") {
+    if (!get) return method_not_allowed("server_metadata", "GET");
+    return Counted("server_metadata", "", std::move(respond))(http::JsonResponse(
+        http::Status::ok, EncodeServerMetadata(options_.server_name, options_.server_version)));
+  }
+  if (StartsWith(target, "/v2/models/")) {
+    // /v2/models/{name}[/versions/{v}][/ready|/infer]
+    std::vector<std::string_view> parts = Split(target.substr(11), '/');
+    std::string_view name = parts[0];
+    std::string_view version;
+    size_t next = 1;
+    if (parts.size() >= 3 && parts[1] == "versions") {
+      version = parts[2];
+      next = 3;
+    }
+    std::string_view action = next < parts.size() ? parts[next] : "";
+    const bool well_formed = !name.empty() && parts.size() <= next + 1 && (next == 1 || !version.empty());
+    if (well_formed && action.empty()) {
+      if (!get) return method_not_allowed("model_metadata", "GET");
+      auto r = Counted("model_metadata", std::string(name), std::move(respond));
+      auto md = service_.FindModel(name, version);
+      if (!md) return r(http::JsonError(http::Status::not_found, StrCat("unknown model '", name, "'")));
+      return r(http::JsonResponse(http::Status::ok, EncodeModelMetadata(*md)));
+    }
+    if (well_formed && action == "ready") {
+      if (!get) return method_not_allowed("model_ready", "GET");
+      auto r = Counted("model_ready", std::string(name), std::move(respond));
+      if (!service_.FindModel(name, version)) {
+        return r(http::JsonError(http::Status::not_found, StrCat("unknown model '", name, "'")));
+      }
+      const bool ready = service_.ModelReady(name, version);
+      return r(http::JsonResponse(ready ? http::Status::ok : http::Status::service_unavailable,
+                                  ready ? R"({"ready":true})" : R"({"ready":false})"));
+    }
+    if (well_formed && action == "infer") {
+      if (!post) return method_not_allowed("infer", "POST");
+      return Infer(std::move(req), std::string(name), std::string(version),
+                   Counted("infer", std::string(name), std::move(respond)));
+    }
+  }
+  Counted("not_found", "", std::move(respond))(http::JsonError(
+      http::Status::not_found, StrCat("no such endpoint: ", target)));
+}
+
+absl::StatusOr<TimePoint> Frontend::Deadline(const Request& req,
+                                             std::optional<int64_t> timeout_us) const {
+  const TimePoint now = clock_.Now();
+  auto it = req.find(kTimeoutHeader);
+  if (it != req.end()) {
+    std::string_view v(it->value().data(), it->value().size());
+    int64_t ms = -1;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+    if (ec != std::errc() || p != v.data() + v.size() || ms < 0) {
+      return absl::InvalidArgumentError(StrCat(kTimeoutHeader, " must be a non-negative integer"));
+    }
+    if (ms > 0) return now + std::chrono::milliseconds(std::min<int64_t>(ms, 86'400'000));
+  }
+  if (timeout_us && *timeout_us > 0) {
+    return now + std::chrono::microseconds(std::min<int64_t>(*timeout_us, 86'400'000'000));
+  }
+  if (options_.default_timeout.count() > 0) return now + options_.default_timeout;
+  return TimePoint::max();
+}
+
+void Frontend::Analyze(Request&& req, Responder respond) {
+  auto ct = req.find(bhttp::field::content_type);
+  if (ct == req.end() || !IsJsonContentType(std::string_view(ct->value().data(), ct->value().size()))) {
+    return respond(http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
+  }
+  auto text = DecodeAnalyzeRequest(req.body());
+  if (!text.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(text.status().message())));
+  auto deadline = Deadline(req, std::nullopt);
+  if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
+  InferRequest ir;
+  ir.model = options_.analyze_model;
+  ir.deadline = *deadline;
+  ir.arrival = clock_.Now();
+  model::Tensor t{"text", model::DataType::kBytes, {1}, {}, {}};
+  t.bytes.push_back(std::move(text).value());
+  ir.input.inputs.push_back(std::move(t));
+  std::string model = options_.analyze_model;
+  service_.Infer(std::move(ir), [respond = std::move(respond), model](InferResult&& r) {
+    if (r.outcome != Outcome::kOk) return respond(ErrorFor(r.outcome, r.message));
+    const auto& outs = r.output.outputs;
+    if (outs.size() < 2 || outs[0].bytes.empty() || outs[1].raw.size() < sizeof(float)) {
+      return respond(http::JsonError(http::Status::internal_server_error, "the model returned no answer"));
+    }
+    respond(http::JsonResponse(http::Status::ok,
+                               EncodeAnalyzeResponse(outs[0].bytes[0], outs[1].At<float>(0), model)));
+  });
+}
+
+void Frontend::Infer(Request&& req, std::string model, std::string version, Responder respond) {
+  auto md = service_.FindModel(model, version);
+  if (!md) {
+    return respond(http::JsonError(http::Status::not_found, StrCat("unknown model '", model, "'")));
+  }
+  if (req.find("Inference-Header-Content-Length") != req.end()) {
+    return respond(http::JsonError(http::Status::bad_request,
+                                   "the binary tensor data extension is not supported; send JSON tensors"));
+  }
+  auto decoded = DecodeInferRequest(req.body(), *md);
+  if (!decoded.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));
+  auto deadline = Deadline(req, decoded->timeout_us);
+  if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
+  InferRequest ir;
+  ir.model = std::move(model);
+  ir.version = std::move(version);
+  ir.deadline = *deadline;
+  ir.arrival = clock_.Now();
+  ir.input = std::move(decoded->input);
+  auto shared_md = std::make_shared<model::ModelMetadata>(std::move(*md));
+  service_.Infer(std::move(ir), [respond = std::move(respond), shared_md, id = std::move(decoded->id),
+                                 outputs = std::move(decoded->outputs)](InferResult&& r) {
+    if (r.outcome != Outcome::kOk) return respond(ErrorFor(r.outcome, r.message));
+    respond(http::JsonResponse(http::Status::ok, EncodeInferResponse(*shared_md, id, r.output, outputs)));
+  });
+}
+
+http::Handler MakeHttpHandler(InferenceService& service, metrics::Registry& registry,
+                              ServeMetrics& metrics, const Clock& clock,
+                              HttpFrontendOptions options, std::function<void()> before_scrape) {
+  auto fe = std::make_shared<Frontend>(service, registry, metrics, clock, std::move(options),
+                                       std::move(before_scrape));
+  return [fe](Request&& req, Responder respond) { fe->Handle(std::move(req), std::move(respond)); };
+}
+
+}  // namespace galley::serve

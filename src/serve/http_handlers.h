@@ -1,0 +1,34 @@
+// The HTTP front-end of `galley serve`: routes for the seed's API, the Open Inference Protocol
+// REST API, probes and /metrics. It reaches models only through InferenceService.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "common/clock.h"
+#include "http/server.h"
+#include "metrics/registry.h"
+#include "serve/inference_service.h"
+#include "serve/serve_metrics.h"
+
+namespace galley::serve {
+
+struct HttpFrontendOptions {
+  std::string analyze_model = "vader";            // model behind POST /inference/analyze
+  std::chrono::milliseconds default_timeout{30'000};  // 0: no deadline unless the client sets one
+  std::string server_name = "galley";
+  std::string server_version;
+};
+
+// Returns the handler for http::Server. `service`, `registry`, `metrics` and `clock` must outlive
+// the server. `before_scrape` runs before each /metrics exposition (to refresh gauges).
+http::Handler MakeHttpHandler(InferenceService& service, metrics::Registry& registry,
+                              ServeMetrics& metrics, const Clock& clock,
+                              HttpFrontendOptions options,
+                              std::function<void()> before_scrape = {});
+
+// The HTTP status for an outcome (429 for kQueueFull, 504 for kDeadlineExceeded, ...).
+http::Status HttpStatusFor(Outcome outcome);
+
+}  // namespace galley::serve

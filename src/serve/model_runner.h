@@ -1,0 +1,87 @@
+// One model's serving loop: a bounded FIFO queue, worker threads (one per backend instance) that
+// form batches with FormBatch and run them, deadlines checked before running, and the model's
+// metrics. Lifecycle: Load() -> Start() -> Infer()... -> Stop().
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "common/clock.h"
+#include "model/backend.h"
+#include "serve/batch_policy.h"
+#include "serve/inference_service.h"
+#include "serve/serve_metrics.h"
+
+namespace galley::serve {
+
+struct RunnerOptions {
+  size_t queue_capacity = 1024;   // queued requests beyond this are rejected (kQueueFull)
+  BatchPolicy batch;
+};
+
+class ModelRunner {
+ public:
+  // `instances` are backend instances of one model (same metadata), one worker thread each.
+  ModelRunner(std::vector<std::unique_ptr<model::Backend>> instances, RunnerOptions options,
+              const Clock& clock, ServeMetrics* metrics);
+  ~ModelRunner();
+
+  const model::ModelMetadata& metadata() const { return instances_.front()->Metadata(); }
+
+  // Loads every instance; then runs `warmup` (if any) through each instance once. Sets ready.
+  absl::Status Load(const std::vector<model::InferInput>& warmup);
+  bool ready() const { return ready_.load(); }
+
+  void Start();
+  // Validates nothing (the caller did); enqueues or rejects at once. Thread-safe, never blocks.
+  void Submit(InferRequest&& request, InferCallback done);
+  // Stops taking work; answers everything still queued with kShuttingDown after letting the
+  // workers finish the batches they run. Idempotent.
+  void Stop();
+  // Queued plus running requests.
+  int64_t inflight() const { return inflight_.load(); }
+
+ private:
+  struct Item {
+    InferRequest request;
+    InferCallback done;
+    TimePoint enqueued;
+    int rows = 1;
+  };
+  void WorkerLoop(size_t instance);
+  void RunBatch(model::Backend& backend, std::vector<Item>& batch);
+
+  std::vector<std::unique_ptr<model::Backend>> instances_;
+  const RunnerOptions options_;
+  const Clock& clock_;
+  std::atomic<bool> ready_{false};
+  std::atomic<int64_t> inflight_{0};
+
+  prometheus::Histogram* queue_hist_;
+  prometheus::Histogram* compute_hist_;
+  prometheus::Histogram* batch_hist_;
+  prometheus::Gauge* queue_gauge_;
+  prometheus::Gauge* inflight_gauge_;
+  prometheus::Counter* executions_;
+  prometheus::Counter* inferences_;
+  prometheus::Gauge* load_gauge_;
+  prometheus::Gauge* ready_gauge_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+};
+
+// Rows in a request: the first dimension of its first input when the model batches, else 1.
+int RequestRows(const model::ModelMetadata& metadata, const model::InferInput& input);
+
+}  // namespace galley::serve

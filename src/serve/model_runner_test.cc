@@ -1,0 +1,173 @@
+#include "serve/model_runner.h"
+
+#include <future>
+
+#include "gtest/gtest.h"
+#include "model/testing/fake_backend.h"
+
+namespace galley::serve {
+namespace {
+
+using model::testing::FakeBackend;
+
+InferRequest Req(float x, TimePoint deadline = TimePoint::max()) {
+  InferRequest r;
+  r.model = "fake";
+  model::Tensor t{"x", model::DataType::kFp32, {1}, {}, {}};
+  t.Append<float>(x);
+  r.input.inputs.push_back(std::move(t));
+  r.deadline = deadline;
+  return r;
+}
+
+class ModelRunnerTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<ModelRunner> Make(size_t capacity, int max_batch) {
+    auto backend = std::make_unique<FakeBackend>("fake", max_batch);
+    fake_ = backend.get();
+    std::vector<std::unique_ptr<model::Backend>> v;
+    v.push_back(std::move(backend));
+    RunnerOptions o;
+    o.queue_capacity = capacity;
+    o.batch.max_batch_size = max_batch;
+    return std::make_unique<ModelRunner>(std::move(v), o, clock_, &metrics_);
+  }
+
+  metrics::Registry registry_;
+  ServeMetrics metrics_{registry_};
+  ManualClock clock_{TimePoint{} + std::chrono::seconds(100)};
+  FakeBackend* fake_ = nullptr;
+};
+
+TEST_F(ModelRunnerTest, RunsAndAnswersInOrder) {
+  auto runner = Make(16, 8);
+  ASSERT_TRUE(runner->Load({}).ok());
+  ASSERT_TRUE(runner->ready());
+  fake_->Block();
+  runner->Start();
+  // The first request occupies the worker; the next five queue up and form one batch.
+  std::vector<std::promise<InferResult>> results(6);
+  for (int i = 0; i < 6; ++i) {
+    runner->Submit(Req(static_cast<float>(i)), [&results, i](InferResult&& r) { results[i].set_value(std::move(r)); });
+    if (i == 0) fake_->WaitEntered(1);
+  }
+  EXPECT_EQ(runner->inflight(), 6);
+  fake_->Unblock();
+  for (int i = 0; i < 6; ++i) {
+    InferResult r = results[i].get_future().get();
+    ASSERT_EQ(r.outcome, Outcome::kOk) << r.message;
+    EXPECT_FLOAT_EQ(r.output.outputs[0].At<float>(0), 2.0f * i);
+  }
+  runner->Stop();
+  EXPECT_EQ(fake_->batch_sizes(), (std::vector<size_t>{1, 5}));
+  EXPECT_EQ(runner->inflight(), 0);
+}
+
+TEST_F(ModelRunnerTest, FullQueueRejectsAtOnce) {
+  auto runner = Make(2, 8);
+  ASSERT_TRUE(runner->Load({}).ok());
+  fake_->Block();
+  runner->Start();
+  std::vector<std::promise<InferResult>> results(4);
+  runner->Submit(Req(0), [&](InferResult&& r) { results[0].set_value(std::move(r)); });
+  fake_->WaitEntered(1);
+  for (int i = 1; i < 4; ++i) {
+    runner->Submit(Req(1), [&results, i](InferResult&& r) { results[i].set_value(std::move(r)); });
+  }
+  // Two fit in the queue; the fourth was answered synchronously with kQueueFull.
+  auto f3 = results[3].get_future();
+  ASSERT_EQ(f3.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  InferResult full = f3.get();
+  EXPECT_EQ(full.outcome, Outcome::kQueueFull);
+  EXPECT_NE(full.message.find("queue is full"), std::string::npos);
+  fake_->Unblock();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(results[i].get_future().get().outcome, Outcome::kOk);
+  runner->Stop();
+}
+
+TEST_F(ModelRunnerTest, ExpiredRequestsAreNeverRun) {
+  auto runner = Make(16, 8);
+  ASSERT_TRUE(runner->Load({}).ok());
+  fake_->Block();
+  runner->Start();
+  std::promise<InferResult> first, expiring, live;
+  runner->Submit(Req(0), [&](InferResult&& r) { first.set_value(std::move(r)); });
+  fake_->WaitEntered(1);
+  const TimePoint deadline = clock_.Now() + std::chrono::milliseconds(10);
+  runner->Submit(Req(-1, deadline), [&](InferResult&& r) { expiring.set_value(std::move(r)); });
+  runner->Submit(Req(3), [&](InferResult&& r) { live.set_value(std::move(r)); });
+  clock_.Advance(std::chrono::milliseconds(10));  // the deadline passes while it waits
+  fake_->Unblock();
+  EXPECT_EQ(first.get_future().get().outcome, Outcome::kOk);
+  InferResult e = expiring.get_future().get();
+  EXPECT_EQ(e.outcome, Outcome::kDeadlineExceeded);
+  EXPECT_EQ(live.get_future().get().outcome, Outcome::kOk);
+  runner->Stop();
+  // The expiring request (input -1 would have failed) never reached the backend.
+  EXPECT_EQ(fake_->batch_sizes(), (std::vector<size_t>{1, 1}));
+}
+
+TEST_F(ModelRunnerTest, PerRequestErrorFailsOnlyThatRequest) {
+  auto runner = Make(16, 8);
+  ASSERT_TRUE(runner->Load({}).ok());
+  fake_->Block();
+  runner->Start();
+  std::promise<InferResult> a, bad, c;
+  runner->Submit(Req(1), [&](InferResult&& r) { a.set_value(std::move(r)); });
+  fake_->WaitEntered(1);
+  runner->Submit(Req(-5), [&](InferResult&& r) { bad.set_value(std::move(r)); });
+  runner->Submit(Req(2), [&](InferResult&& r) { c.set_value(std::move(r)); });
+  fake_->Unblock();
+  EXPECT_EQ(a.get_future().get().outcome, Outcome::kOk);
+  InferResult b = bad.get_future().get();
+  EXPECT_EQ(b.outcome, Outcome::kInvalidInput);
+  EXPECT_EQ(b.message, "negative input");
+  EXPECT_EQ(c.get_future().get().outcome, Outcome::kOk);
+  runner->Stop();
+}
+
+TEST_F(ModelRunnerTest, StopFinishesAcceptedWorkThenRefuses) {
+  auto runner = Make(16, 8);
+  ASSERT_TRUE(runner->Load({}).ok());
+  fake_->Block();
+  runner->Start();
+  std::vector<std::promise<InferResult>> results(3);
+  for (int i = 0; i < 3; ++i) {
+    runner->Submit(Req(1), [&results, i](InferResult&& r) { results[i].set_value(std::move(r)); });
+    if (i == 0) fake_->WaitEntered(1);
+  }
+  std::thread stopper([&] { runner->Stop(); });
+  fake_->Unblock();
+  stopper.join();
+  for (auto& p : results) EXPECT_EQ(p.get_future().get().outcome, Outcome::kOk);
+  std::promise<InferResult> late;
+  runner->Submit(Req(1), [&](InferResult&& r) { late.set_value(std::move(r)); });
+  EXPECT_EQ(late.get_future().get().outcome, Outcome::kShuttingDown);
+  EXPECT_FALSE(runner->ready());
+}
+
+TEST_F(ModelRunnerTest, LoadFailureIsReportedAndNotReady) {
+  auto runner = Make(16, 8);
+  fake_->set_load_status(absl::NotFoundError("weights missing"));
+  absl::Status st = runner->Load({});
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(st.message().find("weights missing"), std::string_view::npos);
+  EXPECT_FALSE(runner->ready());
+}
+
+TEST_F(ModelRunnerTest, MetricsCountExecutionsAndInferences) {
+  auto runner = Make(16, 8);
+  ASSERT_TRUE(runner->Load({}).ok());
+  runner->Start();
+  std::promise<InferResult> p;
+  runner->Submit(Req(1), [&](InferResult&& r) { p.set_value(std::move(r)); });
+  ASSERT_EQ(p.get_future().get().outcome, Outcome::kOk);
+  runner->Stop();
+  const std::string text = registry_.Exposition();
+  EXPECT_NE(text.find("galley_model_executions_total{model=\"fake\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("galley_model_inferences_total{model=\"fake\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("galley_batch_size_count{model=\"fake\"} 1"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace galley::serve

@@ -1,0 +1,84 @@
+#include "serve/model_service.h"
+
+#include "common/strings.h"
+
+namespace galley::serve {
+
+std::string_view OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk: return "ok";
+    case Outcome::kInvalidInput: return "invalid_input";
+    case Outcome::kModelNotFound: return "model_not_found";
+    case Outcome::kModelNotReady: return "model_not_ready";
+    case Outcome::kQueueFull: return "queue_full";
+    case Outcome::kDeadlineExceeded: return "deadline_exceeded";
+    case Outcome::kShuttingDown: return "shutting_down";
+    case Outcome::kInternal: return "internal";
+  }
+  return "internal";
+}
+
+void ModelService::AddModel(std::unique_ptr<ModelRunner> runner) {
+  std::string name = runner->metadata().name;
+  runners_.emplace(std::move(name), std::move(runner));
+}
+
+ModelRunner* ModelService::runner(std::string_view name) const {
+  auto it = runners_.find(name);
+  return it == runners_.end() ? nullptr : it->second.get();
+}
+
+ModelRunner* ModelService::Find(std::string_view name, std::string_view version) const {
+  ModelRunner* r = runner(name);
+  if (r == nullptr) return nullptr;
+  if (!version.empty() && version != r->metadata().version) return nullptr;
+  return r;
+}
+
+void ModelService::Stop() {
+  for (auto& [name, r] : runners_) r->Stop();
+}
+
+std::vector<model::ModelMetadata> ModelService::Models() const {
+  std::vector<model::ModelMetadata> out;
+  for (const auto& [name, r] : runners_) out.push_back(r->metadata());
+  return out;
+}
+
+std::optional<model::ModelMetadata> ModelService::FindModel(std::string_view name,
+                                                            std::string_view version) const {
+  ModelRunner* r = Find(name, version);
+  if (r == nullptr) return std::nullopt;
+  return r->metadata();
+}
+
+bool ModelService::ModelReady(std::string_view name, std::string_view version) const {
+  ModelRunner* r = Find(name, version);
+  return r != nullptr && r->ready();
+}
+
+bool ModelService::Ready() const {
+  if (draining_.load() || runners_.empty()) return false;
+  for (const auto& [name, r] : runners_) {
+    if (!r->ready()) return false;
+  }
+  return true;
+}
+
+void ModelService::Infer(InferRequest&& request, InferCallback done) {
+  ModelRunner* r = Find(request.model, request.version);
+  if (r == nullptr) {
+    done(InferResult{Outcome::kModelNotFound,
+                     StrCat("unknown model '", request.model, "'",
+                                  request.version.empty() ? "" : StrCat(" version '", request.version, "'")),
+                     {}});
+    return;
+  }
+  if (!r->ready()) {
+    done(InferResult{Outcome::kModelNotReady, StrCat("model '", request.model, "' is not ready"), {}});
+    return;
+  }
+  r->Submit(std::move(request), std::move(done));
+}
+
+}  // namespace galley::serve

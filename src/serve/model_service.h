@@ -1,0 +1,41 @@
+// The InferenceService of one `galley serve` process: its models (each a ModelRunner), their
+// readiness, and draining.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "serve/inference_service.h"
+#include "serve/model_runner.h"
+
+namespace galley::serve {
+
+class ModelService final : public InferenceService {
+ public:
+  ModelService() = default;
+  // Adds a model before Start(); the name comes from the runner's metadata.
+  void AddModel(std::unique_ptr<ModelRunner> runner);
+  ModelRunner* runner(std::string_view name) const;
+
+  // Marks the server as draining: Ready() turns false at once. Work is still accepted.
+  void SetDraining() { draining_.store(true); }
+  // Stops every model (finishing accepted work).
+  void Stop();
+
+  std::vector<model::ModelMetadata> Models() const override;
+  std::optional<model::ModelMetadata> FindModel(std::string_view name,
+                                                std::string_view version) const override;
+  bool ModelReady(std::string_view name, std::string_view version) const override;
+  bool Ready() const override;
+  void Infer(InferRequest&& request, InferCallback done) override;
+
+ private:
+  ModelRunner* Find(std::string_view name, std::string_view version) const;
+
+  std::map<std::string, std::unique_ptr<ModelRunner>, std::less<>> runners_;  // fixed after start
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace galley::serve

@@ -1,0 +1,38 @@
+// The server's metric families. Names and labels are documented in the README ("Metrics").
+#pragma once
+
+#include <string>
+
+#include "metrics/registry.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+
+namespace galley::serve {
+
+// Buckets for the batch-size histogram: 1, 2, 4, ... 256 rows.
+const prometheus::Histogram::BucketBoundaries& BatchSizeBuckets();
+
+struct ServeMetrics {
+  explicit ServeMetrics(metrics::Registry& registry);
+
+  prometheus::Family<prometheus::Counter>& requests;           // endpoint, model, outcome
+  prometheus::Family<prometheus::Histogram>& request_duration; // endpoint
+  prometheus::Family<prometheus::Gauge>& http_inflight;        // (none)
+  prometheus::Family<prometheus::Gauge>& http_connections;     // (none)
+  prometheus::Family<prometheus::Histogram>& queue_duration;   // model
+  prometheus::Family<prometheus::Histogram>& compute_duration; // model
+  prometheus::Family<prometheus::Gauge>& queue_length;         // model
+  prometheus::Family<prometheus::Gauge>& model_inflight;       // model
+  prometheus::Family<prometheus::Histogram>& batch_size;       // model
+  prometheus::Family<prometheus::Counter>& executions;         // model
+  prometheus::Family<prometheus::Counter>& inferences;         // model
+  prometheus::Family<prometheus::Gauge>& load_duration;        // model
+  prometheus::Family<prometheus::Gauge>& model_ready;          // model
+
+  prometheus::Gauge& http_inflight_gauge;
+  prometheus::Gauge& http_connections_gauge;
+};
+
+}  // namespace galley::serve
