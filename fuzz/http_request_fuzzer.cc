@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Feed the bytes in two pieces, as a network would deliver them.
   const size_t split = size / 2;
   used += parser.put(boost::asio::buffer(data, split), ec);
-  if (!ec || ec == bhttp::error::need_more) {
+  if ((!ec || ec == bhttp::error::need_more) && !parser.is_done() && used < size) {
     ec = {};
     used += parser.put(boost::asio::buffer(data + used, size - used), ec);
   }

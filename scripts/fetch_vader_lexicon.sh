@@ -17,11 +17,17 @@ readonly VERSION="3.3.2"
 readonly WHEEL="vaderSentiment-${VERSION}-py2.py3-none-any.whl"
 readonly WHEEL_SHA256="3bf1d243b98b1afad575b9f22bc2cb1e212b94ff89ca74f8a23a588d024ea311"
 
-# file in .deps/vader | member of the wheel | sha256
-readonly FILES=(
-  "vader_lexicon.txt|vaderSentiment/vader_lexicon.txt|1ec9c6e9ee19aade328f8beb393a6afa71a5bb3acf7d3cc22d4ef568df374bf5"
-  "emoji_utf8_lexicon.txt|vaderSentiment/emoji_utf8_lexicon.txt|b8d54223ae1ce22a3e12c1f745316b71678c328eb5f5d3063a842f37cfbe2823"
-  "LICENSE.txt|vaderSentiment-${VERSION}.dist-info/LICENSE.txt|74cfe41cdbf7f6925aeb4c18c148ec8db042540edb6739fd81069aa4e3c8b118"
+# Each file: its name in .deps/vader, its path in the wheel, and its sha256.
+readonly NAMES=(vader_lexicon.txt emoji_utf8_lexicon.txt LICENSE.txt)
+readonly MEMBERS=(
+  vaderSentiment/vader_lexicon.txt
+  vaderSentiment/emoji_utf8_lexicon.txt
+  "vaderSentiment-${VERSION}.dist-info/LICENSE.txt"
+)
+readonly SUMS=(
+  1ec9c6e9ee19aade328f8beb393a6afa71a5bb3acf7d3cc22d4ef568df374bf5
+  b8d54223ae1ce22a3e12c1f745316b71678c328eb5f5d3063a842f37cfbe2823
+  74cfe41cdbf7f6925aeb4c18c148ec8db042540edb6739fd81069aa4e3c8b118
 )
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,11 +36,10 @@ dest="${repo_root}/.deps/vader"
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
 all_present() {
-  local entry name sum
-  for entry in "${FILES[@]}"; do
-    IFS='|' read -r name _ sum <<<"${entry}"
-    [[ -f "${dest}/${name}" ]] || return 1
-    [[ "$(sha256_of "${dest}/${name}")" == "${sum}" ]] || return 1
+  local i
+  for i in "${!NAMES[@]}"; do
+    [[ -f "${dest}/${NAMES[i]}" ]] || return 1
+    [[ "$(sha256_of "${dest}/${NAMES[i]}")" == "${SUMS[i]}" ]] || return 1
   done
 }
 
@@ -69,24 +74,22 @@ fi
 # Extract into a staging folder, check every file, then move them into place.
 stage="${tmp}/stage"
 mkdir -p "${stage}"
-for entry in "${FILES[@]}"; do
-  IFS='|' read -r name member sum <<<"${entry}"
-  "${PYTHON}" - "${tmp}/${WHEEL}" "${member}" "${stage}/${name}" <<'EOF'
+for i in "${!NAMES[@]}"; do
+  "${PYTHON}" -c '
 import sys, zipfile
 wheel, member, out = sys.argv[1:4]
 with zipfile.ZipFile(wheel) as z, open(out, "wb") as f:
     f.write(z.read(member))
-EOF
-  got="$(sha256_of "${stage}/${name}")"
-  if [[ "${got}" != "${sum}" ]]; then
-    echo "vader: checksum mismatch for ${member}: expected ${sum}, got ${got}" >&2
+' "${tmp}/${WHEEL}" "${MEMBERS[i]}" "${stage}/${NAMES[i]}"
+  got="$(sha256_of "${stage}/${NAMES[i]}")"
+  if [[ "${got}" != "${SUMS[i]}" ]]; then
+    echo "vader: checksum mismatch for ${MEMBERS[i]}: expected ${SUMS[i]}, got ${got}" >&2
     exit 1
   fi
 done
 
 mkdir -p "${dest}"
-for entry in "${FILES[@]}"; do
-  IFS='|' read -r name _ _ <<<"${entry}"
+for name in "${NAMES[@]}"; do
   mv -f "${stage}/${name}" "${dest}/${name}"
 done
 echo "vader: installed lexicons into ${dest}"

@@ -62,7 +62,12 @@ int main(int argc, char** argv) {
   Flag(serve, "model", opts.frontend.analyze_model, "name of the sentiment model");
   Flag(serve, "log-level", log_level, "debug, info, warn or error");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every usage error exits 2, with CLI11's message on stderr.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   galley::log::Level level;
   if (!galley::log::ParseLevel(log_level, &level)) {

@@ -16,6 +16,9 @@ using Verb = boost::beast::http::verb;
 
 // A response with a JSON body and Content-Type: application/json.
 Response JsonResponse(Status status, std::string body);
+// The current time as an HTTP-date (RFC 9110 §5.6.7), cached per second per thread.
+std::string_view HttpDateNow();
+
 // {"error": message} with the given status.
 Response JsonError(Status status, std::string_view message);
 

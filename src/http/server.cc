@@ -9,7 +9,9 @@
 
 #include "common/strings.h"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/core/tcp_stream.hpp"
@@ -20,6 +22,7 @@
 #include "boost/beast/http/read.hpp"
 #include "boost/beast/http/write.hpp"
 #include "common/log.h"
+#include "common/strings.h"
 #include "http/parser_limits.h"
 
 namespace galley::http {
@@ -56,8 +59,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(bool close, error_code ec, size_t n);
   void Close();
 
+  void Reject(Status status, std::string_view message);
+
   beast::tcp_stream stream_;
   ServerImpl* server_;
+  // Deadline for receiving one whole request. Separate from the stream's own timeout (which
+  // closes the socket) so that a late request can still be answered with 408.
+  asio::steady_timer request_timer_;
+  bool request_timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<Response> pending_;
@@ -69,8 +78,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class ServerImpl final : public Server {
  public:
-  ServerImpl(const ServerOptions& options, Handler handler)
-      : options_(options), handler_(std::move(handler)), ioc_(options.io_threads),
+  ServerImpl(const ServerOptions& options, Handler handler, RejectHook on_rejected)
+      : options_(options), handler_(std::move(handler)), on_rejected_(std::move(on_rejected)),
+        ioc_(options.io_threads),
         acceptor_(asio::make_strand(ioc_)) {}
 
   ~ServerImpl() override { Stop(); }
@@ -95,6 +105,9 @@ class ServerImpl final : public Server {
   uint16_t port() const override { return port_; }
 
   void Start() override {
+    // Keeps run() going while sessions wait on model callbacks with no I/O pending (e.g. after
+    // the acceptor closes during a drain); released by Stop().
+    work_.emplace(ioc_.get_executor());
     Accept();
     threads_.reserve(options_.io_threads);
     for (int i = 0; i < options_.io_threads; ++i) {
@@ -126,6 +139,7 @@ class ServerImpl final : public Server {
   void Stop() override {
     if (stopped_.exchange(true)) return;
     StopAccepting();
+    work_.reset();
     ioc_.stop();
     for (auto& t : threads_) {
       if (t.joinable()) t.join();
@@ -137,6 +151,9 @@ class ServerImpl final : public Server {
 
   const ServerOptions& options() const { return options_; }
   bool draining() const { return accepting_stopped_.load(); }
+  void Rejected(Status status) {
+    if (on_rejected_) on_rejected_(status);
+  }
   void Handle(Request&& req, Responder respond) {
     stats_.requests.fetch_add(1, std::memory_order_relaxed);
     handler_(std::move(req), std::move(respond));
@@ -178,6 +195,7 @@ class ServerImpl final : public Server {
     auto session = std::make_shared<Session>(std::move(socket), this);
     if (open >= options_.max_connections) {
       stats_.rejected_connections.fetch_add(1, std::memory_order_relaxed);
+      Rejected(Status::service_unavailable);
       session->Refuse(JsonError(Status::service_unavailable, "too many open connections"));
       return;
     }
@@ -187,6 +205,7 @@ class ServerImpl final : public Server {
 
   ServerOptions options_;
   Handler handler_;
+  RejectHook on_rejected_;
   ServerStats stats_;
   std::atomic<bool> accepting_stopped_{false};
   std::atomic<bool> stopped_{false};
@@ -196,12 +215,13 @@ class ServerImpl final : public Server {
   std::unordered_set<Session*> sessions_;  // guarded by mu_
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   uint16_t port_ = 0;
   std::vector<std::thread> threads_;
 };
 
 Session::Session(tcp::socket&& socket, ServerImpl* server)
-    : stream_(std::move(socket)), server_(server) {
+    : stream_(std::move(socket)), server_(server), request_timer_(stream_.get_executor()) {
   server_->Register(this);
 }
 
@@ -248,7 +268,15 @@ void Session::OnFirstBytes(error_code ec, size_t n) {
 }
 
 void Session::ReadRequest() {
-  stream_.expires_after(server_->options().request_timeout);
+  stream_.expires_never();
+  request_timed_out_ = false;
+  request_timer_.expires_after(server_->options().request_timeout);
+  request_timer_.async_wait([self = shared_from_this()](error_code ec) {
+    if (ec) return;  // cancelled: the request arrived in time
+    self->request_timed_out_ = true;
+    error_code ignored;
+    self->stream_.socket().cancel(ignored);
+  });
   bhttp::async_read_header(stream_, buffer_, *parser_,
                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
 }
@@ -275,28 +303,31 @@ void Session::ReadBody() {
                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
 }
 
+void Session::Reject(Status status, std::string_view message) {
+  server_->Rejected(status);
+  Write(JsonError(status, message), /*close_after=*/true);
+}
+
 void Session::OnRead(error_code ec, size_t) {
+  request_timer_.cancel();
+  const ServerOptions& o = server_->options();
+  if (request_timed_out_) {
+    return Reject(Status::request_timeout, StrCat("request not received within ",
+                                                  o.request_timeout.count(), " ms"));
+  }
   if (ec == bhttp::error::body_limit) {
-    return Write(JsonError(Status::payload_too_large, "request body exceeds the limit of " +
-                                                          std::to_string(server_->options().max_body_bytes) + " bytes"),
-                 true);
+    return Reject(Status::payload_too_large,
+                  StrCat("request body exceeds the limit of ", o.max_body_bytes, " bytes"));
   }
   if (ec == bhttp::error::header_limit) {
-    return Write(JsonError(Status::request_header_fields_too_large,
-                           "request header exceeds the limit of " +
-                               std::to_string(server_->options().max_header_bytes) + " bytes"),
-                 true);
-  }
-  if (ec == beast::error::timeout) {
-    return Write(JsonError(Status::request_timeout, "request not received in time"), true);
+    return Reject(Status::request_header_fields_too_large,
+                  StrCat("request header exceeds the limit of ", o.max_header_bytes, " bytes"));
   }
   if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
       ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
     return Close();
   }
-  if (ec) {
-    return Write(JsonError(Status::bad_request, "malformed HTTP request: " + ec.message()), true);
-  }
+  if (ec) return Reject(Status::bad_request, StrCat("malformed HTTP request: ", ec.message()));
   Dispatch();
 }
 
@@ -318,6 +349,7 @@ void Session::Write(Response&& res, bool close_after) {
   const bool close = close_after || draining_ || !request_keep_alive_;
   res.keep_alive(!close);
   res.set(bhttp::field::server, "galley");
+  res.set(bhttp::field::date, HttpDateNow());
   pending_ = std::make_shared<Response>(std::move(res));
   stream_.expires_after(server_->options().write_timeout);
   bhttp::async_write(stream_, *pending_,
@@ -333,6 +365,7 @@ void Session::OnWrite(bool close, error_code ec, size_t) {
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
+  request_timer_.cancel();
   error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream_.socket().close(ec);
@@ -341,9 +374,9 @@ void Session::Close() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options,
-                                                       Handler handler) {
+                                                       Handler handler, RejectHook on_rejected) {
   if (options.io_threads < 1) return absl::InvalidArgumentError("io_threads must be at least 1");
-  auto server = std::make_unique<ServerImpl>(options, std::move(handler));
+  auto server = std::make_unique<ServerImpl>(options, std::move(handler), std::move(on_rejected));
   if (auto st = server->Listen(); !st.ok()) return st;
   return std::unique_ptr<Server>(std::move(server));
 }

@@ -34,6 +34,9 @@ struct ServerOptions {
 using Responder = std::function<void(Response&&)>;
 // Handles one request. Runs on an I/O thread; must not block.
 using Handler = std::function<void(Request&& request, Responder respond)>;
+// Told of each answer the server gives on its own, before routing (408, 413, 431, a malformed
+// request's 400, or 503 for too many connections). Runs on an I/O thread; must not block.
+using RejectHook = std::function<void(Status status)>;
 
 // Counters for tests and metrics. All monotonically increasing except `open_connections`.
 struct ServerStats {
@@ -47,7 +50,8 @@ class Server {
  public:
   // Binds and listens (so port() is valid on return), but accepts nothing until Start().
   static absl::StatusOr<std::unique_ptr<Server>> Create(const ServerOptions& options,
-                                                        Handler handler);
+                                                        Handler handler,
+                                                        RejectHook on_rejected = {});
   virtual ~Server() = default;
 
   // The bound port (the chosen one when options.port was 0).

@@ -1,7 +1,10 @@
 // Implementation of vader.h: text preparation (emoji replacement, tokenization) and the pipeline.
 #include "model/vader.h"
 
-#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -28,29 +31,48 @@ struct PreparedText {
   size_t questions = 0;
 };
 
+// Appends `bytes` to `buffer` with one memcpy (InlinedVector::insert copies byte by byte).
+void Append(TextBuffer& buffer, std::string_view bytes) {
+  const size_t size = buffer.size();
+  buffer.resize(size + bytes.size());
+  std::memcpy(buffer.data() + size, bytes.data(), bytes.size());
+}
+
 PreparedText ReplaceEmojis(const VaderLexicon& lexicon, std::string_view input) {
   PreparedText out;
   out.text.reserve(input.size());
+  const auto count_marks = [&out](std::string_view text) {
+    for (char c : text) {
+      out.exclamations += c == '!';
+      out.questions += c == '?';
+    }
+  };
   size_t run_start = 0;  // input[run_start, pos) is copied as it is; before it, an emoji
+  const bool ascii_emojis = lexicon.HasAsciiEmojis();
   for (size_t pos = 0; pos < input.size();) {
+    if (static_cast<unsigned char>(input[pos]) < 0x80 && !ascii_emojis) {
+      ++pos;
+      continue;
+    }
     const vader_text::Char c = vader_text::DecodeAt(input, pos);
     const std::string* description = c.valid ? lexicon.FindEmoji(c.code_point) : nullptr;
     if (description == nullptr) {
       pos += c.length;
       continue;
     }
-    out.text.insert(out.text.end(), input.begin() + run_start, input.begin() + pos);
+    Append(out.text, input.substr(run_start, pos - run_start));
+    count_marks(input.substr(run_start, pos - run_start));
     // The reference puts a space before a description unless the previous character was ' ' (or
     // there was none), and never one after it.
     const bool previous_is_space = pos > run_start ? input[pos - 1] == ' ' : pos == 0;
     if (!previous_is_space) out.text.push_back(' ');
-    out.text.insert(out.text.end(), description->begin(), description->end());
+    Append(out.text, *description);
+    count_marks(*description);
     pos += c.length;
     run_start = pos;
   }
-  out.text.insert(out.text.end(), input.begin() + run_start, input.end());
-  out.exclamations = std::count(out.text.begin(), out.text.end(), '!');
-  out.questions = std::count(out.text.begin(), out.text.end(), '?');
+  Append(out.text, input.substr(run_start));
+  count_marks(input.substr(run_start));
   return out;
 }
 
@@ -60,6 +82,7 @@ std::pair<size_t, size_t> StripPunctuation(std::string_view text, size_t begin, 
   size_t b = begin, e = end;
   while (b < e && vader_text::IsAsciiPunctuation(text[b])) ++b;
   while (e > b && vader_text::IsAsciiPunctuation(text[e - 1])) --e;
+  if (b == begin && e == end) return {begin, end};  // nothing to strip
   const size_t bytes = e - b;
   // A character is 1 to 4 bytes: only 3 to 8 bytes need counting.
   const bool short_word =

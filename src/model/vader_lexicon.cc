@@ -5,6 +5,8 @@
 #include <cmath>
 #include <functional>
 #include <initializer_list>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -22,6 +24,7 @@ std::string_view Excerpt(std::string_view line) { return line.substr(0, 80); }
 
 // Calls `fn(line_number, first_field, second_field)` for each non-blank line of `text`, split the
 // way the reference splits it: text.rstrip('\n').split('\n'), then line.strip().split('\t')[0:2].
+// The first field is never empty: a stripped line cannot start with a tab.
 absl::Status ForEachEntry(
     std::string_view name, std::string_view text,
     const std::function<absl::Status(size_t, std::string_view, std::string_view)>& fn) {
@@ -40,8 +43,8 @@ absl::Status ForEachEntry(
     const size_t tab = line.find('\t');
     if (tab == std::string_view::npos) {
       return absl::InvalidArgumentError(StrCat(name, " line ", line_number,
-                                                     ": expected two tab-separated fields, got \"",
-                                                     Excerpt(line), "\""));
+                                               ": expected two tab-separated fields, got \"",
+                                               Excerpt(line), "\""));
     }
     std::string_view second = line.substr(tab + 1);
     second = second.substr(0, second.find('\t'));
@@ -50,16 +53,18 @@ absl::Status ForEachEntry(
   return absl::OkStatus();
 }
 
-// Python's float() for the numbers the lexicon holds.
-bool ParseNumber(std::string_view text, double* value) {
+// Python's float() for the numbers the lexicon holds (see the NOTE in the header).
+std::optional<double> ParseNumber(std::string_view text) {
   text = vader_text::StripSpace(text);
   if (!text.empty() && text.front() == '+') {
     text.remove_prefix(1);
-    if (!text.empty() && text.front() == '-') return false;
+    if (!text.empty() && text.front() == '-') return std::nullopt;
   }
+  double value = 0.0;
   const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, *value, std::chars_format::general);
-  return ec == std::errc() && ptr == end && std::isfinite(*value);
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value, std::chars_format::general);
+  if (ec != std::errc() || ptr != end || !std::isfinite(value)) return std::nullopt;
+  return value;
 }
 
 }  // namespace
@@ -70,47 +75,49 @@ absl::StatusOr<VaderLexicon> VaderLexicon::Parse(std::string_view lexicon,
   RETURN_IF_ERROR(ForEachEntry(
       "VADER lexicon", lexicon,
       [&out](size_t line_number, std::string_view word, std::string_view measure) {
-        double valence;
-        if (!ParseNumber(measure, &valence)) {
-          return absl::InvalidArgumentError(StrCat("VADER lexicon line ", line_number,
-                                                         ": \"", Excerpt(measure),
-                                                         "\" is not a number"));
+        const std::optional<double> valence = ParseNumber(measure);
+        if (!valence.has_value()) {
+          return absl::InvalidArgumentError(StrCat("VADER lexicon line ", line_number, ": \"",
+                                                   Excerpt(measure), "\" is not a number"));
         }
         VaderWordInfo& info = out.words_[std::string(word)];
         if (!info.in_lexicon) ++out.lexicon_size_;
         info.in_lexicon = true;
-        info.valence = valence;
+        info.valence = *valence;
         return absl::OkStatus();
       }));
   RETURN_IF_ERROR(ForEachEntry(
       "VADER emoji lexicon", emoji,
       [&out](size_t, std::string_view key, std::string_view description) {
-        if (key.empty()) return absl::OkStatus();
-        const vader_text::Char c = vader_text::DecodeAt(key, 0);
+        const vader_text::Char c = vader_text::DecodeAt(key, 0);  // key is never empty
         if (c.length != key.size()) return absl::OkStatus();  // several code points: never used
         out.emojis_.insert_or_assign(c.code_point, std::string(description));
         if (c.code_point < 0x80) out.ascii_emoji_.set(c.code_point);
         return absl::OkStatus();
       }));
+  out.AddReferenceWordLists();
+  return out;
+}
+
+void VaderLexicon::AddReferenceWordLists() {
   for (const vader::WeightedPhrase& booster : vader::kBoosters) {
     if (booster.text.find(' ') != std::string_view::npos) continue;  // phrases: see vader_rules
-    VaderWordInfo& info = out.words_[std::string(booster.text)];
+    VaderWordInfo& info = words_[std::string(booster.text)];
     info.is_booster = true;
     info.booster = booster.value;
   }
   for (std::string_view negation : vader::kNegations) {
-    out.words_[std::string(negation)].is_negation = true;
+    words_[std::string(negation)].is_negation = true;
   }
-  for (const auto& table : {absl::MakeConstSpan(vader::kSpecialCases),
-                            absl::MakeConstSpan(vader::kBoosters)}) {
+  for (const auto& table :
+       {absl::MakeConstSpan(vader::kSpecialCases), absl::MakeConstSpan(vader::kBoosters)}) {
     for (const vader::WeightedPhrase& phrase : table) {
       if (phrase.text.find(' ') == std::string_view::npos) continue;
       for (std::string_view word : Split(phrase.text, ' ')) {
-        out.words_[std::string(word)].in_phrase = true;
+        words_[std::string(word)].in_phrase = true;
       }
     }
   }
-  return out;
 }
 
 }  // namespace galley::model

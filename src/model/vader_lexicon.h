@@ -51,10 +51,16 @@ class VaderLexicon {
     return it == emojis_.end() ? nullptr : &it->second;
   }
 
+  // False when no emoji is a single ASCII character (true of the shipped lexicon).
+  bool HasAsciiEmojis() const { return ascii_emoji_.any(); }
+
   size_t lexicon_size() const { return lexicon_size_; }
   size_t emoji_count() const { return emojis_.size(); }
 
  private:
+  // Adds the reference's BOOSTER_DICT, NEGATE and phrase words to words_.
+  void AddReferenceWordLists();
+
   absl::flat_hash_map<std::string, VaderWordInfo> words_;
   absl::flat_hash_map<char32_t, std::string> emojis_;
   std::bitset<128> ascii_emoji_;  // ASCII characters that are emoji keys (none in the shipped file)

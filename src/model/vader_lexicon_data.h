@@ -7,9 +7,9 @@
 
 namespace galley::model {
 
-// The text of vader_lexicon.txt ("token<TAB>mean<TAB>stddev<TAB>[ratings]" lines), except that CR LF
-// line ends are LF (see vader_embed.cmake). The view stays valid for the life of the program.
-// Thread-safe.
+// The text of vader_lexicon.txt ("token<TAB>mean<TAB>stddev<TAB>[ratings]" lines), except that
+// CR LF line ends are LF (see vader_embed.cmake). The view stays valid for the life of the
+// program. Thread-safe.
 std::string_view VaderLexiconText();
 
 // The text of emoji_utf8_lexicon.txt ("emoji<TAB>description" lines), except that CR LF line ends

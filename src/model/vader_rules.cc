@@ -17,22 +17,43 @@ namespace {
 // Above this many tokens the "but" rule switches from scanning to an index.
 constexpr size_t kButScanLimit = kInlineTokens;
 
+// A multi-word entry of a phrase table, split into words at compile time.
+struct Phrase {
+  std::array<std::string_view, 3> words{};
+  size_t size = 0;
+  double value = 0.0;
+};
+
 template <size_t N>
-constexpr size_t CountPhrases(const std::array<WeightedPhrase, N>& table) {
+constexpr size_t CountMultiWord(const std::array<WeightedPhrase, N>& table) {
   size_t n = 0;
   for (const WeightedPhrase& p : table) n += p.text.find(' ') != std::string_view::npos;
   return n;
 }
 
-// The multi-word entries of BOOSTER_DICT ("just enough", "kind of", "sort of").
-constexpr auto kBoosterPhrases = [] {
-  std::array<WeightedPhrase, CountPhrases(kBoosters)> out{};
+// The multi-word entries of `table`; one-word entries never match a run of two or three tokens.
+template <size_t M, size_t N>
+constexpr std::array<Phrase, M> SplitMultiWord(const std::array<WeightedPhrase, N>& table) {
+  std::array<Phrase, M> out{};
   size_t n = 0;
-  for (const WeightedPhrase& p : kBoosters) {
-    if (p.text.find(' ') != std::string_view::npos) out[n++] = p;
+  for (const WeightedPhrase& entry : table) {
+    std::string_view text = entry.text;
+    if (text.find(' ') == std::string_view::npos) continue;
+    Phrase& phrase = out[n++];
+    phrase.value = entry.value;
+    while (true) {
+      const size_t space = text.find(' ');
+      phrase.words[phrase.size++] = text.substr(0, space);
+      if (space == std::string_view::npos) break;
+      text.remove_prefix(space + 1);
+    }
   }
   return out;
-}();
+}
+
+// SPECIAL_CASES and the BOOSTER_DICT phrases ("just enough", "kind of", "sort of").
+constexpr auto kIdioms = SplitMultiWord<CountMultiWord(kSpecialCases)>(kSpecialCases);
+constexpr auto kBoosterPhrases = SplitMultiWord<CountMultiWord(kBoosters)>(kBoosters);
 
 bool Is(const Token& token, std::string_view word) { return token.lower == word; }
 bool IsSoOrThis(const Token& token) { return Is(token, "so") || Is(token, "this"); }
@@ -43,24 +64,17 @@ struct Run {
   size_t count;
 };
 
-// True when the run spells `phrase` exactly, which is what the reference's comparison of
+// The phrase the run spells, if any. Comparing words is what the reference's comparison of
 // space-joined words amounts to, tokens having no spaces.
-bool Spells(absl::Span<const Token> w, Run run, std::string_view phrase) {
-  for (size_t k = 0; k < run.count; ++k) {
-    const size_t space = phrase.find(' ');
-    if (w[run.first + k].lower != phrase.substr(0, space)) return false;
-    if (space == std::string_view::npos) return k + 1 == run.count;
-    phrase.remove_prefix(space + 1);
-  }
-  return false;
-}
-
-const WeightedPhrase* FindPhrase(absl::Span<const WeightedPhrase> table,
-                                 absl::Span<const Token> w, Run run) {
-  // Every word of a multi-word phrase is marked in_phrase; most runs fail here.
+inline const Phrase* FindPhrase(absl::Span<const Phrase> table, absl::Span<const Token> w,
+                                Run run) {
+  // Every word of a phrase is marked in_phrase; most runs fail here.
   if (w[run.first].info == nullptr || !w[run.first].info->in_phrase) return nullptr;
-  for (const WeightedPhrase& phrase : table) {
-    if (Spells(w, run, phrase.text)) return &phrase;
+  for (const Phrase& phrase : table) {
+    if (phrase.size != run.count) continue;
+    size_t k = 0;
+    while (k < run.count && w[run.first + k].lower == phrase.words[k]) ++k;
+    if (k == run.count) return &phrase;
   }
   return nullptr;
 }
@@ -111,20 +125,20 @@ double SpecialIdiomsCheck(double valence, absl::Span<const Token> w, size_t i) {
   const size_t n = w.size();
   // onezero, twoonezero, twoone, threetwoone, threetwo: the first that is an idiom wins.
   for (Run run : {Run{i - 1, 2}, Run{i - 2, 3}, Run{i - 2, 2}, Run{i - 3, 3}, Run{i - 3, 2}}) {
-    if (const WeightedPhrase* idiom = FindPhrase(kSpecialCases, w, run)) {
+    if (const Phrase* idiom = FindPhrase(kIdioms, w, run)) {
       valence = idiom->value;
       break;
     }
   }
   if (n - 1 > i) {
-    if (const WeightedPhrase* idiom = FindPhrase(kSpecialCases, w, {i, 2})) valence = idiom->value;
+    if (const Phrase* idiom = FindPhrase(kIdioms, w, {i, 2})) valence = idiom->value;
   }
   if (n - 1 > i + 1) {
-    if (const WeightedPhrase* idiom = FindPhrase(kSpecialCases, w, {i, 3})) valence = idiom->value;
+    if (const Phrase* idiom = FindPhrase(kIdioms, w, {i, 3})) valence = idiom->value;
   }
   // Booster/dampener phrases such as "kind of" before the word.
   for (Run run : {Run{i - 3, 3}, Run{i - 3, 2}, Run{i - 2, 2}}) {
-    if (const WeightedPhrase* booster = FindPhrase(kBoosterPhrases, w, run)) {
+    if (const Phrase* booster = FindPhrase(kBoosterPhrases, w, run)) {
       valence = valence + booster->value;
     }
   }
@@ -160,8 +174,8 @@ double LexiconValence(absl::Span<const Token> w, size_t i, bool caps_differentia
     }
   }
   for (size_t start = 0; start < 3; ++start) {
-    // Boosters, negations and idioms up to three words back; a lexicon word in between stops
-    // nothing, it is only skipped.
+    // Boosters, negations and idioms up to three words back. A word that is itself in the
+    // lexicon is not read as a modifier (at distance 3 that also skips the idiom check).
     if (i > start && !w[i - (start + 1)].in_lexicon()) {
       double scalar = BoosterScalar(w[i - (start + 1)], valence, caps_differential);
       if (start == 1 && scalar != 0) scalar = scalar * 0.95;

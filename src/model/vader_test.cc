@@ -3,13 +3,14 @@
 // input, and the pieces with tricky arithmetic (the "but" rule, Python's round()).
 #include "model/vader.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"

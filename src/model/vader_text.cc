@@ -1,6 +1,8 @@
 // Implementation of vader_text.h.
 #include "model/vader_text.h"
 
+#include <algorithm>
+
 namespace galley::model::vader_text {
 namespace {
 
@@ -20,9 +22,8 @@ Case CaseOfLatin1(char32_t cp) {
 
 }  // namespace
 
-Char DecodeAt(std::string_view text, size_t pos) {
+Char DecodeNonAsciiAt(std::string_view text, size_t pos) {
   const auto b0 = static_cast<unsigned char>(text[pos]);
-  if (b0 < 0x80) return {b0, 1, true};
   size_t length;
   char32_t cp;
   unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
@@ -64,6 +65,9 @@ bool IsValidUtf8(std::string_view text) {
 }
 
 size_t CharCount(std::string_view text) {
+  if (std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; })) {
+    return text.size();
+  }
   size_t count = 0;
   for (size_t pos = 0; pos < text.size(); pos += DecodeAt(text, pos).length) ++count;
   return count;
@@ -75,9 +79,8 @@ bool IsPythonSpace(char32_t cp) {
          cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
-size_t SpaceLengthAt(std::string_view text, size_t pos) {
+size_t NonAsciiSpaceLengthAt(std::string_view text, size_t pos) {
   const auto b0 = static_cast<unsigned char>(text[pos]);
-  if (b0 < 0x80) return IsPythonSpace(b0) ? 1 : 0;
   // Every non-ASCII space starts with one of these bytes; skip decoding for everything else.
   if (b0 != 0xC2 && b0 != 0xE1 && b0 != 0xE2 && b0 != 0xE3) return 0;
   const Char c = DecodeAt(text, pos);

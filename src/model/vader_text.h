@@ -29,7 +29,11 @@ struct Char {
 
 // Decodes the character at `pos` (< text.size()) with strict UTF-8 rules (no overlong forms, no
 // surrogates, nothing above U+10FFFF).
-Char DecodeAt(std::string_view text, size_t pos);
+Char DecodeNonAsciiAt(std::string_view text, size_t pos);
+inline Char DecodeAt(std::string_view text, size_t pos) {
+  const auto b = static_cast<unsigned char>(text[pos]);
+  return b < 0x80 ? Char{b, 1, true} : DecodeNonAsciiAt(text, pos);
+}
 
 // True when every byte of `text` is part of valid UTF-8.
 bool IsValidUtf8(std::string_view text);
@@ -40,8 +44,13 @@ size_t CharCount(std::string_view text);
 // Python's str.isspace() for one code point (what str.split() and str.strip() split on).
 bool IsPythonSpace(char32_t code_point);
 
-// Length in bytes of the whitespace character at `pos`, or 0 if there is none there.
-size_t SpaceLengthAt(std::string_view text, size_t pos);
+// Length in bytes of the whitespace character at `pos` (< text.size()), or 0 if there is none.
+size_t NonAsciiSpaceLengthAt(std::string_view text, size_t pos);
+inline size_t SpaceLengthAt(std::string_view text, size_t pos) {
+  const auto b = static_cast<unsigned char>(text[pos]);
+  if (b < 0x80) return (b >= 0x09 && b <= 0x0D) || (b >= 0x1C && b <= 0x20) ? 1 : 0;
+  return NonAsciiSpaceLengthAt(text, pos);
+}
 
 // Python's str.strip() with no argument.
 std::string_view StripSpace(std::string_view text);

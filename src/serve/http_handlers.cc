@@ -7,6 +7,7 @@
 #include "common/strings.h"
 #include "common/log.h"
 #include "serve/oip_json.h"
+#include "serve/request_metrics.h"
 
 namespace galley::serve {
 namespace {
@@ -24,13 +25,22 @@ class Frontend : public std::enable_shared_from_this<Frontend> {
   Frontend(InferenceService& service, metrics::Registry& registry, ServeMetrics& metrics,
            const Clock& clock, HttpFrontendOptions options, std::function<void()> before_scrape)
       : service_(service), registry_(registry), metrics_(metrics), clock_(clock),
-        options_(std::move(options)), before_scrape_(std::move(before_scrape)) {}
+        options_(std::move(options)), before_scrape_(std::move(before_scrape)),
+        request_metrics_(metrics, ModelNames(service)),
+        analyze_model_index_(request_metrics_.ModelIndex(options_.analyze_model)) {}
 
   void Handle(Request&& req, Responder respond);
+  void OnRejected(http::Status status) { request_metrics_.Record(Endpoint::kHttp, -1, status, 0); }
 
  private:
-  // Wraps `respond` so that the answer is counted under `endpoint` and `model`.
-  Responder Counted(std::string_view endpoint, std::string model, Responder respond);
+  static std::vector<std::string> ModelNames(const InferenceService& service) {
+    std::vector<std::string> names;
+    for (const auto& md : service.Models()) names.push_back(md.name);
+    return names;
+  }
+  // Wraps `respond` so that the answer is counted under `endpoint` and the model (by name; an
+  // unknown name is counted as model="").
+  Responder Counted(Endpoint endpoint, std::string_view model, Responder respond);
   void Route(Request&& req, Responder respond);
   void Analyze(Request&& req, Responder respond);
   void Infer(Request&& req, std::string model, std::string version, Responder respond);
@@ -42,6 +52,8 @@ class Frontend : public std::enable_shared_from_this<Frontend> {
   const Clock& clock_;
   const HttpFrontendOptions options_;
   std::function<void()> before_scrape_;
+  RequestMetrics request_metrics_;
+  const int analyze_model_index_;
 };
 
 Response Text(http::Status status, std::string body, std::string_view type) {
@@ -58,25 +70,15 @@ Response ErrorFor(Outcome outcome, std::string_view message) {
   return res;
 }
 
+std::string UnknownModel(std::string_view name, std::string_view version) {
+  if (version.empty()) return StrCat("unknown model '", name, "'");
+  return StrCat("unknown model '", name, "' version '", version, "'");
+}
+
 bool IsJsonContentType(std::string_view value) {
   std::string_view media = value.substr(0, value.find(';'));
   media = StripWhitespace(media);
   return EqualsIgnoreCase(media, "application/json");
-}
-
-std::string_view OutcomeLabel(http::Status status) {
-  const unsigned code = static_cast<unsigned>(status);
-  if (code < 400) return "ok";
-  switch (status) {
-    case http::Status::bad_request: return "invalid_input";
-    case http::Status::not_found: return "not_found";
-    case http::Status::method_not_allowed: return "method_not_allowed";
-    case http::Status::payload_too_large: return "too_large";
-    case http::Status::too_many_requests: return "queue_full";
-    case http::Status::gateway_timeout: return "deadline_exceeded";
-    case http::Status::service_unavailable: return "unavailable";
-    default: return code < 500 ? "client_error" : "internal";
-  }
 }
 
 }  // namespace
@@ -95,21 +97,23 @@ http::Status HttpStatusFor(Outcome outcome) {
   return http::Status::internal_server_error;
 }
 
-Responder Frontend::Counted(std::string_view endpoint, std::string model, Responder respond) {
+Responder Frontend::Counted(Endpoint endpoint, std::string_view model, Responder respond) {
   metrics_.http_inflight_gauge.Increment();
   const TimePoint start = clock_.Now();
+  const int model_index = model.empty() ? -1 : request_metrics_.ModelIndex(model);
   auto self = shared_from_this();
-  return [self, endpoint = std::string(endpoint), model = std::move(model), start,
+  // The model name as the client gave it, kept only for the debug log line.
+  std::string log_model = log::Enabled(log::Level::kDebug) ? std::string(model) : std::string();
+  return [self, endpoint, model_index, start, log_model = std::move(log_model),
           respond = std::move(respond)](Response&& res) {
     const double secs = std::chrono::duration<double>(self->clock_.Now() - start).count();
-    self->metrics_.request_duration.Add({{"endpoint", endpoint}}, metrics::DurationBuckets()).Observe(secs);
-    self->metrics_.requests
-        .Add({{"endpoint", endpoint}, {"model", model}, {"outcome", std::string(OutcomeLabel(res.result()))}})
-        .Increment();
+    self->request_metrics_.Record(endpoint, model_index, res.result(), secs);
     self->metrics_.http_inflight_gauge.Decrement();
     if (log::Enabled(log::Level::kDebug)) {
-      log::Debug("request", {{"endpoint", endpoint}, {"model", model},
-                             {"status", static_cast<unsigned>(res.result())}, {"duration_s", secs}});
+      log::Debug("request", {{"endpoint", EndpointName(endpoint)},
+                             {"model", log_model},
+                             {"status", static_cast<unsigned>(res.result())},
+                             {"duration_s", secs}});
     }
     respond(std::move(res));
   };
@@ -122,7 +126,7 @@ void Frontend::Route(Request&& req, Responder respond) {
   target = target.substr(0, target.find('?'));
   const bool get = req.method() == http::Verb::get;
   const bool post = req.method() == http::Verb::post;
-  auto method_not_allowed = [&](std::string_view endpoint, std::string_view allow) {
+  auto method_not_allowed = [&](Endpoint endpoint, std::string_view allow) {
     auto r = Counted(endpoint, "", std::move(respond));
     Response res = http::JsonError(http::Status::method_not_allowed,
                                    StrCat("method not allowed; use ", allow));
@@ -131,29 +135,29 @@ void Frontend::Route(Request&& req, Responder respond) {
   };
 
   if (target == "/inference/analyze") {
-    if (!post) return method_not_allowed("analyze", "POST");
-    return Analyze(std::move(req), Counted("analyze", options_.analyze_model, std::move(respond)));
+    if (!post) return method_not_allowed(Endpoint::kAnalyze, "POST");
+    return Analyze(std::move(req), Counted(Endpoint::kAnalyze, options_.analyze_model, std::move(respond)));
   }
   if (target == "/v2/health/live" || target == "/livez") {
-    if (!get) return method_not_allowed("health_live", "GET");
-    return Counted("health_live", "", std::move(respond))(http::JsonResponse(http::Status::ok, R"({"live":true})"));
+    if (!get) return method_not_allowed(Endpoint::kHealthLive, "GET");
+    return Counted(Endpoint::kHealthLive, "", std::move(respond))(http::JsonResponse(http::Status::ok, R"({"live":true})"));
   }
   if (target == "/v2/health/ready" || target == "/readyz") {
-    if (!get) return method_not_allowed("health_ready", "GET");
+    if (!get) return method_not_allowed(Endpoint::kHealthReady, "GET");
     const bool ready = service_.Ready();
-    return Counted("health_ready", "", std::move(respond))(http::JsonResponse(
+    return Counted(Endpoint::kHealthReady, "", std::move(respond))(http::JsonResponse(
         ready ? http::Status::ok : http::Status::service_unavailable,
         ready ? R"({"ready":true})" : R"({"ready":false})"));
   }
   if (target == "/metrics") {
-    if (!get) return method_not_allowed("metrics", "GET");
-    auto r = Counted("metrics", "", std::move(respond));
+    if (!get) return method_not_allowed(Endpoint::kMetrics, "GET");
+    auto r = Counted(Endpoint::kMetrics, "", std::move(respond));
     if (before_scrape_) before_scrape_();
     return r(Text(http::Status::ok, registry_.Exposition(), "text/plain; version=0.0.4; charset=utf-8"));
   }
   if (target == "/v2") {
-    if (!get) return method_not_allowed("server_metadata", "GET");
-    return Counted("server_metadata", "", std::move(respond))(http::JsonResponse(
+    if (!get) return method_not_allowed(Endpoint::kServerMetadata, "GET");
+    return Counted(Endpoint::kServerMetadata, "", std::move(respond))(http::JsonResponse(
         http::Status::ok, EncodeServerMetadata(options_.server_name, options_.server_version)));
   }
   if (StartsWith(target, "/v2/models/")) {
@@ -169,29 +173,29 @@ void Frontend::Route(Request&& req, Responder respond) {
     std::string_view action = next < parts.size() ? parts[next] : "";
     const bool well_formed = !name.empty() && parts.size() <= next + 1 && (next == 1 || !version.empty());
     if (well_formed && action.empty()) {
-      if (!get) return method_not_allowed("model_metadata", "GET");
-      auto r = Counted("model_metadata", std::string(name), std::move(respond));
+      if (!get) return method_not_allowed(Endpoint::kModelMetadata, "GET");
+      auto r = Counted(Endpoint::kModelMetadata, name, std::move(respond));
       auto md = service_.FindModel(name, version);
-      if (!md) return r(http::JsonError(http::Status::not_found, StrCat("unknown model '", name, "'")));
+      if (!md) return r(http::JsonError(http::Status::not_found, UnknownModel(name, version)));
       return r(http::JsonResponse(http::Status::ok, EncodeModelMetadata(*md)));
     }
     if (well_formed && action == "ready") {
-      if (!get) return method_not_allowed("model_ready", "GET");
-      auto r = Counted("model_ready", std::string(name), std::move(respond));
+      if (!get) return method_not_allowed(Endpoint::kModelReady, "GET");
+      auto r = Counted(Endpoint::kModelReady, name, std::move(respond));
       if (!service_.FindModel(name, version)) {
-        return r(http::JsonError(http::Status::not_found, StrCat("unknown model '", name, "'")));
+        return r(http::JsonError(http::Status::not_found, UnknownModel(name, version)));
       }
       const bool ready = service_.ModelReady(name, version);
       return r(http::JsonResponse(ready ? http::Status::ok : http::Status::service_unavailable,
                                   ready ? R"({"ready":true})" : R"({"ready":false})"));
     }
     if (well_formed && action == "infer") {
-      if (!post) return method_not_allowed("infer", "POST");
+      if (!post) return method_not_allowed(Endpoint::kInfer, "POST");
       return Infer(std::move(req), std::string(name), std::string(version),
-                   Counted("infer", std::string(name), std::move(respond)));
+                   Counted(Endpoint::kInfer, name, std::move(respond)));
     }
   }
-  Counted("not_found", "", std::move(respond))(http::JsonError(
+  Counted(Endpoint::kNotFound, "", std::move(respond))(http::JsonError(
       http::Status::not_found, StrCat("no such endpoint: ", target)));
 }
 
@@ -245,9 +249,7 @@ void Frontend::Analyze(Request&& req, Responder respond) {
 
 void Frontend::Infer(Request&& req, std::string model, std::string version, Responder respond) {
   auto md = service_.FindModel(model, version);
-  if (!md) {
-    return respond(http::JsonError(http::Status::not_found, StrCat("unknown model '", model, "'")));
-  }
+  if (!md) return respond(http::JsonError(http::Status::not_found, UnknownModel(model, version)));
   if (req.find("Inference-Header-Content-Length") != req.end()) {
     return respond(http::JsonError(http::Status::bad_request,
                                    "the binary tensor data extension is not supported; send JSON tensors"));
@@ -270,12 +272,15 @@ void Frontend::Infer(Request&& req, std::string model, std::string version, Resp
   });
 }
 
-http::Handler MakeHttpHandler(InferenceService& service, metrics::Registry& registry,
+HttpFrontend MakeHttpFrontend(InferenceService& service, metrics::Registry& registry,
                               ServeMetrics& metrics, const Clock& clock,
                               HttpFrontendOptions options, std::function<void()> before_scrape) {
   auto fe = std::make_shared<Frontend>(service, registry, metrics, clock, std::move(options),
                                        std::move(before_scrape));
-  return [fe](Request&& req, Responder respond) { fe->Handle(std::move(req), std::move(respond)); };
+  HttpFrontend out;
+  out.handler = [fe](Request&& req, Responder respond) { fe->Handle(std::move(req), std::move(respond)); };
+  out.on_rejected = [fe](http::Status status) { fe->OnRejected(status); };
+  return out;
 }
 
 }  // namespace galley::serve

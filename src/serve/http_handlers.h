@@ -21,9 +21,15 @@ struct HttpFrontendOptions {
   std::string server_version;
 };
 
-// Returns the handler for http::Server. `service`, `registry`, `metrics` and `clock` must outlive
-// the server. `before_scrape` runs before each /metrics exposition (to refresh gauges).
-http::Handler MakeHttpHandler(InferenceService& service, metrics::Registry& registry,
+struct HttpFrontend {
+  http::Handler handler;          // for http::Server
+  http::RejectHook on_rejected;   // counts what the HTTP layer refuses before routing
+};
+
+// The front-end for http::Server. Models are those `service` knows now. `service`, `registry`,
+// `metrics` and `clock` must outlive the server. `before_scrape` runs before each /metrics
+// exposition (to refresh gauges).
+HttpFrontend MakeHttpFrontend(InferenceService& service, metrics::Registry& registry,
                               ServeMetrics& metrics, const Clock& clock,
                               HttpFrontendOptions options,
                               std::function<void()> before_scrape = {});

@@ -7,6 +7,7 @@
 #include "common/strings.h"
 #include "boost/json/parse.hpp"
 #include "common/json.h"
+#include "model/utf8.h"
 #include "boost/json/value.hpp"
 
 namespace galley::serve {
@@ -19,6 +20,7 @@ namespace {
 absl::Status Invalid(std::string_view what) { return absl::InvalidArgumentError(std::string(what)); }
 
 absl::StatusOr<json::value> ParseJson(std::string_view body) {
+  if (!model::IsValidUtf8(body)) return Invalid("the request body is not valid UTF-8");
   boost::system::error_code ec;
   json::parse_options opts;
   opts.max_depth = 64;

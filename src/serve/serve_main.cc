@@ -72,12 +72,13 @@ int RunServe(const ServeOptions& options) {
   HttpFrontendOptions fe = options.frontend;
   fe.server_version = GALLEY_VERSION;
   http::Server* server_ptr = nullptr;
-  auto handler = MakeHttpHandler(service, registry, metrics, clock, fe, [&metrics, &server_ptr] {
+  HttpFrontend frontend = MakeHttpFrontend(service, registry, metrics, clock, fe, [&metrics, &server_ptr] {
     if (server_ptr != nullptr) {
       metrics.http_connections_gauge.Set(static_cast<double>(server_ptr->stats().open_connections.load()));
     }
   });
-  auto server = http::Server::Create(options.http, std::move(handler));
+  auto server = http::Server::Create(options.http, std::move(frontend.handler),
+                                     std::move(frontend.on_rejected));
   if (!server.ok()) {
     log::Error("start_failed", {{"error", std::string(server.status().message())}});
     return 1;

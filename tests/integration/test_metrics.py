@@ -167,3 +167,22 @@ def test_metrics_content_type(galley, path):
     assert r.status == 200
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4"), r.headers
     assert b"# TYPE galley_model_ready gauge" in r.body
+
+
+def test_http_layer_rejections_are_counted(galley):
+    s = galley(flags={"--max-body-bytes": "100"})
+    assert s.analyze("a" * 200).status == 413
+    m = s.metrics()
+    assert m.value("galley_requests_total", outcome="too_large") == 1, \
+        [l for l in m.text.splitlines() if l.startswith("galley_requests_total")]
+
+
+def test_unknown_model_names_do_not_create_series(galley):
+    s = galley()
+    for i in range(5):
+        assert s.get(f"/v2/models/made-up-{i}").status == 404
+        assert s.get(f"/v2/models/made-up-{i}/ready").status == 404
+        assert s.infer(["x"], model=f"made-up-{i}").status == 404
+    m = s.metrics()
+    models = {l["model"] for l, _ in m.find("galley_requests_total")}
+    assert not any(name.startswith("made-up-") for name in models), sorted(models)

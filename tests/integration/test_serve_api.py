@@ -2,6 +2,7 @@
 Open Inference Protocol REST API (KServe v2), probes, routing, keep-alive and pipelining."""
 
 import json
+import socket
 
 import pytest
 
@@ -504,6 +505,25 @@ def test_malformed_http_gets_400_and_close(srv):
         r = rd.response()
         assert r is not None
         assert_json_error(r, 400)
+        rd.wait_closed()
+        assert rd.closed
+    finally:
+        s.close()
+
+
+def test_half_closed_client_still_gets_its_answer(srv):
+    # A client that shuts down its sending side after the request (nc -N, some proxies) is
+    # still answered before the server closes.
+    s = raw_connect(srv.port)
+    try:
+        s.sendall(http_request_bytes("POST", "/inference/analyze",
+                                     json.dumps({"text": POSITIVE}).encode(),
+                                     {"Content-Type": "application/json"}))
+        s.shutdown(socket.SHUT_WR)
+        rd = RawReader(s)
+        r = rd.response()
+        assert r is not None and r.status == 200, r
+        assert r.json()["sentiment"] == "Positive"
         rd.wait_closed()
         assert rd.closed
     finally:

@@ -198,6 +198,25 @@ def test_idle_keep_alive_connection_does_not_delay_exit(galley):
     assert s.wait_for("stopped", timeout=1)["level"] == "info"
 
 
+def test_grace_period_bounds_exit_with_a_stuck_client(galley):
+    # A client that started a request and never finishes it cannot hold the server past the
+    # grace period; the server says so in its "stopped" line.
+    s = galley(flags={"--grace-period-ms": "1000", "--request-timeout-ms": "30000"})
+    stuck = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    try:
+        stuck.sendall(b"POST /inference/analyze HTTP/1.1\r\nHost: x\r\n")
+        assert s.get("/v2/health/ready").status == 200  # (the partial request has arrived)
+        t0 = time.monotonic()
+        s.send_signal(signal.SIGTERM)
+        assert s.wait_exit(10) == 0
+        took = time.monotonic() - t0
+    finally:
+        stuck.close()
+    assert 0.9 <= took < 5.0, took
+    stopped = s.wait_for("stopped", timeout=1)
+    assert stopped["level"] == "warn" and "grace period" in stopped.get("note", ""), stopped
+
+
 # ---------------------------------------------------------------------------------------------
 # Start-up failures, flags and their environment twins
 
