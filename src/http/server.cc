@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -63,9 +64,27 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   ServerImpl* server_;
-  // Deadline for receiving one whole request. Separate from the stream's own timeout (which
-  // closes the socket) so that a late request can still be answered with 408.
-  asio::steady_timer request_timer_;
+  // Timeouts: each phase (idle, receiving a request, writing) sets a deadline that the server's
+  // sweeper checks a few times per shortest timeout; one timer serves every connection, so a
+  // request costs no timer syscalls. A late request is answered with 408 (the socket's pending
+  // read is cancelled, not the socket closed).
+ public:
+  enum class Phase { kNone, kIdle, kRequest, kWrite };
+  // Called by the sweeper (any thread): true if this session's deadline has passed.
+  bool Expired(int64_t now_ns) const {
+    return phase_.load(std::memory_order_relaxed) != static_cast<int>(Phase::kNone) &&
+           now_ns >= deadline_ns_.load(std::memory_order_relaxed);
+  }
+  // Acts on an expired deadline, on the strand.
+  void Expire();
+  void PostExpire() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->Expire(); });
+  }
+
+ private:
+  void SetPhase(Phase phase, std::chrono::milliseconds timeout);
+  std::atomic<int> phase_{static_cast<int>(Phase::kNone)};
+  std::atomic<int64_t> deadline_ns_{INT64_MAX};
   bool request_timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -109,6 +128,7 @@ class ServerImpl final : public Server {
     // the acceptor closes during a drain); released by Stop().
     work_.emplace(ioc_.get_executor());
     Accept();
+    Sweep();
     threads_.reserve(options_.io_threads);
     for (int i = 0; i < options_.io_threads; ++i) {
       threads_.emplace_back([this] { ioc_.run(); });
@@ -139,6 +159,7 @@ class ServerImpl final : public Server {
   void Stop() override {
     if (stopped_.exchange(true)) return;
     StopAccepting();
+    asio::post(sweep_timer_.get_executor(), [this] { sweep_timer_.cancel(); });
     work_.reset();
     ioc_.stop();
     for (auto& t : threads_) {
@@ -184,6 +205,32 @@ class ServerImpl final : public Server {
     });
   }
 
+  // Every tick, finds sessions whose phase deadline has passed and has each act on its strand.
+  void Sweep() {
+    sweep_timer_.expires_after(SweepTick());
+    sweep_timer_.async_wait([this](error_code ec) {
+      if (ec || stopped_.load()) return;
+      const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::steady_clock::now().time_since_epoch()).count();
+      std::vector<std::shared_ptr<Session>> expired;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (Session* s : sessions_) {
+          if (!s->Expired(now)) continue;
+          if (auto sp = s->weak_from_this().lock()) expired.push_back(std::move(sp));
+        }
+      }
+      for (auto& s : expired) s->PostExpire();
+      Sweep();
+    });
+  }
+
+  // A quarter of the shortest timeout, between 5 ms and 250 ms.
+  std::chrono::milliseconds SweepTick() const {
+    auto shortest = std::min({options_.idle_timeout, options_.request_timeout, options_.write_timeout});
+    return std::clamp(shortest / 4, std::chrono::milliseconds(5), std::chrono::milliseconds(250));
+  }
+
   void OnAccept(tcp::socket&& socket) {
     error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
@@ -215,13 +262,14 @@ class ServerImpl final : public Server {
   std::unordered_set<Session*> sessions_;  // guarded by mu_
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
+  asio::steady_timer sweep_timer_{asio::make_strand(ioc_)};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   uint16_t port_ = 0;
   std::vector<std::thread> threads_;
 };
 
 Session::Session(tcp::socket&& socket, ServerImpl* server)
-    : stream_(std::move(socket)), server_(server), request_timer_(stream_.get_executor()) {
+    : stream_(std::move(socket)), server_(server) {
   server_->Register(this);
 }
 
@@ -255,7 +303,7 @@ void Session::WaitForRequest() {
   ConfigureParser(*parser_, server_->options().max_header_bytes, server_->options().max_body_bytes);
   if (buffer_.size() > 0) return ReadRequest();  // pipelined bytes already here
   idle_ = true;
-  stream_.expires_after(server_->options().idle_timeout);
+  SetPhase(Phase::kIdle, server_->options().idle_timeout);
   stream_.async_read_some(buffer_.prepare(4096),
                           beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
 }
@@ -268,15 +316,8 @@ void Session::OnFirstBytes(error_code ec, size_t n) {
 }
 
 void Session::ReadRequest() {
-  stream_.expires_never();
   request_timed_out_ = false;
-  request_timer_.expires_after(server_->options().request_timeout);
-  request_timer_.async_wait([self = shared_from_this()](error_code ec) {
-    if (ec) return;  // cancelled: the request arrived in time
-    self->request_timed_out_ = true;
-    error_code ignored;
-    self->stream_.socket().cancel(ignored);
-  });
+  SetPhase(Phase::kRequest, server_->options().request_timeout);
   bhttp::async_read_header(stream_, buffer_, *parser_,
                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
 }
@@ -309,7 +350,7 @@ void Session::Reject(Status status, std::string_view message) {
 }
 
 void Session::OnRead(error_code ec, size_t) {
-  request_timer_.cancel();
+  SetPhase(Phase::kNone, {});
   const ServerOptions& o = server_->options();
   if (request_timed_out_) {
     return Reject(Status::request_timeout, StrCat("request not received within ",
@@ -334,7 +375,7 @@ void Session::OnRead(error_code ec, size_t) {
 void Session::Dispatch() {
   Request req = parser_->release();
   request_keep_alive_ = req.keep_alive();
-  stream_.expires_never();  // the handler may take as long as its own deadline allows
+  SetPhase(Phase::kNone, {});  // the handler may take as long as its own deadline allows
   auto self = shared_from_this();
   server_->Handle(std::move(req), [self](Response&& res) {
     auto shared = std::make_shared<Response>(std::move(res));
@@ -351,7 +392,7 @@ void Session::Write(Response&& res, bool close_after) {
   res.set(bhttp::field::server, "galley");
   res.set(bhttp::field::date, HttpDateNow());
   pending_ = std::make_shared<Response>(std::move(res));
-  stream_.expires_after(server_->options().write_timeout);
+  SetPhase(Phase::kWrite, server_->options().write_timeout);
   bhttp::async_write(stream_, *pending_,
                      beast::bind_front_handler(&Session::OnWrite, shared_from_this(), close));
 }
@@ -362,10 +403,36 @@ void Session::OnWrite(bool close, error_code ec, size_t) {
   WaitForRequest();
 }
 
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void Session::SetPhase(Phase phase, std::chrono::milliseconds timeout) {
+  if (phase != Phase::kNone) {
+    deadline_ns_.store(NowNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count(),
+                       std::memory_order_relaxed);
+  }
+  phase_.store(static_cast<int>(phase), std::memory_order_relaxed);
+}
+
+void Session::Expire() {
+  if (closed_ || !Expired(NowNs())) return;  // the phase moved on meanwhile
+  const auto phase = static_cast<Phase>(phase_.load());
+  if (phase == Phase::kRequest) {
+    request_timed_out_ = true;
+    phase_.store(static_cast<int>(Phase::kNone));
+    error_code ignored;
+    stream_.socket().cancel(ignored);  // OnRead answers 408
+    return;
+  }
+  Close();  // idle keep-alive connection, or a client that does not read its response
+}
+
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
-  request_timer_.cancel();
+  SetPhase(Phase::kNone, {});
   error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream_.socket().close(ec);

@@ -6,6 +6,7 @@
 
 #include "common/strings.h"
 #include "common/log.h"
+#include "serve/http_util.h"
 #include "serve/oip_json.h"
 #include "serve/request_metrics.h"
 
@@ -16,8 +17,6 @@ using http::Request;
 using http::Response;
 using http::Responder;
 namespace bhttp = boost::beast::http;
-
-constexpr std::string_view kTimeoutHeader = "X-Request-Timeout-Ms";
 
 // Per-request bookkeeping shared by the route and the responder: metrics and in-flight count.
 class Frontend : public std::enable_shared_from_this<Frontend> {
@@ -73,12 +72,6 @@ Response ErrorFor(Outcome outcome, std::string_view message) {
 std::string UnknownModel(std::string_view name, std::string_view version) {
   if (version.empty()) return StrCat("unknown model '", name, "'");
   return StrCat("unknown model '", name, "' version '", version, "'");
-}
-
-bool IsJsonContentType(std::string_view value) {
-  std::string_view media = value.substr(0, value.find(';'));
-  media = StripWhitespace(media);
-  return EqualsIgnoreCase(media, "application/json");
 }
 
 }  // namespace
@@ -201,27 +194,11 @@ void Frontend::Route(Request&& req, Responder respond) {
 
 absl::StatusOr<TimePoint> Frontend::Deadline(const Request& req,
                                              std::optional<int64_t> timeout_us) const {
-  const TimePoint now = clock_.Now();
-  auto it = req.find(kTimeoutHeader);
-  if (it != req.end()) {
-    std::string_view v(it->value().data(), it->value().size());
-    int64_t ms = -1;
-    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
-    if (ec != std::errc() || p != v.data() + v.size() || ms < 0) {
-      return absl::InvalidArgumentError(StrCat(kTimeoutHeader, " must be a non-negative integer"));
-    }
-    if (ms > 0) return now + std::chrono::milliseconds(std::min<int64_t>(ms, 86'400'000));
-  }
-  if (timeout_us && *timeout_us > 0) {
-    return now + std::chrono::microseconds(std::min<int64_t>(*timeout_us, 86'400'000'000));
-  }
-  if (options_.default_timeout.count() > 0) return now + options_.default_timeout;
-  return TimePoint::max();
+  return RequestDeadline(req, timeout_us, options_.default_timeout, clock_.Now());
 }
 
 void Frontend::Analyze(Request&& req, Responder respond) {
-  auto ct = req.find(bhttp::field::content_type);
-  if (ct == req.end() || !IsJsonContentType(std::string_view(ct->value().data(), ct->value().size()))) {
+  if (!HasJsonContentType(req)) {
     return respond(http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
   }
   auto text = DecodeAnalyzeRequest(req.body());

@@ -1,9 +1,9 @@
 #include "serve/serve_main.h"
 
-#include <csignal>
 #include <thread>
 
 #include "common/log.h"
+#include "common/signals.h"
 #include "model/vader_backend.h"
 #include "serve/model_service.h"
 
@@ -46,13 +46,8 @@ std::vector<model::InferInput> SentimentWarmup() {
 }  // namespace
 
 int RunServe(const ServeOptions& options) {
-  // Block the stop signals in every thread; this thread takes them with sigwait below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  // Block the stop signals in every thread; this thread takes them below.
+  BlockStopSignals();
 
   const Clock& clock = SteadyClock::Get();
   log::Info("starting", {{"version", GALLEY_VERSION}, {"config", ConfigFields(options)}});
@@ -100,12 +95,11 @@ int RunServe(const ServeOptions& options) {
   }
   if (!load_failed) log::Info("ready", {});
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = WaitForStopSignal();
   const TimePoint stop_start = clock.Now();
   const TimePoint grace_deadline = stop_start + options.grace_period;
   service.SetDraining();
-  log::Info("draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+  log::Info("draining", {{"signal", StopSignalName(sig)},
                          {"drain_delay_s", Secs(options.drain_delay)}});
   // Keep serving while load balancers notice that ready is false (a real wait, not a sync).
   const TimePoint drain_end = std::min(stop_start + options.drain_delay, grace_deadline);

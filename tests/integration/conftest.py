@@ -260,12 +260,13 @@ class GalleyServer:
     """`galley serve` as a subprocess. Use as a context manager, or via the `galley` fixture."""
 
     def __init__(self, tmpdir: Path, args: Iterable[str] = (), flags: dict[str, str] | None = None,
-                 env: dict[str, str] | None = None, listen: str | None = "127.0.0.1:0"):
+                 env: dict[str, str] | None = None, listen: str | None = "127.0.0.1:0",
+                 subcommand: str = "serve"):
         self.binary = galley_bin()
         self.tmpdir = Path(tmpdir)
         merged = dict(DEFAULT_FLAGS)
         merged.update(flags or {})
-        self.cmd = [self.binary, "serve"]
+        self.cmd = [self.binary, subcommand]
         if listen is not None:
             self.cmd += ["--listen", listen]
         for k, v in merged.items():
@@ -463,10 +464,11 @@ def galley(tmp_path):
     started: list[GalleyServer] = []
 
     def start(*args: str, flags: dict[str, str] | None = None, env: dict[str, str] | None = None,
-              listen: str | None = "127.0.0.1:0", wait_ready: bool = True) -> GalleyServer:
+              listen: str | None = "127.0.0.1:0", wait_ready: bool = True,
+              subcommand: str = "serve") -> GalleyServer:
         d = tmp_path / f"server{len(started)}"
         d.mkdir()
-        srv = GalleyServer(d, args, flags=flags, env=env, listen=listen)
+        srv = GalleyServer(d, args, flags=flags, env=env, listen=listen, subcommand=subcommand)
         started.append(srv)
         return srv.start(wait_ready=wait_ready)
 

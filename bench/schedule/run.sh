@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Scheduler benchmark: replays the Alibaba openb trace (../shared/data/alibaba-gpu-v2023) with every
+# policy (FGD paper protocol, median of 10 seeds), the same for seeded synthetic variants (galley
+# vs fgd), and single-threaded throughput on the trace's cluster and on a synthetic 5,000-node
+# cluster. Prints a Markdown table per part; peak RSS from /usr/bin/time -v.
+# Usage: bench/schedule/run.sh [SEEDS]   (GALLEY_BIN overrides build/release/galley)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${GALLEY_BIN:-build/release/galley}
+DATA=../shared/data/alibaba-gpu-v2023
+NODES=$DATA/openb_node_list_gpu_node.csv
+PODS=$DATA/openb_pod_list_default.csv
+SEEDS=${1:-10}
+OUT=bench/out/schedule
+mkdir -p "$OUT"
+
+# replay NAME NODES PODS POLICY SEEDS -> "| name | policy | unallocated | decisions/s | rss |"
+replay() {
+  local name=$1 nodes=$2 pods=$3 policy=$4 seeds=$5 log="$OUT/$1-$4.log"
+  /usr/bin/time -v "$BIN" schedule replay --nodes "$nodes" --pods "$pods" --policy "$policy" \
+    --seed 42 --seeds "$seeds" >"$log" 2>"$log.time"
+  local unalloc rate rss
+  unalloc=$(tail -1 "$log" | sed -E 's/.*arrival: ([0-9.]+)%.*/\1/')
+  rate=$(awk '/^seed /{print $7}' "$log" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+  rss=$(awk '/Maximum resident set size/{printf "%.0f", $6/1024}' "$log.time")
+  echo "| $name | $policy | $unalloc | $rate | $rss |"
+}
+
+echo "## Trace: $NODES, $PODS ($SEEDS seeds from 42)"
+echo "| workload | policy | unallocated GPU % at 100% arrival (median) | decisions/s (median seed) | peak RSS MiB |"
+echo "|---|---|---|---|---|"
+for policy in random dotprod gpuclustering gpupacking bestfit fgd galley; do
+  replay openb "$NODES" "$PODS" "$policy" "$SEEDS"
+done
+
+echo
+echo "## Synthetic variants (seeded generator: galley schedule synth --seed 7)"
+echo "| workload | policy | unallocated GPU % at 100% arrival (median) | decisions/s (median seed) | peak RSS MiB |"
+echo "|---|---|---|---|---|"
+for spec in share:80 multigpu:20 gpuspec:33 cpu:40; do
+  variant=${spec%%:*} percent=${spec##*:}
+  file="$OUT/pods-$variant$percent.csv"
+  "$BIN" schedule synth --nodes "$NODES" --pods "$PODS" --variant "$variant" --percent "$percent" \
+    --seed 7 --out "$file"
+  for policy in bestfit fgd galley; do
+    replay "$variant$percent" "$NODES" "$file" "$policy" "$SEEDS"
+  done
+done
+
+echo
+echo "## Throughput on a synthetic 5,000-node cluster (node types drawn from the trace, seed 7)"
+echo "| workload | policy | unallocated GPU % at 100% arrival | decisions/s | peak RSS MiB |"
+echo "|---|---|---|---|---|"
+"$BIN" schedule synth --nodes "$NODES" --pods "$PODS" --cluster-size 5000 --seed 7 \
+  --nodes-out "$OUT/nodes-5000.csv"
+for policy in galley fgd bestfit; do
+  replay nodes5000 "$OUT/nodes-5000.csv" "$PODS" "$policy" 1
+done

@@ -1,0 +1,17 @@
+// The `galley` subcommands. Each Add* registers its flags on `app` and returns a runner that
+// main() calls if that subcommand was chosen; the runner returns the process exit code.
+#pragma once
+
+#include <functional>
+
+#include "CLI/CLI.hpp"
+
+namespace galley::cli {
+
+using Runner = std::function<int()>;
+
+Runner AddServeCommand(CLI::App& app);
+Runner AddGatewayCommand(CLI::App& app);
+Runner AddUpCommand(CLI::App& app);
+
+}  // namespace galley::cli

@@ -1,0 +1,51 @@
+#include "cli/flags.h"
+
+#include <iostream>
+
+#include "cli/listen.h"
+#include "common/log.h"
+
+namespace galley::cli {
+
+void HttpFlags::Add(CLI::App* app) {
+  Flag(app, "listen", listen, "HOST:PORT to listen on (port 0 picks a free port)");
+  Flag(app, "io-threads", io_threads, "HTTP I/O threads")->check(CLI::Range(1, 64));
+  Flag(app, "default-timeout-ms", default_timeout_ms,
+       "deadline of a request that sets none (0: none)")->check(CLI::NonNegativeNumber);
+  Flag(app, "max-body-bytes", max_body_bytes, "largest request body (413 beyond)");
+  Flag(app, "max-header-bytes", max_header_bytes, "largest request header (431 beyond)");
+  Flag(app, "max-connections", max_connections, "open connections (503 beyond)");
+  Flag(app, "idle-timeout-ms", idle_timeout_ms, "keep-alive idle time before closing")->check(CLI::PositiveNumber);
+  Flag(app, "request-timeout-ms", request_timeout_ms,
+       "time to receive a whole request once it starts (408 beyond)")->check(CLI::PositiveNumber);
+  Flag(app, "write-timeout-ms", write_timeout_ms, "time to send a response")->check(CLI::PositiveNumber);
+  Flag(app, "drain-delay-ms", drain_delay_ms, "after SIGTERM: serve, not ready, this long")->check(CLI::NonNegativeNumber);
+  Flag(app, "grace-period-ms", grace_period_ms, "after SIGTERM: exit within this")->check(CLI::PositiveNumber);
+  Flag(app, "log-level", log_level, "debug, info, warn or error");
+}
+
+bool HttpFlags::Apply(http::ServerOptions& out) const {
+  log::Level level;
+  if (!log::ParseLevel(log_level, &level)) {
+    std::cerr << "--log-level: expected debug, info, warn or error, got '" << log_level << "'\n";
+    return false;
+  }
+  log::SetLevel(level);
+  auto hp = ParseListen(listen);
+  if (!hp.ok()) {
+    std::cerr << "--listen: " << hp.status().message() << "\n";
+    return false;
+  }
+  out.host = hp->host;
+  out.port = hp->port;
+  out.io_threads = io_threads;
+  out.max_body_bytes = max_body_bytes;
+  out.max_header_bytes = max_header_bytes;
+  out.max_connections = max_connections;
+  out.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
+  out.request_timeout = std::chrono::milliseconds(request_timeout_ms);
+  out.write_timeout = std::chrono::milliseconds(write_timeout_ms);
+  return true;
+}
+
+}  // namespace galley::cli

@@ -1,0 +1,44 @@
+// Flag helpers shared by the subcommands: every flag has an environment twin
+// GALLEY_<FLAG_IN_UPPER_SNAKE_CASE>; the flag wins.
+#pragma once
+
+#include <cctype>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "http/server.h"
+
+namespace galley::cli {
+
+// Adds `--name` with environment twin GALLEY_NAME (dashes become underscores).
+template <typename T>
+CLI::Option* Flag(CLI::App* app, const std::string& name, T& value, const std::string& help) {
+  std::string env = "GALLEY_";
+  for (char c : name) env.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
+  return app->add_option("--" + name, value, help)->envname(env)->capture_default_str();
+}
+
+// The flags every HTTP-serving subcommand has (listen address, limits, drain, logging), as
+// plain values; Apply() turns them into options after parsing.
+struct HttpFlags {
+  std::string listen = "0.0.0.0:8080";
+  std::string log_level = "info";
+  int io_threads = 1;
+  size_t max_body_bytes = 1 << 20;
+  size_t max_header_bytes = 16 << 10;
+  size_t max_connections = 4096;
+  int64_t idle_timeout_ms = 60'000;
+  int64_t request_timeout_ms = 10'000;
+  int64_t write_timeout_ms = 30'000;
+  int64_t default_timeout_ms = 30'000;
+  int64_t drain_delay_ms = 5'000;
+  int64_t grace_period_ms = 30'000;
+
+  void Add(CLI::App* app);
+  // Fills `out` from the flags; on a bad value prints to stderr and returns false.
+  bool Apply(http::ServerOptions& out) const;
+};
+
+}  // namespace galley::cli

@@ -1,0 +1,75 @@
+// `galley gateway`: the front door over a static list of replicas.
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "cli/listen.h"
+#include "common/strings.h"
+#include "gateway/gateway_main.h"
+
+#include <iostream>
+
+namespace galley::cli {
+
+void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t& try_timeout_ms,
+                           int64_t& health_interval_ms, int64_t& eject_ms, int64_t& break_ms) {
+  Flag(cmd, "max-attempts", o.gateway.max_attempts, "first try plus retries")->check(CLI::Range(1, 10));
+  Flag(cmd, "try-timeout-ms", try_timeout_ms, "deadline of one attempt")->check(CLI::PositiveNumber);
+  Flag(cmd, "health-interval-ms", health_interval_ms, "ready-probe period")->check(CLI::PositiveNumber);
+  Flag(cmd, "eject-after-failures", o.gateway.eject_after_failures, "consecutive failures that eject a replica");
+  Flag(cmd, "eject-ms", eject_ms, "base ejection time (jittered up to 1.5x)")->check(CLI::PositiveNumber);
+  Flag(cmd, "breaker-min-calls", o.gateway.replica_breaker.minimum_throughput,
+       "calls in the window before a breaker may open");
+  Flag(cmd, "breaker-failure-ratio", o.gateway.replica_breaker.failure_ratio, "failure ratio that opens a breaker");
+  Flag(cmd, "breaker-break-ms", break_ms, "first open period of a breaker")->check(CLI::PositiveNumber);
+  Flag(cmd, "max-inflight", o.frontend.max_inflight, "requests in the gateway before 429 busy");
+  Flag(cmd, "fallback-queue-capacity", o.fallback.queue_capacity, "fallback model queue before 429 busy");
+  Flag(cmd, "model", o.frontend.analyze_model, "sentiment model name (also the fallback's)");
+}
+
+bool ApplyGatewayPolicyFlags(gateway::GatewayRunOptions& o, int64_t try_timeout_ms,
+                             int64_t health_interval_ms, int64_t eject_ms, int64_t break_ms) {
+  o.gateway.try_timeout = std::chrono::milliseconds(try_timeout_ms);
+  o.gateway.health_interval = std::chrono::milliseconds(health_interval_ms);
+  o.gateway.health_timeout = std::min(o.gateway.health_interval, std::chrono::milliseconds(1000));
+  o.gateway.eject_duration = std::chrono::milliseconds(eject_ms);
+  o.gateway.replica_breaker.break_duration = std::chrono::milliseconds(break_ms);
+  o.gateway.model_breaker = o.gateway.replica_breaker;
+  return true;
+}
+
+Runner AddGatewayCommand(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("gateway", "Run the gateway in front of model replicas");
+  auto flags = std::make_shared<HttpFlags>();
+  auto opts = std::make_shared<gateway::GatewayRunOptions>();
+  auto replicas = std::make_shared<std::string>();
+  auto ms = std::make_shared<std::array<int64_t, 4>>(std::array<int64_t, 4>{5000, 1000, 5000, 5000});
+  flags->Add(cmd);
+  Flag(cmd, "replicas", *replicas, "replicas as HOST:PORT,HOST:PORT,...")->required();
+  AddGatewayPolicyFlags(cmd, *opts, (*ms)[0], (*ms)[1], (*ms)[2], (*ms)[3]);
+  return [cmd, flags, opts, replicas, ms]() -> int {
+    if (!cmd->parsed()) return -1;
+    if (!flags->Apply(opts->http)) return 2;
+    std::vector<gateway::ReplicaEndpoint> list;
+    for (std::string_view item : Split(*replicas, ',')) {
+      item = StripWhitespace(item);
+      if (item.empty()) continue;
+      auto hp = ParseListen(item);
+      if (!hp.ok()) {
+        std::cerr << "--replicas: " << hp.status().message() << "\n";
+        return 2;
+      }
+      list.push_back({std::string(item), hp->host, hp->port, true});
+    }
+    if (list.empty()) {
+      std::cerr << "--replicas: give at least one HOST:PORT\n";
+      return 2;
+    }
+    opts->frontend.default_timeout = std::chrono::milliseconds(flags->default_timeout_ms);
+    opts->drain_delay = std::chrono::milliseconds(flags->drain_delay_ms);
+    opts->grace_period = std::chrono::milliseconds(flags->grace_period_ms);
+    ApplyGatewayPolicyFlags(*opts, (*ms)[0], (*ms)[1], (*ms)[2], (*ms)[3]);
+    gateway::StaticReplicaSource source(std::move(list));
+    return gateway::RunGateway(*opts, source);
+  };
+}
+
+}  // namespace galley::cli

@@ -1,0 +1,400 @@
+#include "gateway/gateway.h"
+
+#include <map>
+
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "common/log.h"
+#include "common/strings.h"
+#include "gateway/balancer.h"
+#include "metrics/registry.h"
+
+namespace galley::gateway {
+namespace {
+
+namespace asio = boost::asio;
+
+double Secs(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Failures the breaker counts and that are safe to retry elsewhere. Inference is a pure
+// function of its input, so a request that may have reached a replica can still be repeated.
+bool Retryable(const UpstreamResult& r) {
+  if (r.transport_error) return true;
+  const unsigned s = static_cast<unsigned>(r.response.result());
+  return s == 429 || s == 502 || s == 503 || s == 504;
+}
+
+std::string_view OutcomeLabel(const UpstreamResult& r) {
+  if (r.timed_out) return "timeout";
+  if (r.transport_error) return "transport_error";
+  const unsigned s = static_cast<unsigned>(r.response.result());
+  if (s < 400) return "ok";
+  if (s == 429) return "overloaded";
+  if (s < 500) return "client_error";
+  return "server_error";
+}
+
+double StateValue(BreakerState s) {
+  switch (s) {
+    case BreakerState::kClosed: return 0;
+    case BreakerState::kOpen: return 1;
+    case BreakerState::kHalfOpen: return 2;
+    default: return 1;
+  }
+}
+
+}  // namespace
+
+// Each breaker gets its own jitter seed so breakers that opened together do not re-probe together.
+static CircuitBreakerOptions Seeded(CircuitBreakerOptions o, const std::string& id) {
+  o.seed = static_cast<uint32_t>(std::hash<std::string>{}(id) ^ o.seed);
+  return o;
+}
+
+struct Gateway::Timer {
+  explicit Timer(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;
+};
+
+struct Gateway::Replica {
+  Replica(ReplicaEndpoint e, const CircuitBreakerOptions& o, GatewayMetrics& m)
+      : endpoint(std::move(e)), breaker(Seeded(o, endpoint.id)),
+        ready_gauge(&m.replica_ready.Add({{"replica", endpoint.id}})),
+        outstanding_gauge(&m.replica_outstanding.Add({{"replica", endpoint.id}})),
+        duration(&m.upstream_duration.Add({{"replica", endpoint.id}}, metrics::DurationBuckets())) {}
+
+  ReplicaEndpoint endpoint;               // refreshed from the source each round (under mu)
+  std::atomic<int64_t> outstanding{0};
+  std::atomic<bool> healthy{false};       // last ready probe said 200
+  std::atomic<bool> source_ready{false};  // the source says ready (not draining)
+  std::mutex mu;                          // guards the fields below
+  CircuitBreaker breaker;
+  int consecutive_failures = 0;
+  TimePoint ejected_until{};
+  prometheus::Gauge* ready_gauge;
+  prometheus::Gauge* outstanding_gauge;
+  prometheus::Histogram* duration;
+};
+
+struct Gateway::Call {
+  std::string model;
+  http::Request request;
+  TimePoint deadline;
+  std::function<void(ForwardResult&&)> done;
+  int attempts = 0;
+  bool model_permit = false;       // the model breaker let this request through
+  bool last_attempt_failed = false;
+  TimePoint start{};
+  std::vector<std::string> tried;
+  bool has_last_failure = false;
+  http::Response last_failure;
+  std::unique_ptr<Timer> backoff_timer;
+};
+
+Gateway::Gateway(ReplicaSource& source, Upstream& upstream, asio::io_context& timers,
+                 const Clock& clock, GatewayMetrics& metrics, GatewayOptions options)
+    : source_(source), upstream_(upstream), timers_(timers), clock_(clock), metrics_(metrics),
+      options_(std::move(options)), replicas_(std::make_shared<const ReplicaList>()),
+      rng_(options_.seed), budget_(options_.retry_budget),
+      health_timer_(std::make_unique<Timer>(timers)) {}
+
+Gateway::~Gateway() { Stop(); }
+
+void Gateway::Start() {
+  SyncReplicas();
+  CheckHealth();
+  ScheduleHealth();
+}
+
+void Gateway::Stop() {
+  if (stopped_.exchange(true)) return;
+  asio::post(timers_, [t = health_timer_.get()] { t->timer.cancel(); });
+}
+
+std::shared_ptr<const Gateway::ReplicaList> Gateway::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return replicas_;
+}
+
+void Gateway::SyncReplicas() {
+  std::vector<ReplicaEndpoint> current = source_.Replicas();
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, std::shared_ptr<Replica>> old;
+  for (const auto& r : *replicas_) old[r->endpoint.id] = r;
+  auto next = std::make_shared<ReplicaList>();
+  for (ReplicaEndpoint& ep : current) {
+    auto it = old.find(ep.id);
+    std::shared_ptr<Replica> r;
+    if (it != old.end() && it->second->endpoint.host == ep.host && it->second->endpoint.port == ep.port) {
+      r = it->second;
+    } else {
+      // New replica, or the same id on a new address (restarted): fresh state.
+      r = std::make_shared<Replica>(ep, options_.replica_breaker, metrics_);
+      r->healthy.store(ep.ready);
+    }
+    r->source_ready.store(ep.ready);
+    if (!ep.ready) r->ready_gauge->Set(0);
+    next->push_back(std::move(r));
+  }
+  for (auto& [id, r] : old) {
+    bool kept = false;
+    for (const auto& n : *next) kept = kept || n == r;
+    if (!kept) {
+      r->ready_gauge->Set(0);
+      r->outstanding_gauge->Set(0);
+    }
+  }
+  replicas_ = std::move(next);
+}
+
+int Gateway::ReadyReplicas() const {
+  const TimePoint now = clock_.Now();
+  int n = 0;
+  for (const auto& r : *Snapshot()) {
+    std::lock_guard<std::mutex> lock(r->mu);
+    if (r->healthy.load() && r->source_ready.load() && now >= r->ejected_until) ++n;
+  }
+  return n;
+}
+
+void Gateway::ScheduleHealth() {
+  if (stopped_.load()) return;
+  health_timer_->timer.expires_after(options_.health_interval);
+  health_timer_->timer.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopped_.load()) return;
+    SyncReplicas();
+    CheckHealth();
+    ScheduleHealth();
+  });
+}
+
+void Gateway::CheckHealth(std::function<void()> done) {
+  auto list = Snapshot();
+  auto remaining = std::make_shared<std::atomic<size_t>>(list->size());
+  auto finished = std::make_shared<std::function<void()>>(std::move(done));
+  if (list->empty() && *finished) (*finished)();
+  for (const auto& r : *list) {
+    http::Request req{http::Verb::get, "/v2/health/ready", 11};
+    upstream_.Send(r->endpoint.host, r->endpoint.port, std::move(req),
+                   clock_.Now() + options_.health_timeout,
+                   [this, r, remaining, finished](UpstreamResult&& res) {
+                     const bool ok = !res.transport_error && res.response.result() == http::Status::ok;
+                     const bool was = r->healthy.exchange(ok);
+                     if (was != ok) {
+                       log::Info(ok ? "replica_healthy" : "replica_unhealthy",
+                                 {{"replica", r->endpoint.id},
+                                  {"error", res.transport_error ? res.error : std::string()}});
+                     }
+                     const bool ejected = [&] {
+                       std::lock_guard<std::mutex> lock(r->mu);
+                       return clock_.Now() < r->ejected_until;
+                     }();
+                     r->ready_gauge->Set(ok && r->source_ready.load() && !ejected ? 1 : 0);
+                     if (remaining->fetch_sub(1) == 1 && *finished) (*finished)();
+                   });
+  }
+}
+
+std::shared_ptr<CircuitBreaker> Gateway::ModelBreaker(const std::string& model) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& b = model_breakers_[model];
+  if (!b) b = std::make_shared<CircuitBreaker>(options_.model_breaker);
+  return b;
+}
+
+void Gateway::RecordBreaker(const std::string& scope, const std::string& name,
+                            const std::optional<BreakerTransition>& t, BreakerState state) {
+  metrics_.breaker_state.Add({{"scope", scope}, {"name", name}}).Set(StateValue(state));
+  if (!t) return;
+  metrics_.breaker_transitions
+      .Add({{"scope", scope}, {"name", name}, {"to", std::string(BreakerStateName(t->to))}})
+      .Increment();
+  log::Info("breaker_transition", {{"scope", scope}, {"name", name},
+                                   {"from", BreakerStateName(t->from)}, {"to", BreakerStateName(t->to)}});
+}
+
+void Gateway::Forward(const std::string& model, http::Request request, TimePoint deadline,
+                      std::function<void(ForwardResult&&)> done) {
+  auto call = std::make_shared<Call>();
+  call->model = model;
+  call->request = std::move(request);
+  call->deadline = deadline;
+  call->done = std::move(done);
+  call->start = clock_.Now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    budget_.Deposit(clock_.Now());
+  }
+  if (!model.empty()) {
+    auto mb = ModelBreaker(model);
+    std::lock_guard<std::mutex> lock(model_breaker_mu_);
+    const TimePoint now = clock_.Now();
+    BreakerPermit permit = mb->Allow(now);
+    RecordBreaker("model", model, permit.transition, mb->State(now));
+    if (!permit.allowed) {
+      ForwardResult r;
+      r.why_not = "model_breaker_open";
+      return Finish(call, std::move(r));
+    }
+    call->model_permit = true;
+  }
+  Attempt(std::move(call));
+}
+
+void Gateway::Attempt(std::shared_ptr<Call> call) {
+  const TimePoint now = clock_.Now();
+  if (call->deadline - now < options_.min_attempt_time) {
+    ForwardResult r;
+    r.why_not = call->attempts == 0 ? "deadline" : "replicas_failed";
+    return Finish(call, std::move(r));
+  }
+  auto list = Snapshot();
+  std::vector<Candidate> candidates(list->size());
+  for (size_t i = 0; i < list->size(); ++i) {
+    Replica& r = *(*list)[i];
+    bool tried = false;
+    for (const auto& t : call->tried) tried = tried || t == r.endpoint.id;
+    std::lock_guard<std::mutex> lock(r.mu);
+    candidates[i].outstanding = r.outstanding.load();
+    candidates[i].eligible = !tried && r.healthy.load() && r.source_ready.load() &&
+                             now >= r.ejected_until && r.breaker.State(now) != BreakerState::kOpen;
+  }
+  while (true) {
+    std::optional<size_t> pick;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pick = PickTwoChoices(candidates, rng_);
+    }
+    if (!pick) {
+      ForwardResult r;
+      r.why_not = call->attempts == 0 ? "no_ready_replica" : "replicas_failed";
+      return Finish(call, std::move(r));
+    }
+    std::shared_ptr<Replica> replica = (*list)[*pick];
+    BreakerPermit permit;
+    std::optional<BreakerTransition> t;
+    {
+      std::lock_guard<std::mutex> lock(replica->mu);
+      permit = replica->breaker.Allow(now);
+      t = permit.transition;
+      RecordBreaker("replica", replica->endpoint.id, t, replica->breaker.State(now));
+    }
+    if (!permit.allowed) {
+      candidates[*pick].eligible = false;
+      continue;
+    }
+    ++call->attempts;
+    call->tried.push_back(replica->endpoint.id);
+    replica->outstanding_gauge->Set(static_cast<double>(replica->outstanding.fetch_add(1) + 1));
+    const TimePoint attempt_deadline = std::min(call->deadline, now + options_.try_timeout);
+    http::Request req = call->request;
+    const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(attempt_deadline - now).count();
+    req.set("X-Request-Timeout-Ms", std::to_string(std::max<int64_t>(1, left_ms)));
+    const bool trial = permit.is_trial;
+    upstream_.Send(replica->endpoint.host, replica->endpoint.port, std::move(req), attempt_deadline,
+                   [this, call, replica, trial](UpstreamResult&& res) {
+                     OnResult(call, replica, trial, std::move(res));
+                   });
+    return;
+  }
+}
+
+void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> replica, bool trial,
+                       UpstreamResult&& res) {
+  const TimePoint now = clock_.Now();
+  replica->outstanding_gauge->Set(static_cast<double>(replica->outstanding.fetch_sub(1) - 1));
+  replica->duration->Observe(Secs(res.latency));
+  metrics_.upstream_requests.Add({{"replica", replica->endpoint.id}, {"outcome", std::string(OutcomeLabel(res))}})
+      .Increment();
+  const int status = res.transport_error ? 0 : static_cast<int>(res.response.result());
+  const bool failure = IsBreakerFailure(status, res.transport_error);
+  {
+    std::lock_guard<std::mutex> lock(replica->mu);
+    std::optional<BreakerTransition> t =
+        failure ? replica->breaker.OnFailure(now, res.latency) : replica->breaker.OnSuccess(now, res.latency);
+    RecordBreaker("replica", replica->endpoint.id, t, replica->breaker.State(now));
+    if (failure) {
+      if (++replica->consecutive_failures >= options_.eject_after_failures && now >= replica->ejected_until) {
+        std::uniform_real_distribution<double> jitter(1.0, 1.5);
+        double j;
+        {
+          std::lock_guard<std::mutex> glock(mu_);
+          j = jitter(rng_);
+        }
+        replica->ejected_until = now + std::chrono::duration_cast<Duration>(options_.eject_duration * j);
+        replica->consecutive_failures = 0;
+        replica->ready_gauge->Set(0);
+        metrics_.ejections.Add({{"replica", replica->endpoint.id}}).Increment();
+        log::Warn("replica_ejected", {{"replica", replica->endpoint.id},
+                                      {"for_s", Secs(replica->ejected_until - now)},
+                                      {"last_error", res.transport_error ? res.error : std::to_string(status)}});
+      }
+    } else {
+      replica->consecutive_failures = 0;
+    }
+  }
+  (void)trial;
+  call->last_attempt_failed = failure;
+  if (!failure || !Retryable(res)) {
+    ForwardResult r;
+    r.answered = true;
+    r.response = std::move(res.response);
+    r.replica = replica->endpoint.id;
+    return Finish(call, std::move(r));
+  }
+  if (!res.transport_error) {
+    call->has_last_failure = true;
+    call->last_failure = std::move(res.response);
+  }
+  // A retry: to another replica, after a jittered back-off, inside the deadline and the budget.
+  const char* denied = nullptr;
+  Duration wait{};
+  if (call->attempts >= options_.max_attempts) {
+    denied = "attempts";
+  } else {
+    std::lock_guard<std::mutex> lock(mu_);
+    wait = NextBackoff(options_.backoff, call->attempts, rng_);
+    if (!FitsDeadline(now, wait, call->deadline, options_.min_attempt_time)) {
+      denied = "deadline";
+    } else if (!budget_.TryWithdraw(now)) {
+      denied = "budget";
+    }
+  }
+  if (denied != nullptr) {
+    metrics_.retries_denied.Add({{"reason", denied}}).Increment();
+    ForwardResult r;
+    r.why_not = "replicas_failed";
+    return Finish(call, std::move(r));
+  }
+  metrics_.retries.Add({}).Increment();
+  call->backoff_timer = std::make_unique<Timer>(timers_);
+  call->backoff_timer->timer.expires_after(wait);
+  call->backoff_timer->timer.async_wait([this, call](boost::system::error_code) { Attempt(call); });
+}
+
+void Gateway::Finish(std::shared_ptr<Call> call, ForwardResult&& result) {
+  if (call->model_permit) {
+    // The model breaker sees one outcome per request: did the replicas, together, answer it?
+    auto mb = ModelBreaker(call->model);
+    std::lock_guard<std::mutex> lock(model_breaker_mu_);
+    const TimePoint now = clock_.Now();
+    std::optional<BreakerTransition> t;
+    if (call->attempts == 0) {
+      mb->OnIgnored(now);
+    } else if (result.answered && !call->last_attempt_failed) {
+      t = mb->OnSuccess(now, now - call->start);
+    } else {
+      t = mb->OnFailure(now, now - call->start);
+    }
+    RecordBreaker("model", call->model, t, mb->State(now));
+  }
+  if (!result.answered && call->has_last_failure) {
+    result.has_last_failure = true;
+    result.last_failure = std::move(call->last_failure);
+  }
+  auto done = std::move(call->done);
+  done(std::move(result));
+}
+
+}  // namespace galley::gateway

@@ -1,0 +1,114 @@
+// The gateway's forwarding core: keeps the replica set (from a ReplicaSource) with each
+// replica's health, outstanding requests, circuit breaker and ejection; picks a replica by power
+// of two choices; sends with a per-attempt deadline; retries safe failures on another replica
+// with jittered back-off inside the request's deadline and a retry budget. When no replica can
+// take a request it says so, and the HTTP layer answers from the fallback model.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "common/clock.h"
+#include "gateway/backoff.h"
+#include "gateway/circuit_breaker.h"
+#include "gateway/gateway_metrics.h"
+#include "gateway/replica_source.h"
+#include "gateway/retry_budget.h"
+#include "gateway/upstream.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace galley::gateway {
+
+struct GatewayOptions {
+  CircuitBreakerOptions replica_breaker;
+  CircuitBreakerOptions model_breaker;
+  RetryBudgetOptions retry_budget;
+  BackoffOptions backoff;
+  int max_attempts = 3;                                   // first try plus retries
+  std::chrono::milliseconds try_timeout{5'000};           // per attempt, within the deadline
+  std::chrono::milliseconds min_attempt_time{5};          // less left than this: do not send
+  std::chrono::milliseconds health_interval{1'000};
+  std::chrono::milliseconds health_timeout{500};
+  int eject_after_failures = 5;                           // consecutive failures
+  std::chrono::milliseconds eject_duration{5'000};        // base, jittered x[1, 1.5)
+  uint64_t seed = 0x6a11e7;
+};
+
+struct ForwardResult {
+  bool answered = false;        // a replica answered (any HTTP status that is not retried away)
+  http::Response response;      // when answered
+  std::string replica;          // who answered
+  std::string why_not;          // when !answered: "no_ready_replica", "model_breaker_open",
+                                // "deadline", "replicas_failed"
+  bool has_last_failure = false;
+  http::Response last_failure;  // the last replica's failing answer (e.g. 503), if any
+};
+
+class Gateway {
+ public:
+  // `source`, `upstream`, `clock` and `metrics` must outlive the gateway. Timers (health checks,
+  // back-off) run on `timers`.
+  Gateway(ReplicaSource& source, Upstream& upstream, boost::asio::io_context& timers,
+          const Clock& clock, GatewayMetrics& metrics, GatewayOptions options);
+  ~Gateway();
+
+  // Starts the health-check loop (the first round runs at once).
+  void Start();
+  // Stops the loop. In-flight forwards still complete.
+  void Stop();
+
+  // Forwards `request` for `model` (used for the per-model breaker; may be empty) until
+  // `deadline`. `done` runs once, on an upstream thread. Never blocks.
+  void Forward(const std::string& model, http::Request request, TimePoint deadline,
+               std::function<void(ForwardResult&&)> done);
+
+  // Replicas that pass their ready probe and are not ejected.
+  int ReadyReplicas() const;
+
+  // Runs one health-check round now (also used by tests); `done` after every probe answered.
+  void CheckHealth(std::function<void()> done = {});
+
+ private:
+  struct Replica;
+  struct Call;
+  using ReplicaList = std::vector<std::shared_ptr<Replica>>;
+
+  std::shared_ptr<const ReplicaList> Snapshot() const;
+  void SyncReplicas();
+  void Attempt(std::shared_ptr<Call> call);
+  void OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> replica, bool trial,
+                UpstreamResult&& result);
+  void Finish(std::shared_ptr<Call> call, ForwardResult&& result);
+  void RecordBreaker(const std::string& scope, const std::string& name,
+                     const std::optional<BreakerTransition>& t, BreakerState now_state);
+  void ScheduleHealth();
+  std::shared_ptr<CircuitBreaker> ModelBreaker(const std::string& model);
+
+  ReplicaSource& source_;
+  Upstream& upstream_;
+  boost::asio::io_context& timers_;
+  const Clock& clock_;
+  GatewayMetrics& metrics_;
+  const GatewayOptions options_;
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const ReplicaList> replicas_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<CircuitBreaker>> model_breakers_ ABSL_GUARDED_BY(mu_);
+  std::mutex model_breaker_mu_;   // serialises calls into model breakers
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  RetryBudget budget_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> stopped_{false};
+  struct Timer;
+  std::unique_ptr<Timer> health_timer_;
+};
+
+}  // namespace galley::gateway

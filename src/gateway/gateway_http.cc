@@ -1,0 +1,297 @@
+#include "gateway/gateway_http.h"
+
+#include <memory>
+
+#include "boost/json/parse.hpp"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "serve/http_handlers.h"
+#include "serve/http_util.h"
+#include "serve/oip_json.h"
+#include "serve/request_metrics.h"
+
+namespace galley::gateway {
+namespace {
+
+namespace bhttp = boost::beast::http;
+using http::Request;
+using http::Responder;
+using http::Response;
+using serve::Endpoint;
+
+constexpr std::string_view kBusy = "I am currently busy, please try again later";
+
+Response Busy() {
+  Response res = http::JsonError(http::Status::too_many_requests, kBusy);
+  res.set(bhttp::field::retry_after, "1");
+  return res;
+}
+
+// A replica's answer, relayed: status, body, content type and Retry-After; hop-by-hop and
+// per-connection headers are the gateway's own.
+Response Relay(Response&& upstream, const std::string& replica) {
+  Response res{upstream.result(), 11};
+  for (auto field : {bhttp::field::content_type, bhttp::field::retry_after}) {
+    auto it = upstream.find(field);
+    if (it != upstream.end()) res.set(field, it->value());
+  }
+  res.set("X-Galley-Replica", replica);
+  res.body() = std::move(upstream.body());
+  res.prepare_payload();
+  return res;
+}
+
+void MarkFallback(Response& res, std::string_view reason) {
+  res.set("X-Galley-Fallback", "true");
+  res.set("X-Galley-Fallback-Reason", std::string(reason));
+}
+
+class Frontend : public std::enable_shared_from_this<Frontend> {
+ public:
+  Frontend(Gateway& gateway, serve::InferenceService& fallback, metrics::Registry& registry,
+           serve::ServeMetrics& serve_metrics, GatewayMetrics& metrics, const Clock& clock,
+           GatewayFrontendOptions options, std::function<bool()> ready,
+           std::function<void()> before_scrape)
+      : gateway_(gateway), fallback_(fallback), registry_(registry), serve_metrics_(serve_metrics),
+        metrics_(metrics), clock_(clock), options_(std::move(options)), ready_(std::move(ready)),
+        before_scrape_(std::move(before_scrape)),
+        request_metrics_(serve_metrics, {options_.analyze_model}) {}
+
+  void Handle(Request&& req, Responder respond);
+  void OnRejected(http::Status s) { request_metrics_.Record(Endpoint::kHttp, -1, s, 0); }
+
+ private:
+  Responder Counted(Endpoint endpoint, std::string_view model, Responder respond);
+  void Analyze(Request&& req, Responder respond);
+  void Infer(Request&& req, std::string model, Responder respond);
+  void ModelGet(Request&& req, Endpoint endpoint, std::string model, bool ready_probe, Responder respond);
+  void FallbackAnalyze(std::string text, TimePoint deadline, std::string_view reason, Responder respond);
+  void FallbackInfer(const Request& req, TimePoint deadline, std::string_view reason, Responder respond);
+  void CountFallback(std::string_view reason) {
+    metrics_.fallbacks.Add({{"reason", std::string(reason)}}).Increment();
+  }
+
+  Gateway& gateway_;
+  serve::InferenceService& fallback_;
+  metrics::Registry& registry_;
+  serve::ServeMetrics& serve_metrics_;
+  GatewayMetrics& metrics_;
+  const Clock& clock_;
+  const GatewayFrontendOptions options_;
+  std::function<bool()> ready_;
+  std::function<void()> before_scrape_;
+  serve::RequestMetrics request_metrics_;
+  std::atomic<size_t> inflight_{0};
+};
+
+Responder Frontend::Counted(Endpoint endpoint, std::string_view model, Responder respond) {
+  serve_metrics_.http_inflight_gauge.Increment();
+  inflight_.fetch_add(1);
+  const TimePoint start = clock_.Now();
+  const int model_index = model.empty() ? -1 : request_metrics_.ModelIndex(model);
+  auto self = shared_from_this();
+  return [self, endpoint, model_index, start, respond = std::move(respond)](Response&& res) {
+    const double secs = std::chrono::duration<double>(self->clock_.Now() - start).count();
+    self->request_metrics_.Record(endpoint, model_index, res.result(), secs);
+    self->serve_metrics_.http_inflight_gauge.Decrement();
+    self->inflight_.fetch_sub(1);
+    respond(std::move(res));
+  };
+}
+
+void Frontend::Handle(Request&& req, Responder respond) {
+  std::string_view target(req.target().data(), req.target().size());
+  target = target.substr(0, target.find('?'));
+  const bool get = req.method() == http::Verb::get;
+  const bool post = req.method() == http::Verb::post;
+  auto not_allowed = [&](Endpoint e, std::string_view allow) {
+    Response res = http::JsonError(http::Status::method_not_allowed, StrCat("method not allowed; use ", allow));
+    res.set(bhttp::field::allow, allow);
+    Counted(e, "", std::move(respond))(std::move(res));
+  };
+  if (target == "/v2/health/live" || target == "/livez") {
+    if (!get) return not_allowed(Endpoint::kHealthLive, "GET");
+    return Counted(Endpoint::kHealthLive, "", std::move(respond))(http::JsonResponse(http::Status::ok, R"({"live":true})"));
+  }
+  if (target == "/v2/health/ready" || target == "/readyz") {
+    if (!get) return not_allowed(Endpoint::kHealthReady, "GET");
+    const bool ready = ready_();
+    return Counted(Endpoint::kHealthReady, "", std::move(respond))(http::JsonResponse(
+        ready ? http::Status::ok : http::Status::service_unavailable,
+        StrCat(R"({"ready":)", ready ? "true" : "false", R"(,"replicas_ready":)", gateway_.ReadyReplicas(), "}")));
+  }
+  if (target == "/metrics") {
+    if (!get) return not_allowed(Endpoint::kMetrics, "GET");
+    auto r = Counted(Endpoint::kMetrics, "", std::move(respond));
+    if (before_scrape_) before_scrape_();
+    Response res{http::Status::ok, 11};
+    res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.body() = registry_.Exposition();
+    res.prepare_payload();
+    return r(std::move(res));
+  }
+  if (target == "/v2") {
+    if (!get) return not_allowed(Endpoint::kServerMetadata, "GET");
+    return Counted(Endpoint::kServerMetadata, "", std::move(respond))(http::JsonResponse(
+        http::Status::ok, serve::EncodeServerMetadata("galley-gateway", options_.server_version)));
+  }
+  if (inflight_.load() >= options_.max_inflight) {
+    return Counted(Endpoint::kHttp, "", std::move(respond))(Busy());
+  }
+  if (target == "/inference/analyze") {
+    if (!post) return not_allowed(Endpoint::kAnalyze, "POST");
+    return Analyze(std::move(req), Counted(Endpoint::kAnalyze, options_.analyze_model, std::move(respond)));
+  }
+  if (StartsWith(target, "/v2/models/")) {
+    std::vector<std::string_view> parts = Split(target.substr(11), '/');
+    const std::string name(parts[0]);
+    size_t next = 1;
+    if (parts.size() >= 3 && parts[1] == "versions" && !parts[2].empty()) next = 3;
+    const std::string_view action = next < parts.size() ? parts[next] : "";
+    if (!name.empty() && parts.size() <= next + 1) {
+      if (action.empty()) {
+        if (!get) return not_allowed(Endpoint::kModelMetadata, "GET");
+        return ModelGet(std::move(req), Endpoint::kModelMetadata, name, false,
+                        Counted(Endpoint::kModelMetadata, name, std::move(respond)));
+      }
+      if (action == "ready") {
+        if (!get) return not_allowed(Endpoint::kModelReady, "GET");
+        return ModelGet(std::move(req), Endpoint::kModelReady, name, true,
+                        Counted(Endpoint::kModelReady, name, std::move(respond)));
+      }
+      if (action == "infer") {
+        if (!post) return not_allowed(Endpoint::kInfer, "POST");
+        return Infer(std::move(req), name, Counted(Endpoint::kInfer, name, std::move(respond)));
+      }
+    }
+  }
+  Counted(Endpoint::kNotFound, "", std::move(respond))(
+      http::JsonError(http::Status::not_found, StrCat("no such endpoint: ", target)));
+}
+
+void Frontend::Analyze(Request&& req, Responder respond) {
+  if (!serve::HasJsonContentType(req)) {
+    return respond(http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
+  }
+  auto text = serve::DecodeAnalyzeRequest(req.body());
+  if (!text.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(text.status().message())));
+  auto deadline = serve::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
+  if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
+  auto self = shared_from_this();
+  const TimePoint dl = *deadline;
+  gateway_.Forward(options_.analyze_model, std::move(req), dl,
+                   [self, dl, text = std::move(text).value(), respond = std::move(respond)](ForwardResult&& r) mutable {
+                     if (r.answered) return respond(Relay(std::move(r.response), r.replica));
+                     self->FallbackAnalyze(std::move(text), dl, r.why_not, std::move(respond));
+                   });
+}
+
+void Frontend::FallbackAnalyze(std::string text, TimePoint deadline, std::string_view reason,
+                               Responder respond) {
+  serve::InferRequest ir;
+  ir.model = options_.analyze_model;
+  ir.deadline = deadline;
+  ir.arrival = clock_.Now();
+  model::Tensor t{"text", model::DataType::kBytes, {1}, {}, {}};
+  t.bytes.push_back(std::move(text));
+  ir.input.inputs.push_back(std::move(t));
+  auto self = shared_from_this();
+  fallback_.Infer(std::move(ir), [self, reason = std::string(reason), respond = std::move(respond)](serve::InferResult&& r) {
+    if (r.outcome == serve::Outcome::kQueueFull) return respond(Busy());
+    if (r.outcome != serve::Outcome::kOk) {
+      return respond(http::JsonError(serve::HttpStatusFor(r.outcome), r.message));
+    }
+    const auto& outs = r.output.outputs;
+    boost::json::object body;
+    body["sentiment"] = std::string_view(outs[0].bytes[0]);
+    body["confidence"] = serve::FloatForJson(outs[1].At<float>(0));
+    body["model"] = self->options_.analyze_model;
+    body["fallback"] = true;
+    Response res = http::JsonResponse(http::Status::ok, JsonSerialize(body));
+    MarkFallback(res, reason);
+    self->CountFallback(reason);
+    respond(std::move(res));
+  });
+}
+
+void Frontend::Infer(Request&& req, std::string model, Responder respond) {
+  auto deadline = serve::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
+  if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
+  auto self = shared_from_this();
+  auto shared_req = std::make_shared<Request>(req);
+  const TimePoint dl = *deadline;
+  gateway_.Forward(model, std::move(req), dl,
+                   [self, dl, model, shared_req, respond = std::move(respond)](ForwardResult&& r) mutable {
+                     if (r.answered) return respond(Relay(std::move(r.response), r.replica));
+                     if (model == self->options_.analyze_model) {
+                       return self->FallbackInfer(*shared_req, dl, r.why_not, std::move(respond));
+                     }
+                     if (r.has_last_failure) return respond(Relay(std::move(r.last_failure), ""));
+                     respond(http::JsonError(http::Status::service_unavailable,
+                                             StrCat("no replica can serve model '", model, "' (", r.why_not, ")")));
+                   });
+}
+
+void Frontend::FallbackInfer(const Request& req, TimePoint deadline, std::string_view reason,
+                             Responder respond) {
+  auto md = fallback_.FindModel(options_.analyze_model, "");
+  if (!md) return respond(http::JsonError(http::Status::service_unavailable, "no fallback model"));
+  auto decoded = serve::DecodeInferRequest(req.body(), *md);
+  if (!decoded.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));
+  serve::InferRequest ir;
+  ir.model = md->name;
+  ir.deadline = deadline;
+  ir.arrival = clock_.Now();
+  ir.input = std::move(decoded->input);
+  auto self = shared_from_this();
+  auto shared_md = std::make_shared<model::ModelMetadata>(std::move(*md));
+  fallback_.Infer(std::move(ir), [self, shared_md, id = decoded->id, outputs = decoded->outputs,
+                                  reason = std::string(reason), respond = std::move(respond)](serve::InferResult&& r) {
+    if (r.outcome == serve::Outcome::kQueueFull) return respond(Busy());
+    if (r.outcome != serve::Outcome::kOk) return respond(http::JsonError(serve::HttpStatusFor(r.outcome), r.message));
+    boost::json::value doc = boost::json::parse(serve::EncodeInferResponse(*shared_md, id, r.output, outputs));
+    doc.as_object()["parameters"] = boost::json::object{{"fallback", true}};
+    Response res = http::JsonResponse(http::Status::ok, JsonSerialize(doc));
+    MarkFallback(res, reason);
+    self->CountFallback(reason);
+    respond(std::move(res));
+  });
+}
+
+void Frontend::ModelGet(Request&& req, Endpoint endpoint, std::string model, bool ready_probe,
+                        Responder respond) {
+  auto self = shared_from_this();
+  const TimePoint dl = clock_.Now() + std::chrono::seconds(2);
+  gateway_.Forward("", std::move(req), dl,
+                   [self, model, ready_probe, respond = std::move(respond)](ForwardResult&& r) mutable {
+                     if (r.answered) return respond(Relay(std::move(r.response), r.replica));
+                     auto md = self->fallback_.FindModel(model, "");
+                     if (!md) {
+                       return respond(http::JsonError(http::Status::service_unavailable,
+                                                      StrCat("no replica can answer for model '", model, "'")));
+                     }
+                     Response res = ready_probe
+                                        ? http::JsonResponse(http::Status::ok, R"({"ready":true})")
+                                        : http::JsonResponse(http::Status::ok, serve::EncodeModelMetadata(*md));
+                     MarkFallback(res, r.why_not);
+                     respond(std::move(res));
+                   });
+}
+
+}  // namespace
+
+GatewayFrontend MakeGatewayFrontend(Gateway& gateway, serve::InferenceService& fallback,
+                                    metrics::Registry& registry, serve::ServeMetrics& serve_metrics,
+                                    GatewayMetrics& metrics, const Clock& clock,
+                                    GatewayFrontendOptions options, std::function<bool()> ready,
+                                    std::function<void()> before_scrape) {
+  auto fe = std::make_shared<Frontend>(gateway, fallback, registry, serve_metrics, metrics, clock,
+                                       std::move(options), std::move(ready), std::move(before_scrape));
+  GatewayFrontend out;
+  out.handler = [fe](Request&& req, Responder respond) { fe->Handle(std::move(req), std::move(respond)); };
+  out.on_rejected = [fe](http::Status s) { fe->OnRejected(s); };
+  return out;
+}
+
+}  // namespace galley::gateway

@@ -1,0 +1,42 @@
+// The gateway's HTTP front-end: the same APIs as `galley serve`. Inference requests and model
+// metadata are forwarded to replicas through Gateway; when no replica can answer, the
+// in-process fallback model does, and the answer says so (header `X-Galley-Fallback: true` and
+// `"fallback": true` in the body). Probes, /v2 and /metrics are the gateway's own.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "common/clock.h"
+#include "gateway/gateway.h"
+#include "gateway/gateway_metrics.h"
+#include "http/server.h"
+#include "metrics/registry.h"
+#include "serve/inference_service.h"
+#include "serve/serve_metrics.h"
+
+namespace galley::gateway {
+
+struct GatewayFrontendOptions {
+  std::string analyze_model = "vader";                // also the fallback model's name
+  std::chrono::milliseconds default_timeout{30'000};  // deadline when the client sets none
+  size_t max_inflight = 4096;                         // beyond: 429 "busy" at once
+  std::string server_version;
+};
+
+struct GatewayFrontend {
+  http::Handler handler;
+  http::RejectHook on_rejected;
+};
+
+// `gateway`, `fallback` (the in-process model service), the registries and `clock` must outlive
+// the server. `ready` says whether the gateway should report ready (fallback loaded, not
+// draining).
+GatewayFrontend MakeGatewayFrontend(Gateway& gateway, serve::InferenceService& fallback,
+                                    metrics::Registry& registry, serve::ServeMetrics& serve_metrics,
+                                    GatewayMetrics& metrics, const Clock& clock,
+                                    GatewayFrontendOptions options, std::function<bool()> ready,
+                                    std::function<void()> before_scrape = {});
+
+}  // namespace galley::gateway

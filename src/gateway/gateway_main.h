@@ -1,0 +1,34 @@
+// The gateway process: the HTTP front-end, the forwarding core, the upstream client and the
+// in-process fallback model, with the same start-up, drain and shutdown rules as `galley serve`.
+// `galley gateway` runs it over a static replica list; `galley up` over the local supervisor.
+#pragma once
+
+#include <chrono>
+#include <functional>
+
+#include "gateway/gateway.h"
+#include "gateway/gateway_http.h"
+#include "gateway/replica_source.h"
+#include "http/server.h"
+#include "serve/model_runner.h"
+
+namespace galley::gateway {
+
+struct GatewayRunOptions {
+  http::ServerOptions http;
+  GatewayFrontendOptions frontend;
+  GatewayOptions gateway;
+  serve::RunnerOptions fallback;                  // the fallback model's queue and batching
+  std::chrono::milliseconds drain_delay{5'000};
+  std::chrono::milliseconds grace_period{30'000};
+};
+
+// Runs until SIGTERM/SIGINT (blocked by the caller with BlockStopSignals() before any thread
+// starts), then drains. `after_start` runs once the gateway listens and is ready (e.g. to log
+// the address); `after_drain` runs after the gateway stopped accepting and its connections
+// closed, before it returns (e.g. to stop replicas). Returns the exit code.
+int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
+               std::function<void(uint16_t port)> after_start = {},
+               std::function<void()> after_drain = {});
+
+}  // namespace galley::gateway

@@ -1,0 +1,145 @@
+// The scheduling framework, in the manner of kube-scheduler: a profile of filter plugins, weighted
+// score plugins and one GPU selector; Schedule() runs them over a snapshot and returns either a
+// placement (node + GPUs) or, when no node fits, the reason each node was rejected. Pure: no I/O,
+// clock, threads or locks; randomness (ties, the Random policy) comes from the caller's Rng.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "schedule/cluster.h"
+
+namespace galley::schedule {
+
+// Seeded, explicit randomness. Deterministic for a given seed on a given standard library.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : engine_(seed) {}
+  // Uniform in [0, n); n > 0.
+  uint64_t Below(uint64_t n) { return engine_() % n; }
+  double Unit() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+// Per-decision scratch data that plugins compute once (PreFilter/PreScore) and read per node.
+class StateData {
+ public:
+  virtual ~StateData() = default;
+};
+
+class CycleState {
+ public:
+  void Write(std::string key, std::unique_ptr<StateData> data) { data_[std::move(key)] = std::move(data); }
+  const StateData* Read(std::string_view key) const {
+    auto it = data_.find(key);
+    return it == data_.end() ? nullptr : it->second.get();
+  }
+
+ private:
+  std::map<std::string, std::unique_ptr<StateData>, std::less<>> data_;
+};
+
+// A plugin implements one or more extension points. Plugins are immutable once built, except
+// where a plugin documents an internal memo (still single-threaded; one Scheduler per thread).
+class Plugin {
+ public:
+  virtual ~Plugin() = default;
+  virtual std::string_view Name() const = 0;
+
+  // Filter extension point.
+  virtual bool IsFilter() const { return false; }
+  virtual void PreFilter(const Pod& pod, const ClusterSnapshot& snapshot, CycleState& state) const {}
+  // nullopt: the node passes. Otherwise the reason, worded as kube-scheduler words it
+  // ("Insufficient cpu", "node(s) had untolerated taint {k: v}", ...).
+  virtual std::optional<std::string> Filter(const Pod& pod, const Node& node,
+                                            const CycleState& state) const {
+    return std::nullopt;
+  }
+
+  // Score extension point: higher is better. Kube-style plugins return 0..100.
+  virtual bool IsScore() const { return false; }
+  virtual void PreScore(const Pod& pod, const ClusterSnapshot& snapshot,
+                        std::span<const int> feasible, CycleState& state, Rng& rng) const {}
+  virtual double Score(const Pod& pod, const Node& node, const CycleState& state) const { return 0; }
+  // Optional NormalizeScore over the feasible nodes' scores (in the order of `feasible`).
+  virtual void NormalizeScores(std::span<double> scores) const {}
+
+  // GPU selection (the profile's selector picks which GPUs of the chosen node the pod gets).
+  virtual bool IsGpuSelector() const { return false; }
+  // Precondition: the node passed the filters. Returns gpu_count indices.
+  virtual std::vector<int> SelectGpus(const Pod& pod, const Node& node, Rng& rng) const { return {}; }
+};
+
+// What a factory may use: the workload's GPU-request distribution (for fragmentation-aware
+// plugins) comes from the caller, since it describes the workload rather than the cluster.
+struct WorkloadDistribution;
+struct PluginContext {
+  std::shared_ptr<const WorkloadDistribution> workload;
+};
+
+using PluginFactory = std::function<absl::StatusOr<std::unique_ptr<Plugin>>(const PluginContext&)>;
+
+// Maps plugin names to factories; rejects duplicates (kube's frameworkruntime.Registry).
+class Registry {
+ public:
+  absl::Status Register(std::string name, PluginFactory factory);
+  absl::StatusOr<std::unique_ptr<Plugin>> Build(std::string_view name, const PluginContext& ctx) const;
+  std::vector<std::string> Names() const;
+
+ private:
+  std::map<std::string, PluginFactory, std::less<>> factories_;
+};
+
+// Which plugins a profile enables, by name.
+struct ProfileConfig {
+  std::vector<std::string> filters;
+  std::vector<std::pair<std::string, double>> scores;  // name, weight
+  std::string gpu_selector;
+};
+
+// The typed outcome when no node fits.
+struct Unschedulable {
+  int total_nodes = 0;
+  // Per rejected node: the plugin and the reason.
+  struct NodeReason {
+    std::string node;
+    std::string plugin;
+    std::string reason;
+  };
+  std::vector<NodeReason> reasons;
+  // "0/N nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {a: b}."
+  std::string Message() const;
+};
+
+using ScheduleResult = std::variant<Placement, Unschedulable>;
+
+class Scheduler {
+ public:
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(const Registry& registry,
+                                                           const ProfileConfig& config,
+                                                           const PluginContext& ctx);
+
+  // Chooses a node and GPUs for `pod`. Pure apart from drawing from `rng` (ties are broken
+  // uniformly at random among the best, as kube-scheduler's selectHost does).
+  ScheduleResult Schedule(const Pod& pod, const ClusterSnapshot& snapshot, Rng& rng) const;
+
+ private:
+  Scheduler() = default;
+  std::vector<std::unique_ptr<Plugin>> filters_;
+  std::vector<std::pair<std::unique_ptr<Plugin>, double>> scores_;
+  std::unique_ptr<Plugin> selector_;
+};
+
+}  // namespace galley::schedule

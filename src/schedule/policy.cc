@@ -1,0 +1,106 @@
+#include "schedule/policy.h"
+
+#include "common/status_macros.h"
+#include "common/strings.h"
+#include "schedule/fgd.h"
+#include "schedule/filters.h"
+#include "schedule/paper_policies.h"
+#include "schedule/scores.h"
+
+namespace galley::schedule {
+namespace {
+
+using Simple = std::unique_ptr<Plugin> (*)();
+
+PluginFactory Wrap(Simple make) {
+  return [make](const PluginContext&) -> absl::StatusOr<std::unique_ptr<Plugin>> { return make(); };
+}
+
+PluginFactory Frag(FragMode mode, bool as_selector) {
+  return [mode, as_selector](const PluginContext& ctx) -> absl::StatusOr<std::unique_ptr<Plugin>> {
+    if (ctx.workload == nullptr || ctx.workload->classes.empty()) {
+      return absl::FailedPreconditionError(
+          "fragmentation-aware plugins need the workload's GPU-request distribution");
+    }
+    return NewFragmentationPlugin(ctx.workload, mode, as_selector);
+  };
+}
+
+ProfileConfig WithScores(std::vector<std::pair<std::string, double>> scores, std::string_view gpu) {
+  return ProfileConfig{DefaultFilters(), std::move(scores), std::string(gpu)};
+}
+
+}  // namespace
+
+absl::StatusOr<Registry> NewInTreeRegistry() {
+  Registry r;
+  const std::pair<std::string_view, Simple> simple[] = {
+      {kResourcesFit, NewResourcesFit},
+      {kGpuFit, NewGpuFit},
+      {kGpuModel, NewGpuModel},
+      {kTaintToleration, NewTaintToleration},
+      {kNodeAffinity, NewNodeAffinity},
+      {kPodAntiAffinity, NewPodAntiAffinity},
+      {kLeastAllocated, NewLeastAllocated},
+      {kMostAllocated, NewMostAllocated},
+      {kNodeAffinityScore, NewNodeAffinityScore},
+      {kTaintTolerationScore, NewTaintTolerationScore},
+      {kPodAntiAffinityScore, NewPodAntiAffinityScore},
+      {kGpuPackingScore, NewGpuPackingScore},
+      {kBestFitGpu, NewBestFitGpu},
+      {kRandomGpu, NewRandomGpu},
+      {kRandomScore, NewRandomScore},
+      {kDotProductScore, NewDotProductScore},
+      {kGpuClusteringScore, NewGpuClusteringScore},
+      {kPaperGpuPackingScore, NewPaperGpuPackingScore},
+      {kBestFitScore, NewBestFitScore},
+  };
+  for (const auto& [name, make] : simple) RETURN_IF_ERROR(r.Register(std::string(name), Wrap(make)));
+  RETURN_IF_ERROR(r.Register(std::string(kFgdScore), Frag(FragMode::kFgd, false)));
+  RETURN_IF_ERROR(r.Register(std::string(kFgdGpu), Frag(FragMode::kFgd, true)));
+  RETURN_IF_ERROR(r.Register(std::string(kGalleyFragScore), Frag(FragMode::kGalley, false)));
+  RETURN_IF_ERROR(r.Register(std::string(kGalleyGpu), Frag(FragMode::kGalley, true)));
+  return r;
+}
+
+std::vector<std::string> PolicyNames() {
+  return {"galley", "fgd", "bestfit", "gpupacking", "gpuclustering", "dotprod", "random", "kube"};
+}
+
+absl::StatusOr<ProfileConfig> PolicyProfile(std::string_view policy) {
+  auto s = [](std::string_view v) { return std::string(v); };
+  // Preference scores (soft affinity, PreferNoSchedule, soft anti-affinity) ride along with every
+  // policy at a weight that only breaks ties for the packing policies; the trace uses none.
+  if (policy == "galley") {
+    // Fragmentation delta in GPU thousandths, plus best fit at one thousandth per point: a tie
+    // breaker that also packs CPU, so CPU-heavy pods do not strand the GPUs of emptier nodes.
+    return WithScores({{s(kGalleyFragScore), 1.0}, {s(kBestFitScore), 1.0}}, kGalleyGpu);
+  }
+  if (policy == "fgd") return WithScores({{s(kFgdScore), 1000}}, kFgdGpu);
+  if (policy == "bestfit") return WithScores({{s(kBestFitScore), 1000}}, kBestFitGpu);
+  if (policy == "gpupacking") return WithScores({{s(kPaperGpuPackingScore), 1000}}, kBestFitGpu);
+  if (policy == "gpuclustering") return WithScores({{s(kGpuClusteringScore), 1000}}, kBestFitGpu);
+  if (policy == "dotprod") return WithScores({{s(kDotProductScore), 1000}}, kBestFitGpu);
+  if (policy == "random") return WithScores({{s(kRandomScore), 1000}}, kRandomGpu);
+  if (policy == "kube") {
+    return WithScores({{s(kLeastAllocated), 1},
+                       {s(kNodeAffinityScore), 2},
+                       {s(kTaintTolerationScore), 3},
+                       {s(kPodAntiAffinityScore), 2}},
+                      kBestFitGpu);
+  }
+  return absl::NotFoundError(StrCat("unknown policy \"", policy,
+                                    "\" (galley, fgd, bestfit, gpupacking, gpuclustering, "
+                                    "dotprod, random, kube)"));
+}
+
+absl::StatusOr<std::unique_ptr<Scheduler>> NewPolicyScheduler(
+    std::string_view policy, std::shared_ptr<const WorkloadDistribution> workload) {
+  ASSIGN_OR_RETURN(const Registry registry, NewInTreeRegistry());
+  ASSIGN_OR_RETURN(const ProfileConfig profile, PolicyProfile(policy));
+  PluginContext ctx;
+  ctx.workload = std::move(workload);
+  return Scheduler::Create(registry, profile, ctx);
+}
+
+}  // namespace galley::schedule

@@ -1,0 +1,261 @@
+"""`galley gateway` in front of real `galley serve` replicas (and, for faults a real server
+cannot be made to show on demand, small fault-injecting upstreams: one that accepts and never
+answers, one that answers 503 to inference). Every process runs on 127.0.0.1 and stops at
+teardown."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import LABELS, Client
+
+GATEWAY_FLAGS = {
+    "--health-interval-ms": "100",
+    "--try-timeout-ms": "1000",
+    "--eject-ms": "60000",
+}
+
+
+def gateway(galley, *replica_ports, **flags):
+    merged = dict(GATEWAY_FLAGS)
+    merged.update({f"--{k.replace('_', '-')}": str(v) for k, v in flags.items()})
+    merged["--replicas"] = ",".join(f"127.0.0.1:{p}" for p in replica_ports)
+    return galley(subcommand="gateway", flags=merged)
+
+
+class HangingUpstream:
+    """Accepts connections and reads, never answers: a hung replica."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+                self.conns.append(c)
+            except OSError:
+                continue
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+class FailingUpstream:
+    """Ready to the probe, 503 to every inference request; counts the attempts it saw."""
+
+    def __init__(self, status=503):
+        outer = self
+        self.attempts = 0
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, code, body):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send(200, {"ready": True})
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with outer.lock:
+                    outer.attempts += 1
+                self._send(status, {"error": "overloaded"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_forwards_and_spreads_over_replicas(galley):
+    r1, r2 = galley(), galley()
+    gw = gateway(galley, r1.port, r2.port)
+    c = gw.client()
+    seen = set()
+    for i in range(40):
+        r = c.analyze(f"I really like this, take {i}")
+        assert r.status == 200, r
+        assert r.json()["sentiment"] == "Positive"
+        assert r.headers.get("x-galley-fallback") is None
+        seen.add(r.headers["x-galley-replica"])
+    assert seen == {f"127.0.0.1:{r1.port}", f"127.0.0.1:{r2.port}"}
+    # The protocol's endpoints go through too.
+    inf = c.infer(["good", "bad"])
+    assert inf.status == 200 and inf.json()["outputs"][0]["data"] == ["Positive", "Negative"]
+    assert c.get("/v2/models/vader").json()["name"] == "vader"
+    assert c.get("/v2/health/ready").status == 200
+
+
+def test_bad_input_is_rejected_at_the_gateway(galley):
+    r1 = galley()
+    gw = gateway(galley, r1.port)
+    c = gw.client()
+    before = r1.metrics().value("galley_requests_total", endpoint="analyze", outcome="invalid_input")
+    for body in ('{"text": ""}', '{"txt": "x"}', "nope"):
+        r = c.request("POST", "/inference/analyze", body, {"Content-Type": "application/json"})
+        assert r.status == 400 and "error" in r.json()
+    assert r1.metrics().value("galley_requests_total", endpoint="analyze", outcome="invalid_input") == before
+
+
+def test_kill_9_replica_under_load_no_client_fails(galley):
+    r1, r2 = galley(), galley()
+    gw = gateway(galley, r1.port, r2.port, eject_after_failures=1)
+    failures, ok = [], []
+    lock = threading.Lock()
+    started = threading.Event()
+
+    def load(i):
+        c = gw.client()
+        for k in range(60):
+            r = c.analyze(f"The staff were lovely {i} {k}")
+            with lock:
+                (ok if r.status == 200 and r.json()["sentiment"] in LABELS else failures).append(r)
+                if len(ok) >= 40:
+                    started.set()
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    assert started.wait(20)
+    r1.proc.send_signal(signal.SIGKILL)
+    for t in threads:
+        t.join(60)
+    assert not failures, failures[:3]
+    assert len(ok) == 240
+    m = gw.metrics()
+    dead = f"127.0.0.1:{r1.port}"
+    assert m.value("galley_gateway_ejections_total", replica=dead) >= 1
+    r1.proc.wait(5)
+
+
+def test_all_replicas_down_fallback_then_back(galley):
+    r1 = galley()
+    port = r1.port
+    gw = gateway(galley, port, breaker_min_calls=3, breaker_break_ms=200, eject_after_failures=100)
+    c = gw.client()
+    assert c.analyze("great").headers.get("x-galley-replica") == f"127.0.0.1:{port}"
+    r1.proc.send_signal(signal.SIGKILL)
+    r1.proc.wait(5)
+    for _ in range(10):
+        r = c.analyze("This is wonderful")
+        assert r.status == 200, r
+        assert r.headers["x-galley-fallback"] == "true"
+        body = r.json()
+        assert body["fallback"] is True and body["sentiment"] == "Positive"
+    inf = c.infer(["awful"])
+    assert inf.status == 200 and inf.headers["x-galley-fallback"] == "true"
+    assert inf.json()["parameters"]["fallback"] is True
+    m = gw.metrics()
+    assert sum(v for _, v in m.find("galley_gateway_fallbacks_total")) >= 11
+    # Bring a replica back on the same port: health checks see it ready, the breaker half-opens
+    # and closes, and traffic returns to it.
+    back = galley(listen=f"127.0.0.1:{port}")
+    assert back.port == port
+    # The breaker's break must pass before a trial goes through: keep sending (bounded in count
+    # and time) until the replica has answered five in a row.
+    import time
+    in_a_row, sent, give_up = 0, 0, time.monotonic() + 15
+    while in_a_row < 5 and sent < 5000 and time.monotonic() < give_up:
+        r = c.analyze("back again, nice")
+        sent += 1
+        assert r.status == 200, r
+        in_a_row = in_a_row + 1 if r.headers.get("x-galley-replica") == f"127.0.0.1:{port}" else 0
+    assert in_a_row == 5, f"traffic did not return after {sent} requests"
+    closed = gw.wait_for("breaker_transition", timeout=5,
+                         pred=lambda l: l.get("scope") == "replica" and l.get("to") == "closed")
+    assert closed["from"] == "half_open"
+    states = [v for l, v in gw.metrics().find("galley_gateway_breaker_state")
+              if l.get("scope") == "replica" and l.get("name") == f"127.0.0.1:{port}"]
+    assert states == [0]
+
+
+def test_hung_replica_is_ejected_and_others_answer(galley):
+    hung = HangingUpstream()
+    try:
+        r1 = galley()
+        gw = gateway(galley, hung.port, r1.port, try_timeout_ms=300, eject_after_failures=1)
+        c = gw.client()
+        for i in range(12):
+            r = c.analyze(f"fine {i}")
+            assert r.status == 200, r
+            assert r.headers.get("x-galley-replica") == f"127.0.0.1:{r1.port}"
+        m = gw.metrics()
+        assert m.value("galley_gateway_upstream_requests_total", replica=f"127.0.0.1:{hung.port}", outcome="timeout") >= 1
+        assert m.value("galley_gateway_ejections_total", replica=f"127.0.0.1:{hung.port}") >= 1
+        assert m.value("galley_gateway_replica_ready", replica=f"127.0.0.1:{hung.port}") == 0
+    finally:
+        hung.close()
+
+
+def test_503_replica_retried_elsewhere_and_budget_holds(galley):
+    bad = FailingUpstream(503)
+    try:
+        r1 = galley()
+        gw = gateway(galley, bad.port, r1.port, eject_after_failures=1000, breaker_min_calls=1000)
+        c = gw.client()
+        n = 100
+        answers = [c.analyze(f"so good {i}") for i in range(n)]
+        assert all(a.status == 200 for a in answers), [a for a in answers if a.status != 200][:3]
+        m = gw.metrics()
+        retries = m.value("galley_gateway_retries_total")
+        assert retries >= 1
+        # Retries never exceed the budget: 20% of requests plus the minimum of 3 per second over
+        # the 10 s window, and every attempt at the bad replica was either a first try or counted.
+        assert retries <= 0.2 * n + 30
+        assert bad.attempts == m.value("galley_gateway_upstream_requests_total",
+                                       replica=f"127.0.0.1:{bad.port}", outcome="server_error")
+        fallbacks = sum(v for _, v in m.find("galley_gateway_fallbacks_total"))
+        from_replica = sum(1 for a in answers if a.headers.get("x-galley-replica"))
+        assert from_replica + fallbacks == n
+    finally:
+        bad.close()
+
+
+def test_gateway_metrics_pass_promtool(galley, tmp_path):
+    import subprocess
+    r1 = galley()
+    gw = gateway(galley, r1.port)
+    c = gw.client()
+    c.analyze("ok then")
+    c.get("/nope")
+    text = c.get("/metrics").body
+    f = tmp_path / "gw.prom"
+    f.write_bytes(text if isinstance(text, bytes) else text.encode())
+    res = subprocess.run(["promtool", "check", "metrics"], stdin=f.open("rb"), capture_output=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    m = Client(gw.port).metrics()
+    assert m.value("galley_gateway_replica_ready", replica=f"127.0.0.1:{r1.port}") == 1
