@@ -20,9 +20,10 @@ build-fuzz: deps
 	@cmake --preset fuzz >/dev/null
 	@cmake --build --preset fuzz -j $(JOBS) --target http_request_fuzzer infer_json_fuzzer
 
-# The main job: the model server on 0.0.0.0:8080 with the default model.
+# The main job: the local stack (`galley up`): the gateway on 0.0.0.0:8080 in front of model
+# replicas run as child processes, with the default model.
 run: build
-	exec ./build/release/galley serve --listen $${GALLEY_LISTEN:-0.0.0.0:8080}
+	exec ./build/release/galley up --listen $${GALLEY_LISTEN:-0.0.0.0:8080}
 
 # Every test: unit tests (release and ASan+UBSan), integration tests against both binaries,
 # and a short bounded fuzzing run.

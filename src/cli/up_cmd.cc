@@ -21,8 +21,8 @@ namespace {
 
 struct UpFlags {
   int replicas = 2;
-  int64_t restart_initial_ms = 1'000;
-  int64_t restart_max_ms = 60'000;
+  int64_t restart_initial_ms = 10'000;
+  int64_t restart_max_ms = 300'000;
   int64_t replica_drain_delay_ms = 1'000;
   std::vector<std::string> serve_args;
   std::array<int64_t, 4> policy_ms{5000, 1000, 5000, 5000};
@@ -38,7 +38,7 @@ Runner AddUpCommand(CLI::App& app) {
   flags->Add(cmd);
   Flag(cmd, "replicas", up->replicas, "model replicas to run")->check(CLI::Range(0, 64));
   Flag(cmd, "restart-initial-ms", up->restart_initial_ms,
-       "first restart delay of a crashing replica (doubles per crash)")->check(CLI::PositiveNumber);
+       "restart delay after a second crash in a row (the first restarts at once; doubles per crash)")->check(CLI::PositiveNumber);
   Flag(cmd, "restart-max-ms", up->restart_max_ms, "cap on the restart delay")->check(CLI::PositiveNumber);
   Flag(cmd, "replica-drain-delay-ms", up->replica_drain_delay_ms,
        "each replica's drain delay on shutdown")->check(CLI::NonNegativeNumber);

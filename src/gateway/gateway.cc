@@ -133,7 +133,10 @@ void Gateway::SyncReplicas() {
       r = std::make_shared<Replica>(ep, options_.replica_breaker, metrics_);
       r->healthy.store(ep.ready);
     }
-    r->source_ready.store(ep.ready);
+    // A replica the source has just seen become ready is taken at its word until the next
+    // probe says otherwise.
+    if (ep.ready && !r->source_ready.exchange(true)) r->healthy.store(true);
+    if (!ep.ready) r->source_ready.store(false);
     if (!ep.ready) r->ready_gauge->Set(0);
     next->push_back(std::move(r));
   }
@@ -242,6 +245,21 @@ void Gateway::Forward(const std::string& model, http::Request request, TimePoint
   Attempt(std::move(call));
 }
 
+std::vector<Candidate> Gateway::Candidates(const ReplicaList& list, const Call& call,
+                                           TimePoint now) const {
+  std::vector<Candidate> candidates(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    Replica& r = *list[i];
+    bool tried = false;
+    for (const auto& t : call.tried) tried = tried || t == r.endpoint.id;
+    std::lock_guard<std::mutex> lock(r.mu);
+    candidates[i].outstanding = r.outstanding.load();
+    candidates[i].eligible = !tried && r.healthy.load() && r.source_ready.load() &&
+                             now >= r.ejected_until && r.breaker.State(now) != BreakerState::kOpen;
+  }
+  return candidates;
+}
+
 void Gateway::Attempt(std::shared_ptr<Call> call) {
   const TimePoint now = clock_.Now();
   if (call->deadline - now < options_.min_attempt_time) {
@@ -250,15 +268,15 @@ void Gateway::Attempt(std::shared_ptr<Call> call) {
     return Finish(call, std::move(r));
   }
   auto list = Snapshot();
-  std::vector<Candidate> candidates(list->size());
-  for (size_t i = 0; i < list->size(); ++i) {
-    Replica& r = *(*list)[i];
-    bool tried = false;
-    for (const auto& t : call->tried) tried = tried || t == r.endpoint.id;
-    std::lock_guard<std::mutex> lock(r.mu);
-    candidates[i].outstanding = r.outstanding.load();
-    candidates[i].eligible = !tried && r.healthy.load() && r.source_ready.load() &&
-                             now >= r.ejected_until && r.breaker.State(now) != BreakerState::kOpen;
+  std::vector<Candidate> candidates;
+  for (int pass = 0; pass < 2; ++pass) {
+    candidates = Candidates(*list, *call, now);
+    bool any = false;
+    for (const auto& c : candidates) any = any || c.eligible;
+    if (any || call->attempts > 0 || pass == 1) break;
+    // The source may know of replicas (or readiness) the health loop has not picked up yet.
+    SyncReplicas();
+    list = Snapshot();
   }
   while (true) {
     std::optional<size_t> pick;

@@ -16,6 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "common/clock.h"
 #include "gateway/backoff.h"
+#include "gateway/balancer.h"
 #include "gateway/circuit_breaker.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/replica_source.h"
@@ -84,6 +85,7 @@ class Gateway {
 
   std::shared_ptr<const ReplicaList> Snapshot() const;
   void SyncReplicas();
+  std::vector<Candidate> Candidates(const ReplicaList& list, const Call& call, TimePoint now) const;
   void Attempt(std::shared_ptr<Call> call);
   void OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> replica, bool trial,
                 UpstreamResult&& result);

@@ -57,6 +57,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const Registry& reg
     if (!plugin->IsScore()) return absl::InvalidArgumentError(StrCat(name, " is not a score plugin"));
     s->scores_.emplace_back(std::move(plugin), weight);
   }
+  s->random_ties_ = config.random_ties;
   ASSIGN_OR_RETURN(s->selector_, registry.Build(config.gpu_selector, ctx));
   if (!s->selector_->IsGpuSelector()) {
     return absl::InvalidArgumentError(StrCat(config.gpu_selector, " is not a GPU selector"));
@@ -96,14 +97,14 @@ ScheduleResult Scheduler::Schedule(const Pod& pod, const ClusterSnapshot& snapsh
     for (size_t k = 0; k < feasible.size(); ++k) total[k] += weight * scores[k];
   }
 
-  // selectHost: the best score; ties uniformly at random (reservoir sampling).
+  // selectHost: the best score; ties uniformly at random (reservoir sampling) or the first.
   size_t best = 0;
   uint64_t ties = 1;
   for (size_t k = 1; k < feasible.size(); ++k) {
     if (total[k] > total[best]) {
       best = k;
       ties = 1;
-    } else if (total[k] == total[best]) {
+    } else if (total[k] == total[best] && random_ties_) {
       ++ties;
       if (rng.Below(ties) == 0) best = k;
     }

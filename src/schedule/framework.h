@@ -107,6 +107,9 @@ struct ProfileConfig {
   std::vector<std::string> filters;
   std::vector<std::pair<std::string, double>> scores;  // name, weight
   std::string gpu_selector;
+  // Ties among the best nodes: uniformly at random (kube-scheduler's selectHost), or the first in
+  // snapshot order (the FGD paper's simulator, whose replay shuffles node order once per seed).
+  bool random_ties = true;
 };
 
 // The typed outcome when no node fits.
@@ -131,8 +134,8 @@ class Scheduler {
                                                            const ProfileConfig& config,
                                                            const PluginContext& ctx);
 
-  // Chooses a node and GPUs for `pod`. Pure apart from drawing from `rng` (ties are broken
-  // uniformly at random among the best, as kube-scheduler's selectHost does).
+  // Chooses a node and GPUs for `pod`. Pure apart from drawing from `rng` (ties are broken as the
+  // profile says).
   ScheduleResult Schedule(const Pod& pod, const ClusterSnapshot& snapshot, Rng& rng) const;
 
  private:
@@ -140,6 +143,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Plugin>> filters_;
   std::vector<std::pair<std::unique_ptr<Plugin>, double>> scores_;
   std::unique_ptr<Plugin> selector_;
+  bool random_ties_ = true;
 };
 
 }  // namespace galley::schedule

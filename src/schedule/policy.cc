@@ -26,8 +26,9 @@ PluginFactory Frag(FragMode mode, bool as_selector) {
   };
 }
 
-ProfileConfig WithScores(std::vector<std::pair<std::string, double>> scores, std::string_view gpu) {
-  return ProfileConfig{DefaultFilters(), std::move(scores), std::string(gpu)};
+ProfileConfig WithScores(std::vector<std::pair<std::string, double>> scores, std::string_view gpu,
+                         bool random_ties = true) {
+  return ProfileConfig{DefaultFilters(), std::move(scores), std::string(gpu), random_ties};
 }
 
 }  // namespace
@@ -68,6 +69,9 @@ std::vector<std::string> PolicyNames() {
 }
 
 absl::StatusOr<ProfileConfig> PolicyProfile(std::string_view policy) {
+  // The paper's policies take the first best node in (per-seed shuffled) node order, as its
+  // simulator does; galley and kube break ties at random like kube-scheduler.
+  constexpr bool kPaperTies = false;
   auto s = [](std::string_view v) { return std::string(v); };
   // Preference scores (soft affinity, PreferNoSchedule, soft anti-affinity) ride along with every
   // policy at a weight that only breaks ties for the packing policies; the trace uses none.
@@ -76,12 +80,12 @@ absl::StatusOr<ProfileConfig> PolicyProfile(std::string_view policy) {
     // breaker that also packs CPU, so CPU-heavy pods do not strand the GPUs of emptier nodes.
     return WithScores({{s(kGalleyFragScore), 1.0}, {s(kBestFitScore), 1.0}}, kGalleyGpu);
   }
-  if (policy == "fgd") return WithScores({{s(kFgdScore), 1000}}, kFgdGpu);
-  if (policy == "bestfit") return WithScores({{s(kBestFitScore), 1000}}, kBestFitGpu);
-  if (policy == "gpupacking") return WithScores({{s(kPaperGpuPackingScore), 1000}}, kBestFitGpu);
-  if (policy == "gpuclustering") return WithScores({{s(kGpuClusteringScore), 1000}}, kBestFitGpu);
-  if (policy == "dotprod") return WithScores({{s(kDotProductScore), 1000}}, kBestFitGpu);
-  if (policy == "random") return WithScores({{s(kRandomScore), 1000}}, kRandomGpu);
+  if (policy == "fgd") return WithScores({{s(kFgdScore), 1000}}, kFgdGpu, kPaperTies);
+  if (policy == "bestfit") return WithScores({{s(kBestFitScore), 1000}}, kBestFitGpu, kPaperTies);
+  if (policy == "gpupacking") return WithScores({{s(kPaperGpuPackingScore), 1000}}, kBestFitGpu, kPaperTies);
+  if (policy == "gpuclustering") return WithScores({{s(kGpuClusteringScore), 1000}}, kBestFitGpu, kPaperTies);
+  if (policy == "dotprod") return WithScores({{s(kDotProductScore), 1000}}, kBestFitGpu, kPaperTies);
+  if (policy == "random") return WithScores({{s(kRandomScore), 1000}}, kRandomGpu, kPaperTies);
   if (policy == "kube") {
     return WithScores({{s(kLeastAllocated), 1},
                        {s(kNodeAffinityScore), 2},

@@ -50,6 +50,11 @@ absl::StatusOr<SeedRun> ReplayOnce(const std::vector<Node>& nodes, const std::ve
   const std::vector<Pod> seq = ArrivalSequence(pods, capacity, config.target_ratio, seed);
   schedule::ClusterSnapshot snapshot{nodes};
   schedule::Rng rng(seed ^ 0x5eedf00dULL);
+  // Node order is shuffled per seed (the simulator prefixes node names with a random permutation),
+  // which is what "first best node" tie-breaking sees.
+  for (size_t i = snapshot.nodes.size(); i > 1; --i) {
+    std::swap(snapshot.nodes[i - 1], snapshot.nodes[rng.Below(i)]);
+  }
   const int kMaxPct = 130;
   std::vector<double> sum(kMaxPct + 1, 0), count(kMaxPct + 1, 0);
   SeedRun run;

@@ -298,10 +298,12 @@ class GalleyServer:
         return self
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
-        listening = self.wait_for("listening", timeout)
+        # `galley up` forwards its replicas' lines (they carry a "replica" field): skip those.
+        own = lambda l: "replica" not in l  # noqa: E731
+        listening = self.wait_for("listening", timeout, pred=own)
         assert isinstance(listening.get("port"), int) and listening["port"] > 0, listening
         self.port = listening["port"]
-        self.wait_for("ready", timeout)
+        self.wait_for("ready", timeout, pred=own)
 
     def _read_stdout(self) -> None:
         assert self.proc and self.proc.stdout
