@@ -27,6 +27,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+BENCH_NAME="bench/serve"
 
 ORIG_ARGS="$*"
 DURATION="${DURATION:-10s}"
@@ -53,11 +56,7 @@ NGINX_ONLY=0
 GALLEY_PID=""
 NGINX_PID=""
 NGINX_WORKERS=""
-SAMPLER_PID=""
 TMP=""
-
-log() { echo "[bench/serve] $*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
@@ -75,26 +74,8 @@ parse_args() {
   done
 }
 
-# Seconds in a wrk duration: N, Ns or Nm.
-to_seconds() {
-  case "$1" in
-    *m) echo $(( ${1%m} * 60 )) ;;
-    *s) echo "${1%s}" ;;
-    *) echo "$1" ;;
-  esac
-}
-
 check_inputs() {
-  local d c
-  for d in "$DURATION" "$WARMUP" "${STEADY_DURATION:-1s}"; do
-    [[ "$d" =~ ^[1-9][0-9]*[sm]?$ ]] || die "durations must look like 10, 10s or 1m, got '$d'"
-  done
-  [[ "$REPEATS" =~ ^[1-9][0-9]*$ ]] || die "REPEATS must be a positive integer, got '$REPEATS'"
-  [[ "$WRK_THREADS" =~ ^[1-9][0-9]*$ ]] || die "WRK_THREADS must be a positive integer"
-  [[ -n "${CONCURRENCIES// /}" ]] || die "CONCURRENCIES is empty"
-  for c in $CONCURRENCIES; do
-    [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "CONCURRENCIES must be positive integers, got '$c'"
-  done
+  check_numbers
   command -v "$WRK_BIN" >/dev/null || die "wrk not found (Debian package wrk)"
   [[ -x "$NGINX_BIN" ]] || die "$NGINX_BIN not found (Debian package nginx-light)"
   command -v curl >/dev/null || die "curl not found"
@@ -108,50 +89,12 @@ check_inputs() {
 # ---------------------------------------------------------------------------------------------
 # Processes
 
-# A port that is free on 127.0.0.1 now (the kernel picks it; the caller binds it right after).
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Stops one process we started: TERM, up to 10 s, then KILL.
-stop_pid() {
-  local pid="$1" i
-  [[ -n "$pid" ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local rc=$?
-  set +e
-  [[ -n "$WRK_PID" ]] && kill -TERM "$WRK_PID" 2>/dev/null && wait "$WRK_PID" 2>/dev/null
-  [[ -n "$SAMPLER_PID" ]] && kill "$SAMPLER_PID" 2>/dev/null && wait "$SAMPLER_PID" 2>/dev/null
+# cleanup's hook (bench/lib.sh).
+stop_servers() {
   stop_pid "$GALLEY_PID"
   stop_pid "$NGINX_PID"
   local w
   for w in $NGINX_WORKERS; do kill -KILL "$w" 2>/dev/null; done
-  if [[ -n "$TMP" ]]; then
-    if [[ $rc -ne 0 ]]; then log "logs kept in $TMP"; else rm -rf "$TMP"; fi
-  fi
-  exit "$rc"
-}
-
-# Polls `url` with curl until it answers 200 or `timeout_s` passes; fails early if `pid` exits.
-wait_ready() {
-  local url="$1" pid="$2" timeout_s="$3" what="$4"
-  local deadline=$((SECONDS + timeout_s))
-  while ((SECONDS < deadline)); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  log "$what not ready after ${timeout_s}s"
-  return 1
 }
 
 GALLEY_PORT=""
@@ -173,11 +116,7 @@ start_galley() {
 
 # Posts the first sentence of $TEXTS to Galley; the answer becomes nginx's fixed body.
 capture_answer() {
-  python3 -c 'import json,sys
-for line in open(sys.argv[1], encoding="utf-8"):
-    if line.strip() and not line.lstrip().startswith("#"):
-        print(json.dumps({"text": line.rstrip("\n")}, ensure_ascii=False), end=""); break' \
-    "$TEXTS" >"$TMP/request.json"
+  write_first_request
   if [[ "$NGINX_ONLY" -eq 1 ]]; then
     printf '%s' "$CANNED_ANSWER" >"$TMP/answer.json"
     return
@@ -251,9 +190,6 @@ start_nginx() {
   cmp -s "$TMP/answer.json" "$TMP/nginx.answer" || die "nginx's answer differs from Galley's"
 }
 
-# kB from a /proc status field (VmRSS, VmHWM) of one process; empty if it is gone.
-proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' /proc/"$1"/status 2>/dev/null || true; }
-
 nginx_hwm_kb() {
   local total=0 p kb
   for p in "$NGINX_PID" $NGINX_WORKERS; do
@@ -263,6 +199,7 @@ nginx_hwm_kb() {
   echo "$total"
 }
 
+# run_wrk's hook (bench/lib.sh).
 check_alive() {
   if [[ "$NGINX_ONLY" -eq 0 ]] && ! kill -0 "$GALLEY_PID" 2>/dev/null; then
     tail -n 20 "$TMP/galley.log" >&2 || true
@@ -273,51 +210,6 @@ check_alive() {
 
 # ---------------------------------------------------------------------------------------------
 # Measuring
-
-# Runs wrk once and sets RESULT_LINE to its RESULT line (fields: see post.lua); the full output
-# goes to $RAW_LOG. wrk runs in the background and we `wait` for it, so that a signal to this
-# script runs the cleanup at once instead of after wrk's run.
-RESULT_LINE=""
-WRK_PID=""
-run_wrk() {
-  local server="$1" port="$2" c="$3" d="$4" label="$5"
-  local t=$((c < WRK_THREADS ? c : WRK_THREADS))
-  local secs out line rc=0
-  secs="$(to_seconds "$d")"
-  local cmd=("$WRK_BIN" "-t$t" "-c$c" "-d$d" --latency -s "$LUA_SCRIPT"
-             "http://127.0.0.1:$port" -- "$TEXTS")
-  {
-    echo "=== $label: $server c=$c d=$d"
-    echo "\$ ${cmd[*]}"
-  } >>"$RAW_LOG"
-  timeout $((secs + 30)) "${cmd[@]}" >"$TMP/wrk.out" 2>&1 &
-  WRK_PID=$!
-  wait "$WRK_PID" || rc=$?
-  WRK_PID=""
-  out="$(cat "$TMP/wrk.out")"
-  echo "$out" >>"$RAW_LOG"
-  [[ $rc -eq 0 ]] || die "wrk failed (exit $rc) against $server (c=$c): $(tail -n 3 <<<"$out")"
-  line="$(grep '^RESULT ' <<<"$out" || true)"
-  [[ -n "$line" ]] || die "no RESULT line from wrk against $server (c=$c); see $RAW_LOG"
-  check_alive
-  RESULT_LINE="$line"
-}
-
-# Value of `key` in a RESULT line.
-field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
-
-# Appends one run to $RESULTS: server c repeat rps p50_us p99_us errors connect read write status timeout requests
-record() {
-  local server="$1" c="$2" rep="$3" line="$4" k
-  local row="$server	$c	$rep"
-  for k in rps p50_us p99_us errors connect read write status timeout requests; do
-    row+="	$(field "$k" "$line")"
-  done
-  echo "$row" >>"$RESULTS"
-  log "$(printf '%-6s c=%-4s rep=%s rps=%s p50_us=%s p99_us=%s errors=%s' \
-    "$server" "$c" "$rep" "$(field rps "$line")" "$(field p50_us "$line")" \
-    "$(field p99_us "$line")" "$(field errors "$line")")"
-}
 
 measure_points() {
   local servers c rep s max_c
@@ -349,56 +241,10 @@ measure_points() {
   done
 }
 
-max_concurrency() { tr ' ' '\n' <<<"$CONCURRENCIES" | sort -n | tail -n 1; }
-
 port_of() { if [[ "$1" == galley ]]; then echo "$GALLEY_PORT"; else echo "$NGINX_PORT"; fi; }
-
-# Galley alone at the last concurrency for STEADY_DURATION, sampling VmRSS every second.
-STEADY_C=""
-STEADY_LINE=""
-RSS_IDLE_KB=""
-steady_phase() {
-  local secs i
-  STEADY_C="$(awk '{print $NF}' <<<"$CONCURRENCIES")"
-  secs="$(to_seconds "$STEADY_DURATION")"
-  RSS_IDLE_KB="$(proc_kb "$GALLEY_PID" VmRSS)"
-  log "steady phase: galley c=$STEADY_C $STEADY_DURATION, RSS sampled each second"
-  (
-    for ((i = 1; i < secs; i++)); do
-      sleep 1
-      echo "$i $(proc_kb "$GALLEY_PID" VmRSS)"
-    done
-  ) >"$TMP/rss.txt" &
-  SAMPLER_PID=$!
-  run_wrk galley "$GALLEY_PORT" "$STEADY_C" "$STEADY_DURATION" steady
-  STEADY_LINE="$RESULT_LINE"
-  wait "$SAMPLER_PID" 2>/dev/null || true
-  SAMPLER_PID=""
-}
 
 # ---------------------------------------------------------------------------------------------
 # Report
-
-median() {
-  sort -g | awk '{ a[NR] = $1 } END {
-    if (NR == 0) { print "nan"; exit }
-    if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-# Median of column `col` (1-based) for server `s` at concurrency `c`.
-med() { awk -F'\t' -v s="$1" -v c="$2" -v k="$3" '$1 == s && $2 == c { print $k }' "$RESULTS" | median; }
-# Sum of errors for server `s` at concurrency `c`.
-errsum() { awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $2 == c { n += $7 } END { print n + 0 }' "$RESULTS"; }
-
-ms() { awk -v us="$1" 'BEGIN { if (us == "nan" || us == "") print "–"; else printf "%.2f ms", us / 1000 }'; }
-num() { awk -v x="$1" 'BEGIN { if (x == "nan" || x == "") print "–"; else printf "%.0f", x }'; }
-
-# "12345" or "12345 (ERRORS: 7)"
-rps_cell() {
-  local s="$1" c="$2" e
-  e="$(errsum "$s" "$c")"
-  if [[ "$e" -gt 0 ]]; then echo "$(num "$(med "$s" "$c" 4)") (ERRORS: $e)"; else num "$(med "$s" "$c" 4)"; fi
-}
 
 write_report() {
   local r="$1" c cpu g_rps n_rps ratio
@@ -452,10 +298,7 @@ write_report() {
     echo
     echo "## Every run"
     echo
-    echo "| server | c | repeat | rps | p50 | p99 | errors (connect/read/write/status>=400/timeout) | requests |"
-    echo "|---|---:|---:|---:|---:|---:|---|---:|"
-    awk -F'\t' '{ printf "| %s | %s | %s | %.0f | %.2f ms | %.2f ms | %s (%s/%s/%s/%s/%s) | %s |\n",
-                  $1, $2, $3, $4, $5 / 1000, $6 / 1000, $7, $8, $9, $10, $11, $12, $13 }' "$RESULTS"
+    every_run_table
     echo
     echo "## nginx config"
     echo
@@ -489,25 +332,8 @@ memory_lines() {
     return
   fi
   echo "- galley peak RSS (VmHWM, after every run incl. the steady phase): $(kb_mib "$GALLEY_HWM_KB")"
-  local first last max growth pct flat
-  first="$(awk 'NR == 1 { print $2 }' "$TMP/rss.txt")"
-  last="$(awk 'END { print $2 }' "$TMP/rss.txt")"
-  max="$(awk '$2 > m { m = $2 } END { print m + 0 }' "$TMP/rss.txt")"
-  echo "- galley steady phase: c=$STEADY_C for $STEADY_DURATION ($(field rps "$STEADY_LINE") rps," \
-       "p99 $(ms "$(field p99_us "$STEADY_LINE")"), errors $(field errors "$STEADY_LINE"))"
-  echo "  - RSS idle before it: $(kb_mib "$RSS_IDLE_KB")"
-  if [[ -z "$first" || -z "$last" ]]; then
-    echo "  - RSS under load: no samples (steady phase shorter than 2 s)"
-    return
-  fi
-  growth=$((last - first))
-  pct="$(awk -v g="$growth" -v f="$first" 'BEGIN { printf "%.1f", 100 * g / f }')"
-  flat="$(awk -v p="$pct" -v t="$FLAT_PCT" 'BEGIN { print (p < t) ? "flat" : "GROWING" }')"
-  echo "  - RSS at start (1 s in): $(kb_mib "$first"); at end ($(awk 'END { print $1 }' "$TMP/rss.txt") s in):" \
-       "$(kb_mib "$last"); max $(kb_mib "$max"); growth ${growth} KiB (${pct}%): $flat (< ${FLAT_PCT}%)"
+  steady_rss_lines galley
 }
-
-kb_mib() { awk -v k="$1" 'BEGIN { if (k == "") print "–"; else printf "%.1f MiB", k / 1024 }'; }
 
 verdict_line() {
   if [[ "$NGINX_ONLY" -eq 1 ]]; then echo "**Verdict: n/a (--nginx-only)**"; return; fi
@@ -543,8 +369,7 @@ error_lines() {
   if [[ -z "$any" ]]; then
     echo "- none: every response in every measured run was < 400, no socket errors or timeouts."
   else
-    awk -F'\t' '$7 > 0 { printf "- %s c=%s repeat %s: %s errors (connect %s, read %s, write %s, status>=400 %s, timeout %s)\n",
-                 $1, $2, $3, $7, $8, $9, $10, $11, $12 }' "$RESULTS"
+    run_error_lines
   fi
   if [[ "$NGINX_ONLY" -eq 0 ]]; then
     echo "- Galley's own count of analyze answers (galley_requests_total, whole run incl. warm-up):"
@@ -603,7 +428,7 @@ main() {
   measure_points
   GALLEY_HWM_KB=""
   if [[ "$NGINX_ONLY" -eq 0 ]]; then
-    steady_phase
+    steady_phase galley "$GALLEY_PORT" "$GALLEY_PID"
     GALLEY_HWM_KB="$(proc_kb "$GALLEY_PID" VmHWM)"
     curl -sS --max-time 5 -o "$TMP/metrics.txt" "http://127.0.0.1:$GALLEY_PORT/metrics" || true
   fi

@@ -13,5 +13,7 @@ using Runner = std::function<int()>;
 Runner AddServeCommand(CLI::App& app);
 Runner AddGatewayCommand(CLI::App& app);
 Runner AddUpCommand(CLI::App& app);
+// `galley autoscale plan` (cli/autoscale_cmd.cc).
+Runner AddAutoscaleCommand(CLI::App& app);
 
 }  // namespace galley::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   runners.push_back(galley::cli::AddGatewayCommand(app));
   runners.push_back(galley::cli::AddUpCommand(app));
   runners.push_back(galley::cli::AddScheduleCommand(app));
+  runners.push_back(galley::cli::AddAutoscaleCommand(app));
 
   try {
     app.parse(argc, argv);

@@ -70,4 +70,12 @@ void Write(Level level, std::string_view event, const boost::json::object& field
   std::fflush(stdout);
 }
 
+void Stopped(double duration_s, bool clean) {
+  if (clean) {
+    Info("stopped", {{"duration_s", duration_s}});
+  } else {
+    Warn("stopped", {{"duration_s", duration_s}, {"note", "grace period ended with connections open"}});
+  }
+}
+
 }  // namespace galley::log

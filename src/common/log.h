@@ -24,4 +24,8 @@ inline void Info(std::string_view e, const boost::json::object& f = {}) { Write(
 inline void Warn(std::string_view e, const boost::json::object& f = {}) { Write(Level::kWarn, e, f); }
 inline void Error(std::string_view e, const boost::json::object& f = {}) { Write(Level::kError, e, f); }
 
+// The `stopped` line of a long-running command: info when every connection closed in time
+// (`clean`), warn otherwise.
+void Stopped(double duration_s, bool clean);
+
 }  // namespace galley::log

@@ -86,11 +86,7 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   (*server)->Stop();
   upstream.Shutdown();  // before `gateway` goes: pending callbacks refer to it
   const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();
-  if (clean) {
-    log::Info("stopped", {{"duration_s", took}});
-  } else {
-    log::Warn("stopped", {{"duration_s", took}, {"note", "grace period ended with connections open"}});
-  }
+  log::Stopped(took, clean);
   return 0;
 }
 

@@ -2,6 +2,7 @@
 // framework's typed "no node fits" outcome.
 #include <gtest/gtest.h>
 
+#include <set>
 #include <variant>
 
 #include "schedule/filters.h"
@@ -186,6 +187,21 @@ TEST(FrameworkTest, PlacesOnBestNodeWithGpus) {
   ASSERT_NE(placement, nullptr);
   EXPECT_EQ(placement->node_name, "busy");
   EXPECT_EQ(placement->gpu_indices, (std::vector<int>{0}));
+}
+
+TEST(FrameworkTest, TieBreaking) {
+  ClusterSnapshot snap{{GpuNode("a", 2), GpuNode("b", 2), GpuNode("c", 2)}};
+  auto first = NewPolicyScheduler("bestfit", nullptr);  // the paper's policies: first best node
+  auto random = NewPolicyScheduler("kube", nullptr);    // kube-scheduler: uniformly at random
+  ASSERT_TRUE(first.ok() && random.ok());
+  std::set<std::string> seen_first, seen_random;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    Rng rng(seed);
+    seen_first.insert(std::get<Placement>((*first)->Schedule(GpuPod(1, 1000), snap, rng)).node_name);
+    seen_random.insert(std::get<Placement>((*random)->Schedule(GpuPod(1, 1000), snap, rng)).node_name);
+  }
+  EXPECT_EQ(seen_first, (std::set<std::string>{"a"}));
+  EXPECT_EQ(seen_random.size(), 3u);
 }
 
 TEST(FrameworkTest, UnschedulableListsReasonsPerNode) {

@@ -80,12 +80,17 @@ absl::StatusOr<ProfileConfig> PolicyProfile(std::string_view policy) {
     // breaker that also packs CPU, so CPU-heavy pods do not strand the GPUs of emptier nodes.
     return WithScores({{s(kGalleyFragScore), 1.0}, {s(kBestFitScore), 1.0}}, kGalleyGpu);
   }
-  if (policy == "fgd") return WithScores({{s(kFgdScore), 1000}}, kFgdGpu, kPaperTies);
-  if (policy == "bestfit") return WithScores({{s(kBestFitScore), 1000}}, kBestFitGpu, kPaperTies);
-  if (policy == "gpupacking") return WithScores({{s(kPaperGpuPackingScore), 1000}}, kBestFitGpu, kPaperTies);
-  if (policy == "gpuclustering") return WithScores({{s(kGpuClusteringScore), 1000}}, kBestFitGpu, kPaperTies);
-  if (policy == "dotprod") return WithScores({{s(kDotProductScore), 1000}}, kBestFitGpu, kPaperTies);
-  if (policy == "random") return WithScores({{s(kRandomScore), 1000}}, kRandomGpu, kPaperTies);
+  const std::pair<std::string_view, std::pair<std::string_view, std::string_view>> paper[] = {
+      {"fgd", {kFgdScore, kFgdGpu}},
+      {"bestfit", {kBestFitScore, kBestFitGpu}},
+      {"gpupacking", {kPaperGpuPackingScore, kBestFitGpu}},
+      {"gpuclustering", {kGpuClusteringScore, kBestFitGpu}},
+      {"dotprod", {kDotProductScore, kBestFitGpu}},
+      {"random", {kRandomScore, kRandomGpu}},
+  };
+  for (const auto& [name, plugins] : paper) {
+    if (policy == name) return WithScores({{s(plugins.first), 1000}}, plugins.second, kPaperTies);
+  }
   if (policy == "kube") {
     return WithScores({{s(kLeastAllocated), 1},
                        {s(kNodeAffinityScore), 2},

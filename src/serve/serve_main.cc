@@ -110,11 +110,7 @@ int RunServe(const ServeOptions& options) {
   service.Stop();
   (*server)->Stop();
   const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();
-  if (clean) {
-    log::Info("stopped", {{"duration_s", took}});
-  } else {
-    log::Warn("stopped", {{"duration_s", took}, {"note", "grace period ended with connections open"}});
-  }
+  log::Stopped(took, clean);
   return 0;
 }
 

@@ -221,8 +221,9 @@ def test_hung_replica_is_ejected_and_others_answer(galley):
         hung.close()
 
 
-def test_503_replica_retried_elsewhere_and_budget_holds(galley):
-    bad = FailingUpstream(503)
+@pytest.mark.parametrize("status", [503, 429])
+def test_overloaded_replica_retried_elsewhere_and_budget_holds(galley, status):
+    bad = FailingUpstream(status)
     try:
         r1 = galley()
         gw = gateway(galley, bad.port, r1.port, eject_after_failures=1000, breaker_min_calls=1000)
@@ -236,8 +237,9 @@ def test_503_replica_retried_elsewhere_and_budget_holds(galley):
         # Retries never exceed the budget: 20% of requests plus the minimum of 3 per second over
         # the 10 s window, and every attempt at the bad replica was either a first try or counted.
         assert retries <= 0.2 * n + 30
+        outcome = "server_error" if status == 503 else "overloaded"
         assert bad.attempts == m.value("galley_gateway_upstream_requests_total",
-                                       replica=f"127.0.0.1:{bad.port}", outcome="server_error")
+                                       replica=f"127.0.0.1:{bad.port}", outcome=outcome)
         fallbacks = sum(v for _, v in m.find("galley_gateway_fallbacks_total"))
         from_replica = sum(1 for a in answers if a.headers.get("x-galley-replica"))
         assert from_replica + fallbacks == n

@@ -1,0 +1,191 @@
+#include "autoscale/inference_policy.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/strings.h"
+
+namespace galley::autoscale {
+namespace {
+
+struct Capacity {
+  int ready = 0;     // Running and Ready
+  int starting = 0;  // not yet ready, expected within the load time
+  int stuck = 0;     // not ready long past the load time: not counted
+};
+
+// Rule: a replica that is not ready counts as capacity arriving after the model load time, as
+// long as it started less than two load times ago; later it is presumed stuck and not counted.
+// Deleted and failed pods are not capacity (as in the HPA's groupPods).
+Capacity CountCapacity(const Snapshot& s, const InferencePolicy& p, absl::Time now) {
+  Capacity c;
+  for (const PodState& pod : s.pods) {
+    if (pod.deleted || pod.phase == PodPhase::kFailed || pod.phase == PodPhase::kSucceeded) continue;
+    if (pod.phase == PodPhase::kRunning && pod.ready.value_or(false)) {
+      ++c.ready;
+    } else if (pod.start_time.value_or(now) + 2 * p.model_load_time > now) {
+      ++c.starting;
+    } else {
+      ++c.stuck;
+    }
+  }
+  return c;
+}
+
+struct WindowAverage {
+  int samples = 0;
+  double concurrency = 0;
+};
+
+// Rule (KPA): demand is the mean of in-flight + queued over the window (now - window, now].
+// NOTE: a plain mean of the samples, which assumes evenly spaced scrapes; Knative averages
+// per-second buckets.
+WindowAverage Average(const std::vector<Observation>& obs, absl::Duration window, absl::Time now) {
+  WindowAverage w;
+  double sum = 0;
+  for (const Observation& o : obs) {
+    if (o.time > now - window && o.time <= now) {
+      sum += o.inflight + o.queued;
+      ++w.samples;
+    }
+  }
+  if (w.samples > 0) w.concurrency = sum / w.samples;
+  return w;
+}
+
+const Observation* Latest(const std::vector<Observation>& obs, absl::Duration window, absl::Time now) {
+  const Observation* latest = nullptr;
+  for (const Observation& o : obs) {
+    if (o.time > now - window && o.time <= now && (!latest || o.time >= latest->time)) latest = &o;
+  }
+  return latest;
+}
+
+int Ceil(double x) { return static_cast<int>(std::ceil(x - 1e-9)); }
+
+// Rule: latency and GPU memory are scale-up guards. Above target by more than the tolerance they
+// ask for ceil(capacity * observed / target) replicas; otherwise they ask for nothing (0), since a
+// fast or roomy replica says nothing about how few replicas would do.
+MetricProposal Guard(const std::string& name, std::optional<double> observed, double target,
+                     int capacity, double tolerance) {
+  MetricProposal p{name, 0, observed.value_or(0), target, ""};
+  if (!observed) {
+    p.note = "no sample in the stable window";
+  } else if (*observed / target > 1.0 + tolerance) {
+    p.replicas = Ceil(std::max(capacity, 1) * *observed / target);
+  } else {
+    p.note = "within target";
+  }
+  return p;
+}
+
+}  // namespace
+
+Decision RecommendInference(const Snapshot& snapshot, const InferencePolicy& policy,
+                            const History& history, absl::Time now) {
+  Decision d;
+  const int current = snapshot.current_replicas;
+  d.replicas = current;
+  d.panic_since = history.panic_since;
+  d.last_active = history.last_active;
+  const Capacity cap = CountCapacity(snapshot, policy, now);
+  const int capacity = cap.ready + cap.starting;
+
+  const WindowAverage stable = Average(snapshot.observations, policy.stable_window, now);
+  const absl::Duration panic_window = policy.stable_window * (policy.panic_window_percentage / 100);
+  const WindowAverage panic = Average(snapshot.observations, panic_window, now);
+  if (stable.samples == 0) {
+    d.reason = "NoMetrics";
+    d.message = "no observation in the stable window; keeping the current replica count";
+    return d;
+  }
+  // Scale to zero bookkeeping: the last time any demand was seen.
+  for (const Observation& o : snapshot.observations) {
+    if (o.time <= now && o.inflight + o.queued > 0 && (!d.last_active || o.time > *d.last_active)) {
+      d.last_active = o.time;
+    }
+  }
+
+  // Rule (KPA): desired = ceil(average concurrency / target per replica), per window.
+  const int want_stable = Ceil(stable.concurrency / policy.target_concurrency);
+  const int want_panic =
+      panic.samples > 0 ? Ceil(panic.concurrency / policy.target_concurrency) : want_stable;
+  d.proposals.push_back({"concurrency/stable", want_stable, stable.concurrency,
+                         policy.target_concurrency, StrCat(stable.samples, " samples")});
+  d.proposals.push_back({"concurrency/panic", want_panic, panic.concurrency,
+                         policy.target_concurrency, StrCat(panic.samples, " samples")});
+
+  // Rule (KPA): panic when the panic-window demand is at least panic_threshold of the capacity
+  // (here ready + starting: starting replicas are capacity already on its way); stay in panic
+  // until a full stable window has passed without crossing the threshold again.
+  const double panic_pods = panic.concurrency / policy.target_concurrency;
+  const bool over = panic.samples > 0 &&
+                    panic_pods / std::max(capacity, 1) >= policy.panic_threshold_percentage / 100;
+  if (over) {
+    d.panic_since = now;  // (re)arm: Knative extends panic on every crossing
+  } else if (d.panic_since && *d.panic_since + policy.stable_window <= now) {
+    d.panic_since.reset();
+  }
+  d.panic = d.panic_since.has_value();
+
+  int desired = d.panic ? std::max(want_panic, want_stable) : want_stable;
+  if (d.panic) {
+    // Rule (KPA): in panic mode never scale down: keep the current count and the highest
+    // recommendation of the last stable window (Knative keeps maxPanicPods for the episode).
+    desired = std::max(desired, current);
+    for (const auto& r : history.recommendations) {
+      if (r.time > now - policy.stable_window) desired = std::max(desired, r.replicas);
+    }
+  }
+  std::string why = d.panic ? "panic: burst above the panic threshold" : "concurrency";
+
+  const Observation* latest = Latest(snapshot.observations, policy.stable_window, now);
+  if (policy.target_latency_seconds) {
+    MetricProposal g = Guard("latency", latest ? latest->latency_seconds : std::nullopt,
+                             *policy.target_latency_seconds, capacity, policy.tolerance);
+    if (g.replicas > desired) desired = g.replicas, why = "latency above target";
+    d.proposals.push_back(std::move(g));
+  }
+  if (policy.target_gpu_memory_fraction) {
+    MetricProposal g = Guard("gpuMemory", latest ? latest->gpu_memory_fraction : std::nullopt,
+                             *policy.target_gpu_memory_fraction, capacity, policy.tolerance);
+    if (g.replicas > desired) desired = g.replicas, why = "GPU memory above target";
+    d.proposals.push_back(std::move(g));
+  }
+  // Rule (KPA): scale up at most max_scale_up_rate times the capacity.
+  const int up_cap = Ceil(policy.max_scale_up_rate * std::max(capacity, 1));
+  desired = std::min(desired, up_cap);
+  d.recommendation = desired;
+
+  std::string reason = desired > current ? "ScaleUp" : desired < current ? "ScaleDown" : "Steady";
+  int result = desired;
+  if (result < current) {
+    // Rule: hold the highest recommendation of the scale-down delay (Knative scale-down-delay).
+    int held = result;
+    for (const auto& r : history.recommendations) {
+      if (r.time > now - policy.scale_down_delay) held = std::max(held, r.replicas);
+    }
+    if (held > result) result = std::min(held, current), reason = "ScaleDownDelayed";
+    // Rule (KPA): scale down at most by a factor max_scale_down_rate per decision.
+    const int floor_rate = static_cast<int>(std::floor(current / policy.max_scale_down_rate));
+    if (result < floor_rate) result = floor_rate, reason = "ScaleDownLimit";
+  }
+  // Rule: never below the warm pool; zero only when enabled, min_replicas is 0 and no demand was
+  // seen for the scale-to-zero grace period.
+  const int warm = policy.scale_to_zero ? policy.min_replicas : std::max(policy.min_replicas, 1);
+  if (result < warm) result = warm, reason = "WarmPool";
+  if (result == 0 && d.last_active && *d.last_active + policy.scale_to_zero_grace > now) {
+    result = 1;
+    reason = "ScaleToZeroGrace";
+  }
+  if (result > policy.max_replicas) result = policy.max_replicas, reason = "TooManyReplicas";
+  d.replicas = result;
+  d.reason = reason;
+  d.message = StrCat(why, ": demand ", stable.concurrency, " (stable), ", panic.concurrency,
+                     " (panic) for target ", policy.target_concurrency, " per replica; capacity ",
+                     cap.ready, " ready + ", cap.starting, " starting",
+                     cap.stuck > 0 ? StrCat(" (", cap.stuck, " stuck, not counted)") : "");
+  return d;
+}
+
+}  // namespace galley::autoscale

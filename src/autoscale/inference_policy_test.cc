@@ -1,0 +1,168 @@
+// Table-driven tests of Galley's inference policy at a fixed `now`.
+#include "autoscale/inference_policy.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace galley::autoscale {
+namespace {
+
+const absl::Time kNow = absl::FromUnixSeconds(1'700'000'000);
+
+PodState Ready(int i) {
+  PodState p;
+  p.name = "r" + std::to_string(i);
+  p.ready = true;
+  p.start_time = kNow - absl::Minutes(30);
+  return p;
+}
+PodState Starting(int i, absl::Duration ago) {
+  PodState p = Ready(i);
+  p.ready = false;
+  p.start_time = kNow - ago;
+  return p;
+}
+
+// `current` ready replicas; a constant demand over the last 60 s (one sample every 2 s) and,
+// optionally, a different demand over the last 6 s (the panic window).
+Snapshot Load(int current, double stable_demand, double burst = -1) {
+  Snapshot s;
+  s.current_replicas = current;
+  for (int i = 0; i < current; ++i) s.pods.push_back(Ready(i));
+  for (int t = 58; t >= 0; t -= 2) {
+    Observation o;
+    o.time = kNow - absl::Seconds(t);
+    o.inflight = (burst >= 0 && t < 6) ? burst : stable_demand;
+    s.observations.push_back(o);
+  }
+  return s;
+}
+
+InferencePolicy Policy(int min = 1, int max = 20) {
+  InferencePolicy p;
+  p.min_replicas = min;
+  p.max_replicas = max;
+  p.target_concurrency = 10;
+  return p;
+}
+
+History Recs(std::vector<std::pair<int, int>> ago_replicas) {
+  History h;
+  for (auto [ago, n] : ago_replicas) h.recommendations.push_back({kNow - absl::Seconds(ago), n});
+  return h;
+}
+
+struct Case {
+  std::string name;
+  InferencePolicy policy;
+  Snapshot snapshot;
+  History history;
+  int want;
+  std::string want_reason;
+  bool want_panic = false;
+};
+
+std::vector<Case> Cases() {
+  std::vector<Case> c;
+  // Stable demand 45 against 10 per replica -> ceil(4.5) = 5.
+  c.push_back({"ConcurrencyScaleUp", Policy(), Load(3, 45), {}, 5, "ScaleUp"});
+  // Demand that matches capacity: steady.
+  c.push_back({"Steady", Policy(), Load(3, 30), {}, 3, "Steady"});
+  // A burst in the last 6 s at >= 200% of capacity: panic, sized by the panic window.
+  c.push_back({"PanicOnBurst", Policy(), Load(2, 10, 60), {}, 6, "ScaleUp", true});
+  // A burst below the panic threshold (150%) only moves the stable average.
+  c.push_back({"NoPanicBelowThreshold", Policy(), Load(2, 10, 30), {}, 2, "Steady", false});
+  // In panic mode the count never goes down.
+  {
+    History h;
+    h.panic_since = kNow - absl::Seconds(20);
+    c.push_back({"PanicNeverScalesDown", Policy(), Load(8, 10), h, 8, "Steady", true});
+  }
+  // Panic ends one stable window after the last crossing.
+  {
+    History h;
+    h.panic_since = kNow - absl::Seconds(61);
+    c.push_back({"PanicExpires", Policy(), Load(8, 60), h, 6, "ScaleDown", false});
+  }
+  // Starting replicas count as capacity: 2 ready + 2 starting (recommended 5 s ago) against a
+  // burst of 60 (6 pods) is 150%, below the panic threshold: no panic, nothing added.
+  {
+    Snapshot s = Load(2, 10, 60);
+    s.current_replicas = 4;
+    s.pods.push_back(Starting(10, absl::Seconds(5)));
+    s.pods.push_back(Starting(11, absl::Seconds(5)));
+    c.push_back({"StartingReplicasAreCapacity", Policy(), s, Recs({{5, 4}}), 4, "ScaleDownDelayed",
+                 false});
+    // A replica starting for more than two load times is stuck: not capacity, so panic.
+    s.pods[3].start_time = kNow - absl::Seconds(25);
+    s.pods[2].start_time = kNow - absl::Seconds(25);
+    c.push_back({"StuckReplicasAreNot", Policy(), s, {}, 6, "ScaleUp", true});
+  }
+  // Scale-down is held by the highest recommendation of the scale-down delay...
+  c.push_back({"ScaleDownDelayed", Policy(), Load(6, 20), Recs({{30, 6}}), 6, "ScaleDownDelayed"});
+  // ...and otherwise limited to halving per decision (max scale-down rate 2).
+  c.push_back({"ScaleDownRateLimited", Policy(), Load(10, 10), {}, 5, "ScaleDownLimit"});
+  // Never below the warm pool.
+  c.push_back({"WarmPool", Policy(2, 20), Load(3, 0), {}, 2, "WarmPool"});
+  // Scale to zero: off by default (min 0 still keeps one replica)...
+  c.push_back({"NoScaleToZeroByDefault", Policy(0, 20), Load(1, 0), {}, 1, "WarmPool"});
+  // ...on, after the grace period without demand...
+  {
+    InferencePolicy p = Policy(0, 20);
+    p.scale_to_zero = true;
+    History h;
+    h.last_active = kNow - absl::Seconds(90);
+    c.push_back({"ScaleToZero", p, Load(1, 0), h, 0, "ScaleDown"});
+    h.last_active = kNow - absl::Seconds(10);
+    c.push_back({"ScaleToZeroGrace", p, Load(1, 0), h, 1, "ScaleToZeroGrace"});
+    // From zero, queued requests at the gateway bring replicas back.
+    Snapshot s = Load(0, 0);
+    s.observations.back().queued = 25;
+    c.push_back({"ScaleFromZero", p, s, {}, 1, "ScaleUp"});
+  }
+  // Latency guard: p99 0.3 s against 0.1 s scales 2 replicas to 6 although concurrency is fine.
+  {
+    InferencePolicy p = Policy();
+    p.target_latency_seconds = 0.1;
+    Snapshot s = Load(2, 15);
+    s.observations.back().latency_seconds = 0.3;
+    c.push_back({"LatencyGuard", p, s, {}, 6, "ScaleUp"});
+    s.observations.back().latency_seconds = 0.05;  // fast replicas do not shrink the pool
+    c.push_back({"LatencyBelowTargetNoEffect", p, s, {}, 2, "Steady"});
+  }
+  // GPU memory guard: 95% used against 80% target on 4 replicas -> 5.
+  {
+    InferencePolicy p = Policy();
+    p.target_gpu_memory_fraction = 0.8;
+    Snapshot s = Load(4, 35);
+    s.observations.back().gpu_memory_fraction = 0.95;
+    c.push_back({"GpuMemoryGuard", p, s, {}, 5, "ScaleUp"});
+  }
+  // maxReplicas caps everything.
+  c.push_back({"MaxReplicas", Policy(1, 4), Load(2, 100), {}, 4, "TooManyReplicas", true});
+  // No observations in the stable window: keep the current count.
+  {
+    Snapshot s = Load(3, 10);
+    s.observations.clear();
+    c.push_back({"NoMetrics", Policy(), s, {}, 3, "NoMetrics"});
+  }
+  return c;
+}
+
+class InferencePolicyTest : public testing::TestWithParam<Case> {};
+
+TEST_P(InferencePolicyTest, Recommends) {
+  const Case& tc = GetParam();
+  const Decision d = RecommendInference(tc.snapshot, tc.policy, tc.history, kNow);
+  EXPECT_EQ(d.replicas, tc.want) << d.reason << ": " << d.message;
+  EXPECT_EQ(d.reason, tc.want_reason) << d.message;
+  EXPECT_EQ(d.panic, tc.want_panic) << d.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, InferencePolicyTest, testing::ValuesIn(Cases()),
+                         [](const testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace galley::autoscale

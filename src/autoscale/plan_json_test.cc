@@ -1,0 +1,84 @@
+// Tests of the plan document: parsing, quantities, errors naming their field, and output.
+#include "autoscale/plan_json.h"
+
+#include "gtest/gtest.h"
+
+namespace galley::autoscale {
+namespace {
+
+TEST(ParseQuantityTest, Suffixes) {
+  EXPECT_DOUBLE_EQ(*ParseQuantity("500m"), 0.5);
+  EXPECT_DOUBLE_EQ(*ParseQuantity("2"), 2);
+  EXPECT_DOUBLE_EQ(*ParseQuantity("1Gi"), 1073741824.0);
+  EXPECT_DOUBLE_EQ(*ParseQuantity("10k"), 10000);
+  EXPECT_FALSE(ParseQuantity("ten").ok());
+  EXPECT_FALSE(ParseQuantity("").ok());
+}
+
+constexpr char kHpaDoc[] = R"({
+  "now": "2024-05-01T12:00:00Z",
+  "spec": {"minReplicas": 1, "maxReplicas": 10, "metrics": [
+    {"type": "Resource", "resource": {"name": "cpu",
+      "target": {"type": "Utilization", "averageUtilization": 30}}}]},
+  "currentReplicas": 3,
+  "pods": [
+    {"name": "a", "phase": "Running", "ready": true, "startTime": "2024-05-01T11:00:00Z",
+     "readyTime": "2024-05-01T11:00:20Z", "requests": {"cpu": "1"}, "metrics": {"cpu": "300m"}},
+    {"name": "b", "phase": "Running", "ready": true, "startTime": "2024-05-01T11:00:00Z",
+     "readyTime": "2024-05-01T11:00:20Z", "requests": {"cpu": "1"}, "metrics": {"cpu": "500m"}},
+    {"name": "c", "phase": "Running", "ready": true, "startTime": "2024-05-01T11:00:00Z",
+     "readyTime": "2024-05-01T11:00:20Z", "requests": {"cpu": "1"},
+     "metrics": {"cpu": {"value": "700m", "timestamp": "2024-05-01T11:59:50Z", "windowSeconds": 15}}}],
+  "history": {"recommendations": [{"time": "2024-05-01T11:58:00Z", "replicas": 3}]}
+})";
+
+TEST(PlanJsonTest, HpaDocumentRoundTrip) {
+  auto in = ParsePlanInput(kHpaDoc);
+  ASSERT_TRUE(in.ok()) << in.status();
+  ASSERT_EQ(in->snapshot.pods.size(), 3u);
+  EXPECT_DOUBLE_EQ(in->snapshot.pods[0].metrics["cpu"].value, 0.3);
+  const Decision d = Recommend(in->snapshot, in->spec, in->history, in->now);
+  EXPECT_EQ(d.replicas, 5);
+  const std::string out = DecisionToJson(d, *in);
+  EXPECT_NE(out.find("\"replicas\":5"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"metric\":\"resource/cpu\""), std::string::npos) << out;
+}
+
+TEST(PlanJsonTest, GalleyMode) {
+  auto in = ParsePlanInput(R"({"now": "2024-05-01T12:00:00Z", "mode": "galley",
+    "spec": {"minReplicas": 1, "maxReplicas": 8, "targetConcurrency": 10},
+    "currentReplicas": 1,
+    "pods": [{"name": "a", "phase": "Running", "ready": true, "startTime": "2024-05-01T11:00:00Z"}],
+    "observations": [{"time": "2024-05-01T11:59:30Z", "inflight": 12, "queued": 3},
+                     {"time": "2024-05-01T11:59:59Z", "inflight": 12, "queued": 3}]})");
+  ASSERT_TRUE(in.ok()) << in.status();
+  const Decision d = Recommend(in->snapshot, in->spec, in->history, in->now);
+  EXPECT_EQ(d.replicas, 2);
+  EXPECT_NE(DecisionToJson(d, *in).find("\"panic\":false"), std::string::npos);
+}
+
+TEST(PlanJsonTest, ErrorsNameTheField) {
+  struct Bad { const char* doc; const char* want; };
+  const Bad cases[] = {
+      {"{", "not valid JSON"},
+      {R"({"spec": {"maxReplicas": 3}, "currentReplicas": 1})", "now"},
+      {R"({"now": "yesterday", "spec": {"maxReplicas": 3}, "currentReplicas": 1})", "now"},
+      {R"({"now": "2024-05-01T12:00:00Z", "spec": {}, "currentReplicas": 1})", "maxReplicas"},
+      {R"({"now": "2024-05-01T12:00:00Z", "spec": {"maxReplicas": 3, "metrics": [{"type": "Resource",
+          "resource": {"name": "cpu", "target": {"type": "Percent"}}}]}, "currentReplicas": 1})",
+       "spec.metrics[0].resource.target.type"},
+      {R"({"now": "2024-05-01T12:00:00Z", "spec": {"maxReplicas": 3}, "currentReplicas": 1,
+          "pods": [{"name": "a", "requests": {"cpu": "lots"}}]})", "pods[0].requests.cpu"},
+      {R"({"now": "2024-05-01T12:00:00Z", "mode": "kpa", "spec": {}, "currentReplicas": 1})", "mode"},
+  };
+  for (const Bad& b : cases) {
+    auto in = ParsePlanInput(b.doc);
+    ASSERT_FALSE(in.ok()) << b.doc;
+    EXPECT_EQ(in.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(in.status().message()).find(b.want), std::string::npos)
+        << in.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace galley::autoscale

@@ -1,0 +1,37 @@
+// `galley autoscale`: the autoscaling controller's command-line front end.
+//   galley autoscale plan < document.json
+// reads one plan document (README, "`galley autoscale plan`") from stdin, runs the recommender
+// and prints the decision as one JSON line. Exit 0 on a decision, 2 on bad input (the message,
+// naming the offending field, goes to stderr). The controller loop is not here yet.
+#include <iostream>
+#include <iterator>
+#include <string>
+
+#include "autoscale/plan_json.h"
+#include "autoscale/recommender.h"
+#include "cli/commands.h"
+
+namespace galley::cli {
+
+Runner AddAutoscaleCommand(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("autoscale", "Autoscaling controller: replica recommendations");
+  cmd->require_subcommand(1);
+  CLI::App* plan = cmd->add_subcommand(
+      "plan", "Read one JSON document (spec, pods, history, now) from stdin; print the decision");
+  return [cmd, plan]() -> int {
+    if (!cmd->parsed()) return -1;
+    if (!plan->parsed()) return 2;
+    const std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+    auto input = autoscale::ParsePlanInput(text);
+    if (!input.ok()) {
+      std::cerr << "galley autoscale plan: " << input.status().message() << "\n";
+      return 2;
+    }
+    const autoscale::Decision decision =
+        autoscale::Recommend(input->snapshot, input->spec, input->history, input->now);
+    std::cout << autoscale::DecisionToJson(decision, *input) << "\n";
+    return 0;
+  };
+}
+
+}  // namespace galley::cli
