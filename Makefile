@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 PYTEST := python3 -m pytest
+# ccache hits across checkouts in different folders (a CI clone, a second work tree).
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 .PHONY: deps build build-asan build-fuzz run test unit integration fuzz bench clean format
 
