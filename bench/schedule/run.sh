@@ -14,16 +14,17 @@ SEEDS=${1:-10}
 OUT=bench/out/schedule
 mkdir -p "$OUT"
 
-# replay NAME NODES PODS POLICY SEEDS -> "| name | policy | unallocated | decisions/s | rss |"
+# replay NAME NODES PODS POLICY SEEDS [PCT] -> "| name | policy | unallocated | decisions/s | rss |"
+# PCT: --percentage-of-nodes-to-score (100 = every node, the default; 0 = kube's adaptive).
 replay() {
-  local name=$1 nodes=$2 pods=$3 policy=$4 seeds=$5 log="$OUT/$1-$4.log"
+  local name=$1 nodes=$2 pods=$3 policy=$4 seeds=$5 pct=${6:-100} log="$OUT/$1-$4${6:+-pct$6}.log"
   /usr/bin/time -v "$BIN" schedule replay --nodes "$nodes" --pods "$pods" --policy "$policy" \
-    --seed 42 --seeds "$seeds" >"$log" 2>"$log.time"
+    --seed 42 --seeds "$seeds" --percentage-of-nodes-to-score "$pct" >"$log" 2>"$log.time"
   local unalloc rate rss
   unalloc=$(tail -1 "$log" | sed -E 's/.*arrival: ([0-9.]+)%.*/\1/')
   rate=$(awk '/^seed /{print $7}' "$log" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
   rss=$(awk '/Maximum resident set size/{printf "%.0f", $6/1024}' "$log.time")
-  echo "| $name | $policy | $unalloc | $rate | $rss |"
+  echo "| $name${6:+ (nodes to score: $pct%)} | $policy | $unalloc | $rate | $rss |"
 }
 
 echo "## Trace: $NODES, $PODS ($SEEDS seeds from 42)"
@@ -55,4 +56,8 @@ echo "|---|---|---|---|---|"
   --nodes-out "$OUT/nodes-5000.csv"
 for policy in galley fgd bestfit; do
   replay nodes5000 "$OUT/nodes-5000.csv" "$PODS" "$policy" 1
+done
+# kube-scheduler's adaptive percentageOfNodesToScore (0: 50 - 5000/125 = 10% of the nodes).
+for policy in galley fgd; do
+  replay nodes5000 "$OUT/nodes-5000.csv" "$PODS" "$policy" 1 0
 done

@@ -69,6 +69,10 @@ class ScheduleCommand {
         ->check(CLI::Range(1, 1000));
     Flag(replay_, "target-ratio", target_ratio_, "arrivals stop at this multiple of GPU capacity")
         ->check(CLI::Range(1.0, 10.0));
+    Flag(replay_, "percentage-of-nodes-to-score", percentage_,
+         "kube-scheduler's percentageOfNodesToScore: 100 = every node, 0 = adaptive "
+         "(50 - nodes/125, at least 5%), else that percent; at least 100 feasible nodes")
+        ->check(CLI::Range(0, 100));
     Flag(replay_, "curve-step", curve_step_, "print the curve every this many percent")->check(CLI::Range(1, 130));
 
     synth_ = cmd_->add_subcommand("synth", "Write a seeded synthetic variant of a trace");
@@ -99,14 +103,15 @@ class ScheduleCommand {
     if (!Load(nodes_, pods_, in)) return 1;
     int64_t gpus = 0;
     for (const auto& n : in.nodes) gpus += static_cast<int64_t>(n.gpus.size());
-    std::printf("# replay policy=%s nodes=%zu gpus=%lld pods=%zu seeds=%llu..%llu target=%.0f%%\n",
+    std::printf("# replay policy=%s nodes=%zu gpus=%lld pods=%zu seeds=%llu..%llu target=%.0f%% "
+                "nodes_to_score=%d%%\n",
                 policy_.c_str(), in.nodes.size(), static_cast<long long>(gpus), in.pods.size(),
                 static_cast<unsigned long long>(seed_),
                 static_cast<unsigned long long>(seed_ + static_cast<uint64_t>(seeds_) - 1),
-                100 * target_ratio_);
+                100 * target_ratio_, percentage_);
     std::printf("# seed unallocated_pct_at_100 decisions placed failed decisions_per_s\n");
     std::vector<sim::SeedRun> runs;
-    sim::ReplayConfig config{policy_, target_ratio_};
+    sim::ReplayConfig config{policy_, target_ratio_, percentage_};
     for (int k = 0; k < seeds_; ++k) {
       const auto start = std::chrono::steady_clock::now();
       auto run = sim::ReplayOnce(in.nodes, in.pods, config, seed_ + static_cast<uint64_t>(k));
@@ -192,6 +197,7 @@ class ScheduleCommand {
   int seeds_ = 10;
   double target_ratio_ = 1.3;
   int curve_step_ = 5;
+  int percentage_ = 100;
   double percent_ = 50;
   int cluster_size_ = 0;
 };

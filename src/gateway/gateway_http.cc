@@ -128,6 +128,7 @@ void Frontend::Handle(Request&& req, Responder respond) {
     Response res{http::Status::ok, 11};
     res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
     res.body() = registry_.Exposition();
+    for (const metrics::Registry* extra : options_.extra_registries) res.body() += extra->Exposition();
     res.prepare_payload();
     return r(std::move(res));
   }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "gateway/gateway.h"
@@ -23,6 +24,9 @@ struct GatewayFrontendOptions {
   std::chrono::milliseconds default_timeout{30'000};  // deadline when the client sets none
   size_t max_inflight = 4096;                         // beyond: 429 "busy" at once
   std::string server_version;
+  // More registries served on the same /metrics (e.g. the autoscaler's in `galley up`); they
+  // must outlive the server and use names of their own.
+  std::vector<const metrics::Registry*> extra_registries;
 };
 
 struct GatewayFrontend {

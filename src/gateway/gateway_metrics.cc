@@ -42,6 +42,13 @@ GatewayMetrics::GatewayMetrics(metrics::Registry& r)
       replica_outstanding(prometheus::BuildGauge()
                               .Name("galley_gateway_replica_outstanding_requests")
                               .Help("Attempts in flight to the replica.")
-                              .Register(r.prom())) {}
+                              .Register(r.prom())) {
+  // Series that alerts watch exist from the start at 0, so "none yet" reads as 0, not as no data.
+  retries.Add({});
+  for (const char* reason : {"budget", "deadline", "attempts"}) retries_denied.Add({{"reason", reason}});
+  for (const char* reason : {"no_ready_replica", "model_breaker_open", "deadline", "replicas_failed"}) {
+    fallbacks.Add({{"reason", reason}});
+  }
+}
 
 }  // namespace galley::gateway

@@ -1,6 +1,7 @@
 #include "schedule/cluster.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace galley::schedule {
 
@@ -57,6 +58,11 @@ bool Pod::AcceptsModel(std::string_view model) const {
   return std::find(gpu_models.begin(), gpu_models.end(), model) != gpu_models.end();
 }
 
+uint64_t NextNodeGeneration() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 void Bind(const Pod& pod, const std::vector<int>& gpu_indices, Node& node) {
   node.cpu_used_milli += pod.cpu_milli;
   node.memory_used_mib += pod.memory_mib;
@@ -66,6 +72,7 @@ void Bind(const Pod& pod, const std::vector<int>& gpu_indices, Node& node) {
     g.used_memory_mib += pod.gpu_memory_mib;
   }
   node.pods.push_back(PlacedPod{pod.name, pod.labels, pod.gpu_count, pod.gpu_milli});
+  node.generation = NextNodeGeneration();
 }
 
 }  // namespace galley::schedule

@@ -104,6 +104,10 @@ struct Node {
   int64_t memory_used_mib = 0;
   std::vector<Gpu> gpus;
   std::vector<PlacedPod> pods;
+  // Changes whenever the node's free resources change, as kube-scheduler's NodeInfo.Generation:
+  // Bind() sets a fresh value from NextNodeGeneration(); so must anyone else who changes a node in
+  // place. 0 means "unknown": plugins that cache per-node values (fgd.h) do not cache such nodes.
+  uint64_t generation = 0;
 
   int64_t FreeCpuMilli() const { return cpu_milli - cpu_used_milli; }
   int64_t FreeMemoryMib() const { return memory_mib - memory_used_mib; }
@@ -154,7 +158,11 @@ struct Placement {
   std::vector<int> gpu_indices;
 };
 
-// Takes the pod's resources on the node. Precondition: the placement passed the filters.
+// A process-wide increasing counter (never 0), so two different node states never share a value.
+uint64_t NextNodeGeneration();
+
+// Takes the pod's resources on the node and gives it a fresh generation. Precondition: the
+// placement passed the filters.
 void Bind(const Pod& pod, const std::vector<int>& gpu_indices, Node& node);
 
 }  // namespace galley::schedule

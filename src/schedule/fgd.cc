@@ -29,39 +29,45 @@ namespace {
 constexpr size_t kMaxMemoGpus = 8;
 constexpr size_t kMaxMemoEntries = 1 << 18;
 
-// A node shape and a pod shape, packed so identical situations hash alike.
-struct MemoKey {
+// What the decision depends on in a node: free CPU, GPU model and the free shares, sorted.
+struct ShapeKey {
   int64_t cpu_free = 0;
-  int64_t pod_cpu = 0;
   const void* model = nullptr;  // interned by the plugin
-  int32_t pod_milli = 0;
-  int16_t pod_count = 0;
   int16_t gpus = 0;
   std::array<int16_t, kMaxMemoGpus> free{};  // sorted descending
 
-  bool operator==(const MemoKey& o) const {
-    return cpu_free == o.cpu_free && pod_cpu == o.pod_cpu && model == o.model &&
-           pod_milli == o.pod_milli && pod_count == o.pod_count && gpus == o.gpus && free == o.free;
+  bool operator==(const ShapeKey& o) const {
+    return cpu_free == o.cpu_free && model == o.model && gpus == o.gpus && free == o.free;
   }
 };
 
-struct MemoKeyHash {
-  size_t operator()(const MemoKey& k) const {
-    uint64_t h = 0x9e3779b97f4a7c15ULL;
-    auto mix = [&h](uint64_t v) {
-      h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-    };
-    mix(static_cast<uint64_t>(k.cpu_free));
-    mix(static_cast<uint64_t>(k.pod_cpu));
-    mix(reinterpret_cast<uintptr_t>(k.model));
-    mix((static_cast<uint64_t>(static_cast<uint32_t>(k.pod_milli)) << 32) |
-        (static_cast<uint64_t>(static_cast<uint16_t>(k.pod_count)) << 16) |
-        static_cast<uint16_t>(k.gpus));
+// ... and in a pod: CPU, GPU count and share.
+struct ClassKey {
+  int64_t cpu = 0;
+  int32_t milli = 0;
+  int32_t count = 0;
+  bool operator==(const ClassKey& o) const {
+    return cpu == o.cpu && milli == o.milli && count == o.count;
+  }
+};
+
+uint64_t Mix(uint64_t h, uint64_t v) { return h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)); }
+
+struct ShapeKeyHash {
+  size_t operator()(const ShapeKey& k) const {
     uint64_t packed[2] = {0, 0};
     std::memcpy(packed, k.free.data(), sizeof(packed));
-    mix(packed[0]);
-    mix(packed[1]);
-    return static_cast<size_t>(h);
+    uint64_t h = Mix(0x9e3779b97f4a7c15ULL, static_cast<uint64_t>(k.cpu_free));
+    h = Mix(h, reinterpret_cast<uintptr_t>(k.model));
+    h = Mix(h, static_cast<uint64_t>(k.gpus));
+    return static_cast<size_t>(Mix(Mix(h, packed[0]), packed[1]));
+  }
+};
+
+struct ClassKeyHash {
+  size_t operator()(const ClassKey& k) const {
+    return static_cast<size_t>(Mix(Mix(static_cast<uint64_t>(k.cpu), static_cast<uint64_t>(k.milli)),
+                                   static_cast<uint64_t>(k.count)));
   }
 };
 
@@ -90,9 +96,7 @@ class FragmentationPlugin final : public Plugin {
   bool IsGpuSelector() const override { return as_selector_; }
 
   double Score(const Pod& pod, const Node& node, const CycleState&) const override {
-    const Decision d = Decide(pod, node);
-    if (mode_ == FragMode::kGalley) return -d.delta;
-    return std::floor(100.0 / (1.0 + std::exp(d.delta / 1000.0)));
+    return ToScore(Decide(pod, node));
   }
 
   std::vector<int> SelectGpus(const Pod& pod, const Node& node, Rng&) const override {
@@ -106,25 +110,87 @@ class FragmentationPlugin final : public Plugin {
     return BestFitGpus(pod, node);
   }
 
+ void ScoreNodes(const Pod& pod, const ClusterSnapshot& snapshot, std::span<const int> feasible,
+                  const CycleState& state, std::span<double> out) const override {
+    if (!Memoizable(pod)) return Plugin::ScoreNodes(pod, snapshot, feasible, state, out);
+    const uint32_t cls = ClassId(pod);
+    if (node_cache_.size() < snapshot.nodes.size()) node_cache_.resize(snapshot.nodes.size());
+    for (size_t k = 0; k < feasible.size(); ++k) {
+      const size_t i = static_cast<size_t>(feasible[k]);
+      const Node& node = snapshot.nodes[i];
+      Decision d;
+      if (node.gpus.size() > kMaxMemoGpus) {
+        d = Compute(pod, node);
+      } else {
+        // The node's shape id, recomputed only when the node changed (kube's NodeInfo generation).
+        NodeEntry& e = node_cache_[i];
+        if (node.generation == 0 || e.generation != node.generation || e.node != &node ||
+            e.epoch != epoch_) {
+          e = NodeEntry{node.generation, &node, epoch_, ShapeId(node)};
+        }
+        d = DecideIds(e.shape, cls, pod, node);
+      }
+      out[k] = ToScore(d);
+    }
+  }
+
  private:
-  Decision Decide(const Pod& pod, const Node& node) const {
-    if (node.gpus.size() > kMaxMemoGpus || pod.gpu_memory_mib > 0) return Compute(pod, node);
-    MemoKey key;
+  // Per node index: the generation and address it was computed for, and its interned shape.
+  struct NodeEntry {
+    uint64_t generation = 0;
+    const Node* node = nullptr;
+    uint64_t epoch = 0;
+    uint32_t shape = 0;
+  };
+
+  double ToScore(const Decision& d) const {
+    if (mode_ == FragMode::kGalley) return -d.delta;
+    return std::floor(100.0 / (1.0 + std::exp(d.delta / 1000.0)));
+  }
+
+  static bool Memoizable(const Pod& pod) { return pod.gpu_memory_mib == 0; }
+
+  uint32_t ShapeId(const Node& node) const {
+    ShapeKey key;
     key.cpu_free = node.FreeCpuMilli();
-    key.pod_cpu = pod.cpu_milli;
     key.model = Intern(node.gpus.empty() ? std::string_view() : node.gpus[0].model);
-    key.pod_milli = pod.gpu_milli;
-    key.pod_count = static_cast<int16_t>(pod.gpu_count);
     key.gpus = static_cast<int16_t>(node.gpus.size());
     for (size_t i = 0; i < node.gpus.size(); ++i) {
       key.free[i] = static_cast<int16_t>(node.gpus[i].FreeMilli());
     }
     std::sort(key.free.begin(), key.free.begin() + key.gpus, std::greater<>());
+    if (shapes_.size() >= kMaxMemoEntries) Forget();
+    return shapes_.try_emplace(key, static_cast<uint32_t>(shapes_.size())).first->second;
+  }
+
+  uint32_t ClassId(const Pod& pod) const {
+    const ClassKey key{pod.cpu_milli, pod.gpu_milli, pod.gpu_count};
+    if (classes_.size() >= kMaxMemoEntries) {
+      classes_.clear();
+      Forget();
+    }
+    return classes_.try_emplace(key, static_cast<uint32_t>(classes_.size())).first->second;
+  }
+
+  // Drops the memos (bounded memory); node entries from before are invalidated by the epoch.
+  void Forget() const {
+    shapes_.clear();
+    memo_.clear();
+    ++epoch_;
+  }
+
+  Decision DecideIds(uint32_t shape, uint32_t cls, const Pod& pod, const Node& node) const {
+    const uint64_t key = (static_cast<uint64_t>(shape) << 32) | cls;
     if (auto it = memo_.find(key); it != memo_.end()) return it->second;
-    if (memo_.size() >= kMaxMemoEntries) memo_.clear();
     const Decision d = Compute(pod, node);
     memo_.emplace(key, d);
     return d;
+  }
+
+  Decision Decide(const Pod& pod, const Node& node) const {
+    if (node.gpus.size() > kMaxMemoGpus || !Memoizable(pod)) return Compute(pod, node);
+    const uint32_t shape = ShapeId(node);
+    return DecideIds(shape, ClassId(pod), pod, node);
   }
 
   Decision Compute(const Pod& pod, const Node& node) const {
@@ -169,7 +235,13 @@ class FragmentationPlugin final : public Plugin {
   std::shared_ptr<const WorkloadDistribution> workload_;
   FragMode mode_;
   bool as_selector_;
-  mutable std::unordered_map<MemoKey, Decision, MemoKeyHash> memo_;
+  // Memos: node shape -> id, pod class -> id, (shape id, class id) -> decision; node index ->
+  // shape id while the node's generation is unchanged.
+  mutable std::unordered_map<ShapeKey, uint32_t, ShapeKeyHash> shapes_;
+  mutable std::unordered_map<ClassKey, uint32_t, ClassKeyHash> classes_;
+  mutable std::unordered_map<uint64_t, Decision> memo_;
+  mutable std::vector<NodeEntry> node_cache_;
+  mutable uint64_t epoch_ = 0;
   mutable std::deque<std::string> models_;
 };
 

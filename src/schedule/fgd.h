@@ -12,8 +12,11 @@
 //     per GPU thousandth of delta), which breaks near-ties toward tight nodes and packs CPU, so
 //     CPU-heavy pods do not strand the GPUs of emptier nodes (FGD's measure only sees CPU once it
 //     is already short).
-// Both keep a bounded memo of (node shape, pod shape) -> decision, since identical nodes are
-// common; NOTE: the memo makes these plugins single-threaded (one Scheduler per thread).
+// Both keep bounded memos, since identical nodes and pod classes are common: node shape (free
+// CPU, model, sorted free shares) -> id, pod class (CPU, GPU count, share) -> id, (shape, class)
+// -> decision, and per node index the shape id while Node::generation is unchanged, so a decision
+// costs one table lookup per node and only the node that took the last pod is recomputed.
+// NOTE: the memos make these plugins single-threaded (one Scheduler per thread).
 #pragma once
 
 #include <memory>

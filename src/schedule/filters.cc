@@ -25,6 +25,9 @@ class ResourcesFit final : public Plugin {
  public:
   std::string_view Name() const override { return kResourcesFit; }
   bool IsFilter() const override { return true; }
+  bool Passes(const Pod& pod, const Node& node, const CycleState&) const override {
+    return pod.cpu_milli <= node.FreeCpuMilli() && pod.memory_mib <= node.FreeMemoryMib();
+  }
   std::optional<std::string> Filter(const Pod& pod, const Node& node,
                                     const CycleState&) const override {
     if (pod.cpu_milli > node.FreeCpuMilli()) return "Insufficient cpu";
@@ -37,6 +40,20 @@ class GpuFit final : public Plugin {
  public:
   std::string_view Name() const override { return kGpuFit; }
   bool IsFilter() const override { return true; }
+  bool AppliesTo(const Pod& pod) const override { return pod.WantsGpu(); }
+  bool Passes(const Pod& pod, const Node& node, const CycleState&) const override {
+    if (pod.gpu_memory_mib > 0 || !pod.gpu_models.empty()) {
+      return CountFittingGpus(pod, node) >= pod.gpu_count;
+    }
+    // The common case, without per-GPU model and memory checks, stopping once enough fit.
+    if (static_cast<int>(node.gpus.size()) < pod.gpu_count) return false;
+    const int32_t share = pod.gpu_milli > 0 ? pod.gpu_milli : kMilliPerGpu;
+    int fitting = 0;
+    for (const Gpu& g : node.gpus) {
+      if (g.FreeMilli() >= share && ++fitting == pod.gpu_count) return true;
+    }
+    return false;
+  }
   std::optional<std::string> Filter(const Pod& pod, const Node& node,
                                     const CycleState&) const override {
     if (!pod.WantsGpu()) return std::nullopt;
@@ -50,6 +67,13 @@ class GpuModel final : public Plugin {
  public:
   std::string_view Name() const override { return kGpuModel; }
   bool IsFilter() const override { return true; }
+  bool AppliesTo(const Pod& pod) const override { return pod.WantsGpu(); }
+  bool Passes(const Pod& pod, const Node& node, const CycleState&) const override {
+    if (pod.gpu_models.empty()) return static_cast<int>(node.gpus.size()) >= pod.gpu_count;
+    int accepted = 0;
+    for (const Gpu& g : node.gpus) accepted += pod.AcceptsModel(g.model) ? 1 : 0;
+    return accepted >= pod.gpu_count;
+  }
   std::optional<std::string> Filter(const Pod& pod, const Node& node,
                                     const CycleState&) const override {
     if (!pod.WantsGpu()) return std::nullopt;
@@ -64,6 +88,9 @@ class TaintTolerationFilter final : public Plugin {
  public:
   std::string_view Name() const override { return kTaintToleration; }
   bool IsFilter() const override { return true; }
+  bool Passes(const Pod& pod, const Node& node, const CycleState&) const override {
+    return node.taints.empty() || !FirstUntoleratedHardTaint(node, pod.tolerations).has_value();
+  }
   std::optional<std::string> Filter(const Pod& pod, const Node& node,
                                     const CycleState&) const override {
     if (auto taint = FirstUntoleratedHardTaint(node, pod.tolerations)) {
@@ -77,6 +104,12 @@ class NodeAffinityFilter final : public Plugin {
  public:
   std::string_view Name() const override { return kNodeAffinity; }
   bool IsFilter() const override { return true; }
+  bool AppliesTo(const Pod& pod) const override {
+    return !pod.node_selector.empty() || !pod.required_node_affinity.empty();
+  }
+  bool Passes(const Pod& pod, const Node& node, const CycleState&) const override {
+    return NodeMatchesPodRequirements(pod, node);
+  }
   std::optional<std::string> Filter(const Pod& pod, const Node& node,
                                     const CycleState&) const override {
     if (NodeMatchesPodRequirements(pod, node)) return std::nullopt;
@@ -93,6 +126,7 @@ class PodAntiAffinityFilter final : public Plugin {
  public:
   std::string_view Name() const override { return kPodAntiAffinity; }
   bool IsFilter() const override { return true; }
+  bool AppliesTo(const Pod& pod) const override { return !pod.required_anti_affinity.empty(); }
   void PreFilter(const Pod& pod, const ClusterSnapshot& snapshot, CycleState& state) const override {
     if (pod.required_anti_affinity.empty()) return;
     auto domains = std::make_unique<AntiAffinityDomains>();

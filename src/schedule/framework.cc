@@ -58,6 +58,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const Registry& reg
     s->scores_.emplace_back(std::move(plugin), weight);
   }
   s->random_ties_ = config.random_ties;
+  s->percentage_of_nodes_to_score_ = config.percentage_of_nodes_to_score;
   ASSIGN_OR_RETURN(s->selector_, registry.Build(config.gpu_selector, ctx));
   if (!s->selector_->IsGpuSelector()) {
     return absl::InvalidArgumentError(StrCat(config.gpu_selector, " is not a GPU selector"));
@@ -65,38 +66,75 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const Registry& reg
   return s;
 }
 
-ScheduleResult Scheduler::Schedule(const Pod& pod, const ClusterSnapshot& snapshot, Rng& rng) const {
-  CycleState state;
-  for (const auto& f : filters_) f->PreFilter(pod, snapshot, state);
+int NumFeasibleNodesToFind(int percentage, int num_nodes) {
+  constexpr int kMinFeasibleNodesToFind = 100;
+  constexpr int kMinFeasibleNodesPercentageToFind = 5;
+  if (num_nodes < kMinFeasibleNodesToFind || percentage >= 100) return num_nodes;
+  if (percentage <= 0) {
+    percentage = std::max(50 - num_nodes / 125, kMinFeasibleNodesPercentageToFind);
+  }
+  const int n = static_cast<int>(static_cast<int64_t>(num_nodes) * percentage / 100);
+  return std::max(n, kMinFeasibleNodesToFind);
+}
 
-  std::vector<int> feasible;
+Unschedulable Scheduler::Diagnose(const Pod& pod, const ClusterSnapshot& snapshot,
+                                  const CycleState& state) const {
   Unschedulable diagnosis;
   diagnosis.total_nodes = static_cast<int>(snapshot.nodes.size());
-  for (size_t i = 0; i < snapshot.nodes.size(); ++i) {
-    const Node& node = snapshot.nodes[i];
-    bool ok = true;
-    for (const auto& f : filters_) {
+  for (const Node& node : snapshot.nodes) {
+    for (const Plugin* f : active_filters_) {
       if (auto reason = f->Filter(pod, node, state)) {
         diagnosis.reasons.push_back({node.name, std::string(f->Name()), std::move(*reason)});
+        break;
+      }
+    }
+  }
+  return diagnosis;
+}
+
+ScheduleResult Scheduler::Schedule(const Pod& pod, const ClusterSnapshot& snapshot, Rng& rng) const {
+  CycleState state;
+  active_filters_.clear();
+  for (const auto& f : filters_) {
+    if (!f->AppliesTo(pod)) continue;
+    f->PreFilter(pod, snapshot, state);
+    active_filters_.push_back(f.get());
+  }
+
+  // Filter, from the rotating start index, until enough feasible nodes are found (all by default).
+  const size_t n = snapshot.nodes.size();
+  const size_t want = static_cast<size_t>(
+      NumFeasibleNodesToFind(percentage_of_nodes_to_score_, static_cast<int>(n)));
+  const size_t start = want < n && n > 0 ? next_start_node_index_ % n : 0;
+  std::vector<int>& feasible = feasible_;
+  feasible.clear();
+  size_t processed = 0;
+  for (; processed < n && feasible.size() < want; ++processed) {
+    size_t i = start + processed;
+    if (i >= n) i -= n;
+    const Node& node = snapshot.nodes[i];
+    bool ok = true;
+    for (const Plugin* f : active_filters_) {
+      if (!f->Passes(pod, node, state)) {
         ok = false;
         break;
       }
     }
     if (ok) feasible.push_back(static_cast<int>(i));
   }
-  if (feasible.empty()) return diagnosis;
+  if (want < n && n > 0) next_start_node_index_ = (start + processed) % n;
+  if (feasible.empty()) return Diagnose(pod, snapshot, state);
 
-  std::vector<double> total(feasible.size(), 0.0);
-  std::vector<double> scores(feasible.size());
+  std::vector<double>& total = total_;
+  std::vector<double>& scores = scores_scratch_;
+  total.assign(feasible.size(), 0.0);
+  scores.resize(feasible.size());
   for (const auto& [plugin, weight] : scores_) {
     plugin->PreScore(pod, snapshot, feasible, state, rng);
-    for (size_t k = 0; k < feasible.size(); ++k) {
-      scores[k] = plugin->Score(pod, snapshot.nodes[static_cast<size_t>(feasible[k])], state);
-    }
+    plugin->ScoreNodes(pod, snapshot, feasible, state, scores);
     plugin->NormalizeScores(scores);
     for (size_t k = 0; k < feasible.size(); ++k) total[k] += weight * scores[k];
   }
-
   // selectHost: the best score; ties uniformly at random (reservoir sampling) or the first.
   size_t best = 0;
   uint64_t ties = 1;

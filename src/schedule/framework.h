@@ -67,12 +67,29 @@ class Plugin {
                                             const CycleState& state) const {
     return std::nullopt;
   }
+  // The fast path the scheduler uses: whether the node passes, without wording a reason (no
+  // allocation). Must agree with Filter(); the reasons are only worded when no node fits.
+  virtual bool Passes(const Pod& pod, const Node& node, const CycleState& state) const {
+    return !Filter(pod, node, state).has_value();
+  }
+  // false when the filter cannot reject any node for this pod (kube-scheduler's PreFilter Skip,
+  // e.g. a pod without node affinity); the scheduler then leaves it out of this decision.
+  virtual bool AppliesTo(const Pod& pod) const { return true; }
 
   // Score extension point: higher is better. Kube-style plugins return 0..100.
   virtual bool IsScore() const { return false; }
   virtual void PreScore(const Pod& pod, const ClusterSnapshot& snapshot,
                         std::span<const int> feasible, CycleState& state, Rng& rng) const {}
   virtual double Score(const Pod& pod, const Node& node, const CycleState& state) const { return 0; }
+  // Scores every feasible node into out[k] (same order as `feasible`). The default calls Score();
+  // plugins that cache per node (by index and Node::generation) override it.
+  virtual void ScoreNodes(const Pod& pod, const ClusterSnapshot& snapshot,
+                          std::span<const int> feasible, const CycleState& state,
+                          std::span<double> out) const {
+    for (size_t k = 0; k < feasible.size(); ++k) {
+      out[k] = Score(pod, snapshot.nodes[static_cast<size_t>(feasible[k])], state);
+    }
+  }
   // Optional NormalizeScore over the feasible nodes' scores (in the order of `feasible`).
   virtual void NormalizeScores(std::span<double> scores) const {}
 
@@ -110,7 +127,16 @@ struct ProfileConfig {
   // Ties among the best nodes: uniformly at random (kube-scheduler's selectHost), or the first in
   // snapshot order (the FGD paper's simulator, whose replay shuffles node order once per seed).
   bool random_ties = true;
+  // kube-scheduler's percentageOfNodesToScore: stop filtering once this share of the nodes has
+  // been found feasible, starting each decision where the last one stopped. 100 (the default)
+  // checks every node; 0 is kube's adaptive default (50 - nodes/125 percent, at least 5%); either
+  // way at least 100 feasible nodes are looked for (see NumFeasibleNodesToFind).
+  int percentage_of_nodes_to_score = 100;
 };
+
+// kube-scheduler's numFeasibleNodesToFind: how many feasible nodes a decision looks for among
+// `num_nodes` with the given percentage (0 = adaptive, >= 100 = all).
+int NumFeasibleNodesToFind(int percentage, int num_nodes);
 
 // The typed outcome when no node fits.
 struct Unschedulable {
@@ -135,15 +161,25 @@ class Scheduler {
                                                            const PluginContext& ctx);
 
   // Chooses a node and GPUs for `pod`. Pure apart from drawing from `rng` (ties are broken as the
-  // profile says).
+  // profile says) and, below 100 percent of nodes to score, the rotating start index.
+  // NOTE: reuses scratch buffers and plugin memos between calls: one Scheduler per thread.
   ScheduleResult Schedule(const Pod& pod, const ClusterSnapshot& snapshot, Rng& rng) const;
 
  private:
   Scheduler() = default;
+  Unschedulable Diagnose(const Pod& pod, const ClusterSnapshot& snapshot,
+                         const CycleState& state) const;
+
   std::vector<std::unique_ptr<Plugin>> filters_;
   std::vector<std::pair<std::unique_ptr<Plugin>, double>> scores_;
   std::unique_ptr<Plugin> selector_;
   bool random_ties_ = true;
+  int percentage_of_nodes_to_score_ = 100;
+  // Scratch (kube's nextStartNodeIndex and per-cycle buffers), reused to avoid allocations.
+  mutable size_t next_start_node_index_ = 0;
+  mutable std::vector<const Plugin*> active_filters_;
+  mutable std::vector<int> feasible_;
+  mutable std::vector<double> total_, scores_scratch_;
 };
 
 }  // namespace galley::schedule

@@ -5,6 +5,7 @@
 #include <set>
 #include <variant>
 
+#include "schedule/fgd.h"
 #include "schedule/filters.h"
 #include "schedule/paper_policies.h"
 #include "schedule/policy.h"
@@ -220,6 +221,93 @@ TEST(FrameworkTest, UnschedulableListsReasonsPerNode) {
   EXPECT_EQ(u->Message(),
             "0/3 nodes are available: 1 Insufficient GPUs, 1 Insufficient cpu, "
             "1 node(s) had untolerated taint {a: b}.");
+}
+
+TEST(FrameworkTest, NumFeasibleNodesToFindAsKubeScheduler) {
+  struct Case {
+    int percentage, nodes, want;
+  } cases[] = {
+      {100, 5000, 5000}, {0, 50, 50},    {0, 5000, 500}, {0, 1000, 420}, {0, 1213, 497},
+      {0, 6000, 300},    {10, 500, 100}, {50, 200, 100}, {20, 5000, 1000}, {150, 300, 300},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(NumFeasibleNodesToFind(c.percentage, c.nodes), c.want)
+        << c.percentage << "% of " << c.nodes;
+  }
+}
+
+TEST(FrameworkTest, PercentageOfNodesToScoreRotatesTheStart) {
+  ClusterSnapshot snap;
+  for (int i = 0; i < 200; ++i) snap.nodes.push_back(GpuNode("n" + std::to_string(i), 2));
+  auto s = NewPolicyScheduler("bestfit", nullptr, 10);  // looks for 100 feasible nodes
+  ASSERT_TRUE(s.ok()) << s.status();
+  Rng rng(1);
+  EXPECT_EQ(std::get<Placement>((*s)->Schedule(GpuPod(1, 1000), snap, rng)).node_name, "n0");
+  EXPECT_EQ(std::get<Placement>((*s)->Schedule(GpuPod(1, 1000), snap, rng)).node_name, "n100");
+  EXPECT_EQ(std::get<Placement>((*s)->Schedule(GpuPod(1, 1000), snap, rng)).node_name, "n0");
+}
+
+TEST(FilterTest, PassesAgreesWithFilter) {
+  Node tainted = GpuNode("tainted", 2);
+  tainted.taints = {{"a", "b", TaintEffect::kNoSchedule}};
+  Node labelled = GpuNode("labelled", 4, {1000, 500, 0, 900});
+  labelled.labels = {{"zone", "x"}};
+  Node v100 = GpuNode("v100", 2, {300});
+  for (Gpu& g : v100.gpus) g.model = "V100";
+  const Node nodes[] = {GpuNode("empty", 8), GpuNode("small", 1, {}, 500), tainted, labelled, v100,
+                        GpuNode("cpu", 0)};
+  Pod selector = GpuPod(1, 400);
+  selector.node_selector = {{"zone", "x"}};
+  Pod model = GpuPod(2, 1000);
+  model.gpu_models = {"V100"};
+  Pod memory = GpuPod(1, 0);
+  memory.gpu_memory_mib = 12000;
+  Pod tolerant = GpuPod(1, 1000);
+  tolerant.tolerations = {{"a", TolerationOperator::kEqual, "b", TaintEffect::kNoSchedule}};
+  const Pod pods[] = {GpuPod(1, 1000), GpuPod(4, 1000), GpuPod(1, 600), GpuPod(0, 0, 2000),
+                      selector, model, memory, tolerant};
+  for (const std::string& name : DefaultFilters()) {
+    auto registry = NewInTreeRegistry();
+    ASSERT_TRUE(registry.ok());
+    auto f = registry->Build(name, {});
+    ASSERT_TRUE(f.ok());
+    for (const Pod& pod : pods) {
+      for (const Node& node : nodes) {
+        ClusterSnapshot snap{{node}};
+        CycleState state;
+        (*f)->PreFilter(pod, snap, state);
+        const bool passes = !(*f)->AppliesTo(pod) || (*f)->Passes(pod, node, state);
+        EXPECT_EQ(passes, !(*f)->Filter(pod, node, state).has_value())
+            << name << " on " << node.name << " for " << pod.gpu_count << "x" << pod.gpu_milli;
+      }
+    }
+  }
+}
+
+TEST(FragmentationPluginTest, PerNodeCacheFollowsGenerations) {
+  auto workload = std::make_shared<const WorkloadDistribution>(WorkloadDistribution::FromPods(
+      {GpuPod(1, 500), GpuPod(1, 1000), GpuPod(2, 1000), GpuPod(1, 250)}, 1.0));
+  for (FragMode mode : {FragMode::kFgd, FragMode::kGalley}) {
+    auto plugin = NewFragmentationPlugin(workload, mode, false);
+    ClusterSnapshot snap{{GpuNode("a", 4, {500}), GpuNode("b", 2), GpuNode("c", 8, {250, 1000})}};
+    for (Node& n : snap.nodes) n.generation = NextNodeGeneration();
+    const std::vector<int> all = {0, 1, 2};
+    const Pod pods[] = {GpuPod(1, 500), GpuPod(1, 1000), GpuPod(1, 250), GpuPod(2, 1000)};
+    CycleState state;
+    for (int round = 0; round < 6; ++round) {
+      for (const Pod& pod : pods) {
+        std::vector<double> batch(3);
+        plugin->ScoreNodes(pod, snap, all, state, batch);
+        for (size_t k = 0; k < 3; ++k) {
+          EXPECT_EQ(batch[k], plugin->Score(pod, snap.nodes[k], state)) << round << " " << k;
+        }
+      }
+      Node& n = snap.nodes[static_cast<size_t>(round % 3)];
+      const Pod p = GpuPod(1, 250);
+      const std::vector<int> gpus = BestFitGpus(p, n);
+      if (!gpus.empty()) Bind(p, gpus, n);
+    }
+  }
 }
 
 }  // namespace

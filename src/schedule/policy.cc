@@ -104,9 +104,11 @@ absl::StatusOr<ProfileConfig> PolicyProfile(std::string_view policy) {
 }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> NewPolicyScheduler(
-    std::string_view policy, std::shared_ptr<const WorkloadDistribution> workload) {
+    std::string_view policy, std::shared_ptr<const WorkloadDistribution> workload,
+    int percentage_of_nodes_to_score) {
   ASSIGN_OR_RETURN(const Registry registry, NewInTreeRegistry());
-  ASSIGN_OR_RETURN(const ProfileConfig profile, PolicyProfile(policy));
+  ASSIGN_OR_RETURN(ProfileConfig profile, PolicyProfile(policy));
+  profile.percentage_of_nodes_to_score = percentage_of_nodes_to_score;
   PluginContext ctx;
   ctx.workload = std::move(workload);
   return Scheduler::Create(registry, profile, ctx);

@@ -24,7 +24,9 @@ inline constexpr std::string_view kDefaultPolicy = "galley";
 absl::StatusOr<ProfileConfig> PolicyProfile(std::string_view policy);
 
 // Builds a scheduler for a policy. `workload` is needed by fgd and galley.
+// `percentage_of_nodes_to_score`: see ProfileConfig (100 = all nodes; 0 = kube's adaptive).
 absl::StatusOr<std::unique_ptr<Scheduler>> NewPolicyScheduler(
-    std::string_view policy, std::shared_ptr<const WorkloadDistribution> workload);
+    std::string_view policy, std::shared_ptr<const WorkloadDistribution> workload,
+    int percentage_of_nodes_to_score = 100);
 
 }  // namespace galley::schedule

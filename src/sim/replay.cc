@@ -45,7 +45,8 @@ absl::StatusOr<SeedRun> ReplayOnce(const std::vector<Node>& nodes, const std::ve
   if (capacity == 0) return absl::InvalidArgumentError("the cluster has no GPUs");
   auto workload = std::make_shared<const schedule::WorkloadDistribution>(
       schedule::WorkloadDistribution::FromPods(pods));
-  ASSIGN_OR_RETURN(auto scheduler, schedule::NewPolicyScheduler(config.policy, workload));
+  ASSIGN_OR_RETURN(auto scheduler, schedule::NewPolicyScheduler(
+                                        config.policy, workload, config.percentage_of_nodes_to_score));
 
   const std::vector<Pod> seq = ArrivalSequence(pods, capacity, config.target_ratio, seed);
   schedule::ClusterSnapshot snapshot{nodes};
@@ -55,6 +56,8 @@ absl::StatusOr<SeedRun> ReplayOnce(const std::vector<Node>& nodes, const std::ve
   for (size_t i = snapshot.nodes.size(); i > 1; --i) {
     std::swap(snapshot.nodes[i - 1], snapshot.nodes[rng.Below(i)]);
   }
+  // Fresh generations, so plugins may cache per node until Bind changes one.
+  for (Node& node : snapshot.nodes) node.generation = schedule::NextNodeGeneration();
   const int kMaxPct = 130;
   std::vector<double> sum(kMaxPct + 1, 0), count(kMaxPct + 1, 0);
   SeedRun run;

@@ -19,6 +19,9 @@ namespace galley::sim {
 struct ReplayConfig {
   std::string policy = "galley";
   double target_ratio = 1.3;
+  // kube-scheduler's percentageOfNodesToScore (see schedule::ProfileConfig): 100 = every node
+  // (the paper's protocol), 0 = kube's adaptive default.
+  int percentage_of_nodes_to_score = 100;
 };
 
 // One seed's run. curve_allocated_pct[p] is the mean allocated share of GPU capacity (percent) over

@@ -1,0 +1,53 @@
+// The MetricsSource seam: where the autoscaler's controller learns, once per tick, what each
+// replica is doing. Implementations: ScrapeMetricsSource (scrapes every replica's /metrics);
+// later a Prometheus-server source and recorded snapshots for the simulator.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+
+namespace galley::autoscale {
+
+// One replica at one instant.
+struct ReplicaObservation {
+  std::string id;
+  bool ready = false;  // the replica source's view (the supervisor saw `ready`, not stopping)
+  // When the source first saw this replica, and first saw it ready.
+  std::optional<absl::Time> start_time;
+  std::optional<absl::Time> ready_time;
+  // False when the replica's metrics could not be had (scrape failed, timed out, or did not
+  // parse): a missing metric, and `error` says why. inflight/queued are then 0.
+  bool scraped = false;
+  std::string error;
+  double inflight = 0;  // galley_model_inflight_requests, summed over models: queued + running
+  double queued = 0;    // galley_queue_length, summed over models
+};
+
+struct MetricsSnapshot {
+  absl::Time time;  // when the observation was taken
+  std::vector<ReplicaObservation> replicas;
+};
+
+class MetricsSource {
+ public:
+  virtual ~MetricsSource() = default;
+  // Observes every replica the source knows of. Blocks for at most the source's own timeout. A
+  // replica that cannot be observed is in the result with scraped == false; an error status is
+  // only for the source as a whole failing (e.g. Unavailable: a Prometheus server is down).
+  // Not thread-safe: one caller (the controller's thread) at a time.
+  virtual absl::StatusOr<MetricsSnapshot> Observe() = 0;
+};
+
+// The recommender works in absl::Time; the shell's clocks are steady. NOTE: this maps a steady
+// time point onto absl::Time as an offset from the Unix epoch, so the result is only good for
+// differences and ordering (all the recommender does with it), not as a wall-clock date.
+inline absl::Time ToAbslTime(TimePoint t) {
+  return absl::UnixEpoch() + absl::FromChrono(t.time_since_epoch());
+}
+
+}  // namespace galley::autoscale
