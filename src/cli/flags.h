@@ -25,7 +25,7 @@ CLI::Option* Flag(CLI::App* app, const std::string& name, T& value, const std::s
 struct HttpFlags {
   std::string listen = "0.0.0.0:8080";
   std::string log_level = "info";
-  int io_threads = 1;
+  int io_threads = 2;
   size_t max_body_bytes = 1 << 20;
   size_t max_header_bytes = 16 << 10;
   size_t max_connections = 4096;

@@ -21,7 +21,7 @@ namespace galley::http {
 struct ServerOptions {
   std::string host = "0.0.0.0";
   uint16_t port = 8080;                       // 0 picks a free port; see Server::port()
-  int io_threads = 1;
+  int io_threads = 2;
   size_t max_body_bytes = 1 << 20;            // larger bodies get 413
   size_t max_header_bytes = 16 << 10;         // larger header blocks get 431
   size_t max_connections = 4096;              // further connections get 503 and are closed
