@@ -6,7 +6,7 @@ set -euo pipefail
 APT_PACKAGES=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
-  clang libclang-rt-14-dev
+  clang clang-format libclang-rt-14-dev
   # C++ libraries (see ../shared/STACK.md: Boost 1.81 must not meet the default Boost dev packages)
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
