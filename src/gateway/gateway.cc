@@ -309,16 +309,15 @@ void Gateway::Attempt(std::shared_ptr<Call> call) {
     http::Request req = call->request;
     const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(attempt_deadline - now).count();
     req.set("X-Request-Timeout-Ms", std::to_string(std::max<int64_t>(1, left_ms)));
-    const bool trial = permit.is_trial;
     upstream_.Send(replica->endpoint.host, replica->endpoint.port, std::move(req), attempt_deadline,
-                   [this, call, replica, trial](UpstreamResult&& res) {
-                     OnResult(call, replica, trial, std::move(res));
+                   [this, call, replica](UpstreamResult&& res) {
+                     OnResult(call, replica, std::move(res));
                    });
     return;
   }
 }
 
-void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> replica, bool trial,
+void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> replica,
                        UpstreamResult&& res) {
   const TimePoint now = clock_.Now();
   replica->outstanding_gauge->Set(static_cast<double>(replica->outstanding.fetch_sub(1) - 1));
@@ -352,7 +351,6 @@ void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> repl
       replica->consecutive_failures = 0;
     }
   }
-  (void)trial;
   call->last_attempt_failed = failure;
   if (!failure || !Retryable(res)) {
     ForwardResult r;

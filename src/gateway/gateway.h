@@ -87,7 +87,7 @@ class Gateway {
   void SyncReplicas();
   std::vector<Candidate> Candidates(const ReplicaList& list, const Call& call, TimePoint now) const;
   void Attempt(std::shared_ptr<Call> call);
-  void OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> replica, bool trial,
+  void OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> replica,
                 UpstreamResult&& result);
   void Finish(std::shared_ptr<Call> call, ForwardResult&& result);
   void RecordBreaker(const std::string& scope, const std::string& name,
