@@ -42,6 +42,13 @@ class Backend {
   // Loads the model. Called once, before any other call but Metadata(), from one thread.
   virtual absl::Status Load() = 0;
 
+  // Optional pre-processing, run on the submitting thread before the request is queued: may
+  // rewrite `input` into what Infer() expects (e.g. texts into token ids) and returns the
+  // request's length for length bucketing (0 when the model has no notion of length). Must be
+  // thread-safe. An error fails this request alone (InvalidArgument: the client's fault).
+  // NOTE: `input` is rewritten in place so that large tensors are not copied.
+  virtual absl::StatusOr<int64_t> Prepare(InferInput& input) const { return int64_t{0}; }
+
   // Runs a batch. Each element of `batch` is one request (its tensors carry their own batch
   // dimension); the result has one entry per request, in the same order. A per-request error
   // (e.g. an input the model cannot use) fails that request only. Called from one worker thread

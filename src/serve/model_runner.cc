@@ -43,8 +43,15 @@ absl::Status ModelRunner::Load(const std::vector<model::InferInput>& warmup) {
     if (absl::Status st = backend->Load(); !st.ok()) {
       return absl::Status(st.code(), StrCat("loading model '", metadata().name, "': ", st.message()));
     }
+    std::vector<model::InferInput> prepared = warmup;
     std::vector<const model::InferInput*> batch;
-    for (const auto& w : warmup) batch.push_back(&w);
+    for (auto& w : prepared) {
+      if (absl::StatusOr<int64_t> len = backend->Prepare(w); !len.ok()) {
+        return absl::Status(len.status().code(), StrCat("warming up model '", metadata().name,
+                                                        "': ", len.status().message()));
+      }
+      batch.push_back(&w);
+    }
     if (!batch.empty()) {
       auto results = backend->Infer(batch);
       for (auto& r : results) {
@@ -74,6 +81,14 @@ void ModelRunner::Start() {
 
 void ModelRunner::Submit(InferRequest&& request, InferCallback done) {
   const int rows = RequestRows(metadata(), request.input);
+  absl::StatusOr<int64_t> length = instances_.front()->Prepare(request.input);
+  if (!length.ok()) {
+    const bool client = length.status().code() == absl::StatusCode::kInvalidArgument;
+    done(InferResult{client ? Outcome::kInvalidInput : Outcome::kInternal,
+                     std::string(length.status().message()),
+                     {}});
+    return;
+  }
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (stopping_) {
@@ -89,50 +104,76 @@ void ModelRunner::Submit(InferRequest&& request, InferCallback done) {
                        {}});
       return;
     }
-    queue_.push_back(Item{std::move(request), std::move(done), clock_.Now(), rows});
+    queue_.push_back(Item{std::move(request), std::move(done), clock_.Now(), rows, *length});
     queue_gauge_->Set(static_cast<double>(queue_.size()));
   }
   inflight_gauge_->Set(static_cast<double>(inflight_.fetch_add(1) + 1));
   cv_.notify_one();
 }
 
+bool ModelRunner::NextBatch(std::vector<Item>& batch, std::vector<Item>& expired) {
+  std::unique_lock<std::mutex> lock(mu_);
+  std::vector<QueuedView> view;
+  while (true) {
+    cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || !queue_.empty();
+    });
+    if (queue_.empty()) return false;  // stopping and nothing left
+    const TimePoint now = clock_.Now();
+    // Look at a window of the queue: enough for a full batch of several length buckets.
+    const size_t per_batch = static_cast<size_t>(std::max(1, options_.batch.max_batch_size));
+    const size_t window = std::min(queue_.size(), std::max<size_t>(per_batch * 8, 64));
+    view.clear();
+    for (size_t i = 0; i < window; ++i) {
+      const Item& it = queue_[i];
+      view.push_back({it.rows, it.request.deadline, it.enqueued, it.length});
+    }
+    BatchDecision d = FormBatch(view, options_.batch, now);
+    if (stopping_ && d.take.empty() && d.wake_at) {
+      // Draining: send what waits now instead of holding it for company.
+      BatchPolicy no_wait = options_.batch;
+      no_wait.max_queue_delay = Duration::zero();
+      d = FormBatch(view, no_wait, now);
+    }
+    if (d.take.empty() && d.expired.empty()) {
+      // Hold for the queue delay; a new request (or Stop) wakes us earlier. The policy's times
+      // are on clock_; wait the same span of real time.
+      const Duration wait = d.wake_at ? *d.wake_at - now : Duration(std::chrono::milliseconds(1));
+      cv_.wait_for(lock, std::max(wait, Duration(std::chrono::microseconds(1))));
+      continue;
+    }
+    // Move the chosen items out, then compact the window.
+    std::vector<bool> gone(window, false);
+    for (size_t i : d.expired) {
+      expired.push_back(std::move(queue_[i]));
+      gone[i] = true;
+    }
+    for (size_t i : d.take) {
+      batch.push_back(std::move(queue_[i]));
+      gone[i] = true;
+    }
+    size_t out = 0;
+    for (size_t i = 0; i < window; ++i) {
+      if (gone[i]) continue;
+      if (out != i) queue_[out] = std::move(queue_[i]);
+      ++out;
+    }
+    queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(out),
+                 queue_.begin() + static_cast<std::ptrdiff_t>(window));
+    queue_gauge_->Set(static_cast<double>(queue_.size()));
+    if (!queue_.empty()) cv_.notify_one();  // let another instance look at the rest
+    return true;
+  }
+}
+
 void ModelRunner::WorkerLoop(size_t instance) {
   model::Backend& backend = *instances_[instance];
   std::vector<Item> batch;
   std::vector<Item> expired;
-  std::vector<QueuedView> view;
   while (true) {
     batch.clear();
     expired.clear();
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty();
-      });
-      if (queue_.empty()) return;  // stopping and nothing left
-      const TimePoint now = clock_.Now();
-      // Look at no more of the queue than one batch can use, plus its expired entries.
-      view.clear();
-      const size_t window = std::min(queue_.size(), static_cast<size_t>(std::max(1, options_.batch.max_batch_size)) * 2);
-      for (size_t i = 0; i < window; ++i) view.push_back({queue_[i].rows, queue_[i].request.deadline});
-      const BatchDecision d = FormBatch(view, options_.batch, now);
-      size_t e = 0;
-      size_t taken = 0;
-      size_t consumed = 0;
-      for (size_t i = 0; i < window && (taken < d.take || e < d.expired.size()); ++i) {
-        if (e < d.expired.size() && d.expired[e] == i) {
-          expired.push_back(std::move(queue_[i]));
-          ++e;
-        } else {
-          batch.push_back(std::move(queue_[i]));
-          ++taken;
-        }
-        consumed = i + 1;
-      }
-      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(consumed));
-      queue_gauge_->Set(static_cast<double>(queue_.size()));
-      if (!queue_.empty()) cv_.notify_one();  // let another instance take the next batch
-    }
+    if (!NextBatch(batch, expired)) return;
     for (Item& item : expired) {
       inflight_gauge_->Set(static_cast<double>(inflight_.fetch_sub(1) - 1));
       item.done(InferResult{Outcome::kDeadlineExceeded,

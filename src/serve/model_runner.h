@@ -40,7 +40,9 @@ class ModelRunner {
   bool ready() const { return ready_.load(); }
 
   void Start();
-  // Validates nothing (the caller did); enqueues or rejects at once. Thread-safe, never blocks.
+  // Runs the backend's Prepare (pre-processing) on the calling thread, then enqueues or rejects
+  // at once. The caller has checked the input against the metadata. Thread-safe, never blocks
+  // on other requests.
   void Submit(InferRequest&& request, InferCallback done);
   // Stops taking work; answers everything still queued with kShuttingDown after letting the
   // workers finish the batches they run. Idempotent.
@@ -54,8 +56,12 @@ class ModelRunner {
     InferCallback done;
     TimePoint enqueued;
     int rows = 1;
+    int64_t length = 0;  // from Backend::Prepare, for length bucketing
   };
   void WorkerLoop(size_t instance);
+  // Takes the next batch (and the expired requests) off the queue, waiting as the batch policy
+  // says. Returns false when stopping and nothing is left.
+  bool NextBatch(std::vector<Item>& batch, std::vector<Item>& expired);
   void RunBatch(model::Backend& backend, std::vector<Item>& batch);
 
   std::vector<std::unique_ptr<model::Backend>> instances_;

@@ -22,6 +22,14 @@ class FakeBackend final : public Backend {
   }
 
   const ModelMetadata& Metadata() const override { return md_; }
+  // With set_length_from_input(true), a request's length is its first element (for bucketing).
+  absl::StatusOr<int64_t> Prepare(InferInput& input) const override {
+    if (!length_from_input_ || input.inputs.empty() || input.inputs[0].element_count() < 1) {
+      return int64_t{0};
+    }
+    return static_cast<int64_t>(input.inputs[0].At<float>(0));
+  }
+  void set_length_from_input(bool on) { length_from_input_ = on; }
   absl::Status Load() override { return load_status_; }
 
   std::vector<absl::StatusOr<InferOutput>> Infer(absl::Span<const InferInput* const> batch) override {
@@ -62,6 +70,7 @@ class FakeBackend final : public Backend {
   std::mutex mu_;
   std::condition_variable cv_;
   bool blocked_ = false;
+  bool length_from_input_ = false;
   int entered_ = 0;
   std::vector<size_t> batch_sizes_;
 };
