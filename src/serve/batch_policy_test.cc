@@ -1,48 +1,138 @@
 #include "serve/batch_policy.h"
 
 #include <chrono>
+#include <optional>
 
 #include "gtest/gtest.h"
 
 namespace galley::serve {
 namespace {
 
+using std::chrono::microseconds;
 using std::chrono::milliseconds;
+
+const TimePoint kNow = TimePoint{} + milliseconds(1000);
+const TimePoint kNone = TimePoint::max();
+
+QueuedView Q(int rows, TimePoint deadline = kNone, TimePoint enqueued = kNow, int64_t length = 0) {
+  return QueuedView{rows, deadline, enqueued, length};
+}
 
 struct Case {
   const char* name;
   std::vector<QueuedView> queue;
-  int max_batch_size;
+  BatchPolicy policy;
   std::vector<size_t> expired;
-  size_t take;
+  std::vector<size_t> take;
+  std::optional<TimePoint> wake_at = std::nullopt;
 };
 
-TEST(FormBatchTest, Table) {
-  const TimePoint now = TimePoint{} + milliseconds(1000);
-  const TimePoint past = now - milliseconds(1);
-  const TimePoint future = now + milliseconds(1);
-  const TimePoint none = TimePoint::max();
+BatchPolicy Max(int max, std::vector<int> preferred = {}, Duration delay = Duration::zero(),
+                std::vector<int64_t> buckets = {}) {
+  BatchPolicy p;
+  p.max_batch_size = max;
+  p.preferred_batch_sizes = std::move(preferred);
+  p.max_queue_delay = delay;
+  p.length_buckets = std::move(buckets);
+  return p;
+}
+
+TEST(FormBatchTest, MaxSizeAndDeadlines) {
+  const TimePoint past = kNow - milliseconds(1);
+  const TimePoint future = kNow + milliseconds(1);
   const std::vector<Case> cases = {
-      {"empty queue", {}, 8, {}, 0},
-      {"one request", {{1, none}}, 8, {}, 1},
-      {"takes all that fit", {{1, none}, {1, none}, {1, none}}, 8, {}, 3},
-      {"stops at max rows", {{3, none}, {3, none}, {3, none}}, 8, {}, 2},
-      {"exact fit", {{4, none}, {4, none}, {1, none}}, 8, {}, 2},
-      {"oversized first is taken alone", {{20, none}, {1, none}}, 8, {}, 1},
-      {"batching off takes one", {{1, none}, {1, none}}, 1, {}, 1},
-      {"expired skipped and reported", {{1, past}, {1, future}, {1, past}}, 8, {0, 2}, 1},
-      {"deadline equal to now is expired", {{1, now}}, 8, {0}, 0},
-      {"all expired", {{1, past}, {1, past}}, 8, {0, 1}, 0},
-      {"expired rows do not count", {{6, past}, {6, future}}, 8, {0}, 1},
-      {"fifo order, no skipping ahead", {{2, none}, {7, none}, {1, none}}, 8, {}, 1},
+      {"empty queue", {}, Max(8), {}, {}},
+      {"one request", {Q(1)}, Max(8), {}, {0}},
+      {"takes all that fit", {Q(1), Q(1), Q(1)}, Max(8), {}, {0, 1, 2}},
+      {"stops at max rows", {Q(3), Q(3), Q(3)}, Max(8), {}, {0, 1}},
+      {"exact fit", {Q(4), Q(4), Q(1)}, Max(8), {}, {0, 1}},
+      {"oversized first is taken alone", {Q(20), Q(1)}, Max(8), {}, {0}},
+      {"batching off takes one", {Q(1), Q(1)}, Max(1), {}, {0}},
+      {"expired skipped and reported", {Q(1, past), Q(1, future), Q(1, past)}, Max(8), {0, 2}, {1}},
+      {"deadline equal to now is expired", {Q(1, kNow)}, Max(8), {0}, {}},
+      {"all expired", {Q(1, past), Q(1, past)}, Max(8), {0, 1}, {}},
+      {"expired rows do not count", {Q(6, past), Q(6, future)}, Max(8), {0}, {1}},
+      {"fifo order, no skipping ahead", {Q(2), Q(7), Q(1)}, Max(8), {}, {0}},
   };
   for (const Case& c : cases) {
-    BatchPolicy policy;
-    policy.max_batch_size = c.max_batch_size;
-    const BatchDecision d = FormBatch(c.queue, policy, now);
+    const BatchDecision d = FormBatch(c.queue, c.policy, kNow);
     EXPECT_EQ(d.expired, c.expired) << c.name;
     EXPECT_EQ(d.take, c.take) << c.name;
+    EXPECT_EQ(d.wake_at, c.wake_at) << c.name;
   }
+}
+
+TEST(FormBatchTest, PreferredSizesAndQueueDelay) {
+  const Duration delay = microseconds(500);
+  const TimePoint fresh = kNow;                           // just arrived
+  const TimePoint waited = kNow - microseconds(500);      // waited exactly the delay
+  const TimePoint half = kNow - microseconds(200);        // waited part of it
+  const TimePoint deadline_soon = kNow + microseconds(100);
+  const std::vector<Case> cases = {
+      {"no delay: send what there is", {Q(1), Q(1), Q(1)}, Max(8, {4}), {}, {0, 1, 2}},
+      {"no delay: cut at the largest preferred size",
+       {Q(1), Q(1), Q(1), Q(1), Q(1)}, Max(8, {2, 4}), {}, {0, 1, 2, 3}},
+      {"delay: hold a small batch", {Q(1, kNone, half), Q(1)}, Max(8, {}, delay), {}, {},
+       half + delay},
+      {"delay: a full batch goes at once", {Q(4, kNone, fresh), Q(4, kNone, fresh)},
+       Max(8, {}, delay), {}, {0, 1}},
+      {"delay: a preferred batch goes at once",
+       {Q(1), Q(1), Q(1), Q(1), Q(1)}, Max(8, {4}, delay), {}, {0, 1, 2, 3}},
+      {"delay: preferred size must be hit exactly", {Q(3), Q(2)}, Max(8, {4}, delay), {}, {},
+       fresh + delay},
+      {"delay: preferred size of rows", {Q(2), Q(2), Q(1)}, Max(8, {4}, delay), {}, {0, 1}},
+      {"delay: sent as is once the oldest has waited",
+       {Q(1, kNone, waited), Q(1)}, Max(8, {4}, delay), {}, {0, 1}},
+      {"delay: wake for an earlier deadline", {Q(1, deadline_soon, half)}, Max(8, {}, delay), {},
+       {}, deadline_soon},
+      {"delay: batching off never waits", {Q(1), Q(1)}, Max(1, {}, delay), {}, {0}},
+  };
+  for (const Case& c : cases) {
+    const BatchDecision d = FormBatch(c.queue, c.policy, kNow);
+    EXPECT_EQ(d.expired, c.expired) << c.name;
+    EXPECT_EQ(d.take, c.take) << c.name;
+    EXPECT_EQ(d.wake_at, c.wake_at) << c.name;
+  }
+}
+
+TEST(FormBatchTest, LengthBuckets) {
+  const Duration delay = microseconds(500);
+  const TimePoint waited = kNow - delay;
+  const std::vector<int64_t> buckets = {8, 16, 32};
+  const std::vector<Case> cases = {
+      {"one bucket per batch, the oldest's first",
+       {Q(1, kNone, kNow, 5), Q(1, kNone, kNow, 30), Q(1, kNone, kNow, 7), Q(1, kNone, kNow, 12)},
+       Max(8, {}, Duration::zero(), buckets), {}, {0, 2}},
+      {"bounds are inclusive", {Q(1, kNone, kNow, 8), Q(1, kNone, kNow, 9)},
+       Max(8, {}, Duration::zero(), buckets), {}, {0}},
+      {"lengths beyond the last bound share a bucket",
+       {Q(1, kNone, kNow, 40), Q(1, kNone, kNow, 500)}, Max(8, {}, Duration::zero(), buckets), {},
+       {0, 1}},
+      {"a full later bucket goes while the oldest waits",
+       {Q(1, kNone, kNow, 5), Q(1, kNone, kNow, 20), Q(1, kNone, kNow, 20)},
+       Max(2, {}, delay, buckets), {}, {1, 2}},
+      {"the oldest's bucket goes first once it has waited",
+       {Q(1, kNone, waited, 5), Q(1, kNone, kNow, 20), Q(1, kNone, kNow, 20)},
+       Max(2, {}, delay, buckets), {}, {0}},
+      {"no bucketing without batching", {Q(1, kNone, kNow, 30), Q(1, kNone, kNow, 5)},
+       Max(1, {}, Duration::zero(), buckets), {}, {0}},
+  };
+  for (const Case& c : cases) {
+    const BatchDecision d = FormBatch(c.queue, c.policy, kNow);
+    EXPECT_EQ(d.expired, c.expired) << c.name;
+    EXPECT_EQ(d.take, c.take) << c.name;
+    EXPECT_EQ(d.wake_at, c.wake_at) << c.name;
+  }
+}
+
+TEST(FormBatchTest, LengthBucketIndex) {
+  BatchPolicy p = Max(8, {}, Duration::zero(), {8, 16});
+  EXPECT_EQ(LengthBucket(p, 0), 0u);
+  EXPECT_EQ(LengthBucket(p, 8), 0u);
+  EXPECT_EQ(LengthBucket(p, 9), 1u);
+  EXPECT_EQ(LengthBucket(p, 16), 1u);
+  EXPECT_EQ(LengthBucket(p, 17), 2u);
+  EXPECT_EQ(LengthBucket(Max(8), 1000), 0u);
 }
 
 }  // namespace

@@ -73,6 +73,11 @@ absl::Status ModelRunner::Load(const std::vector<model::InferInput>& warmup) {
   return absl::OkStatus();
 }
 
+void ModelRunner::MarkFailed(std::string reason) {
+  failure_ = std::move(reason);
+  failed_.store(true, std::memory_order_release);
+}
+
 void ModelRunner::Start() {
   for (size_t i = 0; i < instances_.size(); ++i) {
     workers_.emplace_back([this, i] { WorkerLoop(i); });

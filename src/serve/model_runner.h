@@ -38,6 +38,12 @@ class ModelRunner {
   // Loads every instance; then runs `warmup` (if any) through each instance once. Sets ready.
   absl::Status Load(const std::vector<model::InferInput>& warmup);
   bool ready() const { return ready_.load(); }
+  // Records that the model could not be loaded; it stays not ready and requests to it are
+  // answered kModelNotReady with `reason`. Call before Start(), from the loading thread.
+  void MarkFailed(std::string reason);
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  // Why loading failed; valid once failed() is true.
+  const std::string& failure() const { return failure_; }
 
   void Start();
   // Runs the backend's Prepare (pre-processing) on the calling thread, then enqueues or rejects
@@ -68,6 +74,8 @@ class ModelRunner {
   const RunnerOptions options_;
   const Clock& clock_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> failed_{false};
+  std::string failure_;  // written once before failed_ is set
   std::atomic<int64_t> inflight_{0};
 
   prometheus::Histogram* queue_hist_;

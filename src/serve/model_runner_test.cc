@@ -22,13 +22,14 @@ InferRequest Req(float x, TimePoint deadline = TimePoint::max()) {
 
 class ModelRunnerTest : public ::testing::Test {
  protected:
-  std::unique_ptr<ModelRunner> Make(size_t capacity, int max_batch) {
+  std::unique_ptr<ModelRunner> Make(size_t capacity, int max_batch, BatchPolicy policy = {}) {
     auto backend = std::make_unique<FakeBackend>("fake", max_batch);
     fake_ = backend.get();
     std::vector<std::unique_ptr<model::Backend>> v;
     v.push_back(std::move(backend));
     RunnerOptions o;
     o.queue_capacity = capacity;
+    o.batch = std::move(policy);
     o.batch.max_batch_size = max_batch;
     return std::make_unique<ModelRunner>(std::move(v), o, clock_, &metrics_);
   }
@@ -61,6 +62,68 @@ TEST_F(ModelRunnerTest, RunsAndAnswersInOrder) {
   runner->Stop();
   EXPECT_EQ(fake_->batch_sizes(), (std::vector<size_t>{1, 5}));
   EXPECT_EQ(runner->inflight(), 0);
+}
+
+// Submits requests with the given inputs; returns their futures.
+std::vector<std::future<InferResult>> SubmitAll(ModelRunner& runner, const std::vector<float>& xs) {
+  std::vector<std::future<InferResult>> out;
+  for (float x : xs) {
+    auto p = std::make_shared<std::promise<InferResult>>();
+    out.push_back(p->get_future());
+    runner.Submit(Req(x), [p](InferResult&& r) { p->set_value(std::move(r)); });
+  }
+  return out;
+}
+
+TEST_F(ModelRunnerTest, PreferredSizeIsSentWithoutWaitingForTheDelay) {
+  BatchPolicy policy;
+  policy.preferred_batch_sizes = {4};
+  policy.max_queue_delay = std::chrono::hours(1);  // the manual clock never gets there
+  auto runner = Make(16, 8, policy);
+  ASSERT_TRUE(runner->Load({}).ok());
+  runner->Start();
+  auto results = SubmitAll(*runner, {1, 2, 3, 4});
+  for (auto& f : results) EXPECT_EQ(f.get().outcome, Outcome::kOk);
+  runner->Stop();
+  EXPECT_EQ(fake_->batch_sizes(), (std::vector<size_t>{4}));
+}
+
+TEST_F(ModelRunnerTest, QueueDelayHoldsASmallBatchUntilItExpires) {
+  BatchPolicy policy;
+  policy.preferred_batch_sizes = {4};
+  policy.max_queue_delay = std::chrono::milliseconds(20);
+  auto runner = Make(16, 8, policy);
+  ASSERT_TRUE(runner->Load({}).ok());
+  runner->Start();
+  auto results = SubmitAll(*runner, {1, 2});
+  // Both wait for company until the oldest has waited 20 ms on the runner's clock.
+  clock_.Advance(std::chrono::milliseconds(20));
+  for (auto& f : results) EXPECT_EQ(f.get().outcome, Outcome::kOk);
+  runner->Stop();
+  EXPECT_EQ(fake_->batch_sizes(), (std::vector<size_t>{2}));
+}
+
+TEST_F(ModelRunnerTest, LengthBucketsKeepSimilarLengthsTogether) {
+  BatchPolicy policy;
+  policy.length_buckets = {8, 16, 32};
+  auto runner = Make(16, 8, policy);
+  fake_->set_length_from_input(true);
+  ASSERT_TRUE(runner->Load({}).ok());
+  fake_->Block();
+  runner->Start();
+  auto first = SubmitAll(*runner, {1});
+  fake_->WaitEntered(1);
+  auto rest = SubmitAll(*runner, {5, 30, 6, 31});
+  fake_->Unblock();
+  EXPECT_EQ(first[0].get().outcome, Outcome::kOk);
+  const std::vector<float> xs = {5, 30, 6, 31};
+  for (size_t i = 0; i < rest.size(); ++i) {
+    InferResult r = rest[i].get();
+    ASSERT_EQ(r.outcome, Outcome::kOk) << r.message;
+    EXPECT_FLOAT_EQ(r.output.outputs[0].At<float>(0), 2 * xs[i]);  // each got its own answer
+  }
+  runner->Stop();
+  EXPECT_EQ(fake_->batch_sizes(), (std::vector<size_t>{1, 2, 2}));
 }
 
 TEST_F(ModelRunnerTest, FullQueueRejectsAtOnce) {

@@ -23,6 +23,10 @@ void ModelService::AddModel(std::unique_ptr<ModelRunner> runner) {
   runners_.emplace(std::move(name), std::move(runner));
 }
 
+void ModelService::AddUnavailable(std::string name, std::string reason) {
+  unavailable_.emplace(std::move(name), std::move(reason));
+}
+
 ModelRunner* ModelService::runner(std::string_view name) const {
   auto it = runners_.find(name);
   return it == runners_.end() ? nullptr : it->second.get();
@@ -58,20 +62,35 @@ bool ModelService::ModelReady(std::string_view name, std::string_view version) c
 }
 
 bool ModelService::Ready() const {
-  if (draining_.load() || runners_.empty()) return false;
+  // Ready once every model has loaded or failed, and at least one serves: a broken model must
+  // not take the others out of rotation (Triton's --strict-readiness=false).
+  if (draining_.load()) return false;
+  bool any = false;
   for (const auto& [name, r] : runners_) {
+    if (r->failed()) continue;
     if (!r->ready()) return false;
+    any = true;
   }
-  return true;
+  return any;
 }
 
 void ModelService::Infer(InferRequest&& request, InferCallback done) {
   ModelRunner* r = Find(request.model, request.version);
   if (r == nullptr) {
+    if (auto it = unavailable_.find(request.model); it != unavailable_.end()) {
+      done(InferResult{Outcome::kModelNotReady,
+                       StrCat("model '", request.model, "' is unavailable: ", it->second), {}});
+      return;
+    }
     done(InferResult{Outcome::kModelNotFound,
                      StrCat("unknown model '", request.model, "'",
                                   request.version.empty() ? "" : StrCat(" version '", request.version, "'")),
                      {}});
+    return;
+  }
+  if (r->failed()) {
+    done(InferResult{Outcome::kModelNotReady,
+                     StrCat("model '", request.model, "' failed to load: ", r->failure()), {}});
     return;
   }
   if (!r->ready()) {

@@ -18,6 +18,9 @@ class ModelService final : public InferenceService {
   // Adds a model before Start(); the name comes from the runner's metadata.
   void AddModel(std::unique_ptr<ModelRunner> runner);
   ModelRunner* runner(std::string_view name) const;
+  // Records a model that cannot be served at all (e.g. its config is invalid), before Start():
+  // requests naming it are answered kModelNotReady with `reason` instead of "unknown model".
+  void AddUnavailable(std::string name, std::string reason);
 
   // Marks the server as draining: Ready() turns false at once. Work is still accepted.
   void SetDraining() { draining_.store(true); }
@@ -35,6 +38,7 @@ class ModelService final : public InferenceService {
   ModelRunner* Find(std::string_view name, std::string_view version) const;
 
   std::map<std::string, std::unique_ptr<ModelRunner>, std::less<>> runners_;  // fixed after start
+  std::map<std::string, std::string, std::less<>> unavailable_;                // fixed after start
   std::atomic<bool> draining_{false};
 };
 
