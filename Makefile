@@ -1,7 +1,7 @@
 # Galley: the two commands are `make run` and `make test`; everything else is a step of theirs.
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
-PYTEST := python3 -m pytest
+PYTEST := .venv/bin/python -m pytest
 # ccache hits across checkouts in different folders (a CI clone, a second work tree).
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1

@@ -15,9 +15,9 @@ echo "== unit tests (asan+ubsan)"
 ctest --test-dir build/asan --output-on-failure -j "$(nproc)"
 
 echo "== integration tests (release)"
-GALLEY_BIN=$ROOT/build/release/galley python3 -m pytest -q -p no:cacheprovider tests/integration
+GALLEY_BIN=$ROOT/build/release/galley "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/integration
 echo "== integration tests (asan+ubsan)"
-GALLEY_BIN=$ROOT/build/asan/galley python3 -m pytest -q -p no:cacheprovider tests/integration
+GALLEY_BIN=$ROOT/build/asan/galley "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/integration
 
 echo "== fuzzing (bounded)"
 scripts/fuzz.sh "${GALLEY_FUZZ_SECONDS:-20}"
