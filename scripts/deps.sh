@@ -33,11 +33,20 @@ else
   echo "deps: all Debian packages present"
 fi
 
-# pytest runs the integration tests; prefer the interpreter on PATH, fall back to Debian's.
-if ! python3 -m pytest --version >/dev/null 2>&1; then
-  if ! python3 -m pip install -q pytest 2>/dev/null; then
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends python3-pytest
-  fi
+# The integration tests run in a project virtual environment (.venv) with pinned packages:
+# pytest, numpy and Triton's own Python client (tests/requirements.txt). Reinstalled only when
+# the requirements change.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -x "$ROOT/.venv/bin/python" ]; then
+  python3 -m venv "$ROOT/.venv"
+fi
+REQ_SUM=$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)
+if [ "$(cat "$ROOT/.venv/.requirements.sha256" 2>/dev/null)" != "$REQ_SUM" ]; then
+  echo "deps: installing tests/requirements.txt into .venv"
+  "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/tests/requirements.txt"
+  echo "$REQ_SUM" > "$ROOT/.venv/.requirements.sha256"
+else
+  echo "deps: .venv up to date"
 fi
 
 # The VADER lexicons (Hutto & Gilbert, ICWSM 2014, MIT licence), pinned by version and checksum.
