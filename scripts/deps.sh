@@ -51,3 +51,4 @@ fi
 
 # The VADER lexicons (Hutto & Gilbert, ICWSM 2014, MIT licence), pinned by version and checksum.
 "$(dirname "$0")/fetch_vader_lexicon.sh"
+"$(dirname "$0")/fetch_onnxruntime.sh"  # ONNX Runtime 1.29.0 (MIT), pinned by checksum

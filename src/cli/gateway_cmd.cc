@@ -22,7 +22,9 @@ void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t
   Flag(cmd, "breaker-break-ms", break_ms, "first open period of a breaker")->check(CLI::PositiveNumber);
   Flag(cmd, "max-inflight", o.frontend.max_inflight, "requests in the gateway before 429 busy");
   Flag(cmd, "fallback-queue-capacity", o.fallback.queue_capacity, "fallback model queue before 429 busy");
-  Flag(cmd, "model", o.frontend.analyze_model, "sentiment model name (also the fallback's)");
+  Flag(cmd, "model", o.frontend.analyze_model, "the replicas' model behind /inference/analyze");
+  Flag(cmd, "fallback-model", o.frontend.fallback_model,
+       "name of the in-process VADER fallback model");
 }
 
 bool ApplyGatewayPolicyFlags(gateway::GatewayRunOptions& o, int64_t try_timeout_ms,

@@ -142,6 +142,10 @@ Runner AddUpCommand(CLI::App& app) {
     so.serve_args = up->serve_args;
     so.serve_args.push_back("--model");
     so.serve_args.push_back(opts->frontend.analyze_model);
+    // Replicas sit behind the gateway, which speaks HTTP only; with gRPC on they would contend
+    // for one port, and the supervisor reads a replica's port from its `listening` lines.
+    so.serve_args.push_back("--grpc-port");
+    so.serve_args.push_back("-1");
     so.restart_backoff.initial = std::chrono::milliseconds(up->restart_initial_ms);
     so.restart_backoff.max = std::chrono::milliseconds(up->restart_max_ms);
     so.drain_delay = std::chrono::milliseconds(up->replica_drain_delay_ms);

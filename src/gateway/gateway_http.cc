@@ -191,7 +191,7 @@ void Frontend::Analyze(Request&& req, Responder respond) {
 void Frontend::FallbackAnalyze(std::string text, TimePoint deadline, std::string_view reason,
                                Responder respond) {
   serve::InferRequest ir;
-  ir.model = options_.analyze_model;
+  ir.model = options_.fallback_model;
   ir.deadline = deadline;
   ir.arrival = clock_.Now();
   model::Tensor t{"text", model::DataType::kBytes, {1}, {}, {}};
@@ -207,7 +207,7 @@ void Frontend::FallbackAnalyze(std::string text, TimePoint deadline, std::string
     boost::json::object body;
     body["sentiment"] = std::string_view(outs[0].bytes[0]);
     body["confidence"] = serve::FloatForJson(outs[1].At<float>(0));
-    body["model"] = self->options_.analyze_model;
+    body["model"] = self->options_.fallback_model;
     body["fallback"] = true;
     Response res = http::JsonResponse(http::Status::ok, JsonSerialize(body));
     MarkFallback(res, reason);
@@ -225,7 +225,8 @@ void Frontend::Infer(Request&& req, std::string model, Responder respond) {
   gateway_.Forward(model, std::move(req), dl,
                    [self, dl, model, shared_req, respond = std::move(respond)](ForwardResult&& r) mutable {
                      if (r.answered) return respond(Relay(std::move(r.response), r.replica));
-                     if (model == self->options_.analyze_model) {
+                     if (model == self->options_.analyze_model ||
+                         model == self->options_.fallback_model) {
                        return self->FallbackInfer(*shared_req, dl, r.why_not, std::move(respond));
                      }
                      if (r.has_last_failure) return respond(Relay(std::move(r.last_failure), ""));
@@ -236,7 +237,7 @@ void Frontend::Infer(Request&& req, std::string model, Responder respond) {
 
 void Frontend::FallbackInfer(const Request& req, TimePoint deadline, std::string_view reason,
                              Responder respond) {
-  auto md = fallback_.FindModel(options_.analyze_model, "");
+  auto md = fallback_.FindModel(options_.fallback_model, "");
   if (!md) return respond(http::JsonError(http::Status::service_unavailable, "no fallback model"));
   auto decoded = serve::DecodeInferRequest(req.body(), *md);
   if (!decoded.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));

@@ -20,7 +20,8 @@
 namespace galley::gateway {
 
 struct GatewayFrontendOptions {
-  std::string analyze_model = "vader";                // also the fallback model's name
+  std::string analyze_model = "sentiment";            // the replicas' model behind /inference/analyze
+  std::string fallback_model = "vader";               // the in-process fallback (VADER)
   std::chrono::milliseconds default_timeout{30'000};  // deadline when the client sets none
   size_t max_inflight = 4096;                         // beyond: 429 "busy" at once
   std::string server_version;

@@ -32,13 +32,13 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   {
     std::vector<std::unique_ptr<model::Backend>> instances;
     instances.push_back(std::make_unique<model::VaderBackend>(
-        options.frontend.analyze_model, std::max(1, options.fallback.batch.max_batch_size)));
+        options.frontend.fallback_model, std::max(1, options.fallback.batch.max_batch_size)));
     fallback.AddModel(std::make_unique<serve::ModelRunner>(std::move(instances), options.fallback,
                                                            clock, &serve_metrics));
   }
   model::InferInput warm;
   warm.inputs.push_back({"text", model::DataType::kBytes, {1}, {}, {"warm up"}});
-  serve::ModelRunner* runner = fallback.runner(options.frontend.analyze_model);
+  serve::ModelRunner* runner = fallback.runner(options.frontend.fallback_model);
   if (absl::Status st = runner->Load({warm}); !st.ok()) {
     log::Error("start_failed", {{"error", std::string(st.message())}});
     return 1;

@@ -5,9 +5,9 @@
 
 namespace galley::model {
 
-VaderBackend::VaderBackend(std::string name, int max_batch_size) {
+VaderBackend::VaderBackend(std::string name, int max_batch_size, std::string version) {
   metadata_.name = std::move(name);
-  metadata_.version = "1";
+  metadata_.version = std::move(version);
   metadata_.platform = "galley_vader";
   metadata_.max_batch_size = max_batch_size;
   metadata_.inputs = {{"text", DataType::kBytes, {-1}}};

@@ -16,7 +16,7 @@ namespace galley::model {
 class VaderBackend final : public Backend {
  public:
   // `name` is the model's name in the protocol; max_batch_size counts texts.
-  explicit VaderBackend(std::string name, int max_batch_size = 256);
+  explicit VaderBackend(std::string name, int max_batch_size = 256, std::string version = "1");
 
   const ModelMetadata& Metadata() const override { return metadata_; }
   absl::Status Load() override;

@@ -44,6 +44,8 @@ class Frontend : public std::enable_shared_from_this<Frontend> {
   void Analyze(Request&& req, Responder respond);
   void Infer(Request&& req, std::string model, std::string version, Responder respond);
   absl::StatusOr<TimePoint> Deadline(const Request& req, std::optional<int64_t> timeout_us) const;
+  // 503 with the reason for a model that is known but broken, else 404.
+  Response MissingModel(std::string_view name, std::string_view version) const;
 
   InferenceService& service_;
   metrics::Registry& registry_;
@@ -169,15 +171,13 @@ void Frontend::Route(Request&& req, Responder respond) {
       if (!get) return method_not_allowed(Endpoint::kModelMetadata, "GET");
       auto r = Counted(Endpoint::kModelMetadata, name, std::move(respond));
       auto md = service_.FindModel(name, version);
-      if (!md) return r(http::JsonError(http::Status::not_found, UnknownModel(name, version)));
+      if (!md) return r(MissingModel(name, version));
       return r(http::JsonResponse(http::Status::ok, EncodeModelMetadata(*md)));
     }
     if (well_formed && action == "ready") {
       if (!get) return method_not_allowed(Endpoint::kModelReady, "GET");
       auto r = Counted(Endpoint::kModelReady, name, std::move(respond));
-      if (!service_.FindModel(name, version)) {
-        return r(http::JsonError(http::Status::not_found, UnknownModel(name, version)));
-      }
+      if (!service_.FindModel(name, version)) return r(MissingModel(name, version));
       const bool ready = service_.ModelReady(name, version);
       return r(http::JsonResponse(ready ? http::Status::ok : http::Status::service_unavailable,
                                   ready ? R"({"ready":true})" : R"({"ready":false})"));
@@ -190,6 +190,13 @@ void Frontend::Route(Request&& req, Responder respond) {
   }
   Counted(Endpoint::kNotFound, "", std::move(respond))(http::JsonError(
       http::Status::not_found, StrCat("no such endpoint: ", target)));
+}
+
+Response Frontend::MissingModel(std::string_view name, std::string_view version) const {
+  const std::string reason = service_.UnavailableReason(name);
+  if (reason.empty()) return http::JsonError(http::Status::not_found, UnknownModel(name, version));
+  return http::JsonError(http::Status::service_unavailable,
+                         StrCat("model '", name, "' is unavailable: ", reason));
 }
 
 absl::StatusOr<TimePoint> Frontend::Deadline(const Request& req,
@@ -226,12 +233,19 @@ void Frontend::Analyze(Request&& req, Responder respond) {
 
 void Frontend::Infer(Request&& req, std::string model, std::string version, Responder respond) {
   auto md = service_.FindModel(model, version);
-  if (!md) return respond(http::JsonError(http::Status::not_found, UnknownModel(model, version)));
-  if (req.find("Inference-Header-Content-Length") != req.end()) {
-    return respond(http::JsonError(http::Status::bad_request,
-                                   "the binary tensor data extension is not supported; send JSON tensors"));
+  if (!md) return respond(MissingModel(model, version));
+  std::optional<size_t> header_length;
+  if (auto it = req.find("Inference-Header-Content-Length"); it != req.end()) {
+    size_t n = 0;
+    const std::string_view v(it->value().data(), it->value().size());
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || end != v.data() + v.size() || v.empty()) {
+      return respond(http::JsonError(http::Status::bad_request,
+                                     "Inference-Header-Content-Length must be a byte count"));
+    }
+    header_length = n;
   }
-  auto decoded = DecodeInferRequest(req.body(), *md);
+  auto decoded = DecodeInferRequest(req.body(), *md, header_length);
   if (!decoded.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));
   auto deadline = Deadline(req, decoded->timeout_us);
   if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
@@ -243,9 +257,15 @@ void Frontend::Infer(Request&& req, std::string model, std::string version, Resp
   ir.input = std::move(decoded->input);
   auto shared_md = std::make_shared<model::ModelMetadata>(std::move(*md));
   service_.Infer(std::move(ir), [respond = std::move(respond), shared_md, id = std::move(decoded->id),
-                                 outputs = std::move(decoded->outputs)](InferResult&& r) {
+                                 outputs = std::move(decoded->outputs),
+                                 binary = std::move(decoded->binary_outputs),
+                                 all_binary = decoded->binary_data_output](InferResult&& r) {
     if (r.outcome != Outcome::kOk) return respond(ErrorFor(r.outcome, r.message));
-    respond(http::JsonResponse(http::Status::ok, EncodeInferResponse(*shared_md, id, r.output, outputs)));
+    EncodedInferResponse enc = EncodeInferResponse(*shared_md, id, r.output, outputs, binary, all_binary);
+    if (!enc.header_length) return respond(http::JsonResponse(http::Status::ok, std::move(enc.body)));
+    Response res = Text(http::Status::ok, std::move(enc.body), "application/octet-stream");
+    res.set("Inference-Header-Content-Length", std::to_string(*enc.header_length));
+    respond(std::move(res));
   });
 }
 

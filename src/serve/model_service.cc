@@ -61,6 +61,12 @@ bool ModelService::ModelReady(std::string_view name, std::string_view version) c
   return r != nullptr && r->ready();
 }
 
+std::string ModelService::UnavailableReason(std::string_view name) const {
+  if (auto it = unavailable_.find(name); it != unavailable_.end()) return it->second;
+  if (ModelRunner* r = runner(name); r != nullptr && r->failed()) return r->failure();
+  return {};
+}
+
 bool ModelService::Ready() const {
   // Ready once every model has loaded or failed, and at least one serves: a broken model must
   // not take the others out of rotation (Triton's --strict-readiness=false).

@@ -160,3 +160,97 @@ TEST(AnalyzeTest, DecodeAndErrors) {
 
 }  // namespace
 }  // namespace galley::serve
+
+namespace galley::serve {
+namespace {
+
+model::ModelMetadata TwoInputModel() {
+  model::ModelMetadata md;
+  md.name = "m";
+  md.version = "1";
+  md.max_batch_size = 8;
+  md.inputs = {{"x", model::DataType::kFp32, {-1, 2}}, {"s", model::DataType::kBytes, {-1}}};
+  md.outputs = {{"y", model::DataType::kFp32, {-1, 2}}, {"t", model::DataType::kBytes, {-1}}};
+  return md;
+}
+
+std::string Floats(std::initializer_list<float> v) {
+  return std::string(reinterpret_cast<const char*>(std::data(v)), v.size() * sizeof(float));
+}
+
+TEST(BinaryDataExtensionTest, InputsTakeTheirBytesInOrder) {
+  const std::string json =
+      R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"parameters":{"binary_data_size":8}},)"
+      R"({"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":7}}],)"
+      R"("outputs":[{"name":"y","parameters":{"binary_data":true}},{"name":"t"}]})";
+  std::string bytes;
+  AppendRawBytes({"abc"}, bytes);
+  const std::string body = json + Floats({1.5f, -2.0f}) + bytes;
+  auto r = DecodeInferRequest(body, TwoInputModel(), json.size());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FLOAT_EQ(r->input.inputs[0].At<float>(1), -2.0f);
+  EXPECT_EQ(r->input.inputs[1].bytes, (std::vector<std::string>{"abc"}));
+  EXPECT_EQ(r->binary_outputs, (std::vector<std::string>{"y"}));
+}
+
+TEST(BinaryDataExtensionTest, RejectsWithClearErrors) {
+  const std::string x8 =
+      R"({"name":"x","datatype":"FP32","shape":[1,2],"parameters":{"binary_data_size":8}})";
+  const std::string s_json = R"({"name":"s","datatype":"BYTES","shape":[1],"data":["a"]})";
+  struct Case {
+    std::string json;
+    std::string binary;
+    bool header;
+    const char* error;
+  };
+  const std::vector<Case> cases = {
+      {R"({"inputs":[)" + x8 + "," + s_json + "]}", "", false,
+       "needs the Inference-Header-Content-Length header"},
+      {R"({"inputs":[)" + x8 + "," + s_json + "]}", Floats({1}), true, "only 4 bytes"},
+      {R"({"inputs":[)" + x8 + "," + s_json + "]}", Floats({1, 2, 3}), true,
+       "4 bytes of binary data follow the JSON but no input claims them"},
+      {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2],)"
+       R"("parameters":{"binary_data_size":8}},)" + s_json + "]}", Floats({1, 2}), true,
+       "both 'data' and binary_data_size"},
+      {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"parameters":{"binary_data_size":4}},)" +
+       s_json + "]}", Floats({1}), true, "binary data holds 4 bytes but shape [1,2]"},
+      {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2]},)"
+       R"({"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":6}}]})",
+       std::string("\x09\x00\x00\x00" "ab", 6), true, "claims 9 bytes"},
+  };
+  for (const Case& c : cases) {
+    const std::string body = c.json + c.binary;
+    auto r = DecodeInferRequest(body, TwoInputModel(),
+                                c.header ? std::optional<size_t>(c.json.size()) : std::nullopt);
+    ASSERT_FALSE(r.ok()) << c.error;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(r.status().message()).find(c.error), std::string::npos)
+        << r.status().message() << " vs " << c.error;
+  }
+  auto too_long = DecodeInferRequest("{}", TwoInputModel(), 10);
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_NE(std::string(too_long.status().message()).find("only 2 bytes"), std::string::npos);
+}
+
+TEST(BinaryDataExtensionTest, OutputsAfterTheJson) {
+  model::InferOutput out;
+  model::Tensor y{"y", model::DataType::kFp32, {1, 2}, {}, {}};
+  y.Append<float>(3.0f);
+  y.Append<float>(4.0f);
+  model::Tensor t{"t", model::DataType::kBytes, {1}, {}, {"hi"}};
+  out.outputs = {y, t};
+  EncodedInferResponse r = EncodeInferResponse(TwoInputModel(), "", out, {}, {"t"}, false);
+  ASSERT_TRUE(r.header_length.has_value());
+  const std::string json = r.body.substr(0, *r.header_length);
+  auto doc = boost::json::parse(json).as_object();
+  auto outs = doc["outputs"].as_array();
+  EXPECT_EQ(outs[0].as_object()["data"].as_array().size(), 2u);       // y stays JSON
+  EXPECT_EQ(outs[1].as_object()["parameters"].as_object()["binary_data_size"].to_number<int>(), 6);
+  EXPECT_EQ(r.body.substr(*r.header_length), std::string("\x02\x00\x00\x00" "hi", 6));
+  EncodedInferResponse all = EncodeInferResponse(TwoInputModel(), "", out, {}, {}, true);
+  EXPECT_EQ(all.body.substr(*all.header_length), Floats({3, 4}) + std::string("\x02\x00\x00\x00" "hi", 6));
+  EXPECT_FALSE(EncodeInferResponse(TwoInputModel(), "", out, {}, {}, false).header_length);
+}
+
+}  // namespace
+}  // namespace galley::serve

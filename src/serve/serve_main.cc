@@ -3,7 +3,9 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/strings.h"
 #include "common/signals.h"
+#include "grpc/grpc_frontend.h"
 #include "model/vader_backend.h"
 #include "serve/model_service.h"
 
@@ -26,6 +28,7 @@ boost::json::object ConfigFields(const ServeOptions& o) {
           {"idle_timeout_s", Secs(o.http.idle_timeout)},
           {"request_timeout_s", Secs(o.http.request_timeout)},
           {"model", o.frontend.analyze_model},
+          {"model_repository", o.model_repository},
           {"model_instances", o.model_instances},
           {"max_batch_size", o.runner.batch.max_batch_size},
           {"queue_capacity", o.runner.queue_capacity},
@@ -34,18 +37,80 @@ boost::json::object ConfigFields(const ServeOptions& o) {
           {"grace_period_s", Secs(o.grace_period)}};
 }
 
-// Warm-up input for the sentiment model: a few texts that touch the lexicon and the rules.
-std::vector<model::InferInput> SentimentWarmup() {
+// Warm-up input for a model: one request of batch 1, variable dimensions 1, numbers 0 and a
+// short English text for BYTES (which every built-in text model takes).
+std::vector<model::InferInput> WarmupFor(const model::ModelMetadata& md) {
   model::InferInput in;
-  model::Tensor t{"text", model::DataType::kBytes, {3}, {}, {}};
-  t.bytes = {"The food was great!", "The service was NOT good :(", "It is a table."};
-  in.inputs.push_back(std::move(t));
+  for (const model::TensorSpec& spec : md.inputs) {
+    model::Tensor t{spec.name, spec.datatype, spec.shape, {}, {}};
+    for (int64_t& d : t.shape) d = d < 0 ? 1 : d;
+    const int64_t n = t.element_count();
+    if (n < 0) return {};
+    if (spec.datatype == model::DataType::kBytes) {
+      t.bytes.assign(static_cast<size_t>(n), "The food was great, but the service was NOT good :(");
+    } else {
+      t.raw.assign(static_cast<size_t>(n) * model::ElementSize(spec.datatype), 0);
+    }
+    in.inputs.push_back(std::move(t));
+  }
   return {std::move(in)};
+}
+
+// The built-in model when no repository is given: VADER, named by the analyze model option.
+void AddBuiltinModel(const ServeOptions& options, const Clock& clock, ServeMetrics& metrics,
+                     ModelService& service) {
+  std::vector<std::unique_ptr<model::Backend>> instances;
+  for (int i = 0; i < std::max(1, options.model_instances); ++i) {
+    instances.push_back(std::make_unique<model::VaderBackend>(
+        options.frontend.analyze_model, std::max(1, options.runner.batch.max_batch_size)));
+  }
+  service.AddModel(std::make_unique<ModelRunner>(std::move(instances), options.runner, clock, &metrics));
+}
+
+// Every model of the repository; a model that cannot be made is logged and recorded as
+// unavailable, and the others are served. Fails only when the repository cannot be read.
+absl::Status AddRepositoryModels(const std::string& repository, const BackendRegistry& backends,
+                                 const Clock& clock, ServeMetrics& metrics, ModelService& service) {
+  auto entries = ScanRepository(repository);
+  if (!entries.ok()) return entries.status();
+  for (RepositoryEntry& e : *entries) {
+    absl::Status st = e.status;
+    std::vector<std::unique_ptr<model::Backend>> instances;
+    const BackendFactory* factory = st.ok() ? backends.Find(e.config.platform) : nullptr;
+    if (st.ok() && factory == nullptr) {
+      st = absl::UnimplementedError(StrCat("model '", e.name, "': no backend for platform '",
+                                           e.config.platform, "' in this build"));
+    }
+    for (int i = 0; st.ok() && i < e.config.instance_count; ++i) {
+      auto backend = (*factory)(e.config, e.location);
+      if (!backend.ok()) {
+        st = backend.status();
+        break;
+      }
+      instances.push_back(std::move(backend).value());
+    }
+    if (!st.ok()) {
+      log::Error("model_load_failed", {{"model", e.name}, {"error", std::string(st.message())}});
+      service.AddUnavailable(e.name, std::string(st.message()));
+      continue;
+    }
+    RunnerOptions ro;
+    ro.queue_capacity = e.config.max_queue_size;
+    ro.batch = e.config.batch;
+    log::Info("model_found", {{"model", e.name},
+                              {"version", e.location.version},
+                              {"platform", e.config.platform},
+                              {"max_batch_size", e.config.max_batch_size},
+                              {"dynamic_batching", e.config.dynamic_batching},
+                              {"instances", e.config.instance_count}});
+    service.AddModel(std::make_unique<ModelRunner>(std::move(instances), ro, clock, &metrics));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-int RunServe(const ServeOptions& options) {
+int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   // Block the stop signals in every thread; this thread takes them below.
   BlockStopSignals();
 
@@ -55,13 +120,13 @@ int RunServe(const ServeOptions& options) {
   metrics::Registry registry;
   ServeMetrics metrics(registry);
   ModelService service;
-  {
-    std::vector<std::unique_ptr<model::Backend>> instances;
-    for (int i = 0; i < std::max(1, options.model_instances); ++i) {
-      instances.push_back(std::make_unique<model::VaderBackend>(
-          options.frontend.analyze_model, std::max(1, options.runner.batch.max_batch_size)));
-    }
-    service.AddModel(std::make_unique<ModelRunner>(std::move(instances), options.runner, clock, &metrics));
+  if (options.model_repository.empty()) {
+    AddBuiltinModel(options, clock, metrics, service);
+  } else if (absl::Status st = AddRepositoryModels(options.model_repository, backends, clock,
+                                                   metrics, service);
+             !st.ok()) {
+    log::Error("start_failed", {{"error", std::string(st.message())}});
+    return 1;
   }
 
   HttpFrontendOptions fe = options.frontend;
@@ -82,23 +147,54 @@ int RunServe(const ServeOptions& options) {
   (*server)->Start();
   log::Info("listening", {{"host", options.http.host}, {"port", (*server)->port()}});
 
-  // Live from here; ready once every model is loaded and warmed up.
-  bool load_failed = false;
+  // The gRPC front-end (src/grpc): on the HTTP host, with REST's body limit and default timeout.
+  std::unique_ptr<rpc::GrpcFrontend> grpc;
+  if (options.grpc_port >= 0) {
+    rpc::GrpcOptions go;
+    go.host = options.http.host;
+    go.port = options.grpc_port;
+    go.max_receive_message_bytes = options.http.max_body_bytes;
+    go.default_timeout = options.frontend.default_timeout;
+    go.server_name = options.frontend.server_name;
+    go.server_version = GALLEY_VERSION;
+    go.metrics = &metrics;
+    go.clock = &clock;
+    auto created = rpc::GrpcFrontend::Create(service, std::move(go));
+    const absl::Status st = created.ok() ? (*created)->Start() : created.status();
+    if (!st.ok()) {
+      log::Error("start_failed", {{"protocol", "grpc"}, {"error", std::string(st.message())}});
+      (*server)->Stop();
+      return 1;
+    }
+    grpc = std::move(created).value();
+    log::Info("listening",
+              {{"protocol", "grpc"}, {"host", options.http.host}, {"port", grpc->port()}});
+  }
+
+  // Live from here; ready once every model has loaded (or failed: the others still serve).
+  int loaded = 0;
   for (const auto& md : service.Models()) {
     ModelRunner* runner = service.runner(md.name);
-    if (absl::Status st = runner->Load(SentimentWarmup()); !st.ok()) {
+    if (absl::Status st = runner->Load(WarmupFor(md)); !st.ok()) {
       log::Error("model_load_failed", {{"model", md.name}, {"error", std::string(st.message())}});
-      load_failed = true;
+      runner->MarkFailed(std::string(st.message()));
       continue;
     }
     runner->Start();
+    ++loaded;
   }
-  if (!load_failed) log::Info("ready", {});
+  if (loaded > 0) {
+    log::Info("ready", {{"models", loaded}});
+  } else {
+    log::Error("no_model_loaded", {});
+  }
+  if (grpc) grpc->RefreshHealth();  // gRPC health Watch streams learn that models loaded
 
   const int sig = WaitForStopSignal();
   const TimePoint stop_start = clock.Now();
   const TimePoint grace_deadline = stop_start + options.grace_period;
   service.SetDraining();
+  if (grpc) grpc->SetDraining();
   log::Info("draining", {{"signal", StopSignalName(sig)},
                          {"drain_delay_s", Secs(options.drain_delay)}});
   // Keep serving while load balancers notice that ready is false (a real wait, not a sync).
@@ -106,6 +202,7 @@ int RunServe(const ServeOptions& options) {
   std::this_thread::sleep_until(drain_end);
 
   (*server)->StopAccepting();
+  if (grpc) grpc->Shutdown(grace_deadline);  // stops accepting; waits for calls in flight
   const bool clean = (*server)->WaitForConnectionsClosed(grace_deadline);
   service.Stop();
   (*server)->Stop();

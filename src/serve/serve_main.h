@@ -6,6 +6,7 @@
 
 #include "http/server.h"
 #include "serve/http_handlers.h"
+#include "serve/model_repository.h"
 #include "serve/model_runner.h"
 
 namespace galley::serve {
@@ -14,13 +15,18 @@ struct ServeOptions {
   http::ServerOptions http;
   HttpFrontendOptions frontend;
   RunnerOptions runner;
-  int model_instances = 1;                        // backend instances (worker threads) per model
+  // Models to serve: every model of this repository (serve/model_repository.h). Empty: only the
+  // built-in VADER sentiment model, named frontend.analyze_model, with the options below.
+  std::string model_repository;
+  int model_instances = 1;                        // built-in model: instances (worker threads)
+  int grpc_port = 8081;  // gRPC front-end on the HTTP host (0: a free port); -1: no gRPC
   std::chrono::milliseconds drain_delay{5'000};   // keep serving after SIGTERM, not ready
   std::chrono::milliseconds grace_period{30'000}; // from SIGTERM to exit, at most
 };
 
 // Runs the server until SIGTERM or SIGINT, then shuts down gracefully. Returns the exit code:
 // 0 after a clean shutdown, 1 if start-up failed. Call from main() before starting any thread.
-int RunServe(const ServeOptions& options);
+// `backends` makes the repository's models (serve/builtin_backends.h lists the built-in ones).
+int RunServe(const ServeOptions& options, const BackendRegistry& backends);
 
 }  // namespace galley::serve

@@ -38,6 +38,9 @@ HTTP_TIMEOUT_S = 10.0
 # Flags every test server gets unless the test overrides them: shut down at once on SIGTERM.
 DEFAULT_FLAGS = {"--drain-delay-ms": "0", "--grace-period-ms": "5000"}
 
+MODELS = REPO / "models"              # the shipped model repository
+TEST_DATA = REPO / "tests" / "data"
+
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "ERROR: ThreadSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
 
@@ -265,6 +268,13 @@ class GalleyServer:
         self.binary = galley_bin()
         self.tmpdir = Path(tmpdir)
         merged = dict(DEFAULT_FLAGS)
+        if subcommand == "serve":
+            # The HTTP and lifecycle suites run against the built-in VADER model ("vader");
+            # the model repository suites name a repository explicitly.
+            merged["--model-repository"] = ""
+            # gRPC off unless a test asks for it (flags={"--grpc-port": "0"}): servers run side
+            # by side, and the lifecycle suite expects a single `listening` line.
+            merged["--grpc-port"] = "-1"
         merged.update(flags or {})
         self.cmd = [self.binary, subcommand]
         if listen is not None:
@@ -283,6 +293,7 @@ class GalleyServer:
         self._clients: list[Client] = []
         self._default: Client | None = None
         self.port: int | None = None
+        self.grpc_port: int | None = None  # from the gRPC `listening` line, when gRPC is on
 
     # -- process control --
 
@@ -300,10 +311,14 @@ class GalleyServer:
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
         # `galley up` forwards its replicas' lines (they carry a "replica" field): skip those.
         own = lambda l: "replica" not in l  # noqa: E731
-        listening = self.wait_for("listening", timeout, pred=own)
+        http = lambda l: own(l) and l.get("protocol", "http") == "http"  # noqa: E731
+        listening = self.wait_for("listening", timeout, pred=http)
         assert isinstance(listening.get("port"), int) and listening["port"] > 0, listening
         self.port = listening["port"]
         self.wait_for("ready", timeout, pred=own)
+        grpc = [l for l in self.log_lines()
+                if l.get("event") == "listening" and l.get("protocol") == "grpc" and own(l)]
+        self.grpc_port = grpc[0]["port"] if grpc else None
 
     def _read_stdout(self) -> None:
         assert self.proc and self.proc.stdout

@@ -2,6 +2,7 @@
 Open Inference Protocol REST API (KServe v2), probes, routing, keep-alive and pipelining."""
 
 import json
+import struct
 import socket
 
 import pytest
@@ -317,12 +318,32 @@ def test_infer_rejects_bad_json(srv, body, words):
     assert_json_error(r, 400, *words)
 
 
-def test_infer_binary_extension_refused(srv):
-    body = json.dumps({"inputs": [_text_input()]}).encode()
+def test_infer_binary_extension(srv):
+    """Triton's binary tensor data extension: a BYTES input after the JSON, outputs as asked."""
+    text = "I love it".encode()
+    header = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
+                                     "parameters": {"binary_data_size": 4 + len(text)}}],
+                         "outputs": [{"name": "label", "parameters": {"binary_data": True}},
+                                     {"name": "probability"}]}).encode()
+    body = header + struct.pack("<I", len(text)) + text
     r = srv.request("POST", "/v2/models/vader/infer", body=body,
-                    headers={"Content-Type": "application/json",
-                             "Inference-Header-Content-Length": str(len(body))})
-    assert_json_error(r, 400, "binary")
+                    headers={"Content-Type": "application/octet-stream",
+                             "Inference-Header-Content-Length": str(len(header))})
+    assert r.status == 200, r
+    n = int(r.headers["inference-header-content-length"])
+    doc = json.loads(r.body[:n])
+    label, prob = doc["outputs"]
+    assert label["parameters"]["binary_data_size"] == 4 + len("Positive")
+    assert r.body[n:] == struct.pack("<I", 8) + b"Positive"
+    assert 0.5 <= prob["data"][0] <= 1
+    # A header that claims more than the body holds, and binary data no input claims.
+    for length, extra in ((len(body) + 1, b""), (len(header), b"trailing")):
+        r = srv.request("POST", "/v2/models/vader/infer", body=body + extra,
+                        headers={"Inference-Header-Content-Length": str(length)})
+        assert_json_error(r, 400, "binary" if extra else "only")
+    r = srv.request("POST", "/v2/models/vader/infer", body=body,
+                    headers={"Inference-Header-Content-Length": "12x"})
+    assert_json_error(r, 400, "Inference-Header-Content-Length")
 
 
 def test_infer_batch_over_max_batch_size(small_batch):

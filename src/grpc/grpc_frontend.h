@@ -1,0 +1,87 @@
+// The gRPC front-end of `galley serve`: the Open Inference Protocol's GRPCInferenceService
+// (proto/grpc_service.proto) and the standard grpc.health.v1.Health service, on gRPC's callback
+// API. Like the REST front-end it reaches models only through serve::InferenceService, checks
+// requests with the same checker (serve/oip_json.h), and counts them in the same metrics.
+//
+// Threads: handlers run on gRPC's callback threads and never block (ModelInfer queues the request
+// and returns); a ModelInfer call is answered from the model worker's callback, or by its
+// cancellation, whichever comes first (an atomic claim decides); health Watch streams are
+// updated from whichever thread calls SetDraining/RefreshHealth/Shutdown, under the front-end's
+// mutex. Nothing here holds a lock across model work.
+//
+// Namespace galley::rpc rather than galley::grpc, so that `grpc::` keeps naming the library.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "grpcpp/support/status_code_enum.h"
+#include "serve/inference_service.h"
+#include "serve/serve_metrics.h"
+
+namespace galley::rpc {
+
+struct GrpcOptions {
+  std::string host = "0.0.0.0";                // an IPv6 host is written without brackets
+  int port = 8081;                             // 0 picks a free port; see GrpcFrontend::port()
+  size_t max_receive_message_bytes = 1 << 20;  // as http::ServerOptions::max_body_bytes
+  size_t max_send_message_bytes = 1 << 20;
+  int max_concurrent_streams = 1024;  // per connection (HTTP/2 streams)
+  // Deadline of a request that sets none (neither a gRPC deadline nor parameter "timeout");
+  // 0: none. As the REST front-end's default timeout.
+  std::chrono::milliseconds default_timeout{30'000};
+  std::string server_name = "galley";
+  std::string server_version;
+  // Where requests are counted (galley_requests_total and galley_request_duration_seconds, with
+  // the REST front-end's endpoint and outcome labels); null: not counted. Not owned.
+  serve::ServeMetrics* metrics = nullptr;
+  // The clock of request deadlines; must be the model runners'. Null: SteadyClock. Not owned.
+  const Clock* clock = nullptr;
+};
+
+// The gRPC status code for an outcome: kOk OK, kInvalidInput INVALID_ARGUMENT, kModelNotFound
+// NOT_FOUND, kModelNotReady UNAVAILABLE, kQueueFull RESOURCE_EXHAUSTED, kDeadlineExceeded
+// DEADLINE_EXCEEDED, kShuttingDown UNAVAILABLE, kInternal INTERNAL.
+::grpc::StatusCode GrpcCodeFor(serve::Outcome outcome);
+
+// Lifecycle: Create() -> Start() -> [SetDraining()] -> Shutdown(deadline). Every method is
+// thread-safe. `service` (and options.metrics, options.clock) must outlive the front-end.
+class GrpcFrontend {
+ public:
+  // Checks the options; binds nothing yet. InvalidArgument for a bad option.
+  static absl::StatusOr<std::unique_ptr<GrpcFrontend>> Create(serve::InferenceService& service,
+                                                              GrpcOptions options);
+  // Shuts down at once (in-flight calls are cancelled) if Shutdown() was not called.
+  ~GrpcFrontend();
+  GrpcFrontend(const GrpcFrontend&) = delete;
+  GrpcFrontend& operator=(const GrpcFrontend&) = delete;
+
+  // Binds host:port and starts serving. Unavailable if the address cannot be bound (in use, or
+  // a host that does not resolve); FailedPrecondition if called twice.
+  absl::Status Start();
+  // The bound port (the chosen one when options.port was 0); 0 before Start().
+  int port() const;
+
+  // Re-reads service.Ready() and tells health Watch streams if the status changed. Call when
+  // readiness changes other than by SetDraining() (e.g. once the models are loaded).
+  void RefreshHealth();
+  // The server is about to stop: health turns NOT_SERVING at once (Check and every Watch stream)
+  // and ServerReady answers false. Requests are still served. Idempotent.
+  void SetDraining();
+  // Stops accepting calls, lets calls in flight finish until `deadline`, then cancels what is
+  // left, and returns when no call is left. Watch streams get NOT_SERVING and end with
+  // UNAVAILABLE at once. Idempotent; a second call waits for the first.
+  void Shutdown(TimePoint deadline);
+
+ private:
+  class Impl;
+  explicit GrpcFrontend(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace galley::rpc
