@@ -63,7 +63,8 @@ if [[ ! -f "${tmp}/${TARBALL}" ]]; then
 fi
 got="$(sha256_of "${tmp}/${TARBALL}")"
 if [[ "${got}" != "${TARBALL_SHA256}" ]]; then
-  echo "sentiment-data: checksum mismatch for ${TARBALL}: expected ${TARBALL_SHA256}, got ${got}" >&2
+  echo "sentiment-data: checksum mismatch for ${TARBALL}:" \
+       "expected ${TARBALL_SHA256}, got ${got}" >&2
   exit 1
 fi
 

@@ -15,9 +15,13 @@ byte for byte; `--golden OUT.jsonl` writes the cases its test checks. The data, 
 and golden modes need only the standard library; training needs torch (Debian's python3-torch
 1.13: run with /usr/bin/python3).
 
+Speed: Debian's torch links the reference BLAS (libblas.so.3), with which the transformer alone
+takes well over half an hour; OpenBLAS (package libopenblas0-pthread, installed, or unpacked and
+put first on LD_LIBRARY_PATH) brings both models to ~7 minutes on one thread. See RESULTS.md.
+
 Usage (from the repository root):
   models/training/fetch_data.sh
-  /usr/bin/python3 models/training/train_sentiment.py            # trains both, writes models/
+  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 models/training/train_sentiment.py  # writes models/
   python3 models/training/train_sentiment.py --golden tests/data/tokenizer_golden.jsonl
   python3 models/training/verify_onnx.py                          # onnxruntime checks + timing
 """
@@ -152,7 +156,8 @@ def edge_cases():
         "http://example.com/path?x=1&y=2", "C++ and C#", "$9.99", "(great)", "[bad]", "{ok}",
         "caf\u00e9", "CAF\u00c9", "Caf\u00e9 au lait", "na\u00efve", "\u00fcber", "Qu\u00e9bec",
         "\u00c9COLE", "\u00e9", "\U0001F600", "great\U0001F600", "\U0001F600 great",
-        "\U0001F44D\U0001F3FD", "I \u2764\ufe0f it", "\u65e5\u672c\u8a9e", "\u0645\u0631\u062d\u0628\u0627",
+        "\U0001F44D\U0001F3FD", "I \u2764\ufe0f it", "\u65e5\u672c\u8a9e",
+        "\u0645\u0631\u062d\u0628\u0627",
         "don\u2019t", "\u201cgreat\u201d", "good\u2014bad", "good \u2014 bad", "it\u2026was",
         "good\u0096bad", "\u00a0good\u00a0", "\ufeffgood", "x\u200by",
         "good\tbad\nugly\r\nfine", "line one\nline two", "\tleading tab", "trailing newline\n",
