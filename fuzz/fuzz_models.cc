@@ -1,5 +1,8 @@
 #include "fuzz/fuzz_models.h"
 
+#include <optional>
+
+#include "common/strings.h"
 #include "serve/oip_json.h"
 
 namespace galley::fuzz {
@@ -35,12 +38,24 @@ const model::ModelMetadata& NumericModel() {
 }
 
 void DecodeEverything(std::string_view body) {
+  // Also as the binary tensor data extension: the JSON is the body up to its first NUL byte
+  // (the Inference-Header-Content-Length), binary data after it.
+  std::optional<size_t> header_length;
+  std::string joined;  // the body without that NUL
+  if (size_t nul = body.find('\0'); nul != std::string_view::npos) {
+    header_length = nul;
+    joined = StrCat(body.substr(0, nul), body.substr(nul + 1));
+  }
   for (const model::ModelMetadata* md : {&TextModel(), &NumericModel()}) {
-    auto r = serve::DecodeInferRequest(body, *md);
-    if (r.ok()) {
-      model::InferOutput out;
-      out.outputs = r->input.inputs;
-      (void)serve::EncodeInferResponse(*md, r->id, out, {});
+    for (auto length : {std::optional<size_t>(), header_length}) {
+      auto r = serve::DecodeInferRequest(length ? std::string_view(joined) : body, *md, length);
+      if (r.ok()) {
+        model::InferOutput out;
+        out.outputs = r->input.inputs;
+        (void)serve::EncodeInferResponse(*md, r->id, out, {}, r->binary_outputs,
+                                         r->binary_data_output);
+      }
+      if (!header_length) break;
     }
   }
   (void)serve::DecodeAnalyzeRequest(body);
