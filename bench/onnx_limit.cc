@@ -3,7 +3,8 @@
 // Loads one ONNX model with model::OnnxBackend (ONNX Runtime, --threads intra-op threads, 1 like
 // the served configuration), tokenizes every benchmark text with model::WordTokenizer up front
 // (untimed), then for each batch size runs OnnxBackend::RunBatch on consecutive texts, each batch
-// zero-padded to its longest text (as Galley pads a batch), for a fixed time. No HTTP, no queue,
+// zero-padded to its longest text (as Galley pads a batch), for a fixed time (--order sorted: the
+// texts sorted by length first, so that batches are nearly unpadded). No HTTP, no queue,
 // no JSON, no tokenizing in the timed loop: what the model itself costs on this machine.
 //
 // Prints a human-readable table on stderr and machine-readable lines on stdout:
@@ -12,12 +13,14 @@
 //   BEST batch=B inferences_per_s=F
 //   COMPUTE_B1_US us=F          (per-request compute at batch 1: 1e6 / inferences_per_s at B=1)
 //   TEXTS count=N mean_ids=F max_ids=N
+//   ORDER consecutive|sorted
 //   PEAK_RSS_KB kb=N            (getrusage ru_maxrss, after every run)
 //
 // Usage:
 //   onnx_limit --model models/sentiment_transformer/1/model.onnx
 //              --vocab models/sentiment_transformer/vocab.txt --texts TEXTS.txt
 //              [--max-length 128] [--seconds 2] [--batch-sizes 1,2,4,8,16,32,64] [--threads 1]
+//              [--order consecutive|sorted]
 // TEXTS.txt holds one text per line (blank lines skipped).
 
 #include <sys/resource.h>
@@ -57,6 +60,10 @@ struct Options {
   double seconds = 2.0;
   std::vector<int> batch_sizes = {1, 2, 4, 8, 16, 32, 64};
   int threads = 1;
+  // "consecutive": batches of consecutive texts in file order, padded to each batch's longest.
+  // "sorted": the texts sorted by token count first, so a batch holds texts of nearly one length
+  // (the least padding any batching policy can reach; Galley's length buckets approach it).
+  std::string order = "consecutive";
 };
 
 struct Point {
@@ -147,6 +154,10 @@ absl::Status Run(const Options& o) {
     total_ids += ids[i].size();
     max_ids = std::max(max_ids, ids[i].size());
   }
+  if (o.order == "sorted") {
+    std::stable_sort(ids.begin(), ids.end(),
+                     [](const auto& a, const auto& b) { return a.size() < b.size(); });
+  }
 
   OnnxBackendOptions bo;
   bo.name = "limit";
@@ -162,8 +173,9 @@ absl::Status Run(const Options& o) {
 
   std::printf("TEXTS count=%zu mean_ids=%.2f max_ids=%zu\n", texts.size(),
               static_cast<double>(total_ids) / texts.size(), max_ids);
-  std::fprintf(stderr, "%s: %zu texts, %d intra-op thread(s), %.1f s per batch size\n",
-               o.model.c_str(), texts.size(), o.threads, o.seconds);
+  std::printf("ORDER %s\n", o.order.c_str());
+  std::fprintf(stderr, "%s: %zu texts (%s), %d intra-op thread(s), %.1f s per batch size\n",
+               o.model.c_str(), texts.size(), o.order.c_str(), o.threads, o.seconds);
   std::fprintf(stderr, "%6s %14s %14s %12s %12s\n", "batch", "inferences/s", "us/batch",
                "p50 us", "p99 us");
   int best_batch = 0;
@@ -209,6 +221,8 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->check(CLI::Range(1, 4096));
   app.add_option("--threads", o.threads, "ONNX Runtime intra-op threads")->check(CLI::Range(1, 64));
+  app.add_option("--order", o.order, "consecutive (file order) or sorted (by token count)")
+      ->check(CLI::IsMember({"consecutive", "sorted"}));
   CLI11_PARSE(app, argc, argv);
   if (absl::Status s = Run(o); !s.ok()) {
     std::fprintf(stderr, "onnx_limit: %s\n", s.ToString().c_str());
