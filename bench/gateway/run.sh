@@ -112,9 +112,9 @@ REPLICA_PORT=""
 REPLICA_CMD=""
 start_replica() {
   REPLICA_PORT="$(free_port)"
-  REPLICA_CMD="$GALLEY_BIN serve --listen 127.0.0.1:$REPLICA_PORT --log-level warn --drain-delay-ms 0"
+  REPLICA_CMD="$GALLEY_BIN serve --listen 127.0.0.1:$REPLICA_PORT --log-level warn --drain-delay-ms 0 --grpc-port -1 --model-repository ''"
   log "starting: $REPLICA_CMD"
-  $REPLICA_CMD >"$TMP/replica.log" 2>&1 &
+  eval "exec $REPLICA_CMD" >"$TMP/replica.log" 2>&1 &
   REPLICA_PID=$!
   if ! wait_ready "http://127.0.0.1:$REPLICA_PORT/v2/health/ready" "$REPLICA_PID" \
       "$READY_TIMEOUT_S" replica; then

@@ -103,9 +103,9 @@ start_galley() {
   GALLEY_PORT="$(free_port)"
   # --drain-delay-ms 0 only shortens shutdown at the end of the run; it changes nothing while
   # serving. Threads are Galley's defaults: 1 HTTP I/O thread + 1 model worker.
-  GALLEY_CMD="$GALLEY_BIN serve --listen 127.0.0.1:$GALLEY_PORT --log-level warn --drain-delay-ms 0"
+  GALLEY_CMD="$GALLEY_BIN serve --listen 127.0.0.1:$GALLEY_PORT --log-level warn --drain-delay-ms 0 --grpc-port -1 --model-repository ''"
   log "starting: $GALLEY_CMD"
-  $GALLEY_CMD >"$TMP/galley.log" 2>&1 &
+  eval "exec $GALLEY_CMD" >"$TMP/galley.log" 2>&1 &
   GALLEY_PID=$!
   if ! wait_ready "http://127.0.0.1:$GALLEY_PORT/v2/health/ready" "$GALLEY_PID" \
       "$READY_TIMEOUT_S" galley; then
