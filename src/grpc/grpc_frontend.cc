@@ -54,6 +54,15 @@ std::string UnknownModel(std::string_view name, std::string_view version) {
   return StrCat("unknown model '", name, "' version '", version, "'");
 }
 
+// UNAVAILABLE with the reason for a model the server knows but cannot serve (a broken config or
+// model file), else NOT_FOUND.
+::grpc::Status MissingModel(const serve::InferenceService& service, const std::string& name,
+                            const std::string& version) {
+  const std::string reason = service.UnavailableReason(View(name));
+  if (reason.empty()) return {::grpc::StatusCode::NOT_FOUND, UnknownModel(name, version)};
+  return {::grpc::StatusCode::UNAVAILABLE, StrCat("model '", name, "' is unavailable: ", reason)};
+}
+
 // Claimed by whoever answers a call first: the model's callback or a cancellation. Shared, so
 // that a callback arriving after the call ended touches no freed memory.
 struct AnswerClaim {
@@ -164,9 +173,8 @@ class GrpcFrontend::Impl::OipService final
                                          inference::ModelReadyResponse* resp) override {
     const TimePoint start = impl_.clock_.Now();
     if (!impl_.service_.FindModel(View(req->name()), View(req->version()))) {
-      return impl_.Answer(
-          ctx, Endpoint::kModelReady, "", start,
-          {::grpc::StatusCode::NOT_FOUND, UnknownModel(req->name(), req->version())});
+      return impl_.Answer(ctx, Endpoint::kModelReady, "", start,
+                          MissingModel(impl_.service_, req->name(), req->version()));
     }
     resp->set_ready(impl_.service_.ModelReady(View(req->name()), View(req->version())));
     return impl_.Answer(ctx, Endpoint::kModelReady, req->name(), start, ::grpc::Status::OK);
@@ -187,9 +195,8 @@ class GrpcFrontend::Impl::OipService final
     const TimePoint start = impl_.clock_.Now();
     auto md = impl_.service_.FindModel(View(req->name()), View(req->version()));
     if (!md) {
-      return impl_.Answer(
-          ctx, Endpoint::kModelMetadata, "", start,
-          {::grpc::StatusCode::NOT_FOUND, UnknownModel(req->name(), req->version())});
+      return impl_.Answer(ctx, Endpoint::kModelMetadata, "", start,
+                          MissingModel(impl_.service_, req->name(), req->version()));
     }
     *resp = EncodeModelMetadata(*md);
     return impl_.Answer(ctx, Endpoint::kModelMetadata, req->name(), start, ::grpc::Status::OK);
@@ -249,8 +256,8 @@ class GrpcFrontend::Impl::InferReactor final : public ::grpc::ServerUnaryReactor
   };
   auto md = service_.FindModel(View(req.model_name()), View(req.model_version()));
   if (!md) {
-    return reply(::grpc::StatusCode::NOT_FOUND,
-                 UnknownModel(req.model_name(), req.model_version()));
+    ::grpc::Status st = MissingModel(service_, req.model_name(), req.model_version());
+    return reply(st.error_code(), st.error_message());
   }
   auto decoded = DecodeInferRequest(req, *md);
   if (!decoded.ok()) {

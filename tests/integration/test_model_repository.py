@@ -122,7 +122,7 @@ def test_broken_models_are_reported_and_the_others_serve(galley, tmp_path):
     write_model(repo, "bad_config", '{"platform": "onnxruntime_onnx", "max_batch_size": "x"}',
                 TEST_DATA / "onnx" / "add_mul.onnx")
     write_model(repo, "no_file", {"platform": "onnxruntime_onnx"}, None)
-    srv = galley(flags={"--model-repository": str(repo), "--model": "good"})
+    srv = galley(flags={"--model-repository": str(repo), "--model": "good", "--grpc-port": "0"})
     c = srv.client()
     assert c.get("/v2/health/ready").status == 200
     assert c.analyze(POSITIVE).status == 200
@@ -136,6 +136,16 @@ def test_broken_models_are_reported_and_the_others_serve(galley, tmp_path):
                             headers={"Content-Type": "application/json"})):
             assert_json_error(r, 503, "unavailable", *words)
     assert_json_error(c.get("/v2/models/never_heard_of/ready"), 404, "never_heard_of")
+    # Over gRPC the same: UNAVAILABLE with the reason, NOT_FOUND for a name never seen.
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+    g = grpcclient.InferenceServerClient(url=f"127.0.0.1:{srv.grpc_port}")
+    for name, code in (("garbage", "UNAVAILABLE"), ("never_heard_of", "NOT_FOUND")):
+        with pytest.raises(InferenceServerException) as e:
+            g.get_model_metadata(name)
+        assert code in str(e.value) and name in str(e.value)
+    assert "model.onnx" in str(pytest.raises(InferenceServerException, g.get_model_metadata, "garbage").value)
+    g.close()
 
 
 def test_missing_repository_fails_start_with_a_clear_error(galley, tmp_path):
