@@ -2,7 +2,11 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <optional>
 #include <system_error>
 
@@ -27,6 +31,20 @@ void OrtLog(void* /*param*/, OrtLoggingLevel severity, const char* category, con
               {"message", message ? message : ""}});
 }
 
+// This ONNX Runtime build carries Microsoft's telemetry client, which creates an empty
+// `mat-debug-<pid>.log` in $TMPDIR (or /tmp) when the environment is created. Telemetry events
+// are disabled at once; the empty file is removed so that processes leave nothing behind. (It
+// stays open in the client; unlinking an open file is harmless.)
+void RemoveEmptyTelemetryLog() {
+  const char* tmp = std::getenv("TMPDIR");
+  const std::filesystem::path dir = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
+  const std::filesystem::path file = dir / StrCat("mat-debug-", ::getpid(), ".log");
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(file, ec) && std::filesystem::file_size(file, ec) == 0 && !ec) {
+    std::filesystem::remove(file, ec);
+  }
+}
+
 // The process-wide environment: created once (C++ guarantees thread-safe initialisation of a
 // function-local static), never destroyed, so that no session outlives it at exit. If creating
 // it throws, the next call tries again.
@@ -34,6 +52,7 @@ Ort::Env& ProcessEnv() {
   static Ort::Env* const env = [] {
     auto* e = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "galley", OrtLog, nullptr);
     e->DisableTelemetryEvents();
+    RemoveEmptyTelemetryLog();
     return e;
   }();
   return *env;
