@@ -37,6 +37,15 @@ BatchPolicy Max(int max, std::vector<int> preferred = {}, Duration delay = Durat
   return p;
 }
 
+void CheckAll(const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    const BatchDecision d = FormBatch(c.queue, c.policy, kNow);
+    EXPECT_EQ(d.expired, c.expired) << c.name;
+    EXPECT_EQ(d.take, c.take) << c.name;
+    EXPECT_EQ(d.wake_at, c.wake_at) << c.name;
+  }
+}
+
 TEST(FormBatchTest, MaxSizeAndDeadlines) {
   const TimePoint past = kNow - milliseconds(1);
   const TimePoint future = kNow + milliseconds(1);
@@ -54,12 +63,7 @@ TEST(FormBatchTest, MaxSizeAndDeadlines) {
       {"expired rows do not count", {Q(6, past), Q(6, future)}, Max(8), {0}, {1}},
       {"fifo order, no skipping ahead", {Q(2), Q(7), Q(1)}, Max(8), {}, {0}},
   };
-  for (const Case& c : cases) {
-    const BatchDecision d = FormBatch(c.queue, c.policy, kNow);
-    EXPECT_EQ(d.expired, c.expired) << c.name;
-    EXPECT_EQ(d.take, c.take) << c.name;
-    EXPECT_EQ(d.wake_at, c.wake_at) << c.name;
-  }
+  CheckAll(cases);
 }
 
 TEST(FormBatchTest, PreferredSizesAndQueueDelay) {
@@ -87,12 +91,7 @@ TEST(FormBatchTest, PreferredSizesAndQueueDelay) {
        {}, deadline_soon},
       {"delay: batching off never waits", {Q(1), Q(1)}, Max(1, {}, delay), {}, {0}},
   };
-  for (const Case& c : cases) {
-    const BatchDecision d = FormBatch(c.queue, c.policy, kNow);
-    EXPECT_EQ(d.expired, c.expired) << c.name;
-    EXPECT_EQ(d.take, c.take) << c.name;
-    EXPECT_EQ(d.wake_at, c.wake_at) << c.name;
-  }
+  CheckAll(cases);
 }
 
 TEST(FormBatchTest, LengthBuckets) {
@@ -117,12 +116,7 @@ TEST(FormBatchTest, LengthBuckets) {
       {"no bucketing without batching", {Q(1, kNone, kNow, 30), Q(1, kNone, kNow, 5)},
        Max(1, {}, Duration::zero(), buckets), {}, {0}},
   };
-  for (const Case& c : cases) {
-    const BatchDecision d = FormBatch(c.queue, c.policy, kNow);
-    EXPECT_EQ(d.expired, c.expired) << c.name;
-    EXPECT_EQ(d.take, c.take) << c.name;
-    EXPECT_EQ(d.wake_at, c.wake_at) << c.name;
-  }
+  CheckAll(cases);
 }
 
 TEST(FormBatchTest, LengthBucketIndex) {
