@@ -58,9 +58,9 @@ std::string UnknownModel(std::string_view name, std::string_view version) {
 // model file), else NOT_FOUND.
 ::grpc::Status MissingModel(const serve::InferenceService& service, const std::string& name,
                             const std::string& version) {
-  const std::string reason = service.UnavailableReason(View(name));
-  if (reason.empty()) return {::grpc::StatusCode::NOT_FOUND, UnknownModel(name, version)};
-  return {::grpc::StatusCode::UNAVAILABLE, StrCat("model '", name, "' is unavailable: ", reason)};
+  std::string message = service.UnavailableMessage(View(name));
+  if (message.empty()) return {::grpc::StatusCode::NOT_FOUND, UnknownModel(name, version)};
+  return {::grpc::StatusCode::UNAVAILABLE, std::move(message)};
 }
 
 // Claimed by whoever answers a call first: the model's callback or a cancellation. Shared, so

@@ -193,10 +193,9 @@ void Frontend::Route(Request&& req, Responder respond) {
 }
 
 Response Frontend::MissingModel(std::string_view name, std::string_view version) const {
-  const std::string reason = service_.UnavailableReason(name);
-  if (reason.empty()) return http::JsonError(http::Status::not_found, UnknownModel(name, version));
-  return http::JsonError(http::Status::service_unavailable,
-                         StrCat("model '", name, "' is unavailable: ", reason));
+  std::string message = service_.UnavailableMessage(name);
+  if (message.empty()) return http::JsonError(http::Status::not_found, UnknownModel(name, version));
+  return http::JsonError(http::Status::service_unavailable, message);
 }
 
 absl::StatusOr<TimePoint> Frontend::Deadline(const Request& req,

@@ -55,9 +55,10 @@ class InferenceService {
                                                         std::string_view version) const = 0;
   // Whether the model is loaded and warmed up.
   virtual bool ModelReady(std::string_view name, std::string_view version) const = 0;
-  // Why a model that this server knows cannot serve (its config or file is broken, or it failed
-  // to load); empty when it can, or when there is no such model.
-  virtual std::string UnavailableReason(std::string_view name) const { return {}; }
+  // For a model that this server knows but cannot serve (its config or file is broken, or it
+  // failed to load): the message for the client, "model 'NAME' is unavailable: <why>". Empty when
+  // it can serve, or when there is no such model.
+  virtual std::string UnavailableMessage(std::string_view name) const { return {}; }
   // Whether every model is ready and the server is not draining.
   virtual bool Ready() const = 0;
 

@@ -61,10 +61,16 @@ bool ModelService::ModelReady(std::string_view name, std::string_view version) c
   return r != nullptr && r->ready();
 }
 
-std::string ModelService::UnavailableReason(std::string_view name) const {
-  if (auto it = unavailable_.find(name); it != unavailable_.end()) return it->second;
-  if (ModelRunner* r = runner(name); r != nullptr && r->failed()) return r->failure();
-  return {};
+std::string ModelService::UnavailableMessage(std::string_view name) const {
+  std::string_view why;
+  if (auto it = unavailable_.find(name); it != unavailable_.end()) {
+    why = it->second;
+  } else if (ModelRunner* r = runner(name); r != nullptr && r->failed()) {
+    why = r->failure();
+  } else {
+    return {};
+  }
+  return StrCat("model '", name, "' is unavailable: ", why);
 }
 
 bool ModelService::Ready() const {
@@ -82,21 +88,15 @@ bool ModelService::Ready() const {
 
 void ModelService::Infer(InferRequest&& request, InferCallback done) {
   ModelRunner* r = Find(request.model, request.version);
-  if (r == nullptr) {
-    if (auto it = unavailable_.find(request.model); it != unavailable_.end()) {
-      done(InferResult{Outcome::kModelNotReady,
-                       StrCat("model '", request.model, "' is unavailable: ", it->second), {}});
+  if (r == nullptr || r->failed()) {
+    if (std::string message = UnavailableMessage(request.model); !message.empty()) {
+      done(InferResult{Outcome::kModelNotReady, std::move(message), {}});
       return;
     }
     done(InferResult{Outcome::kModelNotFound,
                      StrCat("unknown model '", request.model, "'",
                                   request.version.empty() ? "" : StrCat(" version '", request.version, "'")),
                      {}});
-    return;
-  }
-  if (r->failed()) {
-    done(InferResult{Outcome::kModelNotReady,
-                     StrCat("model '", request.model, "' failed to load: ", r->failure()), {}});
     return;
   }
   if (!r->ready()) {

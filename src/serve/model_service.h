@@ -32,7 +32,7 @@ class ModelService final : public InferenceService {
                                                 std::string_view version) const override;
   bool ModelReady(std::string_view name, std::string_view version) const override;
   bool Ready() const override;
-  std::string UnavailableReason(std::string_view name) const override;
+  std::string UnavailableMessage(std::string_view name) const override;
   void Infer(InferRequest&& request, InferCallback done) override;
 
  private:
