@@ -6,7 +6,7 @@ PYTEST := .venv/bin/python -m pytest
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps build build-asan build-fuzz run test unit integration fuzz bench clean format
+.PHONY: deps build build-asan build-fuzz kube-plane run test unit integration fuzz bench clean format
 
 deps:
 	@scripts/deps.sh
@@ -23,6 +23,11 @@ build-fuzz: deps
 	@cmake --preset fuzz >/dev/null
 	@cmake --build --preset fuzz -j $(JOBS) --target http_request_fuzzer infer_json_fuzzer
 
+# The Kubernetes control plane the Kubernetes tests run against (kube-apiserver, etcd,
+# kube-controller-manager, KWOK), built from Go modules; only `make test` needs it.
+kube-plane: deps
+	@scripts/fetch_kube.sh
+
 # The main job: the local stack (`galley up`): the gateway on 0.0.0.0:8080 in front of model
 # replicas run as child processes, with the default model.
 run: build
@@ -30,7 +35,7 @@ run: build
 
 # Every test: unit tests (release and ASan+UBSan), integration tests against both binaries,
 # and a short bounded fuzzing run.
-test: build build-asan build-fuzz
+test: build build-asan build-fuzz kube-plane
 	@scripts/test.sh
 
 bench: build

@@ -11,8 +11,9 @@ APT_PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libabsl-dev libgtest-dev libgmock-dev
+  libssl-dev libyaml-cpp-dev
   # tests and benchmarks
-  prometheus wrk nginx-light python3 python3-venv unzip
+  prometheus wrk nginx-light python3 python3-venv unzip openssl
 )
 
 missing=()

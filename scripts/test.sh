@@ -18,6 +18,8 @@ echo "== integration tests (release)"
 GALLEY_BIN=$ROOT/build/release/galley "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/integration
 echo "== integration tests (asan+ubsan)"
 GALLEY_BIN=$ROOT/build/asan/galley "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/integration
+echo "== Kubernetes control-plane tests"
+"$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/kube
 
 echo "== fuzzing (bounded)"
 scripts/fuzz.sh "${GALLEY_FUZZ_SECONDS:-20}"

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 
 #include "common/log.h"
@@ -10,54 +11,6 @@
 #include "prometheus/gauge.h"
 
 namespace galley::autoscale {
-namespace {
-
-// How long scale events are remembered (the inference policy does not read them yet; kept for
-// the HPA mode's policies, whose longest default period is 60 s).
-constexpr absl::Duration kScaleEventMemory = absl::Minutes(10);
-
-template <typename T, typename Pred>
-void EraseIf(std::vector<T>& v, Pred pred) {
-  v.erase(std::remove_if(v.begin(), v.end(), pred), v.end());
-}
-
-double Finite(double v) { return std::isfinite(v) ? v : 0; }
-
-}  // namespace
-
-std::optional<Observation> Aggregate(const MetricsSnapshot& snapshot) {
-  Observation o;
-  o.time = snapshot.time;
-  bool any = false;
-  for (const ReplicaObservation& r : snapshot.replicas) {
-    if (!r.scraped) continue;
-    any = true;
-    const double queued = std::max(0.0, Finite(r.queued));
-    o.queued += queued;
-    o.inflight += std::max(0.0, Finite(r.inflight) - queued);
-  }
-  if (!any) return std::nullopt;
-  return o;
-}
-
-Snapshot BuildSnapshot(const MetricsSnapshot& metrics, int current_replicas,
-                       std::vector<Observation> observations) {
-  Snapshot s;
-  s.current_replicas = current_replicas;
-  for (const ReplicaObservation& r : metrics.replicas) {
-    PodState pod;
-    pod.name = r.id;
-    pod.phase = PodPhase::kRunning;
-    pod.ready = r.ready;
-    pod.deleted = !r.ready && r.ready_time.has_value();
-    pod.start_time = r.start_time;
-    pod.ready_transition_time = r.ready_time;
-    s.pods.push_back(std::move(pod));
-  }
-  s.observations = std::move(observations);
-  return s;
-}
-
 struct Controller::Gauges {
   explicit Gauges(metrics::Registry& r)
       : desired(prometheus::BuildGauge()
@@ -119,6 +72,14 @@ void Controller::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Controller::Poke() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    poked_ = true;
+  }
+  wake_.notify_all();
+}
+
 void Controller::Run() {
   // NOTE: the thread sleeps on the real steady clock; `clock_` only stamps observations and
   // decisions. Tests drive Tick() themselves with a manual clock.
@@ -126,9 +87,11 @@ void Controller::Run() {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait_until(lock, next,
-                       [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; });
+      const bool poked = wake_.wait_until(
+          lock, next, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || poked_; });
       if (stopping_) return;
+      if (poked) next = std::chrono::steady_clock::now();  // the period restarts at a poke
+      poked_ = false;
     }
     Tick();
     next += options_.sync_period;
@@ -142,34 +105,34 @@ Decision Controller::Tick() {
   const absl::Time now = ToAbslTime(now_tp);
   const int current = target_.desired_replicas();
 
+  const double held = options_.gateway_held ? options_.gateway_held() : 0;
   absl::StatusOr<MetricsSnapshot> snap = source_.Observe();
+  // No data is not zero demand: skip the round rather than decide on an empty snapshot. The
+  // exception: requests held at the gateway are demand we know without any source (with none
+  // ready they are all there is), so a scale from zero never waits for the metrics backend.
+  if (!snap.ok() && held <= 0) return SkipTick(current, snap.status());
   MetricsSnapshot metrics_snap = snap.ok() ? *std::move(snap) : MetricsSnapshot{now, {}};
   metrics_snap.time = now;  // the tick's instant, so the observation is never after `now`
+  metrics_snap.gateway_held = held;
   const std::optional<Observation> obs = Aggregate(metrics_snap);
-  if (obs) observations_.push_back(*obs);
-  EraseIf(observations_,
-          [&](const Observation& o) { return o.time <= now - policy.stable_window; });
+  RememberObservation(obs, now, policy.stable_window, observations_);
 
-  const Decision d =
-      Recommend(BuildSnapshot(metrics_snap, current, observations_), Spec{policy}, history_, now);
+  Snapshot rec_snap = BuildSnapshot(metrics_snap, current, observations_);
+  AddPodsMetrics(metrics_snap, rec_snap);
+  const Decision d = Recommend(rec_snap, SpecOf(options_), history_, now);
 
-  if (d.recommendation) history_.recommendations.push_back({now, *d.recommendation});
-  const absl::Duration keep = std::max(policy.stable_window, policy.scale_down_delay);
-  EraseIf(history_.recommendations,
-          [&](const TimestampedRecommendation& r) { return r.time <= now - keep; });
-  history_.panic_since = d.panic_since;
-  history_.last_active = d.last_active;
+  RememberDecision(d, now, RecommendationMemory(options_), history_);
 
   std::string scale_error;
+  int change = 0;
   if (d.replicas != current) {
     if (absl::Status st = target_.SetReplicas(d.replicas); st.ok()) {
-      history_.scale_events.push_back({now, d.replicas - current});
+      change = d.replicas - current;
     } else {
       scale_error = std::string(ToStd(st.message()));
     }
   }
-  EraseIf(history_.scale_events,
-          [&](const ScaleEvent& e) { return e.time <= now - kScaleEventMemory; });
+  RememberScale(change, now, history_);
 
   int observed = 0, missing = 0;
   for (const ReplicaObservation& r : metrics_snap.replicas) (r.scraped ? observed : missing)++;
@@ -184,11 +147,73 @@ Decision Controller::Tick() {
   boost::json::object fields{{"desired", d.replicas}, {"current", current},
                              {"reason", d.reason},    {"panic", d.panic},
                              {"message", d.message},  {"metrics", std::move(m)}};
-  if (!snap.ok()) fields["observe_error"] = std::string(ToStd(snap.status().message()));
+  boost::json::object why_missing;  // replica id -> why its metrics could not be had
+  for (const ReplicaObservation& r : metrics_snap.replicas) {
+    if (!r.scraped) why_missing[r.id] = r.error;
+  }
+  if (!why_missing.empty()) fields["missing"] = std::move(why_missing);
   if (!scale_error.empty()) fields["scale_error"] = scale_error;
   log::Write(scale_error.empty() ? log::Level::kInfo : log::Level::kWarn, "autoscale_decision",
              fields);
   Export(d, current, obs);
+  return d;
+}
+
+Spec SpecOf(const ControllerOptions& options) {
+  if (options.hpa) return Spec{*options.hpa};
+  return Spec{options.policy};
+}
+
+absl::Duration RecommendationMemory(const ControllerOptions& options) {
+  if (!options.hpa) return std::max(options.policy.stable_window, options.policy.scale_down_delay);
+  const HpaSpec& hpa = *options.hpa;
+  if (!hpa.behavior) return hpa.downscale_stabilization;  // StabilizeLegacy's only window
+  // DefaultScaleUp/DefaultScaleDown (hpa.cc): unset windows are 0 s up, 300 s down
+  // (pkg/apis/autoscaling/v2/defaults.go).
+  absl::Duration keep = absl::Seconds(300);
+  if (hpa.behavior->scale_down && hpa.behavior->scale_down->stabilization_window_seconds) {
+    keep = absl::Seconds(*hpa.behavior->scale_down->stabilization_window_seconds);
+  }
+  if (hpa.behavior->scale_up && hpa.behavior->scale_up->stabilization_window_seconds) {
+    keep = std::max(keep, absl::Seconds(*hpa.behavior->scale_up->stabilization_window_seconds));
+  }
+  return keep;
+}
+
+void AddPodsMetrics(const MetricsSnapshot& metrics, Snapshot& snapshot) {
+  std::map<std::string, const ReplicaObservation*> by_id;
+  for (const ReplicaObservation& r : metrics.replicas) {
+    if (r.scraped) by_id[r.id] = &r;
+  }
+  for (PodState& pod : snapshot.pods) {
+    auto it = by_id.find(pod.name);
+    if (it == by_id.end()) continue;
+    MetricSample q, in;
+    q.value = it->second->queued;
+    in.value = it->second->inflight;
+    q.timestamp = in.timestamp = metrics.time;
+    pod.metrics[kPodsQueueLength] = q;
+    pod.metrics[kPodsInflight] = in;
+  }
+}
+
+Decision Controller::SkipTick(int current, const absl::Status& observe_error) {
+  Decision d;
+  d.replicas = current;
+  d.reason = "MetricsUnavailable";
+  d.message = "the metrics source failed as a whole; keeping the current replica count";
+  log::Warn("autoscale_decision",
+            {{"desired", d.replicas},
+             {"current", current},
+             {"reason", d.reason},
+             {"panic", false},
+             {"message", d.message},
+             {"metrics", boost::json::object{}},
+             {"observe_error", std::string(ToStd(observe_error.message()))}});
+  if (gauges_) {
+    gauges_->desired.Set(d.replicas);
+    gauges_->current.Set(current);
+  }
   return d;
 }
 

@@ -1,12 +1,13 @@
 // The autoscaler's controller loop: the thin shell around the pure recommender. Every sync period
-// it observes the replicas (MetricsSource), asks Recommend() with Galley's inference policy, and
-// sets the scale target when the answer differs from what the target has. It keeps what the
+// it observes the replicas (MetricsSource), asks Recommend() with Galley's inference policy or
+// in the HPA-compatible mode (ControllerOptions::hpa), and sets the scale target when the answer differs from what the target has. It keeps what the
 // recommender needs between ticks (the observations of the stable window and the History), logs
 // each decision as one JSON line (`autoscale_decision`) and exports it as metrics.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "autoscale/controller_core.h"
 #include "autoscale/metrics_source.h"
 #include "autoscale/recommender.h"
 #include "common/clock.h"
@@ -23,25 +25,37 @@
 
 namespace galley::autoscale {
 
+// The Pods metrics the controller gives the HPA mode, per replica (the MetricSpec::name of a
+// kPods metric): the replica's galley_queue_length and galley_model_inflight_requests, each
+// summed over its models. NOTE: there is no cpu: `galley serve` exports no
+// process_cpu_seconds_total, so a Resource cpu metric has no samples (FailedGetMetrics).
+inline constexpr char kPodsQueueLength[] = "galley_queue_length";
+inline constexpr char kPodsInflight[] = "galley_model_inflight_requests";
+
 struct ControllerOptions {
   InferencePolicy policy;
+  // Set: the recommender's HPA-compatible mode with this spec (hpa.h) instead of `policy`, fed
+  // the kPods* metrics of every replica whose metrics were had.
+  std::optional<HpaSpec> hpa;
   // How often to observe and decide: the HPA's --horizontal-pod-autoscaler-sync-period default.
   std::chrono::milliseconds sync_period{15'000};
+  // Requests held at the gateway for want of a ready replica (scale from zero), read once per
+  // tick and added to the queued demand. Must be thread-safe. Unset: none.
+  std::function<double()> gateway_held;
 };
 
-// Pure: one aggregate observation from a snapshot of replicas, or nullopt when no replica was
-// scraped (a tick without data must not read as "zero demand"). NOTE: the replicas'
-// galley_model_inflight_requests already counts queued requests, so the Observation gets
-// inflight = running (inflight - queued) and queued = queued; the recommender's demand,
-// inflight + queued, is then each request once. Replicas that failed to scrape add nothing.
-std::optional<Observation> Aggregate(const MetricsSnapshot& snapshot);
+// The recommender's Spec for `options`: the HPA spec when set, else the inference policy.
+Spec SpecOf(const ControllerOptions& options);
 
-// Pure: the recommender's Snapshot: `current_replicas`, one pod per observed replica, and the
-// observations. A replica that was ready once and is not now is being stopped (scale-down or
-// drain), so it is marked deleted and not counted as capacity. NOTE: a replica that merely failed
-// its readiness after being ready is treated the same way.
-Snapshot BuildSnapshot(const MetricsSnapshot& metrics, int current_replicas,
-                       std::vector<Observation> observations);
+// How long the controller keeps recommendations for `options`: the inference policy's stable
+// window and scale-down delay, or the HPA's stabilisation windows (the legacy downscale window,
+// or behavior's per-direction windows with the Kubernetes defaults, 0 s up and 300 s down).
+absl::Duration RecommendationMemory(const ControllerOptions& options);
+
+// Pure: gives each pod of `snapshot` whose replica was observed (scraped) in `metrics` the
+// kPodsQueueLength and kPodsInflight samples, stamped metrics.time. Pods without them are
+// missing pods to the HPA (replica_calculator.go).
+void AddPodsMetrics(const MetricsSnapshot& metrics, Snapshot& snapshot);
 
 // Thread-safe for Start and Stop. Tick is the thread's; tests call it directly instead of Start.
 class Controller {
@@ -61,9 +75,16 @@ class Controller {
   // Stops ticking and joins the thread (a tick in progress finishes, including its scrape).
   // Idempotent; blocks.
   void Stop();
+  // Ticks now instead of at the end of the period (the next period counts from this tick): the
+  // gateway calls it when a request arrives with no replica to take it, as Knative's activator
+  // pokes its autoscaler, so that a scale from zero does not wait for the sync period.
+  // Thread-safe; a no-op before Start and after Stop.
+  void Poke();
 
   // One round: observe, decide, scale when the decision differs from the target's desired count,
-  // log, export. Returns the decision. Must not run concurrently with itself or the thread.
+  // log, export. Returns the decision. When the source as a whole fails (Observe() returns an
+  // error, e.g. Prometheus is down) the round is skipped: no recommendation, no scaling, nothing
+  // remembered; the decision keeps the count with reason "MetricsUnavailable". Must not run concurrently with itself or the thread.
   Decision Tick();
 
  private:
@@ -71,6 +92,7 @@ class Controller {
 
   void Run();
   void Export(const Decision& d, int current, const std::optional<Observation>& obs);
+  Decision SkipTick(int current, const absl::Status& observe_error);
 
   MetricsSource& source_;
   local::ScaleTarget& target_;
@@ -86,6 +108,7 @@ class Controller {
   std::condition_variable wake_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool poked_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;  // touched only by Start and Stop (serialised by lifecycle_mu_)
   std::mutex lifecycle_mu_;
 };

@@ -1,5 +1,9 @@
 #include "autoscale/controller.h"
 
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
 #include "gtest/gtest.h"
 
 namespace galley::autoscale {
@@ -64,7 +68,6 @@ ControllerOptions ShortWindows() {
 TEST(AggregateTest, CountsEachRequestOnceAndSkipsMissing) {
   MetricsSnapshot s;
   s.time = absl::UnixEpoch();
-  EXPECT_FALSE(Aggregate(s).has_value());
   s.replicas.push_back({"a", true, {}, {}, true, "", 5, 2});
   s.replicas.push_back({"b", true, {}, {}, false, "timeout", 0, 0});
   s.replicas.push_back({"c", true, {}, {}, true, "", 1, 0});
@@ -74,6 +77,23 @@ TEST(AggregateTest, CountsEachRequestOnceAndSkipsMissing) {
   EXPECT_EQ(o->queued, 2);
   s.replicas = {{"b", true, {}, {}, false, "timeout", 0, 0}};
   EXPECT_FALSE(Aggregate(s).has_value());
+}
+
+TEST(AggregateTest, NoReplicaMeansTheGatewayHoldsAllTheDemand) {
+  MetricsSnapshot s;
+  s.time = absl::UnixEpoch();
+  std::optional<Observation> o = Aggregate(s);  // scaled to zero, nothing waiting: zero demand
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->inflight + o->queued, 0);
+  s.gateway_held = 3;
+  o = Aggregate(s);
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->queued, 3);
+  // Replicas that could not be scraped do not hide the held requests either.
+  s.replicas = {{"b", false, {}, {}, false, "timeout", 0, 0}};
+  o = Aggregate(s);
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->queued, 3);
 }
 
 TEST(BuildSnapshotTest, StoppingReplicasAreNotCapacity) {
@@ -163,6 +183,105 @@ TEST(ControllerTest, MissingMetricsKeepTheCount) {
   EXPECT_TRUE(target.calls.empty());
 }
 
+// Scale to zero: with no demand for the grace period the last replica goes; a request held at
+// the gateway brings one back on the next tick.
+TEST(ControllerTest, ScalesToZeroAndBackForHeldRequests) {
+  ManualClock clock(TimePoint{} + std::chrono::hours(1));
+  FakeSource source(clock);
+  FakeTarget target;
+  ControllerOptions o = ShortWindows();
+  o.policy.min_replicas = 0;
+  o.policy.scale_to_zero = true;
+  o.policy.scale_to_zero_grace = absl::Seconds(1);
+  double held = 0;
+  o.gateway_held = [&held] { return held; };
+  Controller controller(source, target, clock, o);
+  source.inflight_each = 1;
+  Decision d = controller.Tick();
+  EXPECT_EQ(d.replicas, 1);
+  source.inflight_each = 0;
+  int ticks = 0;
+  while (target.desired > 0 && ticks < 100) {
+    clock.Advance(milliseconds(200));
+    d = controller.Tick();
+    ++ticks;
+    // Never before the grace period has passed since the last demand.
+    if (ticks * 200 <= 1000) {
+      EXPECT_EQ(target.desired, 1) << ticks << " " << d.reason;
+    }
+    source.replicas = target.desired;
+  }
+  ASSERT_EQ(target.desired, 0) << d.reason << ": " << d.message;
+  for (int i = 0; i < 5; ++i) {
+    clock.Advance(milliseconds(200));
+    EXPECT_EQ(controller.Tick().replicas, 0);
+  }
+  held = 2;  // two requests wait at the gateway
+  clock.Advance(milliseconds(200));
+  d = controller.Tick();
+  EXPECT_EQ(d.replicas, 1) << d.reason << ": " << d.message;
+  EXPECT_EQ(target.desired, 1);
+}
+
+// A target whose scale calls can be waited for from the test's thread.
+class SignallingTarget final : public local::ScaleTarget {
+ public:
+  absl::Status SetReplicas(int replicas) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    desired_ = replicas;
+    changed_.notify_all();
+    return absl::OkStatus();
+  }
+  int desired_replicas() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return desired_;
+  }
+  int running_replicas() const override { return desired_replicas(); }
+  bool WaitFor(int replicas, std::chrono::seconds limit) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return changed_.wait_for(lock, limit, [&] { return desired_ == replicas; });
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  int desired_ = 0;
+};
+
+// Poke ticks at once: with a sync period of an hour, only a poke can scale from zero.
+TEST(ControllerTest, PokeTicksWithoutWaitingForThePeriod) {
+  // No replica; says when it has been observed, so the test knows the first tick is over.
+  class NoReplicas final : public MetricsSource {
+   public:
+    absl::StatusOr<MetricsSnapshot> Observe() override {
+      std::lock_guard<std::mutex> lock(mu);
+      ++observed;
+      cv.notify_all();
+      return MetricsSnapshot{};
+    }
+    std::mutex mu;
+    std::condition_variable cv;
+    int observed = 0;
+  } source;
+  SignallingTarget target;
+  ControllerOptions o = ShortWindows();
+  o.sync_period = std::chrono::hours(1);
+  o.policy.min_replicas = 0;
+  o.policy.scale_to_zero = true;
+  std::atomic<double> held{0};
+  o.gateway_held = [&held] { return held.load(); };
+  Controller controller(source, target, SteadyClock::Get(), o);
+  ASSERT_TRUE(controller.Start().ok());  // the first tick sees no demand: stays at zero
+  {
+    std::unique_lock<std::mutex> lock(source.mu);
+    ASSERT_TRUE(source.cv.wait_for(lock, std::chrono::seconds(30), [&] { return source.observed > 0; }));
+  }
+  held = 1;
+  controller.Poke();
+  EXPECT_TRUE(target.WaitFor(1, std::chrono::seconds(30)));
+  controller.Stop();
+}
+
 TEST(ControllerTest, StartStopLifecycle) {
   FakeSource source(SteadyClock::Get());
   FakeTarget target;
@@ -174,6 +293,197 @@ TEST(ControllerTest, StartStopLifecycle) {
   controller.Stop();
   controller.Stop();
   EXPECT_EQ(controller.Start().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// A source whose replicas all report the same load, or that fails as a whole (as the
+// Prometheus source does when the server is down).
+class SwitchableSource final : public MetricsSource {
+ public:
+  explicit SwitchableSource(const Clock& clock) : clock_(clock) {}
+  int replicas = 1;
+  double inflight_each = 0;
+  double queued_each = 0;
+  bool unavailable = false;
+  int missing = 0;  // the last `missing` replicas are not scraped
+
+  absl::StatusOr<MetricsSnapshot> Observe() override {
+    if (unavailable) return absl::UnavailableError("Prometheus at http://127.0.0.1:9 is down");
+    MetricsSnapshot s;
+    s.time = ToAbslTime(clock_.Now());
+    for (int i = 0; i < replicas; ++i) {
+      ReplicaObservation o;
+      o.id = "replica-" + std::to_string(i);
+      o.ready = true;
+      o.start_time = o.ready_time = absl::UnixEpoch();
+      o.scraped = i < replicas - missing;
+      if (o.scraped) o.inflight = inflight_each, o.queued = queued_each;
+      s.replicas.push_back(o);
+    }
+    return s;
+  }
+
+ private:
+  const Clock& clock_;
+};
+
+// While the source is unavailable the controller neither scales nor remembers anything: an
+// outage reads as "no data", never as "no demand".
+// At zero with the metrics backend down, requests held at the gateway still bring a replica up:
+// that demand needs no source.
+TEST(ControllerTest, HeldRequestsScaleFromZeroWithoutMetrics) {
+  ManualClock clock(TimePoint{} + std::chrono::hours(1));
+  SwitchableSource source(clock);
+  source.replicas = 0;
+  source.unavailable = true;
+  FakeTarget target;
+  target.desired = 0;
+  ControllerOptions o = ShortWindows();
+  o.policy.min_replicas = 0;
+  o.policy.scale_to_zero = true;
+  double held = 0;
+  o.gateway_held = [&held] { return held; };
+  Controller controller(source, target, clock, o);
+  Decision d = controller.Tick();
+  EXPECT_EQ(d.reason, "MetricsUnavailable");
+  EXPECT_EQ(d.replicas, 0);
+  held = 1;
+  clock.Advance(milliseconds(200));
+  d = controller.Tick();
+  EXPECT_EQ(d.replicas, 1) << d.reason << ": " << d.message;
+  EXPECT_EQ(target.calls, std::vector<int>{1});
+}
+
+TEST(ControllerTest, UnavailableSourceSkipsTheTick) {
+  ManualClock clock(TimePoint{} + std::chrono::hours(1));
+  SwitchableSource source(clock);
+  FakeTarget target;
+  metrics::Registry registry;
+  Controller controller(source, target, clock, ShortWindows(), &registry);
+  source.inflight_each = 6;
+  Decision d = controller.Tick();
+  ASSERT_EQ(d.replicas, 3) << d.reason;
+  source.replicas = 3;
+  source.inflight_each = 0;
+  source.unavailable = true;
+  // Far longer than the stable window and the scale-down delay (2 s each).
+  for (int i = 0; i < 40; ++i) {
+    clock.Advance(milliseconds(200));
+    d = controller.Tick();
+    EXPECT_EQ(d.replicas, 3) << i;
+    EXPECT_EQ(d.reason, "MetricsUnavailable") << i;
+    EXPECT_FALSE(d.recommendation.has_value());
+  }
+  EXPECT_EQ(target.calls, std::vector<int>{3});
+  EXPECT_NE(registry.Exposition().find("galley_autoscale_desired_replicas 3"), std::string::npos);
+  // Back: decisions resume on fresh data. NOTE: the outage outlasted the scale-down delay, so
+  // no earlier recommendation holds the count (as the HPA, which records none while its
+  // metrics fail) and the idle replicas go on the first tick with data.
+  source.unavailable = false;
+  clock.Advance(milliseconds(200));
+  d = controller.Tick();
+  EXPECT_EQ(d.replicas, 1) << d.reason << ": " << d.message;
+  EXPECT_EQ(target.calls, (std::vector<int>{3, 1}));
+}
+
+ControllerOptions HpaOptions(const char* metric, double target) {
+  ControllerOptions o = ShortWindows();
+  HpaSpec hpa;
+  hpa.min_replicas = 1;
+  hpa.max_replicas = 4;
+  hpa.metrics = {{MetricSourceType::kPods, metric, "", TargetType::kAverageValue, 0, target}};
+  hpa.downscale_stabilization = absl::Seconds(2);
+  o.hpa = hpa;
+  return o;
+}
+
+TEST(AddPodsMetricsTest, OnlyObservedReplicasGetSamples) {
+  MetricsSnapshot m;
+  m.time = absl::UnixEpoch() + absl::Seconds(5);
+  m.replicas.push_back({"a", true, {}, {}, true, "", 5, 2});
+  m.replicas.push_back({"b", true, {}, {}, false, "stale", 0, 0});
+  Snapshot s = BuildSnapshot(m, 2, {});
+  AddPodsMetrics(m, s);
+  ASSERT_EQ(s.pods.size(), 2u);
+  EXPECT_EQ(s.pods[0].metrics.at(kPodsInflight).value, 5);
+  EXPECT_EQ(s.pods[0].metrics.at(kPodsQueueLength).value, 2);
+  EXPECT_EQ(s.pods[0].metrics.at(kPodsInflight).timestamp, m.time);
+  EXPECT_TRUE(s.pods[1].metrics.empty());
+}
+
+TEST(RecommendationMemoryTest, CoversTheModesWindows) {
+  ControllerOptions o = ShortWindows();
+  EXPECT_EQ(RecommendationMemory(o), absl::Seconds(2));
+  o.hpa = HpaSpec{};
+  EXPECT_EQ(RecommendationMemory(o), absl::Minutes(5));  // legacy downscale stabilisation
+  o.hpa->behavior = Behavior{};
+  EXPECT_EQ(RecommendationMemory(o), absl::Seconds(300));  // behavior's scale-down default
+  o.hpa->behavior->scale_up = ScalingRules{};
+  o.hpa->behavior->scale_up->stabilization_window_seconds = 600;
+  EXPECT_EQ(RecommendationMemory(o), absl::Seconds(600));
+}
+
+// HPA mode on the replicas' in-flight requests as a Pods metric (AverageValue 2): a load step
+// scales up at once (ceil(6 / 2) = 3), and after the load the count holds for the downscale
+// stabilisation window (read from the History the controller keeps) before it comes down.
+TEST(ControllerTest, HpaModeScalesOnPodsMetricsAndStabilisesScaleDown) {
+  ManualClock clock(TimePoint{} + std::chrono::hours(1));
+  SwitchableSource source(clock);
+  FakeTarget target;
+  Controller controller(source, target, clock, HpaOptions(kPodsInflight, 2));
+  Decision d = controller.Tick();
+  EXPECT_EQ(d.replicas, 1) << d.reason << ": " << d.message;
+  source.inflight_each = 6;
+  clock.Advance(milliseconds(200));
+  d = controller.Tick();
+  EXPECT_EQ(d.replicas, 3) << d.reason << ": " << d.message;
+  ASSERT_EQ(d.proposals.size(), 1u);
+  EXPECT_EQ(d.proposals[0].current, 6);
+  EXPECT_EQ(target.calls, std::vector<int>{3});
+  source.replicas = 3;
+  source.inflight_each = 2;  // on target
+  for (int i = 0; i < 5; ++i) {
+    clock.Advance(milliseconds(200));
+    EXPECT_EQ(controller.Tick().replicas, 3);
+  }
+  source.inflight_each = 0;
+  const TimePoint idle_from = clock.Now();
+  while (target.desired > 1 && clock.Now() - idle_from < std::chrono::seconds(20)) {
+    clock.Advance(milliseconds(200));
+    d = controller.Tick();
+    if (clock.Now() - idle_from < std::chrono::seconds(2)) {
+      EXPECT_EQ(target.desired, 3) << d.reason;
+      EXPECT_EQ(d.reason, "ScaleDownStabilized");
+    }
+    source.replicas = target.desired;
+  }
+  EXPECT_EQ(target.desired, 1);
+  EXPECT_LE(clock.Now() - idle_from, std::chrono::milliseconds(2'400));
+}
+
+// HPA mode on the queue length; a replica without metrics is a missing pod, which the HPA
+// counts as 0 when scaling up (replica_calculator.go), and a source outage skips the tick.
+TEST(ControllerTest, HpaModeOnQueueLengthWithMissingPods) {
+  ManualClock clock(TimePoint{} + std::chrono::hours(1));
+  SwitchableSource source(clock);
+  FakeTarget target;
+  target.desired = 2;
+  source.replicas = 2;
+  source.missing = 1;
+  source.inflight_each = 100;  // not the metric: ignored
+  source.queued_each = 5;
+  Controller controller(source, target, clock, HpaOptions(kPodsQueueLength, 1));
+  // One pod reports 5 (ratio 5 > 1): the missing pod counts as 0, so (5 + 0) / 1 = 5 replicas;
+  // the legacy scale-up limit max(2 * 2, 4) = 4 and max_replicas 4 cap it.
+  Decision d = controller.Tick();
+  EXPECT_EQ(d.replicas, 4) << d.reason << ": " << d.message;
+  source.replicas = 4;
+  source.missing = 0;
+  source.unavailable = true;
+  clock.Advance(milliseconds(200));
+  d = controller.Tick();
+  EXPECT_EQ(d.reason, "MetricsUnavailable");
+  EXPECT_EQ(d.replicas, 4);
+  EXPECT_EQ(target.calls, std::vector<int>{4});
 }
 
 }  // namespace

@@ -31,6 +31,9 @@ struct ReplicaObservation {
 struct MetricsSnapshot {
   absl::Time time;  // when the observation was taken
   std::vector<ReplicaObservation> replicas;
+  // Requests the gateway holds because no replica is ready (scale from zero): demand that no
+  // replica can report. Filled in by the controller, not by the sources.
+  double gateway_held = 0;
 };
 
 class MetricsSource {

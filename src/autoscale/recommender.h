@@ -121,7 +121,7 @@ struct HpaSpec {
 struct InferencePolicy {
   int min_replicas = 1;  // the warm pool
   int max_replicas = 10;
-  double target_concurrency = 45;  // in-flight + queued requests per replica
+  double target_concurrency = 2;  // in-flight + queued requests per replica
   std::optional<double> target_latency_seconds;
   std::optional<double> target_gpu_memory_fraction;
   absl::Duration stable_window = absl::Seconds(60);
@@ -129,7 +129,7 @@ struct InferencePolicy {
   double panic_threshold_percentage = 200;
   double max_scale_up_rate = 1000;
   double max_scale_down_rate = 2;
-  absl::Duration scale_down_delay = absl::Seconds(60);
+  absl::Duration scale_down_delay = absl::Minutes(5);
   absl::Duration model_load_time = absl::Seconds(10);
   bool scale_to_zero = false;
   absl::Duration scale_to_zero_grace = absl::Seconds(30);

@@ -15,5 +15,9 @@ Runner AddGatewayCommand(CLI::App& app);
 Runner AddUpCommand(CLI::App& app);
 // `galley autoscale plan` (cli/autoscale_cmd.cc).
 Runner AddAutoscaleCommand(CLI::App& app);
+// `galley schedule run`, added under the `schedule` command (cli/schedule_run_cmd.cc).
+Runner AddScheduleRunCommand(CLI::App* schedule);
+// `galley sim autoscale` (cli/sim_cmd.cc).
+Runner AddSimCommand(CLI::App& app);
 
 }  // namespace galley::cli

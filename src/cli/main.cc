@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   runners.push_back(galley::cli::AddUpCommand(app));
   runners.push_back(galley::cli::AddScheduleCommand(app));
   runners.push_back(galley::cli::AddAutoscaleCommand(app));
+  runners.push_back(galley::cli::AddSimCommand(app));
 
   try {
     app.parse(argc, argv);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "cli/commands.h"
 #include "common/strings.h"
 #include "schedule/policy.h"
 #include "sim/replay.h"
@@ -85,10 +86,12 @@ class ScheduleCommand {
     Flag(synth_, "cluster-size", cluster_size_, "also write a cluster of this many nodes (0: none)")
         ->check(CLI::Range(0, 1000000));
     Flag(synth_, "nodes-out", nodes_out_, "where to write the synthetic node CSV");
+    run_ = AddScheduleRunCommand(cmd_);
   }
 
   int Run() {
     if (!cmd_->parsed()) return -1;
+    if (const int rc = run_(); rc != -1) return rc;
     if (replay_->parsed()) return RunReplay();
     return RunSynth();
   }
@@ -191,6 +194,7 @@ class ScheduleCommand {
   CLI::App* cmd_ = nullptr;
   CLI::App* replay_ = nullptr;
   CLI::App* synth_ = nullptr;
+  Runner run_;  // `galley schedule run`
   std::string nodes_, pods_, out_, nodes_out_, variant_;
   std::string policy_ = std::string(schedule::kDefaultPolicy);
   uint64_t seed_ = 42;

@@ -2,7 +2,8 @@
 //   galley schedule replay --nodes FILE --pods FILE [--policy galley] [--seed 42] [--seeds 10]
 //   galley schedule synth  --nodes FILE --pods FILE --variant share|multigpu|gpuspec|cpu
 //                          --percent P [--seed 1] --out FILE [--cluster-size N --nodes-out FILE]
-// Every flag has an environment twin GALLEY_<FLAG>. The Kubernetes binding loop is not here yet.
+//   galley schedule run    --kubeconfig FILE [--scheduler-name galley-scheduler]
+// Every flag has an environment twin GALLEY_<FLAG>.
 #pragma once
 
 #include <functional>

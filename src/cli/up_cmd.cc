@@ -1,11 +1,15 @@
 // `galley up`: the whole stack on one machine. The gateway on --listen (default 0.0.0.0:8080)
 // in front of `galley serve` replicas that a local supervisor runs as child processes on free
 // loopback ports, restarts when they crash, and stops cleanly on SIGTERM. With --autoscale, the
-// autoscaler's controller scrapes the replicas and scales the supervisor.
+// autoscaler's controller scrapes the replicas (or asks Prometheus, --metrics-source) and scales
+// the supervisor; --prometheus-sd-file keeps a Prometheus file_sd file listing the replicas.
 #include <algorithm>
+#include <atomic>
 #include <iostream>
 
 #include "autoscale/controller.h"
+#include "autoscale/file_sd.h"
+#include "autoscale/prometheus_metrics_source.h"
 #include "autoscale/scrape_metrics_source.h"
 
 #include "cli/commands.h"
@@ -42,14 +46,25 @@ struct UpFlags {
   int64_t stable_window_ms = 60'000;
   int64_t scale_down_delay_ms = 60'000;
   int64_t model_load_time_ms = 10'000;
+  // --autoscale-mode hpa: the HPA-compatible recommender on one Pods metric (AverageValue).
+  std::string autoscale_mode = "galley";
+  std::string hpa_metric = "queue_length";
+  double hpa_target = 0;
+  // Where the autoscaler reads the replicas' load, and the Prometheus file_sd file to keep.
+  std::string metrics_source = "scrape";
+  std::string prometheus_url;
+  std::string prometheus_sd_file;
+  bool scale_to_zero = false;
+  int64_t scale_to_zero_grace_ms = 30'000;
 };
 
 void AddAutoscaleFlags(CLI::App* cmd, UpFlags& up) {
   cmd->add_flag("--autoscale", up.autoscale,
                 "scale the replicas with the autoscaler (starts --min-replicas of them)")
       ->envname("GALLEY_AUTOSCALE");
-  Flag(cmd, "min-replicas", up.min_replicas, "autoscale: the warm pool, never scaled below")
-      ->check(CLI::Range(1, 64));
+  Flag(cmd, "min-replicas", up.min_replicas,
+       "autoscale: the warm pool, never scaled below (0 needs --scale-to-zero)")
+      ->check(CLI::Range(0, 64));
   Flag(cmd, "max-replicas", up.max_replicas, "autoscale: most replicas")->check(CLI::Range(1, 64));
   Flag(cmd, "target-concurrency", up.target_concurrency,
        "autoscale: in-flight plus queued requests per replica to aim for")
@@ -65,16 +80,92 @@ void AddAutoscaleFlags(CLI::App* cmd, UpFlags& up) {
   Flag(cmd, "model-load-time-ms", up.model_load_time_ms,
        "autoscale: how long a new replica takes to help (starting replicas count as capacity)")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--scale-to-zero", up.scale_to_zero,
+                "autoscale: with --min-replicas 0, stop the last replica when idle; the gateway "
+                "then holds requests until a replica is ready")
+      ->envname("GALLEY_SCALE_TO_ZERO");
+  Flag(cmd, "scale-to-zero-grace-ms", up.scale_to_zero_grace_ms,
+       "autoscale: idle time before the last replica stops")
+      ->check(CLI::NonNegativeNumber);
+}
+
+void AddMetricsSourceFlags(CLI::App* cmd, UpFlags& up) {
+  Flag(cmd, "autoscale-mode", up.autoscale_mode,
+       "autoscale: galley (the inference policy) or hpa (Kubernetes HPA rules on --hpa-metric; "
+       "--scale-down-delay-ms is then its downscale stabilization window)")
+      ->check(CLI::IsMember({"galley", "hpa"}));
+  Flag(cmd, "hpa-metric", up.hpa_metric,
+       "autoscale-mode hpa: the Pods metric, queue_length (galley_queue_length) or inflight "
+       "(galley_model_inflight_requests), per replica")
+      ->check(CLI::IsMember({"queue_length", "inflight"}));
+  Flag(cmd, "hpa-target", up.hpa_target,
+       "autoscale-mode hpa: the metric's target AverageValue per replica (required)")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "metrics-source", up.metrics_source,
+       "autoscale: scrape (each replica's /metrics) or prometheus (query --prometheus-url)")
+      ->check(CLI::IsMember({"scrape", "prometheus"}));
+  Flag(cmd, "prometheus-url", up.prometheus_url,
+       "metrics-source prometheus: the server, http://IP:PORT[/prefix]");
+  Flag(cmd, "prometheus-sd-file", up.prometheus_sd_file,
+       "keep this Prometheus file_sd JSON file listing the replicas (rewritten atomically on "
+       "every change)");
+}
+
+// Checks the flags of AddMetricsSourceFlags against each other; prints why not to stderr.
+bool CheckMetricsSourceFlags(const UpFlags& up) {
+  if (up.metrics_source == "prometheus") {
+    if (up.prometheus_url.empty()) {
+      std::cerr << "--metrics-source prometheus needs --prometheus-url\n";
+      return false;
+    }
+    if (auto ep = autoscale::ParsePrometheusUrl(up.prometheus_url); !ep.ok()) {
+      std::cerr << "--prometheus-url: " << ep.status().message() << "\n";
+      return false;
+    }
+  }
+  if (up.autoscale_mode == "hpa") {
+    if (up.hpa_target <= 0) {
+      std::cerr << "--autoscale-mode hpa needs --hpa-target\n";
+      return false;
+    }
+    if (up.scale_to_zero) {
+      std::cerr << "--scale-to-zero needs --autoscale-mode galley\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+// The HPA spec of --autoscale-mode hpa: one Pods metric at an AverageValue target, no behavior
+// (the legacy rules: scale up to at most max(2 * current, 4), scale down after the downscale
+// stabilization window).
+autoscale::HpaSpec HpaSpecFromFlags(const UpFlags& up) {
+  autoscale::HpaSpec hpa;
+  hpa.min_replicas = up.min_replicas;
+  hpa.max_replicas = up.max_replicas;
+  autoscale::MetricSpec m;
+  m.type = autoscale::MetricSourceType::kPods;
+  m.name = up.hpa_metric == "inflight" ? autoscale::kPodsInflight : autoscale::kPodsQueueLength;
+  m.target_type = autoscale::TargetType::kAverageValue;
+  m.value = up.hpa_target;
+  hpa.metrics = {m};
+  hpa.downscale_stabilization = absl::Milliseconds(up.scale_down_delay_ms);
+  return hpa;
 }
 
 // The autoscaler of `galley up`: scrapes the supervisor's replicas, scales the supervisor.
-// NOTE: its galley_autoscale_* metrics are not on the gateway's /metrics: RunGateway owns its
-// registry and has no hook to add one, so for now the decisions are in the log only.
+// Its galley_autoscale_* metrics are served on the gateway's /metrics (extra_registries).
 struct UpAutoscaler {
   metrics::Registry registry;  // served on the gateway's /metrics
   gateway::HttpUpstream upstream;
-  std::unique_ptr<autoscale::ScrapeMetricsSource> source;
+  std::unique_ptr<autoscale::MetricsSource> source;
   std::unique_ptr<autoscale::Controller> controller;
+  std::atomic<int64_t> held{0};  // requests the gateway holds for want of a replica
+
+  // The gateway's on_held: a request waiting with no replica ticks the controller at once.
+  void OnHeld(int64_t n) {
+    if (held.exchange(n) == 0 && n > 0 && controller) controller->Poke();
+  }
 
   absl::Status Start(const UpFlags& up, local::Supervisor& sup) {
     using std::chrono::milliseconds;
@@ -86,17 +177,34 @@ struct UpAutoscaler {
     o.policy.stable_window = absl::Milliseconds(up.stable_window_ms);
     o.policy.scale_down_delay = absl::Milliseconds(up.scale_down_delay_ms);
     o.policy.model_load_time = absl::Milliseconds(up.model_load_time_ms);
-    autoscale::ScrapeOptions scrape;
-    scrape.timeout = std::min(milliseconds(1'000), o.sync_period);
-    source = std::make_unique<autoscale::ScrapeMetricsSource>(sup, upstream, SteadyClock::Get(),
-                                                              scrape);
+    o.policy.scale_to_zero = up.scale_to_zero;
+    o.policy.scale_to_zero_grace = absl::Milliseconds(up.scale_to_zero_grace_ms);
+    o.gateway_held = [this] { return static_cast<double>(held.load()); };
+    if (up.autoscale_mode == "hpa") o.hpa = HpaSpecFromFlags(up);
+    const milliseconds timeout = std::min(milliseconds(1'000), o.sync_period);
+    if (up.metrics_source == "prometheus") {
+      autoscale::PrometheusOptions prom;
+      prom.url = up.prometheus_url;
+      prom.timeout = timeout;
+      auto p = autoscale::PrometheusMetricsSource::Create(sup, upstream, SteadyClock::Get(), prom);
+      if (!p.ok()) return p.status();
+      source = *std::move(p);
+    } else {
+      autoscale::ScrapeOptions scrape;
+      scrape.timeout = timeout;
+      source = std::make_unique<autoscale::ScrapeMetricsSource>(sup, upstream, SteadyClock::Get(),
+                                                                scrape);
+    }
     controller = std::make_unique<autoscale::Controller>(*source, sup, SteadyClock::Get(), o, &registry);
     log::Info("autoscaler_started",
               {{"min_replicas", up.min_replicas}, {"max_replicas", up.max_replicas},
+               {"mode", up.autoscale_mode}, {"metrics_source", up.metrics_source},
                {"target_concurrency", up.target_concurrency},
                {"sync_period_ms", up.sync_period_ms}, {"stable_window_ms", up.stable_window_ms},
                {"scale_down_delay_ms", up.scale_down_delay_ms},
-               {"model_load_time_ms", up.model_load_time_ms}});
+               {"model_load_time_ms", up.model_load_time_ms},
+               {"scale_to_zero", up.scale_to_zero},
+               {"scale_to_zero_grace_ms", up.scale_to_zero_grace_ms}});
     return controller->Start();
   }
   // Stops deciding (before the supervisor drains), then the scrapes' I/O. Idempotent.
@@ -123,6 +231,7 @@ Runner AddUpCommand(CLI::App& app) {
   Flag(cmd, "serve-arg", up->serve_args, "extra flag for every `galley serve` replica (repeatable)");
   AddGatewayPolicyFlags(cmd, *opts, up->policy_ms[0], up->policy_ms[1], up->policy_ms[2], up->policy_ms[3]);
   AddAutoscaleFlags(cmd, *up);
+  AddMetricsSourceFlags(cmd, *up);
   return [cmd, flags, up, opts]() -> int {
     if (!cmd->parsed()) return -1;
     if (!flags->Apply(opts->http)) return 2;
@@ -136,6 +245,16 @@ Runner AddUpCommand(CLI::App& app) {
                 << up->min_replicas << ")\n";
       return 2;
     }
+    if (up->autoscale && up->min_replicas == 0 && !up->scale_to_zero) {
+      std::cerr << "--min-replicas 0 needs --scale-to-zero\n";
+      return 2;
+    }
+    if (up->scale_to_zero && !up->autoscale) {
+      std::cerr << "--scale-to-zero needs --autoscale\n";
+      return 2;
+    }
+
+    if (!CheckMetricsSourceFlags(*up)) return 2;
 
     local::SupervisorOptions so;
     so.replicas = up->autoscale ? up->min_replicas : up->replicas;
@@ -160,6 +279,14 @@ Runner AddUpCommand(CLI::App& app) {
       return 1;
     }
     local::Supervisor& sup = **supervisor;
+    std::unique_ptr<autoscale::FileSdWriter> sd_writer;  // stopped before the supervisor goes
+    if (!up->prometheus_sd_file.empty()) {
+      sd_writer = std::make_unique<autoscale::FileSdWriter>(up->prometheus_sd_file, sup);
+      if (absl::Status st = sd_writer->Start(); !st.ok()) {
+        log::Error("start_failed", {{"error", std::string(st.message())}});
+        return 1;
+      }
+    }
     std::unique_ptr<UpAutoscaler> autoscaler;
     if (up->autoscale) {
       autoscaler = std::make_unique<UpAutoscaler>();
@@ -171,6 +298,10 @@ Runner AddUpCommand(CLI::App& app) {
     const auto grace = opts->grace_period;
     UpAutoscaler* scaler = autoscaler.get();
     if (scaler != nullptr) opts->frontend.extra_registries.push_back(&scaler->registry);
+    if (scaler != nullptr && up->scale_to_zero) {
+      opts->gateway.hold_for_replica = true;
+      opts->gateway.on_held = [scaler](int64_t n) { scaler->OnHeld(n); };
+    }
     const int rc = gateway::RunGateway(*opts, sup, {}, [&sup, grace, scaler] {
       // The gateway no longer takes requests: stop scaling, then stop the replicas with their
       // own drain rules.
@@ -179,6 +310,7 @@ Runner AddUpCommand(CLI::App& app) {
     });
     if (autoscaler) autoscaler->Stop();
     sup.Stop();
+    if (sd_writer) sd_writer->Stop();  // an empty target list: the replicas are gone
     return rc;
   };
 }

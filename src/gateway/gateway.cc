@@ -1,6 +1,7 @@
 #include "gateway/gateway.h"
 
 #include <map>
+#include <utility>
 
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
@@ -97,7 +98,7 @@ Gateway::Gateway(ReplicaSource& source, Upstream& upstream, asio::io_context& ti
     : source_(source), upstream_(upstream), timers_(timers), clock_(clock), metrics_(metrics),
       options_(std::move(options)), replicas_(std::make_shared<const ReplicaList>()),
       rng_(options_.seed), budget_(options_.retry_budget),
-      health_timer_(std::make_unique<Timer>(timers)) {}
+      health_timer_(std::make_unique<Timer>(timers)), held_timer_(std::make_unique<Timer>(timers)) {}
 
 Gateway::~Gateway() { Stop(); }
 
@@ -110,6 +111,87 @@ void Gateway::Start() {
 void Gateway::Stop() {
   if (stopped_.exchange(true)) return;
   asio::post(timers_, [t = health_timer_.get()] { t->timer.cancel(); });
+  asio::post(timers_, [t = held_timer_.get()] { t->timer.cancel(); });
+  // Requests still waiting for a replica will not get one now: the fallback answers them.
+  std::vector<std::shared_ptr<Call>> held;
+  {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    held.swap(held_);
+  }
+  SetHeldCount(0);
+  for (auto& call : held) {
+    ForwardResult r;
+    r.why_not = "no_ready_replica";
+    Finish(call, std::move(r));
+  }
+}
+
+int64_t Gateway::HeldRequests() const {
+  std::lock_guard<std::mutex> lock(held_mu_);
+  return static_cast<int64_t>(held_.size());
+}
+
+void Gateway::SetHeldCount(size_t n) {
+  metrics_.held_requests.Set(static_cast<double>(n));
+  if (options_.on_held) options_.on_held(static_cast<int64_t>(n));
+}
+
+bool Gateway::Hold(std::shared_ptr<Call> call) {
+  size_t n;
+  bool arm;
+  {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    if (stopped_.load() || held_.size() >= options_.max_held) return false;
+    held_.push_back(std::move(call));
+    n = held_.size();
+    arm = !std::exchange(held_check_armed_, true);
+  }
+  if (arm) asio::post(timers_, [this] { ScheduleHeldCheck(); });
+  SetHeldCount(n);
+  return true;
+}
+
+void Gateway::ScheduleHeldCheck() {
+  held_timer_->timer.expires_after(options_.held_poll);
+  held_timer_->timer.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopped_.load()) return;
+    CheckHeld();
+  });
+}
+
+// On the timers' thread, every held_poll while requests wait: when a replica is ready, every
+// held request is attempted again (they spread over the ready replicas as new requests do);
+// requests whose deadline is closer than the fallback reserve go to the fallback.
+void Gateway::CheckHeld() {
+  SyncReplicas();
+  const bool ready = ReadyReplicas() > 0;
+  const TimePoint now = clock_.Now();
+  std::vector<std::shared_ptr<Call>> release, expired;
+  size_t left;
+  {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    std::vector<std::shared_ptr<Call>> keep;
+    for (auto& call : held_) {
+      if (call->deadline - now < options_.min_attempt_time + options_.held_fallback_reserve) {
+        expired.push_back(std::move(call));
+      } else if (ready) {
+        release.push_back(std::move(call));
+      } else {
+        keep.push_back(std::move(call));
+      }
+    }
+    held_.swap(keep);
+    left = held_.size();
+    held_check_armed_ = left > 0;
+  }
+  if (!release.empty() || !expired.empty()) SetHeldCount(left);
+  if (left > 0) ScheduleHeldCheck();
+  for (auto& call : expired) {
+    ForwardResult r;
+    r.why_not = "no_ready_replica";
+    Finish(call, std::move(r));
+  }
+  for (auto& call : release) Attempt(std::move(call));
 }
 
 std::shared_ptr<const Gateway::ReplicaList> Gateway::Snapshot() const {
@@ -285,6 +367,9 @@ void Gateway::Attempt(std::shared_ptr<Call> call) {
       pick = PickTwoChoices(candidates, rng_);
     }
     if (!pick) {
+      if (call->attempts == 0 && options_.hold_for_replica && ReadyReplicas() == 0 && Hold(call)) {
+        return;
+      }
       ForwardResult r;
       r.why_not = call->attempts == 0 ? "no_ready_replica" : "replicas_failed";
       return Finish(call, std::move(r));

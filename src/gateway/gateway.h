@@ -42,6 +42,18 @@ struct GatewayOptions {
   int eject_after_failures = 5;                           // consecutive failures
   std::chrono::milliseconds eject_duration{5'000};        // base, jittered x[1, 1.5)
   uint64_t seed = 0x6a11e7;
+  // Scale from zero: a request that finds no ready replica waits here, up to its deadline, for
+  // one to become ready instead of going to the fallback at once, as Knative's activator buffers
+  // requests for a revision scaled to zero (knative.dev/docs/serving/architecture, "Activator").
+  // At most max_held wait; more go to the fallback. While any wait, the replica set is re-read
+  // every held_poll. `on_held` runs with the new count whenever it changes (on whichever thread
+  // changed it; it must be thread-safe and quick), so that an autoscaler sees the demand.
+  bool hold_for_replica = false;
+  size_t max_held = 1024;
+  std::chrono::milliseconds held_poll{20};
+  // A held request gives up this long before its deadline, so the fallback can still answer it.
+  std::chrono::milliseconds held_fallback_reserve{50};
+  std::function<void(int64_t)> on_held;
 };
 
 struct ForwardResult {
@@ -75,6 +87,9 @@ class Gateway {
   // Replicas that pass their ready probe and are not ejected.
   int ReadyReplicas() const;
 
+  // Requests waiting for a replica (GatewayOptions::hold_for_replica).
+  int64_t HeldRequests() const;
+
   // Runs one health-check round now (also used by tests); `done` after every probe answered.
   void CheckHealth(std::function<void()> done = {});
 
@@ -94,6 +109,10 @@ class Gateway {
                      const std::optional<BreakerTransition>& t, BreakerState now_state);
   void ScheduleHealth();
   std::shared_ptr<CircuitBreaker> ModelBreaker(const std::string& model);
+  bool Hold(std::shared_ptr<Call> call);
+  void ScheduleHeldCheck();
+  void CheckHeld();
+  void SetHeldCount(size_t n);
 
   ReplicaSource& source_;
   Upstream& upstream_;
@@ -111,6 +130,10 @@ class Gateway {
   std::atomic<bool> stopped_{false};
   struct Timer;
   std::unique_ptr<Timer> health_timer_;
+  mutable std::mutex held_mu_;
+  std::vector<std::shared_ptr<Call>> held_ ABSL_GUARDED_BY(held_mu_);
+  bool held_check_armed_ ABSL_GUARDED_BY(held_mu_) = false;
+  std::unique_ptr<Timer> held_timer_;
 };
 
 }  // namespace galley::gateway

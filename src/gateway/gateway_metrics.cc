@@ -42,7 +42,12 @@ GatewayMetrics::GatewayMetrics(metrics::Registry& r)
       replica_outstanding(prometheus::BuildGauge()
                               .Name("galley_gateway_replica_outstanding_requests")
                               .Help("Attempts in flight to the replica.")
-                              .Register(r.prom())) {
+                              .Register(r.prom())),
+      held_requests(prometheus::BuildGauge()
+                        .Name("galley_gateway_held_requests")
+                        .Help("Requests waiting at the gateway for a replica to become ready.")
+                        .Register(r.prom())
+                        .Add({})) {
   // Series that alerts watch exist from the start at 0, so "none yet" reads as 0, not as no data.
   retries.Add({});
   for (const char* reason : {"budget", "deadline", "attempts"}) retries_denied.Add({{"reason", reason}});

@@ -22,6 +22,7 @@ struct GatewayMetrics {
   prometheus::Family<prometheus::Counter>& ejections;            // replica
   prometheus::Family<prometheus::Gauge>& replica_ready;          // replica
   prometheus::Family<prometheus::Gauge>& replica_outstanding;    // replica
+  prometheus::Gauge& held_requests;  // waiting for a replica to become ready (scale from zero)
 };
 
 }  // namespace galley::gateway

@@ -1,0 +1,137 @@
+// `galley schedule run`: Galley's scheduler against a Kubernetes API server (kubesched/).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "common/strings.h"
+#include "kube/client.h"
+#include "kube/config.h"
+#include "kubesched/kube_scheduler.h"
+#include "schedule/policy.h"
+
+namespace galley::cli {
+namespace {
+
+struct RunFlags {
+  std::string kubeconfig;
+  std::string context;
+  bool in_cluster = false;
+  double qps = 50;    // kube-scheduler's clientConnection defaults (v1beta3+): qps 50, burst 100
+  int burst = 100;
+  int64_t lease_duration_ms = 15'000;
+  int64_t renew_deadline_ms = 10'000;
+  int64_t retry_period_ms = 2'000;
+  int64_t unschedulable_retry_ms = 300'000;
+  kubesched::KubeSchedulerOptions options;
+};
+
+std::string DefaultIdentity() {
+  char host[HOST_NAME_MAX + 1] = {};
+  gethostname(host, sizeof(host) - 1);
+  return StrCat(host, "_", getpid());
+}
+
+}  // namespace
+
+Runner AddScheduleRunCommand(CLI::App* schedule) {
+  CLI::App* cmd = schedule->add_subcommand(
+      "run", "Schedule pods on a Kubernetes cluster (pods whose schedulerName names this one)");
+  auto f = std::make_shared<RunFlags>();
+  Flag(cmd, "kubeconfig", f->kubeconfig, "kubeconfig file (else $KUBECONFIG, else in-cluster)");
+  Flag(cmd, "context", f->context, "kubeconfig context (default: its current-context)");
+  cmd->add_flag("--in-cluster", f->in_cluster, "use the pod's service account")
+      ->envname("GALLEY_IN_CLUSTER");
+  Flag(cmd, "scheduler-name", f->options.scheduler_name, "spec.schedulerName of the pods to place");
+  Flag(cmd, "policy", f->options.policy, "scoring policy (as in `galley schedule replay`)");
+  Flag(cmd, "percentage-of-nodes-to-score", f->options.percentage_of_nodes_to_score,
+       "kube-scheduler's percentageOfNodesToScore (100: every node, 0: adaptive)")
+      ->check(CLI::Range(0, 100));
+  Flag(cmd, "seed", f->options.seed, "tie-breaking seed");
+  Flag(cmd, "leader-elect", f->options.leader_elect,
+       "take a coordination.k8s.io Lease before scheduling, so only one instance binds");
+  Flag(cmd, "lease-namespace", f->options.lease_namespace, "namespace of the Lease");
+  Flag(cmd, "lease-name", f->options.lease_name, "name of the Lease");
+  Flag(cmd, "identity", f->options.identity, "this instance's holder identity (default host_pid)");
+  Flag(cmd, "lease-duration-ms", f->lease_duration_ms, "leader election: lease duration")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "renew-deadline-ms", f->renew_deadline_ms, "leader election: renew deadline")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "retry-period-ms", f->retry_period_ms, "leader election: retry period")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "unschedulable-retry-ms", f->unschedulable_retry_ms,
+       "retry an unschedulable pod after this even if the cluster did not change")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "kube-api-qps", f->qps, "client-side rate limit on API requests (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  Flag(cmd, "kube-api-burst", f->burst, "burst of the rate limit")->check(CLI::PositiveNumber);
+  return [cmd, f]() -> int {
+    if (!cmd->parsed()) return -1;
+    using std::chrono::milliseconds;
+    BlockStopSignals();  // before any thread
+    absl::StatusOr<kube::KubeConfig> config = absl::NotFoundError("no configuration");
+    std::string path = f->kubeconfig;
+    if (path.empty() && !f->in_cluster) {
+      if (const char* env = std::getenv("KUBECONFIG"); env != nullptr) path = env;
+    }
+    if (!path.empty()) {
+      config = kube::LoadKubeConfig(path, f->context);
+    } else {
+      config = kube::InClusterConfig();
+    }
+    if (!config.ok()) {
+      std::cerr << "galley schedule run: " << config.status().message() << "\n";
+      return 2;
+    }
+    kube::ClientOptions co;
+    co.rate_limit = {f->qps, f->burst};
+    co.user_agent = "galley-scheduler";
+    auto client = kube::Client::Create(*std::move(config), co);
+    if (!client.ok()) {
+      std::cerr << "galley schedule run: " << client.status().message() << "\n";
+      return 2;
+    }
+    kubesched::KubeSchedulerOptions o = f->options;
+    if (o.identity.empty()) o.identity = DefaultIdentity();
+    o.lease_duration = milliseconds(f->lease_duration_ms);
+    o.renew_deadline = milliseconds(f->renew_deadline_ms);
+    o.retry_period = milliseconds(f->retry_period_ms);
+    o.unschedulable_retry = milliseconds(f->unschedulable_retry_ms);
+    auto lost = std::make_shared<std::atomic<bool>>(false);
+    o.on_lost_leadership = [lost] {
+      // As kube-scheduler: a scheduler that lost its lease exits, and a fresh process campaigns.
+      lost->store(true);
+      kill(getpid(), SIGTERM);
+    };
+    auto scheduler = kubesched::KubeScheduler::Create(client->get(), std::move(o));
+    if (!scheduler.ok()) {
+      std::cerr << "galley schedule run: " << scheduler.status().message() << "\n";
+      return 2;
+    }
+    if (absl::Status st = (*scheduler)->Start(); !st.ok()) {
+      log::Error("start_failed", {{"error", std::string(st.message())}});
+      return 1;
+    }
+    log::Info("scheduler_started", {{"scheduler", f->options.scheduler_name},
+                                    {"policy", f->options.policy},
+                                    {"leader_elect", f->options.leader_elect}});
+    const int sig = WaitForStopSignal();
+    (*scheduler)->Stop();
+    const kubesched::KubeSchedulerStats s = (*scheduler)->stats();
+    log::Info("scheduler_stopped", {{"signal", StopSignalName(sig)}, {"scheduled", s.scheduled},
+                                    {"unschedulable", s.unschedulable}, {"bind_errors", s.bind_errors},
+                                    {"events_dropped", s.events_dropped},
+                                    {"core_seconds", s.core_seconds},
+                                    {"lost_leadership", lost->load()}});
+    return lost->load() ? 1 : 0;
+  };
+}
+
+}  // namespace galley::cli

@@ -1,0 +1,617 @@
+#include "kubesched/kube_scheduler.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+#include "boost/json.hpp"
+#include "common/log.h"
+#include "common/strings.h"
+#include "kube/informer.h"
+#include "kube/leader_election.h"
+#include "kube/resource.h"
+#include "kubesched/convert.h"
+#include "schedule/fragmentation.h"
+#include "schedule/policy.h"
+
+namespace galley::kubesched {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+std::string_view Str(const json::value* v) {
+  if (v == nullptr || !v->is_string()) return {};
+  return {v->get_string().data(), v->get_string().size()};
+}
+
+// obj.a.b as a string ("" when absent).
+std::string_view Field(const json::value& obj, std::string_view a, std::string_view b) {
+  const json::object* o = obj.if_object();
+  const json::value* f = o == nullptr ? nullptr : o->if_contains(a);
+  const json::object* fo = f == nullptr ? nullptr : f->if_object();
+  return Str(fo == nullptr ? nullptr : fo->if_contains(b));
+}
+
+bool Deleting(const json::value& obj) {
+  const json::object* o = obj.if_object();
+  const json::value* m = o == nullptr ? nullptr : o->if_contains("metadata");
+  return m != nullptr && m->is_object() && m->get_object().contains("deletionTimestamp") &&
+         !m->get_object().at("deletionTimestamp").is_null();
+}
+
+// What of a node the core reads, as text: a heartbeat that changes none of it is not a change.
+std::string NodeShapeKey(const schedule::Node& n, bool schedulable) {
+  std::string k = StrCat(n.cpu_milli, "|", n.memory_mib, "|", n.gpus.size(), "|", schedulable, "|");
+  for (const auto& [key, value] : n.labels) k += StrCat(key, "=", value, ";");
+  for (const auto& t : n.taints) k += StrCat(t.key, "=", t.value, ":", TaintEffectName(t.effect), ";");
+  if (!n.gpus.empty()) k += StrCat(n.gpus[0].model, "/", n.gpus[0].memory_mib);
+  return k;
+}
+
+// The lowest-numbered GPUs of `node` that can take `pod` (for pods bound without our annotation).
+std::vector<int> LowestFittingGpus(const schedule::Pod& pod, const schedule::Node& node) {
+  std::vector<int> out;
+  for (size_t i = 0; i < node.gpus.size() && static_cast<int>(out.size()) < pod.gpu_count; ++i) {
+    const schedule::Gpu& g = node.gpus[i];
+    if (g.FreeMilli() >= pod.ShareOn(g)) out.push_back(static_cast<int>(i));
+  }
+  if (static_cast<int>(out.size()) < pod.gpu_count) out.clear();
+  return out;
+}
+
+}  // namespace
+
+class KubeScheduler::Impl {
+ public:
+  Impl(kube::Client* client, KubeSchedulerOptions options)
+      : client_(client), o_(std::move(options)), rng_(o_.seed) {}
+
+  absl::Status Start();
+  void Stop();
+  KubeSchedulerStats stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    KubeSchedulerStats s = stats_;
+    s.leading = leading_.load();
+    return s;
+  }
+
+ private:
+  struct NodeEntry {
+    schedule::Node base;  // from the Node object, nothing used
+    bool schedulable = true;
+    std::string shape;
+  };
+  struct PodEntry {
+    schedule::Pod pod;
+    std::string node;
+    std::vector<int> gpus;
+    bool assumed = false;  // bound by us, not yet seen bound through the watch
+  };
+  struct Event {
+    std::string ns, name, uid, type, reason, message;
+  };
+
+  // Informer handlers (informer threads).
+  void OnNode(const json::value& obj);
+  void OnNodeDeleted(const json::value& obj);
+  void OnPod(const json::value& obj);
+  void OnPodDeleted(const json::value& obj);
+
+  // Cache, all under mu_.
+  void AccountLocked(const std::string& key, PodEntry entry);
+  void ReleaseLocked(const std::string& key);
+  void RebuildNodeLocked(const std::string& name);
+  void RefreshSnapshotLocked();
+  void WakeUnschedulableLocked();
+  bool ShouldScheduleLocked(const std::string& key, const json::value& obj) const;
+  void EnqueueLocked(const std::string& key);
+
+  // The scheduling thread (only while leading).
+  void RunScheduling(std::stop_token stop);
+  void ScheduleOne(const std::string& key, std::unique_lock<std::mutex>& lock);
+  absl::Status BindPod(const json::value& pod, const std::string& node, const std::vector<int>& gpus);
+
+  // Events.
+  void PostEvent(const json::value& pod, std::string type, std::string reason, std::string message);
+  void RunEvents(std::stop_token stop);
+
+  kube::Client* const client_;
+  const KubeSchedulerOptions o_;
+  std::unique_ptr<kube::Informer> nodes_;
+  std::unique_ptr<kube::Informer> pods_;
+  std::unique_ptr<kube::LeaderElector> elector_;
+  std::unique_ptr<std::jthread> scheduling_;  // without leader election
+  std::unique_ptr<std::jthread> events_thread_;
+  std::atomic<bool> leading_{false};
+  std::atomic<bool> stopping_{false};
+  std::mutex lifecycle_mu_;
+  bool started_ = false;
+
+  mutable std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::map<std::string, NodeEntry> node_entries_;
+  std::map<std::string, PodEntry> bound_;                       // by pod key
+  std::map<std::string, std::set<std::string>> pods_on_node_;  // node -> pod keys
+  std::deque<std::string> active_;
+  std::set<std::string> in_active_;
+  std::map<std::string, Clock::time_point> unschedulable_;  // key -> when
+  std::map<std::string, std::pair<Clock::time_point, int>> backoff_;  // key -> (retry at, failures)
+  // The core's snapshot: rebuilt whole when the node set changes, else node by node.
+  schedule::ClusterSnapshot snapshot_;
+  std::map<std::string, int> index_;
+  bool nodes_changed_ = true;
+  std::set<std::string> dirty_;
+  std::unique_ptr<schedule::Scheduler> core_;
+  int decisions_since_core_ = 0;
+  schedule::Rng rng_;
+  KubeSchedulerStats stats_;
+
+  std::mutex events_mu_;
+  std::condition_variable_any events_cv_;
+  std::deque<Event> events_;
+};
+
+absl::StatusOr<std::unique_ptr<KubeScheduler>> KubeScheduler::Create(kube::Client* client,
+                                                                     KubeSchedulerOptions options) {
+  if (client == nullptr) return absl::InvalidArgumentError("a Kubernetes client is required");
+  if (auto p = schedule::PolicyProfile(options.policy); !p.ok()) {
+    std::string names;
+    for (const std::string& n : schedule::PolicyNames()) names += names.empty() ? n : ", " + n;
+    return absl::InvalidArgumentError(
+        StrCat("unknown policy '", options.policy, "' (one of ", names, ")"));
+  }
+  if (options.scheduler_name.empty()) return absl::InvalidArgumentError("scheduler name is empty");
+  if (options.leader_elect && options.identity.empty()) {
+    return absl::InvalidArgumentError("leader election needs an identity");
+  }
+  return std::unique_ptr<KubeScheduler>(
+      new KubeScheduler(std::make_unique<Impl>(client, std::move(options))));
+}
+
+KubeScheduler::KubeScheduler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KubeScheduler::~KubeScheduler() { Stop(); }
+absl::Status KubeScheduler::Start() { return impl_->Start(); }
+void KubeScheduler::Stop() {
+  if (impl_) impl_->Stop();
+}
+KubeSchedulerStats KubeScheduler::stats() const { return impl_->stats(); }
+
+absl::Status KubeScheduler::Impl::Start() {
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  if (started_) return absl::FailedPreconditionError("the scheduler was already started");
+  started_ = true;
+  nodes_ = std::make_unique<kube::Informer>(client_, kube::resources::kNodes);
+  nodes_->AddEventHandlers({[this](const json::value& n) { OnNode(n); },
+                            [this](const json::value&, const json::value& n) { OnNode(n); },
+                            [this](const json::value& n) { OnNodeDeleted(n); }});
+  pods_ = std::make_unique<kube::Informer>(client_, kube::resources::kPods);
+  pods_->AddEventHandlers({[this](const json::value& p) { OnPod(p); },
+                           [this](const json::value&, const json::value& p) { OnPod(p); },
+                           [this](const json::value& p) { OnPodDeleted(p); }});
+  if (absl::Status st = nodes_->Start(); !st.ok()) return st;
+  if (absl::Status st = pods_->Start(); !st.ok()) return st;
+  events_thread_ = std::make_unique<std::jthread>([this](std::stop_token s) { RunEvents(s); });
+  if (!o_.leader_elect) {
+    scheduling_ = std::make_unique<std::jthread>([this](std::stop_token s) { RunScheduling(s); });
+    return absl::OkStatus();
+  }
+  kube::LeaderElectionConfig lc;
+  lc.lease_namespace = o_.lease_namespace;
+  lc.lease_name = o_.lease_name;
+  lc.identity = o_.identity;
+  lc.lease_duration = o_.lease_duration;
+  lc.renew_deadline = o_.renew_deadline;
+  lc.retry_period = o_.retry_period;
+  lc.on_started_leading = [this](std::stop_token s) { RunScheduling(s); };
+  lc.on_stopped_leading = [this] {
+    if (stopping_.load()) return;  // Stop() asked for it: not a loss
+    log::Warn("leader_lost", {{"identity", o_.identity}});
+    if (o_.on_lost_leadership) o_.on_lost_leadership();
+  };
+  lc.on_new_leader = [this](const std::string& who) {
+    log::Info("leader_observed", {{"leader", who}, {"self", who == o_.identity}});
+  };
+  auto elector = kube::LeaderElector::Create(client_, std::move(lc));
+  if (!elector.ok()) return elector.status();
+  elector_ = std::move(*elector);
+  return elector_->Start();
+}
+
+void KubeScheduler::Impl::Stop() {
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  stopping_.store(true);
+  if (elector_) elector_->Stop();  // stops the scheduling work, releases the lease
+  if (scheduling_) {
+    scheduling_->request_stop();
+    cv_.notify_all();
+    scheduling_.reset();
+  }
+  if (pods_) pods_->Stop();
+  if (nodes_) nodes_->Stop();
+  if (events_thread_) {
+    events_thread_->request_stop();
+    events_cv_.notify_all();
+    events_thread_.reset();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cache.
+
+void KubeScheduler::Impl::OnNode(const json::value& obj) {
+  auto node = NodeFromJson(obj);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!node.ok()) {
+    log::Warn("node_invalid", {{"error", std::string(node.status().message())}});
+    const std::string name(Field(obj, "metadata", "name"));
+    if (node_entries_.erase(name) > 0) nodes_changed_ = true;
+    return;
+  }
+  const bool schedulable = NodeSchedulable(obj);
+  std::string shape = NodeShapeKey(*node, schedulable);
+  auto it = node_entries_.find(node->name);
+  if (it != node_entries_.end() && it->second.shape == shape) return;  // a heartbeat
+  const std::string name = node->name;
+  if (it == node_entries_.end()) nodes_changed_ = true;
+  NodeEntry& e = node_entries_[name];
+  e.base = std::move(*node);
+  e.schedulable = schedulable;
+  e.shape = std::move(shape);
+  if (!schedulable) nodes_changed_ = true;  // leaves the snapshot
+  dirty_.insert(name);
+  WakeUnschedulableLocked();
+}
+
+void KubeScheduler::Impl::OnNodeDeleted(const json::value& obj) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (node_entries_.erase(std::string(Field(obj, "metadata", "name"))) > 0) nodes_changed_ = true;
+}
+
+bool KubeScheduler::Impl::ShouldScheduleLocked(const std::string& key, const json::value& obj) const {
+  if (Field(obj, "spec", "schedulerName") != o_.scheduler_name) return false;
+  if (!Field(obj, "spec", "nodeName").empty() || Deleting(obj)) return false;
+  const std::string_view phase = Field(obj, "status", "phase");
+  if (!phase.empty() && phase != "Pending") return false;
+  return bound_.find(key) == bound_.end();  // assumed: the watch has not caught up yet
+}
+
+void KubeScheduler::Impl::EnqueueLocked(const std::string& key) {
+  if (unschedulable_.count(key) > 0 || backoff_.count(key) > 0) return;
+  if (in_active_.insert(key).second) {
+    active_.push_back(key);
+    cv_.notify_all();
+  }
+}
+
+void KubeScheduler::Impl::OnPod(const json::value& obj) {
+  const std::string key = kube::KeyOf(obj);
+  std::optional<BoundPod> b = BoundPodFromJson(obj);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!b) {
+    // Not bound, or finished: a finished pod frees what it held.
+    if (!Field(obj, "spec", "nodeName").empty()) {
+      if (bound_.count(key) > 0) {
+        ReleaseLocked(key);
+        WakeUnschedulableLocked();
+      }
+      return;
+    }
+    if (ShouldScheduleLocked(key, obj)) EnqueueLocked(key);
+    return;
+  }
+  // Bound: account it (once; an assumed pod is now confirmed).
+  in_active_.erase(key);
+  unschedulable_.erase(key);
+  backoff_.erase(key);
+  auto it = bound_.find(key);
+  if (it != bound_.end() && it->second.node == b->node) {
+    it->second.assumed = false;
+    if (!b->gpu_indices.empty() && b->gpu_indices != it->second.gpus) {
+      it->second.gpus = b->gpu_indices;  // the API's record wins
+      dirty_.insert(b->node);
+    }
+    return;
+  }
+  auto pod = PodFromJson(obj);
+  if (!pod.ok()) {
+    // Still holds its node's resources as far as we can tell: account CPU-less, GPU-less.
+    log::Warn("pod_invalid", {{"pod", key}, {"error", std::string(pod.status().message())}});
+    pod = schedule::Pod{};
+    pod->name = key;
+  }
+  if (it != bound_.end()) ReleaseLocked(key);
+  AccountLocked(key, PodEntry{std::move(*pod), b->node, b->gpu_indices, false});
+}
+
+void KubeScheduler::Impl::OnPodDeleted(const json::value& obj) {
+  const std::string key = kube::KeyOf(obj);
+  std::lock_guard<std::mutex> lock(mu_);
+  in_active_.erase(key);
+  unschedulable_.erase(key);
+  backoff_.erase(key);
+  if (bound_.count(key) > 0) {
+    ReleaseLocked(key);
+    WakeUnschedulableLocked();
+  }
+}
+
+void KubeScheduler::Impl::AccountLocked(const std::string& key, PodEntry entry) {
+  pods_on_node_[entry.node].insert(key);
+  dirty_.insert(entry.node);
+  bound_[key] = std::move(entry);
+}
+
+void KubeScheduler::Impl::ReleaseLocked(const std::string& key) {
+  auto it = bound_.find(key);
+  if (it == bound_.end()) return;
+  auto on = pods_on_node_.find(it->second.node);
+  if (on != pods_on_node_.end()) {
+    on->second.erase(key);
+    if (on->second.empty()) pods_on_node_.erase(on);
+  }
+  dirty_.insert(it->second.node);
+  bound_.erase(it);
+}
+
+// A node from its base and the pods on it. Pods without recorded GPUs get the lowest that fit.
+void KubeScheduler::Impl::RebuildNodeLocked(const std::string& name) {
+  auto idx = index_.find(name);
+  auto e = node_entries_.find(name);
+  if (idx == index_.end() || e == node_entries_.end()) return;
+  schedule::Node n = e->second.base;
+  if (auto on = pods_on_node_.find(name); on != pods_on_node_.end()) {
+    for (const std::string& key : on->second) {
+      PodEntry& p = bound_.at(key);
+      std::vector<int> gpus = p.gpus;
+      bool valid = static_cast<int>(gpus.size()) == (p.pod.WantsGpu() ? p.pod.gpu_count : 0);
+      for (int g : gpus) valid = valid && g >= 0 && static_cast<size_t>(g) < n.gpus.size();
+      if (!valid) gpus = p.pod.WantsGpu() ? LowestFittingGpus(p.pod, n) : std::vector<int>{};
+      if (p.pod.WantsGpu() && gpus.empty()) {
+        // Over-committed as far as our accounting goes: take what is there, not more than whole.
+        schedule::Pod cpu_only = p.pod;
+        cpu_only.gpu_count = 0;
+        schedule::Bind(cpu_only, {}, n);
+        continue;
+      }
+      schedule::Bind(p.pod, gpus, n);
+    }
+  }
+  snapshot_.nodes[static_cast<size_t>(idx->second)] = std::move(n);
+}
+
+void KubeScheduler::Impl::RefreshSnapshotLocked() {
+  if (nodes_changed_) {
+    snapshot_.nodes.clear();
+    index_.clear();
+    for (const auto& [name, e] : node_entries_) {
+      if (!e.schedulable) continue;
+      index_[name] = static_cast<int>(snapshot_.nodes.size());
+      snapshot_.nodes.push_back(e.base);
+    }
+    for (const auto& [name, e] : node_entries_) RebuildNodeLocked(name);
+    nodes_changed_ = false;
+    dirty_.clear();
+    return;
+  }
+  for (const std::string& name : dirty_) RebuildNodeLocked(name);
+  dirty_.clear();
+}
+
+void KubeScheduler::Impl::WakeUnschedulableLocked() {
+  for (const auto& [key, when] : unschedulable_) {
+    if (in_active_.insert(key).second) active_.push_back(key);
+  }
+  unschedulable_.clear();
+  cv_.notify_all();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduling.
+
+void KubeScheduler::Impl::RunScheduling(std::stop_token stop) {
+  leading_.store(true);
+  log::Info("scheduling_started", {{"identity", o_.identity}, {"scheduler", o_.scheduler_name},
+                                   {"policy", o_.policy}});
+  // Decide nothing before both caches hold the whole cluster: the accounting of bound pods is
+  // what keeps a GPU share from being given twice.
+  while (!stop.stop_requested() &&
+         !(nodes_->WaitForSync(std::chrono::milliseconds(200)) &&
+           pods_->WaitForSync(std::chrono::milliseconds(200)))) {
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  core_.reset();  // a new term builds the core from the workload it sees now
+  while (!stop.stop_requested()) {
+    const auto now = Clock::now();
+    // Due retries: bind back-off expired, or unschedulable for unschedulable_retry.
+    std::optional<Clock::time_point> next_due;
+    for (auto it = backoff_.begin(); it != backoff_.end();) {
+      if (it->second.first <= now) {
+        if (in_active_.insert(it->first).second) active_.push_back(it->first);
+        it = backoff_.erase(it);
+      } else {
+        next_due = std::min(next_due.value_or(it->second.first), it->second.first);
+        ++it;
+      }
+    }
+    for (auto it = unschedulable_.begin(); it != unschedulable_.end();) {
+      const auto due = it->second + o_.unschedulable_retry;
+      if (due <= now) {
+        if (in_active_.insert(it->first).second) active_.push_back(it->first);
+        it = unschedulable_.erase(it);
+      } else {
+        next_due = std::min(next_due.value_or(due), due);
+        ++it;
+      }
+    }
+    if (active_.empty()) {
+      auto wake = next_due.value_or(now + std::chrono::seconds(1));
+      cv_.wait_until(lock, stop, wake, [this] { return !active_.empty(); });
+      continue;
+    }
+    std::string key = std::move(active_.front());
+    active_.pop_front();
+    in_active_.erase(key);
+    ScheduleOne(key, lock);
+  }
+  leading_.store(false);
+  log::Info("scheduling_stopped", {{"identity", o_.identity}});
+}
+
+void KubeScheduler::Impl::ScheduleOne(const std::string& key, std::unique_lock<std::mutex>& lock) {
+  std::optional<json::value> obj = pods_->Get(key);
+  if (!obj || !ShouldScheduleLocked(key, *obj)) return;
+  auto pod = PodFromJson(*obj);
+  if (!pod.ok()) {
+    ++stats_.invalid_pods;
+    const std::string message(pod.status().message());
+    lock.unlock();
+    log::Warn("pod_invalid", {{"pod", key}, {"error", message}});
+    PostEvent(*obj, "Warning", "FailedScheduling", message);
+    lock.lock();
+    return;  // a later update of the pod queues it again
+  }
+  RefreshSnapshotLocked();
+  if (!core_ || ++decisions_since_core_ >= 256) {
+    // The fragmentation-aware policies measure against the workload: the pods seen so far.
+    std::vector<schedule::Pod> seen;
+    seen.reserve(bound_.size() + 1);
+    for (const auto& [k, e] : bound_) seen.push_back(e.pod);
+    seen.push_back(*pod);
+    auto workload = std::make_shared<schedule::WorkloadDistribution>(
+        schedule::WorkloadDistribution::FromPods(seen));
+    auto core = schedule::NewPolicyScheduler(o_.policy, std::move(workload),
+                                             o_.percentage_of_nodes_to_score);
+    if (!core.ok()) {
+      log::Error("scheduler_build_failed", {{"error", std::string(core.status().message())}});
+      return;
+    }
+    core_ = std::move(*core);
+    decisions_since_core_ = 0;
+  }
+  const auto core_start = Clock::now();
+  schedule::ScheduleResult result = core_->Schedule(*pod, snapshot_, rng_);
+  stats_.core_seconds += std::chrono::duration<double>(Clock::now() - core_start).count();
+  if (auto* u = std::get_if<schedule::Unschedulable>(&result)) {
+    ++stats_.unschedulable;
+    unschedulable_[key] = Clock::now();
+    const std::string message = u->Message();
+    lock.unlock();
+    log::Info("pod_unschedulable", {{"pod", key}, {"message", message}});
+    PostEvent(*obj, "Warning", "FailedScheduling", message);
+    lock.lock();
+    return;
+  }
+  const schedule::Placement placement = std::get<schedule::Placement>(std::move(result));
+  // Assume: the next decision sees this pod's resources taken, before the bind returns.
+  schedule::Bind(*pod, placement.gpu_indices, snapshot_.nodes[static_cast<size_t>(placement.node_index)]);
+  bound_[key] = PodEntry{*pod, placement.node_name, placement.gpu_indices, true};
+  pods_on_node_[placement.node_name].insert(key);
+  lock.unlock();
+  const absl::Status st = BindPod(*obj, placement.node_name, placement.gpu_indices);
+  if (st.ok()) {
+    log::Info("pod_scheduled", {{"pod", key}, {"node", placement.node_name},
+                                {"gpus", FormatGpuIndices(placement.gpu_indices)}});
+    PostEvent(*obj, "Normal", "Scheduled",
+              StrCat("Successfully assigned ", key, " to ", placement.node_name,
+                     placement.gpu_indices.empty()
+                         ? std::string()
+                         : StrCat(" (GPUs ", FormatGpuIndices(placement.gpu_indices), ")")));
+  } else {
+    log::Warn("bind_failed", {{"pod", key}, {"node", placement.node_name},
+                              {"error", std::string(st.message())}});
+  }
+  lock.lock();
+  if (st.ok()) {
+    ++stats_.scheduled;
+    return;
+  }
+  ++stats_.bind_errors;
+  auto it = bound_.find(key);
+  if (it != bound_.end() && it->second.assumed) ReleaseLocked(key);  // forget the assumption
+  // Conflict (bound meanwhile) and NotFound (deleted): the watch tells the rest. Else retry.
+  if (!kube::IsConflict(st) && !absl::IsNotFound(st)) {
+    auto& [at, failures] = backoff_[key];
+    failures = std::min(failures + 1, 8);
+    const auto wait = std::min<Duration>(o_.bind_backoff * (1 << (failures - 1)), std::chrono::seconds(10));
+    at = Clock::now() + std::chrono::duration_cast<Clock::duration>(wait);
+  }
+}
+
+absl::Status KubeScheduler::Impl::BindPod(const json::value& pod, const std::string& node,
+                                          const std::vector<int>& gpus) {
+  const std::string ns(Field(pod, "metadata", "namespace"));
+  const std::string name(Field(pod, "metadata", "name"));
+  json::object meta{{"name", name}, {"namespace", ns}};
+  if (const std::string_view uid = Field(pod, "metadata", "uid"); !uid.empty()) {
+    meta["uid"] = uid;  // binds only this incarnation of the pod
+  }
+  if (!gpus.empty()) {
+    // The API server copies a Binding's annotations onto the pod in the same write.
+    meta["annotations"] = json::object{{kAssignedAnnotation, FormatGpuIndices(gpus)}};
+  }
+  const json::object binding{{"apiVersion", "v1"},
+                             {"kind", "Binding"},
+                             {"metadata", std::move(meta)},
+                             {"target", json::object{{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node}}}};
+  auto r = client_->Request("POST", kube::PathFor(kube::resources::kPods, ns, name, "binding"),
+                            json::serialize(binding));
+  return r.ok() ? absl::OkStatus() : r.status();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events: posted from their own thread so a slow or failing events API never holds a bind up.
+
+void KubeScheduler::Impl::PostEvent(const json::value& pod, std::string type, std::string reason,
+                                    std::string message) {
+  Event e{std::string(Field(pod, "metadata", "namespace")), std::string(Field(pod, "metadata", "name")),
+          std::string(Field(pod, "metadata", "uid")), std::move(type), std::move(reason),
+          std::move(message)};
+  {
+    std::lock_guard<std::mutex> lock(events_mu_);
+    if (events_.size() >= 4096) {
+      std::lock_guard<std::mutex> s(mu_);
+      ++stats_.events_dropped;
+      return;
+    }
+    events_.push_back(std::move(e));
+  }
+  events_cv_.notify_one();
+}
+
+void KubeScheduler::Impl::RunEvents(std::stop_token stop) {
+  while (true) {
+    Event e;
+    {
+      std::unique_lock<std::mutex> lock(events_mu_);
+      events_cv_.wait(lock, stop, [this] { return !events_.empty(); });
+      if (events_.empty()) return;  // stopped and drained
+      e = std::move(events_.front());
+      events_.pop_front();
+    }
+    kube::EventSpec spec;
+    spec.involved = json::object{
+        {"apiVersion", "v1"},
+        {"kind", "Pod"},
+        {"metadata", json::object{{"name", e.name}, {"namespace", e.ns}, {"uid", e.uid}}}};
+    spec.type = e.type;
+    spec.reason = e.reason;
+    spec.message = e.message;
+    spec.component = o_.scheduler_name;
+    spec.action = "Scheduling";
+    kube::CallOptions call;
+    call.timeout = std::chrono::seconds(5);
+    if (auto r = client_->CreateEvent(spec, call); !r.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.events_dropped;
+    }
+  }
+}
+
+}  // namespace galley::kubesched

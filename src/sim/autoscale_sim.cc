@@ -1,0 +1,470 @@
+#include "sim/autoscale_sim.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <random>
+
+#include "autoscale/controller_core.h"
+#include "common/strings.h"
+#include "gateway/balancer.h"
+
+namespace galley::sim {
+namespace {
+
+using autoscale::HpaSpec;
+using autoscale::InferencePolicy;
+using autoscale::MetricSourceType;
+using autoscale::MetricSpec;
+using autoscale::TargetType;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr const char* kQueueMetric = "galley_queue_length";
+// The simulation's time 0 as the recommender sees it (any fixed instant would do).
+const absl::Time kEpoch = absl::FromUnixSeconds(1'700'000'000);
+
+absl::Time At(double t) { return kEpoch + absl::Seconds(t); }
+
+// Latencies in 10 us bins up to 10 s (one overflow bin above): exact counts, bounded memory.
+class LatencyHistogram {
+ public:
+  static constexpr double kBin = 10e-6;
+  static constexpr size_t kBins = 1'000'000;
+
+  LatencyHistogram() : counts_(kBins + 1, 0) {}
+  void Add(double s) {
+    const double b = std::floor(std::max(0.0, s) / kBin);
+    ++counts_[b >= kBins ? kBins : static_cast<size_t>(b)];
+    ++total_;
+    max_ = std::max(max_, s);
+  }
+  // The upper edge of the bin holding the q-quantile (nearest rank); 0 when empty.
+  double Quantile(double q) const {
+    if (total_ == 0) return 0;
+    const auto rank = static_cast<int64_t>(std::ceil(q * static_cast<double>(total_)));
+    int64_t seen = 0;
+    for (size_t i = 0; i <= kBins; ++i) {
+      seen += counts_[i];
+      if (seen >= std::max<int64_t>(rank, 1)) return i == kBins ? max_ : (i + 1) * kBin;
+    }
+    return max_;
+  }
+  double max() const { return max_; }
+
+ private:
+  std::vector<uint32_t> counts_;
+  int64_t total_ = 0;
+  double max_ = 0;
+};
+
+enum class State { kStarting, kReady, kDraining, kGone };
+
+struct Replica {
+  int id = 0;
+  State state = State::kStarting;
+  double start = 0;
+  double ready_at = 0;               // when it becomes (or became) ready
+  std::optional<double> ready_time;  // set once ready
+  std::deque<double> queue;          // arrival instants of queued requests
+  std::vector<double> batch;         // arrival instants of the running batch
+  double batch_start = 0;
+  double batch_end = kInf;   // kInf: idle
+  double busy_total = 0;     // seconds spent running batches
+  double cpu_mark_time = 0;  // the HPA's last CPU sample: time and busy_total then
+  double cpu_mark_busy = 0;
+
+  int Outstanding() const { return static_cast<int>(queue.size() + batch.size()); }
+  double BusyAt(double t) const { return busy_total + (batch_end < kInf ? t - batch_start : 0); }
+};
+
+class Engine {
+ public:
+  Engine(const ClusterModel& cluster, const PolicySetup& policy, const SimOptions& options)
+      : cluster_(cluster), policy_(policy), options_(options), rng_(options.seed) {
+    result_.policy = policy.name;
+    for (int i = 0; i < cluster.initial_replicas; ++i) {
+      Replica& r = AddReplica(-3600);
+      MakeReady(r, -3600 + cluster.model_load_time_s);
+    }
+    desired_ = cluster.initial_replicas;
+  }
+
+  SimResult Run(ArrivalStream& arrivals) {
+    std::optional<double> next_arrival = arrivals.Next();
+    double next_tick = 0;
+    double now = 0;
+    while (true) {
+      // The next event; ties go to completions, then readiness, then ticks, then arrivals.
+      double t_done = kInf, t_ready = kInf;
+      Replica* done = nullptr;
+      Replica* ready = nullptr;
+      for (auto& r : replicas_) {
+        if (r->batch_end < t_done) t_done = r->batch_end, done = r.get();
+        if (r->state == State::kStarting && r->ready_at < t_ready)
+          t_ready = r->ready_at, ready = r.get();
+      }
+      const double t_arrival = next_arrival.value_or(kInf);
+      const double t_tick = next_arrival ? next_tick : kInf;  // ticks stop with the arrivals
+      const double t = std::min({t_done, t_ready, t_tick, t_arrival});
+      if (t == kInf) break;
+      if (next_arrival) result_.replica_seconds += existing_ * (t - now);  // cost until the horizon
+      now = t;
+      if (t == t_done) {
+        Complete(*done, t);
+      } else if (t == t_ready) {
+        MakeReady(*ready, t);
+      } else if (t == t_tick) {
+        Tick(t);
+        next_tick += policy_.sync_period_s;
+      } else {
+        Arrive(t);
+        result_.horizon_s = t;
+        next_arrival = arrivals.Next();
+      }
+    }
+    Finish();
+    return std::move(result_);
+  }
+
+ private:
+  Replica& AddReplica(double t) {
+    auto r = std::make_unique<Replica>();
+    r->id = next_id_++;
+    r->start = t;
+    r->ready_at = t + cluster_.model_load_time_s;
+    r->cpu_mark_time = t;
+    replicas_.push_back(std::move(r));
+    ++existing_;
+    result_.max_replicas = std::max(result_.max_replicas, existing_);
+    return *replicas_.back();
+  }
+
+  void MakeReady(Replica& r, double t) {
+    r.state = State::kReady;
+    r.ready_time = t;
+    r.cpu_mark_time = std::max(r.cpu_mark_time, t);
+    r.cpu_mark_busy = r.busy_total;
+  }
+
+  void Gone(Replica& r) {
+    r.state = State::kGone;
+    --existing_;
+  }
+
+  void StartBatch(Replica& r, double t) {
+    const size_t n = std::min(r.queue.size(), static_cast<size_t>(cluster_.service.max_batch_size));
+    r.batch.assign(r.queue.begin(), r.queue.begin() + static_cast<std::ptrdiff_t>(n));
+    r.queue.erase(r.queue.begin(), r.queue.begin() + static_cast<std::ptrdiff_t>(n));
+    r.batch_start = t;
+    r.batch_end = t + cluster_.service.BatchSeconds(static_cast<int>(n));
+  }
+
+  void Complete(Replica& r, double t) {
+    for (const double a : r.batch) {
+      const double latency = t - a;
+      latencies_.Add(latency);
+      ++result_.completed;
+      if (latency <= options_.slo_s) {
+        ++result_.within_slo;
+        CountWindow(a, true);
+      } else {
+        CountWindow(a, false);
+      }
+    }
+    r.busy_total += t - r.batch_start;
+    r.batch.clear();
+    r.batch_end = kInf;
+    if (!r.queue.empty()) {
+      StartBatch(r, t);
+    } else if (r.state == State::kDraining) {
+      Gone(r);
+    }
+  }
+
+  // The gateway's balancer over the ready replicas; no ready replica or a full queue drops.
+  void Arrive(double t) {
+    ++result_.arrived;
+    candidates_.clear();
+    routable_.clear();
+    for (auto& r : replicas_) {
+      if (r->state != State::kReady) continue;
+      candidates_.push_back({r->Outstanding(), true});
+      routable_.push_back(r.get());
+    }
+    const std::optional<size_t> pick = gateway::PickTwoChoices(candidates_, rng_);
+    if (!pick) return Drop(t);
+    Replica& r = *routable_[*pick];
+    if (static_cast<int>(r.queue.size()) >= cluster_.service.max_queue_size) return Drop(t);
+    r.queue.push_back(t);
+    if (r.batch_end == kInf) StartBatch(r, t);
+  }
+
+  void Drop(double t) {
+    ++result_.dropped;
+    CountWindow(t, false);
+  }
+
+  // Step scenario bookkeeping: per arrival second, requests and those within the SLO.
+  void CountWindow(double arrival, bool ok) {
+    if (!options_.step_at_s) return;
+    const auto s = static_cast<size_t>(std::max(0.0, std::floor(arrival)));
+    if (s >= per_second_.size()) per_second_.resize(s + 1, {0, 0});
+    ++per_second_[s].first;
+    if (ok) ++per_second_[s].second;
+  }
+
+  // One controller tick, as autoscale::Controller::Tick does it: observe, aggregate, snapshot,
+  // recommend, remember, scale.
+  void Tick(double t) {
+    const absl::Time now = At(t);
+    autoscale::MetricsSnapshot ms;
+    ms.time = now;
+    std::vector<Replica*> observed;
+    for (auto& r : replicas_) {
+      if (r->state == State::kGone) continue;
+      autoscale::ReplicaObservation o;
+      o.id = StrCat("replica-", r->id);
+      o.ready = r->state == State::kReady;
+      o.start_time = At(r->start);
+      if (r->ready_time) o.ready_time = At(*r->ready_time);
+      // A starting replica's model is not loaded: nothing to report yet.
+      o.scraped = r->state != State::kStarting;
+      o.inflight = r->Outstanding();
+      o.queued = static_cast<double>(r->queue.size());
+      ms.replicas.push_back(std::move(o));
+      observed.push_back(r.get());
+    }
+    const bool inference = std::holds_alternative<InferencePolicy>(policy_.spec.policy);
+    absl::Duration keep = absl::Minutes(10);  // HPA: covers the 5 min downscale stabilisation
+    if (inference) {
+      const auto& p = std::get<InferencePolicy>(policy_.spec.policy);
+      autoscale::RememberObservation(autoscale::Aggregate(ms), now, p.stable_window, observations_);
+      keep = std::max(p.stable_window, p.scale_down_delay);
+    }
+    autoscale::Snapshot snap = autoscale::BuildSnapshot(ms, desired_, observations_);
+    if (!inference) AddPodMetrics(t, observed, snap);
+    const autoscale::Decision d = autoscale::Recommend(snap, policy_.spec, history_, now);
+    autoscale::RememberDecision(d, now, keep, history_);
+    int change = 0;
+    if (d.replicas != desired_) {
+      change = d.replicas - desired_;
+      SetReplicas(d.replicas, t);
+      ++result_.scale_events;
+    }
+    autoscale::RememberScale(change, now, history_);
+    if (options_.keep_timeline) {
+      TickRecord rec{
+          t, desired_, 0, 0, result_.completed - result_.within_slo + result_.dropped, d.reason};
+      for (const Replica* r : observed) {
+        rec.ready += r->state == State::kReady ? 1 : 0;
+        rec.outstanding += r->Outstanding();
+      }
+      result_.timeline.push_back(std::move(rec));
+    }
+    std::erase_if(replicas_, [](const auto& r) { return r->state == State::kGone; });
+  }
+
+  // What the metrics APIs would give the HPA for each observed pod (same order as the snapshot's
+  // pods): metrics-server's CPU usage over its window (Resource metric; the pod's busy share of
+  // the last sync period times the cores it uses when busy) and the custom metrics API's
+  // galley_queue_length (Pods metric; the gauge at the tick). A starting pod reports nothing
+  // (a missing metric, which the HPA treats as its rules say).
+  void AddPodMetrics(double t, const std::vector<Replica*>& observed, autoscale::Snapshot& snap) {
+    for (size_t i = 0; i < observed.size(); ++i) {
+      Replica& r = *observed[i];
+      autoscale::PodState& pod = snap.pods[i];
+      pod.requests["cpu"] = cluster_.cpu_request_cores;
+      if (r.state == State::kStarting) continue;
+      const double window = std::max(t - r.cpu_mark_time, 1e-9);
+      const double busy = std::clamp((r.BusyAt(t) - r.cpu_mark_busy) / window, 0.0, 1.0);
+      r.cpu_mark_time = t;
+      r.cpu_mark_busy = r.BusyAt(t);
+      autoscale::MetricSample cpu;
+      cpu.value = busy * cluster_.cpu_request_cores;
+      cpu.timestamp = At(t);
+      cpu.window = absl::Seconds(policy_.sync_period_s);
+      pod.metrics["cpu"] = cpu;
+      autoscale::MetricSample queue;
+      queue.value = static_cast<double>(r.queue.size());
+      queue.timestamp = At(t);
+      pod.metrics[kQueueMetric] = queue;
+    }
+  }
+
+  // The scale target: adds starting replicas, or removes replicas in the order a ReplicaSet
+  // deletes pods (controller.ActivePods: not ready before ready; then the most recently ready
+  // first); a removed ready replica drains.
+  void SetReplicas(int n, double t) {
+    desired_ = n;
+    std::vector<Replica*> active;
+    for (auto& r : replicas_) {
+      if (r->state == State::kStarting || r->state == State::kReady) active.push_back(r.get());
+    }
+    const int have = static_cast<int>(active.size());
+    for (int i = have; i < n; ++i) AddReplica(t);
+    if (n >= have) return;
+    std::stable_sort(active.begin(), active.end(), [](const Replica* a, const Replica* b) {
+      const bool ar = a->state == State::kReady, br = b->state == State::kReady;
+      if (ar != br) return !ar;
+      if (ar) return a->ready_time.value_or(0) > b->ready_time.value_or(0);
+      return a->start > b->start;
+    });
+    for (int i = 0; i < have - n; ++i) {
+      Replica& r = *active[static_cast<size_t>(i)];
+      if (r.state == State::kStarting || r.Outstanding() == 0) {
+        Gone(r);
+      } else {
+        r.state = State::kDraining;
+      }
+    }
+  }
+
+  void Finish() {
+    result_.p50_s = latencies_.Quantile(0.50);
+    result_.p99_s = latencies_.Quantile(0.99);
+    result_.max_latency_s = latencies_.max();
+    if (!options_.step_at_s) return;
+    // Windows [w, w + W) of whole arrival seconds from the step to the horizon.
+    const double step = *options_.step_at_s;
+    const auto first = static_cast<size_t>(std::ceil(step));
+    const auto window = static_cast<size_t>(std::max(1.0, std::round(options_.restore_window_s)));
+    const auto last_second = static_cast<size_t>(std::floor(result_.horizon_s));
+    std::optional<size_t> last_bad_end;
+    for (size_t w = first; w + window <= last_second + 1; ++w) {
+      int64_t total = 0, ok = 0;
+      for (size_t s = w; s < w + window && s < per_second_.size(); ++s) {
+        total += per_second_[s].first;
+        ok += per_second_[s].second;
+      }
+      if (total > 0 &&
+          static_cast<double>(ok) < options_.restore_share * static_cast<double>(total)) {
+        last_bad_end = w + window;
+      }
+    }
+    if (!last_bad_end) {
+      result_.restore_s = 0;
+    } else if (*last_bad_end <= last_second) {
+      result_.restore_s = static_cast<double>(*last_bad_end) - step;
+    }
+  }
+
+  const ClusterModel& cluster_;
+  const PolicySetup& policy_;
+  const SimOptions& options_;
+  std::mt19937_64 rng_;
+  std::vector<std::unique_ptr<Replica>> replicas_;
+  int next_id_ = 0;
+  int existing_ = 0;  // replicas not gone
+  int desired_ = 0;   // the scale target's spec.replicas
+  autoscale::History history_;
+  std::vector<autoscale::Observation> observations_;
+  std::vector<gateway::Candidate> candidates_;
+  std::vector<Replica*> routable_;
+  LatencyHistogram latencies_;
+  std::vector<std::pair<int64_t, int64_t>> per_second_;
+  SimResult result_;
+};
+
+}  // namespace
+
+PolicySetup MakePolicy(PolicyKind kind, int max_replicas) {
+  PolicySetup p;
+  p.kind = kind;
+  switch (kind) {
+    case PolicyKind::kHpaCpu: {
+      // autoscaling/v2 with the API's default metric (cpu at 80% utilization, defaults.go) and
+      // kube-controller-manager's defaults (15 s sync, tolerance 0.1, 5 min downscale
+      // stabilisation, default behavior policies).
+      HpaSpec h;
+      h.min_replicas = 1;
+      h.max_replicas = max_replicas;
+      h.metrics = {
+          MetricSpec{MetricSourceType::kResource, "cpu", "", TargetType::kUtilization, 80, 0}};
+      p.name = "hpa-cpu";
+      p.spec.policy = h;
+      p.sync_period_s = 15;
+      p.settings = "Resource cpu Utilization 80%, request 1 core; sync 15 s; HPA defaults";
+      break;
+    }
+    case PolicyKind::kHpaQueue: {
+      // A Pods metric from the custom metrics API (e.g. prometheus-adapter) with an AverageValue
+      // target. No upstream default exists; 10 queued requests per pod is fixed a priori in
+      // docs/autoscale-sim.md ("Policies"), not fitted to the trace.
+      HpaSpec h;
+      h.min_replicas = 1;
+      h.max_replicas = max_replicas;
+      h.metrics = {
+          MetricSpec{MetricSourceType::kPods, kQueueMetric, "", TargetType::kAverageValue, 0, 10}};
+      p.name = "hpa-queue";
+      p.spec.policy = h;
+      p.sync_period_s = 15;
+      p.settings = "Pods galley_queue_length AverageValue 10; sync 15 s; HPA defaults";
+      break;
+    }
+    case PolicyKind::kKpa: {
+      // Knative's KPA as shipped (config-autoscaler defaults): container-concurrency-target-
+      // default 100 at target utilization 70% = 70 per replica, 60 s stable / 6 s panic windows,
+      // panic at 200%, scale-down-delay 0; capacity = ready pods only (model_load_time 0 makes
+      // the recommender count no starting replica); min-scale 1 to compare with the others.
+      InferencePolicy k;
+      k.min_replicas = 1;
+      k.max_replicas = max_replicas;
+      k.target_concurrency = 70;
+      k.scale_down_delay = absl::ZeroDuration();
+      k.model_load_time = absl::ZeroDuration();
+      p.name = "kpa";
+      p.spec.policy = k;
+      p.sync_period_s = 2;
+      p.settings =
+          "concurrency target 70 (100 x 70%), windows 60 s / 6 s, panic 200%, "
+          "no scale-down delay, ready pods only; tick 2 s";
+      break;
+    }
+    case PolicyKind::kGalley: {
+      InferencePolicy g;  // every default (autoscale/inference_policy.h)
+      g.max_replicas = max_replicas;
+      p.name = "galley";
+      p.spec.policy = g;
+      p.sync_period_s = 2;
+      p.settings = StrCat("InferencePolicy defaults: concurrency target ", g.target_concurrency,
+                          ", windows 60 s / 6 s, panic 200%, scale-down delay ",
+                          absl::ToDoubleSeconds(g.scale_down_delay), " s, model load ",
+                          absl::ToDoubleSeconds(g.model_load_time), " s; tick 2 s");
+      break;
+    }
+  }
+  return p;
+}
+
+absl::StatusOr<std::vector<PolicyKind>> ParsePolicies(std::string_view list) {
+  static constexpr std::pair<std::string_view, PolicyKind> kNames[] = {
+      {"hpa-cpu", PolicyKind::kHpaCpu},
+      {"hpa-queue", PolicyKind::kHpaQueue},
+      {"kpa", PolicyKind::kKpa},
+      {"galley", PolicyKind::kGalley}};
+  std::vector<PolicyKind> out;
+  if (list == "all") {
+    for (const auto& [name, kind] : kNames) out.push_back(kind);
+    return out;
+  }
+  for (std::string_view name : Split(list, ',')) {
+    auto it = std::find_if(std::begin(kNames), std::end(kNames),
+                           [&](const auto& e) { return e.first == name; });
+    if (it == std::end(kNames)) {
+      return absl::InvalidArgumentError(StrCat("unknown policy '", name,
+                                               "' (want all, or a comma-separated list of hpa-cpu, "
+                                               "hpa-queue, kpa, galley)"));
+    }
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+SimResult Simulate(ArrivalStream& arrivals, const ClusterModel& cluster, const PolicySetup& policy,
+                   const SimOptions& options) {
+  return Engine(cluster, policy, options).Run(arrivals);
+}
+
+}  // namespace galley::sim
