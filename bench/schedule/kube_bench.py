@@ -94,7 +94,7 @@ def main() -> int:
     args = ap.parse_args()
     galley = os.environ.get("GALLEY_BIN") or str(REPO / "build" / "release" / "galley")
     with tempfile.TemporaryDirectory(prefix="galley-kube-bench-") as d:
-        cp = kube_control_plane.ControlPlane(Path(d), controller_manager=False, kwok=True)
+        cp = kube_control_plane.ControlPlane(Path(d), controller_manager=True, kwok=True)
         cp.start()
         try:
             api = Api(cp)

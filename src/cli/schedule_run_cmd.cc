@@ -24,7 +24,9 @@ struct RunFlags {
   std::string kubeconfig;
   std::string context;
   bool in_cluster = false;
-  double qps = 50;    // kube-scheduler's clientConnection defaults (v1beta3+): qps 50, burst 100
+  // kube-scheduler's clientConnection defaults (v1beta3+): qps 50, burst 100. Binds and events
+  // each have a client, and so a limit, of their own.
+  double qps = 50;
   int burst = 100;
   int64_t lease_duration_ms = 15'000;
   int64_t renew_deadline_ms = 10'000;
@@ -69,6 +71,8 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
   Flag(cmd, "unschedulable-retry-ms", f->unschedulable_retry_ms,
        "retry an unschedulable pod after this even if the cluster did not change")
       ->check(CLI::PositiveNumber);
+  Flag(cmd, "bind-workers", f->options.bind_workers, "threads making bind calls")
+      ->check(CLI::Range(1, 256));
   Flag(cmd, "kube-api-qps", f->qps, "client-side rate limit on API requests (0: none)")
       ->check(CLI::NonNegativeNumber);
   Flag(cmd, "kube-api-burst", f->burst, "burst of the rate limit")->check(CLI::PositiveNumber);
@@ -93,12 +97,15 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
     kube::ClientOptions co;
     co.rate_limit = {f->qps, f->burst};
     co.user_agent = "galley-scheduler";
-    auto client = kube::Client::Create(*std::move(config), co);
-    if (!client.ok()) {
-      std::cerr << "galley schedule run: " << client.status().message() << "\n";
+    auto client = kube::Client::Create(*config, co);
+    co.user_agent = "galley-scheduler-events";
+    auto events_client = client.ok() ? kube::Client::Create(*config, co) : client.status();
+    if (!events_client.ok()) {
+      std::cerr << "galley schedule run: " << events_client.status().message() << "\n";
       return 2;
     }
     kubesched::KubeSchedulerOptions o = f->options;
+    o.events_client = events_client->get();
     if (o.identity.empty()) o.identity = DefaultIdentity();
     o.lease_duration = milliseconds(f->lease_duration_ms);
     o.renew_deadline = milliseconds(f->renew_deadline_ms);

@@ -43,8 +43,9 @@ struct UpFlags {
   int max_replicas = 4;
   double target_concurrency = autoscale::InferencePolicy{}.target_concurrency;
   int64_t sync_period_ms = 15'000;
-  int64_t stable_window_ms = 60'000;
-  int64_t scale_down_delay_ms = 60'000;
+  int64_t stable_window_ms = absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.stable_window);
+  int64_t scale_down_delay_ms =
+      absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.scale_down_delay);
   int64_t model_load_time_ms = 10'000;
   // --autoscale-mode hpa: the HPA-compatible recommender on one Pods metric (AverageValue).
   std::string autoscale_mode = "galley";

@@ -117,6 +117,15 @@ class KubeScheduler::Impl {
   void RunScheduling(std::stop_token stop);
   void ScheduleOne(const std::string& key, std::unique_lock<std::mutex>& lock);
   absl::Status BindPod(const json::value& pod, const std::string& node, const std::vector<int>& gpus);
+  struct BindTask {
+    std::string key;
+    json::value pod;
+    std::string node;
+    std::vector<int> gpus;
+  };
+  void RunBinder(std::stop_token stop);
+  void FinishBind(const BindTask& task, const absl::Status& status);
+  void ForgetLocked(const std::string& key, const absl::Status& why);
 
   // Events.
   void PostEvent(const json::value& pod, std::string type, std::string reason, std::string message);
@@ -152,6 +161,13 @@ class KubeScheduler::Impl {
   int decisions_since_core_ = 0;
   schedule::Rng rng_;
   KubeSchedulerStats stats_;
+
+  // Binds waiting for a worker. Only while leading: a term's end drops those not yet started.
+  std::mutex bind_mu_;
+  std::condition_variable_any bind_cv_;
+  std::deque<BindTask> binds_;
+  int binds_in_flight_ = 0;
+  std::vector<std::unique_ptr<std::jthread>> binders_;
 
   std::mutex events_mu_;
   std::condition_variable_any events_cv_;
@@ -198,6 +214,9 @@ absl::Status KubeScheduler::Impl::Start() {
   if (absl::Status st = nodes_->Start(); !st.ok()) return st;
   if (absl::Status st = pods_->Start(); !st.ok()) return st;
   events_thread_ = std::make_unique<std::jthread>([this](std::stop_token s) { RunEvents(s); });
+  for (int i = 0; i < std::max(1, o_.bind_workers); ++i) {
+    binders_.push_back(std::make_unique<std::jthread>([this](std::stop_token s) { RunBinder(s); }));
+  }
   if (!o_.leader_elect) {
     scheduling_ = std::make_unique<std::jthread>([this](std::stop_token s) { RunScheduling(s); });
     return absl::OkStatus();
@@ -233,6 +252,9 @@ void KubeScheduler::Impl::Stop() {
     cv_.notify_all();
     scheduling_.reset();
   }
+  for (auto& b : binders_) b->request_stop();
+  bind_cv_.notify_all();
+  binders_.clear();  // joins: binds in flight complete
   if (pods_) pods_->Stop();
   if (nodes_) nodes_->Stop();
   if (events_thread_) {
@@ -460,8 +482,21 @@ void KubeScheduler::Impl::RunScheduling(std::stop_token stop) {
     in_active_.erase(key);
     ScheduleOne(key, lock);
   }
+  lock.unlock();
+  // The term is over: binds not yet started are dropped (another leader decides now), and the
+  // term ends only when those in flight have finished.
+  std::deque<BindTask> dropped;
+  {
+    std::unique_lock<std::mutex> b(bind_mu_);
+    dropped.swap(binds_);
+    bind_cv_.wait(b, [this] { return binds_in_flight_ == 0; });
+  }
+  {
+    std::lock_guard<std::mutex> relock(mu_);
+    for (const BindTask& t : dropped) ForgetLocked(t.key, absl::CancelledError("leadership ended"));
+  }
   leading_.store(false);
-  log::Info("scheduling_stopped", {{"identity", o_.identity}});
+  log::Info("scheduling_stopped", {{"identity", o_.identity}, {"binds_dropped", dropped.size()}});
 }
 
 void KubeScheduler::Impl::ScheduleOne(const std::string& key, std::unique_lock<std::mutex>& lock) {
@@ -513,35 +548,66 @@ void KubeScheduler::Impl::ScheduleOne(const std::string& key, std::unique_lock<s
   schedule::Bind(*pod, placement.gpu_indices, snapshot_.nodes[static_cast<size_t>(placement.node_index)]);
   bound_[key] = PodEntry{*pod, placement.node_name, placement.gpu_indices, true};
   pods_on_node_[placement.node_name].insert(key);
-  lock.unlock();
-  const absl::Status st = BindPod(*obj, placement.node_name, placement.gpu_indices);
-  if (st.ok()) {
-    log::Info("pod_scheduled", {{"pod", key}, {"node", placement.node_name},
-                                {"gpus", FormatGpuIndices(placement.gpu_indices)}});
-    PostEvent(*obj, "Normal", "Scheduled",
-              StrCat("Successfully assigned ", key, " to ", placement.node_name,
-                     placement.gpu_indices.empty()
-                         ? std::string()
-                         : StrCat(" (GPUs ", FormatGpuIndices(placement.gpu_indices), ")")));
-  } else {
-    log::Warn("bind_failed", {{"pod", key}, {"node", placement.node_name},
-                              {"error", std::string(st.message())}});
+  // Bind on a worker (kube-scheduler's binding cycle runs apart from its scheduling cycle too),
+  // so the next decision does not wait for this write to reach etcd.
+  {
+    std::lock_guard<std::mutex> b(bind_mu_);
+    binds_.push_back(BindTask{key, std::move(*obj), placement.node_name, placement.gpu_indices});
   }
-  lock.lock();
+  bind_cv_.notify_one();
+}
+
+void KubeScheduler::Impl::RunBinder(std::stop_token stop) {
+  while (true) {
+    BindTask t;
+    {
+      std::unique_lock<std::mutex> b(bind_mu_);
+      bind_cv_.wait(b, stop, [this] { return !binds_.empty(); });
+      if (binds_.empty()) return;
+      t = std::move(binds_.front());
+      binds_.pop_front();
+      ++binds_in_flight_;
+    }
+    FinishBind(t, BindPod(t.pod, t.node, t.gpus));
+    {
+      std::lock_guard<std::mutex> b(bind_mu_);
+      --binds_in_flight_;
+    }
+    bind_cv_.notify_all();
+  }
+}
+
+void KubeScheduler::Impl::FinishBind(const BindTask& t, const absl::Status& st) {
+  if (st.ok()) {
+    log::Info("pod_scheduled", {{"pod", t.key}, {"node", t.node}, {"gpus", FormatGpuIndices(t.gpus)}});
+    PostEvent(t.pod, "Normal", "Scheduled",
+              StrCat("Successfully assigned ", t.key, " to ", t.node,
+                     t.gpus.empty() ? std::string()
+                                    : StrCat(" (GPUs ", FormatGpuIndices(t.gpus), ")")));
+  } else {
+    log::Warn("bind_failed", {{"pod", t.key}, {"node", t.node}, {"error", std::string(st.message())}});
+  }
+  std::lock_guard<std::mutex> lock(mu_);
   if (st.ok()) {
     ++stats_.scheduled;
     return;
   }
   ++stats_.bind_errors;
+  ForgetLocked(t.key, st);
+}
+
+// A bind that failed or was never made: the pod no longer holds its node's resources here.
+void KubeScheduler::Impl::ForgetLocked(const std::string& key, const absl::Status& why) {
   auto it = bound_.find(key);
-  if (it != bound_.end() && it->second.assumed) ReleaseLocked(key);  // forget the assumption
+  if (it != bound_.end() && it->second.assumed) ReleaseLocked(key);
   // Conflict (bound meanwhile) and NotFound (deleted): the watch tells the rest. Else retry.
-  if (!kube::IsConflict(st) && !absl::IsNotFound(st)) {
+  if (!kube::IsConflict(why) && !absl::IsNotFound(why)) {
     auto& [at, failures] = backoff_[key];
     failures = std::min(failures + 1, 8);
     const auto wait = std::min<Duration>(o_.bind_backoff * (1 << (failures - 1)), std::chrono::seconds(10));
     at = Clock::now() + std::chrono::duration_cast<Clock::duration>(wait);
   }
+  cv_.notify_all();
 }
 
 absl::Status KubeScheduler::Impl::BindPod(const json::value& pod, const std::string& node,
@@ -607,7 +673,8 @@ void KubeScheduler::Impl::RunEvents(std::stop_token stop) {
     spec.action = "Scheduling";
     kube::CallOptions call;
     call.timeout = std::chrono::seconds(5);
-    if (auto r = client_->CreateEvent(spec, call); !r.ok()) {
+    kube::Client* events = o_.events_client != nullptr ? o_.events_client : client_;
+    if (auto r = events->CreateEvent(spec, call); !r.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.events_dropped;
     }

@@ -47,6 +47,13 @@ struct KubeSchedulerOptions {
   // Unschedulable pods are tried again when the cluster changes (a node added or changed, a pod
   // gone), and at the latest after this (kube-scheduler's podMaxInUnschedulablePodsDuration).
   Duration unschedulable_retry = std::chrono::minutes(5);
+  // Bind calls run on this many threads, apart from the decisions (kube-scheduler binds each pod
+  // in a goroutine of its own); the API server's write latency then does not cap throughput.
+  int bind_workers = 16;
+  // Events go through this client when set (kube-scheduler posts events through a client of its
+  // own, so that they do not use up the binds' rate limit); else through the main one. Must
+  // outlive the scheduler.
+  kube::Client* events_client = nullptr;
   // A failed bind is tried again after this (doubling per failure, up to 10 s).
   Duration bind_backoff = std::chrono::milliseconds(100);
 };
