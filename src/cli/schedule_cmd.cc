@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "common/strings.h"
 #include "schedule/policy.h"
 #include "sim/replay.h"
@@ -19,13 +20,6 @@
 
 namespace galley::cli {
 namespace {
-
-template <typename T>
-CLI::Option* Flag(CLI::App* app, const std::string& name, T& value, const std::string& help) {
-  std::string env = "GALLEY_";
-  for (char c : name) env.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
-  return app->add_option("--" + name, value, help)->envname(env)->capture_default_str();
-}
 
 double PeakRssMib() {
   struct rusage ru {};

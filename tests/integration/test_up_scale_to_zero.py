@@ -13,6 +13,8 @@ from conftest import Client
 ZERO_FLAGS = {
     "--min-replicas": "0",
     "--max-replicas": "2",
+    # Eight held requests are well under one replica's worth: one replica must come, not two.
+    "--target-concurrency": "45",
     "--sync-period-ms": "300",
     "--stable-window-ms": "1500",
     "--scale-down-delay-ms": "500",
