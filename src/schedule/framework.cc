@@ -30,9 +30,15 @@ std::vector<std::string> Registry::Names() const {
   return out;
 }
 
+int Unschedulable::RejectedNodes() const {
+  int n = 0;
+  for (const ReasonCount& r : reasons) n += r.nodes;
+  return n;
+}
+
 std::string Unschedulable::Message() const {
   std::map<std::string, int> counts;
-  for (const NodeReason& r : reasons) ++counts[r.reason];
+  for (const ReasonCount& r : reasons) counts[r.reason] += r.nodes;
   std::string out = StrCat("0/", total_nodes, " nodes are available");
   const char* sep = ": ";
   for (const auto& [reason, n] : counts) {
@@ -83,10 +89,20 @@ Unschedulable Scheduler::Diagnose(const Pod& pod, const ClusterSnapshot& snapsho
   diagnosis.total_nodes = static_cast<int>(snapshot.nodes.size());
   for (const Node& node : snapshot.nodes) {
     for (const Plugin* f : active_filters_) {
-      if (auto reason = f->Filter(pod, node, state)) {
-        diagnosis.reasons.push_back({node.name, std::string(f->Name()), std::move(*reason)});
-        break;
+      // The fast path first: only a node the filter rejects gets its reason worded.
+      if (f->Passes(pod, node, state)) continue;
+      std::optional<std::string> reason = f->Filter(pod, node, state);
+      if (!reason) continue;  // cannot happen: Passes and Filter agree
+      auto it = std::find_if(diagnosis.reasons.begin(), diagnosis.reasons.end(),
+                             [&](const Unschedulable::ReasonCount& r) {
+                               return r.reason == *reason && r.plugin == f->Name();
+                             });
+      if (it == diagnosis.reasons.end()) {
+        diagnosis.reasons.push_back({std::string(f->Name()), std::move(*reason), 1});
+      } else {
+        ++it->nodes;
       }
+      break;
     }
   }
   return diagnosis;

@@ -141,13 +141,16 @@ int NumFeasibleNodesToFind(int percentage, int num_nodes);
 // The typed outcome when no node fits.
 struct Unschedulable {
   int total_nodes = 0;
-  // Per rejected node: the plugin and the reason.
-  struct NodeReason {
-    std::string node;
+  // How many nodes each plugin rejected for each reason, as kube-scheduler's Diagnosis counts
+  // them for its message (no per-node records: a pod that fits nowhere on 5,000 nodes would
+  // otherwise copy 5,000 names and reasons), in order of first appearance.
+  struct ReasonCount {
     std::string plugin;
     std::string reason;
+    int nodes = 0;
   };
-  std::vector<NodeReason> reasons;
+  std::vector<ReasonCount> reasons;
+  int RejectedNodes() const;
   // "0/N nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {a: b}."
   std::string Message() const;
 };

@@ -205,7 +205,26 @@ TEST(FrameworkTest, TieBreaking) {
   EXPECT_EQ(seen_random.size(), 3u);
 }
 
-TEST(FrameworkTest, UnschedulableListsReasonsPerNode) {
+TEST(FrameworkTest, UnschedulableCountsNodesWithTheSameReasonOnce) {
+  std::vector<Node> nodes;
+  for (int i = 0; i < 50; ++i) nodes.push_back(GpuNode("full-" + std::to_string(i), 1, {1000}));
+  Node tainted = GpuNode("tainted", 1);
+  tainted.taints = {{"a", "b", TaintEffect::kNoExecute}};
+  nodes.push_back(tainted);
+  ClusterSnapshot snap{nodes};
+  auto s = NewPolicyScheduler("bestfit", nullptr);
+  ASSERT_TRUE(s.ok());
+  Rng rng(1);
+  auto result = (*s)->Schedule(GpuPod(1, 1000), snap, rng);
+  const auto* u = std::get_if<Unschedulable>(&result);
+  ASSERT_NE(u, nullptr);
+  EXPECT_EQ(u->RejectedNodes(), 51);
+  ASSERT_EQ(u->reasons.size(), 2u);
+  EXPECT_EQ(u->Message(),
+            "0/51 nodes are available: 50 Insufficient GPUs, 1 node(s) had untolerated taint {a: b}.");
+}
+
+TEST(FrameworkTest, UnschedulableCountsReasons) {
   Node small = GpuNode("small", 1, {}, 500);
   Node tainted = GpuNode("tainted", 1);
   tainted.taints = {{"a", "b", TaintEffect::kNoExecute}};
@@ -217,7 +236,8 @@ TEST(FrameworkTest, UnschedulableListsReasonsPerNode) {
   auto result = (*s)->Schedule(GpuPod(1, 1000), snap, rng);
   const auto* u = std::get_if<Unschedulable>(&result);
   ASSERT_NE(u, nullptr);
-  EXPECT_EQ(u->reasons.size(), 3u);
+  EXPECT_EQ(u->RejectedNodes(), 3);
+  EXPECT_EQ(u->reasons.size(), 3u);  // three different reasons
   EXPECT_EQ(u->Message(),
             "0/3 nodes are available: 1 Insufficient GPUs, 1 Insufficient cpu, "
             "1 node(s) had untolerated taint {a: b}.");
