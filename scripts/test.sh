@@ -19,7 +19,9 @@ GALLEY_BIN=$ROOT/build/release/galley "$ROOT/.venv/bin/python" -m pytest -q -p n
 echo "== integration tests (asan+ubsan)"
 GALLEY_BIN=$ROOT/build/asan/galley "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/integration
 echo "== Kubernetes control-plane tests"
-"$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/kube
+GALLEY_BIN=$ROOT/build/release/galley "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/kube
+echo "== Kubernetes scheduler tests (asan+ubsan)"
+GALLEY_BIN=$ROOT/build/asan/galley "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/kube/test_scheduler.py
 
 echo "== fuzzing (bounded)"
 scripts/fuzz.sh "${GALLEY_FUZZ_SECONDS:-20}"

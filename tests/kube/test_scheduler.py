@@ -92,8 +92,15 @@ def schedulers(control_plane, tmp_path):
         return s
 
     yield start
+    problems = []
     for s in started:
         s.stop()
+        text = s.log_path.read_text()
+        # Under the ASan+UBSan build a report in the log fails the test.
+        if "Sanitizer" in text or "runtime error:" in text:
+            problems.append(f"{s.log_path}:\n{text[-4000:]}")
+    if problems:
+        pytest.fail("sanitizer reports:\n" + "\n".join(problems), pytrace=False)
 
 
 def make_node(kube: KubeClient, name: str, test_id: str, gpus: int = 0, model: str = "",
