@@ -281,12 +281,12 @@ void KubeScheduler::Impl::OnNode(const json::value& obj) {
   auto it = node_entries_.find(node->name);
   if (it != node_entries_.end() && it->second.shape == shape) return;  // a heartbeat
   const std::string name = node->name;
-  if (it == node_entries_.end()) nodes_changed_ = true;
+  // A new node, or one cordoned or uncordoned, changes which nodes the snapshot holds.
+  if (it == node_entries_.end() || it->second.schedulable != schedulable) nodes_changed_ = true;
   NodeEntry& e = node_entries_[name];
   e.base = std::move(*node);
   e.schedulable = schedulable;
   e.shape = std::move(shape);
-  if (!schedulable) nodes_changed_ = true;  // leaves the snapshot
   dirty_.insert(name);
   WakeUnschedulableLocked();
 }

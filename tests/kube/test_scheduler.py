@@ -332,3 +332,29 @@ def test_the_scheduler_rides_out_an_apiserver_restart(control_plane, kube, sched
     assert assigned(kube, f"small-{t}") == assigned(kube, f"before-{t}") == [0]
     assert bound_node(kube, f"big-{t}") is None
     assert s.proc.poll() is None
+
+
+def test_a_cordoned_node_gets_nothing_until_it_is_uncordoned(kube, schedulers):
+    t = uid()
+    name = f"galley-{t}"
+    make_node(kube, f"c-{t}", t, gpus=1, model="NVIDIA-A100-SXM4-80GB")
+    node_path = f"/api/v1/nodes/c-{t}"
+
+    def set_unschedulable(value: bool) -> None:
+        # KWOK and the node controller write the node too: read, change, write, again on 409.
+        for _ in range(20):
+            node = kube.get(node_path)
+            node["spec"]["unschedulable"] = value
+            status, body = kube.request("PUT", node_path, node)
+            if status != 409:
+                assert status == 200, body
+                return
+        pytest.fail("node update kept conflicting")
+
+    set_unschedulable(True)  # kubectl cordon
+    s = schedulers(name, "--leader-elect=false")
+    make_pod(kube, f"w-{t}", name, t, milli=500)
+    s.wait_for("pod_unschedulable", lambda l: l["pod"] == f"{NS}/w-{t}")
+    assert bound_node(kube, f"w-{t}") is None
+    set_unschedulable(False)  # kubectl uncordon: the waiting pod goes there
+    assert poll("w bound", lambda: bound_node(kube, f"w-{t}")) == f"c-{t}"
