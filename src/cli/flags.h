@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include <sys/resource.h>
+
 #include "CLI/CLI.hpp"
 #include "http/server.h"
 
@@ -18,6 +20,14 @@ CLI::Option* Flag(CLI::App* app, const std::string& name, T& value, const std::s
   std::string env = "GALLEY_";
   for (char c : name) env.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
   return app->add_option("--" + name, value, help)->envname(env)->capture_default_str();
+}
+
+// This process's peak resident memory in MiB (getrusage; Linux reports KiB), which the
+// benchmark-style subcommands print beside their speed.
+inline double PeakRssMib() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
 // The flags every HTTP-serving subcommand has (listen address, limits, drain, logging), as

@@ -1,7 +1,5 @@
 #include "cli/schedule_cmd.h"
 
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -20,12 +18,6 @@
 
 namespace galley::cli {
 namespace {
-
-double PeakRssMib() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
-}
 
 struct Inputs {
   std::vector<schedule::Node> nodes;

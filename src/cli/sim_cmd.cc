@@ -6,8 +6,6 @@
 // to that peak through the autoscaling simulator (sim/autoscale_sim.h), once per policy, and
 // prints the policies side by side. docs/autoscale-sim.md describes the model and the numbers.
 // Exit 0 on a report, 1 when the trace cannot be read or parsed, 2 on bad flags.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -197,12 +195,6 @@ class SimCommand {
     char buf[64];
     std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
     return buf;
-  }
-
-  static double PeakRssMib() {
-    struct rusage ru {};
-    getrusage(RUSAGE_SELF, &ru);
-    return static_cast<double>(ru.ru_maxrss) / 1024.0;
   }
 
   void PrintTable(const sim::ClusterModel& cluster, const Scenario& sc,

@@ -267,6 +267,7 @@ absl::StatusOr<json::value> Client::UpdateScale(const ResourceType& type, std::s
 
 absl::Status Client::Bind(std::string_view ns, std::string_view pod_name,
                           std::string_view node_name, std::string_view pod_uid,
+                          const std::map<std::string, std::string>& annotations,
                           const CallOptions& call) {
   if (pod_name.empty() || node_name.empty()) {
     return absl::InvalidArgumentError("Bind: empty pod or node name");
@@ -275,6 +276,11 @@ absl::Status Client::Bind(std::string_view ns, std::string_view pod_name,
   // defaultbinder): metadata names the pod (and its UID), target the node.
   json::object meta{{"name", pod_name}, {"namespace", ns}};
   if (!pod_uid.empty()) meta["uid"] = pod_uid;
+  if (!annotations.empty()) {
+    json::object a;
+    for (const auto& [k, v] : annotations) a[k] = v;
+    meta["annotations"] = std::move(a);
+  }
   const json::value binding = {
       {"apiVersion", "v1"},
       {"kind", "Binding"},

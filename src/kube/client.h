@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -141,9 +142,12 @@ class Client {
                                                  const CallOptions& call = {});
   // Binds a pod to a node: POST pods/NAME/binding with a v1 Binding (what kube-scheduler does).
   // With a non-empty `pod_uid` the binding applies only to that incarnation of the pod. Conflict
-  // when the pod is already bound.
+  // when the pod is already bound. `annotations` go on the Binding's metadata, which the API
+  // server copies onto the pod in the same write (e.g. the GPUs a scheduler gave it).
   absl::Status Bind(std::string_view ns, std::string_view pod_name, std::string_view node_name,
-                    std::string_view pod_uid = {}, const CallOptions& call = {});
+                    std::string_view pod_uid = {},
+                    const std::map<std::string, std::string>& annotations = {},
+                    const CallOptions& call = {});
   // Creates a core/v1 Event (name "<involved name>.<unique hex>", count 1, first/last timestamp
   // now) and returns it.
   absl::StatusOr<boost::json::value> CreateEvent(const EventSpec& spec,

@@ -349,11 +349,14 @@ TEST_F(KubeClientTest, BindingSubresourceAssignsAPodToANode) {
 
   // A binding for another incarnation (wrong UID) is refused.
   EXPECT_FALSE(client_->Bind(ns_, "p", node, "00000000-0000-0000-0000-000000000000").ok());
-  const absl::Status bound = client_->Bind(ns_, "p", node, UidOf(*created));
+  const absl::Status bound =
+      client_->Bind(ns_, "p", node, UidOf(*created), {{"example.dev/given", "0,3"}});
   ASSERT_TRUE(bound.ok()) << bound;
   auto got = client_->Get(resources::kPods, ns_, "p");
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(Str(got->at("spec").at("nodeName")), node);
+  // The Binding's annotations land on the pod in the same write.
+  EXPECT_EQ(Str(got->at("metadata").at("annotations").at("example.dev/given")), "0,3");
   // Binding twice is a conflict.
   const absl::Status twice = client_->Bind(ns_, "p", node);
   EXPECT_EQ(HttpCode(twice), 409) << twice;

@@ -272,7 +272,7 @@ void KubeScheduler::Impl::OnNode(const json::value& obj) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!node.ok()) {
     log::Warn("node_invalid", {{"error", std::string(node.status().message())}});
-    const std::string name(Field(obj, "metadata", "name"));
+    const std::string name(kube::NameOf(obj));
     if (node_entries_.erase(name) > 0) nodes_changed_ = true;
     return;
   }
@@ -293,7 +293,7 @@ void KubeScheduler::Impl::OnNode(const json::value& obj) {
 
 void KubeScheduler::Impl::OnNodeDeleted(const json::value& obj) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (node_entries_.erase(std::string(Field(obj, "metadata", "name"))) > 0) nodes_changed_ = true;
+  if (node_entries_.erase(std::string(kube::NameOf(obj))) > 0) nodes_changed_ = true;
 }
 
 bool KubeScheduler::Impl::ShouldScheduleLocked(const std::string& key, const json::value& obj) const {
@@ -612,23 +612,11 @@ void KubeScheduler::Impl::ForgetLocked(const std::string& key, const absl::Statu
 
 absl::Status KubeScheduler::Impl::BindPod(const json::value& pod, const std::string& node,
                                           const std::vector<int>& gpus) {
-  const std::string ns(Field(pod, "metadata", "namespace"));
-  const std::string name(Field(pod, "metadata", "name"));
-  json::object meta{{"name", name}, {"namespace", ns}};
-  if (const std::string_view uid = Field(pod, "metadata", "uid"); !uid.empty()) {
-    meta["uid"] = uid;  // binds only this incarnation of the pod
-  }
-  if (!gpus.empty()) {
-    // The API server copies a Binding's annotations onto the pod in the same write.
-    meta["annotations"] = json::object{{kAssignedAnnotation, FormatGpuIndices(gpus)}};
-  }
-  const json::object binding{{"apiVersion", "v1"},
-                             {"kind", "Binding"},
-                             {"metadata", std::move(meta)},
-                             {"target", json::object{{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node}}}};
-  auto r = client_->Request("POST", kube::PathFor(kube::resources::kPods, ns, name, "binding"),
-                            json::serialize(binding));
-  return r.ok() ? absl::OkStatus() : r.status();
+  std::map<std::string, std::string> annotations;
+  if (!gpus.empty()) annotations[std::string(kAssignedAnnotation)] = FormatGpuIndices(gpus);
+  // The pod's UID makes the bind apply only to this incarnation of the pod.
+  return client_->Bind(kube::NamespaceOf(pod), kube::NameOf(pod), node, kube::UidOf(pod),
+                       annotations);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -636,8 +624,8 @@ absl::Status KubeScheduler::Impl::BindPod(const json::value& pod, const std::str
 
 void KubeScheduler::Impl::PostEvent(const json::value& pod, std::string type, std::string reason,
                                     std::string message) {
-  Event e{std::string(Field(pod, "metadata", "namespace")), std::string(Field(pod, "metadata", "name")),
-          std::string(Field(pod, "metadata", "uid")), std::move(type), std::move(reason),
+  Event e{std::string(kube::NamespaceOf(pod)), std::string(kube::NameOf(pod)),
+          std::string(kube::UidOf(pod)), std::move(type), std::move(reason),
           std::move(message)};
   {
     std::lock_guard<std::mutex> lock(events_mu_);
