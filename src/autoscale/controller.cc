@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 
+#include "autoscale/inference_policy.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "prometheus/family.h"
@@ -165,7 +166,7 @@ Spec SpecOf(const ControllerOptions& options) {
 }
 
 absl::Duration RecommendationMemory(const ControllerOptions& options) {
-  if (!options.hpa) return std::max(options.policy.stable_window, options.policy.scale_down_delay);
+  if (!options.hpa) return InferenceMemory(options.policy);
   const HpaSpec& hpa = *options.hpa;
   if (!hpa.behavior) return hpa.downscale_stabilization;  // StabilizeLegacy's only window
   // DefaultScaleUp/DefaultScaleDown (hpa.cc): unset windows are 0 s up, 300 s down

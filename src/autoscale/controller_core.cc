@@ -64,6 +64,7 @@ void RememberDecision(const Decision& d, absl::Time now, absl::Duration keep, Hi
           [&](const TimestampedRecommendation& r) { return r.time <= now - keep; });
   history.panic_since = d.panic_since;
   history.last_active = d.last_active;
+  history.burst_onsets = d.burst_onsets;
 }
 
 void RememberScale(int change, absl::Time now, History& history) {

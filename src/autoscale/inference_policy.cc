@@ -79,7 +79,36 @@ MetricProposal Guard(const std::string& name, std::optional<double> observed, do
   return p;
 }
 
+// A series of bursts has ended once no burst began for this multiple of its longest gap. If burst
+// onsets arrive as a Poisson process (exponential gaps of mean m), the longest of n gaps is about
+// m ln n, and a gap longer than twice that has probability exp(-2 ln n) = 1/n^2: after ten bursts,
+// a 1% chance of dropping the fleet just before the next one (1.25 would make it 6%).
+constexpr double kBurstLapseFactor = 2.0;
+
+// Rule (Galley): the start of the current series of recurring bursts, if one is under way: at
+// least two onsets, each at most burst_gap_max after the one before, the newest no longer ago
+// than kBurstLapseFactor times the longest gap between them.
+std::optional<absl::Time> RecurringSince(const std::vector<absl::Time>& onsets,
+                                         const InferencePolicy& p, absl::Time now) {
+  if (onsets.size() < 2) return std::nullopt;
+  size_t first = onsets.size() - 1;
+  absl::Duration longest = absl::ZeroDuration();
+  while (first > 0 && onsets[first] - onsets[first - 1] <= p.burst_gap_max) {
+    longest = std::max(longest, onsets[first] - onsets[first - 1]);
+    --first;
+  }
+  if (first == onsets.size() - 1 || now - onsets.back() > longest * kBurstLapseFactor) {
+    return std::nullopt;
+  }
+  return onsets[first];
+}
+
 }  // namespace
+
+absl::Duration InferenceMemory(const InferencePolicy& p) {
+  return std::max({p.stable_window, p.scale_down_delay,
+                   p.burst_gap_max > absl::ZeroDuration() ? p.burst_memory : absl::ZeroDuration()});
+}
 
 Decision RecommendInference(const Snapshot& snapshot, const InferencePolicy& policy,
                             const History& history, absl::Time now) {
@@ -128,6 +157,31 @@ Decision RecommendInference(const Snapshot& snapshot, const InferencePolicy& pol
   }
   d.panic = d.panic_since.has_value();
 
+  // Rule (Galley): a burst begins at a tick whose panic-window demand is at least the panic
+  // threshold times the stable-window demand (both in replicas, the stable one counted as at least
+  // 1), unless another began within the last stable window. Unlike panic mode this compares
+  // demand with demand, not with capacity, so bursts that a held fleet absorbs are still seen.
+  // Onsets older than burst_memory are forgotten.
+  const bool recurrence = policy.burst_gap_max > absl::ZeroDuration();
+  if (recurrence) {
+    d.burst_onsets = history.burst_onsets;
+    std::erase_if(d.burst_onsets,
+                  [&](absl::Time t) { return t <= now - policy.burst_memory || t > now; });
+    const double stable_pods = std::max(stable.concurrency / policy.target_concurrency, 1.0);
+    if (panic.samples > 0 && panic_pods >= stable_pods * policy.panic_threshold_percentage / 100 &&
+        (d.burst_onsets.empty() || d.burst_onsets.back() <= now - policy.stable_window)) {
+      d.burst_onsets.push_back(now);
+    }
+  }
+  // The scale-down delay in force: the configured one, or, while bursts recur, back to the first
+  // burst of the series.
+  d.hold = policy.scale_down_delay;
+  if (recurrence) {
+    if (const auto since = RecurringSince(d.burst_onsets, policy, now)) {
+      d.hold = std::max(d.hold, now - *since + absl::Seconds(1));
+    }
+  }
+
   int desired = d.panic ? std::max(want_panic, want_stable) : want_stable;
   if (d.panic) {
     // Rule (KPA): in panic mode never scale down: keep the current count and the highest
@@ -160,12 +214,17 @@ Decision RecommendInference(const Snapshot& snapshot, const InferencePolicy& pol
   std::string reason = desired > current ? "ScaleUp" : desired < current ? "ScaleDown" : "Steady";
   int result = desired;
   if (result < current) {
-    // Rule: hold the highest recommendation of the scale-down delay (Knative scale-down-delay).
-    int held = result;
+    // Rule: hold the highest recommendation of the scale-down delay (Knative scale-down-delay),
+    // or of the current series of recurring bursts.
+    int held = result, held_base = result;
     for (const auto& r : history.recommendations) {
-      if (r.time > now - policy.scale_down_delay) held = std::max(held, r.replicas);
+      if (r.time > now - d.hold) held = std::max(held, r.replicas);
+      if (r.time > now - policy.scale_down_delay) held_base = std::max(held_base, r.replicas);
     }
-    if (held > result) result = std::min(held, current), reason = "ScaleDownDelayed";
+    if (held > result) {
+      result = std::min(held, current);
+      reason = held > held_base ? "BurstHold" : "ScaleDownDelayed";
+    }
     // Rule (KPA): scale down at most by a factor max_scale_down_rate per decision.
     const int floor_rate = static_cast<int>(std::floor(current / policy.max_scale_down_rate));
     if (result < floor_rate) result = floor_rate, reason = "ScaleDownLimit";
@@ -184,7 +243,9 @@ Decision RecommendInference(const Snapshot& snapshot, const InferencePolicy& pol
   d.message = StrCat(why, ": demand ", stable.concurrency, " (stable), ", panic.concurrency,
                      " (panic) for target ", policy.target_concurrency, " per replica; capacity ",
                      cap.ready, " ready + ", cap.starting, " starting",
-                     cap.stuck > 0 ? StrCat(" (", cap.stuck, " stuck, not counted)") : "");
+                     cap.stuck > 0 ? StrCat(" (", cap.stuck, " stuck, not counted)") : "",
+                     "; scale-down delay ", absl::FormatDuration(d.hold), " (",
+                     d.burst_onsets.size(), " burst onsets remembered)");
   return d;
 }
 

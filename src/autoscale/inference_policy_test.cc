@@ -142,6 +142,25 @@ std::vector<Case> Cases() {
   }
   // maxReplicas caps everything.
   c.push_back({"MaxReplicas", Policy(1, 4), Load(2, 100), {}, 4, "TooManyReplicas", true});
+  // Burst recurrence: onsets 600 s and 300 s ago (gap 300 s, the series lasts until 600 s after
+  // the newest) hold the 12 recommended 500 s ago, which the 5 min delay alone would let go.
+  {
+    History h = Recs({{500, 12}});
+    h.burst_onsets = {kNow - absl::Seconds(600), kNow - absl::Seconds(300)};
+    c.push_back({"BurstHoldWhileRecurring", Policy(), Load(12, 10), h, 12, "BurstHold"});
+    InferencePolicy off = Policy();
+    off.burst_gap_max = absl::ZeroDuration();
+    c.push_back({"BurstHoldOff", off, Load(12, 10), h, 6, "ScaleDownLimit"});
+    // The series has lapsed: no onset for more than twice its longest gap (200 s).
+    h.burst_onsets = {kNow - absl::Seconds(1000), kNow - absl::Seconds(800)};
+    c.push_back({"BurstSeriesLapsed", Policy(), Load(12, 10), h, 6, "ScaleDownLimit"});
+    // A gap longer than burst_gap_max (20 min) is no recurrence.
+    h.burst_onsets = {kNow - absl::Seconds(1700), kNow - absl::Seconds(400)};
+    c.push_back({"BurstGapTooLong", Policy(), Load(12, 10), h, 6, "ScaleDownLimit"});
+    // One burst is no series.
+    h.burst_onsets = {kNow - absl::Seconds(400)};
+    c.push_back({"SingleBurstNoHold", Policy(), Load(12, 10), h, 6, "ScaleDownLimit"});
+  }
   // No observations in the stable window: keep the current count.
   {
     Snapshot s = Load(3, 10);
@@ -159,6 +178,31 @@ TEST_P(InferencePolicyTest, Recommends) {
   EXPECT_EQ(d.replicas, tc.want) << d.reason << ": " << d.message;
   EXPECT_EQ(d.reason, tc.want_reason) << d.message;
   EXPECT_EQ(d.panic, tc.want_panic) << d.message;
+}
+
+// A burst onset is demand in the panic window at >= 200% of the stable window's (at least one
+// replica's worth), whatever the capacity; at most one per stable window; old ones are forgotten.
+TEST(InferencePolicyBursts, RecordsOnsets) {
+  // From idle to 60 (6 pods) in the last 6 s, 20 replicas ready: no panic, but a burst.
+  Decision d = RecommendInference(Load(20, 0, 60), Policy(), {}, kNow);
+  EXPECT_FALSE(d.panic);
+  ASSERT_EQ(d.burst_onsets.size(), 1u);
+  EXPECT_EQ(d.burst_onsets[0], kNow);
+  // Steady demand is no burst.
+  EXPECT_TRUE(RecommendInference(Load(4, 40), Policy(), {}, kNow).burst_onsets.empty());
+  // A second onset within the stable window is the same burst.
+  History h;
+  h.burst_onsets = {kNow - absl::Seconds(30)};
+  d = RecommendInference(Load(20, 0, 60), Policy(), h, kNow);
+  EXPECT_EQ(d.burst_onsets, h.burst_onsets);
+  // Onsets older than burst_memory (1 h) are dropped; a new one is appended.
+  h.burst_onsets = {kNow - absl::Hours(2), kNow - absl::Seconds(90)};
+  d = RecommendInference(Load(20, 0, 60), Policy(), h, kNow);
+  EXPECT_EQ(d.burst_onsets, (std::vector<absl::Time>{kNow - absl::Seconds(90), kNow}));
+  // Off: nothing recorded.
+  InferencePolicy off = Policy();
+  off.burst_gap_max = absl::ZeroDuration();
+  EXPECT_TRUE(RecommendInference(Load(20, 0, 60), off, {}, kNow).burst_onsets.empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, InferencePolicyTest, testing::ValuesIn(Cases()),

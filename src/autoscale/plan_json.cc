@@ -230,7 +230,7 @@ absl::Status ParseHpaSpec(const json::object& o, const json::object& root, HpaSp
 
 absl::Status ParseInferenceSpec(const json::object& o, InferencePolicy& p) {
   const std::string s = "spec";
-  double stable = -1, delay = -1, load = -1, grace = -1;
+  double stable = -1, delay = -1, load = -1, grace = -1, gap = -1, memory = -1;
   RETURN_IF_ERROR(Opt(o, "minReplicas", s, Int, p.min_replicas));
   RETURN_IF_ERROR(Opt(o, "maxReplicas", s, Int, p.max_replicas));
   RETURN_IF_ERROR(Opt(o, "targetConcurrency", s, Number, p.target_concurrency));
@@ -242,6 +242,8 @@ absl::Status ParseInferenceSpec(const json::object& o, InferencePolicy& p) {
   RETURN_IF_ERROR(Opt(o, "maxScaleUpRate", s, Number, p.max_scale_up_rate));
   RETURN_IF_ERROR(Opt(o, "maxScaleDownRate", s, Number, p.max_scale_down_rate));
   RETURN_IF_ERROR(Opt(o, "scaleDownDelaySeconds", s, Number, delay));
+  RETURN_IF_ERROR(Opt(o, "burstGapMaxSeconds", s, Number, gap));
+  RETURN_IF_ERROR(Opt(o, "burstMemorySeconds", s, Number, memory));
   RETURN_IF_ERROR(Opt(o, "modelLoadTimeSeconds", s, Number, load));
   RETURN_IF_ERROR(Opt(o, "scaleToZero", s, Bool, p.scale_to_zero));
   RETURN_IF_ERROR(Opt(o, "scaleToZeroGraceSeconds", s, Number, grace));
@@ -249,6 +251,8 @@ absl::Status ParseInferenceSpec(const json::object& o, InferencePolicy& p) {
   if (stable >= 0) p.stable_window = absl::Seconds(stable);
   if (delay >= 0) p.scale_down_delay = absl::Seconds(delay);
   if (load >= 0) p.model_load_time = absl::Seconds(load);
+  if (gap >= 0) p.burst_gap_max = absl::Seconds(gap);
+  if (memory >= 0) p.burst_memory = absl::Seconds(memory);
   if (grace >= 0) p.scale_to_zero_grace = absl::Seconds(grace);
   if (p.min_replicas < 0 || p.max_replicas < 1 || p.min_replicas > p.max_replicas) {
     return Bad(s, "need 0 <= minReplicas <= maxReplicas and maxReplicas >= 1");
@@ -362,6 +366,16 @@ absl::Status ParseHistory(const json::value& v, History& h) {
       ASSIGN_OR_RETURN(e.time, Time(*t, p + ".time"));
       ASSIGN_OR_RETURN(e.change, Int(*n, p + ".change"));
       h.scale_events.push_back(e);
+    }
+  }
+  if (const json::value* bv = Find(*o, "burstOnsets")) {
+    ASSIGN_OR_RETURN(const json::array* arr, Array(*bv, "history.burstOnsets"));
+    for (size_t i = 0; i < arr->size(); ++i) {
+      ASSIGN_OR_RETURN(absl::Time t, Time((*arr)[i], StrCat("history.burstOnsets[", i, "]")));
+      if (!h.burst_onsets.empty() && t < h.burst_onsets.back()) {
+        return Bad("history.burstOnsets", "must be in time order, oldest first");
+      }
+      h.burst_onsets.push_back(t);
     }
   }
   RETURN_IF_ERROR(Opt(*o, "panicSince", "history", Time, h.panic_since));
@@ -498,6 +512,10 @@ std::string DecisionToJson(const Decision& d, const PlanInput& input) {
     out["panic"] = d.panic;
     if (d.panic_since) out["panicSince"] = Rfc3339(*d.panic_since);
     if (d.last_active) out["lastActive"] = Rfc3339(*d.last_active);
+    json::array onsets;
+    for (absl::Time t : d.burst_onsets) onsets.push_back(json::value(Rfc3339(t)));
+    out["burstOnsets"] = std::move(onsets);
+    out["scaleDownDelaySeconds"] = absl::ToDoubleSeconds(d.hold);
   }
   return JsonSerialize(out);
 }

@@ -57,6 +57,34 @@ TEST(PlanJsonTest, GalleyMode) {
   EXPECT_NE(DecisionToJson(d, *in).find("\"panic\":false"), std::string::npos);
 }
 
+// The burst-recurrence hold over the plan surface: history.burstOnsets in, the updated onsets and
+// the scale-down delay in force out.
+TEST(PlanJsonTest, GalleyBurstHold) {
+  auto in = ParsePlanInput(R"({"now": "2024-05-01T12:00:00Z", "mode": "galley",
+    "spec": {"minReplicas": 1, "maxReplicas": 20, "targetConcurrency": 10,
+             "burstGapMaxSeconds": 900},
+    "currentReplicas": 12,
+    "observations": [{"time": "2024-05-01T11:59:30Z", "inflight": 5},
+                     {"time": "2024-05-01T11:59:59Z", "inflight": 5}],
+    "history": {"recommendations": [{"time": "2024-05-01T11:51:40Z", "replicas": 12}],
+                "burstOnsets": ["2024-05-01T11:50:00Z", "2024-05-01T11:55:00Z"]}})");
+  ASSERT_TRUE(in.ok()) << in.status();
+  const Decision d = Recommend(in->snapshot, in->spec, in->history, in->now);
+  EXPECT_EQ(d.replicas, 12);
+  EXPECT_EQ(d.reason, "BurstHold");
+  const std::string out = DecisionToJson(d, *in);
+  EXPECT_NE(out.find(R"("burstOnsets":["2024-05-01T11:50:00+00:00","2024-05-01T11:55:00+00:00"])"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find(R"("scaleDownDelaySeconds":601)"), std::string::npos) << out;
+  // The same with a gap limit below the 300 s gap: no series, the fleet halves.
+  in->spec = Spec{[&] {
+    InferencePolicy p = std::get<InferencePolicy>(in->spec.policy);
+    p.burst_gap_max = absl::Seconds(299);
+    return p;
+  }()};
+  EXPECT_EQ(Recommend(in->snapshot, in->spec, in->history, in->now).replicas, 6);
+}
+
 TEST(PlanJsonTest, ErrorsNameTheField) {
   struct Bad { const char* doc; const char* want; };
   const Bad cases[] = {
@@ -70,6 +98,11 @@ TEST(PlanJsonTest, ErrorsNameTheField) {
       {R"({"now": "2024-05-01T12:00:00Z", "spec": {"maxReplicas": 3}, "currentReplicas": 1,
           "pods": [{"name": "a", "requests": {"cpu": "lots"}}]})", "pods[0].requests.cpu"},
       {R"({"now": "2024-05-01T12:00:00Z", "mode": "kpa", "spec": {}, "currentReplicas": 1})", "mode"},
+      {R"({"now": "2024-05-01T12:00:00Z", "mode": "galley", "spec": {"maxReplicas": 3},
+          "currentReplicas": 1, "history": {"burstOnsets": ["2024-05-01T11:55:00Z",
+          "2024-05-01T11:50:00Z"]}})", "history.burstOnsets"},
+      {R"({"now": "2024-05-01T12:00:00Z", "mode": "galley", "spec": {"maxReplicas": 3},
+          "currentReplicas": 1, "history": {"burstOnsets": [7]}})", "history.burstOnsets[0]"},
   };
   for (const Bad& b : cases) {
     auto in = ParsePlanInput(b.doc);

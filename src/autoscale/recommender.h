@@ -130,6 +130,11 @@ struct InferencePolicy {
   double max_scale_up_rate = 1000;
   double max_scale_down_rate = 2;
   absl::Duration scale_down_delay = absl::Minutes(5);
+  // Burst-recurrence hold (inference_policy.h): while bursts keep recurring, at most
+  // burst_gap_max apart, the highest recommendation since the first of them is held, for at most
+  // burst_memory. A zero burst_gap_max turns it off.
+  absl::Duration burst_gap_max = absl::Minutes(20);
+  absl::Duration burst_memory = absl::Hours(1);
   absl::Duration model_load_time = absl::Seconds(10);
   bool scale_to_zero = false;
   absl::Duration scale_to_zero_grace = absl::Seconds(30);
@@ -158,6 +163,7 @@ struct History {
   std::vector<ScaleEvent> scale_events;
   std::optional<absl::Time> panic_since;  // inference policy: when panic mode began
   std::optional<absl::Time> last_active;  // inference policy: last time demand was non-zero
+  std::vector<absl::Time> burst_onsets;   // inference policy: when bursts began, oldest first
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -182,6 +188,8 @@ struct Decision {
   bool panic = false;                      // inference policy
   std::optional<absl::Time> panic_since;   // inference policy: carry into History
   std::optional<absl::Time> last_active;   // inference policy: carry into History
+  std::vector<absl::Time> burst_onsets;    // inference policy: carry into History
+  absl::Duration hold = absl::ZeroDuration();  // inference policy: the scale-down delay applied
 };
 
 // Computes the decision. Pure and deterministic; never fails: when no metric is usable the

@@ -73,9 +73,13 @@ class SimCommand {
     Flag(autoscale_, "galley-scale-down-delay-seconds", galley_delay_s_,
          "override the galley policy's scale-down delay (negative: its default)")
         ->check(CLI::Range(-1.0, 86400.0));
+    Flag(autoscale_, "galley-burst-gap-max-seconds", galley_burst_gap_s_,
+         "override the galley policy's burst gap limit (0: no burst-recurrence hold; negative: "
+         "its default)")
+        ->check(CLI::Range(-1.0, 86400.0));
     Flag(autoscale_, "timeline", timeline_,
          "also write every controller tick to this TSV file "
-         "(policy, time, desired, ready, outstanding requests, requests missed so far, reason)");
+         "(policy, time, desired, ready, outstanding requests, requests missed so far, reason, message)");
     autoscale_->add_flag("--json", json_, "print one JSON document instead of the table");
   }
 
@@ -114,6 +118,11 @@ class SimCommand {
         std::get<autoscale::InferencePolicy>(setups.back().spec.policy).scale_down_delay =
             absl::Seconds(galley_delay_s_);
         setups.back().settings += StrCat("; scale-down delay overridden: ", galley_delay_s_, " s");
+      }
+      if (kind == sim::PolicyKind::kGalley && galley_burst_gap_s_ >= 0) {
+        std::get<autoscale::InferencePolicy>(setups.back().spec.policy).burst_gap_max =
+            absl::Seconds(galley_burst_gap_s_);
+        setups.back().settings += StrCat("; burst gap limit overridden: ", galley_burst_gap_s_, " s");
       }
       const auto start = std::chrono::steady_clock::now();
       std::unique_ptr<sim::ArrivalStream> arrivals = Arrivals(sc);
@@ -177,11 +186,11 @@ class SimCommand {
 
   bool WriteTimeline(const std::vector<sim::SimResult>& results) const {
     std::ofstream out(timeline_, std::ios::trunc);
-    out << "policy\ttime_s\tdesired\tready\toutstanding\tmissed\treason\n";
+    out << "policy\ttime_s\tdesired\tready\toutstanding\tmissed\treason\tmessage\n";
     for (const sim::SimResult& r : results) {
       for (const sim::TickRecord& t : r.timeline) {
         out << r.policy << '\t' << t.time_s << '\t' << t.desired << '\t' << t.ready << '\t'
-            << t.outstanding << '\t' << t.missed << '\t' << t.reason << '\n';
+            << t.outstanding << '\t' << t.missed << '\t' << t.reason << '\t' << t.message << '\n';
       }
     }
     if (!out.good()) {
@@ -288,6 +297,7 @@ class SimCommand {
   double load_s_ = 10;
   double galley_target_ = 0;
   double galley_delay_s_ = -1;
+  double galley_burst_gap_s_ = -1;
   uint64_t seed_ = 1;
   double step_at_ = 120;
   double step_seconds_ = 300;

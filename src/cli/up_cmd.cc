@@ -47,6 +47,7 @@ struct UpFlags {
   int64_t scale_down_delay_ms =
       absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.scale_down_delay);
   int64_t model_load_time_ms = 10'000;
+  int64_t burst_gap_max_ms = absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.burst_gap_max);
   // --autoscale-mode hpa: the HPA-compatible recommender on one Pods metric (AverageValue).
   std::string autoscale_mode = "galley";
   std::string hpa_metric = "queue_length";
@@ -77,6 +78,10 @@ void AddAutoscaleFlags(CLI::App* cmd, UpFlags& up) {
       ->check(CLI::PositiveNumber);
   Flag(cmd, "scale-down-delay-ms", up.scale_down_delay_ms,
        "autoscale: hold the highest recommendation this long before scaling down")
+      ->check(CLI::NonNegativeNumber);
+  Flag(cmd, "burst-gap-max-ms", up.burst_gap_max_ms,
+       "autoscale: bursts at most this far apart are recurring, and the fleet they needed is held "
+       "while they recur (0 turns it off)")
       ->check(CLI::NonNegativeNumber);
   Flag(cmd, "model-load-time-ms", up.model_load_time_ms,
        "autoscale: how long a new replica takes to help (starting replicas count as capacity)")
@@ -178,6 +183,7 @@ struct UpAutoscaler {
     o.policy.stable_window = absl::Milliseconds(up.stable_window_ms);
     o.policy.scale_down_delay = absl::Milliseconds(up.scale_down_delay_ms);
     o.policy.model_load_time = absl::Milliseconds(up.model_load_time_ms);
+    o.policy.burst_gap_max = absl::Milliseconds(up.burst_gap_max_ms);
     o.policy.scale_to_zero = up.scale_to_zero;
     o.policy.scale_to_zero_grace = absl::Milliseconds(up.scale_to_zero_grace_ms);
     o.gateway_held = [this] { return static_cast<double>(held.load()); };
@@ -203,6 +209,7 @@ struct UpAutoscaler {
                {"target_concurrency", up.target_concurrency},
                {"sync_period_ms", up.sync_period_ms}, {"stable_window_ms", up.stable_window_ms},
                {"scale_down_delay_ms", up.scale_down_delay_ms},
+               {"burst_gap_max_ms", up.burst_gap_max_ms},
                {"model_load_time_ms", up.model_load_time_ms},
                {"scale_to_zero", up.scale_to_zero},
                {"scale_to_zero_grace_ms", up.scale_to_zero_grace_ms}});

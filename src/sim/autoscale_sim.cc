@@ -8,6 +8,7 @@
 #include <random>
 
 #include "autoscale/controller_core.h"
+#include "autoscale/inference_policy.h"
 #include "common/strings.h"
 #include "gateway/balancer.h"
 
@@ -241,7 +242,7 @@ class Engine {
     if (inference) {
       const auto& p = std::get<InferencePolicy>(policy_.spec.policy);
       autoscale::RememberObservation(autoscale::Aggregate(ms), now, p.stable_window, observations_);
-      keep = std::max(p.stable_window, p.scale_down_delay);
+      keep = autoscale::InferenceMemory(p);
     }
     autoscale::Snapshot snap = autoscale::BuildSnapshot(ms, desired_, observations_);
     if (!inference) AddPodMetrics(t, observed, snap);
@@ -256,7 +257,8 @@ class Engine {
     autoscale::RememberScale(change, now, history_);
     if (options_.keep_timeline) {
       TickRecord rec{
-          t, desired_, 0, 0, result_.completed - result_.within_slo + result_.dropped, d.reason};
+          t, desired_, 0, 0, result_.completed - result_.within_slo + result_.dropped, d.reason,
+          d.message};
       for (const Replica* r : observed) {
         rec.ready += r->state == State::kReady ? 1 : 0;
         rec.outstanding += r->Outstanding();
@@ -413,6 +415,7 @@ PolicySetup MakePolicy(PolicyKind kind, int max_replicas) {
       k.max_replicas = max_replicas;
       k.target_concurrency = 70;
       k.scale_down_delay = absl::ZeroDuration();
+      k.burst_gap_max = absl::ZeroDuration();  // Galley's own rule, not Knative's
       k.model_load_time = absl::ZeroDuration();
       p.name = "kpa";
       p.spec.policy = k;
@@ -430,7 +433,10 @@ PolicySetup MakePolicy(PolicyKind kind, int max_replicas) {
       p.sync_period_s = 2;
       p.settings = StrCat("InferencePolicy defaults: concurrency target ", g.target_concurrency,
                           ", windows 60 s / 6 s, panic 200%, scale-down delay ",
-                          absl::ToDoubleSeconds(g.scale_down_delay), " s, model load ",
+                          absl::ToDoubleSeconds(g.scale_down_delay),
+                          " s (held while bursts recur at most ",
+                          absl::ToDoubleSeconds(g.burst_gap_max), " s apart, up to ",
+                          absl::ToDoubleSeconds(g.burst_memory), " s), model load ",
                           absl::ToDoubleSeconds(g.model_load_time), " s; tick 2 s");
       break;
     }

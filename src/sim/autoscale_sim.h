@@ -86,6 +86,7 @@ struct TickRecord {
   int outstanding = 0;  // queued + running, all replicas
   int64_t missed = 0;   // requests so far answered after the SLO or dropped
   std::string reason;
+  std::string message;  // the decision's sentence
 };
 
 struct SimResult {
