@@ -117,7 +117,8 @@ run_wrk() {
   local t=$((c < WRK_THREADS ? c : WRK_THREADS))
   local secs out line rc=0
   secs="$(to_seconds "$d")"
-  local cmd=("$WRK_BIN" "-t$t" "-c$c" "-d$d" --latency -s "$LUA_SCRIPT"
+  # WRK_CPUS (optional): the CPU list wrk is pinned to with taskset.
+  local cmd=(${WRK_CPUS:+taskset -c "$WRK_CPUS"} "$WRK_BIN" "-t$t" "-c$c" "-d$d" --latency -s "$LUA_SCRIPT"
              "http://127.0.0.1:$port" -- "$TEXTS")
   {
     echo "=== $label: $server c=$c d=$d"

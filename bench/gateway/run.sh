@@ -23,6 +23,13 @@
 #   TARGET_LATENCY_C [lowest of CONCURRENCIES]     where the p50 overhead target is judged
 #   TARGET_THROUGHPUT_C [highest of CONCURRENCIES] where the throughput target is judged
 #   WRK_BIN [wrk], READY_TIMEOUT_S [60]
+#   MODEL [vader]           the replica's model behind /inference/analyze: vader (the CPU model,
+#                           --model-repository '') or default (the model repository as shipped,
+#                           i.e. the ONNX `sentiment` model that `galley up` serves)
+#   PIN [none]              none: every process floats over all cores; split: the replica on core
+#                           0, the gateway and wrk on core 1 (two machines' roles on one: the
+#                           replica's core is the same in both paths, and the ratio says whether
+#                           the gateway, sharing wrk's core, keeps up with it)
 #
 # The report goes to stdout and to bench/out/gateway-<UTC timestamp>.md; every wrk output goes to
 # bench/out/gateway-<UTC timestamp>.log.
@@ -44,6 +51,10 @@ WRK_THREADS="${WRK_THREADS:-2}"
 TEXTS="${TEXTS:-bench/serve/texts.txt}"
 WRK_BIN="${WRK_BIN:-wrk}"
 READY_TIMEOUT_S="${READY_TIMEOUT_S:-60}"
+MODEL="${MODEL:-vader}"
+PIN="${PIN:-none}"
+REPLICA_CPUS=""
+GATEWAY_CPUS=""
 LUA_SCRIPT="bench/serve/post.lua"
 # Targets from the issue: the hop adds under 200 µs at p50 and keeps >= 80% of direct throughput.
 TARGET_ADDED_P50_US=200
@@ -81,6 +92,15 @@ check_inputs() {
   command -v python3 >/dev/null || die "python3 not found"
   [[ -r "$TEXTS" ]] || die "no texts file at $TEXTS"
   [[ -x "$GALLEY_BIN" ]] || die "no Galley binary at $GALLEY_BIN (build it with 'make build')"
+  case "$MODEL" in vader|default) ;; *) die "MODEL must be vader or default, not '$MODEL'" ;; esac
+  case "$PIN" in
+    none) ;;
+    split)
+      [[ "$(nproc)" -ge 2 ]] || die "PIN=split needs 2 cores"
+      command -v taskset >/dev/null || die "taskset not found (Debian package util-linux)"
+      REPLICA_CPUS=0 GATEWAY_CPUS=1 WRK_CPUS=1 ;;
+    *) die "PIN must be none or split, not '$PIN'" ;;
+  esac
 }
 
 min_concurrency() { tr ' ' '\n' <<<"$CONCURRENCIES" | sed '/^$/d' | sort -n | head -n 1; }
@@ -112,7 +132,8 @@ REPLICA_PORT=""
 REPLICA_CMD=""
 start_replica() {
   REPLICA_PORT="$(free_port)"
-  REPLICA_CMD="$GALLEY_BIN serve --listen 127.0.0.1:$REPLICA_PORT --log-level warn --drain-delay-ms 0 --grpc-port -1 --model-repository ''"
+  REPLICA_CMD="${REPLICA_CPUS:+taskset -c $REPLICA_CPUS }$GALLEY_BIN serve --listen 127.0.0.1:$REPLICA_PORT --log-level warn --drain-delay-ms 0 --grpc-port -1"
+  if [[ "$MODEL" == vader ]]; then REPLICA_CMD+=" --model-repository ''"; fi
   log "starting: $REPLICA_CMD"
   eval "exec $REPLICA_CMD" >"$TMP/replica.log" 2>&1 &
   REPLICA_PID=$!
@@ -128,7 +149,7 @@ GATEWAY_CMD=""
 start_gateway() {
   GATEWAY_PORT="$(free_port)"
   while [[ "$GATEWAY_PORT" == "$REPLICA_PORT" ]]; do GATEWAY_PORT="$(free_port)"; done
-  GATEWAY_CMD="$GALLEY_BIN gateway --listen 127.0.0.1:$GATEWAY_PORT"
+  GATEWAY_CMD="${GATEWAY_CPUS:+taskset -c $GATEWAY_CPUS }$GALLEY_BIN gateway --listen 127.0.0.1:$GATEWAY_PORT"
   GATEWAY_CMD+=" --replicas 127.0.0.1:$REPLICA_PORT --log-level warn --drain-delay-ms 0"
   log "starting: $GATEWAY_CMD"
   $GATEWAY_CMD >"$TMP/gateway.log" 2>&1 &
@@ -252,14 +273,24 @@ write_report() {
   {
     echo "# Galley gateway overhead benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo
-    echo "wrk, \`galley gateway\` and one \`galley serve\` replica all run on this machine's $(nproc)"
-    echo "cores over 127.0.0.1; nothing is pinned. \"direct\" sends wrk's requests to the replica;"
-    echo "\"gateway\" sends them to the gateway, which forwards each to the replica over a pooled"
-    echo "keep-alive connection and relays the answer. Through the gateway every request costs a"
-    echo "second HTTP parse and serialisation on each side of the hop, run on the same cores that wrk"
-    echo "and the replica need, so the throughput ratio here measures the hop's CPU cost against the"
-    echo "replica's own, not the gateway's capacity: with the load generator and the gateway on"
-    echo "their own cores it would be higher. The p50 difference at c=$(min_concurrency) (no queueing) is the"
+    if [[ "$PIN" == split ]]; then
+      echo "Pinned (PIN=split): the replica on core 0, the gateway and wrk on core 1 (\`taskset\`), over"
+      echo "127.0.0.1. \"direct\" sends wrk's requests to the replica; \"gateway\" sends them to the"
+      echo "gateway, which forwards each to the replica over a pooled keep-alive connection and relays"
+      echo "the answer. The replica has core 0 to itself in both paths, so the ratio says whether the"
+      echo "gateway, on the load generator's core, keeps the replica as busy as wrk alone does (a"
+      echo "front door on its own machine is the usual deployment); it is not the CPU the hop costs."
+    else
+      echo "wrk, \`galley gateway\` and one \`galley serve\` replica all run on this machine's $(nproc)"
+      echo "cores over 127.0.0.1; nothing is pinned. \"direct\" sends wrk's requests to the replica;"
+      echo "\"gateway\" sends them to the gateway, which forwards each to the replica over a pooled"
+      echo "keep-alive connection and relays the answer. Through the gateway every request costs a"
+      echo "second HTTP parse and serialisation on each side of the hop, run on the same cores that wrk"
+      echo "and the replica need, so the throughput ratio here measures the hop's CPU cost against the"
+      echo "replica's own, not the gateway's capacity: with the load generator and the gateway on"
+      echo "their own cores it would be higher."
+    fi
+    echo "The replica's model: $MODEL. The p50 difference at c=$(min_concurrency) (no queueing) is the"
     echo "hop's latency; at higher concurrency it also holds the queueing the extra CPU work causes."
     echo
     echo "- machine: $(nproc) CPUs, $cpu, Linux $(uname -r)$(load_note)"
@@ -320,7 +351,11 @@ verdict_lines() {
   echo "- p50 overhead < $TARGET_ADDED_P50_US µs, judged at c=$lc (the hop alone, no queueing):" \
        "$(signed_us "$added"): **$a_ok**"
   echo "- throughput ≥ $TARGET_RATIO × direct, judged at c=$tc (both saturated): $ratio: **$r_ok**"
-  echo "  (on $(nproc) cores shared by wrk, the gateway and the replica; see above)"
+  if [[ "$PIN" == split ]]; then
+    echo "  (replica on core 0; gateway and wrk on core 1; see above)"
+  else
+    echo "  (on $(nproc) cores shared by wrk, the gateway and the replica; see above)"
+  fi
   echo "- every concurrency: p50 overhead $(count_pass added) of $(wc -w <<<"$CONCURRENCIES") PASS," \
        "throughput $(count_pass ratio) of $(wc -w <<<"$CONCURRENCIES") PASS (per-row marks in the table)"
   echo "- no wrk errors or status >= 400 in any measured or steady run: **$g_err**"
@@ -406,10 +441,11 @@ main() {
   TARGET_THROUGHPUT_C="${TARGET_THROUGHPUT_C:-$(max_concurrency)}"
   check_inputs
   STEADY_DURATION="${STEADY_DURATION:-$((3 * $(to_seconds "$DURATION")))s}"
-  WRK_CMD_SHAPE="$WRK_BIN -t$WRK_THREADS -c<C> -d<D> --latency -s $LUA_SCRIPT"
+  WRK_CMD_SHAPE="${WRK_CPUS:+taskset -c $WRK_CPUS }$WRK_BIN -t$WRK_THREADS -c<C> -d<D> --latency -s $LUA_SCRIPT"
   WRK_CMD_SHAPE+=" http://127.0.0.1:<port> -- $TEXTS"
   COMMAND_LINE="DURATION=$DURATION CONCURRENCIES=\"$CONCURRENCIES\" REPEATS=$REPEATS"
   COMMAND_LINE+=" WARMUP=$WARMUP STEADY_DURATION=$STEADY_DURATION GALLEY_BIN=$GALLEY_BIN"
+  COMMAND_LINE+=" MODEL=$MODEL PIN=$PIN"
   COMMAND_LINE+=" bench/gateway/run.sh${ORIG_ARGS:+ $ORIG_ARGS}"
   LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
