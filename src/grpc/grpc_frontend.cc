@@ -172,9 +172,11 @@ class GrpcFrontend::Impl::OipService final
                                          const inference::ModelReadyRequest* req,
                                          inference::ModelReadyResponse* resp) override {
     const TimePoint start = impl_.clock_.Now();
+    // An unknown model or version is not ready, with an OK status, as Triton answers
+    // (TRITONSERVER_ServerModelIsReady; triton-inference-server/core#508); the REST twin is a 404.
     if (!impl_.service_.FindModel(View(req->name()), View(req->version()))) {
-      return impl_.Answer(ctx, Endpoint::kModelReady, "", start,
-                          MissingModel(impl_.service_, req->name(), req->version()));
+      resp->set_ready(false);
+      return impl_.Answer(ctx, Endpoint::kModelReady, "", start, ::grpc::Status::OK);
     }
     resp->set_ready(impl_.service_.ModelReady(View(req->name()), View(req->version())));
     return impl_.Answer(ctx, Endpoint::kModelReady, req->name(), start, ::grpc::Status::OK);
