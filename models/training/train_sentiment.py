@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Trains Galley's two neural sentiment models and exports them to ONNX.
+"""Trains Galley's three neural sentiment models and exports them to ONNX.
 
 Models (same contract; see models/training/RESULTS.md):
   sentiment              embedding + 1-D convolutions + masked max/mean pooling + linear (default)
   sentiment_transformer  a small pre-LN transformer encoder + masked mean pooling + linear
-Both take `input_ids` INT64 [batch, sequence] (0 = padding, at the end of a row) and give
+  sentiment_lstm         embedding + one LSTM layer + masked mean/max pooling + linear
+All take `input_ids` INT64 [batch, sequence] (0 = padding, at the end of a row) and give
 `probabilities` FP32 [batch, 2] = softmax([negative, positive]).
 
 Data: the UCI "Sentiment Labelled Sentences" set as shipped by npm sentiment@5.0.2 (fetch it with
@@ -188,6 +189,8 @@ CONV_CONFIG = dict(dim=64, channels=128, widths=(1, 2, 3), dropout=0.5, lr=2e-3,
                    weight_decay=1e-4, epochs=30, batch_size=32, word_dropout=0.1)
 TRANSFORMER_CONFIG = dict(d_model=128, heads=4, layers=2, ff=512, dropout=0.2, lr=5e-4,
                           weight_decay=0.1, epochs=25, batch_size=32, word_dropout=0.2)
+LSTM_CONFIG = dict(dim=128, hidden=512, dropout=0.4, lr=2e-3, weight_decay=1e-4, epochs=12,
+                   batch_size=32, word_dropout=0.1)
 
 
 def make_models(torch):
@@ -290,8 +293,33 @@ def make_models(torch):
         def forward(self, ids):
             return torch.softmax(self.logits(ids), dim=-1)
 
+    class LstmSentiment(nn.Module):
+        """Embedding, one left-to-right LSTM layer, masked mean and max pooling of its outputs,
+        linear, softmax. Right padding comes after every real token, so no real position's output
+        depends on it."""
+
+        def __init__(self, vocab_size, dim, hidden, dropout, **_):
+            super().__init__()
+            self.vocab_size = vocab_size
+            self.embedding = nn.Embedding(vocab_size, dim, padding_idx=PAD_ID)
+            self.lstm = nn.LSTM(dim, hidden, batch_first=True)
+            self.dropout = nn.Dropout(dropout)
+            self.out = nn.Linear(2 * hidden, 2)
+
+        def logits(self, ids):
+            ids = valid_ids(ids, self.vocab_size)
+            mask = (ids != PAD_ID).to(torch.float32).unsqueeze(-1)  # [B, T, 1]
+            y, _ = self.lstm(self.dropout(self.embedding(ids)))  # [B, T, H]
+            mean = (y * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            top = (y * mask + (mask - 1.0) * 1e4).amax(1)  # padded positions far below any output
+            return self.out(self.dropout(torch.cat([mean, top], dim=1)))
+
+        def forward(self, ids):
+            return torch.softmax(self.logits(ids), dim=-1)
+
     return {"sentiment": (ConvSentiment, CONV_CONFIG),
-            "sentiment_transformer": (TransformerSentiment, TRANSFORMER_CONFIG)}
+            "sentiment_transformer": (TransformerSentiment, TRANSFORMER_CONFIG),
+            "sentiment_lstm": (LstmSentiment, LSTM_CONFIG)}
 
 
 def pad_batch(torch, id_lists):
@@ -445,8 +473,9 @@ def main():
                         help="model repository root: writes OUT/NAME/1/model.onnx, vocab.txt")
     parser.add_argument("--work", default=os.path.join(REPO_ROOT, ".deps", "sentiment-train"),
                         help="scratch folder for the summary and verify_onnx.py's references")
-    parser.add_argument("--models", nargs="+", default=["sentiment", "sentiment_transformer"],
-                        choices=["sentiment", "sentiment_transformer"])
+    parser.add_argument("--models", nargs="+",
+                        default=["sentiment", "sentiment_transformer", "sentiment_lstm"],
+                        choices=["sentiment", "sentiment_transformer", "sentiment_lstm"])
     parser.add_argument("--golden", metavar="OUT.jsonl",
                         help="write the tokenizer golden cases and exit (no torch needed)")
     parser.add_argument("--seed", type=int, default=1234)

@@ -3,7 +3,7 @@
 
 Run after train_sentiment.py, with a Python that has onnxruntime and numpy (not torch):
   python3 -m pip install onnxruntime numpy
-  python3 models/training/verify_onnx.py [--models sentiment sentiment_transformer]
+  python3 models/training/verify_onnx.py [--models sentiment sentiment_transformer sentiment_lstm]
 
 For each model it checks:
   * the contract: input `input_ids` INT64 [batch, sequence], output `probabilities` FP32
@@ -150,7 +150,8 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models-dir", default=os.path.join(ts.REPO_ROOT, "models"))
     parser.add_argument("--work", default=os.path.join(ts.REPO_ROOT, ".deps", "sentiment-train"))
-    parser.add_argument("--models", nargs="+", default=["sentiment", "sentiment_transformer"])
+    parser.add_argument("--models", nargs="+",
+                        default=["sentiment", "sentiment_transformer", "sentiment_lstm"])
     parser.add_argument("--seconds", type=float, default=5.0, help="timing length per measurement")
     args = parser.parse_args()
     print(f"onnxruntime {ort.__version__}, numpy {np.__version__}")

@@ -97,7 +97,7 @@ TEST_P(GoldenTest, MatchesEveryGoldenCase) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ShippedVocabularies, GoldenTest,
-                         ::testing::Values("sentiment", "sentiment_transformer"));
+                         ::testing::Values("sentiment", "sentiment_transformer", "sentiment_lstm"));
 
 WordTokenizer Small(int max_length = 128) {
   absl::StatusOr<WordTokenizer> tokenizer =

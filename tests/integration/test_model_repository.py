@@ -32,7 +32,7 @@ def test_analyze_uses_the_onnx_sentiment_model(repo_server):
 
 def test_repository_models_are_listed_with_their_metadata(repo_server):
     c = repo_server.client()
-    for name in ("sentiment", "sentiment_transformer", "vader"):
+    for name in ("sentiment", "sentiment_transformer", "sentiment_lstm", "vader"):
         assert c.get(f"/v2/models/{name}/ready").status == 200, name
     md = c.get("/v2/models/sentiment").json()
     assert md["name"] == "sentiment"
@@ -44,7 +44,7 @@ def test_repository_models_are_listed_with_their_metadata(repo_server):
     assert repo_server.wait_for("model_found", 5, pred=lambda l: l.get("model") == "sentiment")
 
 
-@pytest.mark.parametrize("model", ["sentiment", "sentiment_transformer"])
+@pytest.mark.parametrize("model", ["sentiment", "sentiment_transformer", "sentiment_lstm"])
 def test_infer_a_batch_of_texts_in_one_request(repo_server, model):
     c = repo_server.client()
     texts = [POSITIVE, NEGATIVE, "ok", ""]
