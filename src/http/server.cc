@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -9,13 +10,15 @@
 #include <vector>
 
 #include "common/strings.h"
-#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/dispatch.hpp"
 #include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
-#include "boost/asio/strand.hpp"
+#include "boost/asio/write.hpp"
+#include "boost/beast/core/bind_handler.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
-#include "boost/beast/core/tcp_stream.hpp"
 #include "boost/beast/core/string.hpp"
 #include "boost/beast/http/empty_body.hpp"
 #include "boost/beast/http/error.hpp"
@@ -34,13 +37,18 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
+// Each I/O thread runs its own io_context, and a connection lives on one of them for its whole
+// life, so its handlers never run concurrently and need no strand. The concrete executor type
+// (instead of any_io_executor) keeps every asynchronous operation free of type erasure.
+using Executor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
 
 class ServerImpl;
 
-// One connection. Lives on its own strand; every member is touched only from that strand.
+// One connection. Lives on one I/O thread's io_context; every member is touched only there.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, ServerImpl* server);
+  Session(Socket&& socket, ServerImpl* server);
   ~Session();
   void Run();
   // Posted by the server when draining starts: close if idle, else close after this response.
@@ -55,6 +63,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(error_code ec, size_t n);
   void ReadBody();
   void OnRead(error_code ec, size_t n);
+  // Feeds the buffered bytes to the parser until `done` holds or it needs more bytes (ec is then
+  // bhttp::error::need_more); saves a round through the io_context when the request is already
+  // here, as it nearly always is.
+  template <typename Done>
+  void ParseBuffered(Done done, error_code& ec);
   void Dispatch();
   void Write(Response&& res, bool close_after);
   void OnWrite(bool close, error_code ec, size_t n);
@@ -62,7 +75,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Reject(Status status, std::string_view message);
 
-  beast::tcp_stream stream_;
+  Socket socket_;
   ServerImpl* server_;
   // Timeouts: each phase (idle, receiving a request, writing) sets a deadline that the server's
   // sweeper checks a few times per shortest timeout; one timer serves every connection, so a
@@ -75,10 +88,10 @@ class Session : public std::enable_shared_from_this<Session> {
     return phase_.load(std::memory_order_relaxed) != static_cast<int>(Phase::kNone) &&
            now_ns >= deadline_ns_.load(std::memory_order_relaxed);
   }
-  // Acts on an expired deadline, on the strand.
+  // Acts on an expired deadline, on the session's thread.
   void Expire();
   void PostExpire() {
-    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->Expire(); });
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->Expire(); });
   }
 
  private:
@@ -88,7 +101,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool request_timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  std::shared_ptr<Response> pending_;
+  // The response being written: status line and header block (and a small body), then a large
+  // body on its own. Kept between requests so that their capacity is reused.
+  std::string head_;
+  std::string body_;
   bool idle_ = false;        // waiting for the first byte of the next request
   bool draining_ = false;
   bool closed_ = false;
@@ -98,9 +114,13 @@ class Session : public std::enable_shared_from_this<Session> {
 class ServerImpl final : public Server {
  public:
   ServerImpl(const ServerOptions& options, Handler handler, RejectHook on_rejected)
-      : options_(options), handler_(std::move(handler)), on_rejected_(std::move(on_rejected)),
-        ioc_(options.io_threads),
-        acceptor_(asio::make_strand(ioc_)) {}
+      : options_(options), handler_(std::move(handler)), on_rejected_(std::move(on_rejected)) {
+    for (int i = 0; i < options_.io_threads; ++i) {
+      contexts_.push_back(std::make_unique<asio::io_context>(1));
+    }
+    acceptor_.emplace(contexts_.front()->get_executor());
+    sweep_timer_.emplace(contexts_.front()->get_executor());
+  }
 
   ~ServerImpl() override { Stop(); }
 
@@ -109,15 +129,15 @@ class ServerImpl final : public Server {
     auto address = asio::ip::make_address(options_.host, ec);
     if (ec) return absl::InvalidArgumentError(StrCat("bad listen host '", options_.host, "': ", ec.message()));
     tcp::endpoint endpoint(address, options_.port);
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    acceptor_->open(endpoint.protocol(), ec);
+    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(endpoint, ec);
+    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
       return absl::UnavailableError(StrCat("cannot listen on ", options_.host, ":",
                                                  options_.port, ": ", ec.message()));
     }
-    port_ = acceptor_.local_endpoint().port();
+    port_ = acceptor_->local_endpoint().port();
     return absl::OkStatus();
   }
 
@@ -126,20 +146,20 @@ class ServerImpl final : public Server {
   void Start() override {
     // Keeps run() going while sessions wait on model callbacks with no I/O pending (e.g. after
     // the acceptor closes during a drain); released by Stop().
-    work_.emplace(ioc_.get_executor());
+    for (auto& ioc : contexts_) work_.emplace_back(ioc->get_executor());
     Accept();
     Sweep();
-    threads_.reserve(options_.io_threads);
-    for (int i = 0; i < options_.io_threads; ++i) {
-      threads_.emplace_back([this] { ioc_.run(); });
+    threads_.reserve(contexts_.size());
+    for (auto& ioc : contexts_) {
+      threads_.emplace_back([ioc = ioc.get()] { ioc->run(); });
     }
   }
 
   void StopAccepting() override {
     if (accepting_stopped_.exchange(true)) return;
-    asio::post(acceptor_.get_executor(), [this] {
+    asio::post(acceptor_->get_executor(), [this] {
       error_code ec;
-      acceptor_.close(ec);
+      acceptor_->close(ec);
     });
     std::vector<std::shared_ptr<Session>> sessions;
     {
@@ -159,9 +179,9 @@ class ServerImpl final : public Server {
   void Stop() override {
     if (stopped_.exchange(true)) return;
     StopAccepting();
-    asio::post(sweep_timer_.get_executor(), [this] { sweep_timer_.cancel(); });
-    work_.reset();
-    ioc_.stop();
+    asio::post(sweep_timer_->get_executor(), [this] { sweep_timer_->cancel(); });
+    work_.clear();
+    for (auto& ioc : contexts_) ioc->stop();
     for (auto& t : threads_) {
       if (t.joinable()) t.join();
     }
@@ -193,22 +213,28 @@ class ServerImpl final : public Server {
   }
 
  private:
+  // Connections are dealt to the I/O threads in turn.
+  Executor NextExecutor() {
+    const size_t i = next_context_++ % contexts_.size();
+    return contexts_[i]->get_executor();
+  }
+
   void Accept() {
-    acceptor_.async_accept(asio::make_strand(ioc_), [this](error_code ec, tcp::socket socket) {
+    acceptor_->async_accept(NextExecutor(), [this](error_code ec, Socket socket) {
       if (ec) {
-        if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+        if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
         log::Warn("accept_failed", {{"error", ec.message()}});
       } else {
         OnAccept(std::move(socket));
       }
-      if (acceptor_.is_open()) Accept();
+      if (acceptor_->is_open()) Accept();
     });
   }
 
-  // Every tick, finds sessions whose phase deadline has passed and has each act on its strand.
+  // Every tick, finds sessions whose phase deadline has passed and has each act on its thread.
   void Sweep() {
-    sweep_timer_.expires_after(SweepTick());
-    sweep_timer_.async_wait([this](error_code ec) {
+    sweep_timer_->expires_after(SweepTick());
+    sweep_timer_->async_wait([this](error_code ec) {
       if (ec || stopped_.load()) return;
       const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                               std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -231,7 +257,7 @@ class ServerImpl final : public Server {
     return std::clamp(shortest / 4, std::chrono::milliseconds(5), std::chrono::milliseconds(250));
   }
 
-  void OnAccept(tcp::socket&& socket) {
+  void OnAccept(Socket&& socket) {
     error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
     size_t open;
@@ -256,27 +282,33 @@ class ServerImpl final : public Server {
   ServerStats stats_;
   std::atomic<bool> accepting_stopped_{false};
   std::atomic<bool> stopped_{false};
-  // Declared before ioc_: sessions destroyed with ioc_'s pending handlers unregister here.
+  // Declared before contexts_: sessions destroyed with the contexts' pending handlers unregister
+  // here.
   std::mutex mu_;
   std::condition_variable cv_;
   std::unordered_set<Session*> sessions_;  // guarded by mu_
-  asio::io_context ioc_;
-  tcp::acceptor acceptor_;
-  asio::steady_timer sweep_timer_{asio::make_strand(ioc_)};
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  // One per I/O thread (concurrency hint 1: one thread runs each).
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  size_t next_context_ = 0;  // touched by the acceptor's handler only
+  // On the first context; destroyed before the contexts.
+  std::optional<asio::basic_socket_acceptor<tcp, Executor>> acceptor_;
+  std::optional<asio::basic_waitable_timer<std::chrono::steady_clock,
+                                           asio::wait_traits<std::chrono::steady_clock>, Executor>>
+      sweep_timer_;
+  std::vector<asio::executor_work_guard<Executor>> work_;
   uint16_t port_ = 0;
   std::vector<std::thread> threads_;
 };
 
-Session::Session(tcp::socket&& socket, ServerImpl* server)
-    : stream_(std::move(socket)), server_(server) {
+Session::Session(Socket&& socket, ServerImpl* server)
+    : socket_(std::move(socket)), server_(server) {
   server_->Register(this);
 }
 
 Session::~Session() { server_->Unregister(this); }
 
 void Session::Run() {
-  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+  asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
     if (self->server_->draining()) {
       self->draining_ = true;
     }
@@ -285,13 +317,13 @@ void Session::Run() {
 }
 
 void Session::Refuse(Response&& res) {
-  asio::dispatch(stream_.get_executor(), [self = shared_from_this(), res = std::move(res)]() mutable {
+  asio::dispatch(socket_.get_executor(), [self = shared_from_this(), res = std::move(res)]() mutable {
     self->Write(std::move(res), /*close_after=*/true);
   });
 }
 
 void Session::Drain() {
-  asio::post(stream_.get_executor(), [self = shared_from_this()] {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
     self->draining_ = true;
     if (self->idle_) self->Close();
   });
@@ -304,7 +336,7 @@ void Session::WaitForRequest() {
   if (buffer_.size() > 0) return ReadRequest();  // pipelined bytes already here
   idle_ = true;
   SetPhase(Phase::kIdle, server_->options().idle_timeout);
-  stream_.async_read_some(buffer_.prepare(4096),
+  socket_.async_read_some(buffer_.prepare(4096),
                           beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
 }
 
@@ -315,10 +347,27 @@ void Session::OnFirstBytes(error_code ec, size_t n) {
   ReadRequest();
 }
 
+template <typename Done>
+void Session::ParseBuffered(Done done, error_code& ec) {
+  while (!done()) {
+    if (buffer_.size() == 0) {
+      ec = bhttp::error::need_more;
+      return;
+    }
+    const size_t used = parser_->put(buffer_.data(), ec);
+    buffer_.consume(used);
+    if (ec) return;
+  }
+}
+
 void Session::ReadRequest() {
   request_timed_out_ = false;
   SetPhase(Phase::kRequest, server_->options().request_timeout);
-  bhttp::async_read_header(stream_, buffer_, *parser_,
+  error_code ec;
+  ParseBuffered([this] { return parser_->is_header_done(); }, ec);
+  if (!ec) return OnHeader(ec, 0);
+  if (ec != bhttp::error::need_more) return OnRead(ec, 0);
+  bhttp::async_read_header(socket_, buffer_, *parser_,
                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
 }
 
@@ -329,7 +378,7 @@ void Session::OnHeader(error_code ec, size_t n) {
   if (expect != req.end() && beast::iequals(expect->value(), "100-continue")) {
     // The client waits for this before sending the body (curl does for bodies over 1 KiB).
     auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
-    bhttp::async_write(stream_, *cont, [self = shared_from_this(), cont](error_code wec, size_t) {
+    bhttp::async_write(socket_, *cont, [self = shared_from_this(), cont](error_code wec, size_t) {
       if (wec) return self->Close();
       self->ReadBody();
     });
@@ -339,8 +388,11 @@ void Session::OnHeader(error_code ec, size_t n) {
 }
 
 void Session::ReadBody() {
-  if (parser_->is_done()) return OnRead({}, 0);
-  bhttp::async_read(stream_, buffer_, *parser_,
+  error_code ec;
+  ParseBuffered([this] { return parser_->is_done(); }, ec);
+  if (!ec) return OnRead(ec, 0);
+  if (ec != bhttp::error::need_more) return OnRead(ec, 0);
+  bhttp::async_read(socket_, buffer_, *parser_,
                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
 }
 
@@ -376,29 +428,63 @@ void Session::Dispatch() {
   Request req = parser_->release();
   request_keep_alive_ = req.keep_alive();
   SetPhase(Phase::kNone, {});  // the handler may take as long as its own deadline allows
-  auto self = shared_from_this();
-  server_->Handle(std::move(req), [self](Response&& res) {
-    auto shared = std::make_shared<Response>(std::move(res));
-    asio::post(self->stream_.get_executor(), [self, shared] {
-      self->Write(std::move(*shared), false);
+  // An answer given on this thread (a quick route, a rejection) is written at once; one from
+  // another thread (a model worker) is posted here.
+  server_->Handle(std::move(req), [self = shared_from_this()](Response&& res) {
+    asio::dispatch(self->socket_.get_executor(), [self, res = std::move(res)]() mutable {
+      self->Write(std::move(res), false);
     });
   });
+}
+
+// Bodies up to this size are copied behind the header block and sent as one buffer.
+constexpr size_t kInlineBodyBytes = 4096;
+
+// The status line and the header block of `res` with Server and Date set as the server sets them,
+// as Beast's serializer would write them.
+void SerializeHead(const Response& res, std::string& out) {
+  out.clear();
+  const unsigned version = res.version();
+  const unsigned code = res.result_int();
+  const std::string_view reason(res.reason().data(), res.reason().size());
+  char status[16];
+  status[0] = static_cast<char>('0' + version / 10);
+  status[1] = '.';
+  status[2] = static_cast<char>('0' + version % 10);
+  status[3] = ' ';
+  status[4] = static_cast<char>('0' + code / 100 % 10);
+  status[5] = static_cast<char>('0' + code / 10 % 10);
+  status[6] = static_cast<char>('0' + code % 10);
+  status[7] = ' ';
+  out.append("HTTP/").append(status, 8).append(reason).append("\r\n");
+  for (const auto& f : res.base()) {
+    if (f.name() == bhttp::field::server || f.name() == bhttp::field::date) continue;
+    out.append(f.name_string().data(), f.name_string().size())
+        .append(": ")
+        .append(f.value().data(), f.value().size())
+        .append("\r\n");
+  }
+  out.append("Server: galley\r\nDate: ").append(HttpDateNow()).append("\r\n\r\n");
 }
 
 void Session::Write(Response&& res, bool close_after) {
   if (closed_) return;
   const bool close = close_after || draining_ || !request_keep_alive_;
   res.keep_alive(!close);
-  res.set(bhttp::field::server, "galley");
-  res.set(bhttp::field::date, HttpDateNow());
-  pending_ = std::make_shared<Response>(std::move(res));
+  SerializeHead(res, head_);
+  body_.clear();
+  if (res.body().size() <= kInlineBodyBytes) {
+    head_.append(res.body());
+  } else {
+    body_ = std::move(res.body());
+  }
   SetPhase(Phase::kWrite, server_->options().write_timeout);
-  bhttp::async_write(stream_, *pending_,
-                     beast::bind_front_handler(&Session::OnWrite, shared_from_this(), close));
+  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body_)};
+  asio::async_write(socket_, buffers,
+                    beast::bind_front_handler(&Session::OnWrite, shared_from_this(), close));
 }
 
 void Session::OnWrite(bool close, error_code ec, size_t) {
-  pending_.reset();
   if (ec || close) return Close();
   WaitForRequest();
 }
@@ -423,7 +509,7 @@ void Session::Expire() {
     request_timed_out_ = true;
     phase_.store(static_cast<int>(Phase::kNone));
     error_code ignored;
-    stream_.socket().cancel(ignored);  // OnRead answers 408
+    socket_.cancel(ignored);  // OnRead answers 408
     return;
   }
   Close();  // idle keep-alive connection, or a client that does not read its response
@@ -434,8 +520,8 @@ void Session::Close() {
   closed_ = true;
   SetPhase(Phase::kNone, {});
   error_code ec;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-  stream_.socket().close(ec);
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  socket_.close(ec);
 }
 
 }  // namespace
