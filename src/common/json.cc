@@ -31,6 +31,16 @@ void JsonAppendString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+void JsonAppendDouble(std::string& out, double d) {
+  if (!std::isfinite(d)) {  // JSON has no NaN or infinity
+    out += "null";
+    return;
+  }
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof(buf), d);
+  out.append(buf, r.ptr);
+}
+
 void JsonAppend(std::string& out, const boost::json::value& v) {
   char buf[64];
   switch (v.kind()) {
@@ -46,16 +56,7 @@ void JsonAppend(std::string& out, const boost::json::value& v) {
       out.append(buf, r.ptr);
       return;
     }
-    case boost::json::kind::double_: {
-      const double d = v.get_double();
-      if (!std::isfinite(d)) {  // JSON has no NaN or infinity
-        out += "null";
-        return;
-      }
-      auto r = std::to_chars(buf, buf + sizeof(buf), d);
-      out.append(buf, r.ptr);
-      return;
-    }
+    case boost::json::kind::double_: JsonAppendDouble(out, v.get_double()); return;
     case boost::json::kind::string: {
       const auto& s = v.get_string();
       JsonAppendString(out, std::string_view(s.data(), s.size()));

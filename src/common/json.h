@@ -13,5 +13,7 @@ std::string JsonSerialize(const boost::json::value& value);
 void JsonAppend(std::string& out, const boost::json::value& value);
 // Appends `s` as a quoted JSON string (escaping quotes, backslashes and control characters).
 void JsonAppendString(std::string& out, std::string_view s);
+// Appends `d` as JsonAppend writes a double (null when it is not finite).
+void JsonAppendDouble(std::string& out, double d);
 
 }  // namespace galley

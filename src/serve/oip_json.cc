@@ -514,11 +514,17 @@ absl::StatusOr<std::string> DecodeAnalyzeRequest(std::string_view body) {
 
 std::string EncodeAnalyzeResponse(std::string_view label, float confidence,
                                   std::string_view model) {
-  json::object root;
-  root["sentiment"] = label;
-  root["confidence"] = FloatForJson(confidence);
-  root["model"] = model;
-  return JsonSerialize(root);
+  // Written directly rather than through a json::object: this runs once per analyze request.
+  std::string out;
+  out.reserve(48 + label.size() + model.size());
+  out += R"({"sentiment":)";
+  JsonAppendString(out, label);
+  out += R"(,"confidence":)";
+  JsonAppendDouble(out, FloatForJson(confidence));
+  out += R"(,"model":)";
+  JsonAppendString(out, model);
+  out.push_back('}');
+  return out;
 }
 
 }  // namespace galley::serve

@@ -156,6 +156,11 @@ TEST(AnalyzeTest, DecodeAndErrors) {
   auto enc = boost::json::parse(EncodeAnalyzeResponse("Negative", 0.75f, "vader"));
   EXPECT_EQ(enc.at("sentiment").as_string(), "Negative");
   EXPECT_DOUBLE_EQ(enc.at("confidence").as_double(), 0.75);
+  // Byte for byte what clients (and bench/serve's nginx) see.
+  EXPECT_EQ(EncodeAnalyzeResponse("Positive", 0.9614f, "vader"),
+            R"({"sentiment":"Positive","confidence":0.9614,"model":"vader"})");
+  EXPECT_EQ(EncodeAnalyzeResponse("Neutral", 1.0f, "my \"model\""),
+            R"({"sentiment":"Neutral","confidence":1,"model":"my \"model\""})");
 }
 
 }  // namespace
