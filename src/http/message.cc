@@ -28,6 +28,24 @@ std::string_view HttpDateNow() {
   return cached;
 }
 
+void AppendFields(const boost::beast::http::fields& fields, std::string& out,
+                  boost::beast::http::field skip_a, boost::beast::http::field skip_b) {
+  for (const auto& f : fields) {
+    const auto name = f.name();
+    if (name != boost::beast::http::field::unknown && (name == skip_a || name == skip_b)) continue;
+    out.append(f.name_string().data(), f.name_string().size())
+        .append(": ")
+        .append(f.value().data(), f.value().size())
+        .append("\r\n");
+  }
+}
+
+void AppendHttpVersion(unsigned version, std::string& out) {
+  const char v[] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + version / 10 % 10), '.',
+                    static_cast<char>('0' + version % 10)};
+  out.append(v, sizeof(v));
+}
+
 Response JsonError(Status status, std::string_view message) {
   boost::json::object o;
   o["error"] = message;

@@ -22,4 +22,12 @@ std::string_view HttpDateNow();
 // {"error": message} with the given status.
 Response JsonError(Status status, std::string_view message);
 
+// Appends "Name: value\r\n" for each field of `fields` but those named `skip_a` or `skip_b`, as
+// Beast's serializer writes them; for writers that send a whole message as one buffer.
+void AppendFields(const boost::beast::http::fields& fields, std::string& out,
+                  boost::beast::http::field skip_a = boost::beast::http::field::unknown,
+                  boost::beast::http::field skip_b = boost::beast::http::field::unknown);
+// Appends "HTTP/1.1" (or the given version).
+void AppendHttpVersion(unsigned version, std::string& out);
+
 }  // namespace galley::http

@@ -444,26 +444,13 @@ constexpr size_t kInlineBodyBytes = 4096;
 // as Beast's serializer would write them.
 void SerializeHead(const Response& res, std::string& out) {
   out.clear();
-  const unsigned version = res.version();
+  AppendHttpVersion(res.version(), out);
   const unsigned code = res.result_int();
-  const std::string_view reason(res.reason().data(), res.reason().size());
-  char status[16];
-  status[0] = static_cast<char>('0' + version / 10);
-  status[1] = '.';
-  status[2] = static_cast<char>('0' + version % 10);
-  status[3] = ' ';
-  status[4] = static_cast<char>('0' + code / 100 % 10);
-  status[5] = static_cast<char>('0' + code / 10 % 10);
-  status[6] = static_cast<char>('0' + code % 10);
-  status[7] = ' ';
-  out.append("HTTP/").append(status, 8).append(reason).append("\r\n");
-  for (const auto& f : res.base()) {
-    if (f.name() == bhttp::field::server || f.name() == bhttp::field::date) continue;
-    out.append(f.name_string().data(), f.name_string().size())
-        .append(": ")
-        .append(f.value().data(), f.value().size())
-        .append("\r\n");
-  }
+  const char status[] = {' ', static_cast<char>('0' + code / 100 % 10),
+                         static_cast<char>('0' + code / 10 % 10), static_cast<char>('0' + code % 10),
+                         ' '};
+  out.append(status, sizeof(status)).append(res.reason().data(), res.reason().size()).append("\r\n");
+  AppendFields(res.base(), out, bhttp::field::server, bhttp::field::date);
   out.append("Server: galley\r\nDate: ").append(HttpDateNow()).append("\r\n\r\n");
 }
 
