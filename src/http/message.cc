@@ -41,7 +41,8 @@ void AppendFields(const boost::beast::http::fields& fields, std::string& out,
 }
 
 void AppendHttpVersion(unsigned version, std::string& out) {
-  const char v[] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + version / 10 % 10), '.',
+  out.append("HTTP/");
+  const char v[] = {static_cast<char>('0' + version / 10 % 10), '.',
                     static_cast<char>('0' + version % 10)};
   out.append(v, sizeof(v));
 }

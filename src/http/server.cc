@@ -431,9 +431,8 @@ void Session::Dispatch() {
   // An answer given on this thread (a quick route, a rejection) is written at once; one from
   // another thread (a model worker) is posted here.
   server_->Handle(std::move(req), [self = shared_from_this()](Response&& res) {
-    asio::dispatch(self->socket_.get_executor(), [self, res = std::move(res)]() mutable {
-      self->Write(std::move(res), false);
-    });
+    asio::dispatch(self->socket_.get_executor(),
+                   [self, res = std::move(res)]() mutable { self->Write(std::move(res), false); });
   });
 }
 
@@ -447,9 +446,11 @@ void SerializeHead(const Response& res, std::string& out) {
   AppendHttpVersion(res.version(), out);
   const unsigned code = res.result_int();
   const char status[] = {' ', static_cast<char>('0' + code / 100 % 10),
-                         static_cast<char>('0' + code / 10 % 10), static_cast<char>('0' + code % 10),
-                         ' '};
-  out.append(status, sizeof(status)).append(res.reason().data(), res.reason().size()).append("\r\n");
+                         static_cast<char>('0' + code / 10 % 10),
+                         static_cast<char>('0' + code % 10), ' '};
+  out.append(status, sizeof(status))
+      .append(res.reason().data(), res.reason().size())
+      .append("\r\n");
   AppendFields(res.base(), out, bhttp::field::server, bhttp::field::date);
   out.append("Server: galley\r\nDate: ").append(HttpDateNow()).append("\r\n\r\n");
 }
