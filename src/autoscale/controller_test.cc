@@ -412,6 +412,8 @@ TEST(AddPodsMetricsTest, OnlyObservedReplicasGetSamples) {
 
 TEST(RecommendationMemoryTest, CoversTheModesWindows) {
   ControllerOptions o = ShortWindows();
+  EXPECT_EQ(RecommendationMemory(o), absl::Hours(1));  // the burst-recurrence hold's memory
+  o.policy.burst_gap_max = absl::ZeroDuration();        // off: the 2 s windows
   EXPECT_EQ(RecommendationMemory(o), absl::Seconds(2));
   o.hpa = HpaSpec{};
   EXPECT_EQ(RecommendationMemory(o), absl::Minutes(5));  // legacy downscale stabilisation
