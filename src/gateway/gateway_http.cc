@@ -42,6 +42,25 @@ Response Relay(Response&& upstream, const std::string& replica) {
   return res;
 }
 
+// The fallback model's answer to an infer request, marked in its JSON (parameters.fallback). With
+// binary outputs (Triton's binary tensor data extension) the JSON part grows, so its new length
+// goes in Inference-Header-Content-Length and the binary part follows it unchanged.
+Response FallbackInferResponse(serve::EncodedInferResponse enc) {
+  const size_t json_length = enc.header_length.value_or(enc.body.size());
+  boost::json::value doc = boost::json::parse(std::string_view(enc.body).substr(0, json_length));
+  doc.as_object()["parameters"] = boost::json::object{{"fallback", true}};
+  std::string body = JsonSerialize(doc);
+  if (!enc.header_length) return http::JsonResponse(http::Status::ok, std::move(body));
+  const size_t new_length = body.size();
+  body.append(enc.body, json_length, std::string::npos);
+  Response res{http::Status::ok, 11};
+  res.set(boost::beast::http::field::content_type, "application/octet-stream");
+  res.set(serve::kInferenceHeaderLength, std::to_string(new_length));
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
 void MarkFallback(Response& res, std::string_view reason) {
   res.set("X-Galley-Fallback", "true");
   res.set("X-Galley-Fallback-Reason", std::string(reason));
@@ -239,7 +258,11 @@ void Frontend::FallbackInfer(const Request& req, TimePoint deadline, std::string
                              Responder respond) {
   auto md = fallback_.FindModel(options_.fallback_model, "");
   if (!md) return respond(http::JsonError(http::Status::service_unavailable, "no fallback model"));
-  auto decoded = serve::DecodeInferRequest(req.body(), *md);
+  auto header_length = serve::InferenceHeaderLength(req);
+  if (!header_length.ok()) {
+    return respond(http::JsonError(http::Status::bad_request, ToStd(header_length.status().message())));
+  }
+  auto decoded = serve::DecodeInferRequest(req.body(), *md, *header_length);
   if (!decoded.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));
   serve::InferRequest ir;
   ir.model = md->name;
@@ -249,12 +272,13 @@ void Frontend::FallbackInfer(const Request& req, TimePoint deadline, std::string
   auto self = shared_from_this();
   auto shared_md = std::make_shared<model::ModelMetadata>(std::move(*md));
   fallback_.Infer(std::move(ir), [self, shared_md, id = decoded->id, outputs = decoded->outputs,
+                                  binary = decoded->binary_outputs,
+                                  all_binary = decoded->binary_data_output,
                                   reason = std::string(reason), respond = std::move(respond)](serve::InferResult&& r) {
     if (r.outcome == serve::Outcome::kQueueFull) return respond(Busy());
     if (r.outcome != serve::Outcome::kOk) return respond(http::JsonError(serve::HttpStatusFor(r.outcome), r.message));
-    boost::json::value doc = boost::json::parse(serve::EncodeInferResponse(*shared_md, id, r.output, outputs));
-    doc.as_object()["parameters"] = boost::json::object{{"fallback", true}};
-    Response res = http::JsonResponse(http::Status::ok, JsonSerialize(doc));
+    Response res = FallbackInferResponse(
+        serve::EncodeInferResponse(*shared_md, id, r.output, outputs, binary, all_binary));
     MarkFallback(res, reason);
     self->CountFallback(reason);
     respond(std::move(res));

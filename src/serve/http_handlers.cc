@@ -233,18 +233,11 @@ void Frontend::Analyze(Request&& req, Responder respond) {
 void Frontend::Infer(Request&& req, std::string model, std::string version, Responder respond) {
   auto md = service_.FindModel(model, version);
   if (!md) return respond(MissingModel(model, version));
-  std::optional<size_t> header_length;
-  if (auto it = req.find("Inference-Header-Content-Length"); it != req.end()) {
-    size_t n = 0;
-    const std::string_view v(it->value().data(), it->value().size());
-    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-    if (ec != std::errc() || end != v.data() + v.size() || v.empty()) {
-      return respond(http::JsonError(http::Status::bad_request,
-                                     "Inference-Header-Content-Length must be a byte count"));
-    }
-    header_length = n;
+  auto header_length = InferenceHeaderLength(req);
+  if (!header_length.ok()) {
+    return respond(http::JsonError(http::Status::bad_request, ToStd(header_length.status().message())));
   }
-  auto decoded = DecodeInferRequest(req.body(), *md, header_length);
+  auto decoded = DecodeInferRequest(req.body(), *md, *header_length);
   if (!decoded.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));
   auto deadline = Deadline(req, decoded->timeout_us);
   if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
@@ -263,7 +256,7 @@ void Frontend::Infer(Request&& req, std::string model, std::string version, Resp
     EncodedInferResponse enc = EncodeInferResponse(*shared_md, id, r.output, outputs, binary, all_binary);
     if (!enc.header_length) return respond(http::JsonResponse(http::Status::ok, std::move(enc.body)));
     Response res = Text(http::Status::ok, std::move(enc.body), "application/octet-stream");
-    res.set("Inference-Header-Content-Length", std::to_string(*enc.header_length));
+    res.set(kInferenceHeaderLength, std::to_string(*enc.header_length));
     respond(std::move(res));
   });
 }

@@ -37,4 +37,16 @@ absl::StatusOr<TimePoint> RequestDeadline(const http::Request& req,
   return TimePoint::max();
 }
 
+absl::StatusOr<std::optional<size_t>> InferenceHeaderLength(const http::Request& req) {
+  auto it = req.find(kInferenceHeaderLength);
+  if (it == req.end()) return std::nullopt;
+  const std::string_view v(it->value().data(), it->value().size());
+  size_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size() || v.empty()) {
+    return absl::InvalidArgumentError(StrCat(kInferenceHeaderLength, " must be a byte count"));
+  }
+  return n;
+}
+
 }  // namespace galley::serve

@@ -27,4 +27,9 @@ absl::StatusOr<TimePoint> RequestDeadline(const http::Request& req,
                                           std::chrono::milliseconds default_timeout,
                                           TimePoint now);
 
+// Triton's binary tensor data extension: the request's Inference-Header-Content-Length (the
+// length of the JSON part), none when absent; InvalidArgument when it is not a byte count.
+inline constexpr std::string_view kInferenceHeaderLength = "Inference-Header-Content-Length";
+absl::StatusOr<std::optional<size_t>> InferenceHeaderLength(const http::Request& req);
+
 }  // namespace galley::serve

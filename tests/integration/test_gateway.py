@@ -179,8 +179,27 @@ def test_all_replicas_down_fallback_then_back(galley):
     inf = c.infer(["awful"])
     assert inf.status == 200 and inf.headers["x-galley-fallback"] == "true"
     assert inf.json()["parameters"]["fallback"] is True
+    # Triton's client with binary tensors (its default) also gets the fallback's answer.
+    import numpy as np
+    import tritonclient.http as httpclient
+    tc = httpclient.InferenceServerClient(f"127.0.0.1:{gw.port}")
+    text = httpclient.InferInput("text", [2], "BYTES")
+    text.set_data_from_numpy(np.array([b"This is wonderful", b"awful, just awful"], dtype=object),
+                             binary_data=True)
+    res = tc.infer("vader", [text], outputs=[httpclient.InferRequestedOutput("label", binary_data=True),
+                                             httpclient.InferRequestedOutput("compound", binary_data=True)])
+    assert [x.decode() for x in res.as_numpy("label")] == ["Positive", "Negative"]
+    compound = res.as_numpy("compound")
+    assert compound.dtype == np.float32 and compound[0] > 0.5 and compound[1] < -0.5
+    assert res.get_response()["parameters"]["fallback"] is True
+    tc.close()
+    # A malformed binary header is a clear 400, and the fallback keeps serving.
+    bad = c.request("POST", "/v2/models/vader/infer", body="{}",
+                    headers={"Content-Type": "application/json",
+                             "Inference-Header-Content-Length": "ten"})
+    assert bad.status == 400 and "Inference-Header-Content-Length" in bad.json()["error"], bad
     m = gw.metrics()
-    assert sum(v for _, v in m.find("galley_gateway_fallbacks_total")) >= 11
+    assert sum(v for _, v in m.find("galley_gateway_fallbacks_total")) >= 12
     # Bring a replica back on the same port: health checks see it ready, the breaker half-opens
     # and closes, and traffic returns to it.
     back = galley(listen=f"127.0.0.1:{port}")
