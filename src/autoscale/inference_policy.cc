@@ -162,8 +162,10 @@ Decision RecommendInference(const Snapshot& snapshot, const InferencePolicy& pol
   // 1), unless another began within the last stable window. Unlike panic mode this compares
   // demand with demand, not with capacity, so bursts that a held fleet absorbs are still seen.
   // Onsets older than burst_memory are forgotten.
-  const bool recurrence = policy.burst_gap_max > absl::ZeroDuration();
-  if (recurrence) {
+  // The scale-down delay in force: the configured one, or, while bursts recur, back to the first
+  // burst of the series.
+  d.hold = policy.scale_down_delay;
+  if (policy.burst_gap_max > absl::ZeroDuration()) {
     d.burst_onsets = history.burst_onsets;
     std::erase_if(d.burst_onsets,
                   [&](absl::Time t) { return t <= now - policy.burst_memory || t > now; });
@@ -172,13 +174,8 @@ Decision RecommendInference(const Snapshot& snapshot, const InferencePolicy& pol
         (d.burst_onsets.empty() || d.burst_onsets.back() <= now - policy.stable_window)) {
       d.burst_onsets.push_back(now);
     }
-  }
-  // The scale-down delay in force: the configured one, or, while bursts recur, back to the first
-  // burst of the series.
-  d.hold = policy.scale_down_delay;
-  if (recurrence) {
     if (const auto since = RecurringSince(d.burst_onsets, policy, now)) {
-      d.hold = std::max(d.hold, now - *since + absl::Seconds(1));
+      d.hold = std::max(d.hold, now - *since);
     }
   }
 

@@ -75,7 +75,7 @@ TEST(PlanJsonTest, GalleyBurstHold) {
   const std::string out = DecisionToJson(d, *in);
   EXPECT_NE(out.find(R"("burstOnsets":["2024-05-01T11:50:00+00:00","2024-05-01T11:55:00+00:00"])"),
             std::string::npos) << out;
-  EXPECT_NE(out.find(R"("scaleDownDelaySeconds":601)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("scaleDownDelaySeconds":600)"), std::string::npos) << out;
   // The same with a gap limit below the 300 s gap: no series, the fleet halves.
   in->spec = Spec{[&] {
     InferencePolicy p = std::get<InferencePolicy>(in->spec.policy);

@@ -109,21 +109,7 @@ class SimCommand {
     std::vector<double> wall;
     for (sim::PolicyKind kind : *policies) {
       setups.push_back(sim::MakePolicy(kind, max_replicas_));
-      if (kind == sim::PolicyKind::kGalley && galley_target_ > 0) {
-        std::get<autoscale::InferencePolicy>(setups.back().spec.policy).target_concurrency =
-            galley_target_;
-        setups.back().settings += StrCat("; target concurrency overridden: ", galley_target_);
-      }
-      if (kind == sim::PolicyKind::kGalley && galley_delay_s_ >= 0) {
-        std::get<autoscale::InferencePolicy>(setups.back().spec.policy).scale_down_delay =
-            absl::Seconds(galley_delay_s_);
-        setups.back().settings += StrCat("; scale-down delay overridden: ", galley_delay_s_, " s");
-      }
-      if (kind == sim::PolicyKind::kGalley && galley_burst_gap_s_ >= 0) {
-        std::get<autoscale::InferencePolicy>(setups.back().spec.policy).burst_gap_max =
-            absl::Seconds(galley_burst_gap_s_);
-        setups.back().settings += StrCat("; burst gap limit overridden: ", galley_burst_gap_s_, " s");
-      }
+      if (kind == sim::PolicyKind::kGalley) ApplyGalleyOverrides(setups.back());
       const auto start = std::chrono::steady_clock::now();
       std::unique_ptr<sim::ArrivalStream> arrivals = Arrivals(sc);
       results.push_back(sim::Simulate(*arrivals, cluster, setups.back(), options));
@@ -182,6 +168,23 @@ class SimCommand {
                                                  *sc.step_at + step_seconds_, seed_);
     }
     return std::make_unique<sim::ScaledTraceArrivals>(sc.offsets, sc.factor, seed_);
+  }
+
+  // The --galley-* flags: each one set changes the galley policy and says so in its settings.
+  void ApplyGalleyOverrides(sim::PolicySetup& setup) const {
+    auto& g = std::get<autoscale::InferencePolicy>(setup.spec.policy);
+    if (galley_target_ > 0) {
+      g.target_concurrency = galley_target_;
+      setup.settings += StrCat("; target concurrency overridden: ", galley_target_);
+    }
+    if (galley_delay_s_ >= 0) {
+      g.scale_down_delay = absl::Seconds(galley_delay_s_);
+      setup.settings += StrCat("; scale-down delay overridden: ", galley_delay_s_, " s");
+    }
+    if (galley_burst_gap_s_ >= 0) {
+      g.burst_gap_max = absl::Seconds(galley_burst_gap_s_);
+      setup.settings += StrCat("; burst gap limit overridden: ", galley_burst_gap_s_, " s");
+    }
   }
 
   bool WriteTimeline(const std::vector<sim::SimResult>& results) const {
