@@ -119,6 +119,79 @@ TEST(FormBatchTest, LengthBuckets) {
   CheckAll(cases);
 }
 
+BatchPolicy Fill(int max, double ratio, std::vector<int64_t> buckets,
+                 std::vector<int> preferred = {}, Duration delay = Duration::zero(),
+                 int fill_rows = 0) {
+  BatchPolicy p = Max(max, std::move(preferred), delay, std::move(buckets));
+  p.length_fill_ratio = ratio;
+  p.length_fill_rows = fill_rows;
+  return p;
+}
+
+// A request of one row and `length` tokens, enqueued at `enqueued`.
+QueuedView L(int64_t length, TimePoint enqueued = kNow, int rows = 1, TimePoint deadline = kNone) {
+  return QueuedView{rows, deadline, enqueued, length};
+}
+
+TEST(FormBatchTest, FillAcrossBuckets) {
+  const Duration delay = microseconds(500);
+  const TimePoint past = kNow - milliseconds(1);
+  // One bucket per length up to 24 (every length <= 24 its own group); longer ones share one.
+  std::vector<int64_t> buckets;
+  for (int64_t b = 1; b <= 24; ++b) buckets.push_back(b);
+  const std::vector<Case> cases = {
+      {"off by default: the oldest's bucket alone", {L(10), L(8), L(10), L(9)},
+       Max(8, {}, Duration::zero(), buckets), {}, {0, 2}},
+      {"shorter texts join down to the ratio, oldest first", {L(12), L(9), L(8), L(10)},
+       Fill(8, 0.75, buckets), {}, {0, 1, 3}},
+      {"boundary: exactly ratio x padded joins", {L(12), L(9)}, Fill(8, 0.75, buckets), {},
+       {0, 1}},
+      {"boundary: just under the ratio stays", {L(16), L(11)}, Fill(8, 0.75, buckets), {}, {0}},
+      {"a longer text joins while the group's longest stays within the ratio",
+       {L(12), L(16), L(17)}, Fill(8, 0.75, buckets), {}, {0, 1}},
+      {"joined texts bound later growth", {L(16), L(12), L(17)}, Fill(8, 0.75, buckets), {},
+       {0, 1}},
+      {"the bound is the group's longest, not its shortest (beyond the last bound: one group)",
+       {L(26), L(40), L(50), L(20)}, Fill(8, 0.75, buckets), {}, {0, 1, 2}},
+      {"oldest first until max_batch_size", {L(12), L(10), L(11), L(9), L(10)},
+       Fill(3, 0.75, buckets), {}, {0, 1, 2}},
+      {"a request whose rows do not fit is skipped, a later one joins",
+       {L(12), L(10, kNow, 3), L(11)}, Fill(3, 0.75, buckets), {}, {0, 2}},
+      {"expired requests never join", {L(12), L(10, kNow, 1, past), L(11)},
+       Fill(8, 0.75, buckets), {1}, {0, 2}},
+      {"a full group is not filled", {L(12), L(12), L(10)}, Fill(2, 0.75, buckets), {}, {0, 1}},
+      {"a group at a preferred size is not filled", {L(12), L(12), L(10)},
+       Fill(8, 0.75, buckets, {2}), {}, {0, 1}},
+      {"a filled batch is cut at a preferred size", {L(12), L(10), L(11), L(9)},
+       Fill(8, 0.75, buckets, {2}), {}, {0, 1}},
+      {"ratio 1: other buckets never join", {L(12), L(11), L(13), L(12)},
+       Fill(8, 1.0, buckets), {}, {0, 3}},
+      {"a small ratio takes every bucket", {L(4), L(24), L(13)}, Fill(8, 0.1, buckets), {},
+       {0, 1, 2}},
+      {"delay: a batch filled to the maximum goes at once", {L(12), L(10)},
+       Fill(2, 0.75, buckets, {}, delay), {}, {0, 1}},
+      {"delay: a batch filled short of the maximum waits", {L(12), L(10)},
+       Fill(4, 0.75, buckets, {}, delay), {}, {}, kNow + delay},
+      {"no fill without batching", {L(12), L(10)}, Fill(1, 0.75, buckets), {}, {0}},
+      {"fill target: the group's rows and the joined ones up to length_fill_rows",
+       {L(12), L(10), L(11), L(9), L(12)}, Fill(8, 0.75, buckets, {}, Duration::zero(), 3), {},
+       {0, 1, 4}},
+      {"fill target: a group at the target is not filled", {L(12), L(12), L(10)},
+       Fill(8, 0.75, buckets, {}, Duration::zero(), 2), {}, {0, 1}},
+      {"fill target: a group above the target is sent whole, unfilled",
+       {L(12), L(12), L(10), L(12)}, Fill(8, 0.75, buckets, {}, Duration::zero(), 2), {},
+       {0, 1, 3}},
+      {"fill target: a multi-row request that would pass it is skipped",
+       {L(12), L(10, kNow, 2), L(11)}, Fill(8, 0.75, buckets, {}, Duration::zero(), 2), {},
+       {0, 2}},
+      {"fill target above max_batch_size: max_batch_size", {L(12), L(10), L(11)},
+       Fill(2, 0.75, buckets, {}, Duration::zero(), 4), {}, {0, 1}},
+      {"delay: a batch filled to the target (not the maximum) waits",
+       {L(12), L(10)}, Fill(4, 0.75, buckets, {}, delay, 2), {}, {}, kNow + delay},
+  };
+  CheckAll(cases);
+}
+
 TEST(FormBatchTest, LengthBucketIndex) {
   BatchPolicy p = Max(8, {}, Duration::zero(), {8, 16});
   EXPECT_EQ(LengthBucket(p, 0), 0u);

@@ -50,6 +50,15 @@ absl::StatusOr<int64_t> GetInt(const json::value& v, std::string_view field, int
   return n;
 }
 
+// A JSON number (integer or not) in (lo, hi].
+absl::StatusOr<double> GetNumberAbove(const json::value& v, std::string_view field, double lo,
+                                      double hi) {
+  if (!v.is_number()) return Bad(field, "must be a number");
+  const double x = v.to_number<double>();
+  if (!(x > lo && x <= hi)) return Bad(field, StrCat("must be in (", lo, ", ", hi, "]"));
+  return x;
+}
+
 absl::StatusOr<std::vector<int64_t>> GetIntArray(const json::value& v, std::string_view field,
                                                  int64_t lo, int64_t hi) {
   if (!v.is_array()) return Bad(field, "must be an array of integers");
@@ -97,9 +106,10 @@ absl::StatusOr<std::vector<TensorConfig>> ParseTensors(const json::value& v, std
 absl::Status ParseBatching(const json::value& v, ModelConfig& c) {
   if (!v.is_object()) return Bad("dynamic_batching", "must be an object");
   const json::object& b = v.as_object();
-  RETURN_IF_ERROR(OnlyKnown(b, "dynamic_batching.",
-                            {"preferred_batch_size", "max_queue_delay_microseconds",
-                             "max_queue_size", "length_buckets"}));
+  RETURN_IF_ERROR(
+      OnlyKnown(b, "dynamic_batching.",
+                {"preferred_batch_size", "max_queue_delay_microseconds", "max_queue_size",
+                 "length_buckets", "length_fill_ratio", "length_fill_rows"}));
   c.dynamic_batching = true;
   if (const auto* p = b.if_contains("preferred_batch_size")) {
     ASSIGN_OR_RETURN(auto sizes, GetIntArray(*p, "dynamic_batching.preferred_batch_size", 1, 1 << 20));
@@ -128,6 +138,22 @@ absl::Status ParseBatching(const json::value& v, ModelConfig& c) {
             c.batch.length_buckets.end()) {
       return Bad("dynamic_batching.length_buckets", "must be strictly ascending");
     }
+  }
+  if (const auto* r = b.if_contains("length_fill_ratio")) {
+    ASSIGN_OR_RETURN(c.batch.length_fill_ratio,
+                     GetNumberAbove(*r, "dynamic_batching.length_fill_ratio", 0, 1));
+    if (c.batch.length_buckets.empty()) {
+      return Bad("dynamic_batching.length_fill_ratio",
+                 "fills batches across length buckets: needs dynamic_batching.length_buckets");
+    }
+  }
+  if (const auto* r = b.if_contains("length_fill_rows")) {
+    ASSIGN_OR_RETURN(int64_t n,
+                     GetInt(*r, "dynamic_batching.length_fill_rows", 2, c.max_batch_size));
+    if (c.batch.length_fill_ratio == 0) {
+      return Bad("dynamic_batching.length_fill_rows", "needs dynamic_batching.length_fill_ratio");
+    }
+    c.batch.length_fill_rows = static_cast<int>(n);
   }
   return absl::OkStatus();
 }

@@ -36,6 +36,7 @@ TEST(ModelConfigTest, FullConfig) {
   EXPECT_EQ(c->batch.preferred_batch_sizes, (std::vector<int>{16, 32}));
   EXPECT_EQ(c->batch.max_queue_delay, std::chrono::microseconds(500));
   EXPECT_EQ(c->batch.length_buckets, (std::vector<int64_t>{8, 16, 32}));
+  EXPECT_EQ(c->batch.length_fill_ratio, 0.0);  // off unless set
   EXPECT_EQ(c->max_queue_size, 256u);
   EXPECT_EQ(c->instance_count, 2);
   ASSERT_TRUE(c->tokenizer.has_value());
@@ -52,6 +53,21 @@ TEST(ModelConfigTest, MinimalConfigHasBatchingOff) {
   EXPECT_FALSE(c->dynamic_batching);
   EXPECT_FALSE(c->batch.batching());
   EXPECT_EQ(c->instance_count, 1);
+}
+
+TEST(ModelConfigTest, LengthFillRatio) {
+  const char* text = R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
+    "dynamic_batching": {"length_buckets": [8, 16], "length_fill_ratio": 0.75,
+                         "length_fill_rows": 6}})";
+  auto c = ParseModelConfig(text, "m");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->batch.length_fill_ratio, 0.75);
+  EXPECT_EQ(c->batch.length_fill_rows, 6);
+  auto one = ParseModelConfig(R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
+    "dynamic_batching": {"length_buckets": [8], "length_fill_ratio": 1}})", "m");
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->batch.length_fill_ratio, 1.0);
+  EXPECT_EQ(one->batch.length_fill_rows, 0);  // max_batch_size
 }
 
 TEST(ModelConfigTest, ErrorsNameTheField) {
@@ -73,6 +89,24 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
            "dynamic_batching": {"preferred_batch_size": [16]}})", "larger than max_batch_size"},
       {R"({"platform": "galley_vader", "max_batch_size": 8,
            "dynamic_batching": {"length_buckets": [16, 8]}})", "strictly ascending"},
+      {R"({"platform": "galley_vader", "max_batch_size": 8,
+           "dynamic_batching": {"length_buckets": [8], "length_fill_ratio": 0}})",
+       "'dynamic_batching.length_fill_ratio': must be in (0, 1]"},
+      {R"({"platform": "galley_vader", "max_batch_size": 8,
+           "dynamic_batching": {"length_buckets": [8], "length_fill_ratio": 1.5}})",
+       "'dynamic_batching.length_fill_ratio': must be in (0, 1]"},
+      {R"({"platform": "galley_vader", "max_batch_size": 8,
+           "dynamic_batching": {"length_buckets": [8], "length_fill_ratio": "0.5"}})",
+       "'dynamic_batching.length_fill_ratio': must be a number"},
+      {R"({"platform": "galley_vader", "max_batch_size": 8,
+           "dynamic_batching": {"length_fill_ratio": 0.5}})", "needs dynamic_batching.length_buckets"},
+      {R"({"platform": "galley_vader", "max_batch_size": 8,
+           "dynamic_batching": {"length_buckets": [8], "length_fill_ratio": 0.5,
+                                "length_fill_rows": 9}})",
+       "'dynamic_batching.length_fill_rows': must be in [2, 8]"},
+      {R"({"platform": "galley_vader", "max_batch_size": 8,
+           "dynamic_batching": {"length_buckets": [8], "length_fill_rows": 4}})",
+       "'dynamic_batching.length_fill_rows': needs dynamic_batching.length_fill_ratio"},
       {R"({"platform": "galley_vader", "max_batch_size": 8,
            "dynamic_batching": {"max_queue_delay": 5}})", "'dynamic_batching.max_queue_delay': unknown"},
       {R"({"platform": "galley_vader", "input": [{"name": "x", "datatype": "FP33", "dims": [1]}]})",
