@@ -14,17 +14,19 @@ SEEDS=${1:-10}
 OUT=bench/out/schedule
 mkdir -p "$OUT"
 
-# replay NAME NODES PODS POLICY SEEDS [PCT] -> "| name | policy | unallocated | decisions/s | rss |"
+# replay NAME NODES PODS POLICY SEEDS [PCT [FIRST_SEED]] -> "| name | policy | unallocated | decisions/s | rss |"
 # PCT: --percentage-of-nodes-to-score (100 = every node, the default; 0 = kube's adaptive).
 replay() {
-  local name=$1 nodes=$2 pods=$3 policy=$4 seeds=$5 pct=${6:-100} log="$OUT/$1-$4${6:+-pct$6}.log"
+  local name=$1 nodes=$2 pods=$3 policy=$4 seeds=$5 pct=${6:-100} first=${7:-42}
+  local log="$OUT/$1-$4-pct$pct.log" label=$name
+  [[ $pct == 100 ]] || label="$name (nodes to score: $pct%)"
   /usr/bin/time -v "$BIN" schedule replay --nodes "$nodes" --pods "$pods" --policy "$policy" \
-    --seed 42 --seeds "$seeds" --percentage-of-nodes-to-score "$pct" >"$log" 2>"$log.time"
+    --seed "$first" --seeds "$seeds" --percentage-of-nodes-to-score "$pct" >"$log" 2>"$log.time"
   local unalloc rate rss
   unalloc=$(tail -1 "$log" | sed -E 's/.*arrival: ([0-9.]+)%.*/\1/')
   rate=$(awk '/^seed /{print $7}' "$log" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
   rss=$(awk '/Maximum resident set size/{printf "%.0f", $6/1024}' "$log.time")
-  echo "| $name${6:+ (nodes to score: $pct%)} | $policy | $unalloc | $rate | $rss |"
+  echo "| $label | $policy | $unalloc | $rate | $rss |"
 }
 
 echo "## Trace: $NODES, $PODS ($SEEDS seeds from 42)"
@@ -45,6 +47,20 @@ for spec in share:80 multigpu:20 gpuspec:33 cpu:40; do
     --seed 7 --out "$file"
   for policy in bestfit fgd galley; do
     replay "$variant$percent" "$NODES" "$file" "$policy" "$SEEDS"
+  done
+done
+
+echo
+echo "## Held-out synthetic variants (generator seed 11, other proportions, seeds 142..)"
+echo "| workload | policy | unallocated GPU % at 100% arrival (median) | decisions/s (median seed) | peak RSS MiB |"
+echo "|---|---|---|---|---|"
+for spec in share:60 multigpu:30 gpuspec:50 cpu:25; do
+  variant=${spec%%:*} percent=${spec##*:}
+  file="$OUT/pods-$variant$percent-s11.csv"
+  "$BIN" schedule synth --nodes "$NODES" --pods "$PODS" --variant "$variant" --percent "$percent" \
+    --seed 11 --out "$file"
+  for policy in bestfit fgd galley; do
+    replay "$variant$percent-s11" "$NODES" "$file" "$policy" "$SEEDS" 100 142
   done
 done
 

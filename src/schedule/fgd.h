@@ -3,15 +3,16 @@
 //     the GPU choice that grows the node's fragmentation least, scored
 //     floor(100 * sigmoid(-delta / 1000)) (delta in GPU thousandths); the GPU selector makes the
 //     same choice.
-//   GalleyFragScore / GalleyGpu: Galley's default. The same measure, but (1) the exact delta is
-//     the score, so nodes whose deltas differ by less than the sigmoid's integer step are no
-//     longer tied and left to chance; (2) fragmentation counts only classes that need a GPU
-//     (FGD charges every free GPU share to CPU-only classes, which adds the same constant to every
-//     GPU placement and only blurs the comparison); (3) among equal deltas, the GPU with the least
-//     free share wins (best fit); the `galley` profile adds BestFitScore at weight 1 (one point
-//     per GPU thousandth of delta), which breaks near-ties toward tight nodes and packs CPU, so
-//     CPU-heavy pods do not strand the GPUs of emptier nodes (FGD's measure only sees CPU once it
-//     is already short).
+//   GalleyFragScore / GalleyGpu: Galley's default. (1) The exact delta is the score (no sigmoid
+//     steps, so nodes whose deltas differ by less than a step are not left to chance); (2) only
+//     classes that need a GPU count (FGD charges every free share to CPU-only classes, the same
+//     constant for every GPU placement); (3) FragMeasure::kGalley: a fractional-GPU class's
+//     fragmentation is what it could not fill on the node, GPU remainders and CPU included; (4)
+//     the class weights are ScarcityWeighted for the cluster as it is, recomputed whenever the
+//     pods scored since asked for 1% of the GPU capacity, so fragmenting capacity that only few classes can use (one GPU model, empty
+//     8-GPU nodes) costs more. Among equal deltas the tighter GPU wins; the `galley` profile adds
+//     BestFitScore as a tie breaker only. Why each part, and what each is worth on the trace and
+//     on synthetic mixes: bench/RESULTS.md ("Scheduler").
 // Both keep bounded memos, since identical nodes and pod classes are common: node shape (free
 // CPU, model, sorted free shares) -> id, pod class (CPU, GPU count, share) -> id, (shape, class)
 // -> decision, and per node index the shape id while Node::generation is unchanged, so a decision
@@ -33,9 +34,11 @@ inline constexpr std::string_view kGalleyGpu = "GalleyGpu";
 
 enum class FragMode { kFgd, kGalley };
 
-// workload must be non-null.
+// workload must be non-null. `shared` (may be null) carries Galley's weights from the score
+// plugin to the GPU selector of the same scheduler.
 std::unique_ptr<Plugin> NewFragmentationPlugin(std::shared_ptr<const WorkloadDistribution> workload,
-                                               FragMode mode, bool as_selector);
+                                               FragMode mode, bool as_selector,
+                                               std::shared_ptr<SchedulerShared> shared = nullptr);
 
 // The workload Galley's mode measures against: the same classes without CPU-only ones.
 WorkloadDistribution GpuClassesOnly(const WorkloadDistribution& workload);

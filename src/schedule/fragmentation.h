@@ -42,12 +42,42 @@ struct NodeShape {
   std::span<const int32_t> gpu_free_milli;
 };
 
+// Which measure of a class's fragmentation on a node.
+//   kFgd: the paper's, for every class: the free share of GPUs too small for one of its pods (all
+//     of it when one pod does not fit at all).
+//   kGalley: the paper's for classes asking for whole GPUs. For a class asking for a fraction of
+//     one GPU, the free share it could not use if the node were filled with as many of its pods as
+//     both the GPUs' free shares and the node's free CPU allow: free - pods * share. Many such pods
+//     share one node, so "does one more fit" overstates what the node can still take: a 1000 free
+//     GPU holds two 470 pods and strands 60; eight free 470 slots on a node with CPU for two strand
+//     six. (Whole-GPU pods are few per node; counting them the same way measured worse, see
+//     bench/RESULTS.md.)
+enum class FragMeasure { kFgd, kGalley };
+
 // Expected fragmented GPU thousandths on the node (0 .. total free share).
-double NodeFragmentation(const NodeShape& node, const WorkloadDistribution& workload);
+double NodeFragmentation(const NodeShape& node, const WorkloadDistribution& workload,
+                         FragMeasure measure = FragMeasure::kFgd);
 
 // Fragmentation the node would have if `pod` were placed on `gpu_indices` (indices into
 // free_milli; empty for a CPU-only pod), minus what it has now.
 double FragmentationDelta(const NodeShape& node, const Pod& pod, std::span<const int> gpu_indices,
-                          const WorkloadDistribution& workload);
+                          const WorkloadDistribution& workload,
+                          FragMeasure measure = FragMeasure::kFgd);
+
+// The free GPU share on `node` a class could use going by GPUs alone (model, share, count; CPU
+// and memory aside): the free share of the GPUs that fit one of its pods, when enough of them do.
+int64_t UsableShare(const Node& node, const TaskClass& c);
+
+// Galley's class weights for the cluster as it is now: each class's popularity times the ratio of
+// the cluster's free GPU share to the share the class could use (UsableShare summed over nodes),
+// at most kMaxScarcity; renormalised. A placement that strands 1000 thousandths for a class that
+// can use a tenth of the free capacity (one GPU model, eight empty GPUs on one node) costs that
+// class ten times what it costs a class that can use all of it, so fragmentation is counted as the
+// share of each class's own remaining supply that is lost. A class nothing can serve right now
+// weighs 0 (no placement changes its chances). With every class able to use everything, the
+// weights are the popularity, i.e. FGD's.
+inline constexpr double kMaxScarcity = 100;
+WorkloadDistribution ScarcityWeighted(const WorkloadDistribution& workload,
+                                      const std::vector<Node>& nodes);
 
 }  // namespace galley::schedule

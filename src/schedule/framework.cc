@@ -51,8 +51,10 @@ std::string Unschedulable::Message() const {
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const Registry& registry,
                                                             const ProfileConfig& config,
-                                                            const PluginContext& ctx) {
+                                                            const PluginContext& caller_ctx) {
   std::unique_ptr<Scheduler> s(new Scheduler());
+  PluginContext ctx = caller_ctx;
+  ctx.shared = std::make_shared<SchedulerShared>();
   for (const std::string& name : config.filters) {
     ASSIGN_OR_RETURN(auto plugin, registry.Build(name, ctx));
     if (!plugin->IsFilter()) return absl::InvalidArgumentError(StrCat(name, " is not a filter"));

@@ -102,8 +102,15 @@ class Plugin {
 // What a factory may use: the workload's GPU-request distribution (for fragmentation-aware
 // plugins) comes from the caller, since it describes the workload rather than the cluster.
 struct WorkloadDistribution;
+// What the plugins of one Scheduler share across its decisions (one thread, as the Scheduler).
+struct SchedulerShared {
+  // Galley's class weights for the cluster's current state: its score plugin sets them, its GPU
+  // selector reads them, so that both judge a placement by the same measure.
+  std::shared_ptr<const WorkloadDistribution> weighted_workload;
+};
 struct PluginContext {
   std::shared_ptr<const WorkloadDistribution> workload;
+  std::shared_ptr<SchedulerShared> shared;  // Scheduler::Create gives each scheduler its own
 };
 
 using PluginFactory = std::function<absl::StatusOr<std::unique_ptr<Plugin>>(const PluginContext&)>;

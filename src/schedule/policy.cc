@@ -22,7 +22,7 @@ PluginFactory Frag(FragMode mode, bool as_selector) {
       return absl::FailedPreconditionError(
           "fragmentation-aware plugins need the workload's GPU-request distribution");
     }
-    return NewFragmentationPlugin(ctx.workload, mode, as_selector);
+    return NewFragmentationPlugin(ctx.workload, mode, as_selector, ctx.shared);
   };
 }
 
@@ -76,9 +76,10 @@ absl::StatusOr<ProfileConfig> PolicyProfile(std::string_view policy) {
   // Preference scores (soft affinity, PreferNoSchedule, soft anti-affinity) ride along with every
   // policy at a weight that only breaks ties for the packing policies; the trace uses none.
   if (policy == "galley") {
-    // Fragmentation delta in GPU thousandths, plus best fit at one thousandth per point: a tie
-    // breaker that also packs CPU, so CPU-heavy pods do not strand the GPUs of emptier nodes.
-    return WithScores({{s(kGalleyFragScore), 1.0}, {s(kBestFitScore), 1.0}}, kGalleyGpu);
+    // Fragmentation delta in GPU thousandths; best fit (0..100 after normalising) at a weight that
+    // only decides between deltas within 0.1 thousandths, mostly CPU-only pods (delta 0 on every
+    // node whose CPU they do not make short), which it packs instead of scattering.
+    return WithScores({{s(kGalleyFragScore), 1.0}, {s(kBestFitScore), 0.001}}, kGalleyGpu);
   }
   const std::pair<std::string_view, std::pair<std::string_view, std::string_view>> paper[] = {
       {"fgd", {kFgdScore, kFgdGpu}},
