@@ -8,10 +8,10 @@
 //     classes that need a GPU count (FGD charges every free share to CPU-only classes, the same
 //     constant for every GPU placement); (3) FragMeasure::kGalley: a fractional-GPU class's
 //     fragmentation is what it could not fill on the node, GPU remainders and CPU included; (4)
-//     the class weights are ScarcityWeighted for the cluster as it is, recomputed whenever the
-//     pods scored since asked for 1% of the GPU capacity, so fragmenting capacity that only few classes can use (one GPU model, empty
-//     8-GPU nodes) costs more. Among equal deltas the tighter GPU wins; the `galley` profile adds
-//     BestFitScore as a tie breaker only. Why each part, and what each is worth on the trace and
+//     the class weights are ScarcityWeighted for the cluster as it is (recomputed each time the
+//     pods scored since ask for 1% of the GPU capacity), so fragmenting capacity that only few
+//     classes can use (one GPU model, empty 8-GPU nodes) costs more. Among equal deltas the
+//     tighter GPU wins; the `galley` profile adds BestFitScore as a tie breaker only. Why each part, and what each is worth on the trace and
 //     on synthetic mixes: bench/RESULTS.md ("Scheduler").
 // Both keep bounded memos, since identical nodes and pod classes are common: node shape (free
 // CPU, model, sorted free shares) -> id, pod class (CPU, GPU count, share) -> id, (shape, class)
