@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <unordered_map>
 
 #include "schedule/filters.h"
@@ -176,7 +177,7 @@ class FragmentationPlugin final : public Plugin {
     if (workload_ != base_ && !MovedMuch(*workload_, next)) return;
     workload_ = std::make_shared<const WorkloadDistribution>(std::move(next));
     if (shared_) shared_->weighted_workload = workload_;
-    memo_.clear();
+    ClearDecisions();
   }
 
   void AdoptSharedWeights() const {
@@ -185,7 +186,7 @@ class FragmentationPlugin final : public Plugin {
       return;
     }
     workload_ = shared_->weighted_workload;
-    memo_.clear();
+    ClearDecisions();
   }
 
   double ToScore(const Decision& d) const {
@@ -220,16 +221,29 @@ class FragmentationPlugin final : public Plugin {
   // Drops the memos (bounded memory); node entries from before are invalidated by the epoch.
   void Forget() const {
     shapes_.clear();
-    memo_.clear();
+    ClearDecisions();
     ++epoch_;
   }
 
+  // The memo is a row per pod class indexed by shape id (a hash map's chain walks were a quarter
+  // of a 5,000-node decision); an entry with a NaN delta is not computed yet.
   Decision DecideIds(uint32_t shape, uint32_t cls, const Pod& pod, const Node& node) const {
-    const uint64_t key = (static_cast<uint64_t>(shape) << 32) | cls;
-    if (auto it = memo_.find(key); it != memo_.end()) return it->second;
-    const Decision d = Compute(pod, node);
-    memo_.emplace(key, d);
-    return d;
+    if (memo_entries_ > kMaxMemoDecisions) ClearDecisions();
+    if (memo_.size() <= cls) memo_.resize(static_cast<size_t>(cls) + 1);
+    std::vector<Decision>& row = memo_[cls];
+    if (row.size() <= shape) {
+      const size_t size = std::max<size_t>(static_cast<size_t>(shape) + 1, shapes_.size());
+      memo_entries_ += size - row.size();
+      row.resize(size, Decision{std::numeric_limits<double>::quiet_NaN(), -1});
+    }
+    Decision& slot = row[shape];
+    if (std::isnan(slot.delta)) slot = Compute(pod, node);
+    return slot;
+  }
+
+  void ClearDecisions() const {
+    memo_.clear();
+    memo_entries_ = 0;
   }
 
   Decision Decide(const Pod& pod, const Node& node) const {
@@ -289,6 +303,7 @@ class FragmentationPlugin final : public Plugin {
     return &models_.back();
   }
 
+  static constexpr size_t kMaxMemoDecisions = size_t{1} << 22;  // 64 MiB of decisions
   static constexpr double kReweightShare = 0.01;
   static constexpr double kWeightTolerance = 0.1;
 
@@ -304,7 +319,8 @@ class FragmentationPlugin final : public Plugin {
   // shape id while the node's generation is unchanged.
   mutable std::unordered_map<ShapeKey, uint32_t, ShapeKeyHash> shapes_;
   mutable std::unordered_map<ClassKey, uint32_t, ClassKeyHash> classes_;
-  mutable std::unordered_map<uint64_t, Decision> memo_;
+  mutable std::vector<std::vector<Decision>> memo_;  // [class id][shape id]
+  mutable size_t memo_entries_ = 0;
   mutable std::vector<NodeEntry> node_cache_;
   mutable uint64_t epoch_ = 0;
   mutable std::deque<std::string> models_;
