@@ -36,33 +36,31 @@ for policy in random dotprod gpuclustering gpupacking bestfit fgd galley; do
   replay openb "$NODES" "$PODS" "$policy" "$SEEDS"
 done
 
-echo
-echo "## Synthetic variants (seeded generator: galley schedule synth --seed 7)"
-echo "| workload | policy | unallocated GPU % at 100% arrival (median) | decisions/s (median seed) | peak RSS MiB |"
-echo "|---|---|---|---|---|"
-for spec in share:80 multigpu:20 gpuspec:33 cpu:40; do
-  variant=${spec%%:*} percent=${spec##*:}
-  file="$OUT/pods-$variant$percent.csv"
-  "$BIN" schedule synth --nodes "$NODES" --pods "$PODS" --variant "$variant" --percent "$percent" \
-    --seed 7 --out "$file"
-  for policy in bestfit fgd galley; do
-    replay "$variant$percent" "$NODES" "$file" "$policy" "$SEEDS"
+# variants TITLE GENERATOR_SEED FIRST_REPLAY_SEED SUFFIX SPEC...: one table, bestfit/fgd/galley
+# on each synthetic variant (SPEC = variant:percent) made by `galley schedule synth`.
+variants() {
+  local title=$1 gen_seed=$2 first=$3 suffix=$4 spec variant percent file
+  shift 4
+  echo
+  echo "## $title"
+  echo "| workload | policy | unallocated GPU % at 100% arrival (median) | decisions/s (median seed) | peak RSS MiB |"
+  echo "|---|---|---|---|---|"
+  for spec in "$@"; do
+    variant=${spec%%:*} percent=${spec##*:}
+    file="$OUT/pods-$variant$percent$suffix.csv"
+    "$BIN" schedule synth --nodes "$NODES" --pods "$PODS" --variant "$variant" \
+      --percent "$percent" --seed "$gen_seed" --out "$file"
+    for policy in bestfit fgd galley; do
+      replay "$variant$percent$suffix" "$NODES" "$file" "$policy" "$SEEDS" 100 "$first"
+    done
   done
-done
+}
 
-echo
-echo "## Held-out synthetic variants (generator seed 11, other proportions, seeds 142..)"
-echo "| workload | policy | unallocated GPU % at 100% arrival (median) | decisions/s (median seed) | peak RSS MiB |"
-echo "|---|---|---|---|---|"
-for spec in share:60 multigpu:30 gpuspec:50 cpu:25; do
-  variant=${spec%%:*} percent=${spec##*:}
-  file="$OUT/pods-$variant$percent-s11.csv"
-  "$BIN" schedule synth --nodes "$NODES" --pods "$PODS" --variant "$variant" --percent "$percent" \
-    --seed 11 --out "$file"
-  for policy in bestfit fgd galley; do
-    replay "$variant$percent-s11" "$NODES" "$file" "$policy" "$SEEDS" 100 142
-  done
-done
+variants "Synthetic variants (seeded generator: galley schedule synth --seed 7)" 7 42 "" \
+  share:80 multigpu:20 gpuspec:33 cpu:40
+# Generated only after the galley policy was fixed: another generator seed, other proportions.
+variants "Held-out synthetic variants (generator seed 11, other proportions, seeds 142..)" 11 142 -s11 \
+  share:60 multigpu:30 gpuspec:50 cpu:25
 
 echo
 echo "## Throughput on a synthetic 5,000-node cluster (node types drawn from the trace, seed 7)"

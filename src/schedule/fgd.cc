@@ -260,7 +260,7 @@ class FragmentationPlugin final : public Plugin {
     const double before =
         NodeFragmentation(NodeShape{node.FreeCpuMilli(), model, free}, *workload_, measure_);
     const NodeShape after{node.FreeCpuMilli() - pod.cpu_milli, model, free};
-    const int32_t share = pod.gpu_count > 0 ? (pod.gpu_milli > 0 ? pod.gpu_milli : kMilliPerGpu) : 0;
+    const int32_t share = PerGpuShare(pod);
     Decision best;
     if (!pod.SharesGpu()) {
       if (pod.WantsGpu()) {

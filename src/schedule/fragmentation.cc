@@ -14,8 +14,7 @@ WorkloadDistribution WorkloadDistribution::FromPods(const std::vector<Pod>& pods
   using Key = std::tuple<int64_t, int32_t, int32_t, std::vector<std::string>>;
   std::map<Key, int64_t> counts;
   for (const Pod& p : pods) {
-    const int32_t milli = p.gpu_count > 0 ? (p.gpu_milli > 0 ? p.gpu_milli : kMilliPerGpu) : 0;
-    ++counts[Key{p.cpu_milli, p.gpu_count, milli, p.gpu_models}];
+    ++counts[Key{p.cpu_milli, p.gpu_count, PerGpuShare(p), p.gpu_models}];
   }
   std::vector<std::pair<const Key*, int64_t>> order;
   for (const auto& [k, n] : counts) order.emplace_back(&k, n);
@@ -35,6 +34,11 @@ WorkloadDistribution WorkloadDistribution::FromPods(const std::vector<Pod>& pods
   }
   for (TaskClass& c : out.classes) c.weight /= covered;
   return out;
+}
+
+int32_t PerGpuShare(const Pod& pod) {
+  if (pod.gpu_count == 0) return 0;
+  return pod.gpu_milli > 0 ? pod.gpu_milli : kMilliPerGpu;
 }
 
 namespace {
@@ -82,8 +86,7 @@ double NodeFragmentation(const NodeShape& node, const WorkloadDistribution& work
 double FragmentationDelta(const NodeShape& node, const Pod& pod, std::span<const int> gpu_indices,
                           const WorkloadDistribution& workload, FragMeasure measure) {
   std::vector<int32_t> after(node.gpu_free_milli.begin(), node.gpu_free_milli.end());
-  const int32_t share = pod.gpu_count > 0 ? (pod.gpu_milli > 0 ? pod.gpu_milli : kMilliPerGpu) : 0;
-  for (int i : gpu_indices) after[static_cast<size_t>(i)] -= share;
+  for (int i : gpu_indices) after[static_cast<size_t>(i)] -= PerGpuShare(pod);
   NodeShape next{node.cpu_free_milli - pod.cpu_milli, node.model, after};
   return NodeFragmentation(next, workload, measure) - NodeFragmentation(node, workload, measure);
 }

@@ -54,6 +54,10 @@ struct NodeShape {
 //     bench/RESULTS.md.)
 enum class FragMeasure { kFgd, kGalley };
 
+// The share of each GPU the measure takes a pod to ask for: its share, 1000 for whole GPUs (or a
+// memory-only request), 0 for a pod without GPUs.
+int32_t PerGpuShare(const Pod& pod);
+
 // Expected fragmented GPU thousandths on the node (0 .. total free share).
 double NodeFragmentation(const NodeShape& node, const WorkloadDistribution& workload,
                          FragMeasure measure = FragMeasure::kFgd);
