@@ -12,7 +12,8 @@
 #   e.g. bench/serve/ab.sh nofill='{"length_fill_ratio": null, "length_fill_rows": null}' shipped='{}'
 # Environment: MODEL [sentiment_lstm]  C [64]  DURATION [3s]  ROUNDS [10]  PROTOCOLS ["http grpc"]
 #   GALLEY_BIN [build/release/galley]  GHZ_BIN [.deps/bench-bin/ghz] (bench/serve/onnx.sh installs
-#   it)  SERVER_CPU [0]  CLIENT_CPU [1]
+#   it)  SERVER_CPU [0]  CLIENT_CPU [1]  BIN_<NAME>: the variant NAME's own binary (else GALLEY_BIN),
+#   to compare builds, e.g. BIN_before=/tmp/galley-old bench/serve/ab.sh before='{}' after='{}'
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -57,7 +58,9 @@ for key, value in patch.items():
         config["dynamic_batching"][key] = value
 json.dump(config, open(path, "w"), indent=2)
 PY
-  taskset -c "$SERVER_CPU" "$GALLEY_BIN" serve --model-repository "$TMP/repo-$n" --model "$MODEL" \
+  bin_var="BIN_$n"
+  [[ -x "${!bin_var:-$GALLEY_BIN}" ]] || { echo "${!bin_var:-$GALLEY_BIN} is not executable" >&2; exit 1; }
+  taskset -c "$SERVER_CPU" "${!bin_var:-$GALLEY_BIN}" serve --model-repository "$TMP/repo-$n" --model "$MODEL" \
     --listen 127.0.0.1:0 --grpc-port 0 >"$TMP/galley-$n.log" 2>&1 &
   PID[$n]=$!
 done

@@ -9,7 +9,9 @@ namespace galley::cli {
 
 void HttpFlags::Add(CLI::App* app) {
   Flag(app, "listen", listen, "HOST:PORT to listen on (port 0 picks a free port)");
-  Flag(app, "io-threads", io_threads, "HTTP I/O threads")->check(CLI::Range(1, 64));
+  Flag(app, "io-threads", io_threads,
+       "HTTP I/O threads (galley serve: as many gRPC completion threads)")
+      ->check(CLI::Range(1, 64));
   Flag(app, "default-timeout-ms", default_timeout_ms,
        "deadline of a request that sets none (0: none)")->check(CLI::NonNegativeNumber);
   Flag(app, "max-body-bytes", max_body_bytes, "largest request body (413 beyond)");

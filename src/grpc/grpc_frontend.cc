@@ -5,6 +5,8 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "common/log.h"
@@ -107,7 +109,7 @@ class GrpcFrontend::Impl {
 
   class OipService;
   class HealthService;
-  class InferReactor;
+  class InferCall;
   class WatchReactor;
 
  private:
@@ -122,9 +124,10 @@ class GrpcFrontend::Impl {
   ::grpc::ServerUnaryReactor* Answer(::grpc::CallbackServerContext* ctx, Endpoint endpoint,
                                      std::string_view model, TimePoint start,
                                      ::grpc::Status status);
-  ::grpc::ServerUnaryReactor* Infer(::grpc::CallbackServerContext* ctx,
-                                    const inference::ModelInferRequest& request,
-                                    inference::ModelInferResponse* response);
+  // Offers the server one more ModelInfer call slot, unless the queue is closed.
+  void RequestInferCall();
+  // Runs on each completion thread: takes ModelInfer events until the queue is shut down.
+  void PollCompletions();
 
   serve::InferenceService& service_;
   const GrpcOptions options_;
@@ -139,6 +142,14 @@ class GrpcFrontend::Impl {
 
   std::mutex lifecycle_mu_;  // serialises Start() and Shutdown(); taken before mu_
   bool shut_down_ ABSL_GUARDED_BY(lifecycle_mu_) = false;
+  // ModelInfer's completion queue and the threads that poll it. cq_mu_ makes starting an
+  // operation on the queue and shutting it down exclusive (gRPC forbids the former after the
+  // latter); it is held only for the moment an operation is started. The queue outlives the server
+  // (gRPC destroys a server before its queues).
+  std::unique_ptr<::grpc::ServerCompletionQueue> cq_;
+  std::vector<std::thread> cq_threads_;
+  std::mutex cq_mu_;
+  bool cq_closed_ ABSL_GUARDED_BY(cq_mu_) = false;
   // The services outlive the server, which refers to them.
   std::unique_ptr<OipService> oip_;
   std::unique_ptr<HealthService> health_;
@@ -147,8 +158,15 @@ class GrpcFrontend::Impl {
 
 // --- GRPCInferenceService
 
-class GrpcFrontend::Impl::OipService final
-    : public inference::GRPCInferenceService::CallbackService {
+// ModelInfer is served on the asynchronous API (Impl::InferCall), the rest on the callback API.
+// (A method turns asynchronous only from the synchronous default, so the asynchronous wrapper
+// goes innermost.)
+using GIS = inference::GRPCInferenceService;
+using OipServiceBase = GIS::WithCallbackMethod_ServerLive<GIS::WithCallbackMethod_ServerReady<
+    GIS::WithCallbackMethod_ModelReady<GIS::WithCallbackMethod_ServerMetadata<
+        GIS::WithCallbackMethod_ModelMetadata<GIS::WithAsyncMethod_ModelInfer<GIS::Service>>>>>>;
+
+class GrpcFrontend::Impl::OipService final : public OipServiceBase {
  public:
   explicit OipService(Impl& impl) : impl_(impl) {}
 
@@ -204,95 +222,163 @@ class GrpcFrontend::Impl::OipService final
     return impl_.Answer(ctx, Endpoint::kModelMetadata, req->name(), start, ::grpc::Status::OK);
   }
 
-  ::grpc::ServerUnaryReactor* ModelInfer(::grpc::CallbackServerContext* ctx,
-                                         const inference::ModelInferRequest* req,
-                                         inference::ModelInferResponse* resp) override {
-    return impl_.Infer(ctx, *req, resp);
-  }
-
  private:
   Impl& impl_;
 };
 
-// The reactor of one ModelInfer call, answered by the model's callback, or by a cancellation
-// (the client went away, its deadline passed, or Shutdown's deadline passed), whichever comes
-// first. gRPC deletes nothing: OnDone() deletes the reactor once the answer is sent.
-class GrpcFrontend::Impl::InferReactor final : public ::grpc::ServerUnaryReactor {
+// One ModelInfer call on gRPC's asynchronous API, from the slot offered to the server to its last
+// event. Its events come to the completion threads as the call's address with the event in the
+// low bits. The call is answered once, by the model's callback or by its cancellation (the client
+// went away, its deadline passed, or Shutdown's deadline passed), whichever takes the claim first;
+// it is deleted when both its done event and the end of its answer have come (two references).
+// The model's callback may come after that: it then touches only the shared claim.
+class GrpcFrontend::Impl::InferCall {
  public:
-  InferReactor(Impl& impl, ::grpc::CallbackServerContext* ctx, std::string model)
-      : impl_(impl), ctx_(ctx), model_(std::move(model)), start_(impl.clock_.Now()) {}
+  enum Event : uintptr_t { kArrived = 0, kDone = 1, kSent = 2 };
+  static constexpr uintptr_t kEventBits = 3;
 
-  const std::shared_ptr<AnswerClaim>& claim() const { return claim_; }
+  explicit InferCall(Impl& impl) : impl_(impl), responder_(&ctx_) {}
 
-  // Counts and sends the answer. Only the holder of the claim calls it, once.
-  void Reply(::grpc::Status status) {
-    impl_.Record(Endpoint::kInfer, model_, status.error_code(), start_);
-    Finish(std::move(status));
+  // Offers the slot to the server. Only with impl.cq_mu_ held and the queue open.
+  void Offer(::grpc::ServerCompletionQueue* cq) {
+    ctx_.AsyncNotifyWhenDone(Tag(kDone));
+    impl_.oip_->RequestModelInfer(&ctx_, &request_, &responder_, cq, cq, Tag(kArrived));
   }
 
-  void OnCancel() override {
-    if (!claim_->TryTake()) return;
-    // A call whose deadline passed is cancelled too; count it as what it is.
-    const bool expired = ctx_->deadline() <= std::chrono::system_clock::now();
-    Reply(expired ? ::grpc::Status(::grpc::StatusCode::DEADLINE_EXCEEDED, "the deadline passed")
-                  : ::grpc::Status(::grpc::StatusCode::CANCELLED, "the call was cancelled"));
+  // Hands a completion-queue event to its call.
+  static void Dispatch(void* tag, bool ok) {
+    const auto bits = reinterpret_cast<uintptr_t>(tag);
+    auto* call = reinterpret_cast<InferCall*>(bits & ~kEventBits);
+    call->On(static_cast<Event>(bits & kEventBits), ok);
   }
-
-  void OnDone() override { delete this; }
 
  private:
+  void* Tag(Event e) { return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(this) | e); }
+
+  void On(Event e, bool ok) {
+    switch (e) {
+      case kArrived:
+        if (!ok) {  // the server is shutting down; no call came, and no done event will
+          delete this;
+          return;
+        }
+        impl_.RequestInferCall();  // the next call's slot first
+        Serve();
+        return;
+      case kDone:
+        if (claim_->TryTake()) {  // not answered: cancelled (a passed deadline cancels too)
+          const bool expired = ctx_.deadline() <= std::chrono::system_clock::now();
+          impl_.Record(Endpoint::kInfer, request_.model_name(),
+                       expired ? ::grpc::StatusCode::DEADLINE_EXCEEDED
+                               : ::grpc::StatusCode::CANCELLED,
+                       start_);
+          Release();  // the answer's reference: there will be none
+        }
+        Release();
+        return;
+      case kSent:
+        Release();
+        return;
+    }
+  }
+
+  void Release() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // Checks the request and queues it for its model, or answers at once.
+  void Serve();
+
+  // Counts and sends the answer. Only the holder of the claim calls it, once.
+  void Reply(const ::grpc::Status& status) {
+    impl_.Record(Endpoint::kInfer, request_.model_name(), status.error_code(), start_);
+    {
+      std::lock_guard<std::mutex> l(impl_.cq_mu_);
+      if (!impl_.cq_closed_) {
+        if (status.ok()) {
+          responder_.Finish(response_, status, Tag(kSent));
+        } else {
+          responder_.FinishWithError(status, Tag(kSent));
+        }
+        return;
+      }
+    }
+    Release();  // the queue is closed: nothing can be sent
+  }
+
+  // Replies with an error if the claim is still free (it is, before the request is queued).
+  void Fail(::grpc::StatusCode code, std::string message) {
+    if (claim_->TryTake()) Reply(::grpc::Status(code, std::move(message)));
+  }
+
   Impl& impl_;
-  ::grpc::CallbackServerContext* const ctx_;
-  const std::string model_;
-  const TimePoint start_;
+  ::grpc::ServerContext ctx_;
+  inference::ModelInferRequest request_;
+  inference::ModelInferResponse response_;
+  ::grpc::ServerAsyncResponseWriter<inference::ModelInferResponse> responder_;
+  TimePoint start_{};
+  std::atomic<int> refs_{2};  // the done event's and the answer's
   const std::shared_ptr<AnswerClaim> claim_ = std::make_shared<AnswerClaim>();
 };
 
-::grpc::ServerUnaryReactor* GrpcFrontend::Impl::Infer(::grpc::CallbackServerContext* ctx,
-                                                      const inference::ModelInferRequest& req,
-                                                      inference::ModelInferResponse* resp) {
-  auto* reactor = new InferReactor(*this, ctx, req.model_name());
-  auto reply = [reactor](::grpc::StatusCode code, std::string message) {
-    if (reactor->claim()->TryTake()) reactor->Reply(::grpc::Status(code, std::move(message)));
-    return reactor;
-  };
-  auto md = service_.FindModel(View(req.model_name()), View(req.model_version()));
+void GrpcFrontend::Impl::InferCall::Serve() {
+  start_ = impl_.clock_.Now();
+  const inference::ModelInferRequest& req = request_;
+  auto md = impl_.service_.FindModel(View(req.model_name()), View(req.model_version()));
   if (!md) {
-    ::grpc::Status st = MissingModel(service_, req.model_name(), req.model_version());
-    return reply(st.error_code(), st.error_message());
+    ::grpc::Status st = MissingModel(impl_.service_, req.model_name(), req.model_version());
+    return Fail(st.error_code(), st.error_message());
   }
   auto decoded = DecodeInferRequest(req, *md);
   if (!decoded.ok()) {
-    return reply(::grpc::StatusCode::INVALID_ARGUMENT, std::string(decoded.status().message()));
+    return Fail(::grpc::StatusCode::INVALID_ARGUMENT, std::string(decoded.status().message()));
   }
-  const TimePoint now = clock_.Now();
   std::optional<Duration> client_left;
-  if (const auto dl = ctx->deadline(); dl != std::chrono::system_clock::time_point::max()) {
+  if (const auto dl = ctx_.deadline(); dl != std::chrono::system_clock::time_point::max()) {
     client_left = std::chrono::duration_cast<Duration>(dl - std::chrono::system_clock::now());
     if (*client_left <= Duration::zero()) {
-      return reply(::grpc::StatusCode::DEADLINE_EXCEEDED,
-                   "the deadline passed before the request was queued");
+      return Fail(::grpc::StatusCode::DEADLINE_EXCEEDED,
+                  "the deadline passed before the request was queued");
     }
   }
   serve::InferRequest ir;
   ir.model = req.model_name();
   ir.version = req.model_version();
-  ir.deadline = RequestDeadline(client_left, decoded->timeout_us, options_.default_timeout, now);
-  ir.arrival = now;
+  ir.deadline =
+      RequestDeadline(client_left, decoded->timeout_us, impl_.options_.default_timeout, start_);
+  ir.arrival = start_;
   ir.input = std::move(decoded->input);
   auto shared_md = std::make_shared<const model::ModelMetadata>(std::move(*md));
-  service_.Infer(std::move(ir), [reactor, claim = reactor->claim(), resp, shared_md,
-                                 id = std::move(decoded->id),
-                                 outputs = std::move(decoded->outputs)](serve::InferResult&& r) {
-    // Whoever takes the claim answers; the reactor (and `resp`) live until it has.
+  impl_.service_.Infer(std::move(ir), [this, claim = claim_, shared_md,
+                                       id = std::move(decoded->id),
+                                       outputs = std::move(decoded->outputs)](
+                                          serve::InferResult&& r) {
+    // Whoever takes the claim answers; the call lives until it has.
     if (!claim->TryTake()) return;
     if (r.outcome != serve::Outcome::kOk) {
-      return reactor->Reply(::grpc::Status(GrpcCodeFor(r.outcome), std::move(r.message)));
+      return Reply(::grpc::Status(GrpcCodeFor(r.outcome), std::move(r.message)));
     }
-    *resp = EncodeInferResponse(*shared_md, id, r.output, outputs);
-    reactor->Reply(::grpc::Status::OK);
+    response_ = EncodeInferResponse(*shared_md, id, r.output, outputs);
+    Reply(::grpc::Status::OK);
   });
-  return reactor;
+}
+
+void GrpcFrontend::Impl::RequestInferCall() {
+  auto* call = new InferCall(*this);
+  {
+    std::lock_guard<std::mutex> l(cq_mu_);
+    if (!cq_closed_) {
+      call->Offer(cq_.get());
+      return;
+    }
+  }
+  delete call;
+}
+
+void GrpcFrontend::Impl::PollCompletions() {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq_->Next(&tag, &ok)) InferCall::Dispatch(tag, ok);
 }
 
 // --- grpc.health.v1.Health
@@ -509,12 +595,24 @@ absl::Status GrpcFrontend::Impl::Start() {
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams);
   // Without this, a second server on the same port would share it silently (SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  cq_ = builder.AddCompletionQueue();
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || selected == 0) {
     server_.reset();
+    {
+      std::lock_guard<std::mutex> l(cq_mu_);
+      cq_closed_ = true;
+    }
+    cq_->Shutdown();
+    PollCompletions();  // drains the queue, which gRPC requires before destroying it
     return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
   }
   port_.store(selected);
+  // A few slots offered ahead; each call that arrives offers the next.
+  for (int i = 0; i < options_.completion_threads * 2; ++i) RequestInferCall();
+  for (int i = 0; i < options_.completion_threads; ++i) {
+    cq_threads_.emplace_back([this] { PollCompletions(); });
+  }
   return absl::OkStatus();
 }
 
@@ -535,6 +633,15 @@ void GrpcFrontend::Impl::Shutdown(TimePoint deadline) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::duration_cast<std::chrono::system_clock::duration>(left));
   }
+  // Every call is over (gRPC's Shutdown waits for that): close the queue, and let the
+  // completion threads take what is left in it (the slots no call came for) and stop.
+  {
+    std::lock_guard<std::mutex> l(cq_mu_);
+    cq_closed_ = true;
+  }
+  cq_->Shutdown();
+  for (std::thread& t : cq_threads_) t.join();
+  cq_threads_.clear();
 }
 
 // --- GrpcFrontend
@@ -550,6 +657,10 @@ absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(serve::Infere
       return absl::InvalidArgumentError(
           StrCat("gRPC message size limit ", v, " is not in 1..", INT_MAX));
     }
+  }
+  if (options.completion_threads < 1 || options.completion_threads > 64) {
+    return absl::InvalidArgumentError(
+        StrCat("gRPC completion_threads ", options.completion_threads, " is not in 1..64"));
   }
   if (options.max_concurrent_streams < 1) {
     return absl::InvalidArgumentError("gRPC max_concurrent_streams must be at least 1");

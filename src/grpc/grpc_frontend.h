@@ -1,13 +1,16 @@
 // The gRPC front-end of `galley serve`: the Open Inference Protocol's GRPCInferenceService
-// (proto/grpc_service.proto) and the standard grpc.health.v1.Health service, on gRPC's callback
-// API. Like the REST front-end it reaches models only through serve::InferenceService, checks
+// (proto/grpc_service.proto) and the standard grpc.health.v1.Health service. Like the REST front-end it reaches models only through serve::InferenceService, checks
 // requests with the same checker (serve/oip_json.h), and counts them in the same metrics.
 //
-// Threads: handlers run on gRPC's callback threads and never block (ModelInfer queues the request
-// and returns); a ModelInfer call is answered from the model worker's callback, or by its
-// cancellation, whichever comes first (an atomic claim decides); health Watch streams are
-// updated from whichever thread calls SetDraining/RefreshHealth/Shutdown, under the front-end's
-// mutex. Nothing here holds a lock across model work.
+// Threads: ModelInfer runs on gRPC's asynchronous API, on `completion_threads` threads of ours
+// that poll its completion queue (they also do the socket work gRPC hands them): they decode and
+// check a call, queue it for its model and go on; the call is answered from the model worker's
+// callback, or by its cancellation, whichever comes first (an atomic claim decides). The other
+// methods and the health service run on gRPC's callback API and never block; health Watch
+// streams are updated from whichever thread calls SetDraining/RefreshHealth/Shutdown, under the
+// front-end's mutex. Nothing here holds a lock across model work. (ModelInfer left the callback
+// API because gRPC 1.51's callback threads add executor hops per call: about 4% more CPU per
+// request on one core; bench/RESULTS.md.)
 //
 // Namespace galley::rpc rather than galley::grpc, so that `grpc::` keeps naming the library.
 #pragma once
@@ -32,6 +35,9 @@ struct GrpcOptions {
   size_t max_receive_message_bytes = 1 << 20;  // as http::ServerOptions::max_body_bytes
   size_t max_send_message_bytes = 1 << 20;
   int max_concurrent_streams = 1024;  // per connection (HTTP/2 streams)
+  // Threads that poll ModelInfer's completion queue: they do the socket work, decode requests
+  // and queue them for the models (1..64); as http::ServerOptions::io_threads.
+  int completion_threads = 2;
   // Deadline of a request that sets none (neither a gRPC deadline nor parameter "timeout");
   // 0: none. As the REST front-end's default timeout.
   std::chrono::milliseconds default_timeout{30'000};

@@ -482,6 +482,63 @@ TEST_F(GrpcFrontendTest, ClientDeadlineIsDeadlineExceededAndTheRequestNeverRuns)
   EXPECT_EQ(fake_->batch_sizes(), std::vector<size_t>{1});
 }
 
+// More calls in flight at once than the front-end offers the server slots for ahead: every one
+// gets its own answer.
+TEST_F(GrpcFrontendTest, ManyConcurrentCallsEachGetTheirOwnAnswer) {
+  ServerSetup setup;
+  setup.queue_capacity = 64;
+  setup.options.completion_threads = 1;
+  Start(setup);
+  fake_->Block();
+  std::vector<std::unique_ptr<AsyncCall>> calls;
+  calls.push_back(InferAsync(FakeRequest({0})));
+  fake_->WaitEntered(1);
+  for (int i = 1; i < 40; ++i) calls.push_back(InferAsync(FakeRequest({static_cast<float>(i)})));
+  fake_->Unblock();
+  for (int i = 0; i < 40; ++i) {
+    ::grpc::Status st = calls[i]->status.get();
+    ASSERT_TRUE(st.ok()) << i << ": " << st.error_message();
+    EXPECT_EQ(Floats(calls[i]->resp.raw_output_contents(0)), std::vector<float>{2.f * i}) << i;
+  }
+}
+
+TEST_F(GrpcFrontendTest, ClientCancellationIsCountedAsSuch) {
+  Start();
+  fake_->Block();
+  auto running = InferAsync(FakeRequest({1}));
+  fake_->WaitEntered(1);
+  auto cancelled = InferAsync(FakeRequest({2}));
+  // Cancel only once the server has queued the call (a call cancelled before it is sent never
+  // reaches the server). A condition polled with a deadline, not a sleep.
+  const auto limit = std::chrono::steady_clock::now() + 30s;
+  while (fake_runner_->inflight() < 2 && std::chrono::steady_clock::now() < limit) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(fake_runner_->inflight(), 2);
+  cancelled->ctx.TryCancel();
+  EXPECT_EQ(cancelled->status.get().error_code(), StatusCode::CANCELLED);
+  // The server hears of it a little later than the client; it counts the call as the client's
+  // doing at once, while the model still holds the request.
+  const std::string cancelled_series =
+      R"(galley_requests_total{endpoint="infer",model="fake",outcome="client_error"} 1)";
+  while (registry_.Exposition().find(cancelled_series) == std::string::npos &&
+         std::chrono::steady_clock::now() < limit) {
+    std::this_thread::yield();
+  }
+  fake_->Unblock();
+  EXPECT_TRUE(running->status.get().ok());
+  // Shutdown returns once the server is done with every call; the model's late answer to the
+  // cancelled one is dropped, not counted again.
+  frontend_->Shutdown(std::chrono::steady_clock::now() + 10s);
+  const std::string text = registry_.Exposition();
+  for (const std::string& series : {
+           std::string(R"(galley_requests_total{endpoint="infer",model="fake",outcome="ok"} 1)"),
+           cancelled_series,
+       }) {
+    EXPECT_NE(text.find(series), std::string::npos) << series << "\n" << text;
+  }
+}
+
 TEST_F(GrpcFrontendTest, HealthCheckTurnsNotServingWhenDraining) {
   Start();
   EXPECT_EQ(Check(), HealthResponse::SERVING);
@@ -678,6 +735,13 @@ TEST(GrpcFrontendOptionsTest, CreateChecksOptionsAndStartReportsABusyPort) {
   bad = {};
   bad.max_receive_message_bytes = 0;
   EXPECT_EQ(GrpcFrontend::Create(service, bad).status().code(), absl::StatusCode::kInvalidArgument);
+  for (int threads : {0, 65}) {
+    bad = {};
+    bad.completion_threads = threads;
+    auto created = GrpcFrontend::Create(service, bad);
+    EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument) << threads;
+    EXPECT_NE(created.status().message().find("completion_threads"), std::string::npos);
+  }
 
   GrpcOptions o;
   o.host = "127.0.0.1";

@@ -154,6 +154,7 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
     go.host = options.http.host;
     go.port = options.grpc_port;
     go.max_receive_message_bytes = options.http.max_body_bytes;
+    go.completion_threads = options.http.io_threads;
     go.default_timeout = options.frontend.default_timeout;
     go.server_name = options.frontend.server_name;
     go.server_version = GALLEY_VERSION;
