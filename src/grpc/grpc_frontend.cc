@@ -230,8 +230,9 @@ class GrpcFrontend::Impl::OipService final : public OipServiceBase {
 // event. Its events come to the completion threads as the call's address with the event in the
 // low bits. The call is answered once, by the model's callback or by its cancellation (the client
 // went away, its deadline passed, or Shutdown's deadline passed), whichever takes the claim first;
-// it is deleted when both its done event and the end of its answer have come (two references).
-// The model's callback may come after that: it then touches only the shared claim.
+// it is deleted when both its done event and the end of its answer have come (two references;
+// three, while its arrival is handled). The model's callback may come after that: it then
+// touches only the shared claim.
 class GrpcFrontend::Impl::InferCall {
  public:
   enum Event : uintptr_t { kArrived = 0, kDone = 1, kSent = 2 };
@@ -264,6 +265,7 @@ class GrpcFrontend::Impl::InferCall {
         }
         impl_.RequestInferCall();  // the next call's slot first
         Serve();
+        Release();  // the arrival's reference
         return;
       case kDone:
         if (claim_->TryTake()) {  // not answered: cancelled (a passed deadline cancels too)
@@ -317,7 +319,10 @@ class GrpcFrontend::Impl::InferCall {
   inference::ModelInferResponse response_;
   ::grpc::ServerAsyncResponseWriter<inference::ModelInferResponse> responder_;
   TimePoint start_{};
-  std::atomic<int> refs_{2};  // the done event's and the answer's
+  // The done event's, the answer's, and the arrival's: gRPC starts watching for the done event
+  // as it hands out the arrival, so on another completion thread the done event (a cancelled
+  // call) can come while the arrival is still being handled.
+  std::atomic<int> refs_{3};
   const std::shared_ptr<AnswerClaim> claim_ = std::make_shared<AnswerClaim>();
 };
 
