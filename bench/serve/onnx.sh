@@ -35,7 +35,7 @@
 #   MODEL_DIR [models]  the model repository the models are taken from
 #   CONCURRENCIES ["1 8 64"]  client concurrency (wrk connections, ghz concurrent calls)
 #   DURATION [5s]  one measured point     WARMUP [2s]  unrecorded, per server and protocol
-#   REPEATS [3]    Galley repeats         KSERVE_REPEATS [1]
+#   REPEATS [3]    Galley repeats         KSERVE_REPEATS [3]
 #   LIMIT_SECONDS [1.5]  per batch size     LIMIT_BATCHES [1,2,4,8,16,32,64]
 #   SERVER_CPU [0]  CLIENT_CPU [1]        MAX_LOAD [0.5]  LOAD_WAIT_S [1200]  LOAD_POLL_S [15]
 #   GALLEY_BIN [build/release/galley]     LIMIT_BIN [build/release/bench/onnx_limit]
@@ -73,7 +73,7 @@ CONCURRENCIES="${CONCURRENCIES:-1 8 64}"
 DURATION="${DURATION:-5s}"
 WARMUP="${WARMUP:-2s}"
 REPEATS="${REPEATS:-3}"
-KSERVE_REPEATS="${KSERVE_REPEATS:-1}"
+KSERVE_REPEATS="${KSERVE_REPEATS:-3}"
 LIMIT_SECONDS="${LIMIT_SECONDS:-1.5}"
 LIMIT_BATCHES="${LIMIT_BATCHES:-1,2,4,8,16,32,64}"
 SERVER_CPU="${SERVER_CPU:-0}"
