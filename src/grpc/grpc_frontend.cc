@@ -107,26 +107,39 @@ class GrpcFrontend::Impl {
   void SetDraining();
   void Shutdown(TimePoint deadline);
 
-  class OipService;
-  class HealthService;
+  class Op;
   class InferCall;
-  class WatchReactor;
+  template <class Req, class Resp>
+  class UnaryCall;
+  template <class Req, class Resp>
+  struct UnaryMethod;
+  class WatchCall;
 
  private:
   // The health status of the server (and of the inference service) now.
   ServingStatus CurrentStatus() const;
   bool ServerReady() const { return !draining_.load() && service_.Ready(); }
-  void AddWatcher(WatchReactor* w);
-  void RemoveWatcher(WatchReactor* w);
+  void AddWatcher(WatchCall* w);
+  void RemoveWatcher(WatchCall* w);
   // Counts a finished call that started at `start`.
   void Record(Endpoint endpoint, std::string_view model, ::grpc::StatusCode code, TimePoint start);
-  // Finishes a unary call at once (on gRPC's default reactor) and counts it.
-  ::grpc::ServerUnaryReactor* Answer(::grpc::CallbackServerContext* ctx, Endpoint endpoint,
-                                     std::string_view model, TimePoint start,
-                                     ::grpc::Status status);
-  // Offers the server one more ModelInfer call slot, unless the queue is closed.
+  // Runs `start` (which starts an operation on the completion queue) unless the queue is closed;
+  // whether it ran.
+  template <class F>
+  bool OnQueue(F&& start) {
+    std::lock_guard<std::mutex> l(cq_mu_);
+    if (cq_closed_) return false;
+    start();
+    return true;
+  }
+  // Offers the server one more call slot of a kind, unless the queue is closed.
   void RequestInferCall();
-  // Runs on each completion thread: takes ModelInfer events until the queue is shut down.
+  template <class Req, class Resp>
+  void RequestUnaryCall(const UnaryMethod<Req, Resp>& method);
+  void RequestWatchCall();
+  // A slot of every kind, at start.
+  void OfferSlots();
+  // Runs on each completion thread: hands out events until the queue is shut down.
   void PollCompletions();
 
   serve::InferenceService& service_;
@@ -137,94 +150,207 @@ class GrpcFrontend::Impl {
   std::atomic<int> port_{0};
 
   std::mutex mu_;
-  std::set<WatchReactor*> watchers_ ABSL_GUARDED_BY(mu_);
+  std::set<WatchCall*> watchers_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
 
   std::mutex lifecycle_mu_;  // serialises Start() and Shutdown(); taken before mu_
   bool shut_down_ ABSL_GUARDED_BY(lifecycle_mu_) = false;
-  // ModelInfer's completion queue and the threads that poll it. cq_mu_ makes starting an
+  // The completion queue of every call and the threads that poll it. cq_mu_ makes starting an
   // operation on the queue and shutting it down exclusive (gRPC forbids the former after the
-  // latter); it is held only for the moment an operation is started. The queue outlives the server
-  // (gRPC destroys a server before its queues).
+  // latter); it is held only for the moment an operation is started, after mu_ if both. The
+  // queue outlives the server (gRPC destroys a server before its queues).
   std::unique_ptr<::grpc::ServerCompletionQueue> cq_;
   std::vector<std::thread> cq_threads_;
   std::mutex cq_mu_;
   bool cq_closed_ ABSL_GUARDED_BY(cq_mu_) = false;
   // The services outlive the server, which refers to them.
-  std::unique_ptr<OipService> oip_;
-  std::unique_ptr<HealthService> health_;
+  inference::GRPCInferenceService::AsyncService oip_;
+  ::grpc::health::v1::Health::AsyncService health_;
   std::unique_ptr<::grpc::Server> server_ ABSL_GUARDED_BY(lifecycle_mu_);
 };
 
-// --- GRPCInferenceService
-
-// ModelInfer is served on the asynchronous API (Impl::InferCall), the rest on the callback API.
-// (A method turns asynchronous only from the synchronous default, so the asynchronous wrapper
-// goes innermost.)
-using GIS = inference::GRPCInferenceService;
-using OipServiceBase = GIS::WithCallbackMethod_ServerLive<GIS::WithCallbackMethod_ServerReady<
-    GIS::WithCallbackMethod_ModelReady<GIS::WithCallbackMethod_ServerMetadata<
-        GIS::WithCallbackMethod_ModelMetadata<GIS::WithAsyncMethod_ModelInfer<GIS::Service>>>>>>;
-
-class GrpcFrontend::Impl::OipService final : public OipServiceBase {
+// Every call is served on gRPC's asynchronous API, on completion threads of ours: with no method
+// on the callback API, gRPC 1.51 starts none of its callback-queue threads, which otherwise take
+// part in polling the sockets and add a hand-off per call (bench/RESULTS.md).
+//
+// An operation on the completion queue: its events come to the completion threads as its address
+// with the event's number in the low bits.
+class GrpcFrontend::Impl::Op {
  public:
-  explicit OipService(Impl& impl) : impl_(impl) {}
+  virtual ~Op() = default;
+  static constexpr uintptr_t kEventBits = 3;
 
-  ::grpc::ServerUnaryReactor* ServerLive(::grpc::CallbackServerContext* ctx,
-                                         const inference::ServerLiveRequest*,
-                                         inference::ServerLiveResponse* resp) override {
-    const TimePoint start = impl_.clock_.Now();
-    resp->set_live(true);
-    return impl_.Answer(ctx, Endpoint::kHealthLive, "", start, ::grpc::Status::OK);
+  // Hands a completion-queue event to its operation.
+  static void Dispatch(void* tag, bool ok) {
+    const auto bits = reinterpret_cast<uintptr_t>(tag);
+    auto* op = reinterpret_cast<Op*>(bits & ~kEventBits);
+    op->On(static_cast<int>(bits & kEventBits), ok);
   }
 
-  ::grpc::ServerUnaryReactor* ServerReady(::grpc::CallbackServerContext* ctx,
-                                          const inference::ServerReadyRequest*,
-                                          inference::ServerReadyResponse* resp) override {
-    const TimePoint start = impl_.clock_.Now();
-    resp->set_ready(impl_.ServerReady());
-    return impl_.Answer(ctx, Endpoint::kHealthReady, "", start, ::grpc::Status::OK);
+ protected:
+  void* Tag(int event) {
+    return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(this) |
+                                   static_cast<uintptr_t>(event));
   }
+  virtual void On(int event, bool ok) = 0;
+};
 
-  ::grpc::ServerUnaryReactor* ModelReady(::grpc::CallbackServerContext* ctx,
-                                         const inference::ModelReadyRequest* req,
-                                         inference::ModelReadyResponse* resp) override {
-    const TimePoint start = impl_.clock_.Now();
-    // An unknown model or version is not ready, with an OK status, as Triton answers
-    // (TRITONSERVER_ServerModelIsReady; triton-inference-server/core#508); the REST twin is a 404.
-    if (!impl_.service_.FindModel(View(req->name()), View(req->version()))) {
-      resp->set_ready(false);
-      return impl_.Answer(ctx, Endpoint::kModelReady, "", start, ::grpc::Status::OK);
-    }
-    resp->set_ready(impl_.service_.ModelReady(View(req->name()), View(req->version())));
-    return impl_.Answer(ctx, Endpoint::kModelReady, req->name(), start, ::grpc::Status::OK);
-  }
+// --- The unary methods answered at once (all but ModelInfer)
 
-  ::grpc::ServerUnaryReactor* ServerMetadata(::grpc::CallbackServerContext* ctx,
-                                             const inference::ServerMetadataRequest*,
-                                             inference::ServerMetadataResponse* resp) override {
-    const TimePoint start = impl_.clock_.Now();
-    resp->set_name(impl_.options_.server_name);
-    resp->set_version(impl_.options_.server_version);
-    return impl_.Answer(ctx, Endpoint::kServerMetadata, "", start, ::grpc::Status::OK);
-  }
+// How to offer a slot for one kind of unary call, and how to answer it (filling the response;
+// `model` is what the call is counted under).
+template <class Req, class Resp>
+struct GrpcFrontend::Impl::UnaryMethod {
+  using Writer = ::grpc::ServerAsyncResponseWriter<Resp>;
+  void (*offer)(Impl& impl, ::grpc::ServerContext* ctx, Req* req, Writer* writer, void* tag);
+  ::grpc::Status (*answer)(Impl& impl, const Req& req, Resp& resp, std::string& model);
+  Endpoint endpoint;
+};
 
-  ::grpc::ServerUnaryReactor* ModelMetadata(::grpc::CallbackServerContext* ctx,
-                                            const inference::ModelMetadataRequest* req,
-                                            inference::ModelMetadataResponse* resp) override {
-    const TimePoint start = impl_.clock_.Now();
-    auto md = impl_.service_.FindModel(View(req->name()), View(req->version()));
-    if (!md) {
-      return impl_.Answer(ctx, Endpoint::kModelMetadata, "", start,
-                          MissingModel(impl_.service_, req->name(), req->version()));
-    }
-    *resp = EncodeModelMetadata(*md);
-    return impl_.Answer(ctx, Endpoint::kModelMetadata, req->name(), start, ::grpc::Status::OK);
-  }
+// One such call, from its slot to the end of its answer.
+template <class Req, class Resp>
+class GrpcFrontend::Impl::UnaryCall final : public Op {
+ public:
+  UnaryCall(Impl& impl, const UnaryMethod<Req, Resp>& method)
+      : impl_(impl), method_(method), writer_(&ctx_) {}
+
+  // Offers the slot to the server. Only with impl.cq_mu_ held and the queue open.
+  void Offer() { method_.offer(impl_, &ctx_, &request_, &writer_, Tag(kArrived)); }
 
  private:
+  enum Event { kArrived = 0, kSent = 1 };
+
+  void On(int event, bool ok) override {
+    if (event == kSent || !ok) {  // answered, or the server is shutting down (no call came)
+      delete this;
+      return;
+    }
+    impl_.RequestUnaryCall(method_);  // the next call's slot first
+    const TimePoint start = impl_.clock_.Now();
+    std::string model;
+    const ::grpc::Status status = method_.answer(impl_, request_, response_, model);
+    impl_.Record(method_.endpoint, model, status.error_code(), start);
+    const bool sending = impl_.OnQueue([&] {
+      if (status.ok()) {
+        writer_.Finish(response_, status, Tag(kSent));
+      } else {
+        writer_.FinishWithError(status, Tag(kSent));
+      }
+    });
+    if (!sending) delete this;
+  }
+
   Impl& impl_;
+  const UnaryMethod<Req, Resp>& method_;
+  ::grpc::ServerContext ctx_;
+  Req request_;
+  Resp response_;
+  ::grpc::ServerAsyncResponseWriter<Resp> writer_;
 };
+
+template <class Req, class Resp>
+void GrpcFrontend::Impl::RequestUnaryCall(const UnaryMethod<Req, Resp>& method) {
+  auto* call = new UnaryCall<Req, Resp>(*this, method);
+  if (!OnQueue([call] { call->Offer(); })) delete call;
+}
+
+namespace {
+
+using HealthRequest = ::grpc::health::v1::HealthCheckRequest;
+
+bool KnownHealthService(const std::string& service) {
+  return service.empty() || service == kOipService;
+}
+
+}  // namespace
+
+void GrpcFrontend::Impl::OfferSlots() {
+  using ::grpc::ServerContext;
+  using ::grpc::Status;
+  static const UnaryMethod<inference::ServerLiveRequest, inference::ServerLiveResponse> kLive{
+      [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
+        impl.oip_.RequestServerLive(ctx, req, writer, impl.cq_.get(), impl.cq_.get(), tag);
+      },
+      [](Impl&, const auto&, auto& resp, std::string&) {
+        resp.set_live(true);
+        return Status::OK;
+      },
+      Endpoint::kHealthLive};
+  static const UnaryMethod<inference::ServerReadyRequest, inference::ServerReadyResponse> kReady{
+      [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
+        impl.oip_.RequestServerReady(ctx, req, writer, impl.cq_.get(), impl.cq_.get(), tag);
+      },
+      [](Impl& impl, const auto&, auto& resp, std::string&) {
+        resp.set_ready(impl.ServerReady());
+        return Status::OK;
+      },
+      Endpoint::kHealthReady};
+  static const UnaryMethod<inference::ModelReadyRequest, inference::ModelReadyResponse>
+      kModelReady{
+          [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
+            impl.oip_.RequestModelReady(ctx, req, writer, impl.cq_.get(), impl.cq_.get(), tag);
+          },
+          [](Impl& impl, const auto& req, auto& resp, std::string& model) {
+            // An unknown model or version is not ready, with an OK status, as Triton answers
+            // (TRITONSERVER_ServerModelIsReady; triton-inference-server/core#508); the REST
+            // twin is a 404.
+            if (!impl.service_.FindModel(View(req.name()), View(req.version()))) {
+              resp.set_ready(false);
+              return Status::OK;
+            }
+            resp.set_ready(impl.service_.ModelReady(View(req.name()), View(req.version())));
+            model = req.name();
+            return Status::OK;
+          },
+          Endpoint::kModelReady};
+  static const UnaryMethod<inference::ServerMetadataRequest, inference::ServerMetadataResponse>
+      kServerMetadata{
+          [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
+            impl.oip_.RequestServerMetadata(ctx, req, writer, impl.cq_.get(), impl.cq_.get(),
+                                            tag);
+          },
+          [](Impl& impl, const auto&, auto& resp, std::string&) {
+            resp.set_name(impl.options_.server_name);
+            resp.set_version(impl.options_.server_version);
+            return Status::OK;
+          },
+          Endpoint::kServerMetadata};
+  static const UnaryMethod<inference::ModelMetadataRequest, inference::ModelMetadataResponse>
+      kModelMetadata{
+          [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
+            impl.oip_.RequestModelMetadata(ctx, req, writer, impl.cq_.get(), impl.cq_.get(), tag);
+          },
+          [](Impl& impl, const auto& req, auto& resp, std::string& model) {
+            auto md = impl.service_.FindModel(View(req.name()), View(req.version()));
+            if (!md) return MissingModel(impl.service_, req.name(), req.version());
+            resp = EncodeModelMetadata(*md);
+            model = req.name();
+            return Status::OK;
+          },
+          Endpoint::kModelMetadata};
+  static const UnaryMethod<HealthRequest, HealthResponse> kCheck{
+      [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
+        impl.health_.RequestCheck(ctx, req, writer, impl.cq_.get(), impl.cq_.get(), tag);
+      },
+      [](Impl& impl, const auto& req, auto& resp, std::string&) {
+        if (!KnownHealthService(req.service())) {
+          return Status(::grpc::StatusCode::NOT_FOUND,
+                        StrCat("unknown service '", req.service(), "'"));
+        }
+        resp.set_status(impl.CurrentStatus());
+        return Status::OK;
+      },
+      Endpoint::kHealthReady};
+  RequestUnaryCall(kLive);
+  RequestUnaryCall(kReady);
+  RequestUnaryCall(kModelReady);
+  RequestUnaryCall(kServerMetadata);
+  RequestUnaryCall(kModelMetadata);
+  RequestUnaryCall(kCheck);
+  RequestWatchCall();
+  // ModelInfer: a few slots ahead, as its calls come many at a time.
+  for (int i = 0; i < options_.completion_threads * 2; ++i) RequestInferCall();
+}
 
 // One ModelInfer call on gRPC's asynchronous API, from the slot offered to the server to its last
 // event. Its events come to the completion threads as the call's address with the event in the
@@ -233,31 +359,22 @@ class GrpcFrontend::Impl::OipService final : public OipServiceBase {
 // it is deleted when both its done event and the end of its answer have come (two references;
 // three, while its arrival is handled). The model's callback may come after that: it then
 // touches only the shared claim.
-class GrpcFrontend::Impl::InferCall {
+class GrpcFrontend::Impl::InferCall final : public Op {
  public:
-  enum Event : uintptr_t { kArrived = 0, kDone = 1, kSent = 2 };
-  static constexpr uintptr_t kEventBits = 3;
-
   explicit InferCall(Impl& impl) : impl_(impl), responder_(&ctx_) {}
 
   // Offers the slot to the server. Only with impl.cq_mu_ held and the queue open.
-  void Offer(::grpc::ServerCompletionQueue* cq) {
+  void Offer() {
     ctx_.AsyncNotifyWhenDone(Tag(kDone));
-    impl_.oip_->RequestModelInfer(&ctx_, &request_, &responder_, cq, cq, Tag(kArrived));
-  }
-
-  // Hands a completion-queue event to its call.
-  static void Dispatch(void* tag, bool ok) {
-    const auto bits = reinterpret_cast<uintptr_t>(tag);
-    auto* call = reinterpret_cast<InferCall*>(bits & ~kEventBits);
-    call->On(static_cast<Event>(bits & kEventBits), ok);
+    impl_.oip_.RequestModelInfer(&ctx_, &request_, &responder_, impl_.cq_.get(), impl_.cq_.get(),
+                                 Tag(kArrived));
   }
 
  private:
-  void* Tag(Event e) { return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(this) | e); }
+  enum Event { kArrived = 0, kDone = 1, kSent = 2 };
 
-  void On(Event e, bool ok) {
-    switch (e) {
+  void On(int event, bool ok) override {
+    switch (event) {
       case kArrived:
         if (!ok) {  // the server is shutting down; no call came, and no done event will
           delete this;
@@ -278,7 +395,7 @@ class GrpcFrontend::Impl::InferCall {
         }
         Release();
         return;
-      case kSent:
+      default:  // kSent
         Release();
         return;
     }
@@ -294,18 +411,14 @@ class GrpcFrontend::Impl::InferCall {
   // Counts and sends the answer. Only the holder of the claim calls it, once.
   void Reply(const ::grpc::Status& status) {
     impl_.Record(Endpoint::kInfer, request_.model_name(), status.error_code(), start_);
-    {
-      std::lock_guard<std::mutex> l(impl_.cq_mu_);
-      if (!impl_.cq_closed_) {
-        if (status.ok()) {
-          responder_.Finish(response_, status, Tag(kSent));
-        } else {
-          responder_.FinishWithError(status, Tag(kSent));
-        }
-        return;
+    const bool sending = impl_.OnQueue([&] {
+      if (status.ok()) {
+        responder_.Finish(response_, status, Tag(kSent));
+      } else {
+        responder_.FinishWithError(status, Tag(kSent));
       }
-    }
-    Release();  // the queue is closed: nothing can be sent
+    });
+    if (!sending) Release();  // the queue is closed: nothing can be sent
   }
 
   // Replies with an error if the claim is still free (it is, before the request is queued).
@@ -370,36 +483,32 @@ void GrpcFrontend::Impl::InferCall::Serve() {
 
 void GrpcFrontend::Impl::RequestInferCall() {
   auto* call = new InferCall(*this);
-  {
-    std::lock_guard<std::mutex> l(cq_mu_);
-    if (!cq_closed_) {
-      call->Offer(cq_.get());
-      return;
-    }
-  }
-  delete call;
+  if (!OnQueue([call] { call->Offer(); })) delete call;
 }
 
 void GrpcFrontend::Impl::PollCompletions() {
   void* tag = nullptr;
   bool ok = false;
-  while (cq_->Next(&tag, &ok)) InferCall::Dispatch(tag, ok);
+  while (cq_->Next(&tag, &ok)) Op::Dispatch(tag, ok);
 }
 
-// --- grpc.health.v1.Health
+// --- grpc.health.v1.Health Watch
 
 // One Watch stream: sends the status now, then each change, until the client cancels or the
 // server shuts down. Writes go one at a time; a change during a write is sent after it (only the
-// latest status: intermediate ones are skipped, as the health protocol allows).
-class GrpcFrontend::Impl::WatchReactor final : public ::grpc::ServerWriteReactor<HealthResponse> {
+// latest status: intermediate ones are skipped, as the health protocol allows). Deleted when its
+// done event and the end of the stream have come (and its arrival has been handled).
+class GrpcFrontend::Impl::WatchCall final : public Op {
  public:
-  // `known`: whether the client asked about a service this server has (else SERVICE_UNKNOWN).
-  WatchReactor(Impl& impl, bool known)
-      : impl_(impl),
-        known_(known),
-        latest_(known ? HealthResponse::NOT_SERVING : HealthResponse::SERVICE_UNKNOWN) {}
+  explicit WatchCall(Impl& impl) : impl_(impl), writer_(&ctx_) {}
 
-  bool known() const { return known_; }
+  // Offers the slot to the server. Only with impl.cq_mu_ held and the queue open.
+  void Offer() {
+    ctx_.AsyncNotifyWhenDone(Tag(kDone));
+    impl_.health_.RequestWatch(&ctx_, &request_, &writer_, impl_.cq_.get(), impl_.cq_.get(),
+                               Tag(kArrived));
+  }
+
   // Sends `status` unless it was the last sent (ignored for an unknown service).
   void Update(ServingStatus status) {
     {
@@ -418,27 +527,53 @@ class GrpcFrontend::Impl::WatchReactor final : public ::grpc::ServerWriteReactor
     Pump();
   }
 
-  void OnWriteDone(bool ok) override {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      writing_ = false;
-      if (!ok) cancelled_ = true;
+ private:
+  enum Event { kArrived = 0, kDone = 1, kWritten = 2, kFinished = 3 };
+
+  void On(int event, bool ok) override {
+    switch (event) {
+      case kArrived:
+        if (!ok) {  // the server is shutting down; no call came, and no done event will
+          delete this;
+          return;
+        }
+        impl_.RequestWatchCall();  // the next stream's slot first
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          known_ = KnownHealthService(request_.service());
+          latest_ = known_ ? HealthResponse::NOT_SERVING : HealthResponse::SERVICE_UNKNOWN;
+        }
+        impl_.AddWatcher(this);  // sends the status now
+        Release();
+        return;
+      case kDone:
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          cancelled_ = true;  // the stream is over either way: nothing more to send
+        }
+        Pump();
+        Release();
+        return;
+      case kWritten:
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          writing_ = false;
+          if (!ok) cancelled_ = true;
+        }
+        Pump();
+        return;
+      default:  // kFinished
+        Release();
+        return;
     }
-    Pump();
   }
-  void OnCancel() override {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      cancelled_ = true;
-    }
-    Pump();
-  }
-  void OnDone() override {
+
+  void Release() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     impl_.RemoveWatcher(this);
     delete this;
   }
 
- private:
   // Starts the next write, or finishes, if there is something to do and no write in flight.
   void Pump() {
     bool write = false;
@@ -459,18 +594,26 @@ class GrpcFrontend::Impl::WatchReactor final : public ::grpc::ServerWriteReactor
         return;
       }
     }
-    // Not under mu_: gRPC may run reactions on other threads meanwhile.
-    if (write) {
-      StartWrite(&msg_);
-    } else {
-      Finish(std::move(status));
-    }
+    // Not under mu_: the write's completion may come on another thread meanwhile.
+    const bool started = impl_.OnQueue([&] {
+      if (write) {
+        writer_.Write(msg_, Tag(kWritten));
+      } else {
+        writer_.Finish(status, Tag(kFinished));
+      }
+    });
+    if (!started && !write) Release();  // the queue is closed: the stream ends here
   }
 
   Impl& impl_;
-  const bool known_;
+  ::grpc::ServerContext ctx_;
+  HealthRequest request_;
+  ::grpc::ServerAsyncWriter<HealthResponse> writer_;
+  // The done event's, the stream end's, and the arrival's (as InferCall's).
+  std::atomic<int> refs_{3};
   std::mutex mu_;
-  ServingStatus latest_ ABSL_GUARDED_BY(mu_);
+  bool known_ ABSL_GUARDED_BY(mu_) = false;
+  ServingStatus latest_ ABSL_GUARDED_BY(mu_) = HealthResponse::NOT_SERVING;
   std::optional<ServingStatus> sent_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a write is in flight; msg_ is gRPC's
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
@@ -479,46 +622,17 @@ class GrpcFrontend::Impl::WatchReactor final : public ::grpc::ServerWriteReactor
   HealthResponse msg_;
 };
 
-class GrpcFrontend::Impl::HealthService final : public ::grpc::health::v1::Health::CallbackService {
- public:
-  explicit HealthService(Impl& impl) : impl_(impl) {}
-
-  static bool Known(const std::string& service) {
-    return service.empty() || service == kOipService;
-  }
-
-  ::grpc::ServerUnaryReactor* Check(::grpc::CallbackServerContext* ctx,
-                                    const ::grpc::health::v1::HealthCheckRequest* req,
-                                    HealthResponse* resp) override {
-    const TimePoint start = impl_.clock_.Now();
-    if (!Known(req->service())) {
-      return impl_.Answer(
-          ctx, Endpoint::kHealthReady, "", start,
-          {::grpc::StatusCode::NOT_FOUND, StrCat("unknown service '", req->service(), "'")});
-    }
-    resp->set_status(impl_.CurrentStatus());
-    return impl_.Answer(ctx, Endpoint::kHealthReady, "", start, ::grpc::Status::OK);
-  }
-
-  ::grpc::ServerWriteReactor<HealthResponse>* Watch(
-      ::grpc::CallbackServerContext*, const ::grpc::health::v1::HealthCheckRequest* req) override {
-    auto* w = new WatchReactor(impl_, Known(req->service()));
-    impl_.AddWatcher(w);
-    return w;
-  }
-
- private:
-  Impl& impl_;
-};
+void GrpcFrontend::Impl::RequestWatchCall() {
+  auto* call = new WatchCall(*this);
+  if (!OnQueue([call] { call->Offer(); })) delete call;
+}
 
 // --- Impl
 
 GrpcFrontend::Impl::Impl(serve::InferenceService& service, GrpcOptions options)
     : service_(service),
       options_(std::move(options)),
-      clock_(options_.clock != nullptr ? *options_.clock : SteadyClock::Get()),
-      oip_(std::make_unique<OipService>(*this)),
-      health_(std::make_unique<HealthService>(*this)) {
+      clock_(options_.clock != nullptr ? *options_.clock : SteadyClock::Get()) {
   if (options_.metrics != nullptr) {
     std::vector<std::string> names;
     for (const auto& md : service_.Models()) names.push_back(md.name);
@@ -530,7 +644,7 @@ ServingStatus GrpcFrontend::Impl::CurrentStatus() const {
   return ServerReady() ? HealthResponse::SERVING : HealthResponse::NOT_SERVING;
 }
 
-void GrpcFrontend::Impl::AddWatcher(WatchReactor* w) {
+void GrpcFrontend::Impl::AddWatcher(WatchCall* w) {
   std::lock_guard<std::mutex> l(mu_);
   watchers_.insert(w);
   // Under mu_, so that no change between reading the status and registering is missed.
@@ -541,7 +655,7 @@ void GrpcFrontend::Impl::AddWatcher(WatchReactor* w) {
   }
 }
 
-void GrpcFrontend::Impl::RemoveWatcher(WatchReactor* w) {
+void GrpcFrontend::Impl::RemoveWatcher(WatchCall* w) {
   std::lock_guard<std::mutex> l(mu_);
   watchers_.erase(w);
 }
@@ -550,7 +664,7 @@ void GrpcFrontend::Impl::RefreshHealth() {
   std::lock_guard<std::mutex> l(mu_);
   if (shutting_down_) return;
   const ServingStatus status = CurrentStatus();
-  for (WatchReactor* w : watchers_) w->Update(status);
+  for (WatchCall* w : watchers_) w->Update(status);
 }
 
 void GrpcFrontend::Impl::SetDraining() {
@@ -574,15 +688,6 @@ void GrpcFrontend::Impl::Record(Endpoint endpoint, std::string_view model, ::grp
   }
 }
 
-::grpc::ServerUnaryReactor* GrpcFrontend::Impl::Answer(::grpc::CallbackServerContext* ctx,
-                                                       Endpoint endpoint, std::string_view model,
-                                                       TimePoint start, ::grpc::Status status) {
-  Record(endpoint, model, status.error_code(), start);
-  ::grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(std::move(status));
-  return reactor;
-}
-
 absl::Status GrpcFrontend::Impl::Start() {
   std::lock_guard<std::mutex> l(lifecycle_mu_);
   if (server_ || shut_down_)
@@ -593,8 +698,8 @@ absl::Status GrpcFrontend::Impl::Start() {
   ::grpc::ServerBuilder builder;
   int selected = 0;
   builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &selected);
-  builder.RegisterService(oip_.get());
-  builder.RegisterService(health_.get());
+  builder.RegisterService(&oip_);
+  builder.RegisterService(&health_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_receive_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options_.max_send_message_bytes));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams);
@@ -613,8 +718,7 @@ absl::Status GrpcFrontend::Impl::Start() {
     return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
   }
   port_.store(selected);
-  // A few slots offered ahead; each call that arrives offers the next.
-  for (int i = 0; i < options_.completion_threads * 2; ++i) RequestInferCall();
+  OfferSlots();  // each call that arrives offers the next slot of its kind
   for (int i = 0; i < options_.completion_threads; ++i) {
     cq_threads_.emplace_back([this] { PollCompletions(); });
   }
@@ -628,7 +732,7 @@ void GrpcFrontend::Impl::Shutdown(TimePoint deadline) {
   {
     std::lock_guard<std::mutex> l(mu_);
     shutting_down_ = true;
-    for (WatchReactor* w : watchers_) w->End(HealthResponse::NOT_SERVING);
+    for (WatchCall* w : watchers_) w->End(HealthResponse::NOT_SERVING);
   }
   if (server_ == nullptr) return;
   const Duration left = deadline - std::chrono::steady_clock::now();

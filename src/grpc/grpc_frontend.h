@@ -2,15 +2,16 @@
 // (proto/grpc_service.proto) and the standard grpc.health.v1.Health service. Like the REST front-end it reaches models only through serve::InferenceService, checks
 // requests with the same checker (serve/oip_json.h), and counts them in the same metrics.
 //
-// Threads: ModelInfer runs on gRPC's asynchronous API, on `completion_threads` threads of ours
-// that poll its completion queue (they also do the socket work gRPC hands them): they decode and
-// check a call, queue it for its model and go on; the call is answered from the model worker's
-// callback, or by its cancellation, whichever comes first (an atomic claim decides). The other
-// methods and the health service run on gRPC's callback API and never block; health Watch
-// streams are updated from whichever thread calls SetDraining/RefreshHealth/Shutdown, under the
-// front-end's mutex. Nothing here holds a lock across model work. (ModelInfer left the callback
-// API because gRPC 1.51's callback threads add executor hops per call: about 4% more CPU per
-// request on one core; bench/RESULTS.md.)
+// Threads: every call runs on gRPC's asynchronous API, on `completion_threads` threads of ours
+// that poll the server's completion queue (and do the socket work gRPC hands them). They answer
+// the unary calls other than ModelInfer at once; a ModelInfer call they decode, check and queue
+// for its model, and it is answered from the model worker's callback, or by its cancellation,
+// whichever comes first (an atomic claim decides). Health Watch streams are written from
+// whichever thread calls SetDraining/RefreshHealth/Shutdown, under the front-end's mutex, or from
+// a completion thread when a write ends. Nothing here holds a lock across model work. (No method
+// is on the callback API: with one there, gRPC 1.51 starts callback-queue threads that also poll
+// the sockets and add hand-offs per call; leaving it cut ~12% of the CPU per ModelInfer on one
+// core, bench/RESULTS.md.)
 //
 // Namespace galley::rpc rather than galley::grpc, so that `grpc::` keeps naming the library.
 #pragma once
