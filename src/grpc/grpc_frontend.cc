@@ -109,9 +109,9 @@ class GrpcFrontend::Impl {
 
   class Op;
   class InferCall;
-  template <class Req, class Resp>
+  template <class Service, class Req, class Resp>
   class UnaryCall;
-  template <class Req, class Resp>
+  template <class Service, class Req, class Resp>
   struct UnaryMethod;
   class WatchCall;
 
@@ -134,8 +134,8 @@ class GrpcFrontend::Impl {
   }
   // Offers the server one more call slot of a kind, unless the queue is closed.
   void RequestInferCall();
-  template <class Req, class Resp>
-  void RequestUnaryCall(const UnaryMethod<Req, Resp>& method);
+  template <class Service, class Req, class Resp>
+  void RequestUnaryCall(const UnaryMethod<Service, Req, Resp>& method);
   void RequestWatchCall();
   // A slot of every kind, at start.
   void OfferSlots();
@@ -197,25 +197,30 @@ class GrpcFrontend::Impl::Op {
 
 // --- The unary methods answered at once (all but ModelInfer)
 
-// How to offer a slot for one kind of unary call, and how to answer it (filling the response;
-// `model` is what the call is counted under).
-template <class Req, class Resp>
+// How to offer a slot for one kind of unary call (the service and its generated RequestX), and
+// how to answer it (filling the response; `model` is what the call is counted under).
+template <class Service, class Req, class Resp>
 struct GrpcFrontend::Impl::UnaryMethod {
   using Writer = ::grpc::ServerAsyncResponseWriter<Resp>;
-  void (*offer)(Impl& impl, ::grpc::ServerContext* ctx, Req* req, Writer* writer, void* tag);
+  Service Impl::*service;
+  void (Service::*request)(::grpc::ServerContext*, Req*, Writer*, ::grpc::CompletionQueue*,
+                           ::grpc::ServerCompletionQueue*, void*);
   ::grpc::Status (*answer)(Impl& impl, const Req& req, Resp& resp, std::string& model);
   Endpoint endpoint;
 };
 
 // One such call, from its slot to the end of its answer.
-template <class Req, class Resp>
+template <class Service, class Req, class Resp>
 class GrpcFrontend::Impl::UnaryCall final : public Op {
  public:
-  UnaryCall(Impl& impl, const UnaryMethod<Req, Resp>& method)
+  UnaryCall(Impl& impl, const UnaryMethod<Service, Req, Resp>& method)
       : impl_(impl), method_(method), writer_(&ctx_) {}
 
   // Offers the slot to the server. Only with impl.cq_mu_ held and the queue open.
-  void Offer() { method_.offer(impl_, &ctx_, &request_, &writer_, Tag(kArrived)); }
+  void Offer() {
+    ::grpc::ServerCompletionQueue* cq = impl_.cq_.get();
+    ((impl_.*method_.service).*method_.request)(&ctx_, &request_, &writer_, cq, cq, Tag(kArrived));
+  }
 
  private:
   enum Event { kArrived = 0, kSent = 1 };
@@ -241,16 +246,16 @@ class GrpcFrontend::Impl::UnaryCall final : public Op {
   }
 
   Impl& impl_;
-  const UnaryMethod<Req, Resp>& method_;
+  const UnaryMethod<Service, Req, Resp>& method_;
   ::grpc::ServerContext ctx_;
   Req request_;
   Resp response_;
   ::grpc::ServerAsyncResponseWriter<Resp> writer_;
 };
 
-template <class Req, class Resp>
-void GrpcFrontend::Impl::RequestUnaryCall(const UnaryMethod<Req, Resp>& method) {
-  auto* call = new UnaryCall<Req, Resp>(*this, method);
+template <class Service, class Req, class Resp>
+void GrpcFrontend::Impl::RequestUnaryCall(const UnaryMethod<Service, Req, Resp>& method) {
+  auto* call = new UnaryCall<Service, Req, Resp>(*this, method);
   if (!OnQueue([call] { call->Offer(); })) delete call;
 }
 
@@ -265,73 +270,59 @@ bool KnownHealthService(const std::string& service) {
 }  // namespace
 
 void GrpcFrontend::Impl::OfferSlots() {
-  using ::grpc::ServerContext;
   using ::grpc::Status;
-  static const UnaryMethod<inference::ServerLiveRequest, inference::ServerLiveResponse> kLive{
-      [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
-        impl.oip_.RequestServerLive(ctx, req, writer, impl.cq_.get(), impl.cq_.get(), tag);
-      },
+  using Oip = inference::GRPCInferenceService::AsyncService;
+  using Health = ::grpc::health::v1::Health::AsyncService;
+  namespace pb = ::inference;
+  static const UnaryMethod<Oip, pb::ServerLiveRequest, pb::ServerLiveResponse> kLive{
+      &Impl::oip_, &Oip::RequestServerLive,
       [](Impl&, const auto&, auto& resp, std::string&) {
         resp.set_live(true);
         return Status::OK;
       },
       Endpoint::kHealthLive};
-  static const UnaryMethod<inference::ServerReadyRequest, inference::ServerReadyResponse> kReady{
-      [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
-        impl.oip_.RequestServerReady(ctx, req, writer, impl.cq_.get(), impl.cq_.get(), tag);
-      },
+  static const UnaryMethod<Oip, pb::ServerReadyRequest, pb::ServerReadyResponse> kReady{
+      &Impl::oip_, &Oip::RequestServerReady,
       [](Impl& impl, const auto&, auto& resp, std::string&) {
         resp.set_ready(impl.ServerReady());
         return Status::OK;
       },
       Endpoint::kHealthReady};
-  static const UnaryMethod<inference::ModelReadyRequest, inference::ModelReadyResponse>
-      kModelReady{
-          [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
-            impl.oip_.RequestModelReady(ctx, req, writer, impl.cq_.get(), impl.cq_.get(), tag);
-          },
-          [](Impl& impl, const auto& req, auto& resp, std::string& model) {
-            // An unknown model or version is not ready, with an OK status, as Triton answers
-            // (TRITONSERVER_ServerModelIsReady; triton-inference-server/core#508); the REST
-            // twin is a 404.
-            if (!impl.service_.FindModel(View(req.name()), View(req.version()))) {
-              resp.set_ready(false);
-              return Status::OK;
-            }
-            resp.set_ready(impl.service_.ModelReady(View(req.name()), View(req.version())));
-            model = req.name();
-            return Status::OK;
-          },
-          Endpoint::kModelReady};
-  static const UnaryMethod<inference::ServerMetadataRequest, inference::ServerMetadataResponse>
-      kServerMetadata{
-          [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
-            impl.oip_.RequestServerMetadata(ctx, req, writer, impl.cq_.get(), impl.cq_.get(),
-                                            tag);
-          },
-          [](Impl& impl, const auto&, auto& resp, std::string&) {
-            resp.set_name(impl.options_.server_name);
-            resp.set_version(impl.options_.server_version);
-            return Status::OK;
-          },
-          Endpoint::kServerMetadata};
-  static const UnaryMethod<inference::ModelMetadataRequest, inference::ModelMetadataResponse>
-      kModelMetadata{
-          [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
-            impl.oip_.RequestModelMetadata(ctx, req, writer, impl.cq_.get(), impl.cq_.get(), tag);
-          },
-          [](Impl& impl, const auto& req, auto& resp, std::string& model) {
-            auto md = impl.service_.FindModel(View(req.name()), View(req.version()));
-            if (!md) return MissingModel(impl.service_, req.name(), req.version());
-            resp = EncodeModelMetadata(*md);
-            model = req.name();
-            return Status::OK;
-          },
-          Endpoint::kModelMetadata};
-  static const UnaryMethod<HealthRequest, HealthResponse> kCheck{
-      [](Impl& impl, ServerContext* ctx, auto* req, auto* writer, void* tag) {
-        impl.health_.RequestCheck(ctx, req, writer, impl.cq_.get(), impl.cq_.get(), tag);
+  static const UnaryMethod<Oip, pb::ModelReadyRequest, pb::ModelReadyResponse> kModelReady{
+      &Impl::oip_, &Oip::RequestModelReady,
+      [](Impl& impl, const auto& req, auto& resp, std::string& model) {
+        // An unknown model or version is not ready, with an OK status, as Triton answers
+        // (TRITONSERVER_ServerModelIsReady; triton-inference-server/core#508); the REST twin
+        // is a 404.
+        if (!impl.service_.FindModel(View(req.name()), View(req.version()))) {
+          resp.set_ready(false);
+          return Status::OK;
+        }
+        resp.set_ready(impl.service_.ModelReady(View(req.name()), View(req.version())));
+        model = req.name();
+        return Status::OK;
       },
+      Endpoint::kModelReady};
+  static const UnaryMethod<Oip, pb::ServerMetadataRequest, pb::ServerMetadataResponse>
+      kServerMetadata{&Impl::oip_, &Oip::RequestServerMetadata,
+                      [](Impl& impl, const auto&, auto& resp, std::string&) {
+                        resp.set_name(impl.options_.server_name);
+                        resp.set_version(impl.options_.server_version);
+                        return Status::OK;
+                      },
+                      Endpoint::kServerMetadata};
+  static const UnaryMethod<Oip, pb::ModelMetadataRequest, pb::ModelMetadataResponse>
+      kModelMetadata{&Impl::oip_, &Oip::RequestModelMetadata,
+                     [](Impl& impl, const auto& req, auto& resp, std::string& model) {
+                       auto md = impl.service_.FindModel(View(req.name()), View(req.version()));
+                       if (!md) return MissingModel(impl.service_, req.name(), req.version());
+                       resp = EncodeModelMetadata(*md);
+                       model = req.name();
+                       return Status::OK;
+                     },
+                     Endpoint::kModelMetadata};
+  static const UnaryMethod<Health, HealthRequest, HealthResponse> kCheck{
+      &Impl::health_, &Health::RequestCheck,
       [](Impl& impl, const auto& req, auto& resp, std::string&) {
         if (!KnownHealthService(req.service())) {
           return Status(::grpc::StatusCode::NOT_FOUND,
