@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <climits>
+#include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -132,11 +134,13 @@ class GrpcFrontend::Impl {
     start();
     return true;
   }
-  // Offers the server one more call slot of a kind, unless the queue is closed.
-  void RequestInferCall();
-  template <class Service, class Req, class Resp>
-  void RequestUnaryCall(const UnaryMethod<Service, Req, Resp>& method);
-  void RequestWatchCall();
+  // Offers the server one more slot for a call of type Call (made with *this and `args`), unless
+  // the queue is closed.
+  template <class Call, class... Args>
+  void OfferSlot(const Args&... args) {
+    auto* call = new Call(*this, args...);
+    if (!OnQueue([call] { call->Offer(); })) delete call;
+  }
   // A slot of every kind, at start.
   void OfferSlots();
   // Runs on each completion thread: hands out events until the queue is shut down.
@@ -174,25 +178,47 @@ class GrpcFrontend::Impl {
 // part in polling the sockets and add a hand-off per call (bench/RESULTS.md).
 //
 // An operation on the completion queue: its events come to the completion threads as its address
-// with the event's number in the low bits.
+// with the event's number in the low bits. It deletes itself when its last reference is released
+// (each call says what its references are).
 class GrpcFrontend::Impl::Op {
  public:
+  explicit Op(int refs) : refs_(refs) {}
   virtual ~Op() = default;
-  static constexpr uintptr_t kEventBits = 3;
+  static constexpr uintptr_t kEventBits = 3;  // free in the address of anything `new` makes
+  static_assert(alignof(std::max_align_t) > kEventBits);
 
-  // Hands a completion-queue event to its operation.
+  // Every call's first event: its call came, or (not ok) never will.
+  static constexpr int kArrived = 0;
+
+  // Hands a completion-queue event to its operation. An arrival first offers the server a slot
+  // for the next call of its kind.
   static void Dispatch(void* tag, bool ok) {
     const auto bits = reinterpret_cast<uintptr_t>(tag);
     auto* op = reinterpret_cast<Op*>(bits & ~kEventBits);
-    op->On(static_cast<int>(bits & kEventBits), ok);
+    const int event = static_cast<int>(bits & kEventBits);
+    if (event == kArrived) {
+      if (!ok) {  // the server is shutting down: no call came, and no other event will
+        delete op;
+        return;
+      }
+      op->OfferNext();
+    }
+    op->On(event, ok);
   }
 
  protected:
+  virtual void OfferNext() = 0;
   void* Tag(int event) {
     return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(this) |
                                    static_cast<uintptr_t>(event));
   }
   virtual void On(int event, bool ok) = 0;
+  void Release() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+ private:
+  std::atomic<int> refs_;
 };
 
 // --- The unary methods answered at once (all but ModelInfer)
@@ -213,8 +239,9 @@ struct GrpcFrontend::Impl::UnaryMethod {
 template <class Service, class Req, class Resp>
 class GrpcFrontend::Impl::UnaryCall final : public Op {
  public:
+  // One reference: the answer's end.
   UnaryCall(Impl& impl, const UnaryMethod<Service, Req, Resp>& method)
-      : impl_(impl), method_(method), writer_(&ctx_) {}
+      : Op(1), impl_(impl), method_(method), writer_(&ctx_) {}
 
   // Offers the slot to the server. Only with impl.cq_mu_ held and the queue open.
   void Offer() {
@@ -223,14 +250,15 @@ class GrpcFrontend::Impl::UnaryCall final : public Op {
   }
 
  private:
-  enum Event { kArrived = 0, kSent = 1 };
+  enum Event { kSent = 1 };
 
-  void On(int event, bool ok) override {
-    if (event == kSent || !ok) {  // answered, or the server is shutting down (no call came)
-      delete this;
+  void OfferNext() override { impl_.OfferSlot<UnaryCall>(method_); }
+
+  void On(int event, bool) override {
+    if (event == kSent) {
+      Release();
       return;
     }
-    impl_.RequestUnaryCall(method_);  // the next call's slot first
     const TimePoint start = impl_.clock_.Now();
     std::string model;
     const ::grpc::Status status = method_.answer(impl_, request_, response_, model);
@@ -242,7 +270,7 @@ class GrpcFrontend::Impl::UnaryCall final : public Op {
         writer_.FinishWithError(status, Tag(kSent));
       }
     });
-    if (!sending) delete this;
+    if (!sending) Release();
   }
 
   Impl& impl_;
@@ -252,12 +280,6 @@ class GrpcFrontend::Impl::UnaryCall final : public Op {
   Resp response_;
   ::grpc::ServerAsyncResponseWriter<Resp> writer_;
 };
-
-template <class Service, class Req, class Resp>
-void GrpcFrontend::Impl::RequestUnaryCall(const UnaryMethod<Service, Req, Resp>& method) {
-  auto* call = new UnaryCall<Service, Req, Resp>(*this, method);
-  if (!OnQueue([call] { call->Offer(); })) delete call;
-}
 
 namespace {
 
@@ -332,27 +354,30 @@ void GrpcFrontend::Impl::OfferSlots() {
         return Status::OK;
       },
       Endpoint::kHealthReady};
-  RequestUnaryCall(kLive);
-  RequestUnaryCall(kReady);
-  RequestUnaryCall(kModelReady);
-  RequestUnaryCall(kServerMetadata);
-  RequestUnaryCall(kModelMetadata);
-  RequestUnaryCall(kCheck);
-  RequestWatchCall();
+  OfferSlot<UnaryCall<Oip, pb::ServerLiveRequest, pb::ServerLiveResponse>>(kLive);
+  OfferSlot<UnaryCall<Oip, pb::ServerReadyRequest, pb::ServerReadyResponse>>(kReady);
+  OfferSlot<UnaryCall<Oip, pb::ModelReadyRequest, pb::ModelReadyResponse>>(kModelReady);
+  OfferSlot<UnaryCall<Oip, pb::ServerMetadataRequest, pb::ServerMetadataResponse>>(
+      kServerMetadata);
+  OfferSlot<UnaryCall<Oip, pb::ModelMetadataRequest, pb::ModelMetadataResponse>>(kModelMetadata);
+  OfferSlot<UnaryCall<Health, HealthRequest, HealthResponse>>(kCheck);
+  OfferSlot<WatchCall>();
   // ModelInfer: a few slots ahead, as its calls come many at a time.
-  for (int i = 0; i < options_.completion_threads * 2; ++i) RequestInferCall();
+  for (int i = 0; i < options_.completion_threads * 2; ++i) OfferSlot<InferCall>();
 }
 
 // One ModelInfer call on gRPC's asynchronous API, from the slot offered to the server to its last
-// event. Its events come to the completion threads as the call's address with the event in the
-// low bits. The call is answered once, by the model's callback or by its cancellation (the client
+// event. The call is answered once, by the model's callback or by its cancellation (the client
 // went away, its deadline passed, or Shutdown's deadline passed), whichever takes the claim first;
 // it is deleted when both its done event and the end of its answer have come (two references;
 // three, while its arrival is handled). The model's callback may come after that: it then
 // touches only the shared claim.
 class GrpcFrontend::Impl::InferCall final : public Op {
  public:
-  explicit InferCall(Impl& impl) : impl_(impl), responder_(&ctx_) {}
+  // Three references: the done event's, the answer's, and the arrival's (gRPC starts watching for
+  // the done event as it hands out the arrival, so on another completion thread the done event of
+  // a cancelled call can come while the arrival is still being handled).
+  explicit InferCall(Impl& impl) : Op(3), impl_(impl), responder_(&ctx_) {}
 
   // Offers the slot to the server. Only with impl.cq_mu_ held and the queue open.
   void Offer() {
@@ -362,16 +387,13 @@ class GrpcFrontend::Impl::InferCall final : public Op {
   }
 
  private:
-  enum Event { kArrived = 0, kDone = 1, kSent = 2 };
+  enum Event { kDone = 1, kSent = 2 };
 
-  void On(int event, bool ok) override {
+  void OfferNext() override { impl_.OfferSlot<InferCall>(); }
+
+  void On(int event, bool) override {
     switch (event) {
       case kArrived:
-        if (!ok) {  // the server is shutting down; no call came, and no done event will
-          delete this;
-          return;
-        }
-        impl_.RequestInferCall();  // the next call's slot first
         Serve();
         Release();  // the arrival's reference
         return;
@@ -390,10 +412,6 @@ class GrpcFrontend::Impl::InferCall final : public Op {
         Release();
         return;
     }
-  }
-
-  void Release() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   // Checks the request and queues it for its model, or answers at once.
@@ -423,10 +441,10 @@ class GrpcFrontend::Impl::InferCall final : public Op {
   inference::ModelInferResponse response_;
   ::grpc::ServerAsyncResponseWriter<inference::ModelInferResponse> responder_;
   TimePoint start_{};
-  // The done event's, the answer's, and the arrival's: gRPC starts watching for the done event
-  // as it hands out the arrival, so on another completion thread the done event (a cancelled
-  // call) can come while the arrival is still being handled.
-  std::atomic<int> refs_{3};
+  // What the answer needs, kept from the request (the call lives until it is answered).
+  model::ModelMetadata metadata_;
+  std::string id_;
+  std::vector<std::string> requested_outputs_;
   const std::shared_ptr<AnswerClaim> claim_ = std::make_shared<AnswerClaim>();
 };
 
@@ -457,24 +475,19 @@ void GrpcFrontend::Impl::InferCall::Serve() {
       RequestDeadline(client_left, decoded->timeout_us, impl_.options_.default_timeout, start_);
   ir.arrival = start_;
   ir.input = std::move(decoded->input);
-  auto shared_md = std::make_shared<const model::ModelMetadata>(std::move(*md));
-  impl_.service_.Infer(std::move(ir), [this, claim = claim_, shared_md,
-                                       id = std::move(decoded->id),
-                                       outputs = std::move(decoded->outputs)](
-                                          serve::InferResult&& r) {
-    // Whoever takes the claim answers; the call lives until it has.
+  metadata_ = std::move(*md);
+  id_ = std::move(decoded->id);
+  requested_outputs_ = std::move(decoded->outputs);
+  impl_.service_.Infer(std::move(ir), [this, claim = claim_](serve::InferResult&& r) {
+    // Whoever takes the claim answers; the call lives until it has (and only then may this be
+    // touched).
     if (!claim->TryTake()) return;
     if (r.outcome != serve::Outcome::kOk) {
       return Reply(::grpc::Status(GrpcCodeFor(r.outcome), std::move(r.message)));
     }
-    response_ = EncodeInferResponse(*shared_md, id, r.output, outputs);
+    response_ = EncodeInferResponse(metadata_, id_, r.output, requested_outputs_);
     Reply(::grpc::Status::OK);
   });
-}
-
-void GrpcFrontend::Impl::RequestInferCall() {
-  auto* call = new InferCall(*this);
-  if (!OnQueue([call] { call->Offer(); })) delete call;
 }
 
 void GrpcFrontend::Impl::PollCompletions() {
@@ -491,7 +504,8 @@ void GrpcFrontend::Impl::PollCompletions() {
 // done event and the end of the stream have come (and its arrival has been handled).
 class GrpcFrontend::Impl::WatchCall final : public Op {
  public:
-  explicit WatchCall(Impl& impl) : impl_(impl), writer_(&ctx_) {}
+  // Three references: the done event's, the stream end's, and the arrival's (as InferCall's).
+  explicit WatchCall(Impl& impl) : Op(3), impl_(impl), writer_(&ctx_) {}
 
   // Offers the slot to the server. Only with impl.cq_mu_ held and the queue open.
   void Offer() {
@@ -519,16 +533,13 @@ class GrpcFrontend::Impl::WatchCall final : public Op {
   }
 
  private:
-  enum Event { kArrived = 0, kDone = 1, kWritten = 2, kFinished = 3 };
+  enum Event { kDone = 1, kWritten = 2, kFinished = 3 };
+
+  void OfferNext() override { impl_.OfferSlot<WatchCall>(); }
 
   void On(int event, bool ok) override {
     switch (event) {
       case kArrived:
-        if (!ok) {  // the server is shutting down; no call came, and no done event will
-          delete this;
-          return;
-        }
-        impl_.RequestWatchCall();  // the next stream's slot first
         {
           std::lock_guard<std::mutex> l(mu_);
           known_ = KnownHealthService(request_.service());
@@ -554,15 +565,15 @@ class GrpcFrontend::Impl::WatchCall final : public Op {
         Pump();
         return;
       default:  // kFinished
-        Release();
+        EndStream();
         return;
     }
   }
 
-  void Release() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // The stream is over: no status change is for it any more; its reference goes.
+  void EndStream() {
     impl_.RemoveWatcher(this);
-    delete this;
+    Release();
   }
 
   // Starts the next write, or finishes, if there is something to do and no write in flight.
@@ -593,15 +604,13 @@ class GrpcFrontend::Impl::WatchCall final : public Op {
         writer_.Finish(status, Tag(kFinished));
       }
     });
-    if (!started && !write) Release();  // the queue is closed: the stream ends here
+    if (!started && !write) EndStream();  // the queue is closed: the stream ends here
   }
 
   Impl& impl_;
   ::grpc::ServerContext ctx_;
   HealthRequest request_;
   ::grpc::ServerAsyncWriter<HealthResponse> writer_;
-  // The done event's, the stream end's, and the arrival's (as InferCall's).
-  std::atomic<int> refs_{3};
   std::mutex mu_;
   bool known_ ABSL_GUARDED_BY(mu_) = false;
   ServingStatus latest_ ABSL_GUARDED_BY(mu_) = HealthResponse::NOT_SERVING;
@@ -612,11 +621,6 @@ class GrpcFrontend::Impl::WatchCall final : public Op {
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   HealthResponse msg_;
 };
-
-void GrpcFrontend::Impl::RequestWatchCall() {
-  auto* call = new WatchCall(*this);
-  if (!OnQueue([call] { call->Offer(); })) delete call;
-}
 
 // --- Impl
 
