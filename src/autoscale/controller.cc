@@ -8,6 +8,7 @@
 #include "autoscale/inference_policy.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/thread_name.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
 
@@ -59,7 +60,10 @@ absl::Status Controller::Start() {
     }
     started_ = true;
   }
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    SetThreadName("autoscaler");
+    Run();
+  });
   return absl::OkStatus();
 }
 

@@ -9,6 +9,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/thread_name.h"
 #include "local/supervisor.h"
 
 namespace galley::autoscale {
@@ -83,7 +84,10 @@ absl::Status FileSdWriter::Start() {
   const std::string doc = FileSdJson(supervisor_.Replicas());
   if (absl::Status st = WriteFileAtomically(path_, doc); !st.ok()) return st;
   written_ = doc;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    SetThreadName("file-sd");
+    Run();
+  });
   return absl::OkStatus();
 }
 

@@ -14,6 +14,7 @@
 #include "boost/beast/http/read.hpp"
 #include "boost/beast/http/write.hpp"
 #include "common/strings.h"
+#include "common/thread_name.h"
 
 namespace galley::gateway {
 namespace {
@@ -179,7 +180,10 @@ HttpUpstream::HttpUpstream(HttpUpstreamOptions options)
     : options_(options), io_(std::make_unique<asio::io_context>(options.io_threads)),
       work_(std::make_unique<WorkGuard>(*io_)) {
   for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
-    threads_.emplace_back([this] { io_->run(); });
+    threads_.emplace_back([this, i] {
+      SetThreadName(StrCat("upstream-io-", i));
+      io_->run();
+    });
   }
 }
 

@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/thread_name.h"
 #include "grpc/oip_proto.h"
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -715,7 +716,10 @@ absl::Status GrpcFrontend::Impl::Start() {
   port_.store(selected);
   OfferSlots();  // each call that arrives offers the next slot of its kind
   for (int i = 0; i < options_.completion_threads; ++i) {
-    cq_threads_.emplace_back([this] { PollCompletions(); });
+    cq_threads_.emplace_back([this, i] {
+      SetThreadName(StrCat("grpc-cq-", i));
+      PollCompletions();
+    });
   }
   return absl::OkStatus();
 }

@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "http/parser_limits.h"
+#include "common/thread_name.h"
 
 namespace galley::http {
 namespace {
@@ -151,7 +152,10 @@ class ServerImpl final : public Server {
     Sweep();
     threads_.reserve(contexts_.size());
     for (auto& ioc : contexts_) {
-      threads_.emplace_back([ioc = ioc.get()] { ioc->run(); });
+      threads_.emplace_back([ioc = ioc.get(), i = threads_.size()] {
+        SetThreadName(StrCat("http-io-", i));
+        ioc->run();
+      });
     }
   }
 

@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/thread_name.h"
 
 namespace galley::kube {
 namespace {
@@ -24,7 +25,10 @@ void Informer::AddEventHandlers(EventHandlers handlers) {
 absl::Status Informer::Start() {
   std::lock_guard lock(lifecycle_mu_);
   if (thread_) return absl::FailedPreconditionError("informer already started");
-  thread_ = std::make_unique<std::jthread>([this](std::stop_token stop) { Run(stop); });
+  thread_ = std::make_unique<std::jthread>([this](std::stop_token stop) {
+    SetThreadName("informer");
+    Run(stop);
+  });
   return absl::OkStatus();
 }
 

@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/thread_name.h"
 
 namespace galley::kube {
 namespace {
@@ -128,7 +129,10 @@ absl::StatusOr<std::unique_ptr<LeaderElector>> LeaderElector::Create(Client* cli
 absl::Status LeaderElector::Start() {
   std::lock_guard lock(lifecycle_mu_);
   if (thread_) return absl::FailedPreconditionError("leader elector already started");
-  thread_ = std::make_unique<std::jthread>([this](std::stop_token stop) { Run(stop); });
+  thread_ = std::make_unique<std::jthread>([this](std::stop_token stop) {
+    SetThreadName("leader-elect");
+    Run(stop);
+  });
   return absl::OkStatus();
 }
 

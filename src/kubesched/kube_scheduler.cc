@@ -13,6 +13,7 @@
 #include "boost/json.hpp"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/thread_name.h"
 #include "kube/informer.h"
 #include "kube/leader_election.h"
 #include "kube/resource.h"
@@ -213,12 +214,21 @@ absl::Status KubeScheduler::Impl::Start() {
                            [this](const json::value& p) { OnPodDeleted(p); }});
   if (absl::Status st = nodes_->Start(); !st.ok()) return st;
   if (absl::Status st = pods_->Start(); !st.ok()) return st;
-  events_thread_ = std::make_unique<std::jthread>([this](std::stop_token s) { RunEvents(s); });
+  events_thread_ = std::make_unique<std::jthread>([this](std::stop_token s) {
+    SetThreadName("sched-events");
+    RunEvents(s);
+  });
   for (int i = 0; i < std::max(1, o_.bind_workers); ++i) {
-    binders_.push_back(std::make_unique<std::jthread>([this](std::stop_token s) { RunBinder(s); }));
+    binders_.push_back(std::make_unique<std::jthread>([this](std::stop_token s) {
+      SetThreadName("sched-binder");
+      RunBinder(s);
+    }));
   }
   if (!o_.leader_elect) {
-    scheduling_ = std::make_unique<std::jthread>([this](std::stop_token s) { RunScheduling(s); });
+    scheduling_ = std::make_unique<std::jthread>([this](std::stop_token s) {
+      SetThreadName("scheduler");
+      RunScheduling(s);
+    });
     return absl::OkStatus();
   }
   kube::LeaderElectionConfig lc;

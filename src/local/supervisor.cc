@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "common/strings.h"
+#include "common/thread_name.h"
 #include "local/child_process.h"
 
 extern char** environ;
@@ -100,7 +101,10 @@ absl::Status Supervisor::Start() {
               {{"replicas", desired_}, {"binary", options_.binary}});
   }
   try {
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      SetThreadName("supervisor");
+      Run();
+    });
   } catch (const std::system_error& e) {
     std::lock_guard<std::mutex> lock(mu_);
     started_ = false;

@@ -31,8 +31,9 @@ struct BatchPolicy {
   // buckets join it, oldest first, up to that many rows, while each joining text and the
   // bucket's own longest text stay at least length_fill_ratio (in (0, 1]) of the batch's padded
   // length: no joined row, and not the bucket's longest, is more than (1 - ratio) padding. For a
-  // model whose cost per row stops falling beyond a few rows (an LSTM on a CPU core is compute
-  // bound from about 5 rows on), so that tiny batches are the waste and padding is not free.
+  // model whose cost per row falls steeply over the first rows of a batch and then flattens (an
+  // LSTM on a CPU core: 2-3x per text alone, flat by 12-16 rows), so that tiny batches are the
+  // waste and padding is not free.
   double length_fill_ratio = 0;
   int length_fill_rows = 0;  // fill up to this many rows; 0: max_batch_size
 

@@ -2,6 +2,7 @@
 
 #include <future>
 
+#include "common/thread_name.h"
 #include "gtest/gtest.h"
 #include "model/testing/fake_backend.h"
 
@@ -73,6 +74,17 @@ std::vector<std::future<InferResult>> SubmitAll(ModelRunner& runner, const std::
     runner.Submit(Req(x), [p](InferResult&& r) { p->set_value(std::move(r)); });
   }
   return out;
+}
+
+TEST_F(ModelRunnerTest, WorkersAreNamedAfterTheModelAndInstance) {
+  auto runner = Make(4, 4);
+  ASSERT_TRUE(runner->Load({}).ok());
+  runner->Start();
+  // Answers are given on the worker that ran the batch.
+  std::promise<std::string> name;
+  runner->Submit(Req(1.0f), [&name](InferResult&&) { name.set_value(ThreadName()); });
+  EXPECT_EQ(name.get_future().get(), "fake/0");
+  runner->Stop();
 }
 
 TEST_F(ModelRunnerTest, PreferredSizeIsSentWithoutWaitingForTheDelay) {
