@@ -270,15 +270,14 @@ void Frontend::FallbackInfer(const Request& req, TimePoint deadline, std::string
   ir.arrival = clock_.Now();
   ir.input = std::move(decoded->input);
   auto self = shared_from_this();
-  auto shared_md = std::make_shared<model::ModelMetadata>(std::move(*md));
-  fallback_.Infer(std::move(ir), [self, shared_md, id = decoded->id, outputs = decoded->outputs,
+  fallback_.Infer(std::move(ir), [self, md, id = decoded->id, outputs = decoded->outputs,
                                   binary = decoded->binary_outputs,
                                   all_binary = decoded->binary_data_output,
                                   reason = std::string(reason), respond = std::move(respond)](serve::InferResult&& r) {
     if (r.outcome == serve::Outcome::kQueueFull) return respond(Busy());
     if (r.outcome != serve::Outcome::kOk) return respond(http::JsonError(serve::HttpStatusFor(r.outcome), r.message));
     Response res = FallbackInferResponse(
-        serve::EncodeInferResponse(*shared_md, id, r.output, outputs, binary, all_binary));
+        serve::EncodeInferResponse(*md, id, r.output, outputs, binary, all_binary));
     MarkFallback(res, reason);
     self->CountFallback(reason);
     respond(std::move(res));

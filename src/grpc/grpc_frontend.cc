@@ -443,7 +443,7 @@ class GrpcFrontend::Impl::InferCall final : public Op {
   ::grpc::ServerAsyncResponseWriter<inference::ModelInferResponse> responder_;
   TimePoint start_{};
   // What the answer needs, kept from the request (the call lives until it is answered).
-  model::ModelMetadata metadata_;
+  const model::ModelMetadata* metadata_ = nullptr;  // the service's, valid while it lives
   std::string id_;
   std::vector<std::string> requested_outputs_;
   const std::shared_ptr<AnswerClaim> claim_ = std::make_shared<AnswerClaim>();
@@ -476,7 +476,7 @@ void GrpcFrontend::Impl::InferCall::Serve() {
       RequestDeadline(client_left, decoded->timeout_us, impl_.options_.default_timeout, start_);
   ir.arrival = start_;
   ir.input = std::move(decoded->input);
-  metadata_ = std::move(*md);
+  metadata_ = md;
   id_ = std::move(decoded->id);
   requested_outputs_ = std::move(decoded->outputs);
   impl_.service_.Infer(std::move(ir), [this, claim = claim_](serve::InferResult&& r) {
@@ -486,7 +486,7 @@ void GrpcFrontend::Impl::InferCall::Serve() {
     if (r.outcome != serve::Outcome::kOk) {
       return Reply(::grpc::Status(GrpcCodeFor(r.outcome), std::move(r.message)));
     }
-    response_ = EncodeInferResponse(metadata_, id_, r.output, requested_outputs_);
+    response_ = EncodeInferResponse(*metadata_, id_, r.output, requested_outputs_);
     Reply(::grpc::Status::OK);
   });
 }

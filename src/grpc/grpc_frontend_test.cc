@@ -681,10 +681,9 @@ class RecordingService final : public serve::InferenceService {
  public:
   RecordingService() : md_(FakeBackend().Metadata()) {}
   std::vector<model::ModelMetadata> Models() const override { return {md_}; }
-  std::optional<model::ModelMetadata> FindModel(std::string_view name,
-                                                std::string_view) const override {
-    if (name != md_.name) return std::nullopt;
-    return md_;
+  const model::ModelMetadata* FindModel(std::string_view name,
+                                        std::string_view) const override {
+    return name == md_.name ? &md_ : nullptr;
   }
   bool ModelReady(std::string_view, std::string_view) const override { return true; }
   bool Ready() const override { return true; }

@@ -247,13 +247,12 @@ void Frontend::Infer(Request&& req, std::string model, std::string version, Resp
   ir.deadline = *deadline;
   ir.arrival = clock_.Now();
   ir.input = std::move(decoded->input);
-  auto shared_md = std::make_shared<model::ModelMetadata>(std::move(*md));
-  service_.Infer(std::move(ir), [respond = std::move(respond), shared_md, id = std::move(decoded->id),
+  service_.Infer(std::move(ir), [respond = std::move(respond), md, id = std::move(decoded->id),
                                  outputs = std::move(decoded->outputs),
                                  binary = std::move(decoded->binary_outputs),
                                  all_binary = decoded->binary_data_output](InferResult&& r) {
     if (r.outcome != Outcome::kOk) return respond(ErrorFor(r.outcome, r.message));
-    EncodedInferResponse enc = EncodeInferResponse(*shared_md, id, r.output, outputs, binary, all_binary);
+    EncodedInferResponse enc = EncodeInferResponse(*md, id, r.output, outputs, binary, all_binary);
     if (!enc.header_length) return respond(http::JsonResponse(http::Status::ok, std::move(enc.body)));
     Response res = Text(http::Status::ok, std::move(enc.body), "application/octet-stream");
     res.set(kInferenceHeaderLength, std::to_string(*enc.header_length));

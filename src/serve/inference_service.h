@@ -50,9 +50,10 @@ class InferenceService {
 
   // Metadata of every model this server knows, loaded or not.
   virtual std::vector<model::ModelMetadata> Models() const = 0;
-  // The model's metadata, or nullopt if there is no such model/version.
-  virtual std::optional<model::ModelMetadata> FindModel(std::string_view name,
-                                                        std::string_view version) const = 0;
+  // The model's metadata, or nullptr if there is no such model/version. Valid while the service
+  // lives (a model's metadata never changes), so a request may keep it without a copy.
+  virtual const model::ModelMetadata* FindModel(std::string_view name,
+                                                std::string_view version) const = 0;
   // Whether the model is loaded and warmed up.
   virtual bool ModelReady(std::string_view name, std::string_view version) const = 0;
   // For a model that this server knows but cannot serve (its config or file is broken, or it

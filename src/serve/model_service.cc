@@ -49,11 +49,10 @@ std::vector<model::ModelMetadata> ModelService::Models() const {
   return out;
 }
 
-std::optional<model::ModelMetadata> ModelService::FindModel(std::string_view name,
-                                                            std::string_view version) const {
+const model::ModelMetadata* ModelService::FindModel(std::string_view name,
+                                                    std::string_view version) const {
   ModelRunner* r = Find(name, version);
-  if (r == nullptr) return std::nullopt;
-  return r->metadata();
+  return r == nullptr ? nullptr : &r->metadata();
 }
 
 bool ModelService::ModelReady(std::string_view name, std::string_view version) const {

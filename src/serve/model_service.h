@@ -28,7 +28,7 @@ class ModelService final : public InferenceService {
   void Stop();
 
   std::vector<model::ModelMetadata> Models() const override;
-  std::optional<model::ModelMetadata> FindModel(std::string_view name,
+  const model::ModelMetadata* FindModel(std::string_view name,
                                                 std::string_view version) const override;
   bool ModelReady(std::string_view name, std::string_view version) const override;
   bool Ready() const override;
