@@ -8,9 +8,11 @@ namespace {
 constexpr size_t kMaxName = 15;  // TASK_COMM_LEN (16) less the terminating NUL
 }  // namespace
 
-void SetThreadName(std::string_view name) {
-  const std::string cut(name.substr(0, kMaxName));
-  pthread_setname_np(pthread_self(), cut.c_str());
+void SetThreadName(std::string_view name, std::string_view suffix) {
+  suffix = suffix.substr(0, kMaxName);
+  std::string full(name.substr(0, kMaxName - suffix.size()));
+  full += suffix;
+  pthread_setname_np(pthread_self(), full.c_str());
 }
 
 std::string ThreadName() {

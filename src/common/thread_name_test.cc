@@ -44,5 +44,18 @@ TEST(ThreadNameTest, LongNamesKeepTheirFirstFifteenBytes) {
   EXPECT_EQ(got, "sentiment_trans");
 }
 
+TEST(ThreadNameTest, ASuffixShowsWhateverTheNameIsCutTo) {
+  std::string got, short_name;
+  std::thread t([&] {
+    SetThreadName("sentiment_transformer", "/12");
+    got = ThreadName();
+    SetThreadName("vader", "/0");
+    short_name = ThreadName();
+  });
+  t.join();
+  EXPECT_EQ(got, "sentiment_tr/12");
+  EXPECT_EQ(short_name, "vader/0");
+}
+
 }  // namespace
 }  // namespace galley

@@ -181,7 +181,7 @@ HttpUpstream::HttpUpstream(HttpUpstreamOptions options)
       work_(std::make_unique<WorkGuard>(*io_)) {
   for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
     threads_.emplace_back([this, i] {
-      SetThreadName(StrCat("upstream-io-", i));
+      SetThreadName("upstream-io-", StrCat(i));
       io_->run();
     });
   }

@@ -717,7 +717,7 @@ absl::Status GrpcFrontend::Impl::Start() {
   OfferSlots();  // each call that arrives offers the next slot of its kind
   for (int i = 0; i < options_.completion_threads; ++i) {
     cq_threads_.emplace_back([this, i] {
-      SetThreadName(StrCat("grpc-cq-", i));
+      SetThreadName("grpc-cq-", StrCat(i));
       PollCompletions();
     });
   }

@@ -27,8 +27,8 @@
 #include "boost/beast/http/write.hpp"
 #include "common/log.h"
 #include "common/strings.h"
-#include "http/parser_limits.h"
 #include "common/thread_name.h"
+#include "http/parser_limits.h"
 
 namespace galley::http {
 namespace {
@@ -153,7 +153,7 @@ class ServerImpl final : public Server {
     threads_.reserve(contexts_.size());
     for (auto& ioc : contexts_) {
       threads_.emplace_back([ioc = ioc.get(), i = threads_.size()] {
-        SetThreadName(StrCat("http-io-", i));
+        SetThreadName("http-io-", StrCat(i));
         ioc->run();
       });
     }

@@ -1,9 +1,8 @@
-// The one interface the front-ends (HTTP now, gRPC later) use to reach models. Front-ends never
+// The one interface the front-ends (HTTP and gRPC) use to reach models. Front-ends never
 // see queues, batchers or backends.
 #pragma once
 
 #include <functional>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>

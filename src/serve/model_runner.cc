@@ -82,9 +82,7 @@ void ModelRunner::MarkFailed(std::string reason) {
 void ModelRunner::Start() {
   for (size_t i = 0; i < instances_.size(); ++i) {
     workers_.emplace_back([this, i] {
-      // "<model>/<instance>", the model's name cut so that the instance always shows.
-      const std::string suffix = StrCat("/", i);
-      SetThreadName(StrCat(std::string_view(metadata().name).substr(0, 15 - suffix.size()), suffix));
+      SetThreadName(metadata().name, StrCat("/", i));  // "<model>/<instance>"
       WorkerLoop(i);
     });
   }
