@@ -97,7 +97,8 @@ TEST_P(GoldenTest, MatchesEveryGoldenCase) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ShippedVocabularies, GoldenTest,
-                         ::testing::Values("sentiment", "sentiment_transformer", "sentiment_lstm"));
+                         ::testing::Values("sentiment", "sentiment_transformer", "sentiment_lstm",
+                                           "sentiment_lstm_int8"));
 
 WordTokenizer Small(int max_length = 128) {
   absl::StatusOr<WordTokenizer> tokenizer =

@@ -58,7 +58,8 @@ def as_dict(client, doc):
 def test_health_and_metadata(client):
     assert client.is_server_live()
     assert client.is_server_ready()
-    for m in ("sentiment", "sentiment_transformer", "sentiment_lstm", "vader", "add_mul"):
+    for m in ("sentiment", "sentiment_transformer", "sentiment_lstm", "sentiment_lstm_int8", "vader",
+              "add_mul"):
         assert client.is_model_ready(m), m
     # An unknown model is not ready over both protocols (HTTP: 404; gRPC: ready=false, as Triton).
     assert not client.is_model_ready("no_such_model")
