@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The serving benchmark of the ONNX text models (issue 3): for each model, in one run, on loopback,
 #   1. the limit: the same ONNX model driven in-process through ONNX Runtime (build/release/bench/
-#      onnx_limit: OnnxBackend::RunBatch on pre-tokenized texts) at batch sizes 1..64; the best
-#      batch size's inferences/s is the limit;
+#      onnx_limit: OnnxBackend::RunBatch on pre-tokenized texts) at batch sizes 1..64, once per
+#      repeat (at the start of each, between the other systems' points); the best batch size's
+#      median inferences/s over the repeats is the limit;
 #   2. Galley (`galley serve`) with the model's config as shipped (batching on) and with a copy of
 #      it without `dynamic_batching` (batching off), over HTTP (POST /v2/models/NAME/infer, JSON)
 #      and gRPC (inference.GRPCInferenceService/ModelInfer), one text per request;
@@ -399,24 +400,60 @@ rotated_points() {
   for ((i = 0; i < n; i++)); do echo "${SYSTEM_POINTS[(i + (rep - 1) * 2) % n]}"; done
 }
 
-# The limit: onnx_limit on core SERVER_CPU, in both batch orders; stdout lines go to
-# $TMP/limit-MODEL.txt (consecutive: the limit) and $TMP/limit-sorted-MODEL.txt.
+# The limit: onnx_limit on core SERVER_CPU, in both batch orders, for repeat REP; stdout lines go
+# to $TMP/limit-MODEL.REP.txt (consecutive: the limit) and $TMP/limit-sorted-MODEL.REP.txt.
 run_limit() {
-  local m="$1" threads max_length order out
+  local m="$1" rep="$2" threads max_length order out
   threads="$(config_value "$m" 'c.get("parameters", {}).get("intra_op_threads", 1)')"
   max_length="$(config_value "$m" 'c.get("preprocess", {}).get("max_length", 128)')"
   for order in consecutive sorted; do
-    out="$TMP/limit-$m.txt"
-    [[ "$order" == sorted ]] && out="$TMP/limit-sorted-$m.txt"
+    out="$TMP/limit-$m.$rep.txt"
+    [[ "$order" == sorted ]] && out="$TMP/limit-sorted-$m.$rep.txt"
     local cmd=(taskset -c "$SERVER_CPU" "$LIMIT_BIN" --model "$(model_file "$m")"
                --vocab "$MODEL_DIR/$m/$(config_value "$m" 'c["preprocess"]["vocab"]')"
                --texts "$TMP/data/texts.txt" --max-length "$max_length" --threads "$threads"
                --seconds "$LIMIT_SECONDS" --batch-sizes "$LIMIT_BATCHES" --order "$order")
     echo "${cmd[*]}" >"$TMP/cmd-limit-$order-$m"
-    log "limit ($order): ${cmd[*]}"
-    { echo "=== limit $m $order"; echo "\$ ${cmd[*]}"; } >>"$RAW_LOG"
+    log "limit ($order, repeat $rep): ${cmd[*]}"
+    { echo "=== limit $m $order repeat $rep"; echo "\$ ${cmd[*]}"; } >>"$RAW_LOG"
     "${cmd[@]}" >"$out" 2>>"$RAW_LOG" || die "onnx_limit failed for $m (see $RAW_LOG)"
     cat "$out" >>"$RAW_LOG"
+  done
+}
+
+# Merges the repeats' limit files of MODEL into $TMP/limit-MODEL.txt and $TMP/limit-sorted-
+# MODEL.txt, in onnx_limit's format: per batch size the line of the repeat with the median
+# inferences/s (the upper middle one for an even count), BEST the batch size with the highest
+# median, COMPUTE_B1_US from batch 1's median line, the largest PEAK_RSS_KB, the first TEXTS.
+merge_limit() {
+  local m="$1" prefix
+  for prefix in limit limit-sorted; do
+    python3 - "$TMP/$prefix-$m".*.txt >"$TMP/$prefix-$m.txt" <<'PY'
+import re, sys
+lines = {}
+rss, texts = 0, None
+for path in sys.argv[1:]:
+    for line in open(path):
+        if line.startswith("LIMIT "):
+            batch = int(re.search(r"batch=(\d+)", line).group(1))
+            lines.setdefault(batch, []).append(line.rstrip("\n"))
+        elif line.startswith("PEAK_RSS_KB "):
+            rss = max(rss, int(line.split("=")[1]))
+        elif line.startswith("TEXTS ") and texts is None:
+            texts = line.rstrip("\n")
+rate = lambda line: float(re.search(r"inferences_per_s=([0-9.]+)", line).group(1))
+median = {}
+for batch, group in sorted(lines.items()):
+    group.sort(key=rate)
+    median[batch] = group[len(group) // 2]
+    print(median[batch])
+best = max(median, key=lambda b: rate(median[b]))
+print(f"BEST batch={best} inferences_per_s={rate(median[best]):.1f}")
+if 1 in median:
+    print(f"COMPUTE_B1_US us={1e6 / rate(median[1]):.1f}")
+print(texts)
+print(f"PEAK_RSS_KB kb={rss}")
+PY
   done
 }
 
@@ -424,7 +461,6 @@ bench_model() {
   local m="$1" first="$2" rep c sp sys proto max_c
   max_c="$(max_concurrency)"
   wait_quiet "$m" "$first"
-  run_limit "$m"
   make_repositories "$m"
   start_galley galley-on "$TMP/repo-on" "$m"
   start_galley galley-off "$TMP/repo-off" "$m"
@@ -442,6 +478,7 @@ bench_model() {
       "$m" "$max_c" "$WARMUP" "warm-up $m $sys $proto c=$max_c"
   done
   for ((rep = 1; rep <= REPEATS; rep++)); do
+    run_limit "$m" "$rep"
     for c in $CONCURRENCIES; do
       while read -r sys proto; do
         if [[ "$sys" == kserve && "$rep" -gt "$KSERVE_REPEATS" ]]; then continue; fi
@@ -449,6 +486,7 @@ bench_model() {
       done < <(rotated_points "$rep")
     done
   done
+  merge_limit "$m"
   local key
   for key in galley-on galley-off kserve; do
     echo "$m $key $(proc_kb "${PID[$key]}" VmRSS)" >>"$TMP/rss-end.txt"
@@ -619,7 +657,8 @@ write_report() {
     echo "- KServe: \`bench/serve/kserve_peer.py\` (kserve $("$BENCH_VENV/bin/python" -c 'from importlib.metadata import version as v; print(v("kserve"), "onnxruntime", v("onnxruntime"), "python", __import__("platform").python_version())'),"
     echo "  1 uvicorn worker, gRPC on, per-request log lines off, 1 intra-op thread), REST v2 and gRPC v2"
     echo "- limit: \`$LIMIT_BIN\` (OnnxBackend::RunBatch on pre-tokenized texts, consecutive texts per batch,"
-    echo "  padded to the batch's longest, the config's intra-op threads), $LIMIT_SECONDS s per batch size; also with"
+    echo "  padded to the batch's longest, the config's intra-op threads), $LIMIT_SECONDS s per batch size, once per repeat"
+    echo "  (median per batch size shown); also with"
     echo "  the texts sorted by length (\`--order sorted\`: nearly unpadded batches, what length buckets approach), for reference"
     echo "- clients: $("$WRK_BIN" -v 2>&1 | head -n 1 | awk '{ print $1, $2 }') (\`-t1 -cC --latency -s $LUA_SCRIPT\`), ghz $GHZ_VERSION"
     echo "  (\`--proto proto/grpc_service.proto --call inference.GRPCInferenceService/ModelInfer -c C --connections $GHZ_CONNECTIONS --cpus 1 --disable-template-data\`)"
