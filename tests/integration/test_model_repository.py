@@ -47,7 +47,7 @@ def test_repository_models_are_listed_with_their_metadata(repo_server):
 
 # How far a text's probabilities may move with the batch it runs in: FP32 models only by rounding;
 # sentiment_lstm_int8 quantizes its activations with one scale per batch (models/training/RESULTS.md:
-# at most 0.012 on the held-out sentences).
+# at most 0.018 on the held-out sentences).
 BATCH_TOLERANCE = {"sentiment": 1e-5, "sentiment_transformer": 1e-5, "sentiment_lstm": 1e-5,
                    "sentiment_lstm_int8": 0.03}
 
