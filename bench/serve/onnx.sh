@@ -29,9 +29,9 @@
 # Usage: bench/serve/onnx.sh [--quick] [-h|--help]
 #   --quick  a smoke run: 1 repeat of 2 s per point, 0.5 s per limit batch size, no load wait
 # Environment (defaults in brackets):
-#   MODELS ["sentiment_lstm_int8 sentiment_lstm sentiment_transformer sentiment"]  models under
+#   MODELS ["sentiment_lstm sentiment_lstm_int8 sentiment_transformer sentiment"]  models under
 #                           MODEL_DIR (each needs config.json)
-#   TARGET_MODELS ["sentiment_lstm_int8 sentiment_lstm sentiment_transformer"]  models the 90%
+#   TARGET_MODELS ["sentiment_lstm sentiment_lstm_int8 sentiment_transformer"]  models the 90%
 #                           target is judged on (compute >= ~200 us per request); the others'
 #                           ratios are reported
 #   MODEL_DIR [models]  the model repository the models are taken from
@@ -68,8 +68,8 @@ done
 if [[ "$QUICK" -eq 1 ]]; then
   : "${DURATION:=2s}" "${WARMUP:=1s}" "${REPEATS:=1}" "${LIMIT_SECONDS:=0.5}" "${LOAD_WAIT_S:=0}"
 fi
-MODELS="${MODELS:-sentiment_lstm_int8 sentiment_lstm sentiment_transformer sentiment}"
-TARGET_MODELS="${TARGET_MODELS:-sentiment_lstm_int8 sentiment_lstm sentiment_transformer}"
+MODELS="${MODELS:-sentiment_lstm sentiment_lstm_int8 sentiment_transformer sentiment}"
+TARGET_MODELS="${TARGET_MODELS:-sentiment_lstm sentiment_lstm_int8 sentiment_transformer}"
 MODEL_DIR="${MODEL_DIR:-models}"
 CONCURRENCIES="${CONCURRENCIES:-1 8 64}"
 DURATION="${DURATION:-5s}"
