@@ -2,8 +2,9 @@
 # The serving benchmark of the ONNX text models (issue 3): for each model, in one run, on loopback,
 #   1. the limit: the same ONNX model driven in-process through ONNX Runtime (build/release/bench/
 #      onnx_limit: OnnxBackend::RunBatch on pre-tokenized texts) at batch sizes 1..64, once per
-#      repeat (at the start of each, between the other systems' points); the best batch size's
-#      median inferences/s over the repeats is the limit;
+#      repeat (at the start of each, between the other systems' points, with the servers up and
+#      idle); the best batch size's median inferences/s over the repeats (for an even count the
+#      upper middle run) is the limit;
 #   2. Galley (`galley serve`) with the model's config as shipped (batching on) and with a copy of
 #      it without `dynamic_batching` (batching off), over HTTP (POST /v2/models/NAME/infer, JSON)
 #      and gRPC (inference.GRPCInferenceService/ModelInfer), one text per request;
@@ -658,7 +659,7 @@ write_report() {
     echo "  1 uvicorn worker, gRPC on, per-request log lines off, 1 intra-op thread), REST v2 and gRPC v2"
     echo "- limit: \`$LIMIT_BIN\` (OnnxBackend::RunBatch on pre-tokenized texts, consecutive texts per batch,"
     echo "  padded to the batch's longest, the config's intra-op threads), $LIMIT_SECONDS s per batch size, once per repeat"
-    echo "  (median per batch size shown); also with"
+    echo "  with the servers up and idle (median per batch size shown); also with"
     echo "  the texts sorted by length (\`--order sorted\`: nearly unpadded batches, what length buckets approach), for reference"
     echo "- clients: $("$WRK_BIN" -v 2>&1 | head -n 1 | awk '{ print $1, $2 }') (\`-t1 -cC --latency -s $LUA_SCRIPT\`), ghz $GHZ_VERSION"
     echo "  (\`--proto proto/grpc_service.proto --call inference.GRPCInferenceService/ModelInfer -c C --connections $GHZ_CONNECTIONS --cpus 1 --disable-template-data\`)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes `sentiment_lstm_int8`: `sentiment_lstm` with its LSTM's weights in 8-bit integers.
+"""Makes `sentiment_lstm_int8`: `sentiment_lstm` with its LSTM's weights in int8 (7-bit range).
 
 Run with a Python that has onnx and onnxruntime (no torch):
   python3 -m pip install onnx==1.23.2 onnxruntime==1.31.1 numpy
@@ -8,7 +8,7 @@ Run with a Python that has onnx and onnxruntime (no torch):
 What it does:
   * ONNX Runtime's dynamic quantization (onnxruntime.quantization.quantize_dynamic) of the one
     `LSTM` node of models/sentiment_lstm/1/model.onnx: its input and recurrent weights become
-    signed integers in 7 bits (-64..63, ONNX Runtime's `reduce_range`, against saturation on
+    int8 values in a 7-bit range (-64..64, ONNX Runtime's `reduce_range`, against saturation on
     CPUs without VNNI) with one scale per gate row (per channel), and the node becomes the
     com.microsoft `DynamicQuantizeLSTM` operator, which quantizes its activations to 8 bits at
     run time and multiplies in integers (VNNI / AMX where the CPU has them). Everything else,
@@ -64,8 +64,8 @@ def check(models_dir, data_dir):
     assert (inp.name, inp.type) == ("input_ids", "tensor(int64)"), (inp.name, inp.type)
     assert (out.name, out.type) == ("probabilities", "tensor(float)"), (out.name, out.type)
     with open(path, "rb") as f:
-        report = {"onnx_bytes": os.path.getsize(path), "sha256": hashlib.sha256(f.read()).hexdigest(),
-                  "onnxruntime": ort.__version__}
+        digest = hashlib.sha256(f.read()).hexdigest()
+    report = {"onnx_bytes": os.path.getsize(path), "sha256": digest, "onnxruntime": ort.__version__}
 
     _, val, test = ts.split_data(ts.load_data(data_dir))
     for split, rows in (("val", val), ("test", test)):
