@@ -219,8 +219,8 @@ absl::Status KubeScheduler::Impl::Start() {
     RunEvents(s);
   });
   for (int i = 0; i < std::max(1, o_.bind_workers); ++i) {
-    binders_.push_back(std::make_unique<std::jthread>([this](std::stop_token s) {
-      SetThreadName("sched-binder");
+    binders_.push_back(std::make_unique<std::jthread>([this, i](std::stop_token s) {
+      SetThreadName("sched-binder-", StrCat(i));
       RunBinder(s);
     }));
   }
@@ -238,7 +238,10 @@ absl::Status KubeScheduler::Impl::Start() {
   lc.lease_duration = o_.lease_duration;
   lc.renew_deadline = o_.renew_deadline;
   lc.retry_period = o_.retry_period;
-  lc.on_started_leading = [this](std::stop_token s) { RunScheduling(s); };
+  lc.on_started_leading = [this](std::stop_token s) {  // on the elector's work thread
+    SetThreadName("scheduler");
+    RunScheduling(s);
+  };
   lc.on_stopped_leading = [this] {
     if (stopping_.load()) return;  // Stop() asked for it: not a loss
     log::Warn("leader_lost", {{"identity", o_.identity}});

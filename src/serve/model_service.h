@@ -29,7 +29,7 @@ class ModelService final : public InferenceService {
 
   std::vector<model::ModelMetadata> Models() const override;
   const model::ModelMetadata* FindModel(std::string_view name,
-                                                std::string_view version) const override;
+                                        std::string_view version) const override;
   bool ModelReady(std::string_view name, std::string_view version) const override;
   bool Ready() const override;
   std::string UnavailableMessage(std::string_view name) const override;
