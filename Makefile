@@ -28,10 +28,10 @@ build-fuzz: deps
 kube-plane: deps
 	@scripts/fetch_kube.sh
 
-# The main job: the local stack (`galley up`): the gateway on 0.0.0.0:8080 in front of model
+# The main job: the local stack (`galley up`): the gateway on 127.0.0.1:8080 in front of model
 # replicas run as child processes, with the default model.
 run: build
-	exec ./build/release/galley up --listen $${GALLEY_LISTEN:-0.0.0.0:8080}
+	exec ./build/release/galley up --listen $${GALLEY_LISTEN:-127.0.0.1:8080}
 
 # Every test: unit tests (release and ASan+UBSan), integration tests against both binaries,
 # and a short bounded fuzzing run.

@@ -8,7 +8,8 @@
 namespace galley::cli {
 
 void HttpFlags::Add(CLI::App* app) {
-  Flag(app, "listen", listen, "HOST:PORT to listen on (port 0 picks a free port)");
+  Flag(app, "listen", listen,
+       "HOST:PORT to listen on (port 0 picks a free port; 0.0.0.0 for every address)");
   Flag(app, "io-threads", io_threads,
        "HTTP I/O threads (galley serve: as many gRPC completion threads)")
       ->check(CLI::Range(1, 64));
@@ -16,7 +17,13 @@ void HttpFlags::Add(CLI::App* app) {
        "deadline of a request that sets none (0: none)")->check(CLI::NonNegativeNumber);
   Flag(app, "max-body-bytes", max_body_bytes, "largest request body (413 beyond)");
   Flag(app, "max-header-bytes", max_header_bytes, "largest request header (431 beyond)");
-  Flag(app, "max-connections", max_connections, "open connections (503 beyond)");
+  Flag(app, "max-connections", max_connections,
+       "open connections; beyond, the longest-idle keep-alive connection is closed for a new one "
+       "(503 when none is idle)");
+  Flag(app, "max-connections-per-peer", max_connections_per_peer,
+       "open connections from one client address (503 beyond)")->check(CLI::PositiveNumber);
+  Flag(app, "first-byte-timeout-ms", first_byte_timeout_ms,
+       "a new connection's time to send its first request byte")->check(CLI::PositiveNumber);
   Flag(app, "idle-timeout-ms", idle_timeout_ms, "keep-alive idle time before closing")->check(CLI::PositiveNumber);
   Flag(app, "request-timeout-ms", request_timeout_ms,
        "time to receive a whole request once it starts (408 beyond)")->check(CLI::PositiveNumber);
@@ -44,6 +51,8 @@ bool HttpFlags::Apply(http::ServerOptions& out) const {
   out.max_body_bytes = max_body_bytes;
   out.max_header_bytes = max_header_bytes;
   out.max_connections = max_connections;
+  out.max_connections_per_peer = max_connections_per_peer;
+  out.first_byte_timeout = std::chrono::milliseconds(first_byte_timeout_ms);
   out.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
   out.request_timeout = std::chrono::milliseconds(request_timeout_ms);
   out.write_timeout = std::chrono::milliseconds(write_timeout_ms);

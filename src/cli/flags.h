@@ -33,12 +33,14 @@ inline double PeakRssMib() {
 // The flags every HTTP-serving subcommand has (listen address, limits, drain, logging), as
 // plain values; Apply() turns them into options after parsing.
 struct HttpFlags {
-  std::string listen = "0.0.0.0:8080";
+  std::string listen = "127.0.0.1:8080";
   std::string log_level = "info";
   int io_threads = 2;
   size_t max_body_bytes = 1 << 20;
   size_t max_header_bytes = 16 << 10;
   size_t max_connections = 4096;
+  size_t max_connections_per_peer = 1024;
+  int64_t first_byte_timeout_ms = 5'000;
   int64_t idle_timeout_ms = 60'000;
   int64_t request_timeout_ms = 10'000;
   int64_t write_timeout_ms = 30'000;

@@ -13,6 +13,10 @@ void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t
                            int64_t& health_interval_ms, int64_t& eject_ms, int64_t& break_ms) {
   Flag(cmd, "max-attempts", o.gateway.max_attempts, "first try plus retries")->check(CLI::Range(1, 10));
   Flag(cmd, "try-timeout-ms", try_timeout_ms, "deadline of one attempt")->check(CLI::PositiveNumber);
+  Flag(cmd, "try-timeout-multiplier", o.gateway.attempt_latency.multiplier,
+       "an attempt with another replica to go to gets this times the model's recent p99 answer "
+       "time (at least 50 ms, at most --try-timeout-ms); 0: always --try-timeout-ms")
+      ->check(CLI::NonNegativeNumber);
   Flag(cmd, "health-interval-ms", health_interval_ms, "ready-probe period")->check(CLI::PositiveNumber);
   Flag(cmd, "eject-after-failures", o.gateway.eject_after_failures, "consecutive failures that eject a replica");
   Flag(cmd, "eject-ms", eject_ms, "base ejection time (jittered up to 1.5x)")->check(CLI::PositiveNumber);
@@ -25,6 +29,9 @@ void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t
   Flag(cmd, "model", o.frontend.analyze_model, "the replicas' model behind /inference/analyze");
   Flag(cmd, "fallback-model", o.frontend.fallback_model,
        "name of the in-process VADER fallback model");
+  cmd->add_flag("--ready-on-fallback", o.frontend.ready_on_fallback,
+                "/v2/health/ready says 200 while only the fallback answers (no replica ready)")
+      ->envname("GALLEY_READY_ON_FALLBACK");
 }
 
 bool ApplyGatewayPolicyFlags(gateway::GatewayRunOptions& o, int64_t try_timeout_ms,

@@ -1,4 +1,4 @@
-// `galley up`: the whole stack on one machine. The gateway on --listen (default 0.0.0.0:8080)
+// `galley up`: the whole stack on one machine. The gateway on --listen (default 127.0.0.1:8080)
 // in front of `galley serve` replicas that a local supervisor runs as child processes on free
 // loopback ports, restarts when they crash, and stops cleanly on SIGTERM. With --autoscale, the
 // autoscaler's controller scrapes the replicas (or asks Prometheus, --metrics-source) and scales

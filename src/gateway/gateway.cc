@@ -98,13 +98,17 @@ Gateway::Gateway(ReplicaSource& source, Upstream& upstream, asio::io_context& ti
     : source_(source), upstream_(upstream), timers_(timers), clock_(clock), metrics_(metrics),
       options_(std::move(options)), replicas_(std::make_shared<const ReplicaList>()),
       rng_(options_.seed), budget_(options_.retry_budget),
-      health_timer_(std::make_unique<Timer>(timers)), held_timer_(std::make_unique<Timer>(timers)) {}
+      health_timer_(std::make_unique<Timer>(timers)), held_timer_(std::make_unique<Timer>(timers)) {
+  for (const std::string& m : options_.models) {
+    if (!m.empty()) LearnModel(m);
+  }
+}
 
 Gateway::~Gateway() { Stop(); }
 
-void Gateway::Start() {
+void Gateway::Start(std::function<void()> first_round_done) {
   SyncReplicas();
-  CheckHealth();
+  CheckHealth(std::move(first_round_done));
   ScheduleHealth();
 }
 
@@ -283,9 +287,28 @@ void Gateway::CheckHealth(std::function<void()> done) {
 
 std::shared_ptr<CircuitBreaker> Gateway::ModelBreaker(const std::string& model) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto& b = model_breakers_[model];
-  if (!b) b = std::make_shared<CircuitBreaker>(options_.model_breaker);
-  return b;
+  auto it = model_breakers_.find(model);
+  return it == model_breakers_.end() ? nullptr : it->second;
+}
+
+bool Gateway::KnownModel(const std::string& model) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return model_breakers_.count(model) > 0;
+}
+
+void Gateway::LearnModel(const std::string& model) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (model_breakers_.size() >= options_.max_known_models || model_breakers_.count(model)) return;
+  model_breakers_.emplace(model, std::make_shared<CircuitBreaker>(options_.model_breaker));
+  model_latency_.emplace(model, LatencyWindow(options_.attempt_latency));
+}
+
+Duration Gateway::AttemptTimeout(const std::string& model) {
+  const Duration cap = options_.try_timeout;
+  if (options_.attempt_latency.multiplier <= 0) return cap;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = model_latency_.find(model);
+  return it == model_latency_.end() ? cap : it->second.AttemptTimeout(cap);
 }
 
 void Gateway::RecordBreaker(const std::string& scope, const std::string& name,
@@ -311,8 +334,7 @@ void Gateway::Forward(const std::string& model, http::Request request, TimePoint
     std::lock_guard<std::mutex> lock(mu_);
     budget_.Deposit(clock_.Now());
   }
-  if (!model.empty()) {
-    auto mb = ModelBreaker(model);
+  if (auto mb = model.empty() ? nullptr : ModelBreaker(model)) {
     std::lock_guard<std::mutex> lock(model_breaker_mu_);
     const TimePoint now = clock_.Now();
     BreakerPermit permit = mb->Allow(now);
@@ -387,10 +409,17 @@ void Gateway::Attempt(std::shared_ptr<Call> call) {
       candidates[*pick].eligible = false;
       continue;
     }
+    size_t eligible = 0;
+    for (const auto& c : candidates) eligible += c.eligible ? 1 : 0;
+    // Another replica could take over after this attempt: it gets the model's usual time.
+    const bool more_to_try = eligible > 1 && call->attempts + 1 < options_.max_attempts;
     ++call->attempts;
     call->tried.push_back(replica->endpoint.id);
     replica->outstanding_gauge->Set(static_cast<double>(replica->outstanding.fetch_add(1) + 1));
-    const TimePoint attempt_deadline = std::min(call->deadline, now + options_.try_timeout);
+    const Duration try_timeout = more_to_try && !call->model.empty()
+                                     ? AttemptTimeout(call->model)
+                                     : Duration(options_.try_timeout);
+    const TimePoint attempt_deadline = std::min(call->deadline, now + try_timeout);
     http::Request req = call->request;
     const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(attempt_deadline - now).count();
     req.set("X-Request-Timeout-Ms", std::to_string(std::max<int64_t>(1, left_ms)));
@@ -437,6 +466,14 @@ void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> repl
     }
   }
   call->last_attempt_failed = failure;
+  if (!call->model.empty() && !call->model_permit && !res.transport_error &&
+      res.response.result() != http::Status::not_found) {
+    LearnModel(call->model);  // a replica serves it
+  }
+  if (!failure && call->model_permit) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = model_latency_.find(call->model); it != model_latency_.end()) it->second.Add(res.latency);
+  }
   if (!failure || !Retryable(res)) {
     ForwardResult r;
     r.answered = true;

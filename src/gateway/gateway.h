@@ -19,6 +19,7 @@
 #include "gateway/balancer.h"
 #include "gateway/circuit_breaker.h"
 #include "gateway/gateway_metrics.h"
+#include "gateway/latency_window.h"
 #include "gateway/replica_source.h"
 #include "gateway/retry_budget.h"
 #include "gateway/upstream.h"
@@ -36,6 +37,10 @@ struct GatewayOptions {
   BackoffOptions backoff;
   int max_attempts = 3;                                   // first try plus retries
   std::chrono::milliseconds try_timeout{5'000};           // per attempt, within the deadline
+  // An attempt that has another replica to go to gets less: a multiple of the model's recent
+  // answer times (latency_window.h), so a hung replica costs milliseconds, not try_timeout. The
+  // last attempt a request can make always gets try_timeout. multiplier 0: off.
+  LatencyWindowOptions attempt_latency;
   std::chrono::milliseconds min_attempt_time{5};          // less left than this: do not send
   std::chrono::milliseconds health_interval{1'000};
   std::chrono::milliseconds health_timeout{500};
@@ -54,6 +59,11 @@ struct GatewayOptions {
   // A held request gives up this long before its deadline, so the fallback can still answer it.
   std::chrono::milliseconds held_fallback_reserve{50};
   std::function<void(int64_t)> on_held;
+  // Model names get a circuit breaker (and its metrics series) only once a replica has answered
+  // for them with anything but 404, so clients cannot grow the gateway by inventing names; at most
+  // max_known_models are learned. `models` are known from the start.
+  std::vector<std::string> models;
+  size_t max_known_models = 1024;
 };
 
 struct ForwardResult {
@@ -74,8 +84,9 @@ class Gateway {
           const Clock& clock, GatewayMetrics& metrics, GatewayOptions options);
   ~Gateway();
 
-  // Starts the health-check loop (the first round runs at once).
-  void Start();
+  // Starts the health-check loop (the first round runs at once; `first_round_done` runs when
+  // every replica has answered its first probe, on an upstream thread).
+  void Start(std::function<void()> first_round_done = {});
   // Stops the loop. In-flight forwards still complete.
   void Stop();
 
@@ -83,6 +94,9 @@ class Gateway {
   // `deadline`. `done` runs once, on an upstream thread. Never blocks.
   void Forward(const std::string& model, http::Request request, TimePoint deadline,
                std::function<void(ForwardResult&&)> done);
+
+  // True if `model` has a breaker: named in the options or answered by a replica.
+  bool KnownModel(const std::string& model) const;
 
   // Replicas that pass their ready probe and are not ejected.
   int ReadyReplicas() const;
@@ -108,7 +122,11 @@ class Gateway {
   void RecordBreaker(const std::string& scope, const std::string& name,
                      const std::optional<BreakerTransition>& t, BreakerState now_state);
   void ScheduleHealth();
+  // The breaker of a known model; null for any other name.
   std::shared_ptr<CircuitBreaker> ModelBreaker(const std::string& model);
+  void LearnModel(const std::string& model);
+  // How long an attempt for `model` may take when another replica could be tried after it.
+  Duration AttemptTimeout(const std::string& model);
   bool Hold(std::shared_ptr<Call> call);
   void ScheduleHeldCheck();
   void CheckHeld();
@@ -124,6 +142,7 @@ class Gateway {
   mutable std::mutex mu_;
   std::shared_ptr<const ReplicaList> replicas_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<CircuitBreaker>> model_breakers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, LatencyWindow> model_latency_ ABSL_GUARDED_BY(mu_);
   std::mutex model_breaker_mu_;   // serialises calls into model breakers
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   RetryBudget budget_ ABSL_GUARDED_BY(mu_);

@@ -28,13 +28,19 @@ Response Busy() {
   return res;
 }
 
-// A replica's answer, relayed: status, body, content type and Retry-After; hop-by-hop and
-// per-connection headers are the gateway's own.
+// A replica's answer, relayed with its status, body and every end-to-end field (the protocol's
+// Inference-Header-Content-Length among them, RFC 9110 §7.6.1); hop-by-hop fields and those the
+// gateway writes itself (Server, Date, Content-Length) are its own.
 Response Relay(Response&& upstream, const std::string& replica) {
   Response res{upstream.result(), 11};
-  for (auto field : {bhttp::field::content_type, bhttp::field::retry_after}) {
-    auto it = upstream.find(field);
-    if (it != upstream.end()) res.set(field, it->value());
+  http::RemoveHopByHopFields(upstream.base());
+  for (const auto& f : upstream.base()) {
+    const auto name = f.name();
+    if (name == bhttp::field::server || name == bhttp::field::date ||
+        name == bhttp::field::content_length) {
+      continue;
+    }
+    res.insert(f.name_string(), f.value());
   }
   res.set("X-Galley-Replica", replica);
   res.body() = std::move(upstream.body());
@@ -70,10 +76,10 @@ class Frontend : public std::enable_shared_from_this<Frontend> {
  public:
   Frontend(Gateway& gateway, serve::InferenceService& fallback, metrics::Registry& registry,
            serve::ServeMetrics& serve_metrics, GatewayMetrics& metrics, const Clock& clock,
-           GatewayFrontendOptions options, std::function<bool()> ready,
+           GatewayFrontendOptions options, std::function<GatewayState()> state,
            std::function<void()> before_scrape)
       : gateway_(gateway), fallback_(fallback), registry_(registry), serve_metrics_(serve_metrics),
-        metrics_(metrics), clock_(clock), options_(std::move(options)), ready_(std::move(ready)),
+        metrics_(metrics), clock_(clock), options_(std::move(options)), state_(std::move(state)),
         before_scrape_(std::move(before_scrape)),
         request_metrics_(serve_metrics, {options_.analyze_model}) {}
 
@@ -98,7 +104,7 @@ class Frontend : public std::enable_shared_from_this<Frontend> {
   GatewayMetrics& metrics_;
   const Clock& clock_;
   const GatewayFrontendOptions options_;
-  std::function<bool()> ready_;
+  std::function<GatewayState()> state_;
   std::function<void()> before_scrape_;
   serve::RequestMetrics request_metrics_;
   std::atomic<size_t> inflight_{0};
@@ -135,10 +141,13 @@ void Frontend::Handle(Request&& req, Responder respond) {
   }
   if (target == "/v2/health/ready" || target == "/readyz") {
     if (!get) return not_allowed(Endpoint::kHealthReady, "GET");
-    const bool ready = ready_();
+    const GatewayState state = state_();
+    const bool ready = state == GatewayState::kServing || state == GatewayState::kHolding ||
+                       (state == GatewayState::kFallbackOnly && options_.ready_on_fallback);
     return Counted(Endpoint::kHealthReady, "", std::move(respond))(http::JsonResponse(
         ready ? http::Status::ok : http::Status::service_unavailable,
-        StrCat(R"({"ready":)", ready ? "true" : "false", R"(,"replicas_ready":)", gateway_.ReadyReplicas(), "}")));
+        StrCat(R"({"ready":)", ready ? "true" : "false", R"(,"state":")", GatewayStateName(state),
+               R"(","replicas_ready":)", gateway_.ReadyReplicas(), "}")));
   }
   if (target == "/metrics") {
     if (!get) return not_allowed(Endpoint::kMetrics, "GET");
@@ -306,13 +315,23 @@ void Frontend::ModelGet(Request&& req, Endpoint endpoint, std::string model, boo
 
 }  // namespace
 
+std::string_view GatewayStateName(GatewayState s) {
+  switch (s) {
+    case GatewayState::kServing: return "serving";
+    case GatewayState::kHolding: return "holding";
+    case GatewayState::kFallbackOnly: return "fallback_only";
+    case GatewayState::kDraining: return "draining";
+  }
+  return "unknown";
+}
+
 GatewayFrontend MakeGatewayFrontend(Gateway& gateway, serve::InferenceService& fallback,
                                     metrics::Registry& registry, serve::ServeMetrics& serve_metrics,
                                     GatewayMetrics& metrics, const Clock& clock,
-                                    GatewayFrontendOptions options, std::function<bool()> ready,
+                                    GatewayFrontendOptions options, std::function<GatewayState()> state,
                                     std::function<void()> before_scrape) {
   auto fe = std::make_shared<Frontend>(gateway, fallback, registry, serve_metrics, metrics, clock,
-                                       std::move(options), std::move(ready), std::move(before_scrape));
+                                       std::move(options), std::move(state), std::move(before_scrape));
   GatewayFrontend out;
   out.handler = [fe](Request&& req, Responder respond) { fe->Handle(std::move(req), std::move(respond)); };
   out.on_rejected = [fe](http::Status s) { fe->OnRejected(s); };

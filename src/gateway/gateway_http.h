@@ -28,7 +28,19 @@ struct GatewayFrontendOptions {
   // More registries served on the same /metrics (e.g. the autoscaler's in `galley up`); they
   // must outlive the server and use names of their own.
   std::vector<const metrics::Registry*> extra_registries;
+  // Whether /v2/health/ready says 200 while no replica is ready and only the fallback answers.
+  // Off by default: ready means a replica serves (a load balancer then sees the degraded state).
+  bool ready_on_fallback = false;
 };
+
+// What the gateway can do now, as /v2/health/ready reports it.
+enum class GatewayState {
+  kServing,       // a replica is ready
+  kHolding,       // no replica yet, requests wait for one (scale from zero)
+  kFallbackOnly,  // no replica: the fallback model answers
+  kDraining,      // shutting down
+};
+std::string_view GatewayStateName(GatewayState s);
 
 struct GatewayFrontend {
   http::Handler handler;
@@ -36,12 +48,12 @@ struct GatewayFrontend {
 };
 
 // `gateway`, `fallback` (the in-process model service), the registries and `clock` must outlive
-// the server. `ready` says whether the gateway should report ready (fallback loaded, not
-// draining).
+// the server. `state` says what the gateway can do now; /v2/health/ready is 200 when serving or
+// holding (and when fallback-only, with ready_on_fallback).
 GatewayFrontend MakeGatewayFrontend(Gateway& gateway, serve::InferenceService& fallback,
                                     metrics::Registry& registry, serve::ServeMetrics& serve_metrics,
                                     GatewayMetrics& metrics, const Clock& clock,
-                                    GatewayFrontendOptions options, std::function<bool()> ready,
+                                    GatewayFrontendOptions options, std::function<GatewayState()> state,
                                     std::function<void()> before_scrape = {});
 
 }  // namespace galley::gateway

@@ -2,6 +2,8 @@
 
 #include <thread>
 
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "common/log.h"
 #include "common/signals.h"
 #include "gateway/http_upstream.h"
@@ -16,6 +18,28 @@ namespace galley::gateway {
 namespace {
 
 double Secs(std::chrono::milliseconds ms) { return ms.count() / 1000.0; }
+
+GatewayState State(bool draining, bool fallback_ready, const Gateway& gateway, bool holds) {
+  if (draining) return GatewayState::kDraining;
+  if (gateway.ReadyReplicas() > 0) return GatewayState::kServing;
+  if (holds) return GatewayState::kHolding;
+  return fallback_ready ? GatewayState::kFallbackOnly : GatewayState::kDraining;
+}
+
+// Logs `ready` (what `make run` and the tests wait for) once the gateway first serves: a replica
+// is ready, or requests are held for one. Reads the gateway's state every 20 ms until then.
+void LogReadyWhenServing(boost::asio::steady_timer& timer, const Gateway& gateway, bool holds) {
+  const int replicas = gateway.ReadyReplicas();
+  if (replicas > 0 || holds) {
+    log::Info("ready", {{"role", "gateway"}, {"state", replicas > 0 ? "serving" : "holding"},
+                        {"replicas_ready", replicas}});
+    return;
+  }
+  timer.expires_after(std::chrono::milliseconds(20));
+  timer.async_wait([&timer, &gateway, holds](boost::system::error_code ec) {
+    if (!ec) LogReadyWhenServing(timer, gateway, holds);
+  });
+}
 
 }  // namespace
 
@@ -46,18 +70,20 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   runner->Start();
 
   HttpUpstream upstream;
-  Gateway gateway(source, upstream, upstream.io(), clock, metrics, options.gateway);
+  GatewayOptions gateway_options = options.gateway;
+  gateway_options.models.push_back(options.frontend.analyze_model);
+  Gateway gateway(source, upstream, upstream.io(), clock, metrics, gateway_options);
   std::atomic<bool> draining{false};
   http::Server* server_ptr = nullptr;
   GatewayFrontendOptions fe = options.frontend;
   fe.server_version = GALLEY_VERSION;
   GatewayFrontend frontend = MakeGatewayFrontend(
       gateway, fallback, registry, serve_metrics, metrics, clock, fe,
-      [&draining, &fallback] { return !draining.load() && fallback.Ready(); },
+      [&] { return State(draining.load(), fallback.Ready(), gateway, options.gateway.hold_for_replica); },
       [&serve_metrics, &server_ptr] {
         if (server_ptr != nullptr) {
-          serve_metrics.http_connections_gauge.Set(
-              static_cast<double>(server_ptr->stats().open_connections.load()));
+          serve_metrics.SyncConnections(server_ptr->stats().open_connections.load(),
+                                        server_ptr->stats().evicted_connections.load());
         }
       });
   auto server = http::Server::Create(options.http, std::move(frontend.handler), std::move(frontend.on_rejected));
@@ -66,16 +92,22 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
     return 1;
   }
   server_ptr = server->get();
-  gateway.Start();
+  boost::asio::steady_timer ready_timer(upstream.io());
+  // `ready` is logged once the first probes have said whether a replica serves.
+  gateway.Start([&] {
+    boost::asio::post(upstream.io(), [&] {
+      LogReadyWhenServing(ready_timer, gateway, options.gateway.hold_for_replica);
+    });
+  });
   (*server)->Start();
   log::Info("listening", {{"host", options.http.host}, {"port", (*server)->port()}, {"role", "gateway"}});
-  log::Info("ready", {{"role", "gateway"}});
   if (after_start) after_start((*server)->port());
 
   const int sig = WaitForStopSignal();
   const TimePoint stop_start = clock.Now();
   const TimePoint grace_deadline = stop_start + options.grace_period;
   draining.store(true);
+  (*server)->CloseAfterEachAnswer();
   log::Info("draining", {{"signal", StopSignalName(sig)}, {"drain_delay_s", Secs(options.drain_delay)}});
   std::this_thread::sleep_until(std::min(stop_start + options.drain_delay, grace_deadline));
   (*server)->StopAccepting();
@@ -84,7 +116,7 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   gateway.Stop();
   fallback.Stop();
   (*server)->Stop();
-  upstream.Shutdown();  // before `gateway` goes: pending callbacks refer to it
+  upstream.Shutdown();  // before `gateway` and `ready_timer` go: pending callbacks refer to it
   const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();
   log::Stopped(took, clean);
   return 0;

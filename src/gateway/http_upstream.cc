@@ -48,6 +48,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       : owner_(owner), host_(std::move(host)), port_(port), key_(StrCat(host_, ":", port_)),
         request_(std::move(request)), deadline_(deadline), done_(std::move(done)),
         start_(std::chrono::steady_clock::now()) {
+    // Hop-by-hop fields are this hop's own (an Expect: 100-continue forwarded would draw an interim
+    // answer from the replica); the body goes with a Content-Length.
+    http::RemoveHopByHopFields(request_.base());
     request_.set(bhttp::field::host, key_);
     request_.keep_alive(true);
     request_.prepare_payload();
@@ -112,7 +115,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     bhttp::async_read(conn_->stream, conn_->buffer, *parser_,
                       [self = shared_from_this()](error_code ec, size_t) {
                         if (ec) return self->OnStaleOrFail(ec, "read");
-                        self->Finish();
+                        self->OnResponse();
                       });
   }
 
@@ -144,11 +147,28 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     done(std::move(r));
   }
 
+  // An interim 1xx answer is never the final one (RFC 9110 §15.2): it is skipped and the final
+  // answer read behind it. 101 (a protocol switch) was never asked for, so the connection is
+  // unusable.
+  void OnResponse() {
+    const unsigned status = parser_->get().result_int();
+    if (status >= 100 && status < 200) {
+      if (status == 101 || ++interim_ > kMaxInterim) {
+        return Fail(StrCat("read: unexpected interim answer ", status, " from the replica"), false, false);
+      }
+      reused_ = false;  // the replica has the request: never sent again
+      return Read();
+    }
+    Finish();
+  }
+
   void Finish() {
     UpstreamResult r;
     r.response = parser_->release();
     r.latency = std::chrono::steady_clock::now() - start_;
-    if (r.response.keep_alive()) {
+    // Only a connection with nothing unread goes back to the pool: bytes after a complete answer
+    // (a replica that answered twice) would become the next exchange's answer.
+    if (r.response.keep_alive() && conn_->buffer.size() == 0 && Quiet()) {
       conn_->stream.expires_never();
       owner_->GiveBack(key_, std::move(conn_));
     } else {
@@ -160,6 +180,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     done(std::move(r));
   }
 
+  // True if no byte is waiting on the socket unread.
+  bool Quiet() {
+    error_code ec;
+    const size_t pending = conn_->stream.socket().available(ec);
+    return !ec && pending == 0;
+  }
+
+  static constexpr int kMaxInterim = 8;
   HttpUpstream* owner_;
   const std::string host_;
   const uint16_t port_;
@@ -172,6 +200,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::unique_ptr<HttpUpstream::Connection> conn_;
   std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
   bool reused_ = false;
+  int interim_ = 0;
 };
 
 }  // namespace

@@ -1,9 +1,12 @@
 #include "http/message.h"
 
 #include <ctime>
+#include <string>
+#include <vector>
 
-#include "common/json.h"
+#include "boost/beast/http/rfc7230.hpp"
 #include "boost/json/value.hpp"
+#include "common/json.h"
 
 namespace galley::http {
 
@@ -37,6 +40,22 @@ void AppendFields(const boost::beast::http::fields& fields, std::string& out,
         .append(": ")
         .append(f.value().data(), f.value().size())
         .append("\r\n");
+  }
+}
+
+void RemoveHopByHopFields(boost::beast::http::fields& fields) {
+  namespace bhttp = boost::beast::http;
+  // Fields named by Connection's tokens go too (RFC 9110 §7.6.1); copied first, since erasing
+  // Connection frees its value.
+  std::vector<std::string> named;
+  for (auto it = fields.find(bhttp::field::connection); it != fields.end() && it->name() == bhttp::field::connection; ++it) {
+    for (const auto& token : bhttp::token_list(it->value())) named.emplace_back(token);
+  }
+  for (const std::string& name : named) fields.erase(name);
+  for (auto f : {bhttp::field::connection, bhttp::field::keep_alive, bhttp::field::proxy_connection,
+                 bhttp::field::te, bhttp::field::trailer, bhttp::field::transfer_encoding,
+                 bhttp::field::upgrade, bhttp::field::expect}) {
+    fields.erase(f);
   }
 }
 

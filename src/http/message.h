@@ -27,6 +27,11 @@ Response JsonError(Status status, std::string_view message);
 void AppendFields(const boost::beast::http::fields& fields, std::string& out,
                   boost::beast::http::field skip_a = boost::beast::http::field::unknown,
                   boost::beast::http::field skip_b = boost::beast::http::field::unknown);
+// Removes the hop-by-hop fields a proxy must not forward (RFC 9110 §7.6.1, RFC 9112 §9.6):
+// Connection and every field it names, Keep-Alive, Proxy-Connection, TE, Trailer,
+// Transfer-Encoding, Upgrade, and Expect (an intermediary answers 100-continue itself and sends
+// the whole body on). Content-Length is left for the caller to set from the body it sends.
+void RemoveHopByHopFields(boost::beast::http::fields& fields);
 // Appends "HTTP/1.1" (or the given version).
 void AppendHttpVersion(unsigned version, std::string& out);
 

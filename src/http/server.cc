@@ -4,6 +4,7 @@
 #include <array>
 #include <condition_variable>
 #include <mutex>
+#include <map>
 #include <optional>
 #include <thread>
 #include <unordered_set>
@@ -45,6 +46,7 @@ using Executor = asio::io_context::executor_type;
 using Socket = asio::basic_stream_socket<tcp, Executor>;
 
 class ServerImpl;
+int64_t NowNs();
 
 // One connection. Lives on one I/O thread's io_context; every member is touched only there.
 class Session : public std::enable_shared_from_this<Session> {
@@ -56,6 +58,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void Drain();
   // Writes a canned response and closes (used to refuse over-limit connections).
   void Refuse(Response&& res);
+  // Closes this connection if it is still idle between requests (posted at the connection cap).
+  void EvictIfIdle();
+  // When this connection started waiting for a request (steady ns), 0 while a request is in
+  // progress. Read by the acceptor under the server's lock.
+  int64_t idle_since_ns() const { return idle_since_ns_.load(std::memory_order_relaxed); }
+  const asio::ip::address& peer() const { return peer_; }
+  void ClaimForEviction() { idle_since_ns_.store(0, std::memory_order_relaxed); }
 
  private:
   void WaitForRequest();
@@ -97,6 +106,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void SetPhase(Phase phase, std::chrono::milliseconds timeout);
+  asio::ip::address peer_;
+  std::atomic<int64_t> idle_since_ns_{0};
+  bool first_request_ = true;  // no request yet: the first-byte timeout applies
   std::atomic<int> phase_{static_cast<int>(Phase::kNone)};
   std::atomic<int64_t> deadline_ns_{INT64_MAX};
   bool request_timed_out_ = false;
@@ -159,7 +171,10 @@ class ServerImpl final : public Server {
     }
   }
 
+  void CloseAfterEachAnswer() override { close_after_answer_.store(true); }
+
   void StopAccepting() override {
+    close_after_answer_.store(true);
     if (accepting_stopped_.exchange(true)) return;
     asio::post(acceptor_->get_executor(), [this] {
       error_code ec;
@@ -196,6 +211,7 @@ class ServerImpl final : public Server {
 
   const ServerOptions& options() const { return options_; }
   bool draining() const { return accepting_stopped_.load(); }
+  bool close_after_answer() const { return close_after_answer_.load(std::memory_order_relaxed); }
   void Rejected(Status status) {
     if (on_rejected_) on_rejected_(status);
   }
@@ -207,11 +223,15 @@ class ServerImpl final : public Server {
   void Register(Session* s) {
     std::lock_guard<std::mutex> lock(mu_);
     sessions_.insert(s);
+    ++per_peer_[s->peer()];
     stats_.open_connections.store(static_cast<int64_t>(sessions_.size()));
   }
   void Unregister(Session* s) {
     std::lock_guard<std::mutex> lock(mu_);
     sessions_.erase(s);
+    if (auto it = per_peer_.find(s->peer()); it != per_peer_.end() && --it->second == 0) {
+      per_peer_.erase(it);
+    }
     stats_.open_connections.store(static_cast<int64_t>(sessions_.size()));
     if (sessions_.empty()) cv_.notify_all();
   }
@@ -257,24 +277,51 @@ class ServerImpl final : public Server {
 
   // A quarter of the shortest timeout, between 5 ms and 250 ms.
   std::chrono::milliseconds SweepTick() const {
-    auto shortest = std::min({options_.idle_timeout, options_.request_timeout, options_.write_timeout});
+    auto shortest = std::min({options_.first_byte_timeout, options_.idle_timeout,
+                              options_.request_timeout, options_.write_timeout});
     return std::clamp(shortest / 4, std::chrono::milliseconds(5), std::chrono::milliseconds(250));
   }
 
   void OnAccept(Socket&& socket) {
     error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
-    size_t open;
+    // Counted before this connection registers itself.
+    size_t open, from_peer;
+    std::shared_ptr<Session> evict;
+    const auto peer = socket.remote_endpoint(ec).address();
     {
       std::lock_guard<std::mutex> lock(mu_);
       open = sessions_.size();
+      auto it = per_peer_.find(peer);
+      from_peer = it == per_peer_.end() ? 0 : it->second;
+      // At the cap a new client takes the place of the connection idle the longest (one that
+      // sent nothing yet counts as idle), as a keep-alive connection may be closed at any time
+      // between requests (RFC 9112 §9.8); only when none is idle is the newcomer refused.
+      if (open >= options_.max_connections && from_peer < options_.max_connections_per_peer) {
+        Session* oldest = nullptr;
+        for (Session* s : sessions_) {
+          const int64_t since = s->idle_since_ns();
+          if (since != 0 && (oldest == nullptr || since < oldest->idle_since_ns())) oldest = s;
+        }
+        if (oldest != nullptr) {
+          evict = oldest->weak_from_this().lock();
+          oldest->ClaimForEviction();  // the next newcomer picks another
+        }
+      }
     }
     auto session = std::make_shared<Session>(std::move(socket), this);
-    if (open >= options_.max_connections) {
+    const bool peer_full = from_peer >= options_.max_connections_per_peer;
+    if (peer_full || (open >= options_.max_connections && !evict)) {
       stats_.rejected_connections.fetch_add(1, std::memory_order_relaxed);
       Rejected(Status::service_unavailable);
-      session->Refuse(JsonError(Status::service_unavailable, "too many open connections"));
+      session->Refuse(JsonError(Status::service_unavailable,
+                                peer_full ? "too many open connections from this address"
+                                          : "too many open connections"));
       return;
+    }
+    if (evict) {
+      stats_.evicted_connections.fetch_add(1, std::memory_order_relaxed);
+      evict->EvictIfIdle();
     }
     stats_.accepted_connections.fetch_add(1, std::memory_order_relaxed);
     session->Run();
@@ -285,12 +332,14 @@ class ServerImpl final : public Server {
   RejectHook on_rejected_;
   ServerStats stats_;
   std::atomic<bool> accepting_stopped_{false};
+  std::atomic<bool> close_after_answer_{false};
   std::atomic<bool> stopped_{false};
   // Declared before contexts_: sessions destroyed with the contexts' pending handlers unregister
   // here.
   std::mutex mu_;
   std::condition_variable cv_;
   std::unordered_set<Session*> sessions_;  // guarded by mu_
+  std::map<asio::ip::address, size_t> per_peer_;  // open connections per client address; mu_
   // One per I/O thread (concurrency hint 1: one thread runs each).
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   size_t next_context_ = 0;  // touched by the acceptor's handler only
@@ -306,7 +355,16 @@ class ServerImpl final : public Server {
 
 Session::Session(Socket&& socket, ServerImpl* server)
     : socket_(std::move(socket)), server_(server) {
+  error_code ec;
+  peer_ = socket_.remote_endpoint(ec).address();
+  idle_since_ns_.store(NowNs(), std::memory_order_relaxed);  // idle until its first byte
   server_->Register(this);
+}
+
+void Session::EvictIfIdle() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    if (self->idle_) self->Close();
+  });
 }
 
 Session::~Session() { server_->Unregister(this); }
@@ -329,7 +387,12 @@ void Session::Refuse(Response&& res) {
 void Session::Drain() {
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
     self->draining_ = true;
-    if (self->idle_) self->Close();
+    if (!self->idle_) return;  // closes after its answer
+    // A request already on the wire is read and answered (with Connection: close) rather than
+    // cut off; only a connection with nothing pending closes now.
+    error_code ec;
+    if (self->socket_.available(ec) > 0 && !ec) return;
+    self->Close();
   });
 }
 
@@ -339,13 +402,17 @@ void Session::WaitForRequest() {
   ConfigureParser(*parser_, server_->options().max_header_bytes, server_->options().max_body_bytes);
   if (buffer_.size() > 0) return ReadRequest();  // pipelined bytes already here
   idle_ = true;
-  SetPhase(Phase::kIdle, server_->options().idle_timeout);
+  idle_since_ns_.store(NowNs(), std::memory_order_relaxed);
+  const ServerOptions& o = server_->options();
+  SetPhase(Phase::kIdle, first_request_ ? std::min(o.first_byte_timeout, o.idle_timeout) : o.idle_timeout);
   socket_.async_read_some(buffer_.prepare(4096),
                           beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
 }
 
 void Session::OnFirstBytes(error_code ec, size_t n) {
   idle_ = false;
+  idle_since_ns_.store(0, std::memory_order_relaxed);
+  first_request_ = false;
   if (ec) return Close();  // idle timeout, peer closed, or drained
   buffer_.commit(n);
   ReadRequest();
@@ -461,7 +528,8 @@ void SerializeHead(const Response& res, std::string& out) {
 
 void Session::Write(Response&& res, bool close_after) {
   if (closed_) return;
-  const bool close = close_after || draining_ || !request_keep_alive_;
+  const bool close =
+      close_after || draining_ || !request_keep_alive_ || server_->close_after_answer();
   res.keep_alive(!close);
   SerializeHead(res, head_);
   body_.clear();

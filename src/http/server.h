@@ -1,6 +1,8 @@
 // An HTTP/1.1 server on Boost.Beast with keep-alive and the limits a public endpoint needs:
-// body size (413), header size (431), open connections (503), keep-alive idle time, and a
-// deadline for receiving a whole request (a client that trickles bytes is cut off with 408).
+// body size (413), header size (431), open connections (at the cap the longest-idle keep-alive
+// connection makes room; 503 when none is idle), connections per client address (503), a short
+// time for a new connection's first byte, keep-alive idle time, and a deadline for receiving a
+// whole request (a client that trickles bytes is cut off with 408).
 //
 // Handlers run on an I/O thread and must not block: they answer through a Responder, which may
 // be called later from any thread (e.g. a model worker). See docs/threading.md.
@@ -19,12 +21,14 @@
 namespace galley::http {
 
 struct ServerOptions {
-  std::string host = "0.0.0.0";
+  std::string host = "127.0.0.1";
   uint16_t port = 8080;                       // 0 picks a free port; see Server::port()
   int io_threads = 2;
   size_t max_body_bytes = 1 << 20;            // larger bodies get 413
   size_t max_header_bytes = 16 << 10;         // larger header blocks get 431
-  size_t max_connections = 4096;              // further connections get 503 and are closed
+  size_t max_connections = 4096;              // at the cap: evict the longest idle, else 503
+  size_t max_connections_per_peer = 1024;     // from one client address; further get 503
+  std::chrono::milliseconds first_byte_timeout{5'000};  // a new connection's first byte
   std::chrono::milliseconds idle_timeout{60'000};     // keep-alive: idle time before close
   std::chrono::milliseconds request_timeout{10'000};  // first byte to last byte of a request
   std::chrono::milliseconds write_timeout{30'000};    // sending one response
@@ -43,6 +47,7 @@ struct ServerStats {
   std::atomic<int64_t> open_connections{0};
   std::atomic<int64_t> accepted_connections{0};
   std::atomic<int64_t> rejected_connections{0};
+  std::atomic<int64_t> evicted_connections{0};  // idle ones closed to make room at the cap
   std::atomic<int64_t> requests{0};
 };
 
@@ -58,8 +63,13 @@ class Server {
   virtual uint16_t port() const = 0;
   // Starts the I/O threads and accepting.
   virtual void Start() = 0;
-  // Stops accepting new connections and closes idle keep-alive connections; requests already
-  // received are answered (with `Connection: close`). Thread-safe, idempotent.
+  // Starts a drain: from now on every answer carries `Connection: close`, so keep-alive clients
+  // open a new connection (to another instance) for their next request, while new connections
+  // are still accepted. Thread-safe, idempotent.
+  virtual void CloseAfterEachAnswer() = 0;
+  // Stops accepting new connections and closes idle keep-alive connections (one whose next
+  // request is already arriving reads and answers it); requests already received are answered
+  // (with `Connection: close`). Thread-safe, idempotent.
   virtual void StopAccepting() = 0;
   // Blocks until no connection is open or `deadline` passes; true if none is open.
   virtual bool WaitForConnectionsClosed(std::chrono::steady_clock::time_point deadline) = 0;

@@ -88,10 +88,16 @@ absl::StatusOr<std::vector<RepositoryEntry>> ScanRepository(const fs::path& repo
   if (!fs::is_directory(repository, ec)) {
     return absl::NotFoundError(StrCat("model repository ", repository.string(), " is not a folder"));
   }
+  // A model is a folder with a configuration; other folders (training scripts, notes) are not
+  // models and are not reported as broken ones.
   std::vector<fs::path> dirs;
   for (const auto& sub : fs::directory_iterator(repository, ec)) {
     const std::string name = sub.path().filename().string();
-    if (sub.is_directory() && !name.empty() && name[0] != '.') dirs.push_back(sub.path());
+    std::error_code config_ec;
+    if (sub.is_directory() && !name.empty() && name[0] != '.' &&
+        fs::exists(sub.path() / "config.json", config_ec)) {
+      dirs.push_back(sub.path());
+    }
   }
   if (ec) return absl::UnavailableError(StrCat("reading ", repository.string(), ": ", ec.message()));
   std::sort(dirs.begin(), dirs.end());

@@ -56,16 +56,15 @@ TEST_F(ModelRepositoryTest, BrokenModelsAreEntriesWithErrorsAndDoNotHideOthers) 
   Write(".hidden/config.json", "{}");
   auto entries = ScanRepository(root_);
   ASSERT_TRUE(entries.ok()) << entries.status();
-  ASSERT_EQ(entries->size(), 4u);  // sorted by name, hidden folder skipped
+  // Sorted by name; the hidden folder and the folder without a configuration are not models.
+  ASSERT_EQ(entries->size(), 3u);
   EXPECT_EQ((*entries)[0].name, "bad_config");
   EXPECT_THAT(std::string((*entries)[0].status.message()), HasSubstr("'max_batch_size'"));
   EXPECT_EQ((*entries)[1].name, "good");
   EXPECT_TRUE((*entries)[1].status.ok());
   EXPECT_EQ((*entries)[1].location.version, "1");
-  EXPECT_EQ((*entries)[2].name, "no_config");
-  EXPECT_THAT(std::string((*entries)[2].status.message()), HasSubstr("no config.json"));
-  EXPECT_EQ((*entries)[3].name, "no_version");
-  EXPECT_THAT(std::string((*entries)[3].status.message()),
+  EXPECT_EQ((*entries)[2].name, "no_version");
+  EXPECT_THAT(std::string((*entries)[2].status.message()),
               HasSubstr("no numbered version folder holding model.onnx"));
 }
 

@@ -69,7 +69,18 @@ std::string ModelService::UnavailableMessage(std::string_view name) const {
   } else {
     return {};
   }
-  return StrCat("model '", name, "' is unavailable: ", why);
+  std::string message = StrCat("model '", name, "' is unavailable: ", why);
+  if (repository_root_.empty()) return message;
+  // "<root>/m/1/model.onnx" -> "m/1/model.onnx"; the root alone -> "the model repository".
+  std::string root = repository_root_;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{root + "/", ""},
+                                 std::pair<std::string, std::string>{root, "the model repository"}}) {
+    for (size_t at = message.find(from); at != std::string::npos; at = message.find(from, at + to.size())) {
+      message.replace(at, from.size(), to);
+    }
+  }
+  return message;
 }
 
 bool ModelService::Ready() const {

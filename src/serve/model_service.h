@@ -21,6 +21,9 @@ class ModelService final : public InferenceService {
   // Records a model that cannot be served at all (e.g. its config is invalid), before Start():
   // requests naming it are answered kModelNotReady with `reason` instead of "unknown model".
   void AddUnavailable(std::string name, std::string reason);
+  // The model repository's folder, before Start(): clients' messages name files relative to it,
+  // never by the server's absolute path (logs keep the whole path).
+  void SetRepositoryRoot(std::string root) { repository_root_ = std::move(root); }
 
   // Marks the server as draining: Ready() turns false at once. Work is still accepted.
   void SetDraining() { draining_.store(true); }
@@ -40,6 +43,7 @@ class ModelService final : public InferenceService {
 
   std::map<std::string, std::unique_ptr<ModelRunner>, std::less<>> runners_;  // fixed after start
   std::map<std::string, std::string, std::less<>> unavailable_;                // fixed after start
+  std::string repository_root_;                                                // fixed after start
   std::atomic<bool> draining_{false};
 };
 

@@ -1,5 +1,6 @@
 #include "serve/serve_main.h"
 
+#include <filesystem>
 #include <thread>
 
 #include "common/log.h"
@@ -73,6 +74,9 @@ absl::Status AddRepositoryModels(const std::string& repository, const BackendReg
                                  const Clock& clock, ServeMetrics& metrics, ModelService& service) {
   auto entries = ScanRepository(repository);
   if (!entries.ok()) return entries.status();
+  std::error_code ec;
+  const auto absolute = std::filesystem::absolute(repository, ec);
+  service.SetRepositoryRoot(ec ? repository : absolute.lexically_normal().string());
   for (RepositoryEntry& e : *entries) {
     absl::Status st = e.status;
     std::vector<std::unique_ptr<model::Backend>> instances;
@@ -134,7 +138,8 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   http::Server* server_ptr = nullptr;
   HttpFrontend frontend = MakeHttpFrontend(service, registry, metrics, clock, fe, [&metrics, &server_ptr] {
     if (server_ptr != nullptr) {
-      metrics.http_connections_gauge.Set(static_cast<double>(server_ptr->stats().open_connections.load()));
+      metrics.SyncConnections(server_ptr->stats().open_connections.load(),
+                              server_ptr->stats().evicted_connections.load());
     }
   });
   auto server = http::Server::Create(options.http, std::move(frontend.handler),
@@ -195,6 +200,7 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   const TimePoint stop_start = clock.Now();
   const TimePoint grace_deadline = stop_start + options.grace_period;
   service.SetDraining();
+  (*server)->CloseAfterEachAnswer();
   if (grpc) grpc->SetDraining();
   log::Info("draining", {{"signal", StopSignalName(sig)},
                          {"drain_delay_s", Secs(options.drain_delay)}});

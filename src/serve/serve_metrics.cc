@@ -61,6 +61,18 @@ ServeMetrics::ServeMetrics(metrics::Registry& r)
                       .Help("1 when the model is loaded and warmed up, else 0.")
                       .Register(r.prom())),
       http_inflight_gauge(http_inflight.Add({})),
-      http_connections_gauge(http_connections.Add({})) {}
+      http_connections_gauge(http_connections.Add({})),
+      http_evicted_counter(prometheus::BuildCounter()
+                               .Name("galley_http_connections_evicted_total")
+                               .Help("Idle keep-alive connections closed to make room for a new "
+                                     "client at --max-connections.")
+                               .Register(r.prom())
+                               .Add({})) {}
+
+void ServeMetrics::SyncConnections(int64_t open, int64_t evicted_total) {
+  http_connections_gauge.Set(static_cast<double>(open));
+  const int64_t before = evicted_seen_.exchange(evicted_total);
+  if (evicted_total > before) http_evicted_counter.Increment(static_cast<double>(evicted_total - before));
+}
 
 }  // namespace galley::serve

@@ -1,6 +1,8 @@
 // The server's metric families. Names and labels are documented in the README ("Metrics").
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "metrics/registry.h"
@@ -33,6 +35,14 @@ struct ServeMetrics {
 
   prometheus::Gauge& http_inflight_gauge;
   prometheus::Gauge& http_connections_gauge;
+  prometheus::Counter& http_evicted_counter;
+
+  // Copies the HTTP server's connection counters into the metrics (called before a scrape).
+  // Thread-safe.
+  void SyncConnections(int64_t open, int64_t evicted_total);
+
+ private:
+  std::atomic<int64_t> evicted_seen_{0};
 };
 
 }  // namespace galley::serve

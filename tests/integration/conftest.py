@@ -219,6 +219,74 @@ class RawReader:
         return extra
 
 
+class ScriptedUpstream:
+    """A replica on a plain socket: answers GET (the ready probe) with 200 and each POST with
+    `answer(request_head, body)` bytes, written as they are (so a test can put interim answers
+    before the final one, or extra bytes after it). Keeps every request head it saw."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.heads: list[str] = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            t.start()
+
+    def _serve(self, c: socket.socket):
+        buf = b""
+        c.settimeout(5)
+        try:
+            while not self.stop.is_set():
+                while b"\r\n\r\n" not in buf:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                text = head.decode("latin-1")
+                length = 0
+                for line in text.split("\r\n")[1:]:
+                    k, _, v = line.partition(":")
+                    if k.strip().lower() == "content-length":
+                        length = int(v.strip())
+                while len(buf) < length:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                body, buf = buf[:length], buf[length:]
+                if text.startswith("GET "):
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: 14\r\n\r\n{\"ready\":true}")
+                    continue
+                with self.lock:
+                    self.heads.append(text)
+                c.sendall(self.answer(text, body))
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop.set()
+        self.threads[0].join(5)
+        self.sock.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # Prometheus text exposition
 

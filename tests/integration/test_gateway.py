@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import LABELS, Client
+from conftest import LABELS, Client, ScriptedUpstream
 
 GATEWAY_FLAGS = {
     "--health-interval-ms": "100",
@@ -27,36 +27,6 @@ def gateway(galley, *replica_ports, **flags):
     merged.update({f"--{k.replace('_', '-')}": str(v) for k, v in flags.items()})
     merged["--replicas"] = ",".join(f"127.0.0.1:{p}" for p in replica_ports)
     return galley(subcommand="gateway", flags=merged)
-
-
-class HangingUpstream:
-    """Accepts connections and reads, never answers: a hung replica."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        self.sock.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-                self.conns.append(c)
-            except OSError:
-                continue
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(5)
-        for c in self.conns:
-            c.close()
-        self.sock.close()
 
 
 class FailingUpstream:
@@ -229,8 +199,27 @@ def test_all_replicas_down_fallback_then_back(galley):
     assert states == [0]
 
 
+def hangs_after(n: int, release: threading.Event):
+    """A scripted replica's answers: the first `n` inference requests answered at once (an echo
+    of the text), every later one held until `release` (a replica that hung while running)."""
+    seen = [0]
+    lock = threading.Lock()
+
+    def answer(head: str, body: bytes) -> bytes:
+        with lock:
+            seen[0] += 1
+            hung = seen[0] > n
+        if hung:
+            release.wait(30)
+        data = json.dumps({"sentiment": "Positive", "echo": json.loads(body)["text"]}).encode()
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(data)).encode() + b"\r\n\r\n" + data)
+    return answer
+
+
 def test_hung_replica_is_ejected_and_others_answer(galley):
-    hung = HangingUpstream()
+    release = threading.Event()
+    hung = ScriptedUpstream(hangs_after(0, release))  # ready to probes, never answers inference
     try:
         r1 = galley()
         gw = gateway(galley, hung.port, r1.port, try_timeout_ms=300, eject_after_failures=1)
@@ -244,6 +233,36 @@ def test_hung_replica_is_ejected_and_others_answer(galley):
         assert m.value("galley_gateway_ejections_total", replica=f"127.0.0.1:{hung.port}") >= 1
         assert m.value("galley_gateway_replica_ready", replica=f"127.0.0.1:{hung.port}") == 0
     finally:
+        release.set()
+        hung.close()
+
+
+def test_a_replica_that_hangs_costs_a_multiple_of_the_usual_latency_not_the_try_timeout(galley):
+    release = threading.Event()
+    hung = ScriptedUpstream(hangs_after(30, release))
+    try:
+        r1 = galley()
+        # try_timeout 20 s, but each request allows itself 3 s: a first attempt that waited the
+        # whole try timeout on the hung replica would leave nothing for a second one, and the
+        # fallback would answer. Breakers and ejection stay out of the way so that requests keep
+        # meeting the hung replica.
+        gw = gateway(galley, hung.port, r1.port, try_timeout_ms=20000, eject_after_failures=100000,
+                     breaker_min_calls=100000)
+        c = gw.client()
+        for i in range(100):  # both replicas answer: the gateway learns the model's latency
+            assert c.analyze(f"warm {i}").status == 200
+        m = gw.metrics()
+        hung_id = f"127.0.0.1:{hung.port}"
+        assert m.value("galley_gateway_upstream_requests_total", replica=hung_id, outcome="ok") >= 1
+        for i in range(20):
+            r = c.analyze(f"after the hang {i}", headers={"X-Request-Timeout-Ms": "3000"})
+            assert r.status == 200, r
+            assert r.headers.get("x-galley-fallback") is None, r
+            assert r.headers.get("x-galley-replica") == f"127.0.0.1:{r1.port}", r
+        m = gw.metrics()
+        assert m.value("galley_gateway_upstream_requests_total", replica=hung_id, outcome="timeout") >= 1
+    finally:
+        release.set()
         hung.close()
 
 

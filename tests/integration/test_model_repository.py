@@ -43,6 +43,11 @@ def test_repository_models_are_listed_with_their_metadata(repo_server):
     assert [(t["name"], t["datatype"]) for t in md["outputs"]] == [
         ("label", "BYTES"), ("probability", "FP32"), ("probabilities", "FP32")]
     assert repo_server.wait_for("model_found", 5, pred=lambda l: l.get("model") == "sentiment")
+    # Only folders with a configuration are models: models/training (the training scripts) is
+    # neither served nor reported as a broken model.
+    assert (MODELS / "training").is_dir()
+    assert not [l for l in repo_server.log_lines() if l.get("event") == "model_load_failed"]
+    assert c.get("/v2/models/training/ready").status == 404
 
 
 # How far a text's probabilities may move with the batch it runs in: FP32 models only by
@@ -155,7 +160,9 @@ def test_broken_models_are_reported_and_the_others_serve(galley, tmp_path):
         for r in (c.get(f"/v2/models/{name}/ready"), c.get(f"/v2/models/{name}"),
                   c.request("POST", f"/v2/models/{name}/infer", body='{"inputs": []}',
                             headers={"Content-Type": "application/json"})):
-            assert_json_error(r, 503, "unavailable", *words)
+            message = assert_json_error(r, 503, "unavailable", *words)
+            # Clients learn which model and file, never where the server keeps them.
+            assert str(repo) not in message and str(tmp_path) not in message, message
     assert_json_error(c.get("/v2/models/never_heard_of/ready"), 404, "never_heard_of")
     # Over gRPC the same: UNAVAILABLE with the reason, NOT_FOUND for a name never seen.
     import tritonclient.grpc as grpcclient

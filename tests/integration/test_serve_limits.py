@@ -95,38 +95,57 @@ def test_header_limit(galley):
 # Connections
 
 
-def test_max_connections(galley):
-    s = galley(flags={"--max-connections": "2"})
+def test_max_connections_makes_room_by_closing_the_longest_idle(galley):
+    s = galley(flags={"--max-connections": "3"})
+    held = []
+    try:
+        # Three silent connections (as a client that opens many and sends nothing) fill the cap.
+        for _ in range(3):
+            held.append(raw_connect(s.port))
+        # The server has registered them once it has accepted them; a request on a fourth, served,
+        # shows both that a newcomer gets in and that one silent connection made room.
+        for i in range(5):
+            sock = raw_connect(s.port)
+            held.append(sock)
+            sock.sendall(http_request_bytes("GET", "/v2/health/live"))
+            r = RawReader(sock).response()
+            assert r is not None and r.status == 200, (i, r)
+        # The first silent ones were closed, oldest first; the newest stays usable.
+        for sock in held[:3]:
+            rd = RawReader(sock)
+            assert rd.wait_closed() == b"" and rd.closed
+        sock = held[-1]
+        sock.sendall(http_request_bytes("GET", "/v2/health/live"))
+        r = RawReader(sock).response()
+        assert r is not None and r.status == 200, r
+        assert s.metrics().value("galley_http_connections_evicted_total") >= 5
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_connections_per_client_address_are_capped(galley):
+    s = galley(flags={"--max-connections-per-peer": "2"})
     held = []
     try:
         for _ in range(2):
             sock = raw_connect(s.port)
             held.append(sock)
             sock.sendall(http_request_bytes("GET", "/v2/health/live"))
-            r = RawReader(sock).response()  # answered: the server has registered it
+            r = RawReader(sock).response()
             assert r is not None and r.status == 200, r
         third = raw_connect(s.port)
         held.append(third)
-        rd = RawReader(third)
-        r = rd.response()
+        r = RawReader(third).response()
         assert r is not None
-        assert_json_error(r, 503, "connections")
-        rd.wait_closed()
-        assert rd.closed
-        # The two held connections still work.
-        for sock in held[:2]:
-            sock.sendall(http_request_bytes("GET", "/v2/health/live"))
-            r = RawReader(sock).response()
-            assert r is not None and r.status == 200, r
-        # Closing one frees its slot (once the server has seen the close: bounded retries, each
-        # waiting for an answer).
+        assert_json_error(r, 503, "connections", "address")
+        # The two keep working, and closing one lets the address open another.
         held[0].close()
         statuses = []
         for _ in range(200):
             sock = raw_connect(s.port)
             try:
-                sock.sendall(http_request_bytes("GET", "/v2/health/live",
-                                                headers={"Connection": "close"}))
+                sock.sendall(http_request_bytes("GET", "/v2/health/live", headers={"Connection": "close"}))
                 r = RawReader(sock).response()
             except (ConnectionResetError, BrokenPipeError):
                 r = None
@@ -135,11 +154,37 @@ def test_max_connections(galley):
             statuses.append(r.status if r else None)
             if r is not None and r.status == 200:
                 break
-        assert statuses[-1] == 200, statuses
-        assert set(statuses[:-1]) <= {503, None}, statuses
+        assert statuses[-1] == 200 and set(statuses[:-1]) <= {503, None}, statuses
     finally:
         for sock in held:
             sock.close()
+
+
+def test_new_connection_that_sends_nothing_is_closed_after_the_first_byte_timeout(galley):
+    s = galley(flags={"--first-byte-timeout-ms": "300", "--idle-timeout-ms": "60000"})
+    sock = raw_connect(s.port, timeout=10)
+    try:
+        t0 = time.monotonic()
+        rd = RawReader(sock)
+        assert rd.wait_closed() == b""
+        assert rd.closed and time.monotonic() - t0 < 8.0
+    finally:
+        sock.close()
+    # A connection that has made a request waits the (longer) keep-alive idle time instead: it
+    # is still open and usable after the first-byte timeout has passed several times over.
+    sock = raw_connect(s.port, timeout=10)
+    try:
+        sock.sendall(http_request_bytes("GET", "/v2/health/live"))
+        rd = RawReader(sock)
+        assert rd.response().status == 200
+        other = raw_connect(s.port, timeout=10)  # a silent one, to see three timeouts pass
+        RawReader(other).wait_closed()
+        other.close()
+        sock.sendall(http_request_bytes("GET", "/v2/health/live"))
+        r = rd.response()
+        assert r is not None and r.status == 200, r
+    finally:
+        sock.close()
 
 
 def test_idle_keep_alive_connection_is_closed(galley):

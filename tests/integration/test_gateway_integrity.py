@@ -1,0 +1,286 @@
+"""The gateway never mixes answers: interim answers, hop-by-hop headers, upstream connections
+with unread bytes, the protocol's own headers, bounded per-model state, draining keep-alive
+connections and readiness. Real `galley serve` replicas, and small scripted upstreams (plain
+sockets) for replica behaviour a real server cannot be made to show on demand."""
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import Client, RawReader, ScriptedUpstream, http_request_bytes, raw_connect
+from test_gateway import gateway
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def json_answer(doc, extra_headers: str = "") -> bytes:
+    data = json.dumps(doc).encode()
+    return (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra_headers}"
+            f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+
+
+def echo_text(body: bytes) -> dict:
+    """The scripted replica's answer: the request's text, so a client can tell whose it is."""
+    return {"echo": json.loads(body)["text"]}
+
+
+# -- defect 1: answers must never go to the wrong client --------------------------------------
+
+
+def test_expect_100_continue_gets_its_own_answer_and_later_requests_theirs(galley):
+    r1 = galley()
+    gw = gateway(galley, r1.port)
+    # The request of the report: curl sends Expect: 100-continue and waits for the interim answer.
+    out = subprocess.run(
+        ["curl", "-sS", "-i", "--max-time", "10", "-H", "Expect: 100-continue",
+         "-H", "Content-Type: application/json", "-d", '{"text":"awful"}',
+         f"http://127.0.0.1:{gw.port}/inference/analyze"], capture_output=True)
+    assert out.returncode == 0, out.stderr
+    final = out.stdout.decode().split("\r\n\r\n")
+    # curl prints the interim 100 (from the gateway itself) and then the final answer.
+    finals = [i for i, part in enumerate(final) if part.startswith("HTTP/1.1 200")]
+    assert finals, out.stdout
+    body = json.loads(final[finals[-1] + 1])
+    assert body["sentiment"] == "Negative" and "fallback" not in body, out.stdout
+    # The same over a raw socket: wait for the gateway's 100, then send the body.
+    s = raw_connect(gw.port)
+    payload = json.dumps({"text": "lovely"}).encode()
+    s.sendall(http_request_bytes("POST", "/inference/analyze", headers={
+        "Content-Type": "application/json", "Expect": "100-continue",
+        "Content-Length": str(len(payload))}))
+    reader = RawReader(s)
+    interim = reader.response()
+    assert interim is not None and interim.status == 100, interim
+    s.sendall(payload)
+    answer = reader.response()
+    assert answer is not None and answer.status == 200, answer
+    assert json.loads(answer.body)["sentiment"] == "Positive"
+    s.close()
+    # Every later exchange gets its own answer: requests, and the gateway's probes (the replica
+    # stays ready, so no answer comes from the fallback).
+    c = gw.client()
+    for i in range(20):
+        text, want = (f"wonderful day {i}", "Positive") if i % 2 else (f"horrible day {i}", "Negative")
+        r = c.analyze(text, headers={"Expect": "100-continue"} if i % 3 == 0 else None)
+        assert r.status == 200, r
+        assert r.json()["sentiment"] == want and r.headers.get("x-galley-fallback") is None, r
+        assert c.get("/v2/health/ready").json()["state"] == "serving"
+
+
+def test_interim_answers_and_extra_bytes_from_a_replica_never_reach_another_client(galley):
+    def answer(head: str, body: bytes) -> bytes:
+        doc = echo_text(body)
+        text = doc["echo"]
+        if text.startswith("interim"):
+            return (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                    + json_answer(doc))
+        if text.startswith("twice"):
+            # A broken replica: a second, unasked answer right behind the first.
+            return json_answer(doc) + json_answer({"echo": "STALE"})
+        return json_answer(doc)
+
+    up = ScriptedUpstream(answer)
+    try:
+        gw = gateway(galley, up.port)
+        c = gw.client()
+        for i in range(30):
+            kind = ("interim", "twice", "plain")[i % 3]
+            r = c.analyze(f"{kind} {i}")
+            assert r.status == 200, r
+            assert r.json() == {"echo": f"{kind} {i}"}, r
+    finally:
+        up.close()
+
+
+def test_hop_by_hop_fields_stop_at_the_gateway_and_end_to_end_fields_pass(galley):
+    up = ScriptedUpstream(lambda head, body: json_answer(
+        echo_text(body), "X-Replica-Note: kept\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive, X-Hop\r\n"
+                         "X-Hop: replica-only\r\n"))
+    try:
+        gw = gateway(galley, up.port)
+        s = raw_connect(gw.port)
+        payload = json.dumps({"text": "hello"}).encode()
+        s.sendall(http_request_bytes("POST", "/inference/analyze", payload, headers={
+            "Content-Type": "application/json", "Connection": "keep-alive, X-Private",
+            "X-Private": "secret", "Keep-Alive": "timeout=9", "TE": "trailers",
+            "Upgrade": "websocket", "Proxy-Connection": "keep-alive", "X-Trace-Id": "abc-123"}))
+        r = RawReader(s).response()
+        s.close()
+        assert r is not None and r.status == 200 and json.loads(r.body) == {"echo": "hello"}, r
+        assert r.headers.get("x-replica-note") == "kept"
+        assert "x-hop" not in r.headers and "keep-alive" not in r.headers, r.headers
+        head = up.heads[-1].lower()
+        for gone in ("x-private", "keep-alive:", "te:", "upgrade", "proxy-connection", "expect"):
+            assert f"\r\n{gone}" not in head, (gone, head)
+        assert "\r\nx-trace-id: abc-123" in head, head
+        # A chunked request reaches the replica with a length, never with its transfer coding.
+        s = raw_connect(gw.port)
+        s.sendall(b"POST /inference/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"tex\r\n" +
+                  b"%x\r\n" % len(b't": "chunky"}') + b't": "chunky"}\r\n0\r\n\r\n')
+        r = RawReader(s).response()
+        s.close()
+        assert r is not None and r.status == 200 and json.loads(r.body) == {"echo": "chunky"}, r
+        head = up.heads[-1].lower()
+        assert "transfer-encoding" not in head and "\r\ncontent-length: 18" in head, head
+    finally:
+        up.close()
+
+
+# -- defect 2: the protocol's headers pass through ---------------------------------------------
+
+
+def test_tritonclient_binary_outputs_through_the_gateway(galley):
+    import tritonclient.http as httpclient
+    r1 = galley()
+    gw = gateway(galley, r1.port)
+    tc = httpclient.InferenceServerClient(f"127.0.0.1:{gw.port}")
+    try:
+        assert tc.is_server_ready() and tc.is_model_ready("vader")
+        texts = np.array([b"This is wonderful", b"awful, just awful", b"a table"], dtype=object)
+        inp = httpclient.InferInput("text", [3], "BYTES")
+        inp.set_data_from_numpy(texts, binary_data=True)
+        outs = [httpclient.InferRequestedOutput("label", binary_data=True),
+                httpclient.InferRequestedOutput("compound", binary_data=True)]
+        res = tc.infer("vader", [inp], outputs=outs, request_id="req-7")
+        assert [x.decode() for x in res.as_numpy("label")] == ["Positive", "Negative", "Neutral"]
+        assert res.get_response()["id"] == "req-7"
+        assert "parameters" not in res.get_response() or not res.get_response()["parameters"].get("fallback")
+        # Byte for byte what the replica itself answers.
+        direct = httpclient.InferenceServerClient(f"127.0.0.1:{r1.port}")
+        want = direct.infer("vader", [inp], outputs=outs, request_id="req-7")
+        assert np.array_equal(res.as_numpy("compound"), want.as_numpy("compound"))
+        direct.close()
+    finally:
+        tc.close()
+
+
+# -- defect 3: client-chosen names do not grow the gateway -------------------------------------
+
+
+def test_unknown_model_names_answer_404_and_create_no_state(galley):
+    r1 = galley()
+    gw = gateway(galley, r1.port)
+    c = gw.client()
+    for _ in range(2):  # the first answer makes the name known, the second uses its breaker
+        assert c.infer(["good"], model="vader").status == 200
+    assert c.analyze("good").status == 200
+    for i in range(300):
+        r = c.infer(["x"], model=f"no-such-model-{i}")
+        assert r.status == 404, r
+        assert f"no-such-model-{i}" in r.json()["error"]
+    m = gw.metrics()
+    names = {l.get("name") for l, _ in m.find("galley_gateway_breaker_state") if l.get("scope") == "model"}
+    assert names == {"vader", "sentiment"}, names
+    labelled = {l.get("model") for l, _ in m.find("galley_requests_total")}
+    assert not any(n and n.startswith("no-such-model") for n in labelled), labelled
+
+
+# -- defect 4: a drain tells keep-alive clients to go ------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["serve", "gateway"])
+def test_answers_during_the_drain_delay_close_the_connection(galley, role):
+    r1 = galley(flags={"--drain-delay-ms": "4000", "--grace-period-ms": "10000"})
+    srv = r1 if role == "serve" else gateway(galley, r1.port, drain_delay_ms=4000, grace_period_ms=10000)
+    c = srv.client()
+    first = c.analyze("a pleasant walk")
+    assert first.status == 200 and first.headers.get("connection", "").lower() != "close"
+    srv.send_signal(signal.SIGTERM)
+    srv.wait_for("draining")
+    r = c.analyze("still answered while draining")
+    assert r.status == 200, r
+    assert r.headers.get("connection", "").lower() == "close", r.headers
+    # A pipelined pair: the first is answered and says close; nothing is answered after it.
+    s = raw_connect(srv.port)
+    one = http_request_bytes("GET", "/v2/health/live")
+    s.sendall(one + one)
+    reader = RawReader(s)
+    got = reader.response()
+    assert got is not None and got.status == 200 and got.headers.get("connection") == "close"
+    reader.wait_closed()
+    s.close()
+
+
+# -- defect 6: idle connections cannot lock others out; busy ones are never cut -----------------
+
+
+def test_at_the_connection_cap_busy_connections_stay_and_the_newcomer_is_refused(galley):
+    arrived = threading.Semaphore(0)
+    release = threading.Event()
+
+    def answer(head: str, body: bytes) -> bytes:
+        arrived.release()
+        release.wait(20)  # the replica is slow: both requests are in the gateway's hands
+        return json_answer(echo_text(body))
+
+    up = ScriptedUpstream(answer)
+    try:
+        gw = gateway(galley, up.port, max_connections=2, try_timeout_ms=20000)
+        held = []
+        for i in range(2):
+            s = raw_connect(gw.port, timeout=20)
+            held.append(s)
+            payload = json.dumps({"text": f"slow {i}"}).encode()
+            s.sendall(http_request_bytes("POST", "/inference/analyze", payload,
+                                         {"Content-Type": "application/json"}))
+        for _ in range(2):
+            assert arrived.acquire(timeout=10), "the requests did not reach the replica"
+        # Neither connection is idle, so neither makes room: the newcomer gets 503.
+        s = raw_connect(gw.port)
+        r = RawReader(s).response()
+        s.close()
+        assert r is not None and r.status == 503 and "connections" in r.json()["error"], r
+        release.set()
+        for i, s in enumerate(held):
+            r = RawReader(s).response()
+            assert r is not None and r.status == 200 and json.loads(r.body) == {"echo": f"slow {i}"}, r
+            s.close()
+    finally:
+        release.set()
+        up.close()
+
+
+# -- defect 9: ready means a replica serves ----------------------------------------------------
+
+
+def test_gateway_is_ready_once_a_replica_serves_and_says_fallback_only(galley):
+    port = free_port()
+    merged = {"--health-interval-ms": "50", "--try-timeout-ms": "1000", "--replicas": f"127.0.0.1:{port}"}
+    gw = galley(subcommand="gateway", flags=merged, wait_ready=False)
+    listening = gw.wait_for("listening")
+    c = Client(listening["port"])
+    gw.wait_for("replica_unhealthy")  # the first probe found nothing listening
+    r = c.get("/v2/health/ready")
+    assert r.status == 503 and r.json()["state"] == "fallback_only" and r.json()["replicas_ready"] == 0, r
+    assert "ready" not in gw.events()
+    # It still answers, from the fallback, marked as such.
+    a = c.analyze("nice")
+    assert a.status == 200 and a.headers.get("x-galley-fallback") == "true"
+    galley(listen=f"127.0.0.1:{port}")
+    ready = gw.wait_for("ready")
+    assert ready["state"] == "serving" and ready["replicas_ready"] == 1
+    r = c.get("/v2/health/ready")
+    assert r.status == 200 and r.json()["state"] == "serving", r
+    a = c.analyze("nice")
+    assert a.status == 200 and a.headers.get("x-galley-fallback") is None, a
+
+
+def test_ready_on_fallback_flag(galley):
+    merged = {"--health-interval-ms": "50", "--replicas": f"127.0.0.1:{free_port()}"}
+    gw = galley(subcommand="gateway", flags=merged, env={"GALLEY_READY_ON_FALLBACK": "true"},
+                wait_ready=False)
+    c = Client(gw.wait_for("listening")["port"])
+    gw.wait_for("replica_unhealthy")
+    r = c.get("/v2/health/ready")
+    assert r.status == 200 and r.json() == {"ready": True, "state": "fallback_only", "replicas_ready": 0}, r
