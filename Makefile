@@ -21,7 +21,7 @@ build-asan: deps
 
 build-fuzz: deps
 	@cmake --preset fuzz >/dev/null
-	@cmake --build --preset fuzz -j $(JOBS) --target http_request_fuzzer infer_json_fuzzer
+	@cmake --build --preset fuzz -j $(JOBS) --target http_request_fuzzer infer_json_fuzzer upstream_response_fuzzer
 
 # The Kubernetes control plane the Kubernetes tests run against (kube-apiserver, etcd,
 # kube-controller-manager, KWOK), built from Go modules; only `make test` needs it.

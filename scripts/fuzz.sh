@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-20}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-for target in http_request_fuzzer infer_json_fuzzer; do
+for target in http_request_fuzzer infer_json_fuzzer upstream_response_fuzzer; do
   case $target in
     http_request_fuzzer) seeds=fuzz/corpus/http ;;
     infer_json_fuzzer) seeds=fuzz/corpus/infer_json ;;
+    upstream_response_fuzzer) seeds=fuzz/corpus/upstream_response ;;
   esac
   mkdir -p "$WORK/$target"
   echo "fuzz: $target for ${SECONDS_EACH}s"

@@ -2,6 +2,9 @@
 
 #include <charconv>
 #include <cmath>
+#include <vector>
+
+#include "boost/json/basic_parser_impl.hpp"
 
 namespace galley {
 
@@ -94,6 +97,76 @@ std::string JsonSerialize(const boost::json::value& value) {
   out.reserve(128);
   JsonAppend(out, value);
   return out;
+}
+
+namespace {
+
+// A SAX pass that keeps, per open object, the keys seen so far (objects in requests are small,
+// so a linear search is cheapest) and stops at the first repeat.
+class DuplicateKeyHandler {
+ public:
+  static constexpr std::size_t max_array_size = -1;
+  static constexpr std::size_t max_object_size = -1;
+  static constexpr std::size_t max_string_size = -1;
+  static constexpr std::size_t max_key_size = -1;
+
+  std::optional<std::string> duplicate;
+
+  bool on_document_begin(boost::json::error_code&) { return true; }
+  bool on_document_end(boost::json::error_code&) { return true; }
+  bool on_array_begin(boost::json::error_code&) { return true; }
+  bool on_array_end(std::size_t, boost::json::error_code&) { return true; }
+  bool on_object_begin(boost::json::error_code&) {
+    if (depth_ == objects_.size()) objects_.emplace_back();
+    objects_[depth_++].clear();
+    return true;
+  }
+  bool on_object_end(std::size_t, boost::json::error_code&) {
+    --depth_;
+    return true;
+  }
+  bool on_string_part(boost::json::string_view, std::size_t, boost::json::error_code&) { return true; }
+  bool on_string(boost::json::string_view, std::size_t, boost::json::error_code&) { return true; }
+  bool on_key_part(boost::json::string_view s, std::size_t, boost::json::error_code&) {
+    key_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(boost::json::string_view s, std::size_t, boost::json::error_code& ec) {
+    key_.append(s.data(), s.size());
+    std::vector<std::string>& keys = objects_[depth_ - 1];
+    for (const std::string& k : keys) {
+      if (k == key_) {
+        duplicate = key_;
+        ec = boost::json::error::syntax;  // stops the pass
+        return false;
+      }
+    }
+    keys.push_back(std::move(key_));
+    key_.clear();
+    return true;
+  }
+  bool on_number_part(boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_int64(int64_t, boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_uint64(uint64_t, boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_double(double, boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_bool(bool, boost::json::error_code&) { return true; }
+  bool on_null(boost::json::error_code&) { return true; }
+  bool on_comment_part(boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_comment(boost::json::string_view, boost::json::error_code&) { return true; }
+
+ private:
+  std::vector<std::vector<std::string>> objects_;  // reused per depth
+  size_t depth_ = 0;
+  std::string key_;
+};
+
+}  // namespace
+
+std::optional<std::string> FindDuplicateKey(std::string_view text) {
+  boost::json::basic_parser<DuplicateKeyHandler> parser(boost::json::parse_options{});
+  boost::json::error_code ec;
+  parser.write_some(false, text.data(), text.size(), ec);
+  return parser.handler().duplicate;
 }
 
 }  // namespace galley

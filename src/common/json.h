@@ -3,7 +3,9 @@
 // 1e-07). Boost 1.81's own serializer always writes doubles in exponent form (8.316E-1).
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "boost/json/value.hpp"
 
@@ -15,5 +17,9 @@ void JsonAppend(std::string& out, const boost::json::value& value);
 void JsonAppendString(std::string& out, std::string_view s);
 // Appends `d` as JsonAppend writes a double (null when it is not finite).
 void JsonAppendDouble(std::string& out, double d);
+// The first key that appears twice in one object of `text` (JSON that already parsed), if any.
+// RFC 8259 §4 leaves duplicate names' meaning to implementations; an API that silently keeps one
+// of them hides a client's mistake, so request parsers reject them.
+std::optional<std::string> FindDuplicateKey(std::string_view text);
 
 }  // namespace galley

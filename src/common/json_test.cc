@@ -24,5 +24,14 @@ TEST(JsonSerializeTest, EscapesAndRoundTrips) {
   EXPECT_EQ(back.at("arr"), v.at("arr"));
 }
 
+TEST(FindDuplicateKeyTest, FindsARepeatInAnyObjectOnly) {
+  EXPECT_EQ(FindDuplicateKey(R"({"a":1,"b":{"a":2},"c":[{"a":1},{"a":2}]})"), std::nullopt);
+  EXPECT_EQ(FindDuplicateKey(R"({"text":"x","text":"y"})"), "text");
+  EXPECT_EQ(FindDuplicateKey(R"({"inputs":[{"name":"t","shape":[1],"name":"u"}]})"), "name");
+  // Escapes spell the same name.
+  EXPECT_EQ(FindDuplicateKey(R"({"id":1,"\u0069d":2})"), "id");
+  EXPECT_EQ(FindDuplicateKey(R"([1,2,"a","a"])"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace galley

@@ -10,11 +10,10 @@
 #include "boost/asio/write.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/core/tcp_stream.hpp"
-#include "boost/beast/http/parser.hpp"
-#include "boost/beast/http/read.hpp"
 #include "boost/beast/http/write.hpp"
 #include "common/strings.h"
 #include "common/thread_name.h"
+#include "http/response_reader.h"
 
 namespace galley::gateway {
 namespace {
@@ -110,19 +109,37 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void Read() {
-    parser_.emplace();
-    parser_->body_limit(owner_->options().max_response_bytes);
-    bhttp::async_read(conn_->stream, conn_->buffer, *parser_,
-                      [self = shared_from_this()](error_code ec, size_t) {
-                        if (ec) return self->OnStaleOrFail(ec, "read");
-                        self->OnResponse();
-                      });
+    reader_.emplace(owner_->options().max_response_bytes);
+    Parse();
+  }
+
+  // Parses what has arrived; reads more until the final answer is complete.
+  void Parse() {
+    switch (reader_->Parse(conn_->buffer)) {
+      case http::ResponseReader::State::kDone:
+        return Finish();
+      case http::ResponseReader::State::kError:
+        return Fail(StrCat("read: ", reader_->error()), false, false);
+      case http::ResponseReader::State::kNeedMore:
+        break;
+    }
+    conn_->stream.async_read_some(conn_->buffer.prepare(kReadChunk),
+                                  [self = shared_from_this()](error_code ec, size_t n) {
+                                    self->conn_->buffer.commit(n);
+                                    if (ec == asio::error::eof && self->reader_->got_some() &&
+                                        self->reader_->OnEndOfStream() ==
+                                            http::ResponseReader::State::kDone) {
+                                      return self->Finish();
+                                    }
+                                    if (ec) return self->OnStaleOrFail(ec, "read");
+                                    self->Parse();
+                                  });
   }
 
   // A reused keep-alive connection may have been closed by the replica while idle: if nothing of
   // a response arrived, the replica never took the request; try once more on a new connection.
   void OnStaleOrFail(error_code ec, const char* step) {
-    const bool nothing_received = !parser_ || !parser_->got_some();
+    const bool nothing_received = !reader_ || !reader_->got_some();
     if (reused_ && nothing_received && ec != beast::error::timeout) {
       conn_.reset();
       return Connect();
@@ -147,24 +164,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     done(std::move(r));
   }
 
-  // An interim 1xx answer is never the final one (RFC 9110 §15.2): it is skipped and the final
-  // answer read behind it. 101 (a protocol switch) was never asked for, so the connection is
-  // unusable.
-  void OnResponse() {
-    const unsigned status = parser_->get().result_int();
-    if (status >= 100 && status < 200) {
-      if (status == 101 || ++interim_ > kMaxInterim) {
-        return Fail(StrCat("read: unexpected interim answer ", status, " from the replica"), false, false);
-      }
-      reused_ = false;  // the replica has the request: never sent again
-      return Read();
-    }
-    Finish();
-  }
-
   void Finish() {
     UpstreamResult r;
-    r.response = parser_->release();
+    r.response = std::move(reader_->response());
     r.latency = std::chrono::steady_clock::now() - start_;
     // Only a connection with nothing unread goes back to the pool: bytes after a complete answer
     // (a replica that answered twice) would become the next exchange's answer.
@@ -187,7 +189,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     return !ec && pending == 0;
   }
 
-  static constexpr int kMaxInterim = 8;
+  static constexpr size_t kReadChunk = 64 << 10;
   HttpUpstream* owner_;
   const std::string host_;
   const uint16_t port_;
@@ -198,9 +200,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   UpstreamCallback done_;
   const TimePoint start_;
   std::unique_ptr<HttpUpstream::Connection> conn_;
-  std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+  std::optional<http::ResponseReader> reader_;
   bool reused_ = false;
-  int interim_ = 0;
 };
 
 }  // namespace

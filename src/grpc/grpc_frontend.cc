@@ -14,9 +14,13 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "common/thread_name.h"
+#include "grpc/conn_acceptor.h"
 #include "grpc/oip_proto.h"
 #include "grpc_service.grpc.pb.h"
+#include "grpc/support/log.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/resource_quota.h"
+#include "grpcpp/server_posix.h"
 #include "health.grpc.pb.h"
 #include "serve/request_metrics.h"
 
@@ -168,10 +172,13 @@ class GrpcFrontend::Impl {
   std::vector<std::thread> cq_threads_;
   std::mutex cq_mu_;
   bool cq_closed_ ABSL_GUARDED_BY(cq_mu_) = false;
-  // The services outlive the server, which refers to them.
-  inference::GRPCInferenceService::AsyncService oip_;
+  // The services outlive the server, which refers to them. ModelInfer's messages arrive as bytes
+  // and are parsed here, so that one that cannot be parsed is the client's INVALID_ARGUMENT (gRPC
+  // itself would answer INTERNAL).
+  inference::GRPCInferenceService::WithRawMethod_ModelInfer<inference::GRPCInferenceService::AsyncService> oip_;
   ::grpc::health::v1::Health::AsyncService health_;
   std::unique_ptr<::grpc::Server> server_ ABSL_GUARDED_BY(lifecycle_mu_);
+  std::unique_ptr<ConnectionAcceptor> acceptor_ ABSL_GUARDED_BY(lifecycle_mu_);
 };
 
 // Every call is served on gRPC's asynchronous API, on completion threads of ours: with no method
@@ -294,7 +301,7 @@ bool KnownHealthService(const std::string& service) {
 
 void GrpcFrontend::Impl::OfferSlots() {
   using ::grpc::Status;
-  using Oip = inference::GRPCInferenceService::AsyncService;
+  using Oip = decltype(oip_);  // ModelInfer raw, the other methods typed
   using Health = ::grpc::health::v1::Health::AsyncService;
   namespace pb = ::inference;
   static const UnaryMethod<Oip, pb::ServerLiveRequest, pb::ServerLiveResponse> kLive{
@@ -383,8 +390,8 @@ class GrpcFrontend::Impl::InferCall final : public Op {
   // Offers the slot to the server. Only with impl.cq_mu_ held and the queue open.
   void Offer() {
     ctx_.AsyncNotifyWhenDone(Tag(kDone));
-    impl_.oip_.RequestModelInfer(&ctx_, &request_, &responder_, impl_.cq_.get(), impl_.cq_.get(),
-                                 Tag(kArrived));
+    impl_.oip_.RequestModelInfer(&ctx_, &raw_request_, &responder_, impl_.cq_.get(),
+                                 impl_.cq_.get(), Tag(kArrived));
   }
 
  private:
@@ -423,7 +430,15 @@ class GrpcFrontend::Impl::InferCall final : public Op {
     impl_.Record(Endpoint::kInfer, request_.model_name(), status.error_code(), start_);
     const bool sending = impl_.OnQueue([&] {
       if (status.ok()) {
-        responder_.Finish(response_, status, Tag(kSent));
+        ::grpc::ByteBuffer out;
+        bool own = false;
+        ::grpc::Status st =
+            ::grpc::SerializationTraits<inference::ModelInferResponse>::Serialize(response_, &out, &own);
+        if (st.ok()) {
+          responder_.Finish(out, status, Tag(kSent));
+        } else {
+          responder_.FinishWithError(st, Tag(kSent));
+        }
       } else {
         responder_.FinishWithError(status, Tag(kSent));
       }
@@ -438,9 +453,10 @@ class GrpcFrontend::Impl::InferCall final : public Op {
 
   Impl& impl_;
   ::grpc::ServerContext ctx_;
+  ::grpc::ByteBuffer raw_request_;
   inference::ModelInferRequest request_;
   inference::ModelInferResponse response_;
-  ::grpc::ServerAsyncResponseWriter<inference::ModelInferResponse> responder_;
+  ::grpc::ServerAsyncResponseWriter<::grpc::ByteBuffer> responder_;
   TimePoint start_{};
   // What the answer needs, kept from the request (the call lives until it is answered).
   const model::ModelMetadata* metadata_ = nullptr;  // the service's, valid while it lives
@@ -451,6 +467,12 @@ class GrpcFrontend::Impl::InferCall final : public Op {
 
 void GrpcFrontend::Impl::InferCall::Serve() {
   start_ = impl_.clock_.Now();
+  if (::grpc::Status parsed = ::grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(
+          &raw_request_, &request_);
+      !parsed.ok()) {
+    return Fail(::grpc::StatusCode::INVALID_ARGUMENT,
+                StrCat("the request is not a valid ModelInferRequest message: ", parsed.error_message()));
+  }
   const inference::ModelInferRequest& req = request_;
   auto md = impl_.service_.FindModel(View(req.model_name()), View(req.model_version()));
   if (!md) {
@@ -684,16 +706,44 @@ void GrpcFrontend::Impl::Record(Endpoint endpoint, std::string_view model, ::grp
   }
 }
 
+// gRPC core's own messages go to the process's JSON log as `grpc_core` lines instead of free
+// text on stderr.
+void LogFromGrpcCore(gpr_log_func_args* args) {
+  const log::Level level = args->severity == GPR_LOG_SEVERITY_ERROR  ? log::Level::kError
+                           : args->severity == GPR_LOG_SEVERITY_INFO ? log::Level::kInfo
+                                                                     : log::Level::kDebug;
+  if (!log::Enabled(level)) return;
+  log::Write(level, "grpc_core", {{"message", args->message != nullptr ? args->message : ""},
+                                  {"file", args->file != nullptr ? args->file : ""},
+                                  {"line", args->line}});
+}
+
 absl::Status GrpcFrontend::Impl::Start() {
+  static std::once_flag route_logs;
+  std::call_once(route_logs, [] { gpr_set_log_function(&LogFromGrpcCore); });
   std::lock_guard<std::mutex> l(lifecycle_mu_);
   if (server_ || shut_down_)
     return absl::FailedPreconditionError("the gRPC front-end was started before");
   const std::string address = options_.host.find(':') != std::string::npos
                                   ? StrCat("[", options_.host, "]:", options_.port)
                                   : StrCat(options_.host, ":", options_.port);
+  AcceptorOptions ao;
+  ao.host = options_.host;
+  ao.port = options_.port;
+  ao.max_connections = options_.max_connections;
+  ao.first_byte_timeout = options_.first_byte_timeout;
+  auto acceptor = ConnectionAcceptor::Listen(ao);
+  if (!acceptor.ok()) {
+    log::Error("grpc_listen_failed", {{"address", address}, {"error", std::string(acceptor.status().message())}});
+    return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
+  }
+  // gRPC listens on no port of its own: connections come from the acceptor.
   ::grpc::ServerBuilder builder;
-  int selected = 0;
-  builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &selected);
+  ::grpc::ResourceQuota quota("galley-grpc");
+  quota.Resize(options_.memory_quota_bytes);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             static_cast<int>(options_.max_connection_idle.count()));
   builder.RegisterService(&oip_);
   builder.RegisterService(&health_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_receive_message_bytes));
@@ -703,7 +753,7 @@ absl::Status GrpcFrontend::Impl::Start() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   cq_ = builder.AddCompletionQueue();
   server_ = builder.BuildAndStart();
-  if (server_ == nullptr || selected == 0) {
+  if (server_ == nullptr) {
     server_.reset();
     {
       std::lock_guard<std::mutex> l(cq_mu_);
@@ -713,7 +763,8 @@ absl::Status GrpcFrontend::Impl::Start() {
     PollCompletions();  // drains the queue, which gRPC requires before destroying it
     return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
   }
-  port_.store(selected);
+  acceptor_ = std::move(acceptor).value();
+  port_.store(acceptor_->port());
   OfferSlots();  // each call that arrives offers the next slot of its kind
   for (int i = 0; i < options_.completion_threads; ++i) {
     cq_threads_.emplace_back([this, i] {
@@ -721,6 +772,7 @@ absl::Status GrpcFrontend::Impl::Start() {
       PollCompletions();
     });
   }
+  acceptor_->Start([server = server_.get()](int fd) { ::grpc::AddInsecureChannelFromFd(server, fd); });
   return absl::OkStatus();
 }
 
@@ -734,6 +786,7 @@ void GrpcFrontend::Impl::Shutdown(TimePoint deadline) {
     for (WatchCall* w : watchers_) w->End(HealthResponse::NOT_SERVING);
   }
   if (server_ == nullptr) return;
+  acceptor_->Stop();  // no new connections
   const Duration left = deadline - std::chrono::steady_clock::now();
   if (left > std::chrono::hours(24 * 365)) {
     server_->Shutdown();

@@ -31,11 +31,20 @@
 namespace galley::rpc {
 
 struct GrpcOptions {
-  std::string host = "0.0.0.0";                // an IPv6 host is written without brackets
+  std::string host = "127.0.0.1";              // an IPv6 host is written without brackets
   int port = 8081;                             // 0 picks a free port; see GrpcFrontend::port()
   size_t max_receive_message_bytes = 1 << 20;  // as http::ServerOptions::max_body_bytes
   size_t max_send_message_bytes = 1 << 20;
   int max_concurrent_streams = 1024;  // per connection (HTTP/2 streams)
+  // Connection limits (conn_acceptor.h): open connections (a newcomer beyond is closed), a new
+  // connection's time to send its first byte, and the idle time after which gRPC sends GOAWAY
+  // to a connection with no call (GRPC_ARG_MAX_CONNECTION_IDLE_MS).
+  size_t max_connections = 4096;
+  std::chrono::milliseconds first_byte_timeout{5'000};
+  std::chrono::milliseconds max_connection_idle{60'000};
+  // Memory gRPC may use for its connections and calls (a grpc::ResourceQuota); under pressure it
+  // shrinks buffers and closes idle connections rather than grow.
+  size_t memory_quota_bytes = 256u << 20;
   // Threads that poll ModelInfer's completion queue: they do the socket work, decode requests
   // and queue them for the models (1..64); as http::ServerOptions::io_threads.
   int completion_threads = 2;

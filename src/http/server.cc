@@ -492,6 +492,22 @@ void Session::OnRead(error_code ec, size_t) {
     return Close();
   }
   if (ec) return Reject(Status::bad_request, StrCat("malformed HTTP request: ", ec.message()));
+  // Methods no route implements (RFC 9110 §15.6.2: 501 for a method the server does not
+  // implement), and OPTIONS for the server as a whole (RFC 9110 §9.3.7), answered here.
+  const auto& req = parser_->get();
+  const Verb method = req.method();
+  if (method == Verb::connect || method == Verb::trace || method == Verb::unknown) {
+    return Reject(Status::not_implemented,
+                  StrCat("method ", std::string_view(req.method_string().data(), req.method_string().size()),
+                         " is not implemented"));
+  }
+  if (method == Verb::options && req.target() == "*") {
+    Response res = JsonError(Status::method_not_allowed, "OPTIONS * is not supported; use GET or POST");
+    res.set(bhttp::field::allow, "GET, POST");
+    server_->Rejected(Status::method_not_allowed);
+    request_keep_alive_ = req.keep_alive();
+    return Write(std::move(res), /*close_after=*/false);
+  }
   Dispatch();
 }
 

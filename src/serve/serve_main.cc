@@ -152,7 +152,8 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   (*server)->Start();
   log::Info("listening", {{"host", options.http.host}, {"port", (*server)->port()}});
 
-  // The gRPC front-end (src/grpc): on the HTTP host, with REST's body limit and default timeout.
+  // The gRPC front-end (src/grpc): on the HTTP host, with REST's body limit, default timeout,
+  // connection cap, first-byte timeout and idle time.
   std::unique_ptr<rpc::GrpcFrontend> grpc;
   if (options.grpc_port >= 0) {
     rpc::GrpcOptions go;
@@ -160,6 +161,9 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
     go.port = options.grpc_port;
     go.max_receive_message_bytes = options.http.max_body_bytes;
     go.completion_threads = options.http.io_threads;
+    go.max_connections = options.http.max_connections;
+    go.first_byte_timeout = std::min(options.http.first_byte_timeout, options.http.idle_timeout);
+    go.max_connection_idle = options.http.idle_timeout;
     go.default_timeout = options.frontend.default_timeout;
     go.server_name = options.frontend.server_name;
     go.server_version = GALLEY_VERSION;

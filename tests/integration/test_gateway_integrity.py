@@ -251,6 +251,52 @@ def test_at_the_connection_cap_busy_connections_stay_and_the_newcomer_is_refused
         up.close()
 
 
+# -- defect 5: gRPC connections are capped and cannot starve HTTP ------------------------------
+
+
+def test_grpc_connections_beyond_the_cap_are_closed_and_http_keeps_serving(galley):
+    import grpc
+    # A first byte may take a minute: a newcomer closed within seconds was closed for the cap.
+    srv = galley(flags={"--grpc-port": "0", "--max-connections": "20",
+                        "--first-byte-timeout-ms": "60000", "--idle-timeout-ms": "120000"})
+    held = []
+    for _ in range(20):
+        s = raw_connect(srv.grpc_port)
+        s.sendall(b"PRI * HTTP/2.0\r\n")  # the start of a preface: handed to gRPC, then silent
+        held.append(s)
+    # Newcomers beyond the cap are closed at once (bounded: the first held ones may still be on
+    # their way through the acceptor when the first newcomer arrives).
+    refused = 0
+    for _ in range(20):
+        s = raw_connect(srv.grpc_port, timeout=2)
+        try:
+            closed = RawReader(s).wait_closed() == b""
+        except (socket.timeout, TimeoutError):
+            closed = False  # still open: taken while the held ones were being counted
+        s.close()
+        if closed:
+            refused += 1
+            break
+    assert refused == 1
+    # HTTP has its own connections and is unaffected.
+    assert srv.client().analyze("still good").json()["sentiment"] == "Positive"
+    for s in held:
+        s.close()
+    # Once gRPC has closed the held connections, a real client gets in again.
+    for attempt in range(200):
+        channel = grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}")
+        try:
+            ready = channel.unary_unary("/inference.GRPCInferenceService/ServerReady")
+            assert ready(b"", timeout=5) == b"\x08\x01"
+            break
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.UNAVAILABLE, e
+        finally:
+            channel.close()
+    else:
+        raise AssertionError("the gRPC front-end never took a connection again")
+
+
 # -- defect 9: ready means a replica serves ----------------------------------------------------
 
 
@@ -284,3 +330,58 @@ def test_ready_on_fallback_flag(galley):
     gw.wait_for("replica_unhealthy")
     r = c.get("/v2/health/ready")
     assert r.status == 200 and r.json() == {"ready": True, "state": "fallback_only", "replicas_ready": 0}, r
+
+
+# -- defect 10: methods, duplicate keys, undecodable protobuf, gRPC core's log ------------------
+
+
+@pytest.mark.parametrize("role", ["serve", "gateway"])
+def test_unimplemented_methods_and_duplicate_json_keys(galley, role):
+    r1 = galley()
+    srv = r1 if role == "serve" else gateway(galley, r1.port)
+    for wire, status in ((b"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+                         (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501),
+                         (b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+                         (b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 405)):
+        s = raw_connect(srv.port)
+        s.sendall(wire)
+        r = RawReader(s).response()
+        s.close()
+        assert r is not None and r.status == status, (wire, r)
+        assert "error" in json.loads(r.body)
+        if status == 405:
+            assert r.headers.get("allow") == "GET, POST"
+    c = srv.client()
+    r = c.request("POST", "/inference/analyze", '{"text": "good", "text": "awful"}',
+                  {"Content-Type": "application/json"})
+    assert r.status == 400 and "duplicate key 'text'" in r.json()["error"], r
+    doc = ('{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["good"], '
+           '"shape": [2]}]}')
+    r = c.request("POST", "/v2/models/vader/infer", doc, {"Content-Type": "application/json"})
+    assert r.status == 400 and "duplicate key 'shape'" in r.json()["error"], r
+    # Nothing lost: the same connection and server keep answering.
+    assert c.analyze("good").json()["sentiment"] == "Positive"
+
+
+def test_undecodable_protobuf_is_invalid_argument_and_grpc_core_logs_as_json(galley):
+    import grpc
+    srv = galley(flags={"--grpc-port": "0"})
+    channel = grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}")
+    infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+    with pytest.raises(grpc.RpcError) as e:
+        infer(b"\x0a\xff\xff\xff\xff\x0f", timeout=10)  # a length that runs past the end
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value
+    assert "ModelInferRequest" in e.value.details()
+    # A well-formed call still works on the same channel.
+    ready = channel.unary_unary("/inference.GRPCInferenceService/ServerReady")
+    assert ready(b"", timeout=10) == b"\x08\x01"
+    channel.close()
+    srv.stop()
+    assert not srv.bad_lines, srv.bad_lines[:3]
+    # gRPC core's own messages (at GRPC_VERBOSITY=info it tells its epoll set-up) are JSON lines
+    # of the log, not free text on stderr.
+    chatty = galley(flags={"--grpc-port": "0"}, env={"GRPC_VERBOSITY": "info"})
+    chatty.stop()
+    core = [l for l in chatty.log_lines() if l.get("event") == "grpc_core"]
+    assert core and all(l["level"] == "info" and l["message"] for l in core), chatty.log_lines()
+    assert not chatty.bad_lines and ".cc:" not in chatty.stderr, chatty.stderr
