@@ -29,6 +29,9 @@ void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t
   Flag(cmd, "model", o.frontend.analyze_model, "the replicas' model behind /inference/analyze");
   Flag(cmd, "fallback-model", o.frontend.fallback_model,
        "name of the in-process VADER fallback model");
+  Flag(cmd, "api-keys-file", o.api_keys_file,
+       "require an API key (Authorization: Bearer KEY or X-API-Key: KEY) listed by its SHA-256 "
+       "in this file: NAME SHA256-HEX [rate=R] [burst=B] [models=a,b] per line");
   cmd->add_flag("--ready-on-fallback", o.frontend.ready_on_fallback,
                 "/v2/health/ready says 200 while only the fallback answers (no replica ready)")
       ->envname("GALLEY_READY_ON_FALLBACK");

@@ -160,6 +160,19 @@ void Frontend::Handle(Request&& req, Responder respond) {
     res.prepare_payload();
     return r(std::move(res));
   }
+  if (options_.api_keys) {
+    std::string_view model;
+    if (target == "/inference/analyze") {
+      model = options_.analyze_model;
+    } else if (StartsWith(target, "/v2/models/")) {
+      model = target.substr(11, target.substr(11).find('/'));
+    }
+    const AuthDecision d = options_.api_keys->Check(req, model, clock_.Now());
+    metrics_.auth.Add({{"outcome", std::string(AuthOutcomeName(d.outcome))}}).Increment();
+    if (d.outcome != AuthOutcome::kAllowed) {
+      return Counted(Endpoint::kHttp, "", std::move(respond))(AuthErrorResponse(d));
+    }
+  }
   if (target == "/v2") {
     if (!get) return not_allowed(Endpoint::kServerMetadata, "GET");
     return Counted(Endpoint::kServerMetadata, "", std::move(respond))(http::JsonResponse(

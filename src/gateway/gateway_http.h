@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "gateway/api_keys.h"
 #include "gateway/gateway.h"
 #include "gateway/gateway_metrics.h"
 #include "http/server.h"
@@ -31,6 +32,9 @@ struct GatewayFrontendOptions {
   // Whether /v2/health/ready says 200 while no replica is ready and only the fallback answers.
   // Off by default: ready means a replica serves (a load balancer then sees the degraded state).
   bool ready_on_fallback = false;
+  // When set, every request but the probes (/v2/health/*, /livez, /readyz) and /metrics needs a
+  // key (api_keys.h).
+  std::shared_ptr<ApiKeys> api_keys;
 };
 
 // What the gateway can do now, as /v2/health/ready reports it.

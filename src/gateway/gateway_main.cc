@@ -77,6 +77,15 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   http::Server* server_ptr = nullptr;
   GatewayFrontendOptions fe = options.frontend;
   fe.server_version = GALLEY_VERSION;
+  if (!options.api_keys_file.empty()) {
+    auto keys = ApiKeys::Load(options.api_keys_file);
+    if (!keys.ok()) {
+      log::Error("start_failed", {{"error", std::string(keys.status().message())}});
+      return 1;
+    }
+    log::Info("api_keys_loaded", {{"keys", (*keys)->size()}});
+    fe.api_keys = std::move(keys).value();
+  }
   GatewayFrontend frontend = MakeGatewayFrontend(
       gateway, fallback, registry, serve_metrics, metrics, clock, fe,
       [&] { return State(draining.load(), fallback.Ready(), gateway, options.gateway.hold_for_replica); },

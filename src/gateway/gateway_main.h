@@ -19,6 +19,7 @@ struct GatewayRunOptions {
   GatewayFrontendOptions frontend;
   GatewayOptions gateway;
   serve::RunnerOptions fallback;                  // the fallback model's queue and batching
+  std::string api_keys_file;                      // empty: no keys needed
   std::chrono::milliseconds drain_delay{5'000};
   std::chrono::milliseconds grace_period{30'000};
 };

@@ -35,6 +35,11 @@ GatewayMetrics::GatewayMetrics(metrics::Registry& r)
                     .Name("galley_gateway_ejections_total")
                     .Help("Replicas ejected after consecutive failures.")
                     .Register(r.prom())),
+      auth(prometheus::BuildCounter()
+               .Name("galley_gateway_auth_total")
+               .Help("Requests checked against the API keys, by outcome (allowed, missing, "
+                     "invalid, forbidden, rate_limited).")
+               .Register(r.prom())),
       replica_ready(prometheus::BuildGauge()
                         .Name("galley_gateway_replica_ready")
                         .Help("1 when the replica passes its ready probe and is not ejected.")

@@ -20,6 +20,7 @@ struct GatewayMetrics {
   prometheus::Family<prometheus::Counter>& retries_denied;       // reason
   prometheus::Family<prometheus::Counter>& fallbacks;            // reason
   prometheus::Family<prometheus::Counter>& ejections;            // replica
+  prometheus::Family<prometheus::Counter>& auth;                 // outcome
   prometheus::Family<prometheus::Gauge>& replica_ready;          // replica
   prometheus::Family<prometheus::Gauge>& replica_outstanding;    // replica
   prometheus::Gauge& held_requests;  // waiting for a replica to become ready (scale from zero)

@@ -184,6 +184,12 @@ def test_unknown_model_names_answer_404_and_create_no_state(galley):
     assert names == {"vader", "sentiment"}, names
     labelled = {l.get("model") for l, _ in m.find("galley_requests_total")}
     assert not any(n and n.startswith("no-such-model") for n in labelled), labelled
+    # A request cannot forge a log line: names and texts with line breaks stay inside JSON strings.
+    forged = '\n{"event":"forged"}\r\n'
+    assert c.infer([forged], model="x%0A%7B%22event%22%3A%22forged%22%7D").status == 404
+    assert c.infer([forged]).status == 200
+    gw.stop()
+    assert not gw.bad_lines and "forged" not in gw.events()
 
 
 # -- defect 4: a drain tells keep-alive clients to go ------------------------------------------
@@ -385,3 +391,68 @@ def test_undecodable_protobuf_is_invalid_argument_and_grpc_core_logs_as_json(gal
     core = [l for l in chatty.log_lines() if l.get("event") == "grpc_core"]
     assert core and all(l["level"] == "info" and l["message"] for l in core), chatty.log_lines()
     assert not chatty.bad_lines and ".cc:" not in chatty.stderr, chatty.stderr
+
+
+# -- authentication at the gateway --------------------------------------------------------------
+
+
+def test_api_keys_with_real_clients(galley, tmp_path):
+    import hashlib
+    import numpy as np
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+    sha = lambda k: hashlib.sha256(k.encode()).hexdigest()  # noqa: E731
+    keys = tmp_path / "keys"
+    keys.write_text(f"# the file holds hashes only\n"
+                    f"ops {sha('ops-secret-1')}\n"
+                    f"vader-only {sha('vader-secret-2')} models=vader\n"
+                    f"slow {sha('slow-secret-3')} rate=0.01 burst=2\n")
+    r1 = galley()
+    gw = gateway(galley, r1.port, api_keys_file=str(keys))
+    c = gw.client()
+    # Probes and metrics need no key.
+    assert c.get("/v2/health/ready").status == 200 and c.get("/v2/health/live").status == 200
+    assert c.get("/metrics").status == 200
+    # No key, a wrong key: 401 with nothing about keys in the answer.
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"X-API-Key": "ops-secret-"},
+                    {"Authorization": "Basic b3BzLXNlY3JldC0x"}):
+        r = c.analyze("good", headers=headers)
+        assert r.status == 401 and r.headers.get("www-authenticate") == "Bearer", r
+        assert r.json() == {"error": "authentication required"}
+    # curl with X-API-Key, and Triton's client with a bearer token (binary tensors).
+    out = subprocess.run(["curl", "-sS", "--max-time", "10", "-H", "X-API-Key: ops-secret-1",
+                          "-H", "Content-Type: application/json", "-d", '{"text":"lovely"}',
+                          f"http://127.0.0.1:{gw.port}/inference/analyze"], capture_output=True, text=True)
+    assert json.loads(out.stdout)["sentiment"] == "Positive", out
+    tc = httpclient.InferenceServerClient(f"127.0.0.1:{gw.port}")
+    inp = httpclient.InferInput("text", [1], "BYTES")
+    inp.set_data_from_numpy(np.array([b"awful"], dtype=object), binary_data=True)
+    res = tc.infer("vader", [inp], headers={"Authorization": "Bearer vader-secret-2"})
+    assert res.as_numpy("label")[0] in (b"Negative", "Negative")
+    with pytest.raises(InferenceServerException) as e:
+        tc.infer("vader", [inp])
+    assert "authentication required" in str(e.value)
+    tc.close()
+    # A key limited to some models gets 403 for the others.
+    r = c.analyze("good", headers={"Authorization": "Bearer vader-secret-2"})
+    assert r.status == 403 and "vader-secret" not in r.body.decode(), r
+    # A key's rate: a burst of 2, then 429 with Retry-After.
+    slow = {"X-API-Key": "slow-secret-3"}
+    assert [c.analyze("ok", headers=slow).status for _ in range(3)] == [200, 200, 429]
+    assert int(c.analyze("ok", headers=slow).headers["retry-after"]) >= 1
+    m = gw.metrics()
+    # No key, Basic credentials and Triton's client without a key are "missing"; two wrong keys.
+    assert m.value("galley_gateway_auth_total", outcome="missing") == 3
+    assert m.value("galley_gateway_auth_total", outcome="invalid") == 2
+    assert m.value("galley_gateway_auth_total", outcome="forbidden") == 1
+    assert m.value("galley_gateway_auth_total", outcome="rate_limited") == 2
+
+
+def test_a_bad_api_keys_file_stops_the_start_with_the_line(galley, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("ops 1234\n")
+    gw = galley(subcommand="gateway", wait_ready=False,
+                flags={"--replicas": "127.0.0.1:1", "--api-keys-file": str(keys)})
+    assert gw.wait_exit() != 0
+    line = gw.wait_for("start_failed")
+    assert "line 1" in line["error"] and "SHA-256" in line["error"], line

@@ -1,6 +1,7 @@
-"""Galley checked with Triton's own Python clients (tritonclient[all]) over HTTP and gRPC:
-health, server and model metadata, inference on the sentiment model and on a plain FP32 ONNX
-model, and the errors a client sees."""
+"""Galley checked with Triton's own Python clients (tritonclient[all]) over HTTP and gRPC, and
+over HTTP through the gateway: health, server and model metadata, inference on the sentiment
+model and on a plain FP32 ONNX model (binary tensor data included), and the errors a client
+sees."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from conftest import MODELS, TEST_DATA
+from test_gateway import gateway
 
 TEXTS = ["I love this phone, the battery life is great and it works perfectly.",
          "Terrible service, the food was cold and the waiter was rude. Never again."]
@@ -32,13 +34,17 @@ def server(galley, tmp_path):
     return srv
 
 
-@pytest.fixture(params=["http", "grpc"])
-def client(request, server):
+@pytest.fixture(params=["http", "grpc", "gateway"])
+def client(request, server, galley):
     if request.param == "http":
         c = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    elif request.param == "gateway":
+        gw = gateway(galley, server.port)
+        c = httpclient.InferenceServerClient(url=f"127.0.0.1:{gw.port}")
     else:
         c = grpcclient.InferenceServerClient(url=f"127.0.0.1:{server.grpc_port}")
-    c.protocol = request.param
+    c.protocol = "grpc" if request.param == "grpc" else "http"
+    c.via_gateway = request.param == "gateway"
     yield c
     c.close()
 
@@ -64,7 +70,7 @@ def test_health_and_metadata(client):
     # An unknown model is not ready over both protocols (HTTP: 404; gRPC: ready=false, as Triton).
     assert not client.is_model_ready("no_such_model")
     server_md = as_dict(client, client.get_server_metadata())
-    assert server_md["name"] == "galley"
+    assert server_md["name"] == ("galley-gateway" if client.via_gateway else "galley")
     md = as_dict(client, client.get_model_metadata("sentiment"))
     assert md["name"] == "sentiment"
     assert md["platform"] == "onnxruntime_onnx"
