@@ -47,6 +47,17 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
                std::function<void(uint16_t)> after_start, std::function<void()> after_drain) {
   BlockStopSignals();
   const Clock& clock = SteadyClock::Get();
+  // Checked before anything starts: a bad key file stops the start with its line.
+  std::shared_ptr<ApiKeys> api_keys;
+  if (!options.api_keys_file.empty()) {
+    auto keys = ApiKeys::Load(options.api_keys_file);
+    if (!keys.ok()) {
+      log::Error("start_failed", {{"error", std::string(keys.status().message())}});
+      return 1;
+    }
+    log::Info("api_keys_loaded", {{"keys", (*keys)->size()}});
+    api_keys = std::move(keys).value();
+  }
   metrics::Registry registry;
   serve::ServeMetrics serve_metrics(registry);
   GatewayMetrics metrics(registry);
@@ -77,15 +88,7 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   http::Server* server_ptr = nullptr;
   GatewayFrontendOptions fe = options.frontend;
   fe.server_version = GALLEY_VERSION;
-  if (!options.api_keys_file.empty()) {
-    auto keys = ApiKeys::Load(options.api_keys_file);
-    if (!keys.ok()) {
-      log::Error("start_failed", {{"error", std::string(keys.status().message())}});
-      return 1;
-    }
-    log::Info("api_keys_loaded", {{"keys", (*keys)->size()}});
-    fe.api_keys = std::move(keys).value();
-  }
+  fe.api_keys = std::move(api_keys);
   GatewayFrontend frontend = MakeGatewayFrontend(
       gateway, fallback, registry, serve_metrics, metrics, clock, fe,
       [&] { return State(draining.load(), fallback.Ready(), gateway, options.gateway.hold_for_replica); },
@@ -98,6 +101,7 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   auto server = http::Server::Create(options.http, std::move(frontend.handler), std::move(frontend.on_rejected));
   if (!server.ok()) {
     log::Error("start_failed", {{"error", std::string(server.status().message())}});
+    upstream.Shutdown();  // before `gateway` goes: its timers run on the upstream's threads
     return 1;
   }
   server_ptr = server->get();

@@ -121,8 +121,8 @@ void ConnectionAcceptor::AcceptAll() {
     if (fd < 0) return;  // EAGAIN: none left (or a transient error: retried on the next event)
     if (handed_.size() + pending_.size() >= options_.max_connections &&
         CountOpen() >= options_.max_connections) {
+      stats_.refused.fetch_add(1, std::memory_order_relaxed);  // counted before the peer can see it
       close(fd);
-      stats_.refused.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     const int one = 1;
@@ -176,8 +176,8 @@ void ConnectionAcceptor::Run() {
                                   [&](const Pending& p) {
                                     if (p.deadline > after) return false;
                                     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, p.fd, nullptr);
-                                    close(p.fd);
                                     stats_.timed_out.fetch_add(1, std::memory_order_relaxed);
+                                    close(p.fd);
                                     return true;
                                   }),
                    pending_.end());

@@ -40,16 +40,18 @@ def replica_pids(up) -> dict[str, int]:
 
 def test_up_serves_restarts_and_stops_cleanly(galley):
     up = galley(subcommand="up", flags=UP_FLAGS)
-    # Both replicas come up ready behind the gateway, and the first request is answered by one.
-    up.wait_for("replica_ready", pred=lambda l: l.get("replica") == "replica-0")
-    up.wait_for("replica_ready", pred=lambda l: l.get("replica") == "replica-1")
+    # `ready` means a replica serves: the very first request is answered by one, not by the
+    # fallback, and readiness says so.
+    ready = [l for l in up.log_lines() if l.get("event") == "ready" and "replica" not in l][-1]
+    assert ready["state"] == "serving" and ready["replicas_ready"] >= 1, ready
     c = up.client()
     r = c.analyze("What a lovely day")
     assert r.status == 200 and r.json()["sentiment"] in LABELS
-    give_up = time.monotonic() + 10
-    while r.headers.get("x-galley-replica") is None and time.monotonic() < give_up:
-        r = c.analyze("What a lovely day")
-    assert r.headers.get("x-galley-replica"), r
+    assert r.headers.get("x-galley-replica") and r.headers.get("x-galley-fallback") is None, r
+    assert c.get("/v2/health/ready").json()["state"] == "serving"
+    # Both replicas come up ready behind the gateway.
+    up.wait_for("replica_ready", pred=lambda l: l.get("replica") == "replica-0")
+    up.wait_for("replica_ready", pred=lambda l: l.get("replica") == "replica-1")
 
     # SIGKILL one replica: the supervisor restarts it, and the gateway routes to it again.
     first = up.wait_for("replica_starting", pred=lambda l: l.get("replica") == "replica-0")
