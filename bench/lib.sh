@@ -119,7 +119,7 @@ run_wrk() {
   secs="$(to_seconds "$d")"
   # WRK_CPUS (optional): the CPU list wrk is pinned to with taskset.
   local cmd=(${WRK_CPUS:+taskset -c "$WRK_CPUS"} "$WRK_BIN" "-t$t" "-c$c" "-d$d" --latency -s "$LUA_SCRIPT"
-             "http://127.0.0.1:$port" -- "$TEXTS")
+             "${BENCH_SCHEME:-http}://127.0.0.1:$port" -- "$TEXTS")
   {
     echo "=== $label: $server c=$c d=$d"
     echo "\$ ${cmd[*]}"

@@ -26,6 +26,9 @@
 #   MODEL [vader]           the replica's model behind /inference/analyze: vader (the CPU model,
 #                           --model-repository '') or default (the model repository as shipped,
 #                           i.e. the ONNX `sentiment` model that `galley up` serves)
+#   TLS [0]                 1: HTTPS everywhere: the replica and the gateway serve TLS 1.3 with a
+#                           throwaway CA's certificate (made here with openssl), and the gateway
+#                           reaches the replica over TLS, verifying its certificate
 #   PIN [none]              none: every process floats over all cores; split: the replica on core
 #                           0, the gateway and wrk on core 1 (two machines' roles on one: the
 #                           replica's core is the same in both paths, and the ratio says whether
@@ -53,6 +56,8 @@ WRK_BIN="${WRK_BIN:-wrk}"
 READY_TIMEOUT_S="${READY_TIMEOUT_S:-60}"
 MODEL="${MODEL:-vader}"
 PIN="${PIN:-none}"
+TLS="${TLS:-0}"
+BENCH_SCHEME=http
 REPLICA_CPUS=""
 GATEWAY_CPUS=""
 LUA_SCRIPT="bench/serve/post.lua"
@@ -128,16 +133,36 @@ check_alive() {
 
 # --drain-delay-ms 0 only shortens shutdown at the end of the run; it changes nothing while
 # serving. Threads are Galley's defaults in both processes.
+# TLS=1: a throwaway CA and a certificate for 127.0.0.1; curl trusts the CA (CURL_CA_BUNDLE).
+TLS_SERVE_FLAGS=""
+TLS_UPSTREAM_FLAGS=""
+make_pki() {
+  local d="$TMP/pki"
+  mkdir -p "$d"
+  (cd "$d" &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+      -out ca.pem -days 2 -subj "/CN=bench CA" &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key \
+      -out server.csr -subj "/CN=127.0.0.1" &&
+    printf 'subjectAltName=IP:127.0.0.1\n' > server.ext &&
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+      -days 2 -extfile server.ext) >/dev/null 2>&1 || die "openssl could not make the test CA"
+  export CURL_CA_BUNDLE="$d/ca.pem"
+  BENCH_SCHEME=https
+  TLS_SERVE_FLAGS=" --tls-cert $d/server.pem --tls-key $d/server.key"
+  TLS_UPSTREAM_FLAGS=" --upstream-tls-ca $d/ca.pem"
+}
+
 REPLICA_PORT=""
 REPLICA_CMD=""
 start_replica() {
   REPLICA_PORT="$(free_port)"
-  REPLICA_CMD="${REPLICA_CPUS:+taskset -c $REPLICA_CPUS }$GALLEY_BIN serve --listen 127.0.0.1:$REPLICA_PORT --log-level warn --drain-delay-ms 0 --grpc-port -1"
+  REPLICA_CMD="${REPLICA_CPUS:+taskset -c $REPLICA_CPUS }$GALLEY_BIN serve --listen 127.0.0.1:$REPLICA_PORT --log-level warn --drain-delay-ms 0 --grpc-port -1$TLS_SERVE_FLAGS"
   if [[ "$MODEL" == vader ]]; then REPLICA_CMD+=" --model-repository ''"; fi
   log "starting: $REPLICA_CMD"
   eval "exec $REPLICA_CMD" >"$TMP/replica.log" 2>&1 &
   REPLICA_PID=$!
-  if ! wait_ready "http://127.0.0.1:$REPLICA_PORT/v2/health/ready" "$REPLICA_PID" \
+  if ! wait_ready "$BENCH_SCHEME://127.0.0.1:$REPLICA_PORT/v2/health/ready" "$REPLICA_PID" \
       "$READY_TIMEOUT_S" replica; then
     tail -n 20 "$TMP/replica.log" >&2 || true
     die "the replica did not become ready"
@@ -150,11 +175,11 @@ start_gateway() {
   GATEWAY_PORT="$(free_port)"
   while [[ "$GATEWAY_PORT" == "$REPLICA_PORT" ]]; do GATEWAY_PORT="$(free_port)"; done
   GATEWAY_CMD="${GATEWAY_CPUS:+taskset -c $GATEWAY_CPUS }$GALLEY_BIN gateway --listen 127.0.0.1:$GATEWAY_PORT"
-  GATEWAY_CMD+=" --replicas 127.0.0.1:$REPLICA_PORT --log-level warn --drain-delay-ms 0"
+  GATEWAY_CMD+=" --replicas 127.0.0.1:$REPLICA_PORT --log-level warn --drain-delay-ms 0$TLS_SERVE_FLAGS$TLS_UPSTREAM_FLAGS"
   log "starting: $GATEWAY_CMD"
   $GATEWAY_CMD >"$TMP/gateway.log" 2>&1 &
   GATEWAY_PID=$!
-  if ! wait_ready "http://127.0.0.1:$GATEWAY_PORT/v2/health/ready" "$GATEWAY_PID" \
+  if ! wait_ready "$BENCH_SCHEME://127.0.0.1:$GATEWAY_PORT/v2/health/ready" "$GATEWAY_PID" \
       "$READY_TIMEOUT_S" gateway; then
     tail -n 20 "$TMP/gateway.log" >&2 || true
     die "the gateway did not become ready"
@@ -169,7 +194,7 @@ wait_replica_seen() {
   local deadline=$((SECONDS + READY_TIMEOUT_S)) body
   while ((SECONDS < deadline)); do
     kill -0 "$GATEWAY_PID" 2>/dev/null || die "the gateway exited while probing its replica"
-    body="$(curl -sS --max-time 1 "http://127.0.0.1:$GATEWAY_PORT/v2/health/ready" 2>/dev/null || true)"
+    body="$(curl -sS --max-time 1 "$BENCH_SCHEME://127.0.0.1:$GATEWAY_PORT/v2/health/ready" 2>/dev/null || true)"
     if [[ "$body" =~ \"replicas_ready\":([0-9]+) ]] && ((BASH_REMATCH[1] >= 1)); then
       GATEWAY_READY_BODY="$body"
       return 0
@@ -188,7 +213,7 @@ capture_answers() {
     port="$(port_of "$path")"
     code="$(curl -sS -o "$TMP/$path.answer" -D "$TMP/$path.headers" -w '%{http_code}' \
       -H 'Content-Type: application/json' --data-binary @"$TMP/request.json" \
-      "http://127.0.0.1:$port/inference/analyze")"
+      "$BENCH_SCHEME://127.0.0.1:$port/inference/analyze")"
     [[ "$code" == 200 ]] || die "$path answered $code to $(cat "$TMP/request.json"): $(cat "$TMP/$path.answer")"
     python3 - "$TMP/$path.answer" <<'EOF' || die "$path's answer is not sentiment JSON: $(cat "$TMP/$path.answer")"
 import json, sys
@@ -442,10 +467,10 @@ main() {
   check_inputs
   STEADY_DURATION="${STEADY_DURATION:-$((3 * $(to_seconds "$DURATION")))s}"
   WRK_CMD_SHAPE="${WRK_CPUS:+taskset -c $WRK_CPUS }$WRK_BIN -t$WRK_THREADS -c<C> -d<D> --latency -s $LUA_SCRIPT"
-  WRK_CMD_SHAPE+=" http://127.0.0.1:<port> -- $TEXTS"
+  WRK_CMD_SHAPE+=" $BENCH_SCHEME://127.0.0.1:<port> -- $TEXTS"
   COMMAND_LINE="DURATION=$DURATION CONCURRENCIES=\"$CONCURRENCIES\" REPEATS=$REPEATS"
   COMMAND_LINE+=" WARMUP=$WARMUP STEADY_DURATION=$STEADY_DURATION GALLEY_BIN=$GALLEY_BIN"
-  COMMAND_LINE+=" MODEL=$MODEL PIN=$PIN"
+  COMMAND_LINE+=" MODEL=$MODEL PIN=$PIN TLS=$TLS"
   COMMAND_LINE+=" bench/gateway/run.sh${ORIG_ARGS:+ $ORIG_ARGS}"
   LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -462,6 +487,11 @@ main() {
   : >"$RESULTS"
   : >"$RAW_LOG"
 
+  case "$TLS" in
+    0) ;;
+    1) make_pki ;;
+    *) die "TLS must be 0 or 1, not '$TLS'" ;;
+  esac
   start_replica
   start_gateway
   capture_answers
@@ -471,8 +501,8 @@ main() {
   REPLICA_RSS_AFTER_KB="$(proc_kb "$REPLICA_PID" VmRSS)"
   GATEWAY_HWM_KB="$(proc_kb "$GATEWAY_PID" VmHWM)"
   REPLICA_HWM_KB="$(proc_kb "$REPLICA_PID" VmHWM)"
-  curl -sS --max-time 5 -o "$TMP/gateway.metrics" "http://127.0.0.1:$GATEWAY_PORT/metrics" || true
-  curl -sS --max-time 5 -o "$TMP/replica.metrics" "http://127.0.0.1:$REPLICA_PORT/metrics" || true
+  curl -sS --max-time 5 -o "$TMP/gateway.metrics" "$BENCH_SCHEME://127.0.0.1:$GATEWAY_PORT/metrics" || true
+  curl -sS --max-time 5 -o "$TMP/replica.metrics" "$BENCH_SCHEME://127.0.0.1:$REPLICA_PORT/metrics" || true
   # "" when the family is absent (no fallback yet), "unread" when /metrics did not answer.
   FALLBACKS="unread"
   if [[ -s "$TMP/gateway.metrics" ]]; then

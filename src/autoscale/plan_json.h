@@ -1,7 +1,6 @@
 // The JSON surface of the recommender, used by `galley autoscale plan`: one input document
 // (the spec in autoscaling/v2 field names, the current replicas, the pods, the history and
-// `now`) in, one Decision document out. The format is described in the README, section
-// "`galley autoscale plan`".
+// `now`) in, one Decision document out. The format is described in docs/autoscaling.md.
 #pragma once
 
 #include <string>

@@ -1,6 +1,6 @@
 // `galley autoscale`: the autoscaling controller's command-line front end.
 //   galley autoscale plan < document.json
-// reads one plan document (README, "`galley autoscale plan`") from stdin, runs the recommender
+// reads one plan document (docs/autoscaling.md) from stdin, runs the recommender
 // and prints the decision as one JSON line. Exit 0 on a decision, 2 on bad input (the message,
 // naming the offending field, goes to stderr). The controller loop is not here yet.
 #include <iostream>

@@ -31,6 +31,10 @@ void HttpFlags::Add(CLI::App* app) {
   Flag(app, "drain-delay-ms", drain_delay_ms, "after SIGTERM: serve, not ready, this long")->check(CLI::NonNegativeNumber);
   Flag(app, "grace-period-ms", grace_period_ms, "after SIGTERM: exit within this")->check(CLI::PositiveNumber);
   Flag(app, "log-level", log_level, "debug, info, warn or error");
+  Flag(app, "tls-cert", tls_cert, "PEM certificate chain: serve HTTPS (with --tls-key); reloaded when it changes");
+  Flag(app, "tls-key", tls_key, "PEM private key of --tls-cert");
+  Flag(app, "tls-client-ca", tls_client_ca,
+       "PEM CA bundle: HTTPS clients must present a certificate it signed (mutual TLS)");
 }
 
 bool HttpFlags::Apply(http::ServerOptions& out) const {
@@ -56,6 +60,14 @@ bool HttpFlags::Apply(http::ServerOptions& out) const {
   out.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
   out.request_timeout = std::chrono::milliseconds(request_timeout_ms);
   out.write_timeout = std::chrono::milliseconds(write_timeout_ms);
+  if (!tls_cert.empty() || !tls_key.empty() || !tls_client_ca.empty()) {
+    auto tls = http::TlsServerContext::Load({tls_cert, tls_key, tls_client_ca});
+    if (!tls.ok()) {
+      std::cerr << "--tls-cert/--tls-key/--tls-client-ca: " << tls.status().message() << "\n";
+      return false;
+    }
+    out.tls = std::move(tls).value();
+  }
   return true;
 }
 

@@ -47,6 +47,7 @@ struct HttpFlags {
   int64_t default_timeout_ms = 30'000;
   int64_t drain_delay_ms = 5'000;
   int64_t grace_period_ms = 30'000;
+  std::string tls_cert, tls_key, tls_client_ca;
 
   void Add(CLI::App* app);
   // Fills `out` from the flags; on a bad value prints to stderr and returns false.

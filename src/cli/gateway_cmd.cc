@@ -32,6 +32,11 @@ void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t
   Flag(cmd, "api-keys-file", o.api_keys_file,
        "require an API key (Authorization: Bearer KEY or X-API-Key: KEY) listed by its SHA-256 "
        "in this file: NAME SHA256-HEX [rate=R] [burst=B] [models=a,b] per line");
+  Flag(cmd, "upstream-tls-ca", o.upstream_tls_ca,
+       "PEM CA bundle: reach replicas over TLS, their certificates verified against it and their "
+       "address");
+  Flag(cmd, "upstream-tls-cert", o.upstream_tls_cert, "PEM certificate the gateway presents to replicas (mutual TLS)");
+  Flag(cmd, "upstream-tls-key", o.upstream_tls_key, "PEM private key of --upstream-tls-cert");
   cmd->add_flag("--ready-on-fallback", o.frontend.ready_on_fallback,
                 "/v2/health/ready says 200 while only the fallback answers (no replica ready)")
       ->envname("GALLEY_READY_ON_FALLBACK");

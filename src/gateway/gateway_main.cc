@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "gateway/http_upstream.h"
+#include "http/tls.h"
 #include "model/vader_backend.h"
 #include "serve/model_service.h"
 
@@ -80,7 +81,17 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   }
   runner->Start();
 
-  HttpUpstream upstream;
+  HttpUpstreamOptions upstream_options;
+  if (!options.upstream_tls_ca.empty()) {
+    auto tls = http::MakeTlsClientContext(options.upstream_tls_ca, options.upstream_tls_cert,
+                                          options.upstream_tls_key);
+    if (!tls.ok()) {
+      log::Error("start_failed", {{"error", std::string(tls.status().message())}});
+      return 1;
+    }
+    upstream_options.tls = std::move(tls).value();
+  }
+  HttpUpstream upstream(upstream_options);
   GatewayOptions gateway_options = options.gateway;
   gateway_options.models.push_back(options.frontend.analyze_model);
   Gateway gateway(source, upstream, upstream.io(), clock, metrics, gateway_options);

@@ -20,6 +20,9 @@ struct GatewayRunOptions {
   GatewayOptions gateway;
   serve::RunnerOptions fallback;                  // the fallback model's queue and batching
   std::string api_keys_file;                      // empty: no keys needed
+  // TLS to the replicas: the CA their certificates chain to (set: TLS on), and the gateway's own
+  // certificate and key for mutual TLS (optional).
+  std::string upstream_tls_ca, upstream_tls_cert, upstream_tls_key;
   std::chrono::milliseconds drain_delay{5'000};
   std::chrono::milliseconds grace_period{30'000};
 };

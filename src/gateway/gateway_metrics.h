@@ -1,4 +1,4 @@
-// The gateway's metric families. Names and labels are documented in the README.
+// The gateway's metric families. Names and labels are documented in docs/gateway.md.
 #pragma once
 
 #include "metrics/registry.h"

@@ -6,6 +6,8 @@
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/ssl/host_name_verification.hpp"
+#include "boost/asio/ssl/stream.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
@@ -30,6 +32,7 @@ struct HttpUpstream::Connection {
   explicit Connection(asio::io_context& io) : stream(asio::make_strand(io)) {}
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
+  std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>> tls;  // over `stream`, when TLS is on
 };
 
 struct HttpUpstream::WorkGuard {
@@ -96,15 +99,40 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
                                   if (ec) return self->FailFrom(ec, "connect", true);
                                   error_code ignored;
                                   self->conn_->stream.socket().set_option(tcp::no_delay(true), ignored);
+                                  if (self->owner_->options().tls) return self->Handshake();
                                   self->Write();
                                 });
   }
 
+  // TLS to the replica: its certificate must chain to the configured CA and name its address.
+  void Handshake() {
+    conn_->tls = std::make_unique<asio::ssl::stream<beast::tcp_stream&>>(conn_->stream,
+                                                                         *owner_->options().tls);
+    conn_->tls->set_verify_callback(asio::ssl::host_name_verification(host_));
+    conn_->tls->async_handshake(asio::ssl::stream_base::client,
+                                [self = shared_from_this()](error_code ec) {
+                                  if (ec) return self->FailFrom(ec, "tls handshake", true);
+                                  self->Write();
+                                });
+  }
+
+  // Runs `f` with the stream the HTTP bytes go through: TLS over the TCP stream, or the latter.
+  template <typename F>
+  void WithStream(F&& f) {
+    if (conn_->tls) {
+      f(*conn_->tls);
+    } else {
+      f(conn_->stream);
+    }
+  }
+
   void Write() {
     Arm();
-    asio::async_write(conn_->stream, asio::buffer(wire_), [self = shared_from_this()](error_code ec, size_t) {
-      if (ec) return self->OnStaleOrFail(ec, "write");
-      self->Read();
+    WithStream([&](auto& stream) {
+      asio::async_write(stream, asio::buffer(wire_), [self = shared_from_this()](error_code ec, size_t) {
+        if (ec) return self->OnStaleOrFail(ec, "write");
+        self->Read();
+      });
     });
   }
 
@@ -123,17 +151,20 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       case http::ResponseReader::State::kNeedMore:
         break;
     }
-    conn_->stream.async_read_some(conn_->buffer.prepare(kReadChunk),
-                                  [self = shared_from_this()](error_code ec, size_t n) {
-                                    self->conn_->buffer.commit(n);
-                                    if (ec == asio::error::eof && self->reader_->got_some() &&
-                                        self->reader_->OnEndOfStream() ==
-                                            http::ResponseReader::State::kDone) {
-                                      return self->Finish();
-                                    }
-                                    if (ec) return self->OnStaleOrFail(ec, "read");
-                                    self->Parse();
-                                  });
+    WithStream([&](auto& stream) {
+      stream.async_read_some(conn_->buffer.prepare(kReadChunk),
+                             [self = shared_from_this()](error_code ec, size_t n) {
+                               self->conn_->buffer.commit(n);
+                               // (Over TLS only a clean close_notify reads as eof; a truncated
+                               // stream never completes an answer.)
+                               if (ec == asio::error::eof && self->reader_->got_some() &&
+                                   self->reader_->OnEndOfStream() == http::ResponseReader::State::kDone) {
+                                 return self->Finish();
+                               }
+                               if (ec) return self->OnStaleOrFail(ec, "read");
+                               self->Parse();
+                             });
+    });
   }
 
   // A reused keep-alive connection may have been closed by the replica while idle: if nothing of
@@ -186,7 +217,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool Quiet() {
     error_code ec;
     const size_t pending = conn_->stream.socket().available(ec);
-    return !ec && pending == 0;
+    return !ec && pending == 0 && (!conn_->tls || SSL_pending(conn_->tls->native_handle()) == 0);
   }
 
   static constexpr size_t kReadChunk = 64 << 10;

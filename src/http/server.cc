@@ -17,6 +17,7 @@
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
+#include "boost/asio/ssl/stream.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core/bind_handler.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
@@ -30,6 +31,7 @@
 #include "common/strings.h"
 #include "common/thread_name.h"
 #include "http/parser_limits.h"
+#include "http/tls.h"
 
 namespace galley::http {
 namespace {
@@ -51,7 +53,8 @@ int64_t NowNs();
 // One connection. Lives on one I/O thread's io_context; every member is touched only there.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Socket&& socket, ServerImpl* server);
+  // With `tls` set, the connection starts with a TLS handshake and every byte goes through it.
+  Session(Socket&& socket, ServerImpl* server, std::shared_ptr<asio::ssl::context> tls);
   ~Session();
   void Run();
   // Posted by the server when draining starts: close if idle, else close after this response.
@@ -85,8 +88,21 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Reject(Status status, std::string_view message);
 
+  // Runs `f` with the stream the HTTP bytes go through: the TLS stream, else the socket.
+  template <typename F>
+  void WithStream(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(socket_);
+    }
+  }
+  void Handshake();
+
   Socket socket_;
   ServerImpl* server_;
+  std::shared_ptr<asio::ssl::context> tls_context_;  // outlives tls_
+  std::optional<asio::ssl::stream<Socket&>> tls_;
   // Timeouts: each phase (idle, receiving a request, writing) sets a deadline that the server's
   // sweeper checks a few times per shortest timeout; one timer serves every connection, so a
   // request costs no timer syscalls. A late request is answered with 408 (the socket's pending
@@ -309,7 +325,8 @@ class ServerImpl final : public Server {
         }
       }
     }
-    auto session = std::make_shared<Session>(std::move(socket), this);
+    auto session = std::make_shared<Session>(std::move(socket), this,
+                                             options_.tls ? options_.tls->Current() : nullptr);
     const bool peer_full = from_peer >= options_.max_connections_per_peer;
     if (peer_full || (open >= options_.max_connections && !evict)) {
       stats_.rejected_connections.fetch_add(1, std::memory_order_relaxed);
@@ -353,8 +370,9 @@ class ServerImpl final : public Server {
   std::vector<std::thread> threads_;
 };
 
-Session::Session(Socket&& socket, ServerImpl* server)
-    : socket_(std::move(socket)), server_(server) {
+Session::Session(Socket&& socket, ServerImpl* server, std::shared_ptr<asio::ssl::context> tls)
+    : socket_(std::move(socket)), server_(server), tls_context_(std::move(tls)) {
+  if (tls_context_) tls_.emplace(socket_, *tls_context_);
   error_code ec;
   peer_ = socket_.remote_endpoint(ec).address();
   idle_since_ns_.store(NowNs(), std::memory_order_relaxed);  // idle until its first byte
@@ -374,12 +392,30 @@ void Session::Run() {
     if (self->server_->draining()) {
       self->draining_ = true;
     }
+    if (self->tls_) return self->Handshake();
+    self->WaitForRequest();
+  });
+}
+
+// The TLS handshake, within the first-byte timeout (a client that never completes it holds the
+// connection no longer than one that never sends a byte).
+void Session::Handshake() {
+  const ServerOptions& o = server_->options();
+  SetPhase(Phase::kIdle, std::min(o.first_byte_timeout, o.idle_timeout));
+  tls_->async_handshake(asio::ssl::stream_base::server, [self = shared_from_this()](error_code ec) {
+    self->SetPhase(Phase::kNone, {});
+    if (ec) {
+      log::Debug("tls_handshake_failed", {{"error", ec.message()}});
+      return self->Close();
+    }
     self->WaitForRequest();
   });
 }
 
 void Session::Refuse(Response&& res) {
   asio::dispatch(socket_.get_executor(), [self = shared_from_this(), res = std::move(res)]() mutable {
+    // A TLS client would read a plain answer as garbage: it is only closed.
+    if (self->tls_) return self->Close();
     self->Write(std::move(res), /*close_after=*/true);
   });
 }
@@ -405,8 +441,10 @@ void Session::WaitForRequest() {
   idle_since_ns_.store(NowNs(), std::memory_order_relaxed);
   const ServerOptions& o = server_->options();
   SetPhase(Phase::kIdle, first_request_ ? std::min(o.first_byte_timeout, o.idle_timeout) : o.idle_timeout);
-  socket_.async_read_some(buffer_.prepare(4096),
-                          beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
+  WithStream([this](auto& stream) {
+    stream.async_read_some(buffer_.prepare(4096),
+                           beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
+  });
 }
 
 void Session::OnFirstBytes(error_code ec, size_t n) {
@@ -438,8 +476,10 @@ void Session::ReadRequest() {
   ParseBuffered([this] { return parser_->is_header_done(); }, ec);
   if (!ec) return OnHeader(ec, 0);
   if (ec != bhttp::error::need_more) return OnRead(ec, 0);
-  bhttp::async_read_header(socket_, buffer_, *parser_,
-                           beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  WithStream([this](auto& stream) {
+    bhttp::async_read_header(stream, buffer_, *parser_,
+                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  });
 }
 
 void Session::OnHeader(error_code ec, size_t n) {
@@ -449,9 +489,11 @@ void Session::OnHeader(error_code ec, size_t n) {
   if (expect != req.end() && beast::iequals(expect->value(), "100-continue")) {
     // The client waits for this before sending the body (curl does for bodies over 1 KiB).
     auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
-    bhttp::async_write(socket_, *cont, [self = shared_from_this(), cont](error_code wec, size_t) {
-      if (wec) return self->Close();
-      self->ReadBody();
+    WithStream([&](auto& stream) {
+      bhttp::async_write(stream, *cont, [self = shared_from_this(), cont](error_code wec, size_t) {
+        if (wec) return self->Close();
+        self->ReadBody();
+      });
     });
     return;
   }
@@ -463,8 +505,10 @@ void Session::ReadBody() {
   ParseBuffered([this] { return parser_->is_done(); }, ec);
   if (!ec) return OnRead(ec, 0);
   if (ec != bhttp::error::need_more) return OnRead(ec, 0);
-  bhttp::async_read(socket_, buffer_, *parser_,
-                    beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  WithStream([this](auto& stream) {
+    bhttp::async_read(stream, buffer_, *parser_,
+                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  });
 }
 
 void Session::Reject(Status status, std::string_view message) {
@@ -556,8 +600,10 @@ void Session::Write(Response&& res, bool close_after) {
   }
   SetPhase(Phase::kWrite, server_->options().write_timeout);
   const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body_)};
-  asio::async_write(socket_, buffers,
-                    beast::bind_front_handler(&Session::OnWrite, shared_from_this(), close));
+  WithStream([&](auto& stream) {
+    asio::async_write(stream, buffers,
+                      beast::bind_front_handler(&Session::OnWrite, shared_from_this(), close));
+  });
 }
 
 void Session::OnWrite(bool close, error_code ec, size_t) {

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "http/message.h"
+#include "http/tls.h"
 
 namespace galley::http {
 
@@ -32,6 +33,8 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};     // keep-alive: idle time before close
   std::chrono::milliseconds request_timeout{10'000};  // first byte to last byte of a request
   std::chrono::milliseconds write_timeout{30'000};    // sending one response
+  // Set: HTTPS only (every connection starts with a TLS handshake; see tls.h).
+  std::shared_ptr<TlsServerContext> tls;
 };
 
 // Sends the response for one request. Call exactly once, from any thread.

@@ -12,7 +12,7 @@
 
 namespace galley::serve {
 
-// How a request ended. Rejections are expected outcomes, not errors (docs/errors in README).
+// How a request ended. Rejections are expected outcomes, not errors (docs/api.md, "Errors").
 enum class Outcome {
   kOk,
   kInvalidInput,      // the request does not fit the model: 400

@@ -1,4 +1,4 @@
-// The server's metric families. Names and labels are documented in the README ("Metrics").
+// The server's metric families. Names and labels are documented in docs/api.md ("Metrics").
 #pragma once
 
 #include <atomic>

@@ -1,4 +1,4 @@
-// Trace replay with the FGD paper's protocol (see ../shared/data/README.md): shuffle the pods with
+// Trace replay with the FGD paper's protocol (Weng et al., USENIX ATC 2023): shuffle the pods with
 // a seed, then sample pods with replacement until the arrived GPU request reaches `target_ratio`
 // (1.3) of the cluster's GPU capacity; place pods one by one (no departures; CPU and memory must
 // fit too). Metric: the share of GPU capacity left unallocated when arrivals reach 100% of it.

@@ -1,0 +1,172 @@
+"""TLS on `galley serve` and `galley gateway` (server certificates, client certificates for mutual
+TLS, reload when the files change) and from the gateway to its replicas, with a throwaway CA the
+test makes with the openssl command. Real clients: curl, Python's ssl module and Triton's HTTP
+client."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_gateway import GATEWAY_FLAGS
+
+
+def run(*cmd: str, cwd: Path) -> None:
+    res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
+    assert res.returncode == 0, (cmd, res.stdout, res.stderr)
+
+
+class Pki:
+    """A CA, a server certificate for 127.0.0.1, a client certificate, and a second CA that
+    nobody trusts with a client certificate of its own."""
+
+    def __init__(self, d: Path):
+        self.d = d
+        self.ca, self.ca_key = self._ca("ca", "Galley Test CA")
+        self.other_ca, self.other_ca_key = self._ca("other", "Untrusted CA")
+        self.server, self.server_key = self.issue("server", "127.0.0.1",
+                                                  "subjectAltName=IP:127.0.0.1,DNS:localhost")
+        self.client, self.client_key = self.issue("client", "client", "extendedKeyUsage=clientAuth")
+        self.stranger, self.stranger_key = self.issue("stranger", "stranger",
+                                                      "extendedKeyUsage=clientAuth", ca="other")
+
+    def _ca(self, name: str, cn: str) -> tuple[Path, Path]:
+        run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj",
+            f"/CN={cn}", cwd=self.d)
+        return self.d / f"{name}.pem", self.d / f"{name}.key"
+
+    def issue(self, name: str, cn: str, ext: str, ca: str = "ca") -> tuple[Path, Path]:
+        (self.d / f"{name}.ext").write_text(ext + "\n")
+        run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}", cwd=self.d)
+        run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey",
+            f"{ca}.key", "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile",
+            f"{name}.ext", cwd=self.d)
+        return self.d / f"{name}.pem", self.d / f"{name}.key"
+
+
+@pytest.fixture
+def pki(tmp_path) -> Pki:
+    d = tmp_path / "pki"
+    d.mkdir()
+    return Pki(d)
+
+
+def curl(url: str, *args: str, data: str | None = None) -> subprocess.CompletedProcess:
+    cmd = ["curl", "-sS", "--max-time", "10", *args]
+    if data is not None:
+        cmd += ["-H", "Content-Type: application/json", "-d", data]
+    return subprocess.run(cmd + [url], capture_output=True, text=True)
+
+
+def peer_certificate(port: int, cafile: Path) -> bytes:
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            return s.getpeercert(binary_form=True)
+
+
+def tls_flags(pki: Pki, client_ca: bool = False) -> dict[str, str]:
+    f = {"--tls-cert": str(pki.server), "--tls-key": str(pki.server_key)}
+    if client_ca:
+        f["--tls-client-ca"] = str(pki.ca)
+    return f
+
+
+def test_https_serve_with_curl_python_and_tritonclient(galley, pki):
+    import tritonclient.http as httpclient
+    srv = galley(flags=tls_flags(pki))
+    url = f"https://127.0.0.1:{srv.port}"
+    r = curl(f"{url}/inference/analyze", "--cacert", str(pki.ca), data='{"text": "lovely"}')
+    assert r.returncode == 0 and json.loads(r.stdout)["sentiment"] == "Positive", r
+    # Plain HTTP on the TLS port gets no answer; a client that does not trust the CA refuses.
+    plain = curl(f"http://127.0.0.1:{srv.port}/v2/health/live")
+    assert plain.returncode != 0 and "live" not in plain.stdout, plain
+    untrusted = curl(f"{url}/v2/health/live", "--cacert", str(pki.other_ca))
+    assert untrusted.returncode == 60, untrusted  # curl: peer certificate cannot be authenticated
+    with pytest.raises(ssl.SSLCertVerificationError):
+        peer_certificate(srv.port, pki.other_ca)
+    # Triton's HTTP client over TLS, binary tensors.
+    tc = httpclient.InferenceServerClient(
+        f"127.0.0.1:{srv.port}", ssl=True,
+        ssl_context_factory=lambda: ssl.create_default_context(cafile=str(pki.ca)))
+    inp = httpclient.InferInput("text", [2], "BYTES")
+    inp.set_data_from_numpy(np.array([b"wonderful", b"dreadful"], dtype=object), binary_data=True)
+    res = tc.infer("vader", [inp], outputs=[httpclient.InferRequestedOutput("label", binary_data=True)])
+    assert [x.decode() for x in res.as_numpy("label")] == ["Positive", "Negative"]
+    tc.close()
+
+
+def test_mutual_tls_needs_a_client_certificate_from_the_ca(galley, pki):
+    srv = galley(flags=tls_flags(pki, client_ca=True))
+    url = f"https://127.0.0.1:{srv.port}/v2/health/live"
+    ok = curl(url, "--cacert", str(pki.ca), "--cert", str(pki.client), "--key", str(pki.client_key))
+    assert ok.returncode == 0 and json.loads(ok.stdout) == {"live": True}, ok
+    for extra in ((), ("--cert", str(pki.stranger), "--key", str(pki.stranger_key))):
+        r = curl(url, "--cacert", str(pki.ca), *extra)
+        assert r.returncode != 0 and "live" not in r.stdout, (extra, r)
+    # The server is unharmed by the refused handshakes.
+    again = curl(url, "--cacert", str(pki.ca), "--cert", str(pki.client), "--key", str(pki.client_key))
+    assert again.returncode == 0, again
+
+
+def test_certificate_files_are_reloaded_when_they_change(galley, pki):
+    srv = galley(flags=tls_flags(pki))
+    before = peer_certificate(srv.port, pki.ca)
+    # A renewed certificate (new serial, same name) written over the old files.
+    new_cert, new_key = pki.issue("renewed", "127.0.0.1", "subjectAltName=IP:127.0.0.1")
+    os.replace(new_key, pki.server_key)
+    os.replace(new_cert, pki.server)
+    after = peer_certificate(srv.port, pki.ca)
+    assert after != before
+    assert after == ssl.PEM_cert_to_DER_cert(pki.server.read_text())
+    srv.wait_for("tls_reloaded")
+    # A broken file keeps the last good certificate.
+    pki.server.write_text("not a certificate")
+    assert peer_certificate(srv.port, pki.ca) == after
+    srv.wait_for("tls_reload_failed")
+
+
+def test_gateway_tls_front_door_and_mutual_tls_to_replicas(galley, pki):
+    replica = galley(flags=tls_flags(pki, client_ca=True))
+    flags = dict(GATEWAY_FLAGS)
+    flags.update(tls_flags(pki))
+    flags.update({"--replicas": f"127.0.0.1:{replica.port}", "--upstream-tls-ca": str(pki.ca),
+                  "--upstream-tls-cert": str(pki.client), "--upstream-tls-key": str(pki.client_key)})
+    gw = galley(subcommand="gateway", flags=flags)
+    r = curl(f"https://127.0.0.1:{gw.port}/inference/analyze", "--cacert", str(pki.ca), "-i",
+             data='{"text": "a lovely evening"}')
+    assert r.returncode == 0, r
+    head, _, body = r.stdout.replace("\r\n", "\n").partition("\n\n")
+    assert json.loads(body)["sentiment"] == "Positive", r.stdout
+    assert f"x-galley-replica: 127.0.0.1:{replica.port}" in head.lower(), head
+    assert "x-galley-fallback" not in head.lower(), head
+    ready = curl(f"https://127.0.0.1:{gw.port}/v2/health/ready", "--cacert", str(pki.ca))
+    assert json.loads(ready.stdout)["state"] == "serving", ready
+
+
+def test_gateway_refuses_a_replica_whose_certificate_it_cannot_verify(galley, pki):
+    replica = galley(flags=tls_flags(pki))
+    flags = dict(GATEWAY_FLAGS)
+    flags.update({"--replicas": f"127.0.0.1:{replica.port}", "--upstream-tls-ca": str(pki.other_ca)})
+    gw = galley(subcommand="gateway", flags=flags, wait_ready=False)
+    port = gw.wait_for("listening")["port"]
+    probe = gw.wait_for("replica_unhealthy")
+    assert "certificate verify failed" in probe["error"] or "handshake" in probe["error"], probe
+    r = curl(f"http://127.0.0.1:{port}/inference/analyze", "-i", data='{"text": "fine"}')
+    assert "x-galley-fallback: true" in r.stdout.lower(), r
+
+
+def test_bad_tls_files_stop_the_start_with_a_clear_error(galley, pki, tmp_path):
+    bad = tmp_path / "bad.pem"
+    bad.write_text("nope")
+    srv = galley(flags={"--tls-cert": str(bad), "--tls-key": str(pki.server_key)}, wait_ready=False)
+    assert srv.wait_exit() == 2
+    assert "does not load" in srv.stderr and str(bad) in srv.stderr, srv.stderr
