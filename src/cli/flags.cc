@@ -31,6 +31,8 @@ void HttpFlags::Add(CLI::App* app) {
   Flag(app, "drain-delay-ms", drain_delay_ms, "after SIGTERM: serve, not ready, this long")->check(CLI::NonNegativeNumber);
   Flag(app, "grace-period-ms", grace_period_ms, "after SIGTERM: exit within this")->check(CLI::PositiveNumber);
   Flag(app, "log-level", log_level, "debug, info, warn or error");
+  Flag(app, "metrics-listen", metrics_listen,
+       "HOST:PORT for /metrics (and the probes) instead of --listen, e.g. 127.0.0.1:9090");
   Flag(app, "tls-cert", tls_cert, "PEM certificate chain: serve HTTPS (with --tls-key); reloaded when it changes");
   Flag(app, "tls-key", tls_key, "PEM private key of --tls-cert");
   Flag(app, "tls-client-ca", tls_client_ca,
@@ -68,6 +70,22 @@ bool HttpFlags::Apply(http::ServerOptions& out) const {
     }
     out.tls = std::move(tls).value();
   }
+  return true;
+}
+
+bool HttpFlags::ApplyMetrics(const http::ServerOptions& api,
+                             std::optional<http::ServerOptions>& out) const {
+  out.reset();
+  if (metrics_listen.empty()) return true;
+  auto hp = ParseListen(metrics_listen);
+  if (!hp.ok()) {
+    std::cerr << "--metrics-listen: " << hp.status().message() << "\n";
+    return false;
+  }
+  http::ServerOptions o = api;
+  o.host = hp->host;
+  o.port = hp->port;
+  out = o;
   return true;
 }
 

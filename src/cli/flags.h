@@ -9,6 +9,8 @@
 
 #include <sys/resource.h>
 
+#include <optional>
+
 #include "CLI/CLI.hpp"
 #include "http/server.h"
 
@@ -48,10 +50,14 @@ struct HttpFlags {
   int64_t drain_delay_ms = 5'000;
   int64_t grace_period_ms = 30'000;
   std::string tls_cert, tls_key, tls_client_ca;
+  std::string metrics_listen;  // empty: /metrics on --listen
 
   void Add(CLI::App* app);
   // Fills `out` from the flags; on a bad value prints to stderr and returns false.
   bool Apply(http::ServerOptions& out) const;
+  // The operations listener's options (--metrics-listen), from those of the API's listener;
+  // nothing when the flag is empty. On a bad value prints to stderr and returns false.
+  bool ApplyMetrics(const http::ServerOptions& api, std::optional<http::ServerOptions>& out) const;
 };
 
 }  // namespace galley::cli

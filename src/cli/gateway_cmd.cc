@@ -64,7 +64,7 @@ Runner AddGatewayCommand(CLI::App& app) {
   AddGatewayPolicyFlags(cmd, *opts, (*ms)[0], (*ms)[1], (*ms)[2], (*ms)[3]);
   return [cmd, flags, opts, replicas, ms]() -> int {
     if (!cmd->parsed()) return -1;
-    if (!flags->Apply(opts->http)) return 2;
+    if (!flags->Apply(opts->http) || !flags->ApplyMetrics(opts->http, opts->metrics_http)) return 2;
     std::vector<gateway::ReplicaEndpoint> list;
     for (std::string_view item : Split(*replicas, ',')) {
       item = StripWhitespace(item);

@@ -35,7 +35,7 @@ Runner AddServeCommand(CLI::App& app) {
     if (model->count() == 0 && !opts->model_repository.empty()) {
       opts->frontend.analyze_model = "sentiment";
     }
-    if (!flags->Apply(opts->http)) return 2;
+    if (!flags->Apply(opts->http) || !flags->ApplyMetrics(opts->http, opts->metrics_http)) return 2;
     opts->frontend.default_timeout = std::chrono::milliseconds(flags->default_timeout_ms);
     opts->drain_delay = std::chrono::milliseconds(flags->drain_delay_ms);
     opts->grace_period = std::chrono::milliseconds(flags->grace_period_ms);

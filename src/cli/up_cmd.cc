@@ -242,7 +242,7 @@ Runner AddUpCommand(CLI::App& app) {
   AddMetricsSourceFlags(cmd, *up);
   return [cmd, flags, up, opts]() -> int {
     if (!cmd->parsed()) return -1;
-    if (!flags->Apply(opts->http)) return 2;
+    if (!flags->Apply(opts->http) || !flags->ApplyMetrics(opts->http, opts->metrics_http)) return 2;
     BlockStopSignals();  // before any thread: the supervisor's and the gateway's inherit it
     opts->frontend.default_timeout = std::chrono::milliseconds(flags->default_timeout_ms);
     opts->drain_delay = std::chrono::milliseconds(flags->drain_delay_ms);

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "gateway/http_upstream.h"
+#include "http/ops_listener.h"
 #include "http/tls.h"
 #include "model/vader_backend.h"
 #include "serve/model_service.h"
@@ -109,6 +110,12 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
                                         server_ptr->stats().evicted_connections.load());
         }
       });
+  http::Handler ops_handler;
+  if (options.metrics_http) {
+    http::SplitHandlers split = http::SplitOpsHandler(std::move(frontend.handler));
+    frontend.handler = std::move(split.api);
+    ops_handler = std::move(split.ops);
+  }
   auto server = http::Server::Create(options.http, std::move(frontend.handler), std::move(frontend.on_rejected));
   if (!server.ok()) {
     log::Error("start_failed", {{"error", std::string(server.status().message())}});
@@ -125,6 +132,18 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   });
   (*server)->Start();
   log::Info("listening", {{"host", options.http.host}, {"port", (*server)->port()}, {"role", "gateway"}});
+  std::unique_ptr<http::Server> ops;
+  if (options.metrics_http) {
+    auto started = http::StartOpsListener(*options.metrics_http, std::move(ops_handler));
+    if (!started.ok()) {
+      log::Error("start_failed", {{"error", std::string(started.status().message())}});
+      gateway.Stop();
+      (*server)->Stop();
+      upstream.Shutdown();
+      return 1;
+    }
+    ops = std::move(started).value();
+  }
   if (after_start) after_start((*server)->port());
 
   const int sig = WaitForStopSignal();
@@ -140,6 +159,7 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   gateway.Stop();
   fallback.Stop();
   (*server)->Stop();
+  if (ops) ops->Stop();
   upstream.Shutdown();  // before `gateway` and `ready_timer` go: pending callbacks refer to it
   const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();
   log::Stopped(took, clean);

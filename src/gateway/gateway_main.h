@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 
 #include "gateway/gateway.h"
 #include "gateway/gateway_http.h"
@@ -16,6 +17,7 @@ namespace galley::gateway {
 
 struct GatewayRunOptions {
   http::ServerOptions http;
+  std::optional<http::ServerOptions> metrics_http;  // set: /metrics on its own listener
   GatewayFrontendOptions frontend;
   GatewayOptions gateway;
   serve::RunnerOptions fallback;                  // the fallback model's queue and batching

@@ -7,6 +7,7 @@
 #include "common/strings.h"
 #include "common/signals.h"
 #include "grpc/grpc_frontend.h"
+#include "http/ops_listener.h"
 #include "model/vader_backend.h"
 #include "serve/model_service.h"
 
@@ -142,6 +143,12 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
                               server_ptr->stats().evicted_connections.load());
     }
   });
+  http::Handler ops_handler;
+  if (options.metrics_http) {
+    http::SplitHandlers split = http::SplitOpsHandler(std::move(frontend.handler));
+    frontend.handler = std::move(split.api);
+    ops_handler = std::move(split.ops);
+  }
   auto server = http::Server::Create(options.http, std::move(frontend.handler),
                                      std::move(frontend.on_rejected));
   if (!server.ok()) {
@@ -151,6 +158,16 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   server_ptr = server->get();
   (*server)->Start();
   log::Info("listening", {{"host", options.http.host}, {"port", (*server)->port()}});
+  std::unique_ptr<http::Server> ops;
+  if (options.metrics_http) {
+    auto started = http::StartOpsListener(*options.metrics_http, std::move(ops_handler));
+    if (!started.ok()) {
+      log::Error("start_failed", {{"error", std::string(started.status().message())}});
+      (*server)->Stop();
+      return 1;
+    }
+    ops = std::move(started).value();
+  }
 
   // The gRPC front-end (src/grpc): on the HTTP host, with REST's body limit, default timeout,
   // connection cap, first-byte timeout and idle time.
@@ -217,6 +234,7 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   const bool clean = (*server)->WaitForConnectionsClosed(grace_deadline);
   service.Stop();
   (*server)->Stop();
+  if (ops) ops->Stop();
   const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();
   log::Stopped(took, clean);
   return 0;

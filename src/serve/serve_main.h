@@ -1,6 +1,8 @@
 // The `galley serve` process: load the model, serve HTTP, drain and stop on SIGTERM/SIGINT.
 #pragma once
 
+#include <optional>
+
 #include <chrono>
 #include <string>
 
@@ -13,6 +15,7 @@ namespace galley::serve {
 
 struct ServeOptions {
   http::ServerOptions http;
+  std::optional<http::ServerOptions> metrics_http;  // set: /metrics on its own listener
   HttpFrontendOptions frontend;
   RunnerOptions runner;
   // Models to serve: every model of this repository (serve/model_repository.h). Empty: only the

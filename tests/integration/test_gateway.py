@@ -283,8 +283,13 @@ def test_overloaded_replica_retried_elsewhere_and_budget_holds(galley, status):
         # the 10 s window, and every attempt at the bad replica was either a first try or counted.
         assert retries <= 0.2 * n + 30
         outcome = "server_error" if status == 503 else "overloaded"
-        assert bad.attempts == m.value("galley_gateway_upstream_requests_total",
-                                       replica=f"127.0.0.1:{bad.port}", outcome=outcome)
+        # Every attempt the bad replica answered is counted as its answer; one it was still
+        # holding when the attempt's latency-derived timeout passed (a slow Python replica) is
+        # counted as a timeout.
+        def count(o):
+            found = m.find("galley_gateway_upstream_requests_total", replica=f"127.0.0.1:{bad.port}", outcome=o)
+            return sum(v for _, v in found)
+        assert count(outcome) <= bad.attempts <= count(outcome) + count("timeout")
         fallbacks = sum(v for _, v in m.find("galley_gateway_fallbacks_total"))
         from_replica = sum(1 for a in answers if a.headers.get("x-galley-replica"))
         assert from_replica + fallbacks == n

@@ -456,3 +456,29 @@ def test_a_bad_api_keys_file_stops_the_start_with_the_line(galley, tmp_path):
     assert gw.wait_exit() != 0
     line = gw.wait_for("start_failed")
     assert "line 1" in line["error"] and "SHA-256" in line["error"], line
+
+
+# -- /metrics on a listener of its own ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["serve", "gateway"])
+def test_metrics_listen_moves_metrics_off_the_api_listener(galley, role):
+    ops_port = free_port()
+    flags = {"--metrics-listen": f"127.0.0.1:{ops_port}"}
+    if role == "serve":
+        srv = galley(flags=flags)
+    else:
+        r1 = galley()
+        srv = gateway(galley, r1.port, metrics_listen=f"127.0.0.1:{ops_port}")
+    line = srv.wait_for("listening", pred=lambda l: l.get("protocol") == "metrics")
+    assert line["port"] == ops_port
+    api, ops = srv.client(), Client(ops_port)
+    assert api.get("/metrics").status == 404
+    assert api.get("/v2/health/ready").status == 200 and api.analyze("good").status == 200
+    m = ops.metrics()
+    assert m.value("galley_requests_total", endpoint="analyze", outcome="ok") >= 1
+    assert ops.get("/v2/health/live").status == 200 and ops.get("/v2/health/ready").status == 200
+    # Nothing else is served there.
+    assert ops.request("POST", "/inference/analyze", '{"text": "x"}',
+                       {"Content-Type": "application/json"}).status == 404
+    assert ops.get("/v2").status == 404

@@ -1,0 +1,49 @@
+#include "http/ops_listener.h"
+
+#include "common/log.h"
+#include "common/strings.h"
+
+namespace galley::http {
+namespace {
+
+std::string_view PathOf(const Request& req) {
+  std::string_view target(req.target().data(), req.target().size());
+  return target.substr(0, target.find('?'));
+}
+
+}  // namespace
+
+bool IsOpsPath(std::string_view target) {
+  return target == "/metrics" || target == "/v2/health/live" || target == "/v2/health/ready" ||
+         target == "/livez" || target == "/readyz";
+}
+
+SplitHandlers SplitOpsHandler(Handler handler) {
+  auto shared = std::make_shared<Handler>(std::move(handler));
+  SplitHandlers out;
+  out.api = [shared](Request&& req, Responder respond) {
+    if (PathOf(req) == "/metrics") {
+      return respond(JsonError(Status::not_found, "no such endpoint: /metrics (see --metrics-listen)"));
+    }
+    (*shared)(std::move(req), std::move(respond));
+  };
+  out.ops = [shared](Request&& req, Responder respond) {
+    const std::string_view path = PathOf(req);
+    if (!IsOpsPath(path)) return respond(JsonError(Status::not_found, StrCat("no such endpoint: ", path)));
+    (*shared)(std::move(req), std::move(respond));
+  };
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Server>> StartOpsListener(ServerOptions options, Handler ops) {
+  options.io_threads = 1;
+  options.tls = nullptr;
+  options.max_connections = std::min<size_t>(options.max_connections, 256);
+  auto server = Server::Create(options, std::move(ops));
+  if (!server.ok()) return server.status();
+  (*server)->Start();
+  log::Info("listening", {{"host", options.host}, {"port", (*server)->port()}, {"protocol", "metrics"}});
+  return server;
+}
+
+}  // namespace galley::http
