@@ -20,6 +20,9 @@
 #include "grpc/support/log.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/resource_quota.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server_posix.h"
 #include "health.grpc.pb.h"
 #include "serve/request_metrics.h"
@@ -727,18 +730,38 @@ absl::Status GrpcFrontend::Impl::Start() {
   const std::string address = options_.host.find(':') != std::string::npos
                                   ? StrCat("[", options_.host, "]:", options_.port)
                                   : StrCat(options_.host, ":", options_.port);
-  AcceptorOptions ao;
-  ao.host = options_.host;
-  ao.port = options_.port;
-  ao.max_connections = options_.max_connections;
-  ao.first_byte_timeout = options_.first_byte_timeout;
-  auto acceptor = ConnectionAcceptor::Listen(ao);
-  if (!acceptor.ok()) {
-    log::Error("grpc_listen_failed", {{"address", address}, {"error", std::string(acceptor.status().message())}});
-    return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
-  }
-  // gRPC listens on no port of its own: connections come from the acceptor.
+  const bool tls = !options_.tls_cert.empty();
   ::grpc::ServerBuilder builder;
+  int selected = 0;
+  std::unique_ptr<ConnectionAcceptor> acceptor;
+  if (tls) {
+    auto files = std::make_shared<::grpc::experimental::FileWatcherCertificateProvider>(
+        options_.tls_key, options_.tls_cert, options_.tls_client_ca, /*refresh_interval_sec=*/1);
+    ::grpc::experimental::TlsServerCredentialsOptions creds(files);
+    creds.watch_identity_key_cert_pairs();
+    if (!options_.tls_client_ca.empty()) {
+      creds.watch_root_certs();
+      creds.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    }
+    builder.AddListeningPort(address, ::grpc::experimental::TlsServerCredentials(creds), &selected);
+    builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                               static_cast<int>(options_.first_byte_timeout.count()));
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  } else {
+    AcceptorOptions ao;
+    ao.host = options_.host;
+    ao.port = options_.port;
+    ao.max_connections = options_.max_connections;
+    ao.first_byte_timeout = options_.first_byte_timeout;
+    auto listening = ConnectionAcceptor::Listen(ao);
+    if (!listening.ok()) {
+      log::Error("grpc_listen_failed", {{"address", address}, {"error", std::string(listening.status().message())}});
+      return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
+    }
+    acceptor = std::move(listening).value();
+    selected = acceptor->port();
+  }
+  // Without TLS gRPC listens on no port of its own: connections come from the acceptor.
   ::grpc::ResourceQuota quota("galley-grpc");
   quota.Resize(options_.memory_quota_bytes);
   builder.SetResourceQuota(quota);
@@ -753,7 +776,7 @@ absl::Status GrpcFrontend::Impl::Start() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   cq_ = builder.AddCompletionQueue();
   server_ = builder.BuildAndStart();
-  if (server_ == nullptr) {
+  if (server_ == nullptr || selected == 0) {
     server_.reset();
     {
       std::lock_guard<std::mutex> l(cq_mu_);
@@ -763,8 +786,8 @@ absl::Status GrpcFrontend::Impl::Start() {
     PollCompletions();  // drains the queue, which gRPC requires before destroying it
     return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
   }
-  acceptor_ = std::move(acceptor).value();
-  port_.store(acceptor_->port());
+  acceptor_ = std::move(acceptor);
+  port_.store(selected);
   OfferSlots();  // each call that arrives offers the next slot of its kind
   for (int i = 0; i < options_.completion_threads; ++i) {
     cq_threads_.emplace_back([this, i] {
@@ -772,7 +795,9 @@ absl::Status GrpcFrontend::Impl::Start() {
       PollCompletions();
     });
   }
-  acceptor_->Start([server = server_.get()](int fd) { ::grpc::AddInsecureChannelFromFd(server, fd); });
+  if (acceptor_) {
+    acceptor_->Start([server = server_.get()](int fd) { ::grpc::AddInsecureChannelFromFd(server, fd); });
+  }
   return absl::OkStatus();
 }
 
@@ -786,7 +811,7 @@ void GrpcFrontend::Impl::Shutdown(TimePoint deadline) {
     for (WatchCall* w : watchers_) w->End(HealthResponse::NOT_SERVING);
   }
   if (server_ == nullptr) return;
-  acceptor_->Stop();  // no new connections
+  if (acceptor_) acceptor_->Stop();  // no new connections
   const Duration left = deadline - std::chrono::steady_clock::now();
   if (left > std::chrono::hours(24 * 365)) {
     server_->Shutdown();

@@ -181,6 +181,11 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
     go.max_connections = options.http.max_connections;
     go.first_byte_timeout = std::min(options.http.first_byte_timeout, options.http.idle_timeout);
     go.max_connection_idle = options.http.idle_timeout;
+    if (options.http.tls) {  // the same certificate, key and client CA as HTTPS
+      go.tls_cert = options.http.tls->files().cert;
+      go.tls_key = options.http.tls->files().key;
+      go.tls_client_ca = options.http.tls->files().client_ca;
+    }
     go.default_timeout = options.frontend.default_timeout;
     go.server_name = options.frontend.server_name;
     go.server_version = GALLEY_VERSION;

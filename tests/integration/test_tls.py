@@ -170,3 +170,39 @@ def test_bad_tls_files_stop_the_start_with_a_clear_error(galley, pki, tmp_path):
     srv = galley(flags={"--tls-cert": str(bad), "--tls-key": str(pki.server_key)}, wait_ready=False)
     assert srv.wait_exit() == 2
     assert "does not load" in srv.stderr and str(bad) in srv.stderr, srv.stderr
+
+
+def test_grpc_over_tls_and_mutual_tls(galley, pki):
+    import grpc
+    import tritonclient.grpc as grpcclient
+    flags = tls_flags(pki, client_ca=True)
+    flags["--grpc-port"] = "0"
+    srv = galley(flags=flags)
+    target = f"127.0.0.1:{srv.grpc_port}"
+    ready = "/inference.GRPCInferenceService/ServerReady"
+    # With the CA and a client certificate: served.
+    creds = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes(),
+                                         private_key=pki.client_key.read_bytes(),
+                                         certificate_chain=pki.client.read_bytes())
+    with grpc.secure_channel(target, creds) as ch:
+        assert ch.unary_unary(ready)(b"", timeout=10) == b"\x08\x01"
+    # Without a client certificate, with one from another CA, in plain text: refused.
+    for c in (grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes()),
+              grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes(),
+                                           private_key=pki.stranger_key.read_bytes(),
+                                           certificate_chain=pki.stranger.read_bytes()),
+              None):
+        ch = grpc.secure_channel(target, c) if c is not None else grpc.insecure_channel(target)
+        with pytest.raises(grpc.RpcError) as e:
+            ch.unary_unary(ready)(b"", timeout=5)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value
+        ch.close()
+    # Triton's gRPC client over mutual TLS.
+    tc = grpcclient.InferenceServerClient(target, ssl=True, root_certificates=str(pki.ca),
+                                          private_key=str(pki.client_key),
+                                          certificate_chain=str(pki.client))
+    inp = grpcclient.InferInput("text", [1], "BYTES")
+    inp.set_data_from_numpy(np.array([b"wonderful"], dtype=object))
+    res = tc.infer("vader", [inp])
+    assert res.as_numpy("label")[0] in (b"Positive", "Positive")
+    tc.close()
