@@ -107,9 +107,17 @@ void ConnectionAcceptor::Stop() {
   }
 }
 
+void ConnectionAcceptor::Forget(const std::string& peer) {
+  if (auto it = per_peer_.find(peer); it != per_peer_.end() && --it->second == 0) per_peer_.erase(it);
+}
+
 size_t ConnectionAcceptor::CountOpen() {
   handed_.erase(std::remove_if(handed_.begin(), handed_.end(),
-                               [](const Handed& h) { return InodeOf(h.fd) != h.inode; }),
+                               [this](const Handed& h) {
+                                 if (InodeOf(h.fd) == h.inode) return false;
+                                 Forget(h.peer);
+                                 return true;
+                               }),
                 handed_.end());
   open_.store(handed_.size() + pending_.size());
   return handed_.size() + pending_.size();
@@ -117,10 +125,25 @@ size_t ConnectionAcceptor::CountOpen() {
 
 void ConnectionAcceptor::AcceptAll() {
   while (true) {
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN: none left (or a transient error: retried on the next event)
-    if (handed_.size() + pending_.size() >= options_.max_connections &&
-        CountOpen() >= options_.max_connections) {
+    char host[INET6_ADDRSTRLEN] = {};
+    const void* raw = addr.ss_family == AF_INET6
+                          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr)
+                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&addr)->sin_addr);
+    inet_ntop(addr.ss_family, raw, host, sizeof(host));
+    std::string peer(host);
+    auto from_peer = [&] {
+      auto it = per_peer_.find(peer);
+      return it == per_peer_.end() ? size_t{0} : it->second;
+    };
+    const bool full = handed_.size() + pending_.size() >= options_.max_connections ||
+                      from_peer() >= options_.max_connections_per_peer;
+    if (full && (CountOpen() >= options_.max_connections ||
+                 from_peer() >= options_.max_connections_per_peer)) {
       stats_.refused.fetch_add(1, std::memory_order_relaxed);  // counted before the peer can see it
       close(fd);
       continue;
@@ -131,7 +154,8 @@ void ConnectionAcceptor::AcceptAll() {
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.u64 = static_cast<uint64_t>(fd);
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
-    pending_.push_back({fd, std::chrono::steady_clock::now() + options_.first_byte_timeout});
+    ++per_peer_[peer];
+    pending_.push_back({fd, std::chrono::steady_clock::now() + options_.first_byte_timeout, peer});
     open_.store(handed_.size() + pending_.size());
   }
 }
@@ -151,7 +175,10 @@ void ConnectionAcceptor::Run() {
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;
       if (tag == kWakeTag) {
-        for (const Pending& p : pending_) close(p.fd);
+        for (const Pending& p : pending_) {
+          close(p.fd);
+          Forget(p.peer);
+        }
         pending_.clear();
         open_.store(handed_.size());
         return;
@@ -163,10 +190,10 @@ void ConnectionAcceptor::Run() {
       // A waiting connection sent its first bytes (or closed): gRPC takes it from here.
       const int fd = static_cast<int>(tag);
       epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-      pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
-                                    [fd](const Pending& p) { return p.fd == fd; }),
-                     pending_.end());
-      handed_.push_back({fd, InodeOf(fd)});
+      auto it = std::find_if(pending_.begin(), pending_.end(), [fd](const Pending& p) { return p.fd == fd; });
+      if (it == pending_.end()) continue;  // closed at its deadline in an earlier round
+      handed_.push_back({fd, InodeOf(fd), std::move(it->peer)});
+      pending_.erase(it);
       stats_.accepted.fetch_add(1, std::memory_order_relaxed);
       adopt_(fd);
     }
@@ -178,6 +205,7 @@ void ConnectionAcceptor::Run() {
                                     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, p.fd, nullptr);
                                     stats_.timed_out.fetch_add(1, std::memory_order_relaxed);
                                     close(p.fd);
+                                    Forget(p.peer);
                                     return true;
                                   }),
                    pending_.end());

@@ -1,6 +1,6 @@
 // Accepts the gRPC front-end's TCP connections itself, so that it can hold the limits gRPC 1.51
-// has no setting for: at most `max_connections` open at once (a newcomer beyond is closed at
-// once), and a connection that sends nothing within `first_byte_timeout` is closed before gRPC
+// has no setting for: at most `max_connections` open at once and `max_connections_per_peer` from
+// one client address (a newcomer beyond either is closed at once), and a connection that sends nothing within `first_byte_timeout` is closed before gRPC
 // ever sees it. Each connection that passes both is handed to gRPC (AddInsecureChannelFromFd),
 // which owns it from then on. A handed-over connection counts until gRPC has closed it; that is
 // seen from its file descriptor (fstat: closed, or reused for another file), checked when the
@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,6 +27,7 @@ struct AcceptorOptions {
   std::string host = "127.0.0.1";  // an IPv6 host without brackets
   int port = 0;                    // 0 picks a free port
   size_t max_connections = 4096;
+  size_t max_connections_per_peer = 1024;
   std::chrono::milliseconds first_byte_timeout{5'000};
 };
 
@@ -62,11 +64,14 @@ class ConnectionAcceptor {
   struct Pending {
     int fd;
     std::chrono::steady_clock::time_point deadline;
+    std::string peer;
   };
   struct Handed {
     int fd;
     uint64_t inode;
+    std::string peer;
   };
+  void Forget(const std::string& peer);
 
   const AcceptorOptions options_;
   int listen_fd_ = -1;
@@ -77,6 +82,7 @@ class ConnectionAcceptor {
   std::thread thread_;
   std::vector<Pending> pending_;  // the accept thread's
   std::vector<Handed> handed_;    // the accept thread's
+  std::map<std::string, size_t> per_peer_;  // open (pending or handed) per client address
   std::atomic<size_t> open_{0};
   AcceptorStats stats_;
 };

@@ -92,6 +92,34 @@ TEST(ConnectionAcceptorTest, NewcomersBeyondTheCapAreClosedUntilOneCloses) {
   close(handed);
 }
 
+TEST(ConnectionAcceptorTest, OneClientAddressCannotTakeEveryConnection) {
+  auto acceptor = ConnectionAcceptor::Listen({.host = "127.0.0.1", .port = 0, .max_connections = 100,
+                                              .max_connections_per_peer = 2,
+                                              .first_byte_timeout = 20s});
+  ASSERT_TRUE(acceptor.ok()) << acceptor.status();
+  Adopted adopted;
+  (*acceptor)->Start([&](int fd) { adopted.Add(fd); });
+  const int port = (*acceptor)->port();
+  // Two from 127.0.0.1: one handed over, one still silent (pending counts too).
+  const int first = Connect(port);
+  ASSERT_EQ(send(first, "x", 1, 0), 1);
+  const int handed = adopted.Wait(1);
+  ASSERT_GE(handed, 0);
+  const int silent = Connect(port);
+  const int third = Connect(port);
+  EXPECT_TRUE(ClosedByPeer(third));
+  close(third);
+  EXPECT_EQ((*acceptor)->stats().refused.load(), 1);
+  // The owner closes the handed-over one: the address may connect again.
+  close(handed);
+  const int again = Connect(port);
+  ASSERT_EQ(send(again, "y", 1, 0), 1);
+  EXPECT_GE(adopted.Wait(2), 0);
+  (*acceptor)->Stop();
+  for (int fd : {first, silent, again}) close(fd);
+  close(adopted.Wait(2));
+}
+
 TEST(ConnectionAcceptorTest, SilentConnectionIsClosedAfterTheFirstByteTimeout) {
   auto acceptor = ConnectionAcceptor::Listen({.host = "127.0.0.1", .port = 0, .max_connections = 8,
                                               .first_byte_timeout = 100ms});

@@ -752,6 +752,7 @@ absl::Status GrpcFrontend::Impl::Start() {
     ao.host = options_.host;
     ao.port = options_.port;
     ao.max_connections = options_.max_connections;
+    ao.max_connections_per_peer = options_.max_connections_per_peer;
     ao.first_byte_timeout = options_.first_byte_timeout;
     auto listening = ConnectionAcceptor::Listen(ao);
     if (!listening.ok()) {

@@ -40,6 +40,7 @@ struct GrpcOptions {
   // connection's time to send its first byte, and the idle time after which gRPC sends GOAWAY
   // to a connection with no call (GRPC_ARG_MAX_CONNECTION_IDLE_MS).
   size_t max_connections = 4096;
+  size_t max_connections_per_peer = 1024;
   std::chrono::milliseconds first_byte_timeout{5'000};
   std::chrono::milliseconds max_connection_idle{60'000};
   // Memory gRPC may use for its connections and calls (a grpc::ResourceQuota); under pressure it

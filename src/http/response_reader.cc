@@ -9,6 +9,7 @@ namespace bhttp = boost::beast::http;
 ResponseReader::ResponseReader(size_t max_body_bytes) : max_body_bytes_(max_body_bytes) { Reset(); }
 
 void ResponseReader::Reset() {
+  min_bytes_ = 0;
   parser_.emplace();
   parser_->body_limit(max_body_bytes_);
   parser_->eager(true);
@@ -21,11 +22,20 @@ ResponseReader::State ResponseReader::Fail(std::string why) {
 
 ResponseReader::State ResponseReader::Parse(boost::beast::flat_buffer& buffer) {
   while (buffer.size() > 0) {
+    // Beast 1.81 asserts that a last chunk it left unfinished ("0\r\n" without the blank line
+    // that ends the trailer) comes back with at least 5 bytes; fed a byte at a time it would
+    // come back with 4. Bytes left unparsed are only ever the start of something longer than
+    // that, so waiting for 5 costs nothing.
+    if (buffer.size() < min_bytes_) return State::kNeedMore;
+    min_bytes_ = 0;
     boost::system::error_code ec;
     const size_t used = parser_->put(buffer.data(), ec);
     buffer.consume(used);
     got_some_ = got_some_ || parser_->got_some();
-    if (ec == bhttp::error::need_more) return State::kNeedMore;
+    if (ec == bhttp::error::need_more) {
+      if (buffer.size() > 0 && buffer.size() < kMinResume) min_bytes_ = kMinResume;
+      return State::kNeedMore;
+    }
     if (ec) return Fail(StrCat("malformed answer: ", ec.message()));
     if (parser_->is_header_done() && parser_->get().result_int() < 100) {
       return Fail(StrCat("status ", parser_->get().result_int(), " is not an HTTP status"));

@@ -42,6 +42,8 @@ class ResponseReader {
   std::optional<boost::beast::http::response_parser<boost::beast::http::string_body>> parser_;
   Response response_;
   std::string error_;
+  static constexpr size_t kMinResume = 5;
+  size_t min_bytes_ = 0;  // parse again once the buffer holds this many bytes
   int interim_ = 0;
   bool got_some_ = false;
 };

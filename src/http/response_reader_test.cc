@@ -51,6 +51,27 @@ TEST(ResponseReaderTest, ByteByByte) {
   EXPECT_EQ(b.size(), 0u);
 }
 
+TEST(ResponseReaderTest, ChunkedAnswersFedAByteAtATime) {
+  // Found by the fuzzer: a last chunk whose header arrives a byte at a time (the empty body's
+  // "0\r\n" right after the header block is the sharpest case).
+  for (const std::string body : {"", "3\r\nabc\r\n"}) {
+    const std::string wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body +
+                             "0\r\n\r\nEXTRA";
+    ResponseReader r(1 << 20);
+    boost::beast::flat_buffer b;
+    State s = State::kNeedMore;
+    size_t i = 0;
+    for (; i < wire.size() && s == State::kNeedMore; ++i) {
+      Append(b, wire.substr(i, 1));
+      s = r.Parse(b);
+    }
+    ASSERT_EQ(s, State::kDone) << body;
+    EXPECT_EQ(r.response().body(), body.empty() ? "" : "abc");
+    Append(b, wire.substr(i));
+    EXPECT_EQ(Left(b), "EXTRA");
+  }
+}
+
 TEST(ResponseReaderTest, SwitchingProtocolsTooManyInterimAndGarbageAreErrors) {
   {
     ResponseReader r(1 << 20);

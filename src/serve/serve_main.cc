@@ -179,6 +179,7 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
     go.max_receive_message_bytes = options.http.max_body_bytes;
     go.completion_threads = options.http.io_threads;
     go.max_connections = options.http.max_connections;
+    go.max_connections_per_peer = options.http.max_connections_per_peer;
     go.first_byte_timeout = std::min(options.http.first_byte_timeout, options.http.idle_timeout);
     go.max_connection_idle = options.http.idle_timeout;
     if (options.http.tls) {  // the same certificate, key and client CA as HTTPS
