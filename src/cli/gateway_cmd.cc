@@ -16,7 +16,7 @@ void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t
   Flag(cmd, "try-timeout-multiplier", o.gateway.attempt_latency.multiplier,
        "an attempt with another replica to go to gets this times the model's recent p99 answer "
        "time (at least 50 ms, at most --try-timeout-ms); 0: always --try-timeout-ms")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 1000.0));
   Flag(cmd, "health-interval-ms", health_interval_ms, "ready-probe period")->check(CLI::PositiveNumber);
   Flag(cmd, "eject-after-failures", o.gateway.eject_after_failures, "consecutive failures that eject a replica");
   Flag(cmd, "eject-ms", eject_ms, "base ejection time (jittered up to 1.5x)")->check(CLI::PositiveNumber);

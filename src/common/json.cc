@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <unordered_set>
 #include <vector>
 
 #include "boost/json/basic_parser_impl.hpp"
@@ -118,7 +119,9 @@ class DuplicateKeyHandler {
   bool on_array_end(std::size_t, boost::json::error_code&) { return true; }
   bool on_object_begin(boost::json::error_code&) {
     if (depth_ == objects_.size()) objects_.emplace_back();
-    objects_[depth_++].clear();
+    objects_[depth_].keys.clear();
+    objects_[depth_].many.clear();
+    ++depth_;
     return true;
   }
   bool on_object_end(std::size_t, boost::json::error_code&) {
@@ -133,15 +136,24 @@ class DuplicateKeyHandler {
   }
   bool on_key(boost::json::string_view s, std::size_t, boost::json::error_code& ec) {
     key_.append(s.data(), s.size());
-    std::vector<std::string>& keys = objects_[depth_ - 1];
-    for (const std::string& k : keys) {
-      if (k == key_) {
-        duplicate = key_;
-        ec = boost::json::error::syntax;  // stops the pass
-        return false;
-      }
+    Object& o = objects_[depth_ - 1];
+    bool seen = false;
+    if (o.many.empty()) {
+      for (const std::string& k : o.keys) seen = seen || k == key_;
+      if (!seen && o.keys.size() >= kLinear) o.many.insert(o.keys.begin(), o.keys.end());
+    } else {
+      seen = o.many.count(key_) > 0;
     }
-    keys.push_back(std::move(key_));
+    if (seen) {
+      duplicate = key_;
+      ec = boost::json::error::syntax;  // stops the pass
+      return false;
+    }
+    if (o.many.empty()) {
+      o.keys.push_back(std::move(key_));
+    } else {
+      o.many.insert(std::move(key_));
+    }
     key_.clear();
     return true;
   }
@@ -155,15 +167,24 @@ class DuplicateKeyHandler {
   bool on_comment(boost::json::string_view, boost::json::error_code&) { return true; }
 
  private:
-  std::vector<std::vector<std::string>> objects_;  // reused per depth
+  // Keys seen per open object: a linear search while there are few (requests' objects are
+  // small), a hash set beyond, so that a body of many keys costs linear time.
+  static constexpr size_t kLinear = 16;
+  struct Object {
+    std::vector<std::string> keys;
+    std::unordered_set<std::string> many;
+  };
+  std::vector<Object> objects_;  // reused per depth
   size_t depth_ = 0;
   std::string key_;
 };
 
 }  // namespace
 
-std::optional<std::string> FindDuplicateKey(std::string_view text) {
-  boost::json::basic_parser<DuplicateKeyHandler> parser(boost::json::parse_options{});
+std::optional<std::string> FindDuplicateKey(std::string_view text, size_t max_depth) {
+  boost::json::parse_options opts;
+  opts.max_depth = max_depth;
+  boost::json::basic_parser<DuplicateKeyHandler> parser(opts);
   boost::json::error_code ec;
   parser.write_some(false, text.data(), text.size(), ec);
   return parser.handler().duplicate;

@@ -20,6 +20,7 @@ void JsonAppendDouble(std::string& out, double d);
 // The first key that appears twice in one object of `text` (JSON that already parsed), if any.
 // RFC 8259 §4 leaves duplicate names' meaning to implementations; an API that silently keeps one
 // of them hides a client's mistake, so request parsers reject them.
-std::optional<std::string> FindDuplicateKey(std::string_view text);
+// `max_depth` as the parse that accepted `text`.
+std::optional<std::string> FindDuplicateKey(std::string_view text, size_t max_depth = 64);
 
 }  // namespace galley

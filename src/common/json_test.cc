@@ -31,6 +31,17 @@ TEST(FindDuplicateKeyTest, FindsARepeatInAnyObjectOnly) {
   // Escapes spell the same name.
   EXPECT_EQ(FindDuplicateKey(R"({"id":1,"\u0069d":2})"), "id");
   EXPECT_EQ(FindDuplicateKey(R"([1,2,"a","a"])"), std::nullopt);
+  // Many keys in one object (past the linear search), unique and then one repeated.
+  std::string many = "{";
+  for (int i = 0; i < 20000; ++i) many += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":0";
+  EXPECT_EQ(FindDuplicateKey(many + "}"), std::nullopt);
+  EXPECT_EQ(FindDuplicateKey(many + ",\"k7\":1}"), "k7");
+  // Deeper than Boost's default limit of 32, as the request parser allows.
+  std::string deep;
+  for (int i = 0; i < 40; ++i) deep += "{\"a\":";
+  deep += "{\"x\":1,\"x\":2}";
+  for (int i = 0; i < 40; ++i) deep += "}";
+  EXPECT_EQ(FindDuplicateKey(deep), "x");
 }
 
 }  // namespace

@@ -97,7 +97,7 @@ absl::StatusOr<std::unique_ptr<ApiKeys>> ApiKeys::Parse(std::string_view text) {
       if (name == "rate") {
         if (!ParsePositive(value, k.rate)) return bad("rate must be a positive number");
       } else if (name == "burst") {
-        if (!ParsePositive(value, k.burst)) return bad("burst must be a positive number");
+        if (!ParsePositive(value, k.burst) || k.burst < 1) return bad("burst must be a number of at least 1");
       } else if (name == "models") {
         for (std::string_view m : Split(value, ',')) {
           if (!m.empty()) k.models.emplace_back(m);

@@ -37,7 +37,8 @@ TEST(ApiKeysTest, ParsesHashesAndSettingsAndRejectsBadLines) {
   EXPECT_EQ((*keys)->size(), 2u);
   for (const char* bad : {"alpha", "alpha abc", "alpha zz00000000000000000000000000000000000000000000000000000000000000",
                           "a aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa rate=-1",
-                          "a aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa color=red", ""}) {
+                          "a aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa color=red",
+                          "a aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa rate=1 burst=0.5", ""}) {
     auto r = ApiKeys::Parse(bad);
     EXPECT_FALSE(r.ok()) << bad;
   }

@@ -466,11 +466,14 @@ void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> repl
     }
   }
   call->last_attempt_failed = failure;
-  if (!call->model.empty() && !call->model_permit && !res.transport_error &&
-      res.response.result() != http::Status::not_found) {
+  // Only a replica's success teaches anything: that it serves the name, and how long the model
+  // takes (a fast 400 or a 413 from a replica's own limits says neither).
+  const bool success = !res.transport_error && res.response.result_int() >= 200 &&
+                       res.response.result_int() < 300;
+  if (!call->model.empty() && !call->model_permit && success) {
     LearnModel(call->model);  // a replica serves it
   }
-  if (!failure && call->model_permit) {
+  if (success && call->model_permit) {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = model_latency_.find(call->model); it != model_latency_.end()) it->second.Add(res.latency);
   }

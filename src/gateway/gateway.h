@@ -60,7 +60,7 @@ struct GatewayOptions {
   std::chrono::milliseconds held_fallback_reserve{50};
   std::function<void(int64_t)> on_held;
   // Model names get a circuit breaker (and its metrics series) only once a replica has answered
-  // for them with anything but 404, so clients cannot grow the gateway by inventing names; at most
+  // them with success (2xx), so clients cannot grow the gateway by inventing names; at most
   // max_known_models are learned. `models` are known from the start.
   std::vector<std::string> models;
   size_t max_known_models = 1024;

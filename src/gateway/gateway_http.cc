@@ -172,6 +172,9 @@ void Frontend::Handle(Request&& req, Responder respond) {
     if (d.outcome != AuthOutcome::kAllowed) {
       return Counted(Endpoint::kHttp, "", std::move(respond))(AuthErrorResponse(d));
     }
+    // The key is the gateway's business: replicas never see it.
+    req.erase(bhttp::field::authorization);
+    req.erase("X-API-Key");
   }
   if (target == "/v2") {
     if (!get) return not_allowed(Endpoint::kServerMetadata, "GET");

@@ -28,18 +28,20 @@ GatewayState State(bool draining, bool fallback_ready, const Gateway& gateway, b
   return fallback_ready ? GatewayState::kFallbackOnly : GatewayState::kDraining;
 }
 
-// Logs `ready` (what `make run` and the tests wait for) once the gateway first serves: a replica
-// is ready, or requests are held for one. Reads the gateway's state every 20 ms until then.
-void LogReadyWhenServing(boost::asio::steady_timer& timer, const Gateway& gateway, bool holds) {
+// Logs `ready` (what `make run` and the tests wait for) once /v2/health/ready would say 200: a
+// replica is ready, requests are held for one, or (with --ready-on-fallback) the fallback
+// answers. Reads the gateway's state every 20 ms until then.
+void LogReadyWhenServing(boost::asio::steady_timer& timer, const Gateway& gateway, bool holds,
+                         bool ready_on_fallback) {
   const int replicas = gateway.ReadyReplicas();
-  if (replicas > 0 || holds) {
-    log::Info("ready", {{"role", "gateway"}, {"state", replicas > 0 ? "serving" : "holding"},
-                        {"replicas_ready", replicas}});
+  if (replicas > 0 || holds || ready_on_fallback) {
+    const char* state = replicas > 0 ? "serving" : holds ? "holding" : "fallback_only";
+    log::Info("ready", {{"role", "gateway"}, {"state", state}, {"replicas_ready", replicas}});
     return;
   }
   timer.expires_after(std::chrono::milliseconds(20));
-  timer.async_wait([&timer, &gateway, holds](boost::system::error_code ec) {
-    if (!ec) LogReadyWhenServing(timer, gateway, holds);
+  timer.async_wait([&timer, &gateway, holds, ready_on_fallback](boost::system::error_code ec) {
+    if (!ec) LogReadyWhenServing(timer, gateway, holds, ready_on_fallback);
   });
 }
 
@@ -127,7 +129,8 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   // `ready` is logged once the first probes have said whether a replica serves.
   gateway.Start([&] {
     boost::asio::post(upstream.io(), [&] {
-      LogReadyWhenServing(ready_timer, gateway, options.gateway.hold_for_replica);
+      LogReadyWhenServing(ready_timer, gateway, options.gateway.hold_for_replica,
+                          options.frontend.ready_on_fallback);
     });
   });
   (*server)->Start();

@@ -217,7 +217,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool Quiet() {
     error_code ec;
     const size_t pending = conn_->stream.socket().available(ec);
-    return !ec && pending == 0 && (!conn_->tls || SSL_pending(conn_->tls->native_handle()) == 0);
+    if (ec || pending != 0) return false;
+    if (!conn_->tls) return true;
+    SSL* ssl = conn_->tls->native_handle();
+    return SSL_pending(ssl) == 0 && BIO_ctrl_pending(SSL_get_rbio(ssl)) == 0;
   }
 
   static constexpr size_t kReadChunk = 64 << 10;

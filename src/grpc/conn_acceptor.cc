@@ -112,6 +112,9 @@ void ConnectionAcceptor::Forget(const std::string& peer) {
 }
 
 size_t ConnectionAcceptor::CountOpen() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_count_ < options_.recount_interval) return handed_.size() + pending_.size();
+  last_count_ = now;
   handed_.erase(std::remove_if(handed_.begin(), handed_.end(),
                                [this](const Handed& h) {
                                  if (InodeOf(h.fd) == h.inode) return false;
@@ -129,7 +132,15 @@ void ConnectionAcceptor::AcceptAll() {
     socklen_t len = sizeof(addr);
     const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN: none left (or a transient error: retried on the next event)
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: the listener stays readable, so stop watching it for a moment
+        // rather than spin (the connection waits in the backlog).
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+        listen_paused_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      }
+      return;  // EAGAIN: none left
+    }
     char host[INET6_ADDRSTRLEN] = {};
     const void* raw = addr.ss_family == AF_INET6
                           ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr)
@@ -165,10 +176,22 @@ void ConnectionAcceptor::Run() {
   while (true) {
     int timeout_ms = -1;
     const auto now = std::chrono::steady_clock::now();
+    if (listen_paused_until_) {
+      if (now >= *listen_paused_until_) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = kListenTag;
+        epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+        listen_paused_until_.reset();
+      } else {
+        timeout_ms = static_cast<int>(
+            std::chrono::ceil<std::chrono::milliseconds>(*listen_paused_until_ - now).count());
+      }
+    }
     for (const Pending& p : pending_) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(p.deadline - now).count();
-      timeout_ms = timeout_ms < 0 ? static_cast<int>(std::max<int64_t>(0, left))
-                                  : std::min(timeout_ms, static_cast<int>(std::max<int64_t>(0, left)));
+      const int wait = static_cast<int>(std::max<int64_t>(0, left));
+      timeout_ms = timeout_ms < 0 ? wait : std::min(timeout_ms, wait);
     }
     const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
     if (n < 0 && errno != EINTR) break;

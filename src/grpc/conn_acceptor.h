@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +30,9 @@ struct AcceptorOptions {
   size_t max_connections = 4096;
   size_t max_connections_per_peer = 1024;
   std::chrono::milliseconds first_byte_timeout{5'000};
+  // How often, at most, a full acceptor re-checks which handed-over connections gRPC closed (an
+  // fstat each): a client hammering it cannot make the accept thread do that per attempt.
+  std::chrono::milliseconds recount_interval{100};
 };
 
 struct AcceptorStats {
@@ -83,6 +87,8 @@ class ConnectionAcceptor {
   std::vector<Pending> pending_;  // the accept thread's
   std::vector<Handed> handed_;    // the accept thread's
   std::map<std::string, size_t> per_peer_;  // open (pending or handed) per client address
+  std::chrono::steady_clock::time_point last_count_{};
+  std::optional<std::chrono::steady_clock::time_point> listen_paused_until_;  // out of fds
   std::atomic<size_t> open_{0};
   AcceptorStats stats_;
 };

@@ -61,7 +61,7 @@ class Adopted {
 
 TEST(ConnectionAcceptorTest, NewcomersBeyondTheCapAreClosedUntilOneCloses) {
   auto acceptor = ConnectionAcceptor::Listen({.host = "127.0.0.1", .port = 0, .max_connections = 2,
-                                              .first_byte_timeout = 20s});
+                                              .first_byte_timeout = 20s, .recount_interval = 0ms});
   ASSERT_TRUE(acceptor.ok()) << acceptor.status();
   Adopted adopted;
   (*acceptor)->Start([&](int fd) { adopted.Add(fd); });
@@ -95,7 +95,7 @@ TEST(ConnectionAcceptorTest, NewcomersBeyondTheCapAreClosedUntilOneCloses) {
 TEST(ConnectionAcceptorTest, OneClientAddressCannotTakeEveryConnection) {
   auto acceptor = ConnectionAcceptor::Listen({.host = "127.0.0.1", .port = 0, .max_connections = 100,
                                               .max_connections_per_peer = 2,
-                                              .first_byte_timeout = 20s});
+                                              .first_byte_timeout = 20s, .recount_interval = 0ms});
   ASSERT_TRUE(acceptor.ok()) << acceptor.status();
   Adopted adopted;
   (*acceptor)->Start([&](int fd) { adopted.Add(fd); });

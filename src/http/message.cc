@@ -48,7 +48,7 @@ void RemoveHopByHopFields(boost::beast::http::fields& fields) {
   // Fields named by Connection's tokens go too (RFC 9110 §7.6.1); copied first, since erasing
   // Connection frees its value.
   std::vector<std::string> named;
-  for (auto it = fields.find(bhttp::field::connection); it != fields.end() && it->name() == bhttp::field::connection; ++it) {
+  for (auto [it, end] = fields.equal_range(bhttp::field::connection); it != end; ++it) {
     for (const auto& token : bhttp::token_list(it->value())) named.emplace_back(token);
   }
   for (const std::string& name : named) fields.erase(name);

@@ -381,7 +381,8 @@ Session::Session(Socket&& socket, ServerImpl* server, std::shared_ptr<asio::ssl:
 
 void Session::EvictIfIdle() {
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
-    if (self->idle_) self->Close();
+    // Idle between requests, or no request yet (a TLS handshake in progress included).
+    if (self->idle_ || self->first_request_) self->Close();
   });
 }
 
@@ -413,6 +414,7 @@ void Session::Handshake() {
 }
 
 void Session::Refuse(Response&& res) {
+  idle_since_ns_.store(0, std::memory_order_relaxed);  // refused: never a candidate to evict
   asio::dispatch(socket_.get_executor(), [self = shared_from_this(), res = std::move(res)]() mutable {
     // A TLS client would read a plain answer as garbage: it is only closed.
     if (self->tls_) return self->Close();

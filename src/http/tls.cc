@@ -28,6 +28,10 @@ absl::StatusOr<std::shared_ptr<ssl::context>> TlsServerContext::Build() const {
   if (auto st = Loaded(ec, "certificate", files_.cert); !st.ok()) return st;
   ctx->use_private_key_file(files_.key, ssl::context::pem, ec);
   if (auto st = Loaded(ec, "key", files_.key); !st.ok()) return st;
+  // Session resumption (tickets) with client verification needs a session id context, else
+  // OpenSSL fails a resuming client's handshake.
+  static constexpr unsigned char kSessionContext[] = "galley";
+  SSL_CTX_set_session_id_context(ctx->native_handle(), kSessionContext, sizeof(kSessionContext) - 1);
   if (!files_.client_ca.empty()) {
     ctx->load_verify_file(files_.client_ca, ec);
     if (auto st = Loaded(ec, "client CA", files_.client_ca); !st.ok()) return st;

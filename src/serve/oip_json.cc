@@ -26,7 +26,7 @@ absl::StatusOr<json::value> ParseJson(std::string_view body) {
   opts.max_depth = 64;
   json::value v = json::parse(body, ec, {}, opts);
   if (ec) return Invalid(StrCat("malformed JSON: ", ec.message()));
-  if (auto key = FindDuplicateKey(body)) return Invalid(StrCat("duplicate key '", *key, "' in the JSON body"));
+  if (auto key = FindDuplicateKey(body, opts.max_depth)) return Invalid(StrCat("duplicate key '", *key, "' in the JSON body"));
   return v;
 }
 

@@ -112,6 +112,20 @@ def test_mutual_tls_needs_a_client_certificate_from_the_ca(galley, pki):
     for extra in ((), ("--cert", str(pki.stranger), "--key", str(pki.stranger_key))):
         r = curl(url, "--cacert", str(pki.ca), *extra)
         assert r.returncode != 0 and "live" not in r.stdout, (extra, r)
+    # A client resuming its TLS session (a ticket from the first connection) is served too.
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    ctx.load_cert_chain(str(pki.client), str(pki.client_key))
+    session = None
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as s:
+                s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := s.recv(4096):
+                    answer += chunk
+                assert b"200 OK" in answer, answer
+                resumed, session = s.session_reused, s.session
+    assert resumed
     # The server is unharmed by the refused handshakes.
     again = curl(url, "--cacert", str(pki.ca), "--cert", str(pki.client), "--key", str(pki.client_key))
     assert again.returncode == 0, again
