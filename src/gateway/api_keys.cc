@@ -146,7 +146,6 @@ AuthDecision ApiKeys::Check(const http::Request& request, std::string_view model
     return d;
   }
   const ApiKey& key = keys_[found];
-  d.key_name = key.name;
   if (!model.empty() && !key.models.empty() &&
       std::find(key.models.begin(), key.models.end(), model) == key.models.end()) {
     d.outcome = AuthOutcome::kForbidden;

@@ -34,7 +34,6 @@ std::string_view AuthOutcomeName(AuthOutcome o);
 
 struct AuthDecision {
   AuthOutcome outcome = AuthOutcome::kAllowed;
-  std::string key_name;          // when the key was recognised
   double retry_after_s = 0;      // when rate limited
 };
 

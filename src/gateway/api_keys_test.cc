@@ -59,9 +59,7 @@ TEST(ApiKeysTest, DecidesByKeyModelAndRate) {
   EXPECT_EQ(k.Check(WithBearer("alpha-key"), "other", t0).outcome, AuthOutcome::kForbidden);
   http::Request x_api{http::Verb::post, "/", 11};
   x_api.set("X-API-Key", "beta-key");
-  auto beta = k.Check(x_api, "anything", t0);
-  EXPECT_EQ(beta.outcome, AuthOutcome::kAllowed);
-  EXPECT_EQ(beta.key_name, "beta");
+  EXPECT_EQ(k.Check(x_api, "anything", t0).outcome, AuthOutcome::kAllowed);
   // alpha: a burst of 2, then 2 per second.
   EXPECT_EQ(k.Check(WithBearer("alpha-key"), "m", t0).outcome, AuthOutcome::kAllowed);
   EXPECT_EQ(k.Check(WithBearer("alpha-key"), "m", t0).outcome, AuthOutcome::kAllowed);
@@ -76,11 +74,10 @@ TEST(ApiKeysTest, DecidesByKeyModelAndRate) {
 TEST(ApiKeysTest, ErrorAnswersSayNothingAboutKeys) {
   AuthDecision d;
   d.outcome = AuthOutcome::kInvalid;
-  d.key_name = "alpha";
   http::Response r = AuthErrorResponse(d);
   EXPECT_EQ(r.result(), http::Status::unauthorized);
   EXPECT_EQ(r[boost::beast::http::field::www_authenticate], "Bearer");
-  EXPECT_EQ(r.body().find("alpha"), std::string::npos);
+  EXPECT_EQ(r.body(), R"({"error":"authentication required"})");
   d.outcome = AuthOutcome::kRateLimited;
   d.retry_after_s = 0.2;
   r = AuthErrorResponse(d);

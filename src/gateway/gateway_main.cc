@@ -107,20 +107,15 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
       gateway, fallback, registry, serve_metrics, metrics, clock, fe,
       [&] { return State(draining.load(), fallback.Ready(), gateway, options.gateway.hold_for_replica); },
       [&serve_metrics, &server_ptr] {
-        if (server_ptr != nullptr) {
-          serve_metrics.SyncConnections(server_ptr->stats().open_connections.load(),
-                                        server_ptr->stats().evicted_connections.load());
-        }
+        if (server_ptr != nullptr) serve_metrics.SyncConnections(server_ptr->stats());
       });
-  http::Handler ops_handler;
-  if (options.metrics_http) {
-    http::SplitHandlers split = http::SplitOpsHandler(std::move(frontend.handler));
-    frontend.handler = std::move(split.api);
-    ops_handler = std::move(split.ops);
-  }
-  auto server = http::Server::Create(options.http, std::move(frontend.handler), std::move(frontend.on_rejected));
+  auto ops = http::StartOpsListener(options.metrics_http, frontend.handler);
+  auto server = ops.ok() ? http::Server::Create(options.http, std::move(frontend.handler),
+                                                std::move(frontend.on_rejected))
+                         : ops.status();
   if (!server.ok()) {
     log::Error("start_failed", {{"error", std::string(server.status().message())}});
+    if (ops.ok() && *ops) (*ops)->Stop();
     upstream.Shutdown();  // before `gateway` goes: its timers run on the upstream's threads
     return 1;
   }
@@ -135,18 +130,6 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   });
   (*server)->Start();
   log::Info("listening", {{"host", options.http.host}, {"port", (*server)->port()}, {"role", "gateway"}});
-  std::unique_ptr<http::Server> ops;
-  if (options.metrics_http) {
-    auto started = http::StartOpsListener(*options.metrics_http, std::move(ops_handler));
-    if (!started.ok()) {
-      log::Error("start_failed", {{"error", std::string(started.status().message())}});
-      gateway.Stop();
-      (*server)->Stop();
-      upstream.Shutdown();
-      return 1;
-    }
-    ops = std::move(started).value();
-  }
   if (after_start) after_start((*server)->port());
 
   const int sig = WaitForStopSignal();
@@ -162,7 +145,7 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   gateway.Stop();
   fallback.Stop();
   (*server)->Stop();
-  if (ops) ops->Stop();
+  if (*ops) (*ops)->Stop();
   upstream.Shutdown();  // before `gateway` and `ready_timer` go: pending callbacks refer to it
   const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();
   log::Stopped(took, clean);

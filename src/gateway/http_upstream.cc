@@ -159,6 +159,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
                                // stream never completes an answer.)
                                if (ec == asio::error::eof && self->reader_->got_some() &&
                                    self->reader_->OnEndOfStream() == http::ResponseReader::State::kDone) {
+                                 self->closed_by_replica_ = true;
                                  return self->Finish();
                                }
                                if (ec) return self->OnStaleOrFail(ec, "read");
@@ -201,7 +202,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     r.latency = std::chrono::steady_clock::now() - start_;
     // Only a connection with nothing unread goes back to the pool: bytes after a complete answer
     // (a replica that answered twice) would become the next exchange's answer.
-    if (r.response.keep_alive() && conn_->buffer.size() == 0 && Quiet()) {
+    if (r.response.keep_alive() && !closed_by_replica_ && conn_->buffer.size() == 0 && Quiet()) {
       conn_->stream.expires_never();
       owner_->GiveBack(key_, std::move(conn_));
     } else {
@@ -236,6 +237,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::unique_ptr<HttpUpstream::Connection> conn_;
   std::optional<http::ResponseReader> reader_;
   bool reused_ = false;
+  bool closed_by_replica_ = false;  // the answer ended with the connection
 };
 
 }  // namespace

@@ -122,7 +122,6 @@ size_t ConnectionAcceptor::CountOpen() {
                                  return true;
                                }),
                 handed_.end());
-  open_.store(handed_.size() + pending_.size());
   return handed_.size() + pending_.size();
 }
 
@@ -167,7 +166,6 @@ void ConnectionAcceptor::AcceptAll() {
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
     ++per_peer_[peer];
     pending_.push_back({fd, std::chrono::steady_clock::now() + options_.first_byte_timeout, peer});
-    open_.store(handed_.size() + pending_.size());
   }
 }
 
@@ -203,7 +201,6 @@ void ConnectionAcceptor::Run() {
           Forget(p.peer);
         }
         pending_.clear();
-        open_.store(handed_.size());
         return;
       }
       if (tag == kListenTag) {
@@ -232,7 +229,6 @@ void ConnectionAcceptor::Run() {
                                     return true;
                                   }),
                    pending_.end());
-    open_.store(handed_.size() + pending_.size());
   }
 }
 

@@ -56,8 +56,6 @@ class ConnectionAcceptor {
   // and joins the thread. Idempotent.
   void Stop();
   const AcceptorStats& stats() const { return stats_; }
-  // Connections handed over and, at the last check, still open, plus those waiting.
-  size_t open_connections() const { return open_.load(); }
 
  private:
   explicit ConnectionAcceptor(AcceptorOptions options) : options_(std::move(options)) {}
@@ -89,7 +87,6 @@ class ConnectionAcceptor {
   std::map<std::string, size_t> per_peer_;  // open (pending or handed) per client address
   std::chrono::steady_clock::time_point last_count_{};
   std::optional<std::chrono::steady_clock::time_point> listen_paused_until_;  // out of fds
-  std::atomic<size_t> open_{0};
   AcceptorStats stats_;
 };
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "absl/status/statusor.h"
@@ -12,18 +13,11 @@
 
 namespace galley::http {
 
-// True for the paths the operations listener serves.
-bool IsOpsPath(std::string_view target);
-
-struct SplitHandlers {
-  Handler api;  // everything but /metrics (404 there)
-  Handler ops;  // /metrics and the probes only (404 for the rest)
-};
-// Splits one front-end's handler between the API's listener and the operations listener.
-SplitHandlers SplitOpsHandler(Handler handler);
-
-// Starts the operations listener on `options` (one I/O thread, plain HTTP) with `ops`, and logs
-// its `listening` line (protocol "metrics").
-absl::StatusOr<std::unique_ptr<Server>> StartOpsListener(ServerOptions options, Handler ops);
+// With `options` set: /metrics moves off `handler` (which goes on serving the API's listener) to
+// an operations listener started here on `options` (one I/O thread, plain HTTP, at most 256
+// connections) that answers /metrics and the probes only, and logs its `listening` line
+// (protocol "metrics"). Without: `handler` is left as is and the result is null.
+absl::StatusOr<std::unique_ptr<Server>> StartOpsListener(const std::optional<ServerOptions>& options,
+                                                         Handler& handler);
 
 }  // namespace galley::http

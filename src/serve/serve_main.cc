@@ -138,16 +138,12 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   fe.server_version = GALLEY_VERSION;
   http::Server* server_ptr = nullptr;
   HttpFrontend frontend = MakeHttpFrontend(service, registry, metrics, clock, fe, [&metrics, &server_ptr] {
-    if (server_ptr != nullptr) {
-      metrics.SyncConnections(server_ptr->stats().open_connections.load(),
-                              server_ptr->stats().evicted_connections.load());
-    }
+    if (server_ptr != nullptr) metrics.SyncConnections(server_ptr->stats());
   });
-  http::Handler ops_handler;
-  if (options.metrics_http) {
-    http::SplitHandlers split = http::SplitOpsHandler(std::move(frontend.handler));
-    frontend.handler = std::move(split.api);
-    ops_handler = std::move(split.ops);
+  auto ops = http::StartOpsListener(options.metrics_http, frontend.handler);
+  if (!ops.ok()) {
+    log::Error("start_failed", {{"error", std::string(ops.status().message())}});
+    return 1;
   }
   auto server = http::Server::Create(options.http, std::move(frontend.handler),
                                      std::move(frontend.on_rejected));
@@ -158,16 +154,6 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   server_ptr = server->get();
   (*server)->Start();
   log::Info("listening", {{"host", options.http.host}, {"port", (*server)->port()}});
-  std::unique_ptr<http::Server> ops;
-  if (options.metrics_http) {
-    auto started = http::StartOpsListener(*options.metrics_http, std::move(ops_handler));
-    if (!started.ok()) {
-      log::Error("start_failed", {{"error", std::string(started.status().message())}});
-      (*server)->Stop();
-      return 1;
-    }
-    ops = std::move(started).value();
-  }
 
   // The gRPC front-end (src/grpc): on the HTTP host, with REST's body limit, default timeout,
   // connection cap, first-byte timeout and idle time.
@@ -240,7 +226,7 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   const bool clean = (*server)->WaitForConnectionsClosed(grace_deadline);
   service.Stop();
   (*server)->Stop();
-  if (ops) ops->Stop();
+  if (*ops) (*ops)->Stop();
   const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();
   log::Stopped(took, clean);
   return 0;

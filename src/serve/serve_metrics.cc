@@ -69,8 +69,9 @@ ServeMetrics::ServeMetrics(metrics::Registry& r)
                                .Register(r.prom())
                                .Add({})) {}
 
-void ServeMetrics::SyncConnections(int64_t open, int64_t evicted_total) {
-  http_connections_gauge.Set(static_cast<double>(open));
+void ServeMetrics::SyncConnections(const http::ServerStats& stats) {
+  http_connections_gauge.Set(static_cast<double>(stats.open_connections.load()));
+  const int64_t evicted_total = stats.evicted_connections.load();
   const int64_t before = evicted_seen_.exchange(evicted_total);
   if (evicted_total > before) http_evicted_counter.Increment(static_cast<double>(evicted_total - before));
 }

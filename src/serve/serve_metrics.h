@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "http/server.h"
 #include "metrics/registry.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -39,7 +40,7 @@ struct ServeMetrics {
 
   // Copies the HTTP server's connection counters into the metrics (called before a scrape).
   // Thread-safe.
-  void SyncConnections(int64_t open, int64_t evicted_total);
+  void SyncConnections(const http::ServerStats& stats);
 
  private:
   std::atomic<int64_t> evicted_seen_{0};
