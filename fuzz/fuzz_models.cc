@@ -3,7 +3,7 @@
 #include <optional>
 
 #include "common/strings.h"
-#include "serve/oip_json.h"
+#include "protocol/oip_json.h"
 
 namespace galley::fuzz {
 
@@ -48,17 +48,17 @@ void DecodeEverything(std::string_view body) {
   }
   for (const model::ModelMetadata* md : {&TextModel(), &NumericModel()}) {
     for (auto length : {std::optional<size_t>(), header_length}) {
-      auto r = serve::DecodeInferRequest(length ? std::string_view(joined) : body, *md, length);
+      auto r = protocol::DecodeInferRequest(length ? std::string_view(joined) : body, *md, length);
       if (r.ok()) {
         model::InferOutput out;
         out.outputs = r->input.inputs;
-        (void)serve::EncodeInferResponse(*md, r->id, out, {}, r->binary_outputs,
+        (void)protocol::EncodeInferResponse(*md, r->id, out, {}, r->binary_outputs,
                                          r->binary_data_output);
       }
       if (!header_length) break;
     }
   }
-  (void)serve::DecodeAnalyzeRequest(body);
+  (void)protocol::DecodeAnalyzeRequest(body);
 }
 
 }  // namespace galley::fuzz

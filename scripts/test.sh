@@ -9,6 +9,10 @@ export TMPDIR=$SCRATCH
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
+echo "== checks: layers"
+python3 scripts/check_layers.py
+"$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/tools
+
 echo "== unit tests (release)"
 ctest --test-dir build/release --output-on-failure -j "$(nproc)"
 echo "== unit tests (asan+ubsan)"

@@ -41,7 +41,7 @@ struct Controller::Gauges {
   prometheus::Family<prometheus::Gauge>& metric_value;
 };
 
-Controller::Controller(MetricsSource& source, local::ScaleTarget& target, const Clock& clock,
+Controller::Controller(MetricsSource& source, fleet::ScaleTarget& target, const Clock& clock,
                        ControllerOptions options, metrics::Registry* registry)
     : source_(source),
       target_(target),

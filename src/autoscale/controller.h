@@ -20,7 +20,7 @@
 #include "autoscale/metrics_source.h"
 #include "autoscale/recommender.h"
 #include "common/clock.h"
-#include "local/scale_target.h"
+#include "fleet/scale_target.h"
 #include "metrics/registry.h"
 
 namespace galley::autoscale {
@@ -62,7 +62,7 @@ class Controller {
  public:
   // `source`, `target` and `clock` must outlive the controller. `registry`, when not null, gets
   // the galley_autoscale_* families (and must outlive it too); without it the controller only logs.
-  Controller(MetricsSource& source, local::ScaleTarget& target, const Clock& clock,
+  Controller(MetricsSource& source, fleet::ScaleTarget& target, const Clock& clock,
              ControllerOptions options, metrics::Registry* registry = nullptr);
   ~Controller();  // Stop()
 
@@ -95,7 +95,7 @@ class Controller {
   Decision SkipTick(int current, const absl::Status& observe_error);
 
   MetricsSource& source_;
-  local::ScaleTarget& target_;
+  fleet::ScaleTarget& target_;
   const Clock& clock_;
   const ControllerOptions options_;
   std::unique_ptr<Gauges> gauges_;  // null without a registry

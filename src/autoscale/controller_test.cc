@@ -40,7 +40,7 @@ class FakeSource final : public MetricsSource {
   static std::string StrCat(const char* a, int i) { return a + std::to_string(i); }
 };
 
-class FakeTarget final : public local::ScaleTarget {
+class FakeTarget final : public fleet::ScaleTarget {
  public:
   int desired = 1;
   std::vector<int> calls;
@@ -224,7 +224,7 @@ TEST(ControllerTest, ScalesToZeroAndBackForHeldRequests) {
 }
 
 // A target whose scale calls can be waited for from the test's thread.
-class SignallingTarget final : public local::ScaleTarget {
+class SignallingTarget final : public fleet::ScaleTarget {
  public:
   absl::Status SetReplicas(int replicas) override {
     std::lock_guard<std::mutex> lock(mu_);

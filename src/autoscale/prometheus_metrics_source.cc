@@ -24,7 +24,7 @@ struct Round {
   std::mutex mu;
   std::condition_variable done;
   int pending = 0;
-  std::vector<std::optional<gateway::UpstreamResult>> results;
+  std::vector<std::optional<upstream::UpstreamResult>> results;
 };
 
 bool IsIpAddress(const std::string& host) {
@@ -54,7 +54,7 @@ std::string FieldString(const boost::json::object& o, std::string_view name) {
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
-std::string Instance(const gateway::ReplicaEndpoint& ep) {
+std::string Instance(const fleet::ReplicaEndpoint& ep) {
   // An IPv6 target is written [addr]:port, as in Prometheus' own instance labels.
   return ep.host.find(':') != std::string::npos ? StrCat("[", ep.host, "]:", ep.port)
                                                 : StrCat(ep.host, ":", ep.port);
@@ -209,7 +209,7 @@ absl::StatusOr<std::map<std::string, double>> ParseInstantVector(std::string_vie
 }
 
 absl::StatusOr<std::vector<ReplicaObservation>> MapPrometheusAnswers(
-    const PrometheusAnswers& answers, const std::vector<gateway::ReplicaEndpoint>& replicas,
+    const PrometheusAnswers& answers, const std::vector<fleet::ReplicaEndpoint>& replicas,
     absl::Duration staleness) {
   struct Named {
     std::string_view query;
@@ -234,7 +234,7 @@ absl::StatusOr<std::vector<ReplicaObservation>> MapPrometheusAnswers(
 
   std::vector<ReplicaObservation> out;
   out.reserve(replicas.size());
-  for (const gateway::ReplicaEndpoint& ep : replicas) {
+  for (const fleet::ReplicaEndpoint& ep : replicas) {
     ReplicaObservation o;
     o.id = ep.id;
     o.ready = ep.ready;
@@ -270,7 +270,7 @@ absl::StatusOr<std::vector<ReplicaObservation>> MapPrometheusAnswers(
 }
 
 absl::StatusOr<std::unique_ptr<PrometheusMetricsSource>> PrometheusMetricsSource::Create(
-    const gateway::ReplicaSource& replicas, gateway::Upstream& upstream, const Clock& clock,
+    const fleet::ReplicaSource& replicas, upstream::Upstream& upstream, const Clock& clock,
     PrometheusOptions options) {
   absl::StatusOr<PrometheusEndpoint> ep = ParsePrometheusUrl(options.url);
   if (!ep.ok()) return ep.status();
@@ -281,8 +281,8 @@ absl::StatusOr<std::unique_ptr<PrometheusMetricsSource>> PrometheusMetricsSource
       replicas, upstream, clock, std::move(options), *std::move(ep)));
 }
 
-PrometheusMetricsSource::PrometheusMetricsSource(const gateway::ReplicaSource& replicas,
-                                                 gateway::Upstream& upstream, const Clock& clock,
+PrometheusMetricsSource::PrometheusMetricsSource(const fleet::ReplicaSource& replicas,
+                                                 upstream::Upstream& upstream, const Clock& clock,
                                                  PrometheusOptions options,
                                                  PrometheusEndpoint endpoint)
     : replicas_(replicas),
@@ -293,7 +293,7 @@ PrometheusMetricsSource::PrometheusMetricsSource(const gateway::ReplicaSource& r
 
 absl::StatusOr<MetricsSnapshot> PrometheusMetricsSource::Observe() {
   // The replica set first: a replica that appears while the queries run is left to the next tick.
-  const std::vector<gateway::ReplicaEndpoint> endpoints = replicas_.Replicas();
+  const std::vector<fleet::ReplicaEndpoint> endpoints = replicas_.Replicas();
   const TimePoint start = clock_.Now();
   MetricsSnapshot snap;
   snap.time = ToAbslTime(start);
@@ -313,7 +313,7 @@ absl::StatusOr<MetricsSnapshot> PrometheusMetricsSource::Observe() {
     req.set(boost::beast::http::field::host, host_header);
     req.set(boost::beast::http::field::accept, "application/json");
     upstream_.Send(endpoint_.host, endpoint_.port, std::move(req), start + options_.timeout,
-                   [round, i](gateway::UpstreamResult&& r) {
+                   [round, i](upstream::UpstreamResult&& r) {
                      std::lock_guard<std::mutex> lock(round->mu);
                      round->results[i] = std::move(r);
                      if (--round->pending == 0) round->done.notify_all();
@@ -327,7 +327,7 @@ absl::StatusOr<MetricsSnapshot> PrometheusMetricsSource::Observe() {
     round->done.wait_for(lock, options_.timeout + std::chrono::milliseconds(250),
                          [&] { return round->pending == 0; });
     for (size_t i = 0; i < kQueries; ++i) {
-      const std::optional<gateway::UpstreamResult>& r = round->results[i];
+      const std::optional<upstream::UpstreamResult>& r = round->results[i];
       const std::string what = StrCat("Prometheus at ", options_.url, " (query '", queries[i], "')");
       if (!r) return absl::UnavailableError(StrCat(what, ": no answer within the timeout"));
       if (r->transport_error) {

@@ -24,8 +24,8 @@
 #include "absl/time/time.h"
 #include "autoscale/metrics_source.h"
 #include "common/clock.h"
-#include "gateway/replica_source.h"
-#include "gateway/upstream.h"
+#include "fleet/replica_source.h"
+#include "upstream/upstream.h"
 
 namespace galley::autoscale {
 
@@ -79,7 +79,7 @@ struct PrometheusAnswers {
 // scraped = false with the reason in `error`. An error when any answer does not parse (see
 // ParseInstantVector).
 absl::StatusOr<std::vector<ReplicaObservation>> MapPrometheusAnswers(
-    const PrometheusAnswers& answers, const std::vector<gateway::ReplicaEndpoint>& replicas,
+    const PrometheusAnswers& answers, const std::vector<fleet::ReplicaEndpoint>& replicas,
     absl::Duration staleness);
 
 class PrometheusMetricsSource final : public MetricsSource {
@@ -87,7 +87,7 @@ class PrometheusMetricsSource final : public MetricsSource {
   // InvalidArgument for a bad URL. `replicas`, `upstream` and `clock` must outlive the source;
   // the upstream's I/O must keep running while Observe() waits.
   static absl::StatusOr<std::unique_ptr<PrometheusMetricsSource>> Create(
-      const gateway::ReplicaSource& replicas, gateway::Upstream& upstream, const Clock& clock,
+      const fleet::ReplicaSource& replicas, upstream::Upstream& upstream, const Clock& clock,
       PrometheusOptions options);
 
   // Unavailable when Prometheus cannot be reached, does not answer in time, answers an HTTP
@@ -101,12 +101,12 @@ class PrometheusMetricsSource final : public MetricsSource {
     absl::Time start;
     std::optional<absl::Time> ready;
   };
-  PrometheusMetricsSource(const gateway::ReplicaSource& replicas, gateway::Upstream& upstream,
+  PrometheusMetricsSource(const fleet::ReplicaSource& replicas, upstream::Upstream& upstream,
                           const Clock& clock, PrometheusOptions options,
                           PrometheusEndpoint endpoint);
 
-  const gateway::ReplicaSource& replicas_;
-  gateway::Upstream& upstream_;
+  const fleet::ReplicaSource& replicas_;
+  upstream::Upstream& upstream_;
   const Clock& clock_;
   const PrometheusOptions options_;
   const PrometheusEndpoint endpoint_;

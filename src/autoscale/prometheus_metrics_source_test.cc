@@ -7,7 +7,7 @@
 #include <cmath>
 #include <map>
 
-#include "gateway/http_upstream.h"
+#include "upstream/http_upstream.h"
 #include "gtest/gtest.h"
 
 namespace galley::autoscale {
@@ -86,7 +86,7 @@ TEST(ParseInstantVectorTest, Values) {
 }
 
 TEST(MapPrometheusAnswersTest, EachReplicaObservedOrMissingWithAReason) {
-  const std::vector<gateway::ReplicaEndpoint> replicas = {
+  const std::vector<fleet::ReplicaEndpoint> replicas = {
       {"ok", "127.0.0.1", 1, true},         {"starting", "127.0.0.1", 2, false},
       {"not-a-target", "127.0.0.1", 3, true}, {"down", "127.0.0.1", 4, true},
       {"stale", "127.0.0.1", 5, true},      {"nan", "127.0.0.1", 6, true},
@@ -212,17 +212,17 @@ TEST(PrometheusQueryTargetTest, PercentEncodesTheQuery) {
 
 // Answers each query (by its request target) with a scripted result at once; a query with no
 // script never answers.
-class FakeUpstream final : public gateway::Upstream {
+class FakeUpstream final : public upstream::Upstream {
  public:
-  std::map<std::string, gateway::UpstreamResult> answers;  // by query text
+  std::map<std::string, upstream::UpstreamResult> answers;  // by query text
   std::vector<std::string> targets;
 
   void Send(const std::string& host, uint16_t port, http::Request request, TimePoint deadline,
-            gateway::UpstreamCallback done) override {
+            upstream::UpstreamCallback done) override {
     targets.push_back(std::string(request.target()));
     for (const auto& [query, result] : answers) {
       if (request.target() == PrometheusQueryTarget("", query)) {
-        gateway::UpstreamResult r = result;
+        upstream::UpstreamResult r = result;
         done(std::move(r));
         return;
       }
@@ -230,16 +230,16 @@ class FakeUpstream final : public gateway::Upstream {
   }
 };
 
-gateway::UpstreamResult Ok(std::string body, http::Status status = http::Status::ok) {
-  gateway::UpstreamResult r;
+upstream::UpstreamResult Ok(std::string body, http::Status status = http::Status::ok) {
+  upstream::UpstreamResult r;
   r.response.result(status);
   r.response.body() = std::move(body);
   return r;
 }
 
-struct MutableReplicas final : gateway::ReplicaSource {
-  std::vector<gateway::ReplicaEndpoint> list;
-  std::vector<gateway::ReplicaEndpoint> Replicas() const override { return list; }
+struct MutableReplicas final : fleet::ReplicaSource {
+  std::vector<fleet::ReplicaEndpoint> list;
+  std::vector<fleet::ReplicaEndpoint> Replicas() const override { return list; }
 };
 
 TEST(PrometheusMetricsSourceTest, ObservesAndRemembersStartAndReadyTimes) {
@@ -278,10 +278,10 @@ TEST(PrometheusMetricsSourceTest, AnyFailedQueryMakesTheWholeObserveUnavailable)
   ManualClock clock;
   struct Case {
     std::string name;
-    std::optional<gateway::UpstreamResult> up_answer;  // nullopt: never answers
+    std::optional<upstream::UpstreamResult> up_answer;  // nullopt: never answers
     std::string message;
   };
-  gateway::UpstreamResult refused;
+  upstream::UpstreamResult refused;
   refused.transport_error = true;
   refused.error = "connection refused";
   const std::vector<Case> cases = {
@@ -326,7 +326,7 @@ TEST(PrometheusMetricsSourceTest, NothingListeningIsUnavailable) {
 
   MutableReplicas replicas;
   replicas.list = {{"a", "127.0.0.1", 1, true}};
-  gateway::HttpUpstream upstream;
+  upstream::HttpUpstream upstream;
   auto source = PrometheusMetricsSource::Create(
       replicas, upstream, SteadyClock::Get(),
       {"http://127.0.0.1:" + std::to_string(port), std::chrono::milliseconds(2'000)});

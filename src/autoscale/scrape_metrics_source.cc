@@ -21,7 +21,7 @@ struct Round {
   std::mutex mu;
   std::condition_variable done;
   int pending = 0;
-  std::vector<std::optional<gateway::UpstreamResult>> results;
+  std::vector<std::optional<upstream::UpstreamResult>> results;
 };
 
 }  // namespace
@@ -40,13 +40,13 @@ absl::StatusOr<ReplicaLoad> ReadReplicaLoad(std::string_view exposition) {
   return load;
 }
 
-ScrapeMetricsSource::ScrapeMetricsSource(const gateway::ReplicaSource& replicas,
-                                         gateway::Upstream& upstream, const Clock& clock,
+ScrapeMetricsSource::ScrapeMetricsSource(const fleet::ReplicaSource& replicas,
+                                         upstream::Upstream& upstream, const Clock& clock,
                                          ScrapeOptions options)
     : replicas_(replicas), upstream_(upstream), clock_(clock), options_(std::move(options)) {}
 
 absl::StatusOr<MetricsSnapshot> ScrapeMetricsSource::Observe() {
-  const std::vector<gateway::ReplicaEndpoint> endpoints = replicas_.Replicas();
+  const std::vector<fleet::ReplicaEndpoint> endpoints = replicas_.Replicas();
   const TimePoint start = clock_.Now();
   MetricsSnapshot snap;
   snap.time = ToAbslTime(start);
@@ -58,7 +58,7 @@ absl::StatusOr<MetricsSnapshot> ScrapeMetricsSource::Observe() {
     http::Request req{http::Verb::get, options_.path, 11};
     req.set(boost::beast::http::field::host, endpoints[i].host);
     upstream_.Send(endpoints[i].host, endpoints[i].port, std::move(req), start + options_.timeout,
-                   [round, i](gateway::UpstreamResult&& r) {
+                   [round, i](upstream::UpstreamResult&& r) {
                      std::lock_guard<std::mutex> lock(round->mu);
                      round->results[i] = std::move(r);
                      if (--round->pending == 0) round->done.notify_all();
@@ -75,7 +75,7 @@ absl::StatusOr<MetricsSnapshot> ScrapeMetricsSource::Observe() {
   std::map<std::string, Seen> seen;
   std::lock_guard<std::mutex> lock(round->mu);
   for (size_t i = 0; i < endpoints.size(); ++i) {
-    const gateway::ReplicaEndpoint& ep = endpoints[i];
+    const fleet::ReplicaEndpoint& ep = endpoints[i];
     Seen s = seen_.count(ep.id) ? seen_[ep.id] : Seen{snap.time, std::nullopt};
     if (ep.ready && !s.ready) s.ready = snap.time;
     seen[ep.id] = s;
@@ -85,7 +85,7 @@ absl::StatusOr<MetricsSnapshot> ScrapeMetricsSource::Observe() {
     o.ready = ep.ready;
     o.start_time = s.start;
     o.ready_time = s.ready;
-    const std::optional<gateway::UpstreamResult>& r = round->results[i];
+    const std::optional<upstream::UpstreamResult>& r = round->results[i];
     if (!r) {
       o.error = "no answer within the scrape timeout";
     } else if (r->transport_error) {

@@ -10,8 +10,8 @@
 
 #include "autoscale/metrics_source.h"
 #include "common/clock.h"
-#include "gateway/replica_source.h"
-#include "gateway/upstream.h"
+#include "fleet/replica_source.h"
+#include "upstream/upstream.h"
 
 namespace galley::autoscale {
 
@@ -25,7 +25,7 @@ class ScrapeMetricsSource final : public MetricsSource {
  public:
   // `replicas`, `upstream` and `clock` must outlive this object; the upstream's I/O must keep
   // running while Observe() waits.
-  ScrapeMetricsSource(const gateway::ReplicaSource& replicas, gateway::Upstream& upstream,
+  ScrapeMetricsSource(const fleet::ReplicaSource& replicas, upstream::Upstream& upstream,
                       const Clock& clock, ScrapeOptions options = {});
 
   // Scrapes every replica that has a port, in parallel, and returns once all answered or the
@@ -39,8 +39,8 @@ class ScrapeMetricsSource final : public MetricsSource {
     std::optional<absl::Time> ready;
   };
 
-  const gateway::ReplicaSource& replicas_;
-  gateway::Upstream& upstream_;
+  const fleet::ReplicaSource& replicas_;
+  upstream::Upstream& upstream_;
   const Clock& clock_;
   const ScrapeOptions options_;
   std::map<std::string, Seen> seen_;  // by replica id; only Observe() touches it

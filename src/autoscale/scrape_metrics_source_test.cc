@@ -9,30 +9,30 @@ namespace {
 
 // Answers each replica (by port) with a scripted result, at once, on the caller's thread; a port
 // with no script never answers (the source's own timeout must end the wait).
-class FakeUpstream final : public gateway::Upstream {
+class FakeUpstream final : public upstream::Upstream {
  public:
-  std::map<uint16_t, gateway::UpstreamResult> answers;
+  std::map<uint16_t, upstream::UpstreamResult> answers;
   std::vector<std::string> targets;
 
   void Send(const std::string& host, uint16_t port, http::Request request, TimePoint deadline,
-            gateway::UpstreamCallback done) override {
+            upstream::UpstreamCallback done) override {
     targets.push_back(std::string(request.target()));
     auto it = answers.find(port);
     if (it == answers.end()) return;
-    gateway::UpstreamResult r = it->second;
+    upstream::UpstreamResult r = it->second;
     done(std::move(r));
   }
 };
 
-gateway::UpstreamResult Ok(std::string body, http::Status status = http::Status::ok) {
-  gateway::UpstreamResult r;
+upstream::UpstreamResult Ok(std::string body, http::Status status = http::Status::ok) {
+  upstream::UpstreamResult r;
   r.response.result(status);
   r.response.body() = std::move(body);
   return r;
 }
 
-gateway::UpstreamResult TransportError(bool timed_out) {
-  gateway::UpstreamResult r;
+upstream::UpstreamResult TransportError(bool timed_out) {
+  upstream::UpstreamResult r;
   r.transport_error = true;
   r.timed_out = timed_out;
   r.error = "connection refused";
@@ -74,7 +74,7 @@ TEST(ReadReplicaLoadTest, Table) {
 }
 
 TEST(ScrapeMetricsSourceTest, EachReplicaScrapedOrMissing) {
-  gateway::StaticReplicaSource replicas({{"ok", "127.0.0.1", 1, true},
+  fleet::StaticReplicaSource replicas({{"ok", "127.0.0.1", 1, true},
                                          {"starting", "127.0.0.1", 2, false},
                                          {"http500", "127.0.0.1", 3, true},
                                          {"refused", "127.0.0.1", 4, true},
@@ -119,9 +119,9 @@ TEST(ScrapeMetricsSourceTest, EachReplicaScrapedOrMissing) {
 // A replica keeps its first-seen start time across scrapes and gets a ready time when it turns
 // ready; a replica that leaves and comes back is new.
 TEST(ScrapeMetricsSourceTest, RemembersStartAndReadyTimes) {
-  struct Mutable final : gateway::ReplicaSource {
-    std::vector<gateway::ReplicaEndpoint> list;
-    std::vector<gateway::ReplicaEndpoint> Replicas() const override { return list; }
+  struct Mutable final : fleet::ReplicaSource {
+    std::vector<fleet::ReplicaEndpoint> list;
+    std::vector<fleet::ReplicaEndpoint> Replicas() const override { return list; }
   } replicas;
   FakeUpstream upstream;
   upstream.answers[1] = Ok("galley_model_inflight_requests 1\n");

@@ -65,7 +65,7 @@ Runner AddGatewayCommand(CLI::App& app) {
   return [cmd, flags, opts, replicas, ms]() -> int {
     if (!cmd->parsed()) return -1;
     if (!flags->Apply(opts->http) || !flags->ApplyMetrics(opts->http, opts->metrics_http)) return 2;
-    std::vector<gateway::ReplicaEndpoint> list;
+    std::vector<fleet::ReplicaEndpoint> list;
     for (std::string_view item : Split(*replicas, ',')) {
       item = StripWhitespace(item);
       if (item.empty()) continue;
@@ -84,7 +84,7 @@ Runner AddGatewayCommand(CLI::App& app) {
     opts->drain_delay = std::chrono::milliseconds(flags->drain_delay_ms);
     opts->grace_period = std::chrono::milliseconds(flags->grace_period_ms);
     ApplyGatewayPolicyFlags(*opts, (*ms)[0], (*ms)[1], (*ms)[2], (*ms)[3]);
-    gateway::StaticReplicaSource source(std::move(list));
+    fleet::StaticReplicaSource source(std::move(list));
     return gateway::RunGateway(*opts, source);
   };
 }

@@ -3,7 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "serve/builtin_backends.h"
+#include "inference/builtin_backends.h"
 #include "serve/serve_main.h"
 
 namespace galley::cli {
@@ -39,7 +39,7 @@ Runner AddServeCommand(CLI::App& app) {
     opts->frontend.default_timeout = std::chrono::milliseconds(flags->default_timeout_ms);
     opts->drain_delay = std::chrono::milliseconds(flags->drain_delay_ms);
     opts->grace_period = std::chrono::milliseconds(flags->grace_period_ms);
-    return serve::RunServe(*opts, serve::BuiltinBackends());
+    return serve::RunServe(*opts, inference::BuiltinBackends());
   };
 }
 

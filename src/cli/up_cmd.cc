@@ -8,7 +8,7 @@
 #include <iostream>
 
 #include "autoscale/controller.h"
-#include "autoscale/file_sd.h"
+#include "local/file_sd.h"
 #include "autoscale/prometheus_metrics_source.h"
 #include "autoscale/scrape_metrics_source.h"
 
@@ -17,7 +17,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "gateway/gateway_main.h"
-#include "gateway/http_upstream.h"
+#include "upstream/http_upstream.h"
 #include "local/supervisor.h"
 #include "metrics/registry.h"
 
@@ -163,7 +163,7 @@ autoscale::HpaSpec HpaSpecFromFlags(const UpFlags& up) {
 // Its galley_autoscale_* metrics are served on the gateway's /metrics (extra_registries).
 struct UpAutoscaler {
   metrics::Registry registry;  // served on the gateway's /metrics
-  gateway::HttpUpstream upstream;
+  upstream::HttpUpstream upstream;
   std::unique_ptr<autoscale::MetricsSource> source;
   std::unique_ptr<autoscale::Controller> controller;
   std::atomic<int64_t> held{0};  // requests the gateway holds for want of a replica
@@ -287,9 +287,9 @@ Runner AddUpCommand(CLI::App& app) {
       return 1;
     }
     local::Supervisor& sup = **supervisor;
-    std::unique_ptr<autoscale::FileSdWriter> sd_writer;  // stopped before the supervisor goes
+    std::unique_ptr<local::FileSdWriter> sd_writer;  // stopped before the supervisor goes
     if (!up->prometheus_sd_file.empty()) {
-      sd_writer = std::make_unique<autoscale::FileSdWriter>(up->prometheus_sd_file, sup);
+      sd_writer = std::make_unique<local::FileSdWriter>(up->prometheus_sd_file, sup);
       if (absl::Status st = sd_writer->Start(); !st.ok()) {
         log::Error("start_failed", {{"error", std::string(st.message())}});
         return 1;

@@ -20,13 +20,13 @@ double Secs(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Failures the breaker counts and that are safe to retry elsewhere. Inference is a pure
 // function of its input, so a request that may have reached a replica can still be repeated.
-bool Retryable(const UpstreamResult& r) {
+bool Retryable(const upstream::UpstreamResult& r) {
   if (r.transport_error) return true;
   const unsigned s = static_cast<unsigned>(r.response.result());
   return s == 429 || s == 502 || s == 503 || s == 504;
 }
 
-std::string_view OutcomeLabel(const UpstreamResult& r) {
+std::string_view OutcomeLabel(const upstream::UpstreamResult& r) {
   if (r.timed_out) return "timeout";
   if (r.transport_error) return "transport_error";
   const unsigned s = static_cast<unsigned>(r.response.result());
@@ -59,13 +59,13 @@ struct Gateway::Timer {
 };
 
 struct Gateway::Replica {
-  Replica(ReplicaEndpoint e, const CircuitBreakerOptions& o, GatewayMetrics& m)
+  Replica(fleet::ReplicaEndpoint e, const CircuitBreakerOptions& o, GatewayMetrics& m)
       : endpoint(std::move(e)), breaker(Seeded(o, endpoint.id)),
         ready_gauge(&m.replica_ready.Add({{"replica", endpoint.id}})),
         outstanding_gauge(&m.replica_outstanding.Add({{"replica", endpoint.id}})),
         duration(&m.upstream_duration.Add({{"replica", endpoint.id}}, metrics::DurationBuckets())) {}
 
-  ReplicaEndpoint endpoint;               // refreshed from the source each round (under mu)
+  fleet::ReplicaEndpoint endpoint;               // refreshed from the source each round (under mu)
   std::atomic<int64_t> outstanding{0};
   std::atomic<bool> healthy{false};       // last ready probe said 200
   std::atomic<bool> source_ready{false};  // the source says ready (not draining)
@@ -93,7 +93,7 @@ struct Gateway::Call {
   std::unique_ptr<Timer> backoff_timer;
 };
 
-Gateway::Gateway(ReplicaSource& source, Upstream& upstream, asio::io_context& timers,
+Gateway::Gateway(fleet::ReplicaSource& source, upstream::Upstream& upstream, asio::io_context& timers,
                  const Clock& clock, GatewayMetrics& metrics, GatewayOptions options)
     : source_(source), upstream_(upstream), timers_(timers), clock_(clock), metrics_(metrics),
       options_(std::move(options)), replicas_(std::make_shared<const ReplicaList>()),
@@ -204,12 +204,12 @@ std::shared_ptr<const Gateway::ReplicaList> Gateway::Snapshot() const {
 }
 
 void Gateway::SyncReplicas() {
-  std::vector<ReplicaEndpoint> current = source_.Replicas();
+  std::vector<fleet::ReplicaEndpoint> current = source_.Replicas();
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, std::shared_ptr<Replica>> old;
   for (const auto& r : *replicas_) old[r->endpoint.id] = r;
   auto next = std::make_shared<ReplicaList>();
-  for (ReplicaEndpoint& ep : current) {
+  for (fleet::ReplicaEndpoint& ep : current) {
     auto it = old.find(ep.id);
     std::shared_ptr<Replica> r;
     if (it != old.end() && it->second->endpoint.host == ep.host && it->second->endpoint.port == ep.port) {
@@ -267,7 +267,7 @@ void Gateway::CheckHealth(std::function<void()> done) {
     http::Request req{http::Verb::get, "/v2/health/ready", 11};
     upstream_.Send(r->endpoint.host, r->endpoint.port, std::move(req),
                    clock_.Now() + options_.health_timeout,
-                   [this, r, remaining, finished](UpstreamResult&& res) {
+                   [this, r, remaining, finished](upstream::UpstreamResult&& res) {
                      const bool ok = !res.transport_error && res.response.result() == http::Status::ok;
                      const bool was = r->healthy.exchange(ok);
                      if (was != ok) {
@@ -424,7 +424,7 @@ void Gateway::Attempt(std::shared_ptr<Call> call) {
     const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(attempt_deadline - now).count();
     req.set("X-Request-Timeout-Ms", std::to_string(std::max<int64_t>(1, left_ms)));
     upstream_.Send(replica->endpoint.host, replica->endpoint.port, std::move(req), attempt_deadline,
-                   [this, call, replica](UpstreamResult&& res) {
+                   [this, call, replica](upstream::UpstreamResult&& res) {
                      OnResult(call, replica, std::move(res));
                    });
     return;
@@ -432,7 +432,7 @@ void Gateway::Attempt(std::shared_ptr<Call> call) {
 }
 
 void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> replica,
-                       UpstreamResult&& res) {
+                       upstream::UpstreamResult&& res) {
   const TimePoint now = clock_.Now();
   replica->outstanding_gauge->Set(static_cast<double>(replica->outstanding.fetch_sub(1) - 1));
   replica->duration->Observe(Secs(res.latency));

@@ -20,9 +20,9 @@
 #include "gateway/circuit_breaker.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/latency_window.h"
-#include "gateway/replica_source.h"
+#include "fleet/replica_source.h"
 #include "gateway/retry_budget.h"
-#include "gateway/upstream.h"
+#include "upstream/upstream.h"
 
 namespace boost::asio {
 class io_context;
@@ -80,7 +80,7 @@ class Gateway {
  public:
   // `source`, `upstream`, `clock` and `metrics` must outlive the gateway. Timers (health checks,
   // back-off) run on `timers`.
-  Gateway(ReplicaSource& source, Upstream& upstream, boost::asio::io_context& timers,
+  Gateway(fleet::ReplicaSource& source, upstream::Upstream& upstream, boost::asio::io_context& timers,
           const Clock& clock, GatewayMetrics& metrics, GatewayOptions options);
   ~Gateway();
 
@@ -117,7 +117,7 @@ class Gateway {
   std::vector<Candidate> Candidates(const ReplicaList& list, const Call& call, TimePoint now) const;
   void Attempt(std::shared_ptr<Call> call);
   void OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> replica,
-                UpstreamResult&& result);
+                upstream::UpstreamResult&& result);
   void Finish(std::shared_ptr<Call> call, ForwardResult&& result);
   void RecordBreaker(const std::string& scope, const std::string& name,
                      const std::optional<BreakerTransition>& t, BreakerState now_state);
@@ -132,8 +132,8 @@ class Gateway {
   void CheckHeld();
   void SetHeldCount(size_t n);
 
-  ReplicaSource& source_;
-  Upstream& upstream_;
+  fleet::ReplicaSource& source_;
+  upstream::Upstream& upstream_;
   boost::asio::io_context& timers_;
   const Clock& clock_;
   GatewayMetrics& metrics_;

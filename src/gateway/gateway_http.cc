@@ -6,10 +6,9 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/strings.h"
-#include "serve/http_handlers.h"
-#include "serve/http_util.h"
-#include "serve/oip_json.h"
-#include "serve/request_metrics.h"
+#include "protocol/http_util.h"
+#include "protocol/oip_json.h"
+#include "protocol/request_metrics.h"
 
 namespace galley::gateway {
 namespace {
@@ -18,7 +17,7 @@ namespace bhttp = boost::beast::http;
 using http::Request;
 using http::Responder;
 using http::Response;
-using serve::Endpoint;
+using protocol::Endpoint;
 
 constexpr std::string_view kBusy = "I am currently busy, please try again later";
 
@@ -51,7 +50,7 @@ Response Relay(Response&& upstream, const std::string& replica) {
 // The fallback model's answer to an infer request, marked in its JSON (parameters.fallback). With
 // binary outputs (Triton's binary tensor data extension) the JSON part grows, so its new length
 // goes in Inference-Header-Content-Length and the binary part follows it unchanged.
-Response FallbackInferResponse(serve::EncodedInferResponse enc) {
+Response FallbackInferResponse(protocol::EncodedInferResponse enc) {
   const size_t json_length = enc.header_length.value_or(enc.body.size());
   boost::json::value doc = boost::json::parse(std::string_view(enc.body).substr(0, json_length));
   doc.as_object()["parameters"] = boost::json::object{{"fallback", true}};
@@ -61,7 +60,7 @@ Response FallbackInferResponse(serve::EncodedInferResponse enc) {
   body.append(enc.body, json_length, std::string::npos);
   Response res{http::Status::ok, 11};
   res.set(boost::beast::http::field::content_type, "application/octet-stream");
-  res.set(serve::kInferenceHeaderLength, std::to_string(new_length));
+  res.set(protocol::kInferenceHeaderLength, std::to_string(new_length));
   res.body() = std::move(body);
   res.prepare_payload();
   return res;
@@ -74,14 +73,14 @@ void MarkFallback(Response& res, std::string_view reason) {
 
 class Frontend : public std::enable_shared_from_this<Frontend> {
  public:
-  Frontend(Gateway& gateway, serve::InferenceService& fallback, metrics::Registry& registry,
-           serve::ServeMetrics& serve_metrics, GatewayMetrics& metrics, const Clock& clock,
+  Frontend(Gateway& gateway, inference::InferenceService& fallback, metrics::Registry& registry,
+           protocol::FrontendMetrics& frontend_metrics, GatewayMetrics& metrics, const Clock& clock,
            GatewayFrontendOptions options, std::function<GatewayState()> state,
            std::function<void()> before_scrape)
-      : gateway_(gateway), fallback_(fallback), registry_(registry), serve_metrics_(serve_metrics),
+      : gateway_(gateway), fallback_(fallback), registry_(registry), frontend_metrics_(frontend_metrics),
         metrics_(metrics), clock_(clock), options_(std::move(options)), state_(std::move(state)),
         before_scrape_(std::move(before_scrape)),
-        request_metrics_(serve_metrics, {options_.analyze_model}) {}
+        request_metrics_(frontend_metrics, {options_.analyze_model}) {}
 
   void Handle(Request&& req, Responder respond);
   void OnRejected(http::Status s) { request_metrics_.Record(Endpoint::kHttp, -1, s, 0); }
@@ -98,20 +97,20 @@ class Frontend : public std::enable_shared_from_this<Frontend> {
   }
 
   Gateway& gateway_;
-  serve::InferenceService& fallback_;
+  inference::InferenceService& fallback_;
   metrics::Registry& registry_;
-  serve::ServeMetrics& serve_metrics_;
+  protocol::FrontendMetrics& frontend_metrics_;
   GatewayMetrics& metrics_;
   const Clock& clock_;
   const GatewayFrontendOptions options_;
   std::function<GatewayState()> state_;
   std::function<void()> before_scrape_;
-  serve::RequestMetrics request_metrics_;
+  protocol::RequestMetrics request_metrics_;
   std::atomic<size_t> inflight_{0};
 };
 
 Responder Frontend::Counted(Endpoint endpoint, std::string_view model, Responder respond) {
-  serve_metrics_.http_inflight_gauge.Increment();
+  frontend_metrics_.http_inflight_gauge.Increment();
   inflight_.fetch_add(1);
   const TimePoint start = clock_.Now();
   const int model_index = model.empty() ? -1 : request_metrics_.ModelIndex(model);
@@ -119,7 +118,7 @@ Responder Frontend::Counted(Endpoint endpoint, std::string_view model, Responder
   return [self, endpoint, model_index, start, respond = std::move(respond)](Response&& res) {
     const double secs = std::chrono::duration<double>(self->clock_.Now() - start).count();
     self->request_metrics_.Record(endpoint, model_index, res.result(), secs);
-    self->serve_metrics_.http_inflight_gauge.Decrement();
+    self->frontend_metrics_.http_inflight_gauge.Decrement();
     self->inflight_.fetch_sub(1);
     respond(std::move(res));
   };
@@ -179,7 +178,7 @@ void Frontend::Handle(Request&& req, Responder respond) {
   if (target == "/v2") {
     if (!get) return not_allowed(Endpoint::kServerMetadata, "GET");
     return Counted(Endpoint::kServerMetadata, "", std::move(respond))(http::JsonResponse(
-        http::Status::ok, serve::EncodeServerMetadata("galley-gateway", options_.server_version)));
+        http::Status::ok, protocol::EncodeServerMetadata("galley-gateway", options_.server_version)));
   }
   if (inflight_.load() >= options_.max_inflight) {
     return Counted(Endpoint::kHttp, "", std::move(respond))(Busy());
@@ -216,12 +215,12 @@ void Frontend::Handle(Request&& req, Responder respond) {
 }
 
 void Frontend::Analyze(Request&& req, Responder respond) {
-  if (!serve::HasJsonContentType(req)) {
+  if (!protocol::HasJsonContentType(req)) {
     return respond(http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
   }
-  auto text = serve::DecodeAnalyzeRequest(req.body());
+  auto text = protocol::DecodeAnalyzeRequest(req.body());
   if (!text.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(text.status().message())));
-  auto deadline = serve::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
+  auto deadline = protocol::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
   if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
   auto self = shared_from_this();
   const TimePoint dl = *deadline;
@@ -234,7 +233,7 @@ void Frontend::Analyze(Request&& req, Responder respond) {
 
 void Frontend::FallbackAnalyze(std::string text, TimePoint deadline, std::string_view reason,
                                Responder respond) {
-  serve::InferRequest ir;
+  inference::InferRequest ir;
   ir.model = options_.fallback_model;
   ir.deadline = deadline;
   ir.arrival = clock_.Now();
@@ -242,15 +241,15 @@ void Frontend::FallbackAnalyze(std::string text, TimePoint deadline, std::string
   t.bytes.push_back(std::move(text));
   ir.input.inputs.push_back(std::move(t));
   auto self = shared_from_this();
-  fallback_.Infer(std::move(ir), [self, reason = std::string(reason), respond = std::move(respond)](serve::InferResult&& r) {
-    if (r.outcome == serve::Outcome::kQueueFull) return respond(Busy());
-    if (r.outcome != serve::Outcome::kOk) {
-      return respond(http::JsonError(serve::HttpStatusFor(r.outcome), r.message));
+  fallback_.Infer(std::move(ir), [self, reason = std::string(reason), respond = std::move(respond)](inference::InferResult&& r) {
+    if (r.outcome == inference::Outcome::kQueueFull) return respond(Busy());
+    if (r.outcome != inference::Outcome::kOk) {
+      return respond(http::JsonError(protocol::HttpStatusFor(r.outcome), r.message));
     }
     const auto& outs = r.output.outputs;
     boost::json::object body;
     body["sentiment"] = std::string_view(outs[0].bytes[0]);
-    body["confidence"] = serve::FloatForJson(outs[1].At<float>(0));
+    body["confidence"] = protocol::FloatForJson(outs[1].At<float>(0));
     body["model"] = self->options_.fallback_model;
     body["fallback"] = true;
     Response res = http::JsonResponse(http::Status::ok, JsonSerialize(body));
@@ -261,7 +260,7 @@ void Frontend::FallbackAnalyze(std::string text, TimePoint deadline, std::string
 }
 
 void Frontend::Infer(Request&& req, std::string model, Responder respond) {
-  auto deadline = serve::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
+  auto deadline = protocol::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
   if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
   auto self = shared_from_this();
   auto shared_req = std::make_shared<Request>(req);
@@ -283,13 +282,13 @@ void Frontend::FallbackInfer(const Request& req, TimePoint deadline, std::string
                              Responder respond) {
   auto md = fallback_.FindModel(options_.fallback_model, "");
   if (!md) return respond(http::JsonError(http::Status::service_unavailable, "no fallback model"));
-  auto header_length = serve::InferenceHeaderLength(req);
+  auto header_length = protocol::InferenceHeaderLength(req);
   if (!header_length.ok()) {
     return respond(http::JsonError(http::Status::bad_request, ToStd(header_length.status().message())));
   }
-  auto decoded = serve::DecodeInferRequest(req.body(), *md, *header_length);
+  auto decoded = protocol::DecodeInferRequest(req.body(), *md, *header_length);
   if (!decoded.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));
-  serve::InferRequest ir;
+  inference::InferRequest ir;
   ir.model = md->name;
   ir.deadline = deadline;
   ir.arrival = clock_.Now();
@@ -298,11 +297,11 @@ void Frontend::FallbackInfer(const Request& req, TimePoint deadline, std::string
   fallback_.Infer(std::move(ir), [self, md, id = decoded->id, outputs = decoded->outputs,
                                   binary = decoded->binary_outputs,
                                   all_binary = decoded->binary_data_output,
-                                  reason = std::string(reason), respond = std::move(respond)](serve::InferResult&& r) {
-    if (r.outcome == serve::Outcome::kQueueFull) return respond(Busy());
-    if (r.outcome != serve::Outcome::kOk) return respond(http::JsonError(serve::HttpStatusFor(r.outcome), r.message));
+                                  reason = std::string(reason), respond = std::move(respond)](inference::InferResult&& r) {
+    if (r.outcome == inference::Outcome::kQueueFull) return respond(Busy());
+    if (r.outcome != inference::Outcome::kOk) return respond(http::JsonError(protocol::HttpStatusFor(r.outcome), r.message));
     Response res = FallbackInferResponse(
-        serve::EncodeInferResponse(*md, id, r.output, outputs, binary, all_binary));
+        protocol::EncodeInferResponse(*md, id, r.output, outputs, binary, all_binary));
     MarkFallback(res, reason);
     self->CountFallback(reason);
     respond(std::move(res));
@@ -323,7 +322,7 @@ void Frontend::ModelGet(Request&& req, Endpoint endpoint, std::string model, boo
                      }
                      Response res = ready_probe
                                         ? http::JsonResponse(http::Status::ok, R"({"ready":true})")
-                                        : http::JsonResponse(http::Status::ok, serve::EncodeModelMetadata(*md));
+                                        : http::JsonResponse(http::Status::ok, protocol::EncodeModelMetadata(*md));
                      MarkFallback(res, r.why_not);
                      respond(std::move(res));
                    });
@@ -341,12 +340,12 @@ std::string_view GatewayStateName(GatewayState s) {
   return "unknown";
 }
 
-GatewayFrontend MakeGatewayFrontend(Gateway& gateway, serve::InferenceService& fallback,
-                                    metrics::Registry& registry, serve::ServeMetrics& serve_metrics,
+GatewayFrontend MakeGatewayFrontend(Gateway& gateway, inference::InferenceService& fallback,
+                                    metrics::Registry& registry, protocol::FrontendMetrics& frontend_metrics,
                                     GatewayMetrics& metrics, const Clock& clock,
                                     GatewayFrontendOptions options, std::function<GatewayState()> state,
                                     std::function<void()> before_scrape) {
-  auto fe = std::make_shared<Frontend>(gateway, fallback, registry, serve_metrics, metrics, clock,
+  auto fe = std::make_shared<Frontend>(gateway, fallback, registry, frontend_metrics, metrics, clock,
                                        std::move(options), std::move(state), std::move(before_scrape));
   GatewayFrontend out;
   out.handler = [fe](Request&& req, Responder respond) { fe->Handle(std::move(req), std::move(respond)); };

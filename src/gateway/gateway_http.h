@@ -15,8 +15,8 @@
 #include "gateway/gateway_metrics.h"
 #include "http/server.h"
 #include "metrics/registry.h"
-#include "serve/inference_service.h"
-#include "serve/serve_metrics.h"
+#include "inference/inference_service.h"
+#include "protocol/frontend_metrics.h"
 
 namespace galley::gateway {
 
@@ -54,8 +54,8 @@ struct GatewayFrontend {
 // `gateway`, `fallback` (the in-process model service), the registries and `clock` must outlive
 // the server. `state` says what the gateway can do now; /v2/health/ready is 200 when serving or
 // holding (and when fallback-only, with ready_on_fallback).
-GatewayFrontend MakeGatewayFrontend(Gateway& gateway, serve::InferenceService& fallback,
-                                    metrics::Registry& registry, serve::ServeMetrics& serve_metrics,
+GatewayFrontend MakeGatewayFrontend(Gateway& gateway, inference::InferenceService& fallback,
+                                    metrics::Registry& registry, protocol::FrontendMetrics& frontend_metrics,
                                     GatewayMetrics& metrics, const Clock& clock,
                                     GatewayFrontendOptions options, std::function<GatewayState()> state,
                                     std::function<void()> before_scrape = {});

@@ -6,11 +6,11 @@
 #include "boost/asio/steady_timer.hpp"
 #include "common/log.h"
 #include "common/signals.h"
-#include "gateway/http_upstream.h"
+#include "upstream/http_upstream.h"
 #include "http/ops_listener.h"
 #include "http/tls.h"
 #include "model/vader_backend.h"
-#include "serve/model_service.h"
+#include "inference/model_service.h"
 
 #ifndef GALLEY_VERSION
 #define GALLEY_VERSION "dev"
@@ -47,7 +47,7 @@ void LogReadyWhenServing(boost::asio::steady_timer& timer, const Gateway& gatewa
 
 }  // namespace
 
-int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
+int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
                std::function<void(uint16_t)> after_start, std::function<void()> after_drain) {
   BlockStopSignals();
   const Clock& clock = SteadyClock::Get();
@@ -63,28 +63,29 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
     api_keys = std::move(keys).value();
   }
   metrics::Registry registry;
-  serve::ServeMetrics serve_metrics(registry);
+  inference::ModelMetrics model_metrics(registry);
+  protocol::FrontendMetrics frontend_metrics(registry);
   GatewayMetrics metrics(registry);
 
   // The fallback: the CPU sentiment model, in process, behind its own bounded queue.
-  serve::ModelService fallback;
+  inference::ModelService fallback;
   {
     std::vector<std::unique_ptr<model::Backend>> instances;
     instances.push_back(std::make_unique<model::VaderBackend>(
         options.frontend.fallback_model, std::max(1, options.fallback.batch.max_batch_size)));
-    fallback.AddModel(std::make_unique<serve::ModelRunner>(std::move(instances), options.fallback,
-                                                           clock, &serve_metrics));
+    fallback.AddModel(std::make_unique<inference::ModelRunner>(std::move(instances), options.fallback,
+                                                           clock, &model_metrics));
   }
   model::InferInput warm;
   warm.inputs.push_back({"text", model::DataType::kBytes, {1}, {}, {"warm up"}});
-  serve::ModelRunner* runner = fallback.runner(options.frontend.fallback_model);
+  inference::ModelRunner* runner = fallback.runner(options.frontend.fallback_model);
   if (absl::Status st = runner->Load({warm}); !st.ok()) {
     log::Error("start_failed", {{"error", std::string(st.message())}});
     return 1;
   }
   runner->Start();
 
-  HttpUpstreamOptions upstream_options;
+  upstream::HttpUpstreamOptions upstream_options;
   if (!options.upstream_tls_ca.empty()) {
     auto tls = http::MakeTlsClientContext(options.upstream_tls_ca, options.upstream_tls_cert,
                                           options.upstream_tls_key);
@@ -94,7 +95,7 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
     }
     upstream_options.tls = std::move(tls).value();
   }
-  HttpUpstream upstream(upstream_options);
+  upstream::HttpUpstream upstream(upstream_options);
   GatewayOptions gateway_options = options.gateway;
   gateway_options.models.push_back(options.frontend.analyze_model);
   Gateway gateway(source, upstream, upstream.io(), clock, metrics, gateway_options);
@@ -104,10 +105,12 @@ int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
   fe.server_version = GALLEY_VERSION;
   fe.api_keys = std::move(api_keys);
   GatewayFrontend frontend = MakeGatewayFrontend(
-      gateway, fallback, registry, serve_metrics, metrics, clock, fe,
+      gateway, fallback, registry, frontend_metrics, metrics, clock, fe,
       [&] { return State(draining.load(), fallback.Ready(), gateway, options.gateway.hold_for_replica); },
-      [&serve_metrics, &server_ptr] {
-        if (server_ptr != nullptr) serve_metrics.SyncConnections(server_ptr->stats());
+      [&frontend_metrics, &server_ptr] {
+        if (server_ptr == nullptr) return;
+        frontend_metrics.SyncConnections(server_ptr->stats().open_connections.load(),
+                                         server_ptr->stats().evicted_connections.load());
       });
   auto ops = http::StartOpsListener(options.metrics_http, frontend.handler);
   auto server = ops.ok() ? http::Server::Create(options.http, std::move(frontend.handler),

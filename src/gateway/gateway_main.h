@@ -9,9 +9,9 @@
 
 #include "gateway/gateway.h"
 #include "gateway/gateway_http.h"
-#include "gateway/replica_source.h"
+#include "fleet/replica_source.h"
 #include "http/server.h"
-#include "serve/model_runner.h"
+#include "inference/model_runner.h"
 
 namespace galley::gateway {
 
@@ -20,7 +20,7 @@ struct GatewayRunOptions {
   std::optional<http::ServerOptions> metrics_http;  // set: /metrics on its own listener
   GatewayFrontendOptions frontend;
   GatewayOptions gateway;
-  serve::RunnerOptions fallback;                  // the fallback model's queue and batching
+  inference::RunnerOptions fallback;                  // the fallback model's queue and batching
   std::string api_keys_file;                      // empty: no keys needed
   // TLS to the replicas: the CA their certificates chain to (set: TLS on), and the gateway's own
   // certificate and key for mutual TLS (optional).
@@ -33,7 +33,7 @@ struct GatewayRunOptions {
 // starts), then drains. `after_start` runs once the gateway listens and is ready (e.g. to log
 // the address); `after_drain` runs after the gateway stopped accepting and its connections
 // closed, before it returns (e.g. to stop replicas). Returns the exit code.
-int RunGateway(const GatewayRunOptions& options, ReplicaSource& source,
+int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
                std::function<void(uint16_t port)> after_start = {},
                std::function<void()> after_drain = {});
 

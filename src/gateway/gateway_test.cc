@@ -17,7 +17,7 @@ using std::chrono::milliseconds;
 
 // Answers each attempt at once (on the calling thread) by the replica's script: an HTTP status,
 // or 0 for a timeout. Records every attempt's replica and deadline.
-class ScriptedUpstream final : public Upstream {
+class ScriptedUpstream final : public upstream::Upstream {
  public:
   struct Sent {
     uint16_t port;
@@ -40,14 +40,14 @@ class ScriptedUpstream final : public Upstream {
   }
 
   void Send(const std::string&, uint16_t port, http::Request request, TimePoint deadline,
-            UpstreamCallback done) override {
+            upstream::UpstreamCallback done) override {
     std::pair<int, Duration> how;
     {
       std::lock_guard<std::mutex> l(mu_);
       sent_.push_back({port, std::string(request.target()), deadline});
       how = script_.count(port) ? script_[port] : std::pair<int, Duration>{200, milliseconds(2)};
     }
-    UpstreamResult r;
+    upstream::UpstreamResult r;
     r.latency = how.second;
     if (how.first == 0) {
       r.transport_error = r.timed_out = true;
@@ -68,9 +68,9 @@ class ScriptedUpstream final : public Upstream {
 class GatewayTest : public ::testing::Test {
  protected:
   void Make(std::vector<uint16_t> ports, GatewayOptions o = {}) {
-    std::vector<ReplicaEndpoint> eps;
+    std::vector<fleet::ReplicaEndpoint> eps;
     for (uint16_t p : ports) eps.push_back({"r" + std::to_string(p), "127.0.0.1", p, true});
-    source_ = std::make_unique<StaticReplicaSource>(std::move(eps));
+    source_ = std::make_unique<fleet::StaticReplicaSource>(std::move(eps));
     o.backoff.base = milliseconds(1);
     o.backoff.cap = milliseconds(1);
     gateway_ = std::make_unique<Gateway>(*source_, upstream_, io_, clock_, metrics_, o);
@@ -95,7 +95,7 @@ class GatewayTest : public ::testing::Test {
   metrics::Registry registry_;
   GatewayMetrics metrics_{registry_};
   ScriptedUpstream upstream_{clock_};
-  std::unique_ptr<StaticReplicaSource> source_;
+  std::unique_ptr<fleet::StaticReplicaSource> source_;
   std::unique_ptr<Gateway> gateway_;
 };
 

@@ -25,19 +25,19 @@
 #include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server_posix.h"
 #include "health.grpc.pb.h"
-#include "serve/request_metrics.h"
+#include "protocol/request_metrics.h"
 
 namespace galley::rpc {
 namespace {
 
 using HealthResponse = ::grpc::health::v1::HealthCheckResponse;
 using ServingStatus = HealthResponse::ServingStatus;
-using serve::Endpoint;
+using protocol::Endpoint;
 
 constexpr std::string_view kOipService = "inference.GRPCInferenceService";
 
 // The HTTP status whose `outcome` label a gRPC code is counted under, so that both front-ends
-// fill the same series (serve/request_metrics.h).
+// fill the same series (protocol/request_metrics.h).
 http::Status HttpEquivalent(::grpc::StatusCode code) {
   switch (code) {
     case ::grpc::StatusCode::OK:
@@ -68,7 +68,7 @@ std::string UnknownModel(std::string_view name, std::string_view version) {
 
 // UNAVAILABLE with the reason for a model the server knows but cannot serve (a broken config or
 // model file), else NOT_FOUND.
-::grpc::Status MissingModel(const serve::InferenceService& service, const std::string& name,
+::grpc::Status MissingModel(const inference::InferenceService& service, const std::string& name,
                             const std::string& version) {
   std::string message = service.UnavailableMessage(View(name));
   if (message.empty()) return {::grpc::StatusCode::NOT_FOUND, UnknownModel(name, version)};
@@ -84,23 +84,23 @@ struct AnswerClaim {
 
 }  // namespace
 
-::grpc::StatusCode GrpcCodeFor(serve::Outcome outcome) {
+::grpc::StatusCode GrpcCodeFor(inference::Outcome outcome) {
   switch (outcome) {
-    case serve::Outcome::kOk:
+    case inference::Outcome::kOk:
       return ::grpc::StatusCode::OK;
-    case serve::Outcome::kInvalidInput:
+    case inference::Outcome::kInvalidInput:
       return ::grpc::StatusCode::INVALID_ARGUMENT;
-    case serve::Outcome::kModelNotFound:
+    case inference::Outcome::kModelNotFound:
       return ::grpc::StatusCode::NOT_FOUND;
-    case serve::Outcome::kModelNotReady:
+    case inference::Outcome::kModelNotReady:
       return ::grpc::StatusCode::UNAVAILABLE;
-    case serve::Outcome::kQueueFull:
+    case inference::Outcome::kQueueFull:
       return ::grpc::StatusCode::RESOURCE_EXHAUSTED;
-    case serve::Outcome::kDeadlineExceeded:
+    case inference::Outcome::kDeadlineExceeded:
       return ::grpc::StatusCode::DEADLINE_EXCEEDED;
-    case serve::Outcome::kShuttingDown:
+    case inference::Outcome::kShuttingDown:
       return ::grpc::StatusCode::UNAVAILABLE;
-    case serve::Outcome::kInternal:
+    case inference::Outcome::kInternal:
       return ::grpc::StatusCode::INTERNAL;
   }
   return ::grpc::StatusCode::INTERNAL;
@@ -108,7 +108,7 @@ struct AnswerClaim {
 
 class GrpcFrontend::Impl {
  public:
-  Impl(serve::InferenceService& service, GrpcOptions options);
+  Impl(inference::InferenceService& service, GrpcOptions options);
   ~Impl() { Shutdown(std::chrono::steady_clock::now()); }
 
   absl::Status Start();
@@ -154,10 +154,10 @@ class GrpcFrontend::Impl {
   // Runs on each completion thread: hands out events until the queue is shut down.
   void PollCompletions();
 
-  serve::InferenceService& service_;
+  inference::InferenceService& service_;
   const GrpcOptions options_;
   const Clock& clock_;
-  std::unique_ptr<serve::RequestMetrics> request_metrics_;  // null: not counted
+  std::unique_ptr<protocol::RequestMetrics> request_metrics_;  // null: not counted
   std::atomic<bool> draining_{false};
   std::atomic<int> port_{0};
 
@@ -178,7 +178,7 @@ class GrpcFrontend::Impl {
   // The services outlive the server, which refers to them. ModelInfer's messages arrive as bytes
   // and are parsed here, so that one that cannot be parsed is the client's INVALID_ARGUMENT (gRPC
   // itself would answer INTERNAL).
-  inference::GRPCInferenceService::WithRawMethod_ModelInfer<inference::GRPCInferenceService::AsyncService> oip_;
+  ::inference::GRPCInferenceService::WithRawMethod_ModelInfer<::inference::GRPCInferenceService::AsyncService> oip_;
   ::grpc::health::v1::Health::AsyncService health_;
   std::unique_ptr<::grpc::Server> server_ ABSL_GUARDED_BY(lifecycle_mu_);
   std::unique_ptr<ConnectionAcceptor> acceptor_ ABSL_GUARDED_BY(lifecycle_mu_);
@@ -436,7 +436,7 @@ class GrpcFrontend::Impl::InferCall final : public Op {
         ::grpc::ByteBuffer out;
         bool own = false;
         ::grpc::Status st =
-            ::grpc::SerializationTraits<inference::ModelInferResponse>::Serialize(response_, &out, &own);
+            ::grpc::SerializationTraits<::inference::ModelInferResponse>::Serialize(response_, &out, &own);
         if (st.ok()) {
           responder_.Finish(out, status, Tag(kSent));
         } else {
@@ -457,8 +457,8 @@ class GrpcFrontend::Impl::InferCall final : public Op {
   Impl& impl_;
   ::grpc::ServerContext ctx_;
   ::grpc::ByteBuffer raw_request_;
-  inference::ModelInferRequest request_;
-  inference::ModelInferResponse response_;
+  ::inference::ModelInferRequest request_;
+  ::inference::ModelInferResponse response_;
   ::grpc::ServerAsyncResponseWriter<::grpc::ByteBuffer> responder_;
   TimePoint start_{};
   // What the answer needs, kept from the request (the call lives until it is answered).
@@ -470,13 +470,13 @@ class GrpcFrontend::Impl::InferCall final : public Op {
 
 void GrpcFrontend::Impl::InferCall::Serve() {
   start_ = impl_.clock_.Now();
-  if (::grpc::Status parsed = ::grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(
+  if (::grpc::Status parsed = ::grpc::SerializationTraits<::inference::ModelInferRequest>::Deserialize(
           &raw_request_, &request_);
       !parsed.ok()) {
     return Fail(::grpc::StatusCode::INVALID_ARGUMENT,
                 StrCat("the request is not a valid ModelInferRequest message: ", parsed.error_message()));
   }
-  const inference::ModelInferRequest& req = request_;
+  const ::inference::ModelInferRequest& req = request_;
   auto md = impl_.service_.FindModel(View(req.model_name()), View(req.model_version()));
   if (!md) {
     ::grpc::Status st = MissingModel(impl_.service_, req.model_name(), req.model_version());
@@ -494,7 +494,7 @@ void GrpcFrontend::Impl::InferCall::Serve() {
                   "the deadline passed before the request was queued");
     }
   }
-  serve::InferRequest ir;
+  inference::InferRequest ir;
   ir.model = req.model_name();
   ir.version = req.model_version();
   ir.deadline =
@@ -504,11 +504,11 @@ void GrpcFrontend::Impl::InferCall::Serve() {
   metadata_ = md;
   id_ = std::move(decoded->id);
   requested_outputs_ = std::move(decoded->outputs);
-  impl_.service_.Infer(std::move(ir), [this, claim = claim_](serve::InferResult&& r) {
+  impl_.service_.Infer(std::move(ir), [this, claim = claim_](inference::InferResult&& r) {
     // Whoever takes the claim answers; the call lives until it has (and only then may this be
     // touched).
     if (!claim->TryTake()) return;
-    if (r.outcome != serve::Outcome::kOk) {
+    if (r.outcome != inference::Outcome::kOk) {
       return Reply(::grpc::Status(GrpcCodeFor(r.outcome), std::move(r.message)));
     }
     response_ = EncodeInferResponse(*metadata_, id_, r.output, requested_outputs_);
@@ -650,14 +650,14 @@ class GrpcFrontend::Impl::WatchCall final : public Op {
 
 // --- Impl
 
-GrpcFrontend::Impl::Impl(serve::InferenceService& service, GrpcOptions options)
+GrpcFrontend::Impl::Impl(inference::InferenceService& service, GrpcOptions options)
     : service_(service),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : SteadyClock::Get()) {
   if (options_.metrics != nullptr) {
     std::vector<std::string> names;
     for (const auto& md : service_.Models()) names.push_back(md.name);
-    request_metrics_ = std::make_unique<serve::RequestMetrics>(*options_.metrics, std::move(names));
+    request_metrics_ = std::make_unique<protocol::RequestMetrics>(*options_.metrics, std::move(names));
   }
 }
 
@@ -702,7 +702,7 @@ void GrpcFrontend::Impl::Record(Endpoint endpoint, std::string_view model, ::grp
   }
   if (log::Enabled(log::Level::kDebug)) {
     log::Debug("request", {{"protocol", "grpc"},
-                           {"endpoint", serve::EndpointName(endpoint)},
+                           {"endpoint", protocol::EndpointName(endpoint)},
                            {"model", model},
                            {"grpc_code", static_cast<int>(code)},
                            {"duration_s", secs}});
@@ -833,7 +833,7 @@ void GrpcFrontend::Impl::Shutdown(TimePoint deadline) {
 
 // --- GrpcFrontend
 
-absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(serve::InferenceService& service,
+absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(inference::InferenceService& service,
                                                                    GrpcOptions options) {
   if (options.host.empty()) return absl::InvalidArgumentError("gRPC host must not be empty");
   if (options.port < 0 || options.port > 65535) {

@@ -1,6 +1,6 @@
 // The gRPC front-end of `galley serve`: the Open Inference Protocol's GRPCInferenceService
-// (proto/grpc_service.proto) and the standard grpc.health.v1.Health service. Like the REST front-end it reaches models only through serve::InferenceService, checks
-// requests with the same checker (serve/oip_json.h), and counts them in the same metrics.
+// (proto/grpc_service.proto) and the standard grpc.health.v1.Health service. Like the REST front-end it reaches models only through inference::InferenceService, checks
+// requests with the same checker (protocol/oip_json.h), and counts them in the same metrics.
 //
 // Threads: every call runs on gRPC's asynchronous API, on `completion_threads` threads of ours
 // that poll the server's completion queue (and do the socket work gRPC hands them). They answer
@@ -25,8 +25,8 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "grpcpp/support/status_code_enum.h"
-#include "serve/inference_service.h"
-#include "serve/serve_metrics.h"
+#include "inference/inference_service.h"
+#include "protocol/frontend_metrics.h"
 
 namespace galley::rpc {
 
@@ -61,7 +61,7 @@ struct GrpcOptions {
   std::string server_version;
   // Where requests are counted (galley_requests_total and galley_request_duration_seconds, with
   // the REST front-end's endpoint and outcome labels); null: not counted. Not owned.
-  serve::ServeMetrics* metrics = nullptr;
+  protocol::FrontendMetrics* metrics = nullptr;
   // The clock of request deadlines; must be the model runners'. Null: SteadyClock. Not owned.
   const Clock* clock = nullptr;
 };
@@ -69,14 +69,14 @@ struct GrpcOptions {
 // The gRPC status code for an outcome: kOk OK, kInvalidInput INVALID_ARGUMENT, kModelNotFound
 // NOT_FOUND, kModelNotReady UNAVAILABLE, kQueueFull RESOURCE_EXHAUSTED, kDeadlineExceeded
 // DEADLINE_EXCEEDED, kShuttingDown UNAVAILABLE, kInternal INTERNAL.
-::grpc::StatusCode GrpcCodeFor(serve::Outcome outcome);
+::grpc::StatusCode GrpcCodeFor(inference::Outcome outcome);
 
 // Lifecycle: Create() -> Start() -> [SetDraining()] -> Shutdown(deadline). Every method is
 // thread-safe. `service` (and options.metrics, options.clock) must outlive the front-end.
 class GrpcFrontend {
  public:
   // Checks the options; binds nothing yet. InvalidArgument for a bad option.
-  static absl::StatusOr<std::unique_ptr<GrpcFrontend>> Create(serve::InferenceService& service,
+  static absl::StatusOr<std::unique_ptr<GrpcFrontend>> Create(inference::InferenceService& service,
                                                               GrpcOptions options);
   // Shuts down at once (in-flight calls are cancelled) if Shutdown() was not called.
   ~GrpcFrontend();

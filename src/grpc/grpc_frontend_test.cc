@@ -1,8 +1,8 @@
 // The gRPC front-end end to end: a real gRPC client stub (generated from the same protos) against
-// GrpcFrontend on 127.0.0.1 port 0, in front of a real serve::ModelService whose models run
+// GrpcFrontend on 127.0.0.1 port 0, in front of a real inference::ModelService whose models run
 // FakeBackend (and a small BYTES model) in ModelRunners.
 #include "grpc/grpc_frontend.h"
-#include "serve/oip_json.h"
+#include "protocol/oip_json.h"
 
 #include <condition_variable>
 #include <cstring>
@@ -17,15 +17,15 @@
 #include "gtest/gtest.h"
 #include "health.grpc.pb.h"
 #include "model/testing/fake_backend.h"
-#include "serve/model_service.h"
+#include "inference/model_service.h"
 
 namespace galley::rpc {
 namespace {
 
 using ::grpc::StatusCode;
 using HealthResponse = ::grpc::health::v1::HealthCheckResponse;
-using inference::ModelInferRequest;
-using inference::ModelInferResponse;
+using ::inference::ModelInferRequest;
+using ::inference::ModelInferResponse;
 using model::DataType;
 using model::testing::FakeBackend;
 using namespace std::chrono_literals;
@@ -139,12 +139,12 @@ class GrpcFrontendTest : public ::testing::Test {
   void Start(ServerSetup setup = {}) {
     auto fake = std::make_unique<FakeBackend>("fake", 8);
     fake_ = fake.get();
-    serve::RunnerOptions ro;
+    inference::RunnerOptions ro;
     ro.queue_capacity = setup.queue_capacity;
     ro.batch.max_batch_size = 8;
     std::vector<std::unique_ptr<model::Backend>> v;
     v.push_back(std::move(fake));
-    auto runner = std::make_unique<serve::ModelRunner>(std::move(v), ro, clock_, &metrics_);
+    auto runner = std::make_unique<inference::ModelRunner>(std::move(v), ro, clock_, &model_metrics_);
     fake_runner_ = runner.get();
     if (setup.load) {
       ASSERT_TRUE(runner->Load({}).ok());
@@ -152,11 +152,11 @@ class GrpcFrontendTest : public ::testing::Test {
     }
     service_.AddModel(std::move(runner));
 
-    serve::RunnerOptions rro;
+    inference::RunnerOptions rro;
     rro.batch.max_batch_size = 1;
     std::vector<std::unique_ptr<model::Backend>> rv;
     rv.push_back(std::make_unique<ReverseBackend>());
-    auto reverse = std::make_unique<serve::ModelRunner>(std::move(rv), rro, clock_, &metrics_);
+    auto reverse = std::make_unique<inference::ModelRunner>(std::move(rv), rro, clock_, &model_metrics_);
     ASSERT_TRUE(reverse->Load({}).ok());
     reverse->Start();
     service_.AddModel(std::move(reverse));
@@ -174,7 +174,7 @@ class GrpcFrontendTest : public ::testing::Test {
     ASSERT_GT(frontend_->port(), 0);
     channel_ = ::grpc::CreateChannel(StrCat("127.0.0.1:", frontend_->port()),
                                      ::grpc::InsecureChannelCredentials());
-    stub_ = inference::GRPCInferenceService::NewStub(channel_);
+    stub_ = ::inference::GRPCInferenceService::NewStub(channel_);
     health_ = ::grpc::health::v1::Health::NewStub(channel_);
   }
 
@@ -219,7 +219,7 @@ class GrpcFrontendTest : public ::testing::Test {
   bool ServerReady() {
     ::grpc::ClientContext ctx;
     SetDeadline(ctx, 30s);
-    inference::ServerReadyResponse resp;
+    ::inference::ServerReadyResponse resp;
     EXPECT_TRUE(stub_->ServerReady(&ctx, {}, &resp).ok());
     return resp.ready();
   }
@@ -227,13 +227,14 @@ class GrpcFrontendTest : public ::testing::Test {
   // Deadlines are on this clock (the runners' and the front-end's); it moves only when told.
   ManualClock clock_{TimePoint{} + std::chrono::hours(1)};
   metrics::Registry registry_;
-  serve::ServeMetrics metrics_{registry_};
-  serve::ModelService service_;  // before frontend_: outlives it
+  inference::ModelMetrics model_metrics_{registry_};
+  protocol::FrontendMetrics metrics_{registry_};
+  inference::ModelService service_;  // before frontend_: outlives it
   FakeBackend* fake_ = nullptr;
-  serve::ModelRunner* fake_runner_ = nullptr;
+  inference::ModelRunner* fake_runner_ = nullptr;
   std::unique_ptr<GrpcFrontend> frontend_;
   std::shared_ptr<::grpc::Channel> channel_;
-  std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
+  std::unique_ptr<::inference::GRPCInferenceService::Stub> stub_;
   std::unique_ptr<::grpc::health::v1::Health::Stub> health_;
 };
 
@@ -241,24 +242,24 @@ TEST_F(GrpcFrontendTest, LiveReadyAndMetadata) {
   Start();
   {
     ::grpc::ClientContext ctx;
-    inference::ServerLiveResponse resp;
+    ::inference::ServerLiveResponse resp;
     ASSERT_TRUE(stub_->ServerLive(&ctx, {}, &resp).ok());
     EXPECT_TRUE(resp.live());
   }
   EXPECT_TRUE(ServerReady());
   {
     ::grpc::ClientContext ctx;
-    inference::ModelReadyRequest req;
+    ::inference::ModelReadyRequest req;
     req.set_name("fake");
-    inference::ModelReadyResponse resp;
+    ::inference::ModelReadyResponse resp;
     ASSERT_TRUE(stub_->ModelReady(&ctx, req, &resp).ok());
     EXPECT_TRUE(resp.ready());
   }
   {
     ::grpc::ClientContext ctx;
-    inference::ModelReadyRequest req;
+    ::inference::ModelReadyRequest req;
     req.set_name("nope");
-    inference::ModelReadyResponse resp;
+    ::inference::ModelReadyResponse resp;
     resp.set_ready(true);
     ::grpc::Status st = stub_->ModelReady(&ctx, req, &resp);
     EXPECT_TRUE(st.ok()) << st.error_message();  // as Triton: not ready, not an error
@@ -266,7 +267,7 @@ TEST_F(GrpcFrontendTest, LiveReadyAndMetadata) {
   }
   {
     ::grpc::ClientContext ctx;
-    inference::ServerMetadataResponse resp;
+    ::inference::ServerMetadataResponse resp;
     ASSERT_TRUE(stub_->ServerMetadata(&ctx, {}, &resp).ok());
     EXPECT_EQ(resp.name(), "galley");
     EXPECT_EQ(resp.version(), "test-version");
@@ -274,10 +275,10 @@ TEST_F(GrpcFrontendTest, LiveReadyAndMetadata) {
   }
   {
     ::grpc::ClientContext ctx;
-    inference::ModelMetadataRequest req;
+    ::inference::ModelMetadataRequest req;
     req.set_name("fake");
     req.set_version("1");
-    inference::ModelMetadataResponse resp;
+    ::inference::ModelMetadataResponse resp;
     ASSERT_TRUE(stub_->ModelMetadata(&ctx, req, &resp).ok());
     EXPECT_EQ(resp.name(), "fake");
     ASSERT_EQ(resp.versions_size(), 1);
@@ -293,10 +294,10 @@ TEST_F(GrpcFrontendTest, LiveReadyAndMetadata) {
   }
   {
     ::grpc::ClientContext ctx;
-    inference::ModelMetadataRequest req;
+    ::inference::ModelMetadataRequest req;
     req.set_name("fake");
     req.set_version("2");
-    inference::ModelMetadataResponse resp;
+    ::inference::ModelMetadataResponse resp;
     ::grpc::Status st = stub_->ModelMetadata(&ctx, req, &resp);
     EXPECT_EQ(st.error_code(), StatusCode::NOT_FOUND);
     EXPECT_EQ(st.error_message(), "unknown model 'fake' version '2'");
@@ -346,7 +347,7 @@ TEST_F(GrpcFrontendTest, BytesRawContentsAndRequestedOutputs) {
   in->set_datatype("BYTES");
   in->add_shape(3);
   std::string raw;
-  serve::AppendRawBytes({"abc", "", std::string("x\0y", 3)}, raw);
+  protocol::AppendRawBytes({"abc", "", std::string("x\0y", 3)}, raw);
   req.add_raw_input_contents(raw);
   ModelInferResponse all;
   ::grpc::Status st = Infer(req, all);
@@ -677,7 +678,7 @@ TEST_F(GrpcFrontendTest, OversizedMessageIsRefused) {
 }
 
 // A service that records what the front-end hands it, on a manual clock.
-class RecordingService final : public serve::InferenceService {
+class RecordingService final : public inference::InferenceService {
  public:
   RecordingService() : md_(FakeBackend().Metadata()) {}
   std::vector<model::ModelMetadata> Models() const override { return {md_}; }
@@ -687,12 +688,12 @@ class RecordingService final : public serve::InferenceService {
   }
   bool ModelReady(std::string_view, std::string_view) const override { return true; }
   bool Ready() const override { return true; }
-  void Infer(serve::InferRequest&& request, serve::InferCallback done) override {
+  void Infer(inference::InferRequest&& request, inference::InferCallback done) override {
     {
       std::lock_guard<std::mutex> l(mu_);
       deadlines_.push_back(request.deadline);
     }
-    done(serve::InferResult{serve::Outcome::kOk, "", {}});
+    done(inference::InferResult{inference::Outcome::kOk, "", {}});
   }
   TimePoint last_deadline() {
     std::lock_guard<std::mutex> l(mu_);
@@ -716,7 +717,7 @@ TEST(GrpcFrontendDeadlineTest, ClientDeadlineOverridesTheDefault) {
   auto fe = GrpcFrontend::Create(service, std::move(o));
   ASSERT_TRUE(fe.ok()) << fe.status();
   ASSERT_TRUE((*fe)->Start().ok());
-  auto stub = inference::GRPCInferenceService::NewStub(::grpc::CreateChannel(
+  auto stub = ::inference::GRPCInferenceService::NewStub(::grpc::CreateChannel(
       StrCat("127.0.0.1:", (*fe)->port()), ::grpc::InsecureChannelCredentials()));
   const TimePoint now = clock.Now();
   ModelInferResponse resp;
@@ -776,7 +777,7 @@ TEST(GrpcFrontendOptionsTest, CreateChecksOptionsAndStartReportsABusyPort) {
 }
 
 TEST(GrpcCodeForTest, MapsEveryOutcome) {
-  using serve::Outcome;
+  using inference::Outcome;
   EXPECT_EQ(GrpcCodeFor(Outcome::kOk), StatusCode::OK);
   EXPECT_EQ(GrpcCodeFor(Outcome::kInvalidInput), StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(GrpcCodeFor(Outcome::kModelNotFound), StatusCode::NOT_FOUND);

@@ -23,7 +23,7 @@ absl::Status Invalid(std::string_view what) {
 std::string_view View(const std::string& s) { return {s.data(), s.size()}; }
 
 // Total number of elements over every typed field of `c`.
-int64_t TotalElements(const inference::InferTensorContents& c) {
+int64_t TotalElements(const ::inference::InferTensorContents& c) {
   return int64_t{c.bool_contents_size()} + c.int_contents_size() + c.int64_contents_size() +
          c.uint_contents_size() + c.uint64_contents_size() + c.fp32_contents_size() +
          c.fp64_contents_size() + c.bytes_contents_size();
@@ -56,7 +56,7 @@ struct TypedField {
   int64_t size = 0;
 };
 
-TypedField FieldFor(DataType type, const inference::InferTensorContents& c) {
+TypedField FieldFor(DataType type, const ::inference::InferTensorContents& c) {
   switch (type) {
     case DataType::kBool:
       return {"bool_contents", c.bool_contents_size()};
@@ -85,7 +85,7 @@ TypedField FieldFor(DataType type, const inference::InferTensorContents& c) {
 }
 
 // Fills `t` (name, datatype and shape set) from typed contents holding `count` elements.
-absl::Status DecodeContents(const inference::InferTensorContents& c, int64_t count, Tensor& t) {
+absl::Status DecodeContents(const ::inference::InferTensorContents& c, int64_t count, Tensor& t) {
   if (t.datatype == DataType::kFp16) {
     return Invalid("FP16 has no typed contents field; send it in raw_input_contents");
   }
@@ -96,7 +96,7 @@ absl::Status DecodeContents(const inference::InferTensorContents& c, int64_t cou
   }
   if (field.size != count) {
     return Invalid(StrCat("has ", field.size, " data elements but shape ",
-                          serve::ShapeString(t.shape), " needs ", count));
+                          protocol::ShapeString(t.shape), " needs ", count));
   }
   switch (t.datatype) {
     case DataType::kBool:
@@ -131,14 +131,14 @@ absl::Status DecodeContents(const inference::InferTensorContents& c, int64_t cou
 }
 
 
-absl::StatusOr<std::optional<int64_t>> TimeoutParameter(const inference::ModelInferRequest& req) {
+absl::StatusOr<std::optional<int64_t>> TimeoutParameter(const ::inference::ModelInferRequest& req) {
   auto it = req.parameters().find("timeout");
   if (it == req.parameters().end()) return std::optional<int64_t>();
-  const inference::InferParameter& p = it->second;
-  if (p.parameter_choice_case() == inference::InferParameter::kInt64Param && p.int64_param() >= 0) {
+  const ::inference::InferParameter& p = it->second;
+  if (p.parameter_choice_case() == ::inference::InferParameter::kInt64Param && p.int64_param() >= 0) {
     return std::optional<int64_t>(p.int64_param());
   }
-  if (p.parameter_choice_case() == inference::InferParameter::kUint64Param) {
+  if (p.parameter_choice_case() == ::inference::InferParameter::kUint64Param) {
     return std::optional<int64_t>(static_cast<int64_t>(
         std::min<uint64_t>(p.uint64_param(), std::numeric_limits<int64_t>::max())));
   }
@@ -146,7 +146,7 @@ absl::StatusOr<std::optional<int64_t>> TimeoutParameter(const inference::ModelIn
 }
 
 void AddTensorMetadata(const model::TensorSpec& spec,
-                       inference::ModelMetadataResponse::TensorMetadata* out) {
+                       ::inference::ModelMetadataResponse::TensorMetadata* out) {
   out->set_name(spec.name);
   out->set_datatype(std::string(model::DataTypeName(spec.datatype)));
   for (int64_t d : spec.shape) out->add_shape(d);
@@ -154,9 +154,9 @@ void AddTensorMetadata(const model::TensorSpec& spec,
 
 }  // namespace
 
-absl::StatusOr<serve::DecodedInferRequest> DecodeInferRequest(
-    const inference::ModelInferRequest& req, const model::ModelMetadata& md) {
-  serve::DecodedInferRequest out;
+absl::StatusOr<protocol::DecodedInferRequest> DecodeInferRequest(
+    const ::inference::ModelInferRequest& req, const model::ModelMetadata& md) {
+  protocol::DecodedInferRequest out;
   out.id = req.id();
   auto timeout = TimeoutParameter(req);
   if (!timeout.ok()) return timeout.status();
@@ -168,13 +168,13 @@ absl::StatusOr<serve::DecodedInferRequest> DecodeInferRequest(
                           " inputs; give one entry per input, in the order of 'inputs'"));
   }
   out.input.inputs.resize(md.inputs.size());
-  serve::InputSetCheck input_set(md);
+  protocol::InputSetCheck input_set(md);
   for (int i = 0; i < req.inputs_size(); ++i) {
-    const inference::ModelInferRequest::InferInputTensor& in = req.inputs(i);
+    const ::inference::ModelInferRequest::InferInputTensor& in = req.inputs(i);
     auto idx = input_set.Claim(View(in.name()));
     if (!idx.ok()) return idx.status();
     const model::TensorSpec& spec = md.inputs[*idx];
-    auto count = serve::CheckInputTensor(md, spec, View(in.datatype()),
+    auto count = protocol::CheckInputTensor(md, spec, View(in.datatype()),
                                          absl::MakeConstSpan(in.shape().data(), in.shape().size()));
     if (!count.ok()) return count.status();
     const std::string where = StrCat("input '", spec.name, "': ");
@@ -187,23 +187,23 @@ absl::StatusOr<serve::DecodedInferRequest> DecodeInferRequest(
     t.name = spec.name;
     t.datatype = spec.datatype;
     t.shape.assign(in.shape().begin(), in.shape().end());
-    absl::Status st = raw ? serve::DecodeRawTensor(View(req.raw_input_contents(i)), *count, "raw_input_contents", t)
+    absl::Status st = raw ? protocol::DecodeRawTensor(View(req.raw_input_contents(i)), *count, "raw_input_contents", t)
                           : DecodeContents(in.contents(), *count, t);
     if (!st.ok()) return Invalid(where + std::string(st.message()));
   }
   if (absl::Status st = input_set.Finish(out.input); !st.ok()) return st;
   for (const auto& o : req.outputs()) {
-    if (absl::Status st = serve::CheckRequestedOutput(md, View(o.name())); !st.ok()) return st;
+    if (absl::Status st = protocol::CheckRequestedOutput(md, View(o.name())); !st.ok()) return st;
     out.outputs.push_back(o.name());
   }
   return out;
 }
 
-inference::ModelInferResponse EncodeInferResponse(const model::ModelMetadata& md,
+::inference::ModelInferResponse EncodeInferResponse(const model::ModelMetadata& md,
                                                   std::string_view id,
                                                   const model::InferOutput& output,
                                                   const std::vector<std::string>& requested) {
-  inference::ModelInferResponse resp;
+  ::inference::ModelInferResponse resp;
   resp.set_model_name(md.name);
   resp.set_model_version(md.version);
   if (!id.empty()) resp.set_id(std::string(id));
@@ -218,7 +218,7 @@ inference::ModelInferResponse EncodeInferResponse(const model::ModelMetadata& md
     for (int64_t d : t.shape) o->add_shape(d);
     std::string* raw = resp.add_raw_output_contents();
     if (t.datatype == DataType::kBytes) {
-      serve::AppendRawBytes(t.bytes, *raw);
+      protocol::AppendRawBytes(t.bytes, *raw);
     } else {
       raw->assign(t.raw.begin(), t.raw.end());
     }
@@ -226,8 +226,8 @@ inference::ModelInferResponse EncodeInferResponse(const model::ModelMetadata& md
   return resp;
 }
 
-inference::ModelMetadataResponse EncodeModelMetadata(const model::ModelMetadata& md) {
-  inference::ModelMetadataResponse resp;
+::inference::ModelMetadataResponse EncodeModelMetadata(const model::ModelMetadata& md) {
+  ::inference::ModelMetadataResponse resp;
   resp.set_name(md.name);
   resp.add_versions(md.version);
   resp.set_platform(md.platform);

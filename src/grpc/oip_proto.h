@@ -17,7 +17,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "model/backend.h"
-#include "serve/oip_json.h"
+#include "protocol/oip_json.h"
 
 namespace inference {
 class ModelInferRequest;
@@ -34,18 +34,18 @@ namespace galley::rpc {
 // raw_input_contents (one entry per input; BYTES elements each with a 4-byte little-endian length
 // prefix), never from both. Parameter "timeout" (int64 or uint64, microseconds, as Triton) is
 // read into timeout_us. Errors are InvalidArgument with a message for the client.
-absl::StatusOr<serve::DecodedInferRequest> DecodeInferRequest(
-    const inference::ModelInferRequest& request, const model::ModelMetadata& metadata);
+absl::StatusOr<protocol::DecodedInferRequest> DecodeInferRequest(
+    const ::inference::ModelInferRequest& request, const model::ModelMetadata& metadata);
 
 // The response for `output`: model name and version, `id` when not empty, and the outputs
 // (only `requested` ones when it is not empty, in the model's order) with their data in
 // raw_output_contents, as Triton answers and tritonclient reads.
-inference::ModelInferResponse EncodeInferResponse(const model::ModelMetadata& metadata,
+::inference::ModelInferResponse EncodeInferResponse(const model::ModelMetadata& metadata,
                                                   std::string_view id,
                                                   const model::InferOutput& output,
                                                   const std::vector<std::string>& requested);
 
-inference::ModelMetadataResponse EncodeModelMetadata(const model::ModelMetadata& metadata);
+::inference::ModelMetadataResponse EncodeModelMetadata(const model::ModelMetadata& metadata);
 
 
 // A request's deadline: the client's gRPC deadline (`client_left`: the time it had left when

@@ -1,5 +1,5 @@
 #include "grpc/oip_proto.h"
-#include "serve/oip_json.h"
+#include "protocol/oip_json.h"
 
 #include <cstring>
 #include <functional>
@@ -11,7 +11,7 @@ namespace galley::rpc {
 namespace {
 
 using model::DataType;
-using Request = inference::ModelInferRequest;
+using Request = ::inference::ModelInferRequest;
 
 // Inputs "a" FP32 [-1,3], "b" INT8 [-1], "text" BYTES [-1]; outputs "y" FP32, "z" BYTES.
 model::ModelMetadata Model() {
@@ -72,7 +72,7 @@ Request Raw() {
   b->set_datatype("INT8");
   b->add_shape(1);
   std::string text;
-  serve::AppendRawBytes({"hi", ""}, text);
+  protocol::AppendRawBytes({"hi", ""}, text);
   r.add_raw_input_contents(text);
   r.add_raw_input_contents(RawFloats({1, 2, 3}));
   r.add_raw_input_contents(std::string(1, static_cast<char>(-5)));
@@ -107,7 +107,7 @@ TEST(DecodeInferRequestTest, RawContentsInRequestOrder) {
   Request req = Raw();
   req.mutable_inputs(0)->set_shape(0, 1);
   std::string one;
-  serve::AppendRawBytes({std::string("h\0i", 3)}, one);
+  protocol::AppendRawBytes({std::string("h\0i", 3)}, one);
   req.set_raw_input_contents(0, one);
   d = DecodeInferRequest(req, Model());
   ASSERT_TRUE(d.ok()) << d.status();
@@ -183,14 +183,14 @@ TEST(DecodeInferRequestTest, RejectsWithClearErrors) {
       {"bytes too many",
        [](Request& r) {
          std::string s;
-         serve::AppendRawBytes({"a", "b", "c"}, s);
+         protocol::AppendRawBytes({"a", "b", "c"}, s);
          r.set_raw_input_contents(0, s);
        },
        "more elements than shape [2] needs"},
       {"bytes too few",
        [](Request& r) {
          std::string s;
-         serve::AppendRawBytes({"a"}, s);
+         protocol::AppendRawBytes({"a"}, s);
          r.set_raw_input_contents(0, s);
        },
        "has 1 data elements but shape [2] needs 2"},

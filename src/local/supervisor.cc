@@ -148,9 +148,9 @@ void Supervisor::Stop() {
   FlushOutput();
 }
 
-std::vector<gateway::ReplicaEndpoint> Supervisor::Replicas() const {
+std::vector<fleet::ReplicaEndpoint> Supervisor::Replicas() const {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<gateway::ReplicaEndpoint> out;
+  std::vector<fleet::ReplicaEndpoint> out;
   out.reserve(replicas_.size());
   for (const auto& [index, r] : replicas_) {
     if (r->child == nullptr || r->port == 0) continue;

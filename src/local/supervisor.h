@@ -25,9 +25,9 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "gateway/replica_source.h"
+#include "fleet/replica_source.h"
 #include "local/restart_backoff.h"
-#include "local/scale_target.h"
+#include "fleet/scale_target.h"
 
 namespace galley::local {
 
@@ -91,7 +91,7 @@ struct ReplicaInfo {
 // change the desired state under mu_ and wake it. NOTE: children get PR_SET_PDEATHSIG(SIGTERM),
 // which the kernel ties to the thread that forked them; the supervisor thread therefore outlives
 // every child, and a SIGKILLed `galley up` still leaves no replica behind.
-class Supervisor final : public gateway::ReplicaSource, public ScaleTarget {
+class Supervisor final : public fleet::ReplicaSource, public fleet::ScaleTarget {
  public:
   // Validates `options`: InvalidArgument for a negative replica count, an empty host, or a
   // back-off whose initial delay is not positive or exceeds its cap; NotFound when the binary is
@@ -117,7 +117,7 @@ class Supervisor final : public gateway::ReplicaSource, public ScaleTarget {
 
   // gateway::ReplicaSource: replicas with a process whose port is known; ready only while the
   // process has logged `ready` and is not being stopped. Cheap (copies under the lock).
-  std::vector<gateway::ReplicaEndpoint> Replicas() const override;
+  std::vector<fleet::ReplicaEndpoint> Replicas() const override;
 
   // ScaleTarget. SetReplicas returns at once. Scaling down picks replicas with no process first,
   // then not-ready ones, then the newest, and marks them not ready in Replicas() before

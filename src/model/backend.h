@@ -1,5 +1,5 @@
 // The Backend seam: a model that takes a batch of requests and returns a batch of results.
-// Front-ends never see a Backend; they go through serve::InferenceService.
+// Front-ends never see a Backend; they go through inference::InferenceService.
 #pragma once
 
 #include <cstdint>

@@ -6,9 +6,9 @@
 
 #include "common/strings.h"
 #include "common/log.h"
-#include "serve/http_util.h"
-#include "serve/oip_json.h"
-#include "serve/request_metrics.h"
+#include "protocol/http_util.h"
+#include "protocol/oip_json.h"
+#include "protocol/request_metrics.h"
 
 namespace galley::serve {
 namespace {
@@ -17,11 +17,18 @@ using http::Request;
 using http::Response;
 using http::Responder;
 namespace bhttp = boost::beast::http;
+using inference::InferenceService;
+using inference::InferRequest;
+using inference::InferResult;
+using inference::Outcome;
+using protocol::Endpoint;
+using protocol::RequestMetrics;
+using protocol::HttpStatusFor;
 
 // Per-request bookkeeping shared by the route and the responder: metrics and in-flight count.
 class Frontend : public std::enable_shared_from_this<Frontend> {
  public:
-  Frontend(InferenceService& service, metrics::Registry& registry, ServeMetrics& metrics,
+  Frontend(InferenceService& service, metrics::Registry& registry, protocol::FrontendMetrics& metrics,
            const Clock& clock, HttpFrontendOptions options, std::function<void()> before_scrape)
       : service_(service), registry_(registry), metrics_(metrics), clock_(clock),
         options_(std::move(options)), before_scrape_(std::move(before_scrape)),
@@ -49,7 +56,7 @@ class Frontend : public std::enable_shared_from_this<Frontend> {
 
   InferenceService& service_;
   metrics::Registry& registry_;
-  ServeMetrics& metrics_;
+  protocol::FrontendMetrics& metrics_;
   const Clock& clock_;
   const HttpFrontendOptions options_;
   std::function<void()> before_scrape_;
@@ -77,20 +84,6 @@ std::string UnknownModel(std::string_view name, std::string_view version) {
 }
 
 }  // namespace
-
-http::Status HttpStatusFor(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::kOk: return http::Status::ok;
-    case Outcome::kInvalidInput: return http::Status::bad_request;
-    case Outcome::kModelNotFound: return http::Status::not_found;
-    case Outcome::kModelNotReady: return http::Status::service_unavailable;
-    case Outcome::kQueueFull: return http::Status::too_many_requests;
-    case Outcome::kDeadlineExceeded: return http::Status::gateway_timeout;
-    case Outcome::kShuttingDown: return http::Status::service_unavailable;
-    case Outcome::kInternal: return http::Status::internal_server_error;
-  }
-  return http::Status::internal_server_error;
-}
 
 Responder Frontend::Counted(Endpoint endpoint, std::string_view model, Responder respond) {
   metrics_.http_inflight_gauge.Increment();
@@ -153,7 +146,7 @@ void Frontend::Route(Request&& req, Responder respond) {
   if (target == "/v2") {
     if (!get) return method_not_allowed(Endpoint::kServerMetadata, "GET");
     return Counted(Endpoint::kServerMetadata, "", std::move(respond))(http::JsonResponse(
-        http::Status::ok, EncodeServerMetadata(options_.server_name, options_.server_version)));
+        http::Status::ok, protocol::EncodeServerMetadata(options_.server_name, options_.server_version)));
   }
   if (StartsWith(target, "/v2/models/")) {
     // /v2/models/{name}[/versions/{v}][/ready|/infer]
@@ -172,7 +165,7 @@ void Frontend::Route(Request&& req, Responder respond) {
       auto r = Counted(Endpoint::kModelMetadata, name, std::move(respond));
       auto md = service_.FindModel(name, version);
       if (!md) return r(MissingModel(name, version));
-      return r(http::JsonResponse(http::Status::ok, EncodeModelMetadata(*md)));
+      return r(http::JsonResponse(http::Status::ok, protocol::EncodeModelMetadata(*md)));
     }
     if (well_formed && action == "ready") {
       if (!get) return method_not_allowed(Endpoint::kModelReady, "GET");
@@ -200,14 +193,14 @@ Response Frontend::MissingModel(std::string_view name, std::string_view version)
 
 absl::StatusOr<TimePoint> Frontend::Deadline(const Request& req,
                                              std::optional<int64_t> timeout_us) const {
-  return RequestDeadline(req, timeout_us, options_.default_timeout, clock_.Now());
+  return protocol::RequestDeadline(req, timeout_us, options_.default_timeout, clock_.Now());
 }
 
 void Frontend::Analyze(Request&& req, Responder respond) {
-  if (!HasJsonContentType(req)) {
+  if (!protocol::HasJsonContentType(req)) {
     return respond(http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
   }
-  auto text = DecodeAnalyzeRequest(req.body());
+  auto text = protocol::DecodeAnalyzeRequest(req.body());
   if (!text.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(text.status().message())));
   auto deadline = Deadline(req, std::nullopt);
   if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
@@ -226,18 +219,18 @@ void Frontend::Analyze(Request&& req, Responder respond) {
       return respond(http::JsonError(http::Status::internal_server_error, "the model returned no answer"));
     }
     respond(http::JsonResponse(http::Status::ok,
-                               EncodeAnalyzeResponse(outs[0].bytes[0], outs[1].At<float>(0), model)));
+                               protocol::EncodeAnalyzeResponse(outs[0].bytes[0], outs[1].At<float>(0), model)));
   });
 }
 
 void Frontend::Infer(Request&& req, std::string model, std::string version, Responder respond) {
   auto md = service_.FindModel(model, version);
   if (!md) return respond(MissingModel(model, version));
-  auto header_length = InferenceHeaderLength(req);
+  auto header_length = protocol::InferenceHeaderLength(req);
   if (!header_length.ok()) {
     return respond(http::JsonError(http::Status::bad_request, ToStd(header_length.status().message())));
   }
-  auto decoded = DecodeInferRequest(req.body(), *md, *header_length);
+  auto decoded = protocol::DecodeInferRequest(req.body(), *md, *header_length);
   if (!decoded.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));
   auto deadline = Deadline(req, decoded->timeout_us);
   if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
@@ -252,16 +245,16 @@ void Frontend::Infer(Request&& req, std::string model, std::string version, Resp
                                  binary = std::move(decoded->binary_outputs),
                                  all_binary = decoded->binary_data_output](InferResult&& r) {
     if (r.outcome != Outcome::kOk) return respond(ErrorFor(r.outcome, r.message));
-    EncodedInferResponse enc = EncodeInferResponse(*md, id, r.output, outputs, binary, all_binary);
+    protocol::EncodedInferResponse enc = protocol::EncodeInferResponse(*md, id, r.output, outputs, binary, all_binary);
     if (!enc.header_length) return respond(http::JsonResponse(http::Status::ok, std::move(enc.body)));
     Response res = Text(http::Status::ok, std::move(enc.body), "application/octet-stream");
-    res.set(kInferenceHeaderLength, std::to_string(*enc.header_length));
+    res.set(protocol::kInferenceHeaderLength, std::to_string(*enc.header_length));
     respond(std::move(res));
   });
 }
 
 HttpFrontend MakeHttpFrontend(InferenceService& service, metrics::Registry& registry,
-                              ServeMetrics& metrics, const Clock& clock,
+                              protocol::FrontendMetrics& metrics, const Clock& clock,
                               HttpFrontendOptions options, std::function<void()> before_scrape) {
   auto fe = std::make_shared<Frontend>(service, registry, metrics, clock, std::move(options),
                                        std::move(before_scrape));

@@ -9,8 +9,8 @@
 #include "common/clock.h"
 #include "http/server.h"
 #include "metrics/registry.h"
-#include "serve/inference_service.h"
-#include "serve/serve_metrics.h"
+#include "inference/inference_service.h"
+#include "protocol/frontend_metrics.h"
 
 namespace galley::serve {
 
@@ -29,12 +29,9 @@ struct HttpFrontend {
 // The front-end for http::Server. Models are those `service` knows now. `service`, `registry`,
 // `metrics` and `clock` must outlive the server. `before_scrape` runs before each /metrics
 // exposition (to refresh gauges).
-HttpFrontend MakeHttpFrontend(InferenceService& service, metrics::Registry& registry,
-                              ServeMetrics& metrics, const Clock& clock,
+HttpFrontend MakeHttpFrontend(inference::InferenceService& service, metrics::Registry& registry,
+                              protocol::FrontendMetrics& metrics, const Clock& clock,
                               HttpFrontendOptions options,
                               std::function<void()> before_scrape = {});
-
-// The HTTP status for an outcome (429 for kQueueFull, 504 for kDeadlineExceeded, ...).
-http::Status HttpStatusFor(Outcome outcome);
 
 }  // namespace galley::serve

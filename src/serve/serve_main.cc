@@ -9,7 +9,7 @@
 #include "grpc/grpc_frontend.h"
 #include "http/ops_listener.h"
 #include "model/vader_backend.h"
-#include "serve/model_service.h"
+#include "inference/model_service.h"
 
 #ifndef GALLEY_VERSION
 #define GALLEY_VERSION "dev"
@@ -17,6 +17,13 @@
 
 namespace galley::serve {
 namespace {
+
+using inference::BackendFactory;
+using inference::BackendRegistry;
+using inference::ModelRunner;
+using inference::ModelService;
+using inference::RepositoryEntry;
+using inference::RunnerOptions;
 
 double Secs(std::chrono::milliseconds ms) { return ms.count() / 1000.0; }
 
@@ -59,7 +66,7 @@ std::vector<model::InferInput> WarmupFor(const model::ModelMetadata& md) {
 }
 
 // The built-in model when no repository is given: VADER, named by the analyze model option.
-void AddBuiltinModel(const ServeOptions& options, const Clock& clock, ServeMetrics& metrics,
+void AddBuiltinModel(const ServeOptions& options, const Clock& clock, inference::ModelMetrics& metrics,
                      ModelService& service) {
   std::vector<std::unique_ptr<model::Backend>> instances;
   for (int i = 0; i < std::max(1, options.model_instances); ++i) {
@@ -72,8 +79,8 @@ void AddBuiltinModel(const ServeOptions& options, const Clock& clock, ServeMetri
 // Every model of the repository; a model that cannot be made is logged and recorded as
 // unavailable, and the others are served. Fails only when the repository cannot be read.
 absl::Status AddRepositoryModels(const std::string& repository, const BackendRegistry& backends,
-                                 const Clock& clock, ServeMetrics& metrics, ModelService& service) {
-  auto entries = ScanRepository(repository);
+                                 const Clock& clock, inference::ModelMetrics& metrics, ModelService& service) {
+  auto entries = inference::ScanRepository(repository);
   if (!entries.ok()) return entries.status();
   std::error_code ec;
   const auto absolute = std::filesystem::absolute(repository, ec);
@@ -123,12 +130,13 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   log::Info("starting", {{"version", GALLEY_VERSION}, {"config", ConfigFields(options)}});
 
   metrics::Registry registry;
-  ServeMetrics metrics(registry);
+  inference::ModelMetrics model_metrics(registry);
+  protocol::FrontendMetrics metrics(registry);
   ModelService service;
   if (options.model_repository.empty()) {
-    AddBuiltinModel(options, clock, metrics, service);
+    AddBuiltinModel(options, clock, model_metrics, service);
   } else if (absl::Status st = AddRepositoryModels(options.model_repository, backends, clock,
-                                                   metrics, service);
+                                                   model_metrics, service);
              !st.ok()) {
     log::Error("start_failed", {{"error", std::string(st.message())}});
     return 1;
@@ -138,7 +146,9 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   fe.server_version = GALLEY_VERSION;
   http::Server* server_ptr = nullptr;
   HttpFrontend frontend = MakeHttpFrontend(service, registry, metrics, clock, fe, [&metrics, &server_ptr] {
-    if (server_ptr != nullptr) metrics.SyncConnections(server_ptr->stats());
+    if (server_ptr == nullptr) return;
+    metrics.SyncConnections(server_ptr->stats().open_connections.load(),
+                            server_ptr->stats().evicted_connections.load());
   });
   auto ops = http::StartOpsListener(options.metrics_http, frontend.handler);
   if (!ops.ok()) {

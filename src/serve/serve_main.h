@@ -8,8 +8,8 @@
 
 #include "http/server.h"
 #include "serve/http_handlers.h"
-#include "serve/model_repository.h"
-#include "serve/model_runner.h"
+#include "inference/model_repository.h"
+#include "inference/model_runner.h"
 
 namespace galley::serve {
 
@@ -17,8 +17,8 @@ struct ServeOptions {
   http::ServerOptions http;
   std::optional<http::ServerOptions> metrics_http;  // set: /metrics on its own listener
   HttpFrontendOptions frontend;
-  RunnerOptions runner;
-  // Models to serve: every model of this repository (serve/model_repository.h). Empty: only the
+  inference::RunnerOptions runner;
+  // Models to serve: every model of this repository (inference/model_repository.h). Empty: only the
   // built-in VADER sentiment model, named frontend.analyze_model, with the options below.
   std::string model_repository;
   int model_instances = 1;                        // built-in model: instances (worker threads)
@@ -29,7 +29,7 @@ struct ServeOptions {
 
 // Runs the server until SIGTERM or SIGINT, then shuts down gracefully. Returns the exit code:
 // 0 after a clean shutdown, 1 if start-up failed. Call from main() before starting any thread.
-// `backends` makes the repository's models (serve/builtin_backends.h lists the built-in ones).
-int RunServe(const ServeOptions& options, const BackendRegistry& backends);
+// `backends` makes the repository's models (inference/builtin_backends.h lists the built-in ones).
+int RunServe(const ServeOptions& options, const inference::BackendRegistry& backends);
 
 }  // namespace galley::serve

@@ -1,0 +1,50 @@
+// The InferenceService of one `galley serve` process: its models (each a ModelRunner), their
+// readiness, and draining.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "inference/inference_service.h"
+#include "inference/model_runner.h"
+
+namespace galley::inference {
+
+class ModelService final : public InferenceService {
+ public:
+  ModelService() = default;
+  // Adds a model before Start(); the name comes from the runner's metadata.
+  void AddModel(std::unique_ptr<ModelRunner> runner);
+  ModelRunner* runner(std::string_view name) const;
+  // Records a model that cannot be served at all (e.g. its config is invalid), before Start():
+  // requests naming it are answered kModelNotReady with `reason` instead of "unknown model".
+  void AddUnavailable(std::string name, std::string reason);
+  // The model repository's folder, before Start(): clients' messages name files relative to it,
+  // never by the server's absolute path (logs keep the whole path).
+  void SetRepositoryRoot(std::string root) { repository_root_ = std::move(root); }
+
+  // Marks the server as draining: Ready() turns false at once. Work is still accepted.
+  void SetDraining() { draining_.store(true); }
+  // Stops every model (finishing accepted work).
+  void Stop();
+
+  std::vector<model::ModelMetadata> Models() const override;
+  const model::ModelMetadata* FindModel(std::string_view name,
+                                        std::string_view version) const override;
+  bool ModelReady(std::string_view name, std::string_view version) const override;
+  bool Ready() const override;
+  std::string UnavailableMessage(std::string_view name) const override;
+  void Infer(InferRequest&& request, InferCallback done) override;
+
+ private:
+  ModelRunner* Find(std::string_view name, std::string_view version) const;
+
+  std::map<std::string, std::unique_ptr<ModelRunner>, std::less<>> runners_;  // fixed after start
+  std::map<std::string, std::string, std::less<>> unavailable_;                // fixed after start
+  std::string repository_root_;                                                // fixed after start
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace galley::inference
