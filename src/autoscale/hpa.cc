@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <limits>
 
 #include "autoscale/hpa_calculator.h"
 #include "common/strings.h"
@@ -60,14 +61,16 @@ int RateLimit(bool up, int current, const ScalingRules& rules, const History& h,
     const int added = ReplicasChangePerPeriod(p.period_seconds, h.scale_events, +1, now);
     const int deleted = ReplicasChangePerPeriod(p.period_seconds, h.scale_events, -1, now);
     const int start = current - added + deleted;
+    // Saturating: a count near MaxInt32 must not wrap negative.
     int proposed;
     if (p.type == PolicyType::kPods) {
-      proposed = up ? start + p.value : start - p.value;
+      proposed = hpa_internal::ClampInt(int64_t{start} + (up ? p.value : -int64_t{p.value}));
     } else if (up) {
       // Rounded up, or a small percentage could never add a replica.
-      proposed = static_cast<int>(std::ceil(start * (1 + p.value / 100.0)));
+      proposed = hpa_internal::ClampReplicas(std::ceil(start * (1 + p.value / 100.0)));
     } else {
-      proposed = static_cast<int>(start * (1 - p.value / 100.0));  // truncated, as in the source
+      // Truncated, as in the source.
+      proposed = hpa_internal::ClampReplicas(std::trunc(start * (1 - p.value / 100.0)));
     }
     result = pick_high ? std::max(result, proposed) : std::min(result, proposed);
   }
@@ -110,7 +113,10 @@ Limited ApplyBehaviorRate(int current, int desired, int min, int max, const Scal
 }
 
 // calculateScaleUpLimit: without behavior, at most max(2 * current, 4).
-int LegacyScaleUpLimit(int current) { return std::max(2 * current, 4); }
+// Saturates at MaxInt32 (a float64 product converted to int32 upstream).
+int LegacyScaleUpLimit(int current) {
+  return std::max(hpa_internal::ClampInt(2 * int64_t{current}), 4);
+}
 
 // convertDesiredReplicasWithRules: clamp to min, and to the smaller of max and the legacy cap.
 Limited ApplyLegacyRules(int current, int desired, int min, int max) {
@@ -174,6 +180,10 @@ Tolerances MakeTolerances(const HpaSpec& spec) {
 
 int64_t ToMilli(double value) {
   const double milli = value * 1000.0;
+  // Saturate: a value past the int64 range (or NaN) must not be converted (undefined behaviour).
+  if (std::isnan(milli)) return 0;
+  if (milli >= 0x1p63) return std::numeric_limits<int64_t>::max();
+  if (milli <= -0x1p63) return std::numeric_limits<int64_t>::min();
   const double nearest = std::round(milli);
   if (std::fabs(milli - nearest) < 1e-6) return static_cast<int64_t>(nearest);
   return static_cast<int64_t>(std::ceil(milli));

@@ -97,18 +97,18 @@ UtilizationRatio ResourceUtilizationRatio(const MilliMap& metrics, const MilliMa
   for (const auto& [pod, value] : metrics) {
     auto it = requests.find(pod);
     if (it == requests.end()) continue;
-    metrics_total += value;
-    requests_total += it->second;
+    metrics_total = SatAdd(metrics_total, value);
+    requests_total = SatAdd(requests_total, it->second);
   }
   if (requests_total == 0) return {};
-  const int64_t utilization = metrics_total * 100 / requests_total;
+  const int64_t utilization = SatMul(metrics_total, 100) / requests_total;
   return {true, static_cast<double>(utilization) / static_cast<double>(target), utilization};
 }
 
 // metrics/utilization.go GetMetricUsageRatio: the integer (milli) mean over the samples.
 std::pair<double, int64_t> MetricUsageRatio(const MilliMap& metrics, int64_t target) {
   int64_t total = 0;
-  for (const auto& [pod, value] : metrics) total += value;
+  for (const auto& [pod, value] : metrics) total = SatAdd(total, value);
   const int64_t usage = total / static_cast<int64_t>(metrics.size());
   return {static_cast<double>(usage) / static_cast<double>(target), usage};
 }
@@ -145,14 +145,14 @@ MetricProposal ResourceUtilizationReplicas(const CalcContext& ctx, const MetricS
       p.note = "within tolerance";
       return p;
     }
-    p.replicas = static_cast<int>(std::ceil(r.ratio * g.ready_count));
+    p.replicas = ClampReplicas(std::ceil(r.ratio * g.ready_count));
     return p;
   }
   // Rule: on a scale-down, missing pods count as using max(100%, target) of their request; on a
   // scale-up, as using 0.
   if (r.ratio < 1.0) {
     const int64_t fallback = std::max<int64_t>(100, target);
-    for (const auto& pod : g.missing) metrics[pod] = requests[pod] * fallback / 100;
+    for (const auto& pod : g.missing) metrics[pod] = SatMul(requests[pod], fallback) / 100;
   } else if (r.ratio > 1.0) {
     for (const auto& pod : g.missing) metrics[pod] = 0;
   }
@@ -167,7 +167,7 @@ MetricProposal ResourceUtilizationReplicas(const CalcContext& ctx, const MetricS
     p.note = "within tolerance after accounting for missing and unready pods";
     return p;
   }
-  const int proposed = static_cast<int>(std::ceil(r2.ratio * static_cast<double>(metrics.size())));
+  const int proposed = ClampReplicas(std::ceil(r2.ratio * static_cast<double>(metrics.size())));
   // Rule: keep the current count if the larger pod set would reverse the direction.
   if ((r2.ratio < 1.0 && proposed > ctx.current_replicas) ||
       (r2.ratio > 1.0 && proposed < ctx.current_replicas)) {
@@ -196,7 +196,7 @@ MetricProposal PlainMetricReplicas(const CalcContext& ctx, const MetricSpec& m,
       p.note = "within tolerance";
       return p;
     }
-    p.replicas = static_cast<int>(std::ceil(ratio * g.ready_count));
+    p.replicas = ClampReplicas(std::ceil(ratio * g.ready_count));
     return p;
   }
   // Rule: missing pods count as the target on a scale-down, else as 0 (note: `else`, so a ratio
@@ -210,7 +210,7 @@ MetricProposal PlainMetricReplicas(const CalcContext& ctx, const MetricSpec& m,
     p.note = "within tolerance after accounting for missing and unready pods";
     return p;
   }
-  p.replicas = static_cast<int>(std::ceil(ratio2 * static_cast<double>(metrics.size())));
+  p.replicas = ClampReplicas(std::ceil(ratio2 * static_cast<double>(metrics.size())));
   return p;
 }
 
@@ -230,7 +230,7 @@ MetricProposal UsageRatioReplicas(const CalcContext& ctx, const MetricSpec& m, i
   MetricProposal p{MetricKey(m), ctx.current_replicas, usage / 1000.0, target / 1000.0, ""};
   if (ctx.current_replicas == 0) {
     // Rule: from zero replicas (HPAScaleToZero), ceil(ratio) with no tolerance.
-    p.replicas = static_cast<int>(std::ceil(ratio));
+    p.replicas = ClampReplicas(std::ceil(ratio));
     return p;
   }
   if (ctx.tolerances.IsWithin(ratio)) {
@@ -239,7 +239,7 @@ MetricProposal UsageRatioReplicas(const CalcContext& ctx, const MetricSpec& m, i
   }
   if (ctx.snapshot->pods.empty()) return Invalid(m, "no pods returned by selector");
   // Rule: ceil(ratio * readyPods), ready meaning Running with Ready=True.
-  p.replicas = static_cast<int>(std::ceil(ratio * ReadyPodsCount(*ctx.snapshot)));
+  p.replicas = ClampReplicas(std::ceil(ratio * ReadyPodsCount(*ctx.snapshot)));
   return p;
 }
 
@@ -254,7 +254,7 @@ MetricProposal PerPodReplicas(const CalcContext& ctx, const MetricSpec& m, int64
   }
   const double ratio = static_cast<double>(usage) / (static_cast<double>(target) * current);
   if (!ctx.tolerances.IsWithin(ratio)) {
-    p.replicas = static_cast<int>(std::ceil(static_cast<double>(usage) / target));
+    p.replicas = ClampReplicas(std::ceil(static_cast<double>(usage) / static_cast<double>(target)));
   } else {
     p.note = "within tolerance";
   }
@@ -301,9 +301,10 @@ MetricProposal ComputeReplicasForMetric(const CalcContext& ctx, const MetricSpec
     case MetricSourceType::kExternal: {
       auto it = ctx.snapshot->external_metrics.find(m.name);
       if (it == ctx.snapshot->external_metrics.end()) return Invalid(m, "no value for external metric");
-      // Rule: the values of every matching series are summed.
+      // Rule: the values of every matching series are summed; an overflowing sum caps at the
+      // int64 edge (upstream: "usage overflow caps at MaxInt64").
       int64_t total = 0;
-      for (double v : it->second) total += ToMilli(v);
+      for (double v : it->second) total = SatAdd(total, ToMilli(v));
       if (m.target_type == TargetType::kValue) return UsageRatioReplicas(ctx, m, total);
       if (m.target_type == TargetType::kAverageValue) return PerPodReplicas(ctx, m, total);
       return Invalid(m, "external metrics take a Value or AverageValue target");

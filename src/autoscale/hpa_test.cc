@@ -4,9 +4,13 @@
 // restated as snapshots at a fixed `now`.
 #include "autoscale/hpa.h"
 
+#include <climits>
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "autoscale/hpa_calculator.h"
 #include "gtest/gtest.h"
 
 namespace galley::autoscale {
@@ -297,6 +301,46 @@ std::vector<Case> Cases() {
     c.push_back({"PerDirectionToleranceUp", WithBehavior(Spec(1, 10, {Cpu(50)}), b), Snap(4, pods), {}, 5});
     c.push_back({"DefaultToleranceHolds", Spec(1, 10, {Cpu(50)}), Snap(4, pods), {}, 4});
   }
+  // --- int64 / int32 edges ("usage overflow caps at MaxInt64"; replica counts saturate at
+  // MaxInt32 and never turn negative). 2^52 is exact in a double and 2^52 * 1000 milli is just
+  // below 2^62, so three such series overflow an int64 sum and two do not.
+  {
+    const double big = std::ldexp(1.0, 52);
+    Snapshot s = Snap(3, Cpus({0.1, 0.1, 0.1}));
+    s.external_metrics["queue"] = {big, big, big};
+    // Value target: the sum saturates, ceil(ratio * 3 ready) saturates at MaxInt32, maxReplicas
+    // 50 clamps it (the legacy cap max(2 * 3, 4) = 6 applies first without behavior).
+    c.push_back({"ExternalSumOverflowValue", Spec(1, 50, {ExternalMetric("queue", TargetType::kValue, 1)}),
+                 s, {}, 6, "ScaleUpLimit"});
+    c.push_back({"ExternalSumOverflowAverageValue",
+                 Spec(1, 50, {ExternalMetric("queue", TargetType::kAverageValue, 1)}), s, {}, 6,
+                 "ScaleUpLimit"});
+    HpaSpec fast = WithBehavior(Spec(1, 50, {ExternalMetric("queue", TargetType::kValue, 1)}), Behavior{});
+    fast.behavior->scale_up = ScalingRules{};
+    fast.behavior->scale_up->policies = {{PolicyType::kPods, 1000, 15}};
+    c.push_back({"ExternalSumOverflowToMax", fast, s, {}, 50, "TooManyReplicas"});
+  }
+  // Resource utilization: usage far above any request (sum and sum x 100 overflow int64).
+  {
+    const double big = std::ldexp(1.0, 52);
+    c.push_back({"CpuUsageOverflow", Spec(1, 10, {Cpu(50)}), Snap(3, Cpus({big, big, big})), {}, 6,
+                 "ScaleUpLimit"});
+    Snapshot s = Snap(3, {WithMetric(Pod("a", -1), "qps", big), WithMetric(Pod("b", -1), "qps", big),
+                          WithMetric(Pod("c", -1), "qps", big)});
+    c.push_back({"PodsMetricSumOverflow", Spec(1, 10, {PodsMetric("qps", 1)}), s, {}, 6,
+                 "ScaleUpLimit"});
+  }
+  // A current count near MaxInt32: the legacy cap 2 x current and the default behavior's
+  // 100% / 4 pods limits saturate at MaxInt32 instead of wrapping negative.
+  {
+    const int near_max = INT_MAX / 2 + 10;
+    Snapshot s = Snap(near_max, Cpus({0.1}));
+    s.external_metrics["queue"] = {std::ldexp(1.0, 52)};
+    HpaSpec legacy = Spec(1, INT_MAX, {ExternalMetric("queue", TargetType::kAverageValue, 1e-3)});
+    c.push_back({"LegacyCapSaturates", legacy, s, {}, INT_MAX, "DesiredWithinRange"});
+    c.push_back({"BehaviorLimitSaturates", WithBehavior(legacy, Behavior{}), s, {}, INT_MAX,
+                 "DesiredWithinRange"});
+  }
   return c;
 }
 
@@ -318,6 +362,53 @@ TEST(ToMilliTest, RoundsUpLikeQuantity) {
   EXPECT_EQ(ToMilli(0.1), 100);
   EXPECT_EQ(ToMilli(0.0001), 1);
   EXPECT_EQ(ToMilli(2.15), 2150);
+}
+
+TEST(ToMilliTest, SaturatesAtTheInt64Edges) {
+  EXPECT_EQ(ToMilli(1e300), INT64_MAX);
+  EXPECT_EQ(ToMilli(-1e300), INT64_MIN);
+  EXPECT_EQ(ToMilli(std::ldexp(1.0, 52)), (int64_t{1} << 52) * 1000);  // exact: no overflow
+}
+
+// The calculator's own proposal, before the controller's clamps: the sum of the series caps at
+// MaxInt64 (upstream "usage overflow caps at MaxInt64"), the proposal at MaxInt32.
+TEST(HpaCalculatorTest, ExternalUsageCapsAtMaxInt64AndReplicasAtMaxInt32) {
+  const double big = std::ldexp(1.0, 52);
+  for (const TargetType type : {TargetType::kValue, TargetType::kAverageValue}) {
+    Snapshot s = Snap(3, Cpus({0.1, 0.1, 0.1}));
+    s.external_metrics["queue"] = {big, big, big};
+    hpa_internal::CalcContext ctx;
+    ctx.snapshot = &s;
+    ctx.current_replicas = 3;
+    ctx.now = kNow;
+    const MetricProposal p =
+        hpa_internal::ComputeReplicasForMetric(ctx, ExternalMetric("queue", type, 1));
+    EXPECT_EQ(p.replicas, INT32_MAX) << p.note;
+    if (type == TargetType::kValue) {
+      EXPECT_EQ(p.current, static_cast<double>(INT64_MAX) / 1000);
+    }
+    // Two series stay below 2^63: summed exactly.
+    s.external_metrics["queue"] = {big, big};
+    const MetricProposal two =
+        hpa_internal::ComputeReplicasForMetric(ctx, ExternalMetric("queue", type, 1));
+    EXPECT_EQ(two.replicas, INT32_MAX);
+    if (type == TargetType::kValue) {
+      EXPECT_EQ(two.current, 2 * big);
+    }
+  }
+}
+
+TEST(HpaCalculatorTest, NegativeUsageNeverWrapsToAHugeCount) {
+  Snapshot s = Snap(3, Cpus({0.1, 0.1, 0.1}));
+  s.external_metrics["queue"] = {-std::ldexp(1.0, 52), -std::ldexp(1.0, 52), -std::ldexp(1.0, 52)};
+  hpa_internal::CalcContext ctx;
+  ctx.snapshot = &s;
+  ctx.current_replicas = 3;
+  ctx.now = kNow;
+  const MetricProposal p =
+      hpa_internal::ComputeReplicasForMetric(ctx, ExternalMetric("queue", TargetType::kValue, 1));
+  EXPECT_GE(p.replicas, 0);
+  EXPECT_LE(p.replicas, 3);
 }
 
 }  // namespace
