@@ -14,6 +14,8 @@ APT_PACKAGES=(
   libssl-dev libyaml-cpp-dev
   # tests and benchmarks
   prometheus wrk nginx-light python3 python3-venv unzip openssl
+  # queues: the Redis Streams consumer (hiredis) and the broker its tests start
+  libhiredis-dev redis-server
 )
 
 missing=()

@@ -1,5 +1,8 @@
 // `galley serve`: the model server.
+#include <unistd.h>
+
 #include <filesystem>
+#include <iostream>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
@@ -30,7 +33,31 @@ Runner AddServeCommand(CLI::App& app) {
   CLI::Option* model = Flag(cmd, "model", opts->frontend.analyze_model,
        "the model behind POST /inference/analyze (default: sentiment with a repository, else "
        "vader, which also names the built-in model)");
-  return [cmd, flags, opts, model]() -> int {
+  // The Redis Streams consumer (docs/queues.md); off unless --queue-redis is set.
+  auto q = std::make_shared<queue::RedisStreamOptions>();
+  auto redis = std::make_shared<std::string>();
+  auto visibility_ms = std::make_shared<int64_t>(q->visibility_timeout.count());
+  auto result_ttl_s = std::make_shared<int64_t>(q->result_ttl.count());
+  Flag(cmd, "queue-redis", *redis, "consume work from a Redis stream at HOST:PORT (empty: off)");
+  Flag(cmd, "queue-stream", q->stream, "the stream of requests");
+  Flag(cmd, "queue-group", q->group, "the consumer group");
+  Flag(cmd, "queue-consumer", q->consumer,
+       "this consumer's name, kept across restarts (default: HOSTNAME:PORT of --listen)");
+  Flag(cmd, "queue-results-stream", q->results_stream,
+       "where results go when a message names no reply stream (default: STREAM:results)");
+  Flag(cmd, "queue-dead-stream", q->dead_stream, "dead letters with their reason (default: STREAM:dead)");
+  Flag(cmd, "queue-max-inflight", q->max_inflight, "messages held at most (fetched, not yet acknowledged)")
+      ->check(CLI::Range(1, 65536));
+  Flag(cmd, "queue-visibility-timeout-ms", *visibility_ms,
+       "a message held this long by a consumer that does not answer goes to another")
+      ->check(CLI::Range(int64_t{100}, int64_t{86'400'000}));
+  Flag(cmd, "queue-max-deliveries", q->max_deliveries, "deliveries before a message is dead-lettered")
+      ->check(CLI::Range(1, 1000));
+  Flag(cmd, "queue-result-ttl-s", *result_ttl_s,
+       "how long a written result keeps a redelivered copy of its message from answering again")
+      ->check(CLI::Range(int64_t{1}, int64_t{30} * 86'400));
+  Flag(cmd, "queue-trim", q->trim, "trim entries that every group has acknowledged");
+  return [cmd, flags, opts, model, q, redis, visibility_ms, result_ttl_s]() -> int {
     if (!cmd->parsed()) return -1;
     if (model->count() == 0 && !opts->model_repository.empty()) {
       opts->frontend.analyze_model = "sentiment";
@@ -39,6 +66,26 @@ Runner AddServeCommand(CLI::App& app) {
     opts->frontend.default_timeout = std::chrono::milliseconds(flags->default_timeout_ms);
     opts->drain_delay = std::chrono::milliseconds(flags->drain_delay_ms);
     opts->grace_period = std::chrono::milliseconds(flags->grace_period_ms);
+    if (!redis->empty()) {
+      auto address = queue::ParseRedisAddress(*redis);
+      if (!address.ok()) {
+        std::cerr << "--queue-redis: " << address.status().message() << "\n";
+        return 2;
+      }
+      q->address = *address;
+      q->visibility_timeout = std::chrono::milliseconds(*visibility_ms);
+      q->result_ttl = std::chrono::seconds(*result_ttl_s);
+      q->message.default_model = opts->frontend.analyze_model;
+      q->message.max_body_bytes = opts->http.max_body_bytes;
+      if (q->consumer.empty()) {
+        char host[256] = {};
+        gethostname(host, sizeof(host) - 1);
+        // A free port (0) names no one: the process id does, for this run only.
+        q->consumer = std::string(host) + ":" +
+                      (opts->http.port != 0 ? std::to_string(opts->http.port) : "pid" + std::to_string(getpid()));
+      }
+      opts->queue = *q;
+    }
     return serve::RunServe(*opts, inference::BuiltinBackends());
   };
 }

@@ -219,6 +219,23 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   }
   if (grpc) grpc->RefreshHealth();  // gRPC health Watch streams learn that models loaded
 
+  // The queue consumer starts once the models are loaded: it fetches only what it can run.
+  std::unique_ptr<queue::RedisStreamConsumer> consumer;
+  if (options.queue) {
+    consumer = std::make_unique<queue::RedisStreamConsumer>(service, *options.queue, registry, clock);
+    if (absl::Status st = consumer->Start(); !st.ok()) {
+      log::Error("start_failed", {{"protocol", "redis"}, {"error", std::string(st.message())}});
+      if (grpc) grpc->Shutdown(clock.Now());
+      service.Stop();
+      (*server)->Stop();
+      return 1;
+    }
+    log::Info("queue_consuming", {{"redis", StrCat(options.queue->address.host, ":", options.queue->address.port)},
+                                  {"stream", options.queue->stream},
+                                  {"group", options.queue->group},
+                                  {"consumer", options.queue->consumer}});
+  }
+
   const int sig = WaitForStopSignal();
   const TimePoint stop_start = clock.Now();
   const TimePoint grace_deadline = stop_start + options.grace_period;
@@ -227,6 +244,12 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   if (grpc) grpc->SetDraining();
   log::Info("draining", {{"signal", StopSignalName(sig)},
                          {"drain_delay_s", Secs(options.drain_delay)}});
+  // The queue stops fetching at once and finishes and acknowledges what it holds; what it
+  // cannot finish by the grace deadline stays pending for another consumer.
+  if (consumer) {
+    consumer->Drain(grace_deadline);
+    log::Info("queue_drained", {{"held", consumer->held()}});
+  }
   // Keep serving while load balancers notice that ready is false (a real wait, not a sync).
   const TimePoint drain_end = std::min(stop_start + options.drain_delay, grace_deadline);
   std::this_thread::sleep_until(drain_end);
@@ -235,6 +258,7 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   if (grpc) grpc->Shutdown(grace_deadline);  // stops accepting; waits for calls in flight
   const bool clean = (*server)->WaitForConnectionsClosed(grace_deadline);
   service.Stop();
+  if (consumer) consumer->Stop();
   (*server)->Stop();
   if (*ops) (*ops)->Stop();
   const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();

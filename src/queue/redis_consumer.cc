@@ -1,0 +1,494 @@
+#include "queue/redis_consumer.h"
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "common/strings.h"
+#include "common/thread_name.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+
+namespace galley::queue {
+namespace {
+
+using inference::InferResult;
+using inference::Outcome;
+
+// KEYS: stream, done key, reply stream. ARGV: group, entry id, ttl seconds, result fields...
+// Writes the result only if the done key was not set yet, and acknowledges either way.
+constexpr const char* kResultScript = R"lua(
+local written = 0
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then
+  redis.call('XADD', KEYS[3], '*', unpack(ARGV, 4))
+  written = 1
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return written
+)lua";
+
+// KEYS: stream, dead stream. ARGV: group, entry id, fields... Dead-letters and acknowledges.
+constexpr const char* kDeadScript = R"lua(
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+)lua";
+
+int64_t UnixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Entries of an XREADGROUP/XCLAIM/XRANGE reply: [[id, [f, v, ...]], ...] (nil entries skipped).
+std::vector<StreamEntry> ParseEntries(const RedisReply& list) {
+  std::vector<StreamEntry> out;
+  for (const RedisReply& e : list.elements) {
+    if (e.elements.size() != 2 || e.elements[1].type != RedisReply::Type::kArray) continue;
+    StreamEntry entry;
+    entry.id = e.elements[0].str;
+    const auto& kv = e.elements[1].elements;
+    for (size_t i = 0; i + 1 < kv.size(); i += 2) entry.fields.emplace_back(kv[i].str, kv[i + 1].str);
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+// "a-b" < "c-d" as stream ids.
+bool IdLess(std::string_view a, std::string_view b) {
+  auto split = [](std::string_view s) {
+    const size_t d = s.find('-');
+    uint64_t ms = 0, seq = 0;
+    std::from_chars(s.data(), s.data() + (d == s.npos ? s.size() : d), ms);
+    if (d != s.npos) std::from_chars(s.data() + d + 1, s.data() + s.size(), seq);
+    return std::pair(ms, seq);
+  };
+  return split(a) < split(b);
+}
+
+struct Completion {
+  StreamEntry entry;
+  std::shared_ptr<QueueRequest> request;  // null for a message that failed to parse
+  Disposition disposition = Disposition::kRelease;
+  std::string reason;   // for kDeadLetter
+  std::string body;     // for kResult
+  int64_t deliveries = 1;
+  TimePoint due{};      // for kResubmit
+};
+
+}  // namespace
+
+struct RedisStreamConsumer::State : std::enable_shared_from_this<State> {
+  State(inference::InferenceService& s, RedisStreamOptions o, metrics::Registry& r, const Clock& c)
+      : service(s), options(std::move(o)), clock(c),
+        messages(prometheus::BuildCounter()
+                     .Name("galley_consumer_messages_total")
+                     .Help("Queue messages by what happened to them: consumed (fetched), "
+                           "redelivered (reclaimed after the visibility timeout or a restart), "
+                           "acked (result written and acknowledged), duplicate (acknowledged, "
+                           "its result already written), dead_lettered, released (left pending).")
+                     .Register(r.prom())),
+        held_gauge(prometheus::BuildGauge()
+                       .Name("galley_consumer_inflight_messages")
+                       .Help("Messages this consumer holds: fetched and not yet acknowledged.")
+                       .Register(r.prom())
+                       .Add({})),
+        backlog_gauge(prometheus::BuildGauge()
+                          .Name("galley_consumer_backlog_messages")
+                          .Help("Entries of the stream not yet delivered to the group (XINFO GROUPS lag).")
+                          .Register(r.prom())
+                          .Add({})),
+        pending_gauge(prometheus::BuildGauge()
+                          .Name("galley_consumer_pending_messages")
+                          .Help("Entries delivered to the group and not acknowledged, all consumers.")
+                          .Register(r.prom())
+                          .Add({})),
+        age(prometheus::BuildHistogram()
+                .Name("galley_consumer_message_age_seconds")
+                .Help("Age of a message (from its entry id) when this consumer fetched it.")
+                .Register(r.prom())
+                .Add({}, metrics::DurationBuckets())),
+        end_to_end(prometheus::BuildHistogram()
+                       .Name("galley_consumer_end_to_end_seconds")
+                       .Help("From a message's entry id to its result written and acknowledged.")
+                       .Register(r.prom())
+                       .Add({}, metrics::DurationBuckets())) {}
+
+  void Count(const char* outcome) { messages.Add({{"outcome", outcome}}).Increment(); }
+
+  // Fetcher thread.
+  void FetchLoop();
+  void Sweep(RedisClient& redis, bool own_only);
+  void Accept(RedisClient& redis, StreamEntry entry, int64_t deliveries);
+  void Submit(std::shared_ptr<QueueRequest> q, StreamEntry entry, int64_t deliveries);
+  bool DeadLetter(RedisClient& redis, const StreamEntry& entry, const std::string& reason,
+                  int64_t deliveries);
+  absl::Status EnsureGroup(RedisClient& redis);
+  void UpdateBacklogAndTrim(RedisClient& redis);
+  // Writer thread.
+  void WriteLoop();
+  bool Write(RedisClient& redis, Completion& c);
+  void Finish();
+
+  inference::InferenceService& service;
+  const RedisStreamOptions options;
+  const Clock& clock;
+  prometheus::Family<prometheus::Counter>& messages;
+  prometheus::Gauge& held_gauge;
+  prometheus::Gauge& backlog_gauge;
+  prometheus::Gauge& pending_gauge;
+  prometheus::Histogram& age;
+  prometheus::Histogram& end_to_end;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  int held = 0;                   // guarded by mu
+  bool stop_fetching = false;     // guarded by mu
+  bool stop_writing = false;      // guarded by mu
+  std::deque<Completion> done;    // guarded by mu
+  std::deque<Completion> retry;   // guarded by mu; resubmissions, by due time
+  std::thread fetcher, writer;
+};
+
+absl::Status RedisStreamConsumer::State::EnsureGroup(RedisClient& redis) {
+  auto r = redis.Command({"XGROUP", "CREATE", options.stream, options.group, "0", "MKSTREAM"});
+  if (!r.ok()) return r.status();
+  if (r->error() && r->str.rfind("BUSYGROUP", 0) != 0) {
+    return absl::FailedPreconditionError(StrCat("XGROUP CREATE ", options.stream, ": ", r->str));
+  }
+  return absl::OkStatus();
+}
+
+bool RedisStreamConsumer::State::DeadLetter(RedisClient& redis, const StreamEntry& entry,
+                                            const std::string& reason, int64_t deliveries) {
+  std::vector<std::string> args = {"EVAL", kDeadScript, "2", options.stream, options.dead_stream,
+                                   options.group, entry.id,
+                                   "entry", entry.id, "reason", reason,
+                                   "deliveries", std::to_string(deliveries),
+                                   "consumer", options.consumer};
+  for (const auto& [k, v] : entry.fields) {
+    args.push_back("msg." + k);
+    args.push_back(v);
+  }
+  auto r = redis.Command(args);
+  if (!r.ok() || r->error()) {
+    log::Warn("queue_write_failed", {{"entry", entry.id},
+                                     {"error", r.ok() ? r->str : std::string(r.status().message())}});
+    return false;
+  }
+  Count("dead_lettered");
+  log::Info("queue_dead_lettered", {{"entry", entry.id}, {"reason", reason}, {"deliveries", deliveries}});
+  return true;
+}
+
+void RedisStreamConsumer::State::Finish() {
+  std::lock_guard lock(mu);
+  --held;
+  held_gauge.Set(held);
+  cv.notify_all();
+}
+
+void RedisStreamConsumer::State::Accept(RedisClient& redis, StreamEntry entry, int64_t deliveries) {
+  {
+    std::lock_guard lock(mu);
+    ++held;
+    held_gauge.Set(held);
+  }
+  const int64_t now_ms = UnixMillis();
+  if (auto ms = EntryMillis(entry.id)) age.Observe(std::max<int64_t>(0, now_ms - *ms) / 1000.0);
+  auto parsed = ParseMessage(entry, service, options.message, now_ms, clock.Now());
+  if (!parsed.ok()) {
+    // Never lost: if the dead-letter write fails the entry stays pending and comes back.
+    DeadLetter(redis, entry, std::string(parsed.status().message()), deliveries);
+    Finish();
+    return;
+  }
+  Submit(std::make_shared<QueueRequest>(std::move(parsed).value()), std::move(entry), deliveries);
+}
+
+void RedisStreamConsumer::State::Submit(std::shared_ptr<QueueRequest> q, StreamEntry entry,
+                                        int64_t deliveries) {
+  inference::InferRequest request = q->request;  // the copy goes to the service
+  // The callback keeps the state alive: the service may finish work after the consumer stopped.
+  service.Infer(std::move(request), [self = shared_from_this(), q, entry = std::move(entry),
+                                     deliveries](InferResult&& r) mutable {
+    State& s = *self;
+    Completion c;
+    c.disposition = DispositionFor(r.outcome);
+    c.entry = std::move(entry);
+    c.deliveries = deliveries;
+    if (c.disposition == Disposition::kResult) c.body = EncodeResult(*q, r);
+    if (c.disposition == Disposition::kDeadLetter) {
+      c.reason = r.message.empty() ? std::string(inference::OutcomeName(r.outcome)) : r.message;
+    }
+    c.request = std::move(q);
+    std::lock_guard lock(s.mu);
+    if (c.disposition == Disposition::kResubmit) {
+      c.due = s.clock.Now() + std::chrono::milliseconds(10);
+      s.retry.push_back(std::move(c));
+    } else {
+      s.done.push_back(std::move(c));
+    }
+    s.cv.notify_all();
+  });
+}
+
+void RedisStreamConsumer::State::Sweep(RedisClient& redis, bool own_only) {
+  int free = 0;
+  {
+    std::lock_guard lock(mu);
+    free = options.max_inflight - held;
+  }
+  if (free <= 0) return;
+  const int64_t idle = own_only ? 0 : options.visibility_timeout.count();
+  std::vector<std::string> args = {"XPENDING", options.stream, options.group, "IDLE",
+                                   std::to_string(idle), "-", "+", std::to_string(free)};
+  if (own_only) args.push_back(options.consumer);
+  auto r = redis.Command(args);
+  if (!r.ok() || r->type != RedisReply::Type::kArray) return;
+  std::vector<std::string> claim = {"XCLAIM", options.stream, options.group, options.consumer,
+                                    std::to_string(idle)};
+  std::vector<std::pair<std::string, int64_t>> over_limit;
+  std::map<std::string, int64_t> deliveries;
+  for (const RedisReply& p : r->elements) {
+    if (p.elements.size() < 4) continue;
+    const std::string& id = p.elements[0].str;
+    const int64_t n = p.elements[3].integer;
+    if (n >= options.max_deliveries) {
+      over_limit.emplace_back(id, n);
+    } else {
+      claim.push_back(id);
+      deliveries[id] = n + 1;
+    }
+  }
+  for (const auto& [id, n] : over_limit) {
+    auto e = redis.Command({"XRANGE", options.stream, id, id});
+    std::vector<StreamEntry> entries = e.ok() ? ParseEntries(*e) : std::vector<StreamEntry>{};
+    StreamEntry entry = entries.empty() ? StreamEntry{id, {}} : std::move(entries[0]);
+    DeadLetter(redis, entry, StrCat("delivered ", n, " times without an answer (limit ",
+                                    options.max_deliveries, ")"), n);
+  }
+  if (claim.size() == 5) return;
+  auto c = redis.Command(claim);
+  if (!c.ok() || c->type != RedisReply::Type::kArray) return;
+  for (StreamEntry& entry : ParseEntries(*c)) {
+    Count("redelivered");
+    const int64_t n = deliveries.count(entry.id) ? deliveries[entry.id] : 2;
+    Accept(redis, std::move(entry), n);
+  }
+}
+
+void RedisStreamConsumer::State::UpdateBacklogAndTrim(RedisClient& redis) {
+  auto r = redis.Command({"XINFO", "GROUPS", options.stream});
+  if (!r.ok() || r->type != RedisReply::Type::kArray) return;
+  std::string keep_from;  // entries below this id are delivered to and acknowledged by all
+  bool can_trim = options.trim && !r->elements.empty();
+  for (const RedisReply& g : r->elements) {
+    std::string name, last_delivered;
+    int64_t pending = 0, lag = -1;
+    for (size_t i = 0; i + 1 < g.elements.size(); i += 2) {
+      const std::string& k = g.elements[i].str;
+      const RedisReply& v = g.elements[i + 1];
+      if (k == "name") name = v.str;
+      if (k == "pending") pending = v.integer;
+      if (k == "last-delivered-id") last_delivered = v.str;
+      if (k == "lag") lag = v.nil() ? -1 : v.integer;
+    }
+    if (name == options.group) {
+      pending_gauge.Set(static_cast<double>(pending));
+      if (lag >= 0) backlog_gauge.Set(static_cast<double>(lag));
+    }
+    std::string floor = last_delivered;
+    if (pending > 0) {
+      auto s = redis.Command({"XPENDING", options.stream, name});
+      if (!s.ok() || s->elements.size() < 2 || s->elements[1].nil()) {
+        can_trim = false;
+        continue;
+      }
+      if (IdLess(s->elements[1].str, floor)) floor = s->elements[1].str;
+    }
+    if (keep_from.empty() || IdLess(floor, keep_from)) keep_from = floor;
+  }
+  if (can_trim && !keep_from.empty() && keep_from != "0-0") {
+    (void)redis.Command({"XTRIM", options.stream, "MINID", keep_from});
+  }
+}
+
+void RedisStreamConsumer::State::FetchLoop() {
+  SetThreadName("queue-fetch");
+  RedisClient redis(options.address, options.redis_timeout);
+  const auto sweep_every = std::max(std::chrono::milliseconds(100), options.visibility_timeout / 2);
+  TimePoint next_sweep{};
+  bool recovered = false;  // this consumer's own pending entries, once after start
+  while (true) {
+    int free = 0;
+    {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(100),
+                  [&] { return stop_fetching || held < options.max_inflight; });
+      if (stop_fetching) return;
+      free = options.max_inflight - held;
+    }
+    if (!recovered) {
+      if (!EnsureGroup(redis).ok()) {
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_fetching; });
+        continue;
+      }
+      Sweep(redis, /*own_only=*/true);
+      recovered = true;
+      continue;
+    }
+    if (clock.Now() >= next_sweep) {
+      Sweep(redis, /*own_only=*/false);
+      UpdateBacklogAndTrim(redis);
+      next_sweep = clock.Now() + sweep_every;
+      continue;
+    }
+    if (free <= 0) continue;
+    auto r = redis.Command({"XREADGROUP", "GROUP", options.group, options.consumer, "COUNT",
+                            std::to_string(free), "BLOCK", std::to_string(options.block.count()),
+                            "STREAMS", options.stream, ">"});
+    if (!r.ok() || r->error()) {
+      const std::string why = r.ok() ? r->str : std::string(r.status().message());
+      log::Warn("queue_fetch_failed", {{"error", why}});
+      if (r.ok() && why.rfind("NOGROUP", 0) == 0) recovered = false;  // the stream was deleted
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_fetching; });
+      continue;
+    }
+    if (r->nil() || r->elements.empty()) continue;  // BLOCK timed out
+    for (StreamEntry& entry : ParseEntries(r->elements[0].elements.size() == 2
+                                               ? r->elements[0].elements[1]
+                                               : RedisReply{})) {
+      Count("consumed");
+      Accept(redis, std::move(entry), 1);
+    }
+  }
+}
+
+bool RedisStreamConsumer::State::Write(RedisClient& redis, Completion& c) {
+  switch (c.disposition) {
+    case Disposition::kResult: {
+      std::vector<std::string> args = {"EVAL", kResultScript, "3", options.stream,
+                                       StrCat(options.stream, ":done:", c.request->key),
+                                       c.request->reply, options.group, c.entry.id,
+                                       std::to_string(options.result_ttl.count()),
+                                       "id", c.request->key, "entry", c.entry.id,
+                                       "model", c.request->request.model, "status", "ok",
+                                       "body", c.body};
+      auto r = redis.Command(args);
+      if (!r.ok() || r->error()) {
+        log::Warn("queue_write_failed",
+                  {{"entry", c.entry.id}, {"error", r.ok() ? r->str : std::string(r.status().message())}});
+        return false;
+      }
+      Count(r->integer == 1 ? "acked" : "duplicate");
+      if (auto ms = EntryMillis(c.entry.id)) {
+        end_to_end.Observe(std::max<int64_t>(0, UnixMillis() - *ms) / 1000.0);
+      }
+      return true;
+    }
+    case Disposition::kDeadLetter:
+      return DeadLetter(redis, c.entry, c.reason, c.deliveries);
+    case Disposition::kRelease:
+      Count("released");
+      return true;
+    case Disposition::kResubmit:
+      return true;
+  }
+  return true;
+}
+
+void RedisStreamConsumer::State::WriteLoop() {
+  SetThreadName("queue-write");
+  RedisClient redis(options.address, options.redis_timeout);
+  while (true) {
+    Completion c;
+    {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(10), [&] { return stop_writing || !done.empty(); });
+      if (stop_writing) return;
+      if (!retry.empty() && retry.front().due <= clock.Now()) {
+        Completion r = std::move(retry.front());
+        retry.pop_front();
+        lock.unlock();
+        Submit(std::move(r.request), std::move(r.entry), r.deliveries);
+        continue;
+      }
+      if (done.empty()) continue;
+      c = std::move(done.front());
+      done.pop_front();
+    }
+    // A write that fails (Redis restarting) is retried until it succeeds or the consumer stops:
+    // the message stays held meanwhile, and the done key makes a repeated result harmless.
+    while (!Write(redis, c)) {
+      std::unique_lock lock(mu);
+      if (cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_writing; })) return;
+    }
+    Finish();
+  }
+}
+
+RedisStreamConsumer::RedisStreamConsumer(inference::InferenceService& service,
+                                         RedisStreamOptions options, metrics::Registry& registry,
+                                         const Clock& clock) {
+  if (options.dead_stream.empty()) options.dead_stream = options.stream + ":dead";
+  if (options.results_stream.empty()) options.results_stream = options.stream + ":results";
+  options.message.results_stream = options.results_stream;
+  state_ = std::make_shared<State>(service, std::move(options), registry, clock);
+}
+
+RedisStreamConsumer::~RedisStreamConsumer() { Stop(); }
+
+absl::Status RedisStreamConsumer::Start() {
+  const RedisStreamOptions& o = state_->options;
+  if (o.consumer.empty()) return absl::InvalidArgumentError("the queue consumer needs a name");
+  if (o.max_inflight < 1) return absl::InvalidArgumentError("--queue-max-inflight must be >= 1");
+  if (o.max_deliveries < 1) return absl::InvalidArgumentError("--queue-max-deliveries must be >= 1");
+  if (o.block >= o.redis_timeout) {
+    return absl::InvalidArgumentError("the fetch block time must be below the Redis timeout");
+  }
+  State* s = state_.get();
+  s->writer = std::thread([s] { s->WriteLoop(); });
+  s->fetcher = std::thread([s] { s->FetchLoop(); });
+  return absl::OkStatus();
+}
+
+void RedisStreamConsumer::Drain(TimePoint deadline) {
+  State& s = *state_;
+  {
+    std::lock_guard lock(s.mu);
+    s.stop_fetching = true;
+    s.cv.notify_all();
+  }
+  if (s.fetcher.joinable()) s.fetcher.join();
+  std::unique_lock lock(s.mu);
+  while (s.held > 0 && s.clock.Now() < deadline) {
+    s.cv.wait_for(lock, std::chrono::milliseconds(50));
+  }
+}
+
+void RedisStreamConsumer::Stop() {
+  if (!state_) return;
+  Drain(state_->clock.Now());
+  State& s = *state_;
+  {
+    std::lock_guard lock(s.mu);
+    s.stop_writing = true;
+    s.cv.notify_all();
+  }
+  if (s.writer.joinable()) s.writer.join();
+}
+
+int RedisStreamConsumer::held() const {
+  std::lock_guard lock(state_->mu);
+  return state_->held;
+}
+
+}  // namespace galley::queue
