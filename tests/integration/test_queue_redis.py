@@ -367,3 +367,39 @@ def test_broker_killed_with_sigkill_loses_no_acknowledged_message(redis_server, 
     wait_until(lambda: len(results_by_id(r)) == n and pending_count(r) == 0, 60,
                "every message answered after the broker's restart")
     check_exactly_once_outcomes(r, n, set())
+
+
+def test_work_held_by_a_dead_consumer_is_taken_over_and_answered_once(redis_server, consumers):
+    """The exact broker state a consumer killed at the worst moments leaves behind, made by hand:
+    entries fetched and never acknowledged (killed after fetching or after inference), entries
+    whose result was written but not acknowledged, and an entry at the delivery limit."""
+    r = redis_server.client()
+    r.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    for i in range(20):
+        r.xadd(STREAM, {"id": f"m{i}", "body": analyze_body(f"held message {i} is good")})
+    held = r.xreadgroup(GROUP, "ghost", {STREAM: ">"}, count=11)[0][1]
+    assert len(held) == 11
+    # Five of them had their result written before the ghost died, but no acknowledgement.
+    for entry_id, fields in held[:5]:
+        r.set(f"{STREAM}:done:{fields['id']}", entry_id)
+        r.xadd(f"{STREAM}:results", {"id": fields["id"], "entry": entry_id, "status": "ok",
+                                     "body": "written before the crash"})
+    # One was delivered twice already (a second ghost took it over and died too).
+    limit_id, limit_fields = held[10]
+    r.xclaim(STREAM, GROUP, "ghost2", 0, [limit_id])
+    c = consumers({"--queue-visibility-timeout-ms": "500", "--queue-max-deliveries": "2"})
+    srv = c.start("c0")
+    wait_until(lambda: len(results_by_id(r)) == 19 and len(dead_entries(r)) == 1
+               and pending_count(r) == 0, 30, "the held work taken over")
+    res = results_by_id(r)
+    assert all(len(v) == 1 for v in res.values()), {k: len(v) for k, v in res.items() if len(v) != 1}
+    for entry_id, fields in held[:5]:
+        assert res[fields["id"]][0]["body"] == "written before the crash"
+    dead = dead_entries(r)
+    assert dead[0]["msg.id"] == limit_fields["id"]
+    assert "delivered 2 times without an answer (limit 2)" in dead[0]["reason"]
+    m = srv.metrics()
+    assert m.value("galley_consumer_messages_total", outcome="redelivered") == 10
+    assert m.value("galley_consumer_messages_total", outcome="duplicate") == 5
+    assert m.value("galley_consumer_messages_total", outcome="dead_lettered") == 1
+    assert m.value("galley_consumer_messages_total", outcome="acked") == 14
