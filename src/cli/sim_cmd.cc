@@ -1,17 +1,22 @@
 // `galley sim`: simulators that replay traces offline.
-//   galley sim autoscale --trace FILE [--policy all] [--slo-ms 25] [--scenario trace|step]
+//   galley sim autoscale --trace FILE [--policy all] [--slo-ms 25] [--slo-target 0.995]
+//                        [--scenario trace|step|diurnal|bursts|climb|flash|quiet]
 //                        [--peak-replicas 10] [--max-replicas 20] [--model-load-seconds 10]
-//                        [--seed 1] [--json]
-// replays the trace (scaled so its peak needs about --peak-replicas replicas) or a step from idle
-// to that peak through the autoscaling simulator (sim/autoscale_sim.h), once per policy, and
-// prints the policies side by side. docs/autoscale-sim.md describes the model and the numbers.
+//                        [--seed 1] [--no-baselines] [--json]
+// replays the trace (scaled so its peak needs about --peak-replicas replicas), a step from idle
+// to that peak, or a synthetic pattern (sim/patterns.h) through the autoscaling simulator
+// (sim/autoscale_sim.h), once per policy, beside the baselines (sim/baselines.h: the cheapest
+// static fleet, the static fleet of the peak's need, the clairvoyant oracle), and prints them
+// side by side. docs/autoscale-sim.md describes the model and the numbers.
 // Exit 0 on a report, 1 when the trace cannot be read or parsed, 2 on bad flags.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "boost/json.hpp"
 #include "cli/commands.h"
@@ -19,6 +24,8 @@
 #include "common/strings.h"
 #include "sim/arrivals.h"
 #include "sim/autoscale_sim.h"
+#include "sim/baselines.h"
+#include "sim/patterns.h"
 #include "sim/trace.h"
 
 namespace galley::cli {
@@ -35,6 +42,16 @@ struct Scenario {
   double factor = 0;        // trace: the rate multiplier
   std::optional<double> step_at;
   std::vector<double> offsets;  // trace: the original offsets
+  std::vector<double> rates;    // pattern: requests per second, per second
+};
+
+// One line of the report: a policy's run or a baseline's.
+struct Row {
+  sim::SimResult result;
+  std::string settings;
+  double wall_s = 0;
+  bool baseline = false;
+  int runs = 1;  // simulations behind it (the baselines' searches)
 };
 
 class SimCommand {
@@ -50,8 +67,20 @@ class SimCommand {
     Flag(autoscale_, "slo-ms", slo_ms_, "latency SLO in milliseconds")
         ->check(CLI::Range(0.01, 1e6));
     Flag(autoscale_, "scenario", scenario_,
-         "trace (the scaled trace) or step (idle, then the peak)")
-        ->check(CLI::IsMember({"trace", "step"}));
+         "trace (the scaled trace), step (idle, then the peak), or a synthetic pattern: diurnal, "
+         "bursts, climb, flash, quiet")
+        ->check(CLI::IsMember({"trace", "step", "diurnal", "bursts", "climb", "flash", "quiet"}));
+    Flag(autoscale_, "duration-seconds", duration_s_, "synthetic patterns: length of the run")
+        ->check(CLI::Range(60, 86400));
+    Flag(autoscale_, "slo-target", slo_target_,
+         "share of requests within the SLO the baselines' searches must reach")
+        ->check(CLI::Range(0.0, 1.0));
+    autoscale_->add_flag("--no-baselines", no_baselines_,
+                         "run the named policies only (no static fleets, no oracle)");
+    Flag(autoscale_, "policy-target", policy_target_,
+         "override each policy's main knob (hpa-cpu: utilization percent; hpa-queue: queue per "
+         "pod; kpa, galley: target concurrency; keda: backlog per replica; 0: their defaults)")
+        ->check(CLI::Range(0.0, 1e6));
     Flag(autoscale_, "peak-replicas", peak_replicas_,
          "scale the trace so its peak needs this many replicas")
         ->check(CLI::Range(1, 1000));
@@ -104,28 +133,69 @@ class SimCommand {
     options.step_at_s = sc.step_at;
     options.keep_timeline = !timeline_.empty();
 
-    std::vector<sim::SimResult> results;
-    std::vector<sim::PolicySetup> setups;
-    std::vector<double> wall;
+    std::vector<Row> rows;
     for (sim::PolicyKind kind : *policies) {
-      setups.push_back(sim::MakePolicy(kind, max_replicas_));
-      if (kind == sim::PolicyKind::kGalley) ApplyGalleyOverrides(setups.back());
-      const auto start = std::chrono::steady_clock::now();
-      std::unique_ptr<sim::ArrivalStream> arrivals = Arrivals(sc);
-      results.push_back(sim::Simulate(*arrivals, cluster, setups.back(), options));
-      wall.push_back(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      sim::PolicySetup setup = sim::MakePolicy(kind, max_replicas_);
+      ApplyOverrides(setup);
+      Timed(rows, [&] {
+        std::unique_ptr<sim::ArrivalStream> arrivals = Arrivals(sc);
+        return Row{sim::Simulate(*arrivals, cluster, setup, options), setup.settings};
+      });
     }
-    if (!timeline_.empty() && !WriteTimeline(results)) return 1;
+    if (!no_baselines_) AddBaselines(cluster, sc, options, rows);
+    if (!timeline_.empty() && !WriteTimeline(rows)) return 1;
     if (json_) {
-      PrintJson(cluster, sc, setups, results, wall);
+      PrintJson(cluster, sc, rows);
     } else {
-      PrintTable(cluster, sc, setups, results, wall);
+      PrintTable(cluster, sc, rows);
     }
     return 0;
   }
 
  private:
+  // Runs make() and appends its row with the wall time it took.
+  template <typename Make>
+  static void Timed(std::vector<Row>& rows, Make make) {
+    const auto start = std::chrono::steady_clock::now();
+    Row row = make();
+    row.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    rows.push_back(std::move(row));
+  }
+
+  static Row BaselineRow(sim::BaselineRun run, std::string name) {
+    run.result.policy = std::move(name);
+    Row row{std::move(run.result), run.setup.settings};
+    row.baseline = true;
+    row.runs = run.runs;
+    return row;
+  }
+
+  // The oracle (searched over u), the cheapest static fleet that keeps --slo-target (searched
+  // over N) and the static fleet of the peak's need (N = --peak-replicas).
+  void AddBaselines(const sim::ClusterModel& cluster, const Scenario& sc,
+                    const sim::SimOptions& options, std::vector<Row>& rows) const {
+    sim::SimOptions quiet = options;
+    quiet.keep_timeline = false;
+    const sim::ArrivalFactory arrivals = [&] { return Arrivals(sc); };
+    constexpr double kTick = 2;  // Galley's and KPA's tick
+    Timed(rows, [&] {
+      sim::BaselineRun o = sim::SearchOracle(arrivals, cluster, quiet, slo_target_, kTick);
+      const std::string name = StrCat("oracle (u=", Fixed(o.utilization, 2),
+                                      o.reached ? "" : ", target not reached", ")");
+      return BaselineRow(std::move(o), name);
+    });
+    Timed(rows, [&] {
+      sim::BaselineRun s = sim::SearchStatic(arrivals, cluster, quiet, slo_target_, max_replicas_);
+      const std::string name =
+          StrCat("static-min (N=", s.replicas, s.reached ? "" : ", target not reached", ")");
+      return BaselineRow(std::move(s), name);
+    });
+    Timed(rows, [&] {
+      sim::BaselineRun s = sim::RunStatic(peak_replicas_, arrivals, cluster, quiet, slo_target_);
+      return BaselineRow(std::move(s), StrCat("static-peak (N=", peak_replicas_, ")"));
+    });
+  }
+
   bool MakeScenario(const sim::ClusterModel& cluster, Scenario& sc) {
     const double capacity = cluster.service.MaxThroughput();
     sc.peak_rate = peak_replicas_ * kTargetUtilization * capacity;
@@ -137,6 +207,18 @@ class SimCommand {
         return false;
       }
       sc.offsets = std::move(*offsets);
+    }
+    if (auto pattern = sim::ParsePattern(scenario_); pattern.ok()) {
+      // A different stream from the arrivals' (which use seed_ itself).
+      sc.rates = sim::PatternShape(*pattern, duration_s_, seed_ ^ 0x9e3779b97f4a7c15ULL);
+      double total = 0;
+      for (double& r : sc.rates) total += r *= sc.peak_rate;
+      sc.description =
+          StrCat("pattern ", scenario_, ": ", duration_s_, " s, peak ", Fixed(sc.peak_rate, 0),
+                 " req/s (", peak_replicas_, " replicas at 70% of ", Fixed(capacity, 0),
+                 " req/s), mean ", Fixed(total / duration_s_, 0), " req/s, about ",
+                 Fixed(total / 1e6, 1), "M requests (Poisson within each second)");
+      return true;
     }
     if (scenario_ == "step") {
       sc.step_at = step_at_;
@@ -167,11 +249,28 @@ class SimCommand {
       return std::make_unique<sim::StepArrivals>(0, sc.peak_rate, *sc.step_at,
                                                  *sc.step_at + step_seconds_, seed_);
     }
+    if (!sc.rates.empty()) return std::make_unique<sim::RateArrivals>(sc.rates, seed_);
     return std::make_unique<sim::ScaledTraceArrivals>(sc.offsets, sc.factor, seed_);
   }
 
-  // The --galley-* flags: each one set changes the galley policy and says so in its settings.
-  void ApplyGalleyOverrides(sim::PolicySetup& setup) const {
+  // --policy-target: the main knob of each policy; says so in its settings.
+  void ApplyTarget(sim::PolicySetup& setup) const {
+    if (policy_target_ <= 0) return;
+    if (auto* h = std::get_if<autoscale::HpaSpec>(&setup.spec.policy)) {
+      autoscale::MetricSpec& m = h->metrics.front();
+      (m.target_type == autoscale::TargetType::kUtilization ? m.average_utilization : m.value) =
+          policy_target_;
+    } else {
+      std::get<autoscale::InferencePolicy>(setup.spec.policy).target_concurrency = policy_target_;
+    }
+    setup.settings += StrCat("; main target overridden: ", policy_target_);
+  }
+
+  // --policy-target, then the --galley-* flags: each one set changes the galley policy and says
+  // so in its settings.
+  void ApplyOverrides(sim::PolicySetup& setup) const {
+    ApplyTarget(setup);
+    if (setup.kind != sim::PolicyKind::kGalley) return;
     auto& g = std::get<autoscale::InferencePolicy>(setup.spec.policy);
     if (galley_target_ > 0) {
       g.target_concurrency = galley_target_;
@@ -187,10 +286,11 @@ class SimCommand {
     }
   }
 
-  bool WriteTimeline(const std::vector<sim::SimResult>& results) const {
+  bool WriteTimeline(const std::vector<Row>& rows) const {
     std::ofstream out(timeline_, std::ios::trunc);
     out << "policy\ttime_s\tdesired\tready\toutstanding\tmissed\treason\tmessage\n";
-    for (const sim::SimResult& r : results) {
+    for (const Row& row : rows) {
+      const sim::SimResult& r = row.result;
       for (const sim::TickRecord& t : r.timeline) {
         out << r.policy << '\t' << t.time_s << '\t' << t.desired << '\t' << t.ready << '\t'
             << t.outstanding << '\t' << t.missed << '\t' << t.reason << '\t' << t.message << '\n';
@@ -209,53 +309,74 @@ class SimCommand {
     return buf;
   }
 
+  // The oracle's replica-seconds, when it ran.
+  static std::optional<double> OracleCost(const std::vector<Row>& rows) {
+    for (const Row& row : rows) {
+      if (row.result.policy.starts_with("oracle")) return row.result.replica_seconds;
+    }
+    return std::nullopt;
+  }
+
+  // The proven lower bound (baselines.h) for serving --slo-target of the requests.
+  double WorkBound(const sim::ClusterModel& cluster, const std::vector<Row>& rows) const {
+    const double arrived = rows.empty() ? 0 : static_cast<double>(rows.front().result.arrived);
+    return sim::WorkBoundReplicaSeconds(slo_target_ * arrived, cluster.service);
+  }
+
   void PrintTable(const sim::ClusterModel& cluster, const Scenario& sc,
-                  const std::vector<sim::PolicySetup>& setups,
-                  const std::vector<sim::SimResult>& results,
-                  const std::vector<double>& wall) const {
+                  const std::vector<Row>& rows) const {
     const sim::ServiceModel& s = cluster.service;
     std::printf("# %s\n", sc.description.c_str());
     std::printf(
         "# replica: batch time %.0f us + %.0f us x n, max batch %d, queue %d; cold start "
-        "%.0f s; CPU request %.0f core; SLO %.1f ms; seed %llu\n",
+        "%.0f s; CPU request %.0f core; SLO %.1f ms, target %.2f%%; seed %llu\n",
         s.batch_base_s * 1e6, s.batch_per_item_s * 1e6, s.max_batch_size, s.max_queue_size,
-        cluster.model_load_time_s, cluster.cpu_request_cores, slo_ms_,
+        cluster.model_load_time_s, cluster.cpu_request_cores, slo_ms_, 100 * slo_target_,
         static_cast<unsigned long long>(seed_));
-    for (const auto& p : setups) std::printf("# %s: %s\n", p.name.c_str(), p.settings.c_str());
+    for (const Row& row : rows) {
+      std::printf("# %s: %s\n", row.result.policy.c_str(), row.settings.c_str());
+    }
+    std::printf(
+        "# lower bound (work: %.2f%% of the requests at full batches): %.0f replica-seconds\n",
+        100 * slo_target_, WorkBound(cluster, rows));
+    const std::optional<double> oracle = OracleCost(rows);
     const bool step = sc.step_at.has_value();
     std::printf(
-        "| policy | within SLO | p50 | p99 | dropped | replica-seconds | scale events | "
+        "| policy | within SLO | dropped | p99 | replica-seconds | / oracle | scale events | "
         "max replicas |%s requests | sim wall |\n",
         step ? " SLO restored after |" : "");
     std::printf("|---|---:|---:|---:|---:|---:|---:|---:|%s---:|---:|\n", step ? "---:|" : "");
-    for (size_t i = 0; i < results.size(); ++i) {
-      const sim::SimResult& r = results[i];
+    for (const Row& row : rows) {
+      const sim::SimResult& r = row.result;
       std::string restore;
       if (step) {
         restore = r.restore_s ? StrCat(" ", Fixed(*r.restore_s, 0), " s |") : " never |";
       }
-      std::printf("| %s | %.3f%% | %.2f ms | %.2f ms | %lld | %.0f | %d | %d |%s %lld | %.1f s |\n",
-                  r.policy.c_str(), 100 * r.WithinSloShare(), r.p50_s * 1e3, r.p99_s * 1e3,
-                  static_cast<long long>(r.dropped), r.replica_seconds, r.scale_events,
-                  r.max_replicas, restore.c_str(), static_cast<long long>(r.arrived), wall[i]);
+      const std::string ratio = oracle && *oracle > 0 ? Fixed(r.replica_seconds / *oracle, 2) : "-";
+      std::printf("| %s | %.3f%% | %lld | %.2f ms | %.0f | %s | %d | %d |%s %lld | %.1f s%s |\n",
+                  r.policy.c_str(), 100 * r.WithinSloShare(), static_cast<long long>(r.dropped),
+                  r.p99_s * 1e3, r.replica_seconds, ratio.c_str(), r.scale_events, r.max_replicas,
+                  restore.c_str(), static_cast<long long>(r.arrived), row.wall_s,
+                  row.runs > 1 ? StrCat(" (", row.runs, " runs)").c_str() : "");
     }
     std::printf("# peak_rss_mib %.1f\n", PeakRssMib());
   }
 
   void PrintJson(const sim::ClusterModel& cluster, const Scenario& sc,
-                 const std::vector<sim::PolicySetup>& setups,
-                 const std::vector<sim::SimResult>& results,
-                 const std::vector<double>& wall) const {
-    boost::json::array rows;
-    for (size_t i = 0; i < results.size(); ++i) {
-      const sim::SimResult& r = results[i];
+                 const std::vector<Row>& rows) const {
+    const std::optional<double> oracle = OracleCost(rows);
+    boost::json::array out;
+    for (const Row& row : rows) {
+      const sim::SimResult& r = row.result;
       boost::json::object o{{"policy", r.policy},
-                            {"settings", setups[i].settings},
+                            {"baseline", row.baseline},
+                            {"settings", row.settings},
                             {"arrived", r.arrived},
                             {"completed", r.completed},
                             {"dropped", r.dropped},
                             {"withinSlo", r.within_slo},
                             {"withinSloShare", r.WithinSloShare()},
+                            {"reachedTarget", r.WithinSloShare() >= slo_target_},
                             {"p50Seconds", r.p50_s},
                             {"p99Seconds", r.p99_s},
                             {"maxLatencySeconds", r.max_latency_s},
@@ -263,17 +384,22 @@ class SimCommand {
                             {"scaleEvents", r.scale_events},
                             {"maxReplicas", r.max_replicas},
                             {"horizonSeconds", r.horizon_s},
-                            {"wallSeconds", wall[i]}};
+                            {"wallSeconds", row.wall_s},
+                            {"runs", row.runs}};
+      o["replicaSecondsOverOracle"] = oracle && *oracle > 0
+                                          ? boost::json::value(r.replica_seconds / *oracle)
+                                          : boost::json::value(nullptr);
       if (sc.step_at) {
         o["restoreSeconds"] =
             r.restore_s ? boost::json::value(*r.restore_s) : boost::json::value(nullptr);
       }
-      rows.push_back(std::move(o));
+      out.push_back(std::move(o));
     }
     const sim::ServiceModel& s = cluster.service;
     boost::json::object doc{{"scenario", scenario_},
                             {"description", sc.description},
                             {"sloSeconds", slo_ms_ / 1000},
+                            {"sloTarget", slo_target_},
                             {"seed", seed_},
                             {"rateFactor", sc.factor},
                             {"peakRate", sc.peak_rate},
@@ -282,8 +408,9 @@ class SimCommand {
                             {"maxBatchSize", s.max_batch_size},
                             {"maxQueueSize", s.max_queue_size},
                             {"modelLoadSeconds", cluster.model_load_time_s},
+                            {"workBoundReplicaSeconds", WorkBound(cluster, rows)},
                             {"peakRssMib", PeakRssMib()},
-                            {"results", std::move(rows)}};
+                            {"results", std::move(out)}};
     std::cout << boost::json::serialize(doc) << "\n";
   }
 
@@ -301,6 +428,10 @@ class SimCommand {
   double galley_target_ = 0;
   double galley_delay_s_ = -1;
   double galley_burst_gap_s_ = -1;
+  double policy_target_ = 0;
+  double slo_target_ = 0.995;
+  int duration_s_ = 1800;
+  bool no_baselines_ = false;
   uint64_t seed_ = 1;
   double step_at_ = 120;
   double step_seconds_ = 300;

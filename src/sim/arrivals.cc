@@ -20,11 +20,21 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-// uniform in [0, 1) from 53 random bits: the same on every platform for a seed (unlike
-// std::uniform_real_distribution, whose algorithm the standard leaves open).
-double Uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+// One exponential gap at `rate` from t; true with t moved to the next arrival, or false with t
+// moved to phase_end when the gap crosses it (the process is memoryless, so it restarts there).
+bool PoissonStep(double& t, double rate, double phase_end, std::mt19937_64& rng) {
+  const double next = t - std::log1p(-Uniform01(rng)) / rate;
+  if (next >= phase_end) {
+    t = phase_end;
+    return false;
+  }
+  t = next;
+  return true;
+}
 
 }  // namespace
+
+double Uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
 absl::StatusOr<std::vector<double>> ParseAzureTrace(std::string_view text,
                                                     std::string_view origin) {
@@ -108,10 +118,10 @@ bool ScaledTraceArrivals::FillNextBin() {
     const double frac = factor_ - whole;
     int64_t copies = 0;
     while (next_original_ < offsets_.size() && std::floor(offsets_[next_original_]) == second) {
-      copies += static_cast<int64_t>(whole) + (Uniform(rng_) < frac ? 1 : 0);
+      copies += static_cast<int64_t>(whole) + (Uniform01(rng_) < frac ? 1 : 0);
       ++next_original_;
     }
-    for (int64_t i = 0; i < copies; ++i) bin_.push_back(second + Uniform(rng_));
+    for (int64_t i = 0; i < copies; ++i) bin_.push_back(second + Uniform01(rng_));
   }
   std::sort(bin_.begin(), bin_.end());
   return !bin_.empty();
@@ -135,14 +145,24 @@ std::optional<double> StepArrivals::Next() {
       t_ = phase_end;
       continue;
     }
-    // Exponential gaps; the process is memoryless, so a gap crossing the step restarts there.
-    const double next = t_ - std::log1p(-Uniform(rng_)) / rate;
-    if (next >= phase_end) {
-      t_ = phase_end;
+    if (PoissonStep(t_, rate, phase_end, rng_)) return t_;
+  }
+  return std::nullopt;
+}
+
+RateArrivals::RateArrivals(std::vector<double> rates, uint64_t seed)
+    : rates_(std::move(rates)), rng_(seed) {}
+
+std::optional<double> RateArrivals::Next() {
+  const double end = static_cast<double>(rates_.size());
+  while (t_ < end) {
+    const double second = std::floor(t_);
+    const double rate = rates_[static_cast<size_t>(second)];
+    if (rate <= 0) {
+      t_ = second + 1;
       continue;
     }
-    t_ = next;
-    return t_;
+    if (PoissonStep(t_, rate, second + 1, rng_)) return t_;
   }
   return std::nullopt;
 }

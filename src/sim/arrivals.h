@@ -1,5 +1,6 @@
 // Arrival processes for the autoscaling simulator (autoscale_sim.h): a real request trace, scaled
-// in rate, and a synthetic step from idle to a high rate. Everything here is pure and
+// in rate, a synthetic step from idle to a high rate, and Poisson arrivals at given per-second
+// rates (the synthetic patterns of patterns.h). Everything here is pure and
 // deterministic given its seed; reading files is the caller's business (sim/trace.h ReadFile).
 #pragma once
 
@@ -12,6 +13,10 @@
 #include "absl/status/statusor.h"
 
 namespace galley::sim {
+
+// Uniform in [0, 1) from 53 random bits: the same on every platform for a seed (unlike
+// std::uniform_real_distribution, whose algorithm the standard leaves open).
+double Uniform01(std::mt19937_64& rng);
 
 // Parses a request trace in the schema of Azure/AzurePublicDataset's AzureLLMInferenceTrace_*.csv:
 // a header naming a TIMESTAMP column (other columns ignored), then one request per line with
@@ -76,6 +81,19 @@ class StepArrivals : public ArrivalStream {
 
  private:
   double idle_rate_, peak_rate_, step_at_, end_;
+  std::mt19937_64 rng_;
+  double t_ = 0;
+};
+
+// Poisson arrivals with a rate constant within each whole second: `rates[s]` requests per second
+// on [s, s + 1). Deterministic for a seed.
+class RateArrivals : public ArrivalStream {
+ public:
+  RateArrivals(std::vector<double> rates, uint64_t seed);
+  std::optional<double> Next() override;
+
+ private:
+  std::vector<double> rates_;
   std::mt19937_64 rng_;
   double t_ = 0;
 };

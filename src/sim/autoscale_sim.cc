@@ -23,6 +23,8 @@ using autoscale::TargetType;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr const char* kQueueMetric = "galley_queue_length";
+// The KEDA-style policy's External metric: requests waiting for an answer, fleet-wide.
+constexpr const char* kBacklogMetric = "galley_backlog";
 // The simulation's time 0 as the recommender sees it (any fixed instant would do).
 const absl::Time kEpoch = absl::FromUnixSeconds(1'700'000'000);
 
@@ -195,7 +197,10 @@ class Engine {
       routable_.push_back(r.get());
     }
     const std::optional<size_t> pick = gateway::PickTwoChoices(candidates_, rng_);
-    if (!pick) return Drop(t);
+    if (!pick) {
+      ++unrouted_;
+      return Drop(t);
+    }
     Replica& r = *routable_[*pick];
     if (static_cast<int>(r.queue.size()) >= cluster_.service.max_queue_size) return Drop(t);
     r.queue.push_back(t);
@@ -216,9 +221,67 @@ class Engine {
     if (ok) ++per_second_[s].second;
   }
 
+  // One controller tick: the schedule's count for a scheduled baseline, else the decision.
+  void Tick(double t) {
+    const size_t index = tick_index_++;
+    if (policy_.schedule.empty()) return Decide(t);
+    const int n = policy_.schedule[std::min(index, policy_.schedule.size() - 1)];
+    if (n != desired_) {
+      SetReplicas(n, t);
+      ++result_.scale_events;
+    }
+    Record(t, "Schedule", "", Observed());
+    std::erase_if(replicas_, [](const auto& r) { return r->state == State::kGone; });
+  }
+
+  std::vector<Replica*> Observed() const {
+    std::vector<Replica*> out;
+    for (const auto& r : replicas_) {
+      if (r->state != State::kGone) out.push_back(r.get());
+    }
+    return out;
+  }
+
+  void Record(double t, std::string reason, std::string message,
+              const std::vector<Replica*>& observed) {
+    if (!options_.keep_timeline) return;
+    TickRecord rec{t,
+                   desired_,
+                   0,
+                   0,
+                   result_.completed - result_.within_slo + result_.dropped,
+                   std::move(reason),
+                   std::move(message)};
+    for (const Replica* r : observed) {
+      rec.ready += r->state == State::kReady ? 1 : 0;
+      rec.outstanding += r->Outstanding();
+    }
+    result_.timeline.push_back(std::move(rec));
+  }
+
+  // KEDA's poll (KedaSettings): activity, scale from and to zero. True when it scaled.
+  bool KedaPoll(double t, double backlog) {
+    const KedaSettings& k = *policy_.keda;
+    if (t < next_poll_) return false;
+    next_poll_ = t + k.polling_s;
+    unrouted_ = 0;
+    const bool active = backlog > k.activation;
+    if (active) last_active_ = t;
+    int n = desired_;
+    if (desired_ == 0 && active) {
+      n = std::max(k.min_replica_count, 1);
+    } else if (desired_ > 0 && !active && t - last_active_ >= k.cooldown_s) {
+      n = std::min(desired_, k.min_replica_count);
+    }
+    if (n == desired_) return false;
+    SetReplicas(n, t);
+    ++result_.scale_events;
+    return true;
+  }
+
   // One controller tick, as autoscale::Controller::Tick does it: observe, aggregate, snapshot,
   // recommend, remember, scale.
-  void Tick(double t) {
+  void Decide(double t) {
     const absl::Time now = At(t);
     autoscale::MetricsSnapshot ms;
     ms.time = now;
@@ -246,6 +309,14 @@ class Engine {
     }
     autoscale::Snapshot snap = autoscale::BuildSnapshot(ms, desired_, observations_);
     if (!inference) AddPodMetrics(t, observed, snap);
+    if (policy_.keda) {
+      // NOTE: arrivals that found no ready replica since the last poll count as backlog, as the
+      // queue in front of a scaled-to-zero fleet would hold them (here they were dropped).
+      double backlog = static_cast<double>(unrouted_);
+      for (const Replica* r : observed) backlog += r->Outstanding();
+      snap.external_metrics[kBacklogMetric] = {backlog};
+      if (KedaPoll(t, backlog)) snap.current_replicas = desired_;
+    }
     const autoscale::Decision d = autoscale::Recommend(snap, policy_.spec, history_, now);
     autoscale::RememberDecision(d, now, keep, history_);
     int change = 0;
@@ -255,16 +326,7 @@ class Engine {
       ++result_.scale_events;
     }
     autoscale::RememberScale(change, now, history_);
-    if (options_.keep_timeline) {
-      TickRecord rec{
-          t, desired_, 0, 0, result_.completed - result_.within_slo + result_.dropped, d.reason,
-          d.message};
-      for (const Replica* r : observed) {
-        rec.ready += r->state == State::kReady ? 1 : 0;
-        rec.outstanding += r->Outstanding();
-      }
-      result_.timeline.push_back(std::move(rec));
-    }
+    Record(t, d.reason, d.message, observed);
     std::erase_if(replicas_, [](const auto& r) { return r->state == State::kGone; });
   }
 
@@ -360,6 +422,10 @@ class Engine {
   int next_id_ = 0;
   int existing_ = 0;  // replicas not gone
   int desired_ = 0;   // the scale target's spec.replicas
+  size_t tick_index_ = 0;
+  int64_t unrouted_ = 0;    // arrivals with no ready replica since KEDA's last poll
+  double next_poll_ = 0;    // KEDA's next poll
+  double last_active_ = 0;  // KEDA's lastActiveTime
   autoscale::History history_;
   std::vector<autoscale::Observation> observations_;
   std::vector<gateway::Candidate> candidates_;
@@ -425,6 +491,32 @@ PolicySetup MakePolicy(PolicyKind kind, int max_replicas) {
           "no scale-down delay, ready pods only; tick 2 s";
       break;
     }
+    case PolicyKind::kKeda: {
+      // A KEDA ScaledObject on a backlog metric (e.g. the Prometheus scaler on the requests
+      // waiting fleet-wide): KEDA creates an HPA with an External AverageValue target, so the
+      // HPA sets ceil(backlog / target) (replica_calculator.go GetExternalPerPodMetricReplicas)
+      // with the HPA's defaults, sync 15 s; KEDA's own loop (KedaSettings defaults: polling 30 s,
+      // cooldown 300 s, activation 0, minReplicaCount 0) scales to and from zero. The target,
+      // 2 per replica, is Galley's concurrency target (inference_policy.h: Little's law at 70%
+      // utilisation), fixed before any run; KEDA has no default for it.
+      HpaSpec h;
+      h.min_replicas = 1;
+      h.max_replicas = max_replicas;
+      h.metrics = {MetricSpec{MetricSourceType::kExternal, kBacklogMetric, "",
+                              TargetType::kAverageValue, 0, 2}};
+      p.name = "keda";
+      p.spec.policy = h;
+      p.sync_period_s = 15;
+      p.keda = KedaSettings{};
+      p.settings =
+          "External galley_backlog AverageValue 2; pollingInterval 30 s, cooldownPeriod 300 s, "
+          "activation 0, minReplicaCount 0; HPA sync 15 s, HPA defaults";
+      break;
+    }
+    case PolicyKind::kSchedule:
+      p.name = "schedule";  // baselines.h fills in the schedule
+      p.spec.policy = InferencePolicy{};
+      break;
     case PolicyKind::kGalley: {
       InferencePolicy g;  // every default (autoscale/inference_policy.h)
       g.max_replicas = max_replicas;
@@ -449,6 +541,7 @@ absl::StatusOr<std::vector<PolicyKind>> ParsePolicies(std::string_view list) {
       {"hpa-cpu", PolicyKind::kHpaCpu},
       {"hpa-queue", PolicyKind::kHpaQueue},
       {"kpa", PolicyKind::kKpa},
+      {"keda", PolicyKind::kKeda},
       {"galley", PolicyKind::kGalley}};
   std::vector<PolicyKind> out;
   if (list == "all") {
@@ -461,7 +554,7 @@ absl::StatusOr<std::vector<PolicyKind>> ParsePolicies(std::string_view list) {
     if (it == std::end(kNames)) {
       return absl::InvalidArgumentError(StrCat("unknown policy '", name,
                                                "' (want all, or a comma-separated list of hpa-cpu, "
-                                               "hpa-queue, kpa, galley)"));
+                                               "hpa-queue, kpa, keda, galley)"));
     }
     out.push_back(it->second);
   }

@@ -47,25 +47,42 @@ struct ClusterModel {
   // The pod's CPU request; a busy replica uses exactly this much (one core: `galley serve` with
   // its one model worker keeps one core at 96-101% under load, bench/RESULTS.md).
   double cpu_request_cores = 1;
-  int initial_replicas = 1;  // ready at time 0 (started long before)
+  int initial_replicas = 1;  // ready at time 0 (started long before); may be 0
 };
 
-enum class PolicyKind { kHpaCpu, kHpaQueue, kKpa, kGalley };
+// The policies that ask the recommender; the static fleet and the oracle (baselines.h) do not.
+enum class PolicyKind { kHpaCpu, kHpaQueue, kKpa, kKeda, kGalley, kSchedule };
+
+// KEDA's own loop in front of the HPA it creates (keda.sh/docs "Scaling Deployments": the
+// ScaledObject's pollingInterval, cooldownPeriod, activation threshold and minReplicaCount): at
+// each poll the scaler is active when its metric is above the activation threshold; an inactive
+// target at 0 stays there, an active one at 0 goes to 1 (the HPA, minReplicas 1, takes it from
+// there); a target with no activity for cooldownPeriod goes to minReplicaCount.
+struct KedaSettings {
+  double polling_s = 30;      // pollingInterval default
+  double cooldown_s = 300;    // cooldownPeriod default
+  double activation = 0;      // activationThreshold default: active when the metric is above 0
+  int min_replica_count = 0;  // minReplicaCount default
+};
 
 struct PolicySetup {
   PolicyKind kind = PolicyKind::kGalley;
-  std::string name;          // short name: hpa-cpu, hpa-queue, kpa, galley
+  std::string name;          // short name: hpa-cpu, hpa-queue, kpa, keda, galley, static, oracle
   autoscale::Spec spec;      // what Recommend() gets
   double sync_period_s = 2;  // how often the controller ticks
   std::string settings;      // one line: the settings, for reports
+  // kSchedule: the replica count to set at each tick (index = tick number; the last entry holds
+  // after the end). Recommend() is not called.
+  std::vector<int> schedule;
+  std::optional<KedaSettings> keda;  // kKeda: the activation layer
 };
 
 // The policy with its documented defaults (see docs/autoscale-sim.md and MakePolicy's comments),
 // bounded by [1, max_replicas].
 PolicySetup MakePolicy(PolicyKind kind, int max_replicas);
 
-// "all" or a comma-separated list of hpa-cpu, hpa-queue, kpa, galley. InvalidArgument naming
-// the unknown name.
+// "all" or a comma-separated list of hpa-cpu, hpa-queue, kpa, keda, galley. InvalidArgument
+// naming the unknown name.
 absl::StatusOr<std::vector<PolicyKind>> ParsePolicies(std::string_view list);
 
 struct SimOptions {

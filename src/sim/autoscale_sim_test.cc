@@ -148,7 +148,7 @@ TEST(AutoscaleSimTest, EveryPolicyScalesUpForAStep) {
 TEST(ParsePoliciesTest, NamesAndErrors) {
   const absl::StatusOr<std::vector<PolicyKind>> all = ParsePolicies("all");
   ASSERT_TRUE(all.ok());
-  EXPECT_EQ(all->size(), 4u);
+  EXPECT_EQ(all->size(), 5u);
   auto two = ParsePolicies("kpa,galley");
   ASSERT_TRUE(two.ok());
   EXPECT_EQ((*two)[0], PolicyKind::kKpa);
