@@ -111,19 +111,38 @@ Decision Controller::Tick() {
   const int current = target_.desired_replicas();
 
   const double held = options_.gateway_held ? options_.gateway_held() : 0;
+  std::optional<QueueDepth> depth;
+  if (options_.queue_depth) {
+    absl::StatusOr<QueueDepth> d = options_.queue_depth();
+    if (!d.ok()) return SkipTick(current, d.status());
+    depth = *d;
+  }
+  // Demand that no replica reports: requests held at the gateway, messages not yet delivered.
+  const double waiting = held + (depth ? std::max(0.0, depth->lag) : 0.0);
   absl::StatusOr<MetricsSnapshot> snap = source_.Observe();
   // No data is not zero demand: skip the round rather than decide on an empty snapshot. The
-  // exception: requests held at the gateway are demand we know without any source (with none
-  // ready they are all there is), so a scale from zero never waits for the metrics backend.
-  if (!snap.ok() && held <= 0) return SkipTick(current, snap.status());
+  // exception: demand known without any source (with no replica ready it is all there is), so
+  // a scale from zero never waits for the metrics backend.
+  if (!snap.ok() && waiting <= 0 && !(depth && depth->pending > 0)) {
+    return SkipTick(current, snap.status());
+  }
   MetricsSnapshot metrics_snap = snap.ok() ? *std::move(snap) : MetricsSnapshot{now, {}};
   metrics_snap.time = now;  // the tick's instant, so the observation is never after `now`
-  metrics_snap.gateway_held = held;
+  const bool any_observed = std::any_of(metrics_snap.replicas.begin(), metrics_snap.replicas.end(),
+                                        [](const ReplicaObservation& r) { return r.scraped; });
+  // Pending messages sit in live replicas' in-flight counts; with none observed they are work
+  // in hand that only the queue reports (the blind spot of a pending-only or lag-only count).
+  metrics_snap.gateway_held =
+      waiting + (depth && !any_observed ? std::max(0.0, depth->pending) : 0.0);
   const std::optional<Observation> obs = Aggregate(metrics_snap);
   RememberObservation(obs, now, policy.stable_window, observations_);
 
   Snapshot rec_snap = BuildSnapshot(metrics_snap, current, observations_);
   AddPodsMetrics(metrics_snap, rec_snap);
+  if (depth) {
+    rec_snap.external_metrics[kExternalQueueBacklog] = {std::max(0.0, depth->lag) +
+                                                         std::max(0.0, depth->pending)};
+  }
   const Decision d = Recommend(rec_snap, SpecOf(options_), history_, now);
 
   RememberDecision(d, now, RecommendationMemory(options_), history_);
@@ -146,6 +165,10 @@ Decision Controller::Tick() {
   if (obs) {
     m["inflight"] = obs->inflight;
     m["queued"] = obs->queued;
+  }
+  if (depth) {
+    m["queueLag"] = depth->lag;
+    m["queuePending"] = depth->pending;
   }
   m["replicasObserved"] = observed;
   m["replicasMissing"] = missing;

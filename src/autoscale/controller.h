@@ -31,6 +31,9 @@ namespace galley::autoscale {
 // process_cpu_seconds_total, so a Resource cpu metric has no samples (FailedGetMetrics).
 inline constexpr char kPodsQueueLength[] = "galley_queue_length";
 inline constexpr char kPodsInflight[] = "galley_model_inflight_requests";
+// The External metric the HPA mode gets when the controller reads a queue (ControllerOptions::
+// queue_depth): the queue's lag plus pending, one series.
+inline constexpr char kExternalQueueBacklog[] = "galley_queue_backlog";
 
 struct ControllerOptions {
   InferencePolicy policy;
@@ -42,6 +45,15 @@ struct ControllerOptions {
   // Requests held at the gateway for want of a ready replica (scale from zero), read once per
   // tick and added to the queued demand. Must be thread-safe. Unset: none.
   std::function<double()> gateway_held;
+  // The depth of the queue the replicas consume, read once per tick. Must be thread-safe.
+  // Galley's policy counts the lag as waiting demand (like requests held at the gateway: no
+  // replica reports it), and the pending messages too when no replica could be observed (a
+  // fleet at zero, or consumers that died holding work); otherwise pending messages are already
+  // in the replicas' in-flight counts. The HPA mode gets lag + pending as the External metric
+  // kExternalQueueBacklog (what KEDA's Redis Streams scaler with lagCount reports, plus the work
+  // in hand). A depth that cannot be read skips the tick, as a failed metrics source does:
+  // never scale on a missing metric. Unset: no queue.
+  std::function<absl::StatusOr<QueueDepth>()> queue_depth;
 };
 
 // The recommender's Spec for `options`: the HPA spec when set, else the inference policy.

@@ -488,5 +488,85 @@ TEST(ControllerTest, HpaModeOnQueueLengthWithMissingPods) {
   EXPECT_EQ(target.calls, std::vector<int>{4});
 }
 
+// Scaling on a queue: the lag is demand no replica reports, so it wakes a fleet at zero; pending
+// messages count only when no replica can be observed (a live replica already counts what it
+// holds); a depth that cannot be read skips the tick instead of scaling on a missing metric.
+TEST(ControllerTest, QueueLagWakesAFleetAtZeroAndAMissingDepthSkipsTheTick) {
+  ManualClock clock(TimePoint{} + std::chrono::hours(1));
+  FakeSource source(clock);
+  source.replicas = 0;
+  FakeTarget target;
+  target.desired = 0;
+  ControllerOptions o = ShortWindows();
+  o.policy.min_replicas = 0;
+  o.policy.scale_to_zero = true;
+  o.policy.scale_to_zero_grace = absl::Seconds(1);
+  absl::StatusOr<QueueDepth> depth = QueueDepth{0, 0};
+  o.queue_depth = [&depth] { return depth; };
+  Controller controller(source, target, clock, o);
+  Decision d = controller.Tick();
+  EXPECT_EQ(d.replicas, 0) << d.reason;
+
+  depth = QueueDepth{5, 0};  // five messages waiting, target 2 per replica
+  clock.Advance(milliseconds(200));
+  d = controller.Tick();
+  EXPECT_EQ(d.replicas, 3) << d.reason << ": " << d.message;
+  EXPECT_EQ(target.calls, std::vector<int>{3});
+
+  // Redis unreachable: no decision on a missing metric.
+  depth = absl::UnavailableError("cannot connect to Redis");
+  clock.Advance(milliseconds(200));
+  d = controller.Tick();
+  EXPECT_EQ(d.reason, "MetricsUnavailable");
+  EXPECT_EQ(d.replicas, 3);
+  EXPECT_EQ(target.calls, std::vector<int>{3});
+}
+
+TEST(ControllerTest, PendingMessagesCountOnlyWhenNoReplicaIsObserved) {
+  ManualClock clock(TimePoint{} + std::chrono::hours(1));
+  FakeSource source(clock);
+  source.replicas = 0;
+  FakeTarget target;
+  target.desired = 0;
+  ControllerOptions o = ShortWindows();
+  o.policy.min_replicas = 0;
+  o.policy.scale_to_zero = true;
+  // Messages held by consumers that died: no lag, only pending. A pending-only or lag-only
+  // count would leave them at zero replicas for ever.
+  o.queue_depth = [] { return absl::StatusOr<QueueDepth>(QueueDepth{0, 4}); };
+  Controller controller(source, target, clock, o);
+  Decision d = controller.Tick();
+  EXPECT_EQ(d.replicas, 2) << d.reason << ": " << d.message;
+
+  // With live replicas the same pending messages are in their in-flight counts: not twice.
+  source.replicas = 2;
+  source.inflight_each = 2;
+  target.desired = 2;
+  for (int i = 0; i < 5; ++i) {
+    clock.Advance(milliseconds(200));
+    d = controller.Tick();
+  }
+  EXPECT_EQ(d.replicas, 2) << d.reason << ": " << d.message;
+}
+
+TEST(ControllerTest, HpaModeScalesOnTheQueueBacklogAsAnExternalMetric) {
+  ManualClock clock(TimePoint{} + std::chrono::hours(1));
+  FakeSource source(clock);
+  FakeTarget target;
+  ControllerOptions o = ShortWindows();
+  HpaSpec hpa;
+  hpa.min_replicas = 1;
+  hpa.max_replicas = 10;
+  hpa.metrics = {{MetricSourceType::kExternal, kExternalQueueBacklog, "", TargetType::kAverageValue, 0, 20}};
+  o.hpa = hpa;
+  o.queue_depth = [] { return absl::StatusOr<QueueDepth>(QueueDepth{90, 10}); };
+  Controller controller(source, target, clock, o);
+  const Decision d = controller.Tick();
+  // ceil((90 + 10) / 20) = 5, within the HPA's scale-up limit of max(2 * 1, 4).
+  EXPECT_EQ(d.replicas, 4) << d.reason << ": " << d.message;
+  ASSERT_EQ(d.proposals.size(), 1u);
+  EXPECT_EQ(d.proposals[0].replicas, 5) << d.proposals[0].metric;
+}
+
 }  // namespace
 }  // namespace galley::autoscale

@@ -36,6 +36,14 @@ struct MetricsSnapshot {
   double gateway_held = 0;
 };
 
+// The depth of a queue the replicas consume, read by the shell once per tick (for a Redis
+// stream: queue/redis_backlog.h). Lag: messages not yet delivered to any consumer. Pending:
+// delivered and not acknowledged (work in hand, including a dead consumer's).
+struct QueueDepth {
+  double lag = 0;
+  double pending = 0;
+};
+
 class MetricsSource {
  public:
   virtual ~MetricsSource() = default;

@@ -1,6 +1,7 @@
 // `galley serve`: the model server.
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -42,7 +43,8 @@ Runner AddServeCommand(CLI::App& app) {
   Flag(cmd, "queue-stream", q->stream, "the stream of requests");
   Flag(cmd, "queue-group", q->group, "the consumer group");
   Flag(cmd, "queue-consumer", q->consumer,
-       "this consumer's name, kept across restarts (default: HOSTNAME:PORT of --listen)");
+       "this consumer's name, kept across restarts (default: $GALLEY_REPLICA_ID, set by galley "
+       "up, else HOSTNAME:PORT of --listen)");
   Flag(cmd, "queue-results-stream", q->results_stream,
        "where results go when a message names no reply stream (default: STREAM:results)");
   Flag(cmd, "queue-dead-stream", q->dead_stream, "dead letters with their reason (default: STREAM:dead)");
@@ -77,6 +79,10 @@ Runner AddServeCommand(CLI::App& app) {
       q->result_ttl = std::chrono::seconds(*result_ttl_s);
       q->message.default_model = opts->frontend.analyze_model;
       q->message.max_body_bytes = opts->http.max_body_bytes;
+      // Under `galley up` each replica is named by its supervisor (GALLEY_REPLICA_ID).
+      if (const char* id = std::getenv("GALLEY_REPLICA_ID"); q->consumer.empty() && id && *id) {
+        q->consumer = id;
+      }
       if (q->consumer.empty()) {
         char host[256] = {};
         gethostname(host, sizeof(host) - 1);

@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <atomic>
 #include <iostream>
+#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "autoscale/controller.h"
 #include "local/file_sd.h"
 #include "autoscale/prometheus_metrics_source.h"
 #include "autoscale/scrape_metrics_source.h"
+#include "queue/redis_backlog.h"
 
 #include "cli/commands.h"
 #include "cli/flags.h"
@@ -48,6 +51,8 @@ struct UpFlags {
       absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.scale_down_delay);
   int64_t model_load_time_ms = 10'000;
   int64_t burst_gap_max_ms = absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.burst_gap_max);
+  // --queue-redis: the replicas consume this stream, and the autoscaler reads its depth.
+  std::string queue_redis, queue_stream = "galley:requests", queue_group = "galley";
   // --autoscale-mode hpa: the HPA-compatible recommender on one Pods metric (AverageValue).
   std::string autoscale_mode = "galley";
   std::string hpa_metric = "queue_length";
@@ -102,8 +107,9 @@ void AddMetricsSourceFlags(CLI::App* cmd, UpFlags& up) {
       ->check(CLI::IsMember({"galley", "hpa"}));
   Flag(cmd, "hpa-metric", up.hpa_metric,
        "autoscale-mode hpa: the Pods metric, queue_length (galley_queue_length) or inflight "
-       "(galley_model_inflight_requests), per replica")
-      ->check(CLI::IsMember({"queue_length", "inflight"}));
+       "(galley_model_inflight_requests), per replica; or queue_backlog, the External metric "
+       "of --queue-redis (lag + pending), per replica")
+      ->check(CLI::IsMember({"queue_length", "inflight", "queue_backlog"}));
   Flag(cmd, "hpa-target", up.hpa_target,
        "autoscale-mode hpa: the metric's target AverageValue per replica (required)")
       ->check(CLI::PositiveNumber);
@@ -112,6 +118,11 @@ void AddMetricsSourceFlags(CLI::App* cmd, UpFlags& up) {
       ->check(CLI::IsMember({"scrape", "prometheus"}));
   Flag(cmd, "prometheus-url", up.prometheus_url,
        "metrics-source prometheus: the server, http://IP:PORT[/prefix]");
+  Flag(cmd, "queue-redis", up.queue_redis,
+       "replicas consume work from a Redis stream at HOST:PORT (docs/queues.md), and the "
+       "autoscaler counts its backlog as demand");
+  Flag(cmd, "queue-stream", up.queue_stream, "queue-redis: the stream of requests");
+  Flag(cmd, "queue-group", up.queue_group, "queue-redis: the replicas' consumer group");
   Flag(cmd, "prometheus-sd-file", up.prometheus_sd_file,
        "keep this Prometheus file_sd JSON file listing the replicas (rewritten atomically on "
        "every change)");
@@ -128,6 +139,16 @@ bool CheckMetricsSourceFlags(const UpFlags& up) {
       std::cerr << "--prometheus-url: " << ep.status().message() << "\n";
       return false;
     }
+  }
+  if (!up.queue_redis.empty()) {
+    if (auto a = queue::ParseRedisAddress(up.queue_redis); !a.ok()) {
+      std::cerr << "--queue-redis: " << a.status().message() << "\n";
+      return false;
+    }
+  }
+  if (up.hpa_metric == "queue_backlog" && up.queue_redis.empty()) {
+    std::cerr << "--hpa-metric queue_backlog needs --queue-redis\n";
+    return false;
   }
   if (up.autoscale_mode == "hpa") {
     if (up.hpa_target <= 0) {
@@ -152,6 +173,10 @@ autoscale::HpaSpec HpaSpecFromFlags(const UpFlags& up) {
   autoscale::MetricSpec m;
   m.type = autoscale::MetricSourceType::kPods;
   m.name = up.hpa_metric == "inflight" ? autoscale::kPodsInflight : autoscale::kPodsQueueLength;
+  if (up.hpa_metric == "queue_backlog") {  // as KEDA's scalers: External, AverageValue
+    m.type = autoscale::MetricSourceType::kExternal;
+    m.name = autoscale::kExternalQueueBacklog;
+  }
   m.target_type = autoscale::TargetType::kAverageValue;
   m.value = up.hpa_target;
   hpa.metrics = {m};
@@ -167,6 +192,8 @@ struct UpAutoscaler {
   std::unique_ptr<autoscale::MetricsSource> source;
   std::unique_ptr<autoscale::Controller> controller;
   std::atomic<int64_t> held{0};  // requests the gateway holds for want of a replica
+  std::mutex redis_mu;            // the queue's depth, read by the controller's thread
+  std::unique_ptr<queue::RedisClient> redis ABSL_GUARDED_BY(redis_mu);
 
   // The gateway's on_held: a request waiting with no replica ticks the controller at once.
   void OnHeld(int64_t n) {
@@ -189,6 +216,16 @@ struct UpAutoscaler {
     o.gateway_held = [this] { return static_cast<double>(held.load()); };
     if (up.autoscale_mode == "hpa") o.hpa = HpaSpecFromFlags(up);
     const milliseconds timeout = std::min(milliseconds(1'000), o.sync_period);
+    if (!up.queue_redis.empty()) {
+      redis = std::make_unique<queue::RedisClient>(*queue::ParseRedisAddress(up.queue_redis), timeout);
+      o.queue_depth = [this, stream = up.queue_stream,
+                       group = up.queue_group]() -> absl::StatusOr<autoscale::QueueDepth> {
+        std::lock_guard lock(redis_mu);
+        auto d = queue::ReadStreamDepth(*redis, stream, group);
+        if (!d.ok()) return d.status();
+        return autoscale::QueueDepth{d->lag, d->pending};
+      };
+    }
     if (up.metrics_source == "prometheus") {
       autoscale::PrometheusOptions prom;
       prom.url = up.prometheus_url;
@@ -212,7 +249,8 @@ struct UpAutoscaler {
                {"burst_gap_max_ms", up.burst_gap_max_ms},
                {"model_load_time_ms", up.model_load_time_ms},
                {"scale_to_zero", up.scale_to_zero},
-               {"scale_to_zero_grace_ms", up.scale_to_zero_grace_ms}});
+               {"scale_to_zero_grace_ms", up.scale_to_zero_grace_ms},
+               {"queue", up.queue_redis.empty() ? "" : up.queue_redis + "/" + up.queue_stream}});
     return controller->Start();
   }
   // Stops deciding (before the supervisor drains), then the scrapes' I/O. Idempotent.
@@ -273,6 +311,13 @@ Runner AddUpCommand(CLI::App& app) {
     // for one port, and the supervisor reads a replica's port from its `listening` lines.
     so.serve_args.push_back("--grpc-port");
     so.serve_args.push_back("-1");
+    if (!up->queue_redis.empty()) {  // each replica names its consumer after itself
+      for (const std::string& a : {std::string("--queue-redis"), up->queue_redis,
+                                   std::string("--queue-stream"), up->queue_stream,
+                                   std::string("--queue-group"), up->queue_group}) {
+        so.serve_args.push_back(a);
+      }
+    }
     so.restart_backoff.initial = std::chrono::milliseconds(up->restart_initial_ms);
     so.restart_backoff.max = std::chrono::milliseconds(up->restart_max_ms);
     so.drain_delay = std::chrono::milliseconds(up->replica_drain_delay_ms);

@@ -145,8 +145,12 @@ void Supervisor::SignalLocked(Replica& r, int sig, TimePoint now) {
 }
 
 void Supervisor::SpawnAll(const std::vector<Replica*>& to_spawn) {
-  SpawnSpec spec{options_.binary, argv_, ChildEnvironment()};
+  const std::vector<std::string> env = ChildEnvironment();
   for (Replica* r : to_spawn) {
+    // Each child learns its replica id (GALLEY_REPLICA_ID), e.g. to name its queue consumer
+    // after it, so a replica restarted in the same slot takes back its own unfinished messages.
+    SpawnSpec spec{options_.binary, argv_, env};
+    spec.env.push_back(StrCat("GALLEY_REPLICA_ID=", r->id));
     // Fork without the lock: Replicas() must stay cheap. `r` stays valid: only this thread
     // erases replicas, and others see `spawning` meanwhile.
     absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Spawn(spec);

@@ -403,3 +403,45 @@ def test_work_held_by_a_dead_consumer_is_taken_over_and_answered_once(redis_serv
     assert m.value("galley_consumer_messages_total", outcome="duplicate") == 5
     assert m.value("galley_consumer_messages_total", outcome="dead_lettered") == 1
     assert m.value("galley_consumer_messages_total", outcome="acked") == 14
+
+
+def test_up_scales_on_the_queue_from_zero_to_many_and_back_losing_nothing(redis_server, galley):
+    """`galley up --autoscale --scale-to-zero --queue-redis`: a burst on an idle stream wakes the
+    fleet from zero (the backlog is demand no replica reports), grows it past one replica, and
+    when the work is done the fleet goes back to zero; every replica stopped had finished and
+    acknowledged what it held; every message has exactly one result."""
+    up = galley("--autoscale", "--scale-to-zero", subcommand="up", flags={
+        "--min-replicas": "0", "--max-replicas": "3", "--target-concurrency": "50",
+        "--sync-period-ms": "300", "--stable-window-ms": "1500", "--scale-down-delay-ms": "500",
+        "--scale-to-zero-grace-ms": "500", "--model-load-time-ms": "1000",
+        "--health-interval-ms": "100", "--replica-drain-delay-ms": "100",
+        "--queue-redis": f"127.0.0.1:{redis_server.port}", "--queue-stream": STREAM,
+        "--queue-group": GROUP})
+    own = lambda l: "replica" not in l  # noqa: E731
+    first = up.wait_for("autoscale_decision", pred=own)
+    assert first["desired"] == 0 and first["current"] == 0, first
+    assert first["metrics"]["queueLag"] == 0
+    r = redis_server.client()
+    n = 3000
+    pipe = r.pipeline()
+    for i in range(n):
+        pipe.xadd(STREAM, {"id": f"m{i}", "body": analyze_body(f"burst message {i} was lovely")})
+    pipe.execute()
+    start = len(up.log_lines())
+    woke = up.wait_for("replicas_scaled", start=start, pred=lambda l: own(l) and l["from"] == 0)
+    assert woke["to"] >= 2, woke  # 3000 waiting messages are more than one replica's worth
+    wait_until(lambda: len(results_by_id(r)) == n and pending_count(r) == 0, 60, "the burst answered")
+    up.wait_for("replicas_scaled", start=start, timeout=60,
+                pred=lambda l: own(l) and l["to"] == 0)
+    up.wait_for("autoscale_decision", start=len(up.log_lines()), timeout=30,
+                pred=lambda l: own(l) and l["current"] == 0)
+    check_exactly_once_outcomes(r, n, set())
+    consumed_by = {l["replica"] for l in up.log_lines() if l.get("event") == "queue_consuming"}
+    assert len(consumed_by) >= 2, consumed_by
+    # Every replica that consumed was stopped by a scale-down and drained holding nothing.
+    for replica in consumed_by:
+        drained = up.wait_for("queue_drained", pred=lambda l, r=replica: l.get("replica") == r)
+        assert drained["held"] == 0, drained
+    # Each replica consumed under its own replica id.
+    consumers_seen = {c["name"] for c in r.xinfo_consumers(STREAM, GROUP)}
+    assert consumers_seen == consumed_by, (consumers_seen, consumed_by)
