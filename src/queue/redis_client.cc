@@ -90,26 +90,44 @@ absl::Status RedisClient::Connect() {
 }
 
 absl::StatusOr<RedisReply> RedisClient::Command(const std::vector<std::string>& args) {
+  auto replies = Pipeline({args});
+  if (!replies.ok()) return replies.status();
+  return std::move((*replies)[0]);
+}
+
+absl::StatusOr<std::vector<RedisReply>> RedisClient::Pipeline(
+    const std::vector<std::vector<std::string>>& commands) {
   if (ctx_ == nullptr) {
     if (absl::Status st = Connect(); !st.ok()) return st;
   }
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  argv.reserve(args.size());
-  lens.reserve(args.size());
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  void* raw = redisCommandArgv(ctx_, static_cast<int>(args.size()), argv.data(), lens.data());
-  if (raw == nullptr) {
+  auto broken = [this] {
     std::string why = ctx_->errstr;
     Close();
     return absl::UnavailableError(StrCat("Redis at ", address_.host, ":", address_.port, ": ", why));
+  };
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const std::vector<std::string>& args : commands) {
+    argv.clear();
+    lens.clear();
+    for (const std::string& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), argv.data(), lens.data()) !=
+        REDIS_OK) {
+      return broken();
+    }
   }
-  auto* reply = static_cast<redisReply*>(raw);
-  RedisReply out = Convert(reply);
-  freeReplyObject(reply);
+  std::vector<RedisReply> out;
+  out.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) return broken();
+    auto* reply = static_cast<redisReply*>(raw);
+    out.push_back(Convert(reply));
+    freeReplyObject(reply);
+  }
   return out;
 }
 

@@ -47,6 +47,12 @@ class RedisClient {
   // command's own timeout must stay below it.
   absl::StatusOr<RedisReply> Command(const std::vector<std::string>& args);
 
+  // Sends every command at once and then reads their replies in order (Redis pipelining: one
+  // round trip, and with `appendfsync always` one fsync for the lot). Unavailable when the
+  // connection breaks: then some of the commands may have run, so they must be safe to repeat.
+  absl::StatusOr<std::vector<RedisReply>> Pipeline(
+      const std::vector<std::vector<std::string>>& commands);
+
   // Closes the connection (the next command reconnects).
   void Close();
 

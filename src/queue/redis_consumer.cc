@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/log.h"
@@ -33,11 +34,16 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return written
 )lua";
 
-// KEYS: stream, dead stream. ARGV: group, entry id, fields... Dead-letters and acknowledges.
+// KEYS: stream, dead stream. ARGV: group, entry id, fields... Acknowledges and dead-letters,
+// only if the entry was still pending: repeating it (after a lost reply) adds no second letter.
 constexpr const char* kDeadScript = R"lua(
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
-return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+  return 1
+end
+return 0
 )lua";
+
 
 int64_t UnixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -128,11 +134,17 @@ struct RedisStreamConsumer::State : std::enable_shared_from_this<State> {
   void Submit(std::shared_ptr<QueueRequest> q, StreamEntry entry, int64_t deliveries);
   bool DeadLetter(RedisClient& redis, const StreamEntry& entry, const std::string& reason,
                   int64_t deliveries);
+  std::vector<std::string> DeadLetterCommand(const StreamEntry& entry, const std::string& reason,
+                                             int64_t deliveries) const;
+  void CountDeadLetter(const StreamEntry& entry, const std::string& reason, int64_t deliveries);
   absl::Status EnsureGroup(RedisClient& redis);
   void UpdateBacklogAndTrim(RedisClient& redis);
   // Writer thread.
   void WriteLoop();
-  bool Write(RedisClient& redis, Completion& c);
+  // The command that settles `c`, none for one that only releases its message.
+  std::optional<std::vector<std::string>> WriteCommand(const Completion& c) const;
+  // Writes a batch in one pipeline; false (nothing counted) when Redis could not be reached.
+  bool WriteBatch(RedisClient& redis, std::vector<Completion>& batch);
   void Finish();
 
   inference::InferenceService& service;
@@ -164,8 +176,8 @@ absl::Status RedisStreamConsumer::State::EnsureGroup(RedisClient& redis) {
   return absl::OkStatus();
 }
 
-bool RedisStreamConsumer::State::DeadLetter(RedisClient& redis, const StreamEntry& entry,
-                                            const std::string& reason, int64_t deliveries) {
+std::vector<std::string> RedisStreamConsumer::State::DeadLetterCommand(
+    const StreamEntry& entry, const std::string& reason, int64_t deliveries) const {
   std::vector<std::string> args = {"EVAL", kDeadScript, "2", options.stream, options.dead_stream,
                                    options.group, entry.id,
                                    "entry", entry.id, "reason", reason,
@@ -175,15 +187,25 @@ bool RedisStreamConsumer::State::DeadLetter(RedisClient& redis, const StreamEntr
     args.push_back("msg." + k);
     args.push_back(v);
   }
-  auto r = redis.Command(args);
+  return args;
+}
+
+bool RedisStreamConsumer::State::DeadLetter(RedisClient& redis, const StreamEntry& entry,
+                                            const std::string& reason, int64_t deliveries) {
+  auto r = redis.Command(DeadLetterCommand(entry, reason, deliveries));
   if (!r.ok() || r->error()) {
     log::Warn("queue_write_failed", {{"entry", entry.id},
                                      {"error", r.ok() ? r->str : std::string(r.status().message())}});
     return false;
   }
+  CountDeadLetter(entry, reason, deliveries);
+  return true;
+}
+
+void RedisStreamConsumer::State::CountDeadLetter(const StreamEntry& entry, const std::string& reason,
+                                                 int64_t deliveries) {
   Count("dead_lettered");
   log::Info("queue_dead_lettered", {{"entry", entry.id}, {"reason", reason}, {"deliveries", deliveries}});
-  return true;
 }
 
 void RedisStreamConsumer::State::Finish() {
@@ -372,35 +394,60 @@ void RedisStreamConsumer::State::FetchLoop() {
   }
 }
 
-bool RedisStreamConsumer::State::Write(RedisClient& redis, Completion& c) {
-  switch (c.disposition) {
-    case Disposition::kResult: {
-      std::vector<std::string> args = {"EVAL", kResultScript, "3", options.stream,
-                                       StrCat(options.stream, ":done:", c.request->key),
-                                       c.request->reply, options.group, c.entry.id,
-                                       std::to_string(options.result_ttl.count()),
-                                       "id", c.request->key, "entry", c.entry.id,
-                                       "model", c.request->request.model, "status", "ok",
-                                       "body", c.body};
-      auto r = redis.Command(args);
-      if (!r.ok() || r->error()) {
-        log::Warn("queue_write_failed",
-                  {{"entry", c.entry.id}, {"error", r.ok() ? r->str : std::string(r.status().message())}});
-        return false;
+std::optional<std::vector<std::string>> RedisStreamConsumer::State::WriteCommand(
+    const Completion& c) const {
+  if (c.disposition == Disposition::kResult) {
+    return std::vector<std::string>{"EVAL", kResultScript, "3", options.stream,
+                                    StrCat(options.stream, ":done:", c.request->key),
+                                    c.request->reply, options.group, c.entry.id,
+                                    std::to_string(options.result_ttl.count()),
+                                    "id", c.request->key, "entry", c.entry.id,
+                                    "model", c.request->request.model, "status", "ok",
+                                    "body", c.body};
+  }
+  if (c.disposition == Disposition::kDeadLetter) {
+    return DeadLetterCommand(c.entry, c.reason, c.deliveries);
+  }
+  return std::nullopt;
+}
+
+bool RedisStreamConsumer::State::WriteBatch(RedisClient& redis, std::vector<Completion>& batch) {
+  std::vector<std::vector<std::string>> commands;
+  std::vector<size_t> owner;  // commands[i] settles batch[owner[i]]
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (auto cmd = WriteCommand(batch[i])) {
+      commands.push_back(std::move(*cmd));
+      owner.push_back(i);
+    }
+  }
+  if (!commands.empty()) {
+    // Every script is safe to repeat: a result is guarded by its done key, a dead letter by the
+    // entry still being pending. So a batch whose replies were lost is simply sent again.
+    auto replies = redis.Pipeline(commands);
+    if (!replies.ok()) {
+      log::Warn("queue_write_failed", {{"messages", commands.size()},
+                                       {"error", std::string(replies.status().message())}});
+      return false;
+    }
+    for (size_t k = 0; k < replies->size(); ++k) {
+      const RedisReply& r = (*replies)[k];
+      const Completion& c = batch[owner[k]];
+      if (r.error()) {  // e.g. the stream was deleted: the message cannot be settled here
+        log::Warn("queue_write_failed", {{"entry", c.entry.id}, {"error", r.str}});
+        continue;
       }
-      Count(r->integer == 1 ? "acked" : "duplicate");
+      if (c.disposition == Disposition::kDeadLetter) {
+        if (r.integer == 1) CountDeadLetter(c.entry, c.reason, c.deliveries);
+        continue;
+      }
+      Count(r.integer == 1 ? "acked" : "duplicate");
       if (auto ms = EntryMillis(c.entry.id)) {
         end_to_end.Observe(std::max<int64_t>(0, UnixMillis() - *ms) / 1000.0);
       }
-      return true;
     }
-    case Disposition::kDeadLetter:
-      return DeadLetter(redis, c.entry, c.reason, c.deliveries);
-    case Disposition::kRelease:
-      Count("released");
-      return true;
-    case Disposition::kResubmit:
-      return true;
+  }
+  for (const Completion& c : batch) {
+    if (c.disposition == Disposition::kRelease) Count("released");
   }
   return true;
 }
@@ -408,30 +455,40 @@ bool RedisStreamConsumer::State::Write(RedisClient& redis, Completion& c) {
 void RedisStreamConsumer::State::WriteLoop() {
   SetThreadName("queue-write");
   RedisClient redis(options.address, options.redis_timeout);
+  std::vector<Completion> batch;
   while (true) {
-    Completion c;
+    std::vector<Completion> resubmit;
     {
       std::unique_lock lock(mu);
       cv.wait_for(lock, std::chrono::milliseconds(10), [&] { return stop_writing || !done.empty(); });
       if (stop_writing) return;
-      if (!retry.empty() && retry.front().due <= clock.Now()) {
-        Completion r = std::move(retry.front());
+      const TimePoint now = clock.Now();
+      while (!retry.empty() && retry.front().due <= now) {
+        resubmit.push_back(std::move(retry.front()));
         retry.pop_front();
-        lock.unlock();
-        Submit(std::move(r.request), std::move(r.entry), r.deliveries);
-        continue;
       }
-      if (done.empty()) continue;
-      c = std::move(done.front());
-      done.pop_front();
+      // Everything finished goes in one pipeline (at most --queue-max-inflight messages): with
+      // `appendfsync always`, Redis fsyncs once per pipeline, so batches are what scales.
+      while (!done.empty()) {
+        batch.push_back(std::move(done.front()));
+        done.pop_front();
+      }
     }
-    // A write that fails (Redis restarting) is retried until it succeeds or the consumer stops:
-    // the message stays held meanwhile, and the done key makes a repeated result harmless.
-    while (!Write(redis, c)) {
+    for (Completion& r : resubmit) Submit(std::move(r.request), std::move(r.entry), r.deliveries);
+    if (batch.empty()) continue;
+    // A batch that cannot be written (Redis restarting) is retried until it is or the consumer
+    // stops: its messages stay held meanwhile.
+    while (!WriteBatch(redis, batch)) {
       std::unique_lock lock(mu);
       if (cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_writing; })) return;
     }
-    Finish();
+    {
+      std::lock_guard lock(mu);
+      held -= static_cast<int>(batch.size());
+      held_gauge.Set(held);
+      cv.notify_all();
+    }
+    batch.clear();
   }
 }
 
