@@ -24,8 +24,8 @@ echo "== integration tests (asan+ubsan)"
 GALLEY_BIN=$ROOT/build/asan/galley "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/integration
 echo "== Kubernetes control-plane tests"
 GALLEY_BIN=$ROOT/build/release/galley "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/kube
-echo "== Kubernetes scheduler tests (asan+ubsan)"
-GALLEY_BIN=$ROOT/build/asan/galley "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/kube/test_scheduler.py
+echo "== Kubernetes scheduler and operator tests (asan+ubsan)"
+GALLEY_BIN=$ROOT/build/asan/galley "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/kube/test_scheduler.py tests/kube/test_operator.py
 
 echo "== fuzzing (bounded)"
 scripts/fuzz.sh "${GALLEY_FUZZ_SECONDS:-20}"

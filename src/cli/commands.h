@@ -19,5 +19,6 @@ Runner AddAutoscaleCommand(CLI::App& app);
 Runner AddScheduleRunCommand(CLI::App* schedule);
 // `galley sim autoscale` (cli/sim_cmd.cc).
 Runner AddSimCommand(CLI::App& app);
+Runner AddOperatorCommand(CLI::App& app);
 
 }  // namespace galley::cli

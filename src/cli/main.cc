@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   runners.push_back(galley::cli::AddScheduleCommand(app));
   runners.push_back(galley::cli::AddAutoscaleCommand(app));
   runners.push_back(galley::cli::AddSimCommand(app));
+  runners.push_back(galley::cli::AddOperatorCommand(app));
 
   try {
     app.parse(argc, argv);

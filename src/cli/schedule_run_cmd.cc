@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/kube_flags.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/strings.h"
@@ -21,9 +22,7 @@ namespace galley::cli {
 namespace {
 
 struct RunFlags {
-  std::string kubeconfig;
-  std::string context;
-  bool in_cluster = false;
+  KubeFlags kube;
   // kube-scheduler's clientConnection defaults (v1beta3+): qps 50, burst 100. Binds and events
   // each have a client, and so a limit, of their own.
   double qps = 50;
@@ -47,10 +46,7 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
   CLI::App* cmd = schedule->add_subcommand(
       "run", "Schedule pods on a Kubernetes cluster (pods whose schedulerName names this one)");
   auto f = std::make_shared<RunFlags>();
-  Flag(cmd, "kubeconfig", f->kubeconfig, "kubeconfig file (else $KUBECONFIG, else in-cluster)");
-  Flag(cmd, "context", f->context, "kubeconfig context (default: its current-context)");
-  cmd->add_flag("--in-cluster", f->in_cluster, "use the pod's service account")
-      ->envname("GALLEY_IN_CLUSTER");
+  f->kube.Add(cmd);
   Flag(cmd, "scheduler-name", f->options.scheduler_name, "spec.schedulerName of the pods to place");
   Flag(cmd, "policy", f->options.policy, "scoring policy (as in `galley schedule replay`)");
   Flag(cmd, "percentage-of-nodes-to-score", f->options.percentage_of_nodes_to_score,
@@ -80,16 +76,7 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
     if (!cmd->parsed()) return -1;
     using std::chrono::milliseconds;
     BlockStopSignals();  // before any thread
-    absl::StatusOr<kube::KubeConfig> config = absl::NotFoundError("no configuration");
-    std::string path = f->kubeconfig;
-    if (path.empty() && !f->in_cluster) {
-      if (const char* env = std::getenv("KUBECONFIG"); env != nullptr) path = env;
-    }
-    if (!path.empty()) {
-      config = kube::LoadKubeConfig(path, f->context);
-    } else {
-      config = kube::InClusterConfig();
-    }
+    absl::StatusOr<kube::KubeConfig> config = f->kube.Load();
     if (!config.ok()) {
       std::cerr << "galley schedule run: " << config.status().message() << "\n";
       return 2;

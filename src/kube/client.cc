@@ -201,6 +201,20 @@ absl::StatusOr<json::value> Client::Patch(const ResourceType& type, std::string_
                         ContentTypeFor(patch_type), call);
 }
 
+absl::StatusOr<json::value> Client::Apply(const ResourceType& type, std::string_view ns,
+                                          const json::value& object, std::string_view field_manager,
+                                          bool force, std::string_view subresource,
+                                          const CallOptions& call) {
+  const std::string_view name = NameOf(object);
+  if (name.empty()) return absl::InvalidArgumentError("Apply: the object has no metadata.name");
+  if (field_manager.empty()) return absl::InvalidArgumentError("Apply: empty field manager");
+  const std::string target =
+      StrCat(PathFor(type, ObjectNamespaceOr(type, ns, object), name, subresource),
+             "?fieldManager=", PercentEncode(field_manager), force ? "&force=true" : "");
+  return impl_->Request("PATCH", target, JsonSerialize(object), "application/apply-patch+yaml",
+                        call);
+}
+
 absl::StatusOr<json::value> Client::Delete(const ResourceType& type, std::string_view ns,
                                            std::string_view name, const DeleteOptions& options,
                                            const CallOptions& call) {

@@ -115,6 +115,15 @@ class Client {
                                            const boost::json::value& patch,
                                            std::string_view subresource = {},
                                            const CallOptions& call = {});
+  // Server-side apply (PATCH with application/apply-patch+yaml; JSON is YAML): `object` holds
+  // the fields this manager owns (apiVersion, kind, metadata.name and the rest); the server
+  // merges it, records `field_manager` as their owner, and with `force` takes over fields other
+  // managers set. Returns the object as stored.
+  absl::StatusOr<boost::json::value> Apply(const ResourceType& type, std::string_view ns,
+                                           const boost::json::value& object,
+                                           std::string_view field_manager, bool force = true,
+                                           std::string_view subresource = {},
+                                           const CallOptions& call = {});
   // DELETE; returns the server's answer (the object being deleted, or a Status).
   absl::StatusOr<boost::json::value> Delete(const ResourceType& type, std::string_view ns,
                                             std::string_view name,

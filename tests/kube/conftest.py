@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import base64
 import json
+import json
 import re
+import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -50,6 +53,56 @@ def poll(what: str, condition: Callable[[], Any], timeout_s: float = 60.0,
             return last
         time.sleep(interval_s)
     pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r})")
+
+
+class JsonLogProcess:
+    """A Galley process whose JSON log lines are collected as they come (and copied to a file)."""
+
+    def __init__(self, cmd: list[str], log_path: Path):
+        self.lines: list[dict] = []
+        self.cv = threading.Condition()
+        self.log_path = log_path
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        with open(self.log_path, "w") as log:
+            for raw in self.proc.stdout:
+                log.write(raw)
+                log.flush()
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    continue
+                with self.cv:
+                    self.lines.append(line)
+                    self.cv.notify_all()
+
+    def wait_for(self, event: str, pred=lambda l: True, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                for line in self.lines:
+                    if line.get("event") == event and pred(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None and not self.reader.is_alive():
+                    raise AssertionError(f"no {event} within {timeout}s; log {self.log_path}:\n"
+                                         + self.log_path.read_text()[-4000:])
+                self.cv.wait(left)
+
+    def events(self, event: str) -> list[dict]:
+        with self.cv:
+            return [l for l in self.lines if l.get("event") == event]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(30)
+        self.reader.join(10)
+        return rc
 
 
 class Kubeconfig:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, KubeClient, poll
+from conftest import REPO, JsonLogProcess, KubeClient, poll
 
 GALLEY = os.environ.get("GALLEY_BIN") or str(REPO / "build" / "release" / "galley")
 GPU = "nvidia.com/gpu"
@@ -30,56 +30,13 @@ TOLERATE_KWOK = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "N
 NS = "default"
 
 
-class Scheduler:
+class Scheduler(JsonLogProcess):
     """One `galley schedule run` process; its JSON log lines are collected as they come."""
 
     def __init__(self, kubeconfig: str, name: str, log_dir: Path, *extra: str):
-        self.lines: list[dict] = []
-        self.cv = threading.Condition()
-        self.log_path = log_dir / f"scheduler-{uuid.uuid4().hex[:6]}.log"
-        self.proc = subprocess.Popen(
-            [GALLEY, "schedule", "run", "--kubeconfig", kubeconfig, "--scheduler-name", name,
-             "--lease-namespace", NS, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        with open(self.log_path, "w") as log:
-            for raw in self.proc.stdout:
-                log.write(raw)
-                log.flush()
-                try:
-                    line = json.loads(raw)
-                except ValueError:
-                    continue
-                with self.cv:
-                    self.lines.append(line)
-                    self.cv.notify_all()
-
-    def wait_for(self, event: str, pred=lambda l: True, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                for line in self.lines:
-                    if line.get("event") == event and pred(line):
-                        return line
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None and not self.reader.is_alive():
-                    raise AssertionError(f"no {event} within {timeout}s; log {self.log_path}:\n"
-                                         + self.log_path.read_text()[-4000:])
-                self.cv.wait(left)
-
-    def events(self, event: str) -> list[dict]:
-        with self.cv:
-            return [l for l in self.lines if l.get("event") == event]
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        rc = self.proc.wait(30)
-        self.reader.join(10)
-        return rc
+        super().__init__([GALLEY, "schedule", "run", "--kubeconfig", kubeconfig,
+                          "--scheduler-name", name, "--lease-namespace", NS, *extra],
+                         log_dir / f"scheduler-{uuid.uuid4().hex[:6]}.log")
 
 
 @pytest.fixture

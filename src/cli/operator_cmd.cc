@@ -1,0 +1,156 @@
+// `galley operator run`: the InferenceModel controller (kubeop/) against a Kubernetes API
+// server, with /metrics, /healthz and /readyz on --metrics-listen.
+#include <unistd.h>
+
+#include <climits>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "cli/kube_flags.h"
+#include "cli/listen.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "common/strings.h"
+#include "http/server.h"
+#include "kube/client.h"
+#include "kubeop/operator.h"
+#include "metrics/registry.h"
+
+namespace galley::cli {
+namespace {
+
+struct OperatorFlags {
+  KubeFlags kube;
+  std::string install_crd;
+  std::string metrics_listen = "127.0.0.1:9443";
+  int64_t resync_ms = 30'000;
+  int64_t lease_duration_ms = 15'000;
+  int64_t renew_deadline_ms = 10'000;
+  int64_t retry_period_ms = 2'000;
+  double qps = 50;
+  int burst = 100;
+  kubeop::OperatorOptions options;
+};
+
+// /metrics, /healthz (the process runs) and /readyz (its caches are synced).
+http::Handler OpsHandler(metrics::Registry& registry, kubeop::Operator& op) {
+  return [&registry, &op](http::Request&& req, http::Responder respond) {
+    const std::string_view target(req.target().data(), req.target().size());
+    if (target == "/metrics") {
+      http::Response res = http::JsonResponse(http::Status::ok, registry.Exposition());
+      res.set(boost::beast::http::field::content_type, "text/plain; version=0.0.4");
+      return respond(std::move(res));
+    }
+    if (target == "/healthz") return respond(http::JsonResponse(http::Status::ok, R"({"ok":true})"));
+    if (target == "/readyz") {
+      const bool ready = op.Synced();
+      return respond(http::JsonResponse(ready ? http::Status::ok : http::Status::service_unavailable,
+                                        StrCat(R"({"ready":)", ready ? "true" : "false",
+                                               R"(,"leader":)", op.Leading() ? "true" : "false", "}")));
+    }
+    respond(http::JsonError(http::Status::not_found, "not found"));
+  };
+}
+
+}  // namespace
+
+Runner AddOperatorCommand(CLI::App& app) {
+  CLI::App* op = app.add_subcommand("operator", "The InferenceModel operator for Kubernetes");
+  op->require_subcommand(1);
+  CLI::App* cmd = op->add_subcommand("run", "Reconcile InferenceModels into Deployments, Services "
+                                            "and PodDisruptionBudgets");
+  auto f = std::make_shared<OperatorFlags>();
+  f->kube.Add(cmd);
+  Flag(cmd, "install-crd", f->install_crd,
+       "apply this CustomResourceDefinition file first and wait until it is served "
+       "(deploy/crd/inferencemodels.galley.dev.yaml)");
+  Flag(cmd, "namespace", f->options.namespace_name, "watch only this namespace (default: all)");
+  Flag(cmd, "lease-namespace", f->options.lease_namespace, "namespace of the leader Lease");
+  Flag(cmd, "lease-name", f->options.lease_name, "name of the leader Lease");
+  Flag(cmd, "identity", f->options.identity, "this instance's holder identity (default host_pid)");
+  Flag(cmd, "metrics-listen", f->metrics_listen, "/metrics, /healthz and /readyz (HOST:PORT; port 0: a free one)");
+  Flag(cmd, "resync-ms", f->resync_ms, "reconcile every model at least this often")->check(CLI::PositiveNumber);
+  Flag(cmd, "lease-duration-ms", f->lease_duration_ms, "leader election: lease duration")->check(CLI::PositiveNumber);
+  Flag(cmd, "renew-deadline-ms", f->renew_deadline_ms, "leader election: renew deadline")->check(CLI::PositiveNumber);
+  Flag(cmd, "retry-period-ms", f->retry_period_ms, "leader election: retry period")->check(CLI::PositiveNumber);
+  Flag(cmd, "kube-api-qps", f->qps, "client-side rate limit on API requests (0: none)")->check(CLI::NonNegativeNumber);
+  Flag(cmd, "kube-api-burst", f->burst, "burst of the rate limit")->check(CLI::PositiveNumber);
+  return [cmd, f]() -> int {
+    if (!cmd->parsed()) return -1;
+    using std::chrono::milliseconds;
+    BlockStopSignals();
+    auto config = f->kube.Load();
+    if (!config.ok()) {
+      std::cerr << "galley operator run: " << config.status().message() << "\n";
+      return 2;
+    }
+    auto listen = ParseListen(f->metrics_listen);
+    if (!listen.ok()) {
+      std::cerr << "--metrics-listen: " << listen.status().message() << "\n";
+      return 2;
+    }
+    kube::ClientOptions co;
+    co.rate_limit = {f->qps, f->burst};
+    co.user_agent = "galley-operator";
+    auto client = kube::Client::Create(*config, co);
+    if (!client.ok()) {
+      std::cerr << "galley operator run: " << client.status().message() << "\n";
+      return 2;
+    }
+    if (!f->install_crd.empty()) {
+      std::ifstream in(f->install_crd);
+      std::stringstream text;
+      text << in.rdbuf();
+      if (!in) {
+        std::cerr << "--install-crd: cannot read " << f->install_crd << "\n";
+        return 2;
+      }
+      if (absl::Status st = kubeop::InstallCrd(**client, text.str(), milliseconds(30'000)); !st.ok()) {
+        log::Error("start_failed", {{"error", std::string(st.message())}});
+        return 1;
+      }
+      log::Info("crd_installed", {{"file", f->install_crd}});
+    }
+    kubeop::OperatorOptions o = f->options;
+    if (o.identity.empty()) {
+      char host[HOST_NAME_MAX + 1] = {};
+      gethostname(host, sizeof(host) - 1);
+      o.identity = StrCat(host, "_", getpid());
+    }
+    o.resync = milliseconds(f->resync_ms);
+    o.lease_duration = milliseconds(f->lease_duration_ms);
+    o.renew_deadline = milliseconds(f->renew_deadline_ms);
+    o.retry_period = milliseconds(f->retry_period_ms);
+    metrics::Registry registry;
+    kubeop::Operator op(**client, o, registry);
+    http::ServerOptions so;
+    so.host = listen->host;
+    so.port = listen->port;
+    so.io_threads = 1;
+    so.max_connections = 256;
+    auto server = http::Server::Create(so, OpsHandler(registry, op));
+    if (!server.ok()) {
+      log::Error("start_failed", {{"error", std::string(server.status().message())}});
+      return 1;
+    }
+    (*server)->Start();
+    log::Info("listening", {{"protocol", "metrics"}, {"host", so.host}, {"port", (*server)->port()}});
+    if (absl::Status st = op.Start(); !st.ok()) {
+      log::Error("start_failed", {{"error", std::string(st.message())}});
+      (*server)->Stop();
+      return 1;
+    }
+    log::Info("operator_started", {{"identity", o.identity},
+                                   {"namespace", o.namespace_name.empty() ? "*" : o.namespace_name}});
+    const int sig = WaitForStopSignal();
+    op.Stop();
+    (*server)->Stop();
+    log::Info("operator_stopped", {{"signal", StopSignalName(sig)}});
+    return 0;
+  };
+}
+
+}  // namespace galley::cli
