@@ -14,8 +14,10 @@ APT_PACKAGES=(
   libssl-dev libyaml-cpp-dev
   # tests and benchmarks
   prometheus wrk nginx-light python3 python3-venv unzip openssl
-  # queues: the Redis Streams consumer (hiredis) and the broker its tests start
+  # queues: the Redis Streams consumer (hiredis), the RabbitMQ consumer (rabbitmq-c) and the
+  # brokers their tests start
   libhiredis-dev redis-server
+  librabbitmq-dev rabbitmq-server
 )
 
 missing=()

@@ -59,7 +59,19 @@ Runner AddServeCommand(CLI::App& app) {
        "how long a written result keeps a redelivered copy of its message from answering again")
       ->check(CLI::Range(int64_t{1}, int64_t{30} * 86'400));
   Flag(cmd, "queue-trim", q->trim, "trim entries that every group has acknowledged");
-  return [cmd, flags, opts, model, q, redis, visibility_ms, result_ttl_s]() -> int {
+  // The RabbitMQ consumer (docs/queues.md, "RabbitMQ"); off unless --queue-amqp is set. It shares
+  // --queue-consumer, --queue-max-inflight, --queue-max-deliveries and the visibility timeout.
+  auto a = std::make_shared<queue::AmqpOptions>();
+  auto amqp = std::make_shared<std::string>();
+  Flag(cmd, "queue-amqp", *amqp, "consume work from a RabbitMQ quorum queue at HOST:PORT (empty: off)");
+  Flag(cmd, "queue-amqp-queue", a->queue,
+       "the quorum queue of requests (declared when missing, with QUEUE.dlx and QUEUE.dead)");
+  Flag(cmd, "queue-amqp-results-queue", a->results_queue,
+       "where results go when a message has no reply_to (default: QUEUE.results)");
+  Flag(cmd, "queue-amqp-vhost", a->vhost, "the RabbitMQ virtual host");
+  Flag(cmd, "queue-amqp-user", a->user, "the RabbitMQ user");
+  Flag(cmd, "queue-amqp-password", a->password, "the RabbitMQ user's password");
+  return [cmd, flags, opts, model, q, redis, visibility_ms, result_ttl_s, a, amqp]() -> int {
     if (!cmd->parsed()) return -1;
     if (model->count() == 0 && !opts->model_repository.empty()) {
       opts->frontend.analyze_model = "sentiment";
@@ -68,6 +80,31 @@ Runner AddServeCommand(CLI::App& app) {
     opts->frontend.default_timeout = std::chrono::milliseconds(flags->default_timeout_ms);
     opts->drain_delay = std::chrono::milliseconds(flags->drain_delay_ms);
     opts->grace_period = std::chrono::milliseconds(flags->grace_period_ms);
+    // Under `galley up` each replica is named by its supervisor (GALLEY_REPLICA_ID).
+    if (const char* id = std::getenv("GALLEY_REPLICA_ID"); q->consumer.empty() && id && *id) {
+      q->consumer = id;
+    }
+    if (q->consumer.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof(host) - 1);
+      // A free port (0) names no one: the process id does, for this run only.
+      q->consumer = std::string(host) + ":" +
+                    (opts->http.port != 0 ? std::to_string(opts->http.port) : "pid" + std::to_string(getpid()));
+    }
+    if (!amqp->empty()) {
+      if (absl::Status st = queue::ParseAmqpAddress(*amqp, *a); !st.ok()) {
+        std::cerr << "--queue-amqp: " << st.message() << "\n";
+        return 2;
+      }
+      a->consumer = q->consumer;
+      a->max_inflight = q->max_inflight;
+      a->max_deliveries = q->max_deliveries;
+      // A connection silent for the visibility timeout is dead: heartbeats every third of it.
+      a->heartbeat = std::max(std::chrono::seconds(1), std::chrono::seconds(*visibility_ms / 3000));
+      a->message.default_model = opts->frontend.analyze_model;
+      a->message.max_body_bytes = opts->http.max_body_bytes;
+      opts->amqp = *a;
+    }
     if (!redis->empty()) {
       auto address = queue::ParseRedisAddress(*redis);
       if (!address.ok()) {
@@ -79,17 +116,6 @@ Runner AddServeCommand(CLI::App& app) {
       q->result_ttl = std::chrono::seconds(*result_ttl_s);
       q->message.default_model = opts->frontend.analyze_model;
       q->message.max_body_bytes = opts->http.max_body_bytes;
-      // Under `galley up` each replica is named by its supervisor (GALLEY_REPLICA_ID).
-      if (const char* id = std::getenv("GALLEY_REPLICA_ID"); q->consumer.empty() && id && *id) {
-        q->consumer = id;
-      }
-      if (q->consumer.empty()) {
-        char host[256] = {};
-        gethostname(host, sizeof(host) - 1);
-        // A free port (0) names no one: the process id does, for this run only.
-        q->consumer = std::string(host) + ":" +
-                      (opts->http.port != 0 ? std::to_string(opts->http.port) : "pid" + std::to_string(getpid()));
-      }
       opts->queue = *q;
     }
     return serve::RunServe(*opts, inference::BuiltinBackends());

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "common/signals.h"
+#include "common/thread_name.h"
 #include "grpc/grpc_frontend.h"
 #include "http/ops_listener.h"
 #include "model/vader_backend.h"
@@ -235,6 +236,21 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
                                   {"group", options.queue->group},
                                   {"consumer", options.queue->consumer}});
   }
+  std::unique_ptr<queue::AmqpConsumer> amqp;
+  if (options.amqp) {
+    amqp = std::make_unique<queue::AmqpConsumer>(service, *options.amqp, registry, clock);
+    if (absl::Status st = amqp->Start(); !st.ok()) {
+      log::Error("start_failed", {{"protocol", "amqp"}, {"error", std::string(st.message())}});
+      if (consumer) consumer->Stop();
+      if (grpc) grpc->Shutdown(clock.Now());
+      service.Stop();
+      (*server)->Stop();
+      return 1;
+    }
+    log::Info("queue_consuming", {{"amqp", StrCat(options.amqp->host, ":", options.amqp->port)},
+                                  {"queue", options.amqp->queue},
+                                  {"consumer", options.amqp->consumer}});
+  }
 
   const int sig = WaitForStopSignal();
   const TimePoint stop_start = clock.Now();
@@ -246,9 +262,21 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
                          {"drain_delay_s", Secs(options.drain_delay)}});
   // The queue stops fetching at once and finishes and acknowledges what it holds; what it
   // cannot finish by the grace deadline stays pending for another consumer.
+  // Both consumers (when both are on) stop fetching at once and drain side by side.
+  std::thread amqp_drain;
+  if (amqp) {
+    amqp_drain = std::thread([&amqp, grace_deadline] {
+      SetThreadName("queue-drain");
+      amqp->Drain(grace_deadline);
+    });
+  }
   if (consumer) {
     consumer->Drain(grace_deadline);
     log::Info("queue_drained", {{"held", consumer->held()}});
+  }
+  if (amqp) {
+    amqp_drain.join();
+    log::Info("queue_drained", {{"broker", "amqp"}, {"held", amqp->held()}});
   }
   // Keep serving while load balancers notice that ready is false (a real wait, not a sync).
   const TimePoint drain_end = std::min(stop_start + options.drain_delay, grace_deadline);
@@ -259,6 +287,7 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   const bool clean = (*server)->WaitForConnectionsClosed(grace_deadline);
   service.Stop();
   if (consumer) consumer->Stop();
+  if (amqp) amqp->Stop();
   (*server)->Stop();
   if (*ops) (*ops)->Stop();
   const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();

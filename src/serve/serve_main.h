@@ -10,6 +10,7 @@
 #include "serve/http_handlers.h"
 #include "inference/model_repository.h"
 #include "inference/model_runner.h"
+#include "queue/amqp_consumer.h"
 #include "queue/redis_consumer.h"
 
 namespace galley::serve {
@@ -26,6 +27,8 @@ struct ServeOptions {
   int grpc_port = 8081;  // gRPC front-end on the HTTP host (0: a free port); -1: no gRPC
   // Set: also consume work from this Redis stream (docs/queues.md) into the same models.
   std::optional<queue::RedisStreamOptions> queue;
+  // Set: also consume work from this RabbitMQ queue (docs/queues.md, "RabbitMQ").
+  std::optional<queue::AmqpOptions> amqp;
   std::chrono::milliseconds drain_delay{5'000};   // keep serving after SIGTERM, not ready
   std::chrono::milliseconds grace_period{30'000}; // from SIGTERM to exit, at most
 };

@@ -1,0 +1,600 @@
+#include "queue/amqp_consumer.h"
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
+#include "common/thread_name.h"
+#include "queue/amqp_message.h"
+#include "queue/consumer_metrics.h"
+#include "queue/redis_client.h"
+
+namespace galley::queue {
+namespace {
+
+using inference::InferResult;
+
+constexpr amqp_channel_t kChannel = 1;      // consume, publish (confirm mode), acknowledge
+constexpr amqp_channel_t kInfoChannel = 2;  // passive queue.declare for the backlog
+constexpr std::chrono::milliseconds kMaxBackoff{5'000};
+constexpr int kFramesPerTurn = 256;
+
+int64_t UnixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// One delivery this consumer holds, from basic.deliver to basic.ack or basic.nack.
+struct Item {
+  uint64_t tag = 0;
+  uint64_t generation = 0;  // the connection it came on: its tag means nothing on another
+  AmqpDelivery msg;
+  int64_t deliveries = 1;
+  std::shared_ptr<QueueRequest> request;  // null for a message that failed to parse
+};
+
+struct Completion {
+  std::shared_ptr<Item> item;
+  Disposition disposition = Disposition::kRelease;
+  std::string reason;  // kDeadLetter
+  std::string body;    // kResult
+  TimePoint due{};     // kResubmit
+};
+
+}  // namespace
+
+absl::Status ParseAmqpAddress(std::string_view text, AmqpOptions& options) {
+  auto a = ParseRedisAddress(text);  // the same HOST:PORT form
+  if (!a.ok()) return absl::InvalidArgumentError(StrCat("'", text, "' must be HOST:PORT"));
+  options.host = a->host;
+  options.port = a->port;
+  return absl::OkStatus();
+}
+
+struct AmqpConsumer::State : std::enable_shared_from_this<State> {
+  State(inference::InferenceService& s, AmqpOptions o, metrics::Registry& r, const Clock& c)
+      : service(s), options(std::move(o)), clock(c), metrics(r, {{"broker", "amqp"}}) {}
+  ~State() {
+    if (wake_fd >= 0) close(wake_fd);
+  }
+
+  void Run();
+  absl::Status Connect();
+  absl::Status Declare();
+  void Close(bool graceful);
+  absl::Status Turn();
+  absl::Status HandleFrame(const amqp_frame_t& frame);
+  absl::Status OnDelivery(uint64_t tag, bool redelivered, AmqpDelivery msg);
+  void Submit(std::shared_ptr<Item> item);
+  absl::Status Settle(Completion c);
+  absl::Status Publish(Completion c);
+  absl::Status OnConfirms(const std::vector<ConfirmLedger::Settled>& settled);
+  absl::Status Ack(const Completion& c);
+  void Finish();
+  void Wake();
+  // Waits up to `d` on the condition variable, or until Stop; true when stopping.
+  bool Pause(std::chrono::milliseconds d);
+
+  inference::InferenceService& service;
+  AmqpOptions options;
+  const Clock& clock;
+  ConsumerMetrics metrics;
+  int wake_fd = -1;
+  std::thread thread;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  int held = 0;                  // guarded by mu: deliveries of this connection not settled
+  bool consuming = false;        // guarded by mu: basic.consume is in force
+  bool stop_consuming = false;   // guarded by mu
+  bool stop = false;             // guarded by mu
+  uint64_t generation = 0;       // guarded by mu: one per connection
+  std::deque<Completion> done;   // guarded by mu
+  std::deque<Completion> retry;  // guarded by mu; resubmissions, by due time
+
+  // The consumer's thread only.
+  amqp_connection_state_t conn = nullptr;
+  ConfirmLedger ledger;
+  uint64_t next_token = 1;
+  std::map<uint64_t, Completion> publishes;  // token -> what its confirm settles
+  TimePoint next_backlog{};
+};
+
+void AmqpConsumer::State::Wake() {
+  const uint64_t one = 1;
+  (void)!write(wake_fd, &one, sizeof(one));
+}
+
+bool AmqpConsumer::State::Pause(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu);
+  return cv.wait_for(lock, d, [&] { return stop; });
+}
+
+absl::Status AmqpConsumer::State::Connect() {
+  conn = amqp_new_connection();
+  amqp_socket_t* socket = amqp_tcp_socket_new(conn);
+  if (socket == nullptr) return absl::InternalError("cannot make a TCP socket");
+  timeval connect_timeout{2, 0};
+  if (int rc = amqp_socket_open_noblock(socket, options.host.c_str(), options.port, &connect_timeout);
+      rc != AMQP_STATUS_OK) {
+    return absl::UnavailableError(StrCat("connect to ", options.host, ":", options.port, ": ",
+                                         amqp_error_string2(rc)));
+  }
+  timeval rpc_timeout{10, 0};
+  amqp_set_rpc_timeout(conn, &rpc_timeout);
+  RETURN_IF_ERROR(ReplyStatus(
+      amqp_login(conn, options.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE,
+                 static_cast<int>(options.heartbeat.count()), AMQP_SASL_METHOD_PLAIN,
+                 options.user.c_str(), options.password.c_str()),
+      "login"));
+  for (amqp_channel_t ch : {kChannel, kInfoChannel}) {
+    amqp_channel_open(conn, ch);
+    RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "channel.open"));
+  }
+  RETURN_IF_ERROR(Declare());
+  amqp_basic_qos(conn, kChannel, 0, static_cast<uint16_t>(std::min(options.max_inflight, 65535)), 0);
+  RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "basic.qos"));
+  amqp_confirm_select(conn, kChannel);
+  RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "confirm.select"));
+  ledger.Reset();
+  publishes.clear();
+  amqp_basic_consume(conn, kChannel, Bytes(options.queue), Bytes(options.consumer), 0, 0, 0,
+                     amqp_empty_table);
+  RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "basic.consume"));
+  std::lock_guard lock(mu);
+  consuming = true;
+  return absl::OkStatus();
+}
+
+// The queues and the dead-letter exchange (declaring is idempotent when the arguments match; a
+// queue that exists with other arguments is refused by the broker with PRECONDITION_FAILED,
+// which is reported and retried, never fatal).
+absl::Status AmqpConsumer::State::Declare() {
+  const std::string dlx = options.queue + ".dlx";
+  amqp_exchange_declare(conn, kChannel, Bytes(dlx), amqp_cstring_bytes("fanout"), 0, 1, 0, 0,
+                        amqp_empty_table);
+  RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), StrCat("exchange.declare ", dlx)));
+  for (const std::string* q : {&options.dead_queue, &options.results_queue}) {
+    AmqpTable args;
+    args.Add("x-queue-type", "quorum");
+    amqp_queue_declare(conn, kChannel, Bytes(*q), 0, 1, 0, 0, args.table());
+    RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), StrCat("queue.declare ", *q)));
+  }
+  amqp_queue_bind(conn, kChannel, Bytes(options.dead_queue), Bytes(dlx), amqp_cstring_bytes(""),
+                  amqp_empty_table);
+  RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), StrCat("queue.bind ", options.dead_queue)));
+  // RabbitMQ quorum queues: x-delivery-limit and dead-lettering (at least once needs the
+  // reject-publish overflow behaviour), per "Quorum Queues" and "Dead Lettering" in its docs.
+  AmqpTable args;
+  args.Add("x-queue-type", "quorum");
+  args.Add("x-delivery-limit", DeliveryLimitFor(options.max_deliveries));
+  args.Add("x-dead-letter-exchange", dlx);
+  args.Add("x-dead-letter-strategy", "at-least-once");
+  args.Add("x-overflow", "reject-publish");
+  amqp_queue_declare(conn, kChannel, Bytes(options.queue), 0, 1, 0, 0, args.table());
+  return ReplyStatus(amqp_get_rpc_reply(conn), StrCat("queue.declare ", options.queue));
+}
+
+void AmqpConsumer::State::Close(bool graceful) {
+  if (conn != nullptr) {
+    if (graceful) {
+      amqp_channel_close(conn, kChannel, AMQP_REPLY_SUCCESS);
+      amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+    }
+    amqp_destroy_connection(conn);
+    conn = nullptr;
+  }
+  // Whatever this connection held is requeued by the broker; its completions are dropped.
+  ledger.Reset();
+  publishes.clear();
+  std::lock_guard lock(mu);
+  held = 0;
+  consuming = false;
+  ++generation;
+  metrics.inflight.Set(0);
+  cv.notify_all();
+}
+
+void AmqpConsumer::State::Finish() {
+  std::lock_guard lock(mu);
+  --held;
+  metrics.inflight.Set(held);
+  cv.notify_all();
+}
+
+void AmqpConsumer::State::Submit(std::shared_ptr<Item> item) {
+  inference::InferRequest request = item->request->request;  // the copy goes to the service
+  // The callback keeps the state alive: the service may finish work after the consumer stopped.
+  service.Infer(std::move(request), [self = shared_from_this(), item](InferResult&& r) {
+    State& s = *self;
+    Completion c;
+    c.item = item;
+    c.disposition = DispositionFor(r.outcome);
+    if (c.disposition == Disposition::kResult) c.body = EncodeResult(*item->request, r);
+    if (c.disposition == Disposition::kDeadLetter) {
+      c.reason = r.message.empty() ? std::string(inference::OutcomeName(r.outcome)) : r.message;
+    }
+    {
+      std::lock_guard lock(s.mu);
+      if (c.disposition == Disposition::kResubmit) {
+        c.due = s.clock.Now() + std::chrono::milliseconds(10);
+        s.retry.push_back(std::move(c));
+      } else {
+        s.done.push_back(std::move(c));
+      }
+    }
+    s.Wake();
+  });
+}
+
+absl::Status AmqpConsumer::State::OnDelivery(uint64_t tag, bool redelivered, AmqpDelivery msg) {
+  auto item = std::make_shared<Item>();
+  item->tag = tag;
+  item->msg = std::move(msg);
+  item->deliveries = DeliveryNumber(item->msg);
+  {
+    std::lock_guard lock(mu);
+    item->generation = generation;
+    ++held;
+    metrics.inflight.Set(held);
+  }
+  metrics.Count(redelivered ? "redelivered" : "consumed");
+  const int64_t now_ms = UnixMillis();
+  if (item->msg.timestamp_s > 0) {
+    metrics.age.Observe(std::max<int64_t>(0, now_ms - int64_t(item->msg.timestamp_s) * 1000) / 1000.0);
+  }
+  const StreamEntry entry = ToEntry(item->msg);
+  Completion c;
+  c.item = item;
+  c.disposition = Disposition::kDeadLetter;
+  if (entry.id.empty()) {
+    c.reason = "the message has no id (a message_id property, an id header or a correlation_id)";
+    return Publish(std::move(c));
+  }
+  auto parsed = ParseMessage(entry, service, options.message, now_ms, clock.Now());
+  if (!parsed.ok()) {
+    c.reason = std::string(parsed.status().message());
+    return Publish(std::move(c));
+  }
+  item->request = std::make_shared<QueueRequest>(std::move(parsed).value());
+  Submit(std::move(item));
+  return absl::OkStatus();
+}
+
+absl::Status AmqpConsumer::State::Settle(Completion c) {
+  if (c.disposition == Disposition::kResult || c.disposition == Disposition::kDeadLetter) {
+    return Publish(std::move(c));
+  }
+  // Not now (the model is loading or failing): back to the queue, counted toward the limit.
+  if (int rc = amqp_basic_nack(conn, kChannel, c.item->tag, 0, 1); rc != AMQP_STATUS_OK) {
+    return absl::UnavailableError(StrCat("basic.nack: ", amqp_error_string2(rc)));
+  }
+  metrics.Count("released");
+  Finish();
+  return absl::OkStatus();
+}
+
+absl::Status AmqpConsumer::State::Publish(Completion c) {
+  const AmqpDelivery& m = c.item->msg;
+  const bool result = c.disposition == Disposition::kResult;
+  const std::string exchange = result ? "" : options.queue + ".dlx";
+  const std::string routing_key = result ? c.item->request->reply : options.dead_queue;
+  const std::string message_id = result ? c.item->request->key : m.message_id;
+  amqp_basic_properties_t p{};
+  p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
+  p.delivery_mode = 2;  // persistent
+  AmqpTable headers;
+  if (result) {
+    p._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
+    p.content_type = amqp_cstring_bytes("application/json");
+    p.message_id = Bytes(message_id);
+    p.correlation_id = Bytes(message_id);
+    headers.Add("id", message_id);
+    headers.Add("model", c.item->request->request.model);
+    headers.Add("status", "ok");
+    headers.Add("deliveries", c.item->deliveries);
+  } else {
+    // The dead letter: the original body and properties (header values as text), and why.
+    auto copy = [&p](amqp_flags_t flag, amqp_bytes_t& field, const std::string& v) {
+      if (v.empty()) return;
+      p._flags |= flag;
+      field = Bytes(v);
+    };
+    copy(AMQP_BASIC_MESSAGE_ID_FLAG, p.message_id, m.message_id);
+    copy(AMQP_BASIC_CORRELATION_ID_FLAG, p.correlation_id, m.correlation_id);
+    copy(AMQP_BASIC_REPLY_TO_FLAG, p.reply_to, m.reply_to);
+    copy(AMQP_BASIC_CONTENT_TYPE_FLAG, p.content_type, m.content_type);
+    if (m.timestamp_s > 0) {
+      p._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+      p.timestamp = m.timestamp_s;
+    }
+    for (const auto& [k, v] : m.headers) headers.Add(k, v);
+    headers.Add("galley-reason", c.reason);
+    headers.Add("galley-deliveries", c.item->deliveries);
+    headers.Add("galley-consumer", options.consumer);
+    headers.Add("galley-queue", options.queue);
+  }
+  p.headers = headers.table();
+  const std::string& body = result ? c.body : m.body;
+  if (int rc = amqp_basic_publish(conn, kChannel, Bytes(exchange), Bytes(routing_key), 1, 0, &p,
+                                  Bytes(body));
+      rc != AMQP_STATUS_OK) {
+    return absl::UnavailableError(StrCat("basic.publish: ", amqp_error_string2(rc)));
+  }
+  const uint64_t token = next_token++;
+  ledger.Add(token, routing_key, message_id);
+  publishes.emplace(token, std::move(c));
+  return absl::OkStatus();
+}
+
+absl::Status AmqpConsumer::State::Ack(const Completion& c) {
+  if (int rc = amqp_basic_ack(conn, kChannel, c.item->tag, 0); rc != AMQP_STATUS_OK) {
+    return absl::UnavailableError(StrCat("basic.ack: ", amqp_error_string2(rc)));
+  }
+  const Item& item = *c.item;
+  if (c.disposition == Disposition::kResult) {
+    metrics.Count("acked");
+    if (item.msg.timestamp_s > 0) {
+      metrics.end_to_end.Observe(
+          std::max<int64_t>(0, UnixMillis() - int64_t(item.msg.timestamp_s) * 1000) / 1000.0);
+    }
+  } else {
+    metrics.Count("dead_lettered");
+    log::Info("queue_dead_lettered", {{"id", item.msg.message_id},
+                                      {"reason", c.reason},
+                                      {"deliveries", item.deliveries}});
+  }
+  Finish();
+  return absl::OkStatus();
+}
+
+absl::Status AmqpConsumer::State::OnConfirms(const std::vector<ConfirmLedger::Settled>& settled) {
+  for (const ConfirmLedger::Settled& s : settled) {
+    auto node = publishes.extract(s.token);
+    if (node.empty()) continue;
+    Completion c = std::move(node.mapped());
+    if (!s.confirmed) {  // the broker could not take it (basic.nack): publish it again
+      log::Warn("queue_publish_nacked", {{"id", c.item->msg.message_id}});
+      RETURN_IF_ERROR(Publish(std::move(c)));
+      continue;
+    }
+    if (s.returned && c.disposition == Disposition::kResult) {
+      // No queue took the result (its reply queue does not exist): dead-letter the message.
+      c.disposition = Disposition::kDeadLetter;
+      c.reason = StrCat("the result could not be delivered: no queue '", c.item->request->reply, "'");
+      RETURN_IF_ERROR(Publish(std::move(c)));
+      continue;
+    }
+    if (s.returned) {  // the dead-letter queue is gone: leave the message in its queue
+      log::Error("queue_dead_letter_unroutable", {{"queue", options.dead_queue}});
+      c.disposition = Disposition::kRelease;
+      RETURN_IF_ERROR(Settle(std::move(c)));
+      continue;
+    }
+    RETURN_IF_ERROR(Ack(c));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AmqpConsumer::State::HandleFrame(const amqp_frame_t& frame) {
+  if (frame.frame_type != AMQP_FRAME_METHOD) return absl::OkStatus();
+  void* decoded = frame.payload.method.decoded;
+  switch (frame.payload.method.id) {
+    case AMQP_BASIC_DELIVER_METHOD: {
+      const auto* d = static_cast<amqp_basic_deliver_t*>(decoded);
+      const uint64_t tag = d->delivery_tag;
+      const bool redelivered = d->redelivered != 0;
+      amqp_message_t message;
+      RETURN_IF_ERROR(ReplyStatus(amqp_read_message(conn, frame.channel, &message, 0), "delivery"));
+      AmqpDelivery msg = ToDelivery(message.properties, message.body);
+      amqp_destroy_message(&message);
+      return OnDelivery(tag, redelivered, std::move(msg));
+    }
+    case AMQP_BASIC_ACK_METHOD: {
+      const auto* a = static_cast<amqp_basic_ack_t*>(decoded);
+      return OnConfirms(ledger.Settle(a->delivery_tag, a->multiple != 0, true));
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+      const auto* n = static_cast<amqp_basic_nack_t*>(decoded);
+      return OnConfirms(ledger.Settle(n->delivery_tag, n->multiple != 0, false));
+    }
+    case AMQP_BASIC_RETURN_METHOD: {
+      const std::string routing_key = Text(static_cast<amqp_basic_return_t*>(decoded)->routing_key);
+      amqp_message_t message;
+      RETURN_IF_ERROR(ReplyStatus(amqp_read_message(conn, frame.channel, &message, 0), "return"));
+      const std::string id = (message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+                                 ? Text(message.properties.message_id) : std::string();
+      amqp_destroy_message(&message);
+      ledger.MarkReturned(routing_key, id);
+      return absl::OkStatus();
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+      return absl::UnavailableError("the broker cancelled the consumer (the queue was deleted?)");
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+      const auto* c = static_cast<amqp_channel_close_t*>(decoded);
+      return absl::UnavailableError(
+          StrCat("the broker closed the channel: ", c->reply_code, " ", Text(c->reply_text)));
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+      const auto* c = static_cast<amqp_connection_close_t*>(decoded);
+      amqp_connection_close_ok_t ok{};
+      amqp_send_method(conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+      return absl::UnavailableError(
+          StrCat("the broker closed the connection: ", c->reply_code, " ", Text(c->reply_text)));
+    }
+    default: return absl::OkStatus();
+  }
+}
+
+// One turn of the consumer's thread: cancel when draining, settle what finished, refresh the
+// backlog, then wait (on the socket and the wake-up fd) and handle what arrived.
+absl::Status AmqpConsumer::State::Turn() {
+  std::vector<Completion> ready, resubmit;
+  bool cancel = false;
+  uint64_t gen = 0;
+  {
+    std::lock_guard lock(mu);
+    cancel = stop_consuming && consuming;
+    gen = generation;
+    const TimePoint now = clock.Now();
+    while (!retry.empty() && retry.front().due <= now) {
+      resubmit.push_back(std::move(retry.front()));
+      retry.pop_front();
+    }
+    while (!done.empty()) {
+      ready.push_back(std::move(done.front()));
+      done.pop_front();
+    }
+  }
+  if (cancel) {
+    amqp_basic_cancel(conn, kChannel, Bytes(options.consumer));
+    RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "basic.cancel"));
+    std::lock_guard lock(mu);
+    consuming = false;
+    cv.notify_all();
+  }
+  // A completion of an earlier connection is dropped: the broker requeued that delivery.
+  for (Completion& c : resubmit) {
+    if (c.item->generation == gen) Submit(std::move(c.item));
+  }
+  for (Completion& c : ready) {
+    if (c.item->generation == gen) RETURN_IF_ERROR(Settle(std::move(c)));
+  }
+  if (clock.Now() >= next_backlog) {
+    auto* ok = amqp_queue_declare(conn, kInfoChannel, Bytes(options.queue), 1, 0, 0, 0, amqp_empty_table);
+    RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "queue.declare (passive)"));
+    if (ok != nullptr) metrics.backlog.Set(ok->message_count);
+    next_backlog = clock.Now() + options.backlog_every;
+  }
+  int wait_ms = 100;  // bounded: heartbeats and the backlog are served between waits
+  {
+    std::lock_guard lock(mu);
+    if (!done.empty()) wait_ms = 0;
+    if (!retry.empty()) wait_ms = std::min(wait_ms, 10);
+  }
+  if (amqp_frames_enqueued(conn) || amqp_data_in_buffer(conn)) wait_ms = 0;
+  pollfd fds[2] = {{amqp_get_sockfd(conn), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+  if (poll(fds, 2, wait_ms) > 0 && (fds[1].revents & POLLIN)) {
+    uint64_t n = 0;
+    (void)!read(wake_fd, &n, sizeof(n));
+  }
+  for (int i = 0; i < kFramesPerTurn; ++i) {
+    amqp_frame_t frame;
+    timeval zero{0, 0};
+    const int rc = amqp_simple_wait_frame_noblock(conn, &frame, &zero);
+    if (rc == AMQP_STATUS_TIMEOUT) break;
+    if (rc != AMQP_STATUS_OK) return absl::UnavailableError(amqp_error_string2(rc));
+    RETURN_IF_ERROR(HandleFrame(frame));
+  }
+  amqp_maybe_release_buffers(conn);
+  return absl::OkStatus();
+}
+
+void AmqpConsumer::State::Run() {
+  SetThreadName("queue-amqp");
+  std::chrono::milliseconds backoff{100};
+  const std::string broker = StrCat(options.host, ":", options.port);
+  while (true) {
+    bool draining = false;
+    {
+      std::lock_guard lock(mu);
+      if (stop) break;
+      draining = stop_consuming;
+    }
+    if (conn == nullptr) {
+      if (draining) {  // nothing is held without a connection: nothing to finish
+        Pause(std::chrono::milliseconds(100));
+        continue;
+      }
+      if (absl::Status st = Connect(); !st.ok()) {
+        log::Warn("queue_connect_failed", {{"amqp", broker},
+                                           {"error", std::string(st.message())},
+                                           {"retry_in_ms", backoff.count()}});
+        Close(/*graceful=*/false);
+        Pause(backoff);
+        backoff = std::min(backoff * 2, kMaxBackoff);
+        continue;
+      }
+      backoff = std::chrono::milliseconds(100);
+      log::Info("queue_connected", {{"amqp", broker}, {"queue", options.queue},
+                                    {"consumer", options.consumer}, {"prefetch", options.max_inflight}});
+    }
+    if (absl::Status st = Turn(); !st.ok()) {
+      log::Warn("queue_connection_lost", {{"amqp", broker}, {"error", std::string(st.message())}});
+      Close(/*graceful=*/false);
+    }
+  }
+  Close(/*graceful=*/true);
+}
+
+AmqpConsumer::AmqpConsumer(inference::InferenceService& service, AmqpOptions options,
+                           metrics::Registry& registry, const Clock& clock) {
+  if (options.results_queue.empty()) options.results_queue = options.queue + ".results";
+  if (options.dead_queue.empty()) options.dead_queue = options.queue + ".dead";
+  options.message.results_stream = options.results_queue;
+  state_ = std::make_shared<State>(service, std::move(options), registry, clock);
+}
+
+AmqpConsumer::~AmqpConsumer() { Stop(); }
+
+absl::Status AmqpConsumer::Start() {
+  State& s = *state_;
+  const AmqpOptions& o = s.options;
+  if (o.consumer.empty()) return absl::InvalidArgumentError("the queue consumer needs a name");
+  if (o.queue.empty()) return absl::InvalidArgumentError("--queue-amqp-queue must not be empty");
+  if (o.max_inflight < 1 || o.max_inflight > 65535) {
+    return absl::InvalidArgumentError("--queue-max-inflight must be in 1..65535 for AMQP");
+  }
+  if (o.max_deliveries < 1) return absl::InvalidArgumentError("--queue-max-deliveries must be >= 1");
+  s.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s.wake_fd < 0) return absl::InternalError("eventfd failed");
+  State* p = state_.get();
+  s.thread = std::thread([p] { p->Run(); });
+  return absl::OkStatus();
+}
+
+void AmqpConsumer::Drain(TimePoint deadline) {
+  State& s = *state_;
+  {
+    std::lock_guard lock(s.mu);
+    s.stop_consuming = true;
+  }
+  if (s.wake_fd >= 0) s.Wake();
+  std::unique_lock lock(s.mu);
+  while ((s.held > 0 || s.consuming) && s.clock.Now() < deadline) {
+    s.cv.wait_for(lock, std::chrono::milliseconds(50));
+  }
+}
+
+void AmqpConsumer::Stop() {
+  if (!state_) return;
+  Drain(state_->clock.Now());
+  State& s = *state_;
+  {
+    std::lock_guard lock(s.mu);
+    s.stop = true;
+    s.cv.notify_all();
+  }
+  if (s.wake_fd >= 0) s.Wake();
+  if (s.thread.joinable()) s.thread.join();
+}
+
+int AmqpConsumer::held() const {
+  std::lock_guard lock(state_->mu);
+  return state_->held;
+}
+
+}  // namespace galley::queue
