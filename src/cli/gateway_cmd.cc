@@ -62,7 +62,13 @@ Runner AddGatewayCommand(CLI::App& app) {
   flags->Add(cmd);
   Flag(cmd, "replicas", *replicas, "replicas as HOST:PORT,HOST:PORT,...")->required();
   AddGatewayPolicyFlags(cmd, *opts, (*ms)[0], (*ms)[1], (*ms)[2], (*ms)[3]);
-  return [cmd, flags, opts, replicas, ms]() -> int {
+  auto async = std::make_shared<std::array<std::string, 2>>(
+      std::array<std::string, 2>{"", gateway::AsyncJobsOptions{}.stream});
+  Flag(cmd, "queue-redis", (*async)[0],
+       "asynchronous requests (Prefer: respond-async) go to a Redis stream at HOST:PORT that "
+       "replicas consume (galley serve --queue-redis); empty: off");
+  Flag(cmd, "queue-stream", (*async)[1], "queue-redis: the stream");
+  return [cmd, flags, opts, replicas, ms, async]() -> int {
     if (!cmd->parsed()) return -1;
     if (!flags->Apply(opts->http) || !flags->ApplyMetrics(opts->http, opts->metrics_http)) return 2;
     std::vector<fleet::ReplicaEndpoint> list;
@@ -84,6 +90,16 @@ Runner AddGatewayCommand(CLI::App& app) {
     opts->drain_delay = std::chrono::milliseconds(flags->drain_delay_ms);
     opts->grace_period = std::chrono::milliseconds(flags->grace_period_ms);
     ApplyGatewayPolicyFlags(*opts, (*ms)[0], (*ms)[1], (*ms)[2], (*ms)[3]);
+    if (!(*async)[0].empty()) {
+      auto address = queue::ParseRedisAddress((*async)[0]);
+      if (!address.ok()) {
+        std::cerr << "--queue-redis: " << address.status().message() << "\n";
+        return 2;
+      }
+      opts->async_jobs = gateway::AsyncJobsOptions{};
+      opts->async_jobs->address = *address;
+      opts->async_jobs->stream = (*async)[1];
+    }
     fleet::StaticReplicaSource source(std::move(list));
     return gateway::RunGateway(*opts, source);
   };

@@ -348,6 +348,11 @@ Runner AddUpCommand(CLI::App& app) {
         return 1;
       }
     }
+    if (!up->queue_redis.empty()) {  // the gateway takes asynchronous requests for the stream
+      opts->async_jobs = gateway::AsyncJobsOptions{};
+      opts->async_jobs->address = *queue::ParseRedisAddress(up->queue_redis);
+      opts->async_jobs->stream = up->queue_stream;
+    }
     const auto grace = opts->grace_period;
     UpAutoscaler* scaler = autoscaler.get();
     if (scaler != nullptr) opts->frontend.extra_registries.push_back(&scaler->registry);

@@ -1,5 +1,7 @@
 #include "gateway/gateway_http.h"
 
+#include <charconv>
+
 #include <memory>
 
 #include "boost/json/parse.hpp"
@@ -124,9 +126,37 @@ Responder Frontend::Counted(Endpoint endpoint, std::string_view model, Responder
   };
 }
 
+namespace {
+
+// Whether the client prefers an asynchronous answer (RFC 7240 §4.1: Prefer: respond-async).
+bool PrefersAsync(const Request& req) {
+  for (auto it = req.find("Prefer"); it != req.end() && it->name_string() == "Prefer"; ++it) {
+    const std::string_view v(it->value().data(), it->value().size());
+    for (std::string_view token : Split(v, ',')) {
+      token = token.substr(0, token.find(';'));
+      while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+      while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+      if (token == "respond-async") return true;
+    }
+  }
+  return false;
+}
+
+// ?wait_ms=N of a target, 0 when absent or not a number.
+std::chrono::milliseconds WaitParam(std::string_view target) {
+  const size_t q = target.find("wait_ms=");
+  if (q == std::string_view::npos) return {};
+  int64_t ms = 0;
+  const std::string_view v = target.substr(q + 8);
+  std::from_chars(v.data(), v.data() + v.size(), ms);
+  return std::chrono::milliseconds(std::max<int64_t>(0, ms));
+}
+
+}  // namespace
+
 void Frontend::Handle(Request&& req, Responder respond) {
-  std::string_view target(req.target().data(), req.target().size());
-  target = target.substr(0, target.find('?'));
+  const std::string_view full_target(req.target().data(), req.target().size());
+  std::string_view target = full_target.substr(0, full_target.find('?'));
   const bool get = req.method() == http::Verb::get;
   const bool post = req.method() == http::Verb::post;
   auto not_allowed = [&](Endpoint e, std::string_view allow) {
@@ -182,6 +212,40 @@ void Frontend::Handle(Request&& req, Responder respond) {
   }
   if (inflight_.load() >= options_.max_inflight) {
     return Counted(Endpoint::kHttp, "", std::move(respond))(Busy());
+  }
+  if (options_.async_jobs && StartsWith(target, "/v1/results/")) {
+    if (!get) return not_allowed(Endpoint::kNotFound, "GET");
+    return options_.async_jobs->Result(std::string(target.substr(12)), WaitParam(full_target),
+                                       Counted(Endpoint::kInfer, "", std::move(respond)));
+  }
+  if (options_.async_jobs && post && PrefersAsync(req)) {
+    std::string model;
+    if (target == "/inference/analyze") {
+      model = options_.analyze_model;
+    } else if (StartsWith(target, "/v2/models/")) {
+      const std::vector<std::string_view> parts = Split(target.substr(11), '/');
+      if (parts.size() == 2 && parts[1] == "infer") model = std::string(parts[0]);
+    }
+    if (!model.empty()) {
+      auto r = Counted(target == "/inference/analyze" ? Endpoint::kAnalyze : Endpoint::kInfer, model,
+                       std::move(respond));
+      if (!protocol::HasJsonContentType(req)) {
+        return r(http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
+      }
+      auto deadline = protocol::RequestDeadline(req, std::nullopt, std::chrono::milliseconds(0), clock_.Now());
+      if (!deadline.ok()) return r(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
+      int64_t deadline_ms = 0;
+      if (*deadline != TimePoint::max()) {
+        deadline_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch() + (*deadline - clock_.Now()))
+                          .count();
+      }
+      return options_.async_jobs->Submit(std::move(model), std::move(req.body()), deadline_ms,
+                                         [r = std::move(r)](Response&& res) mutable {
+                                           res.set("Preference-Applied", "respond-async");
+                                           r(std::move(res));
+                                         });
+    }
   }
   if (target == "/inference/analyze") {
     if (!post) return not_allowed(Endpoint::kAnalyze, "POST");

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "gateway/api_keys.h"
+#include "gateway/async_jobs.h"
 #include "gateway/gateway.h"
 #include "gateway/gateway_metrics.h"
 #include "http/server.h"
@@ -35,6 +36,9 @@ struct GatewayFrontendOptions {
   // When set, every request but the probes (/v2/health/*, /livez, /readyz) and /metrics needs a
   // key (api_keys.h).
   std::shared_ptr<ApiKeys> api_keys;
+  // When set, requests with `Prefer: respond-async` go to the queue and GET /v1/results/{id}
+  // answers them (async_jobs.h).
+  std::shared_ptr<AsyncJobs> async_jobs;
 };
 
 // What the gateway can do now, as /v2/health/ready reports it.

@@ -104,6 +104,16 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
   GatewayFrontendOptions fe = options.frontend;
   fe.server_version = GALLEY_VERSION;
   fe.api_keys = std::move(api_keys);
+  if (options.async_jobs) {
+    auto jobs = AsyncJobs::Create(*options.async_jobs);
+    if (!jobs.ok()) {
+      log::Error("start_failed", {{"error", std::string(jobs.status().message())}});
+      upstream.Shutdown();
+      return 1;
+    }
+    fe.async_jobs = std::move(jobs).value();
+  }
+  const std::shared_ptr<AsyncJobs> async_jobs = fe.async_jobs;  // stopped after the server
   GatewayFrontend frontend = MakeGatewayFrontend(
       gateway, fallback, registry, frontend_metrics, metrics, clock, fe,
       [&] { return State(draining.load(), fallback.Ready(), gateway, options.gateway.hold_for_replica); },
@@ -148,6 +158,7 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
   gateway.Stop();
   fallback.Stop();
   (*server)->Stop();
+  if (async_jobs) async_jobs->Stop();
   if (*ops) (*ops)->Stop();
   upstream.Shutdown();  // before `gateway` and `ready_timer` go: pending callbacks refer to it
   const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();

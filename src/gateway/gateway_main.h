@@ -25,6 +25,8 @@ struct GatewayRunOptions {
   // TLS to the replicas: the CA their certificates chain to (set: TLS on), and the gateway's own
   // certificate and key for mutual TLS (optional).
   std::string upstream_tls_ca, upstream_tls_cert, upstream_tls_key;
+  // Set: asynchronous requests go to this Redis stream (async_jobs.h).
+  std::optional<AsyncJobsOptions> async_jobs;
   std::chrono::milliseconds drain_delay{5'000};
   std::chrono::milliseconds grace_period{30'000};
 };

@@ -22,23 +22,29 @@ namespace {
 using inference::InferResult;
 using inference::Outcome;
 
-// KEYS: stream, done key, reply stream. ARGV: group, entry id, ttl seconds, result fields...
-// Writes the result only if the done key was not set yet, and acknowledges either way.
+// KEYS: stream, done key, reply stream, result key. ARGV: group, entry id, ttl seconds, model,
+// body, result fields... Writes the result (to the reply stream, and as a hash that
+// GET /v1/results/{id} reads) only if the done key was not set yet; acknowledges either way.
 constexpr const char* kResultScript = R"lua(
 local written = 0
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then
-  redis.call('XADD', KEYS[3], '*', unpack(ARGV, 4))
+  redis.call('XADD', KEYS[3], '*', unpack(ARGV, 6))
+  redis.call('HSET', KEYS[4], 'status', 'ok', 'model', ARGV[4], 'body', ARGV[5])
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
   written = 1
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return written
 )lua";
 
-// KEYS: stream, dead stream. ARGV: group, entry id, fields... Acknowledges and dead-letters,
-// only if the entry was still pending: repeating it (after a lost reply) adds no second letter.
+// KEYS: stream, dead stream, result key. ARGV: group, entry id, ttl seconds, reason, fields...
+// Acknowledges and dead-letters (and records the failure for GET /v1/results/{id}), only if the
+// entry was still pending: repeating it (after a lost reply) adds no second letter.
 constexpr const char* kDeadScript = R"lua(
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
+  redis.call('HSET', KEYS[3], 'status', 'dead_lettered', 'reason', ARGV[4])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
   return 1
 end
 return 0
@@ -178,8 +184,12 @@ absl::Status RedisStreamConsumer::State::EnsureGroup(RedisClient& redis) {
 
 std::vector<std::string> RedisStreamConsumer::State::DeadLetterCommand(
     const StreamEntry& entry, const std::string& reason, int64_t deliveries) const {
-  std::vector<std::string> args = {"EVAL", kDeadScript, "2", options.stream, options.dead_stream,
+  const std::string* id = entry.Field("id");
+  const std::string& key = id != nullptr && !id->empty() ? *id : entry.id;
+  std::vector<std::string> args = {"EVAL", kDeadScript, "3", options.stream, options.dead_stream,
+                                   StrCat(options.stream, ":result:", key),
                                    options.group, entry.id,
+                                   std::to_string(options.result_ttl.count()), reason,
                                    "entry", entry.id, "reason", reason,
                                    "deliveries", std::to_string(deliveries),
                                    "consumer", options.consumer};
@@ -397,10 +407,13 @@ void RedisStreamConsumer::State::FetchLoop() {
 std::optional<std::vector<std::string>> RedisStreamConsumer::State::WriteCommand(
     const Completion& c) const {
   if (c.disposition == Disposition::kResult) {
-    return std::vector<std::string>{"EVAL", kResultScript, "3", options.stream,
+    return std::vector<std::string>{"EVAL", kResultScript, "4", options.stream,
                                     StrCat(options.stream, ":done:", c.request->key),
-                                    c.request->reply, options.group, c.entry.id,
+                                    c.request->reply,
+                                    StrCat(options.stream, ":result:", c.request->key),
+                                    options.group, c.entry.id,
                                     std::to_string(options.result_ttl.count()),
+                                    c.request->request.model, c.body,
                                     "id", c.request->key, "entry", c.entry.id,
                                     "model", c.request->request.model, "status", "ok",
                                     "body", c.body};

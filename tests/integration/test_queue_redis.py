@@ -450,3 +450,45 @@ def test_up_scales_on_the_queue_from_zero_to_many_and_back_losing_nothing(redis_
     # Each replica consumed under its own replica id.
     consumers_seen = {c["name"] for c in r.xinfo_consumers(STREAM, GROUP)}
     assert consumers_seen == consumed_by, (consumers_seen, consumed_by)
+
+
+def test_the_gateway_takes_asynchronous_requests_and_answers_them_by_id(redis_server, consumers, galley):
+    """`Prefer: respond-async` (RFC 7240) through `galley gateway --queue-redis`: 202 with the
+    job's id and where its result will be, the result by id (long-polled), a failed job's
+    reason, 404 for an id never given, and synchronous requests as before."""
+    c = consumers()
+    replica = c.start("c0")
+    gw = galley(subcommand="gateway", flags={
+        "--replicas": f"127.0.0.1:{replica.port}", "--model": "vader",
+        "--health-interval-ms": "100", "--queue-redis": f"127.0.0.1:{redis_server.port}",
+        "--queue-stream": STREAM})
+    client = gw.client()
+    async_headers = {"Content-Type": "application/json", "Prefer": "respond-async"}
+    r = client.request("POST", "/inference/analyze", body=analyze_body("What a lovely day"),
+                       headers=async_headers)
+    assert r.status == 202, r.body
+    job = json.loads(r.body)
+    assert job["status"] == "queued" and len(job["id"]) == 32
+    assert r.headers["location"] == job["result"] == f"/v1/results/{job['id']}"
+    assert r.headers["preference-applied"] == "respond-async"
+    got = client.request("GET", f"{job['result']}?wait_ms=10000")
+    assert got.status == 200, got.body
+    assert json.loads(got.body)["sentiment"] == "Positive"
+    assert got.headers["x-galley-job"] == job["id"]
+
+    bad = client.request("POST", "/v2/models/vader/infer", headers=async_headers,
+                         body=json.dumps({"inputs": [{"name": "text", "datatype": "FP32",
+                                                      "shape": [1], "data": [1.0]}]}))
+    assert bad.status == 202, bad.body
+    failed = client.request("GET", f"{json.loads(bad.body)['result']}?wait_ms=10000")
+    assert failed.status == 422, failed.body
+    assert "failed" in json.loads(failed.body)["error"]
+
+    assert client.request("GET", "/v1/results/0123456789abcdef0123456789abcdef").status == 404
+    assert client.request("GET", "/v1/results/bad%20id").status == 400
+    sync = client.request("POST", "/inference/analyze", body=analyze_body("awful"),
+                          headers={"Content-Type": "application/json"})
+    assert sync.status == 200 and sync.headers.get("x-galley-replica"), sync.body
+    # Nothing is left behind: one result per job, nothing pending.
+    assert pending_count(redis_server.client()) == 0
+    assert len(dead_entries(redis_server.client())) == 1

@@ -1,0 +1,230 @@
+#include "gateway/async_jobs.h"
+
+#include <condition_variable>
+#include <algorithm>
+#include <cctype>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "boost/json/serialize.hpp"
+#include "common/log.h"
+#include "common/strings.h"
+#include "common/thread_name.h"
+
+namespace galley::gateway {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// 128 random bits as 32 hex digits: a job id no client can guess.
+std::string NewId(std::mt19937_64& rng) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 2; ++i) {
+    uint64_t v = rng();
+    for (int j = 0; j < 16; ++j, v >>= 4) id.push_back(kHex[v & 15]);
+  }
+  return id;
+}
+
+bool ValidId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+struct Task {
+  enum class Kind { kSubmit, kResult } kind = Kind::kSubmit;
+  std::string id, model, body;
+  int64_t deadline_ms = 0;
+  Clock::time_point until{};  // kResult: answer "pending" after this
+  Clock::time_point next{};   // kResult: when to look again
+  http::Responder respond;
+};
+
+}  // namespace
+
+struct AsyncJobs::State {
+  explicit State(AsyncJobsOptions o) : options(std::move(o)), redis(options.address, options.redis_timeout) {}
+
+  void Run() {
+    SetThreadName("async-jobs");
+    while (true) {
+      Task t;
+      {
+        std::unique_lock lock(mu);
+        while (true) {
+          if (stopping) return;
+          if (!ready.empty()) break;
+          if (!waiting.empty()) {
+            auto first = std::min_element(waiting.begin(), waiting.end(),
+                                          [](const Task& a, const Task& b) { return a.next < b.next; });
+            if (first->next <= Clock::now()) {
+              ready.push_back(std::move(*first));
+              waiting.erase(first);
+              break;
+            }
+            cv.wait_until(lock, first->next);
+          } else {
+            cv.wait(lock);
+          }
+        }
+        t = std::move(ready.front());
+        ready.pop_front();
+      }
+      if (t.kind == Task::Kind::kSubmit) {
+        DoSubmit(t);
+      } else {
+        DoResult(std::move(t));
+      }
+    }
+  }
+
+  void DoSubmit(Task& t) {
+    std::vector<std::string> cmd = {"XADD", options.stream, "*", "id", t.id, "model", t.model,
+                                    "body", t.body};
+    if (t.deadline_ms > 0) {
+      cmd.push_back("deadline_ms");
+      cmd.push_back(std::to_string(t.deadline_ms));
+    }
+    // The job is known (GET answers "pending", not 404) for as long as a result would be kept.
+    auto r = redis.Pipeline({cmd, {"SET", StrCat(options.stream, ":job:", t.id), "queued", "EX",
+                                   std::to_string(options.job_ttl.count())}});
+    if (!r.ok() || (*r)[0].error()) {
+      const std::string why = r.ok() ? (*r)[0].str : std::string(r.status().message());
+      log::Warn("async_submit_failed", {{"error", why}});
+      return t.respond(http::JsonError(http::Status::service_unavailable,
+                                       StrCat("the queue is not reachable: ", why)));
+    }
+    const std::string where = StrCat("/v1/results/", t.id);
+    http::Response res = http::JsonResponse(
+        http::Status::accepted,
+        boost::json::serialize(boost::json::object{{"id", t.id}, {"status", "queued"}, {"result", where}}));
+    res.set(boost::beast::http::field::location, where);
+    t.respond(std::move(res));
+  }
+
+  void DoResult(Task t) {
+    auto r = redis.Command({"HGETALL", StrCat(options.stream, ":result:", t.id)});
+    if (!r.ok() || r->error()) {
+      const std::string why = r.ok() ? r->str : std::string(r.status().message());
+      return t.respond(http::JsonError(http::Status::service_unavailable,
+                                       StrCat("the queue is not reachable: ", why)));
+    }
+    std::map<std::string, std::string> fields;
+    for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+      fields[r->elements[i].str] = r->elements[i + 1].str;
+    }
+    if (fields.empty()) {
+      if (Clock::now() < t.until) {  // long poll: look again shortly
+        t.next = Clock::now() + std::chrono::milliseconds(20);
+        std::lock_guard lock(mu);
+        waiting.push_back(std::move(t));
+        cv.notify_all();
+        return;
+      }
+      // Pending or unknown: a job is known from submission until its result would expire.
+      auto known = redis.Command({"EXISTS", StrCat(options.stream, ":job:", t.id)});
+      if (known.ok() && known->type == queue::RedisReply::Type::kInteger && known->integer == 0) {
+        return t.respond(http::JsonError(http::Status::not_found, StrCat("no job '", t.id, "'")));
+      }
+      return t.respond(http::JsonResponse(
+          http::Status::accepted,
+          boost::json::serialize(boost::json::object{{"id", t.id}, {"status", "pending"}})));
+    }
+    if (fields["status"] == "ok") {
+      http::Response res = http::JsonResponse(http::Status::ok, fields["body"]);
+      res.set("X-Galley-Job", t.id);
+      return t.respond(std::move(res));
+    }
+    t.respond(http::JsonError(http::Status::unprocessable_entity,
+                              StrCat("job ", t.id, " failed: ", fields["reason"])));
+  }
+
+  bool Push(Task t) {
+    std::lock_guard lock(mu);
+    if (stopping || ready.size() + waiting.size() >= options.max_pending) return false;
+    ready.push_back(std::move(t));
+    cv.notify_all();
+    return true;
+  }
+
+  const AsyncJobsOptions options;
+  queue::RedisClient redis;  // the worker thread's
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Task> ready;    // guarded by mu
+  std::vector<Task> waiting; // guarded by mu: long polls, by next look
+  bool stopping = false;     // guarded by mu
+  std::mt19937_64 rng{std::random_device{}()};  // guarded by mu
+  std::thread thread;
+};
+
+absl::StatusOr<std::unique_ptr<AsyncJobs>> AsyncJobs::Create(AsyncJobsOptions options) {
+  if (options.stream.empty()) return absl::InvalidArgumentError("the async stream name is empty");
+  auto state = std::make_shared<State>(std::move(options));
+  state->thread = std::thread([s = state.get()] { s->Run(); });
+  return std::unique_ptr<AsyncJobs>(new AsyncJobs(std::move(state)));
+}
+
+AsyncJobs::AsyncJobs(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+AsyncJobs::~AsyncJobs() { Stop(); }
+
+void AsyncJobs::Submit(std::string model, std::string body, int64_t deadline_ms,
+                       http::Responder respond) {
+  Task t;
+  t.kind = Task::Kind::kSubmit;
+  {
+    std::lock_guard lock(state_->mu);
+    t.id = NewId(state_->rng);
+  }
+  t.model = std::move(model);
+  t.body = std::move(body);
+  t.deadline_ms = deadline_ms;
+  t.respond = respond;
+  if (!state_->Push(std::move(t))) {
+    respond(http::JsonError(http::Status::too_many_requests, "too many asynchronous requests queued here"));
+  }
+}
+
+void AsyncJobs::Result(std::string id, std::chrono::milliseconds wait, http::Responder respond) {
+  if (!ValidId(id)) {
+    return respond(http::JsonError(http::Status::bad_request, "a job id is letters, digits, '-', '_' or '.'"));
+  }
+  Task t;
+  t.kind = Task::Kind::kResult;
+  t.id = std::move(id);
+  t.until = Clock::now() + std::min(wait, state_->options.max_wait);
+  t.respond = respond;
+  if (!state_->Push(std::move(t))) {
+    respond(http::JsonError(http::Status::too_many_requests, "too many requests waiting here"));
+  }
+}
+
+void AsyncJobs::Stop() {
+  if (!state_) return;
+  std::deque<Task> ready;
+  std::vector<Task> waiting;
+  {
+    std::lock_guard lock(state_->mu);
+    if (state_->stopping) return;
+    state_->stopping = true;
+    state_->cv.notify_all();
+  }
+  if (state_->thread.joinable()) state_->thread.join();
+  {
+    std::lock_guard lock(state_->mu);
+    ready.swap(state_->ready);
+    waiting.swap(state_->waiting);
+  }
+  for (Task& t : ready) t.respond(http::JsonError(http::Status::service_unavailable, "the gateway is stopping"));
+  for (Task& t : waiting) t.respond(http::JsonError(http::Status::service_unavailable, "the gateway is stopping"));
+}
+
+}  // namespace galley::gateway
