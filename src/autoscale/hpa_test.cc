@@ -301,6 +301,18 @@ std::vector<Case> Cases() {
     c.push_back({"PerDirectionToleranceUp", WithBehavior(Spec(1, 10, {Cpu(50)}), b), Snap(4, pods), {}, 5});
     c.push_back({"DefaultToleranceHolds", Spec(1, 10, {Cpu(50)}), Snap(4, pods), {}, 4});
   }
+  // Missing metrics with the usage ratio exactly on target (1.0): a Resource metric fills missing
+  // pods only when the ratio is below or above 1, so the ratio stays 1.0 and the count is kept;
+  // a Pods metric takes its `else` branch (missing pods as 0), which lowers the ratio to 2/3 and
+  // scales down to ceil(2/3 * 3) = 2 (replica_calculator.go, GetResourceReplicas and
+  // calcPlainMetricReplicas).
+  c.push_back({"MissingMetricsResourceExactlyOnTarget", Spec(1, 10, {Cpu(50)}),
+               Snap(4, {Pod("a", 0.5), Pod("b", 0.5), Pod("c", -1), Pod("d", -1)}), {}, 4});
+  {
+    Snapshot s = Snap(3, {WithMetric(Pod("a", -1), "qps", 10), WithMetric(Pod("b", -1), "qps", 10),
+                          Pod("c", -1)});
+    c.push_back({"MissingMetricsPodsExactlyOnTarget", Spec(1, 10, {PodsMetric("qps", 10)}), s, {}, 2});
+  }
   // --- int64 / int32 edges ("usage overflow caps at MaxInt64"; replica counts saturate at
   // MaxInt32 and never turn negative). 2^52 is exact in a double and 2^52 * 1000 milli is just
   // below 2^62, so three such series overflow an int64 sum and two do not.
