@@ -144,9 +144,19 @@ class Broker:
         self.ch.confirm_delivery()
 
     def publish(self, body: str | bytes, routing_key: str | None = None, **props) -> None:
+        """Publishes with a confirm; a negative confirm (a quorum queue electing its leader
+        after a broker restart) is retried with the same message id, as a producer must."""
         headers = props.pop("headers", None)
-        self.ch.basic_publish("", routing_key or self.queue, body, pika.BasicProperties(
-            delivery_mode=2, headers=headers, **props), mandatory=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.ch.basic_publish("", routing_key or self.queue, body, pika.BasicProperties(
+                    delivery_mode=2, headers=headers, **props), mandatory=True)
+                return
+            except pika.exceptions.NackError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # the broker refused it for now; bounded by the deadline
 
     def count(self, queue: str) -> int:
         return self.ch.queue_declare(queue, passive=True).method.message_count
