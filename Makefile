@@ -31,7 +31,7 @@ kube-plane: deps
 # The main job: the local stack (`galley up`): the gateway on 127.0.0.1:8080 in front of model
 # replicas run as child processes, with the default model.
 run: build
-	exec ./build/release/galley up --listen $${GALLEY_LISTEN:-127.0.0.1:8080}
+	exec ./build/release/galley up --listen $${GALLEY_LISTEN:-127.0.0.1:8080} --grpc-port $${GALLEY_GRPC_PORT:-8081}
 
 # Every test: unit tests (release and ASan+UBSan), integration tests against both binaries,
 # and a short bounded fuzzing run.

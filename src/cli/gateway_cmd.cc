@@ -24,6 +24,10 @@ void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t
        "calls in the window before a breaker may open");
   Flag(cmd, "breaker-failure-ratio", o.gateway.replica_breaker.failure_ratio, "failure ratio that opens a breaker");
   Flag(cmd, "breaker-break-ms", break_ms, "first open period of a breaker")->check(CLI::PositiveNumber);
+  Flag(cmd, "grpc-port", o.grpc_port,
+       "gRPC (Open Inference Protocol) door on the --listen host, its calls taking the REST "
+       "path (keys as `authorization` or `x-api-key` metadata); 0: a free port; -1: off")
+      ->check(CLI::Range(-1, 65535));
   Flag(cmd, "max-inflight", o.frontend.max_inflight, "requests in the gateway before 429 busy");
   Flag(cmd, "fallback-queue-capacity", o.fallback.queue_capacity, "fallback model queue before 429 busy");
   Flag(cmd, "model", o.frontend.analyze_model, "the replicas' model behind /inference/analyze");

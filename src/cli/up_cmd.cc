@@ -307,8 +307,9 @@ Runner AddUpCommand(CLI::App& app) {
     so.serve_args = up->serve_args;
     so.serve_args.push_back("--model");
     so.serve_args.push_back(opts->frontend.analyze_model);
-    // Replicas sit behind the gateway, which speaks HTTP only; with gRPC on they would contend
-    // for one port, and the supervisor reads a replica's port from its `listening` lines.
+    // Replicas sit behind the gateway, which takes gRPC at its own door (--grpc-port) and
+    // forwards it as REST; with gRPC on, replicas would contend for one port, and the
+    // supervisor reads a replica's port from its `listening` lines.
     so.serve_args.push_back("--grpc-port");
     so.serve_args.push_back("-1");
     if (!up->queue_redis.empty()) {  // each replica names its consumer after itself

@@ -6,6 +6,7 @@
 #include "boost/asio/steady_timer.hpp"
 #include "common/log.h"
 #include "common/signals.h"
+#include "grpc/grpc_frontend.h"
 #include "upstream/http_upstream.h"
 #include "http/ops_listener.h"
 #include "http/tls.h"
@@ -42,6 +43,15 @@ void LogReadyWhenServing(boost::asio::steady_timer& timer, const Gateway& gatewa
   timer.expires_after(std::chrono::milliseconds(20));
   timer.async_wait([&timer, &gateway, holds, ready_on_fallback](boost::system::error_code ec) {
     if (!ec) LogReadyWhenServing(timer, gateway, holds, ready_on_fallback);
+  });
+}
+
+void RefreshHealthEvery(boost::asio::steady_timer& timer, rpc::GrpcFrontend& grpc,
+                        std::chrono::milliseconds period) {
+  grpc.RefreshHealth();
+  timer.expires_after(period);
+  timer.async_wait([&timer, &grpc, period](boost::system::error_code ec) {
+    if (!ec) RefreshHealthEvery(timer, grpc, period);
   });
 }
 
@@ -122,6 +132,7 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
         frontend_metrics.SyncConnections(server_ptr->stats().open_connections.load(),
                                          server_ptr->stats().evicted_connections.load());
       });
+  const http::Handler grpc_target = frontend.handler;  // the gRPC door's calls take the REST path
   auto ops = http::StartOpsListener(options.metrics_http, frontend.handler);
   auto server = ops.ok() ? http::Server::Create(options.http, std::move(frontend.handler),
                                                 std::move(frontend.on_rejected))
@@ -133,6 +144,37 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
     return 1;
   }
   server_ptr = server->get();
+  // The gRPC door: ready as /v2/health/ready says 200.
+  std::unique_ptr<rpc::GrpcFrontend> grpc;
+  boost::asio::steady_timer health_timer(upstream.io());
+  if (options.grpc_port >= 0) {
+    rpc::GrpcOptions go = rpc::GrpcOptionsLike(options.http, options.grpc_port);
+    go.default_timeout = options.frontend.default_timeout;
+    go.server_name = "galley-gateway";
+    go.server_version = GALLEY_VERSION;
+    go.clock = &clock;
+    rpc::GrpcProxy proxy{grpc_target, [&] {
+                           const GatewayState s = State(draining.load(), fallback.Ready(), gateway,
+                                                        options.gateway.hold_for_replica);
+                           return s == GatewayState::kServing || s == GatewayState::kHolding ||
+                                  (s == GatewayState::kFallbackOnly && options.frontend.ready_on_fallback);
+                         }};
+    auto created = rpc::GrpcFrontend::CreateProxy(std::move(proxy), std::move(go));
+    const absl::Status st = created.ok() ? (*created)->Start() : created.status();
+    if (!st.ok()) {
+      log::Error("start_failed", {{"protocol", "grpc"}, {"error", std::string(st.message())}});
+      fallback.Stop();
+      (*server)->Stop();
+      if (*ops) (*ops)->Stop();
+      upstream.Shutdown();
+      return 1;
+    }
+    grpc = std::move(created).value();
+    log::Info("listening", {{"protocol", "grpc"}, {"host", options.http.host}, {"port", grpc->port()},
+                            {"role", "gateway"}});
+    // Health Watch streams follow the gateway's readiness, read every health interval.
+    RefreshHealthEvery(health_timer, *grpc, options.gateway.health_interval);
+  }
   boost::asio::steady_timer ready_timer(upstream.io());
   // `ready` is logged once the first probes have said whether a replica serves.
   gateway.Start([&] {
@@ -150,9 +192,11 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
   const TimePoint grace_deadline = stop_start + options.grace_period;
   draining.store(true);
   (*server)->CloseAfterEachAnswer();
+  if (grpc) grpc->SetDraining();
   log::Info("draining", {{"signal", StopSignalName(sig)}, {"drain_delay_s", Secs(options.drain_delay)}});
   std::this_thread::sleep_until(std::min(stop_start + options.drain_delay, grace_deadline));
   (*server)->StopAccepting();
+  if (grpc) grpc->Shutdown(grace_deadline);  // while the gateway still answers what it forwarded
   const bool clean = (*server)->WaitForConnectionsClosed(grace_deadline);
   if (after_drain) after_drain();
   gateway.Stop();

@@ -27,6 +27,9 @@ struct GatewayRunOptions {
   std::string upstream_tls_ca, upstream_tls_cert, upstream_tls_key;
   // Set: asynchronous requests go to this Redis stream (async_jobs.h).
   std::optional<AsyncJobsOptions> async_jobs;
+  // The gRPC door (Open Inference Protocol) on the HTTP host: its calls take the REST path
+  // (grpc_frontend.h, proxy mode). 0: a free port; -1: off.
+  int grpc_port = -1;
   std::chrono::milliseconds drain_delay{5'000};
   std::chrono::milliseconds grace_period{30'000};
 };
@@ -35,6 +38,7 @@ struct GatewayRunOptions {
 // starts), then drains. `after_start` runs once the gateway listens and is ready (e.g. to log
 // the address); `after_drain` runs after the gateway stopped accepting and its connections
 // closed, before it returns (e.g. to stop replicas). Returns the exit code.
+// `after_start`'s port is the HTTP one; the gRPC door logs its own `listening` line.
 int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
                std::function<void(uint16_t port)> after_start = {},
                std::function<void()> after_drain = {});

@@ -1,7 +1,9 @@
 #include "grpc/grpc_frontend.h"
 
 #include <atomic>
+#include <cctype>
 #include <climits>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -16,6 +18,7 @@
 #include "common/thread_name.h"
 #include "grpc/conn_acceptor.h"
 #include "grpc/oip_proto.h"
+#include "grpc/oip_rest.h"
 #include "grpc_service.grpc.pb.h"
 #include "grpc/support/log.h"
 #include "grpcpp/grpcpp.h"
@@ -108,7 +111,8 @@ struct AnswerClaim {
 
 class GrpcFrontend::Impl {
  public:
-  Impl(inference::InferenceService& service, GrpcOptions options);
+  // `service` null: proxy mode, calls go to `proxy`.
+  Impl(inference::InferenceService* service, GrpcProxy proxy, GrpcOptions options);
   ~Impl() { Shutdown(std::chrono::steady_clock::now()); }
 
   absl::Status Start();
@@ -128,7 +132,13 @@ class GrpcFrontend::Impl {
  private:
   // The health status of the server (and of the inference service) now.
   ServingStatus CurrentStatus() const;
-  bool ServerReady() const { return !draining_.load() && service_.Ready(); }
+  bool ServerReady() const {
+    return !draining_.load() && (service_ != nullptr ? service_->Ready() : proxy_.ready());
+  }
+  // Proxy mode: hands `request` to the proxy, with the API key metadata of `ctx` as its headers;
+  // `done` gets the answer. Shutdown() waits for every answer, so `done` may touch the front-end.
+  void Forward(const ::grpc::ServerContext& ctx, http::Request&& request,
+               std::function<void(http::Response&&)> done);
   void AddWatcher(WatchCall* w);
   void RemoveWatcher(WatchCall* w);
   // Counts a finished call that started at `start`.
@@ -154,7 +164,11 @@ class GrpcFrontend::Impl {
   // Runs on each completion thread: hands out events until the queue is shut down.
   void PollCompletions();
 
-  inference::InferenceService& service_;
+  inference::InferenceService* const service_;  // null: proxy mode
+  const GrpcProxy proxy_;
+  std::mutex forward_mu_;
+  std::condition_variable forward_cv_;
+  int forwards_ ABSL_GUARDED_BY(forward_mu_) = 0;  // forwarded requests not answered yet
   const GrpcOptions options_;
   const Clock& clock_;
   std::unique_ptr<protocol::RequestMetrics> request_metrics_;  // null: not counted
@@ -244,6 +258,10 @@ struct GrpcFrontend::Impl::UnaryMethod {
                            ::grpc::ServerCompletionQueue*, void*);
   ::grpc::Status (*answer)(Impl& impl, const Req& req, Resp& resp, std::string& model);
   Endpoint endpoint;
+  // Proxy mode: forwards the call, and calls `done` with its status once `resp` is filled.
+  // Null: answered by `answer` in both modes.
+  void (*forward)(Impl& impl, const ::grpc::ServerContext& ctx, const Req& req, Resp& resp,
+                  std::function<void(::grpc::Status)> done) = nullptr;
 };
 
 // One such call, from its slot to the end of its answer.
@@ -271,8 +289,18 @@ class GrpcFrontend::Impl::UnaryCall final : public Op {
       return;
     }
     const TimePoint start = impl_.clock_.Now();
+    if (impl_.service_ == nullptr && method_.forward != nullptr) {
+      // The call keeps its reference until the answer is sent.
+      method_.forward(impl_, ctx_, request_, response_,
+                      [this, start](::grpc::Status status) { Send(status, "", start); });
+      return;
+    }
     std::string model;
     const ::grpc::Status status = method_.answer(impl_, request_, response_, model);
+    Send(status, model, start);
+  }
+
+  void Send(const ::grpc::Status& status, std::string_view model, TimePoint start) {
     impl_.Record(method_.endpoint, model, status.error_code(), start);
     const bool sending = impl_.OnQueue([&] {
       if (status.ok()) {
@@ -327,15 +355,26 @@ void GrpcFrontend::Impl::OfferSlots() {
         // An unknown model or version is not ready, with an OK status, as Triton answers
         // (TRITONSERVER_ServerModelIsReady; triton-inference-server/core#508); the REST twin
         // is a 404.
-        if (!impl.service_.FindModel(View(req.name()), View(req.version()))) {
+        if (!impl.service_->FindModel(View(req.name()), View(req.version()))) {
           resp.set_ready(false);
           return Status::OK;
         }
-        resp.set_ready(impl.service_.ModelReady(View(req.name()), View(req.version())));
+        resp.set_ready(impl.service_->ModelReady(View(req.name()), View(req.version())));
         model = req.name();
         return Status::OK;
       },
-      Endpoint::kModelReady};
+      Endpoint::kModelReady,
+      [](Impl& impl, const ::grpc::ServerContext& ctx, const pb::ModelReadyRequest& req, pb::ModelReadyResponse& resp,
+         std::function<void(Status)> done) {
+        // Ready when the gateway says 200; not ready (OK status) when it says anything else.
+        auto rest = RestModelRequest(req.name(), req.version(), "/ready");
+        if (!rest.ok()) return done(Status(::grpc::StatusCode::INVALID_ARGUMENT, std::string(rest.status().message())));
+        impl.Forward(ctx, std::move(*rest), [&resp, done = std::move(done)](http::Response&& res) {
+          if (res.result_int() == 401 || res.result_int() == 403) return done(GrpcErrorFor(res));
+          resp.set_ready(res.result_int() == 200);
+          done(Status::OK);
+        });
+      }};
   static const UnaryMethod<Oip, pb::ServerMetadataRequest, pb::ServerMetadataResponse>
       kServerMetadata{&Impl::oip_, &Oip::RequestServerMetadata,
                       [](Impl& impl, const auto&, auto& resp, std::string&) {
@@ -347,13 +386,21 @@ void GrpcFrontend::Impl::OfferSlots() {
   static const UnaryMethod<Oip, pb::ModelMetadataRequest, pb::ModelMetadataResponse>
       kModelMetadata{&Impl::oip_, &Oip::RequestModelMetadata,
                      [](Impl& impl, const auto& req, auto& resp, std::string& model) {
-                       auto md = impl.service_.FindModel(View(req.name()), View(req.version()));
-                       if (!md) return MissingModel(impl.service_, req.name(), req.version());
+                       auto md = impl.service_->FindModel(View(req.name()), View(req.version()));
+                       if (!md) return MissingModel(*impl.service_, req.name(), req.version());
                        resp = EncodeModelMetadata(*md);
                        model = req.name();
                        return Status::OK;
                      },
-                     Endpoint::kModelMetadata};
+                     Endpoint::kModelMetadata,
+                     [](Impl& impl, const ::grpc::ServerContext& ctx, const pb::ModelMetadataRequest& req, pb::ModelMetadataResponse& resp,
+                        std::function<void(Status)> done) {
+                       auto rest = RestModelRequest(req.name(), req.version(), "");
+                       if (!rest.ok()) return done(Status(::grpc::StatusCode::INVALID_ARGUMENT, std::string(rest.status().message())));
+                       impl.Forward(ctx, std::move(*rest), [&resp, done = std::move(done)](http::Response&& res) {
+                         done(GrpcModelMetadata(res, &resp));
+                       });
+                     }};
   static const UnaryMethod<Health, HealthRequest, HealthResponse> kCheck{
       &Impl::health_, &Health::RequestCheck,
       [](Impl& impl, const auto& req, auto& resp, std::string&) {
@@ -427,6 +474,8 @@ class GrpcFrontend::Impl::InferCall final : public Op {
 
   // Checks the request and queues it for its model, or answers at once.
   void Serve();
+  // Proxy mode: forwards the request (as REST) and answers from the REST answer.
+  void Forward();
 
   // Counts and sends the answer. Only the holder of the claim calls it, once.
   void Reply(const ::grpc::Status& status) {
@@ -476,10 +525,11 @@ void GrpcFrontend::Impl::InferCall::Serve() {
     return Fail(::grpc::StatusCode::INVALID_ARGUMENT,
                 StrCat("the request is not a valid ModelInferRequest message: ", parsed.error_message()));
   }
+  if (impl_.service_ == nullptr) return Forward();
   const ::inference::ModelInferRequest& req = request_;
-  auto md = impl_.service_.FindModel(View(req.model_name()), View(req.model_version()));
+  auto md = impl_.service_->FindModel(View(req.model_name()), View(req.model_version()));
   if (!md) {
-    ::grpc::Status st = MissingModel(impl_.service_, req.model_name(), req.model_version());
+    ::grpc::Status st = MissingModel(*impl_.service_, req.model_name(), req.model_version());
     return Fail(st.error_code(), st.error_message());
   }
   auto decoded = DecodeInferRequest(req, *md);
@@ -504,7 +554,7 @@ void GrpcFrontend::Impl::InferCall::Serve() {
   metadata_ = md;
   id_ = std::move(decoded->id);
   requested_outputs_ = std::move(decoded->outputs);
-  impl_.service_.Infer(std::move(ir), [this, claim = claim_](inference::InferResult&& r) {
+  impl_.service_->Infer(std::move(ir), [this, claim = claim_](inference::InferResult&& r) {
     // Whoever takes the claim answers; the call lives until it has (and only then may this be
     // touched).
     if (!claim->TryTake()) return;
@@ -513,6 +563,49 @@ void GrpcFrontend::Impl::InferCall::Serve() {
     }
     response_ = EncodeInferResponse(*metadata_, id_, r.output, requested_outputs_);
     Reply(::grpc::Status::OK);
+  });
+}
+
+namespace {
+
+// The metadata a proxied call passes on: the API key (the REST header of the same name).
+constexpr std::string_view kForwardedMetadata[] = {"authorization", "x-api-key"};
+
+// Whether `v` can be sent as a gRPC metadata value (printable ASCII).
+bool PrintableAscii(std::string_view v) {
+  for (char c : v) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void GrpcFrontend::Impl::InferCall::Forward() {
+  auto rest = RestInferRequest(request_);
+  if (!rest.ok()) return Fail(::grpc::StatusCode::INVALID_ARGUMENT, std::string(rest.status().message()));
+  // The client's gRPC deadline becomes the REST request's timeout (as the REST front-end reads
+  // it); without one the gateway's default applies, or parameter "timeout" at the replica.
+  if (const auto dl = ctx_.deadline(); dl != std::chrono::system_clock::time_point::max()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(dl - std::chrono::system_clock::now());
+    if (left.count() <= 0) {
+      return Fail(::grpc::StatusCode::DEADLINE_EXCEEDED, "the deadline passed before the request was forwarded");
+    }
+    rest->set("X-Request-Timeout-Ms", std::to_string(left.count()));
+  }
+  impl_.Forward(ctx_, std::move(*rest), [this, claim = claim_](http::Response&& res) {
+    if (!claim->TryTake()) return;  // cancelled: the call may be gone
+    const ::grpc::Status status = GrpcInferResponse(res, &response_);
+    // What the gateway tells about the answer (X-Galley-Fallback, ...) as initial metadata.
+    for (const auto& field : res) {
+      std::string key(field.name_string());
+      for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const std::string_view value(field.value().data(), field.value().size());
+      if (key.rfind("x-galley-", 0) == 0 && PrintableAscii(value)) {
+        ctx_.AddInitialMetadata(key, std::string(value));
+      }
+    }
+    Reply(status);
   });
 }
 
@@ -650,13 +743,14 @@ class GrpcFrontend::Impl::WatchCall final : public Op {
 
 // --- Impl
 
-GrpcFrontend::Impl::Impl(inference::InferenceService& service, GrpcOptions options)
+GrpcFrontend::Impl::Impl(inference::InferenceService* service, GrpcProxy proxy, GrpcOptions options)
     : service_(service),
+      proxy_(std::move(proxy)),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : SteadyClock::Get()) {
-  if (options_.metrics != nullptr) {
+  if (options_.metrics != nullptr && service_ != nullptr) {
     std::vector<std::string> names;
-    for (const auto& md : service_.Models()) names.push_back(md.name);
+    for (const auto& md : service_->Models()) names.push_back(md.name);
     request_metrics_ = std::make_unique<protocol::RequestMetrics>(*options_.metrics, std::move(names));
   }
 }
@@ -829,12 +923,52 @@ void GrpcFrontend::Impl::Shutdown(TimePoint deadline) {
   cq_->Shutdown();
   for (std::thread& t : cq_threads_) t.join();
   cq_threads_.clear();
+  // A forwarded request's answer may still come (its call was cancelled): it touches this.
+  std::unique_lock<std::mutex> l(forward_mu_);
+  forward_cv_.wait(l, [this] { return forwards_ == 0; });
+}
+
+void GrpcFrontend::Impl::Forward(const ::grpc::ServerContext& ctx, http::Request&& request,
+                                 std::function<void(http::Response&&)> done) {
+  const auto& metadata = ctx.client_metadata();
+  for (std::string_view key : kForwardedMetadata) {
+    auto it = metadata.find(::grpc::string_ref(key.data(), key.size()));
+    if (it != metadata.end()) request.set(key, std::string_view(it->second.data(), it->second.size()));
+  }
+  {
+    std::lock_guard<std::mutex> l(forward_mu_);
+    ++forwards_;
+  }
+  proxy_.forward(std::move(request), [this, done = std::move(done)](http::Response&& res) {
+    done(std::move(res));
+    std::lock_guard<std::mutex> l(forward_mu_);
+    if (--forwards_ == 0) forward_cv_.notify_all();
+  });
 }
 
 // --- GrpcFrontend
 
-absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(inference::InferenceService& service,
-                                                                   GrpcOptions options) {
+GrpcOptions GrpcOptionsLike(const http::ServerOptions& http, int port) {
+  GrpcOptions go;
+  go.host = http.host;
+  go.port = port;
+  go.max_receive_message_bytes = http.max_body_bytes;
+  go.completion_threads = http.io_threads;
+  go.max_connections = http.max_connections;
+  go.max_connections_per_peer = http.max_connections_per_peer;
+  go.first_byte_timeout = std::min(http.first_byte_timeout, http.idle_timeout);
+  go.max_connection_idle = http.idle_timeout;
+  if (http.tls) {  // the same certificate, key and client CA as HTTPS
+    go.tls_cert = http.tls->files().cert;
+    go.tls_key = http.tls->files().key;
+    go.tls_client_ca = http.tls->files().client_ca;
+  }
+  return go;
+}
+
+namespace {
+
+absl::Status CheckOptions(const GrpcOptions& options) {
   if (options.host.empty()) return absl::InvalidArgumentError("gRPC host must not be empty");
   if (options.port < 0 || options.port > 65535) {
     return absl::InvalidArgumentError(StrCat("gRPC port ", options.port, " is not in 0..65535"));
@@ -855,8 +989,29 @@ absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(inference::In
   if (options.default_timeout.count() < 0) {
     return absl::InvalidArgumentError("gRPC default timeout must not be negative");
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(inference::InferenceService& service,
+                                                                   GrpcOptions options) {
+  if (absl::Status st = CheckOptions(options); !st.ok()) return st;
   return std::unique_ptr<GrpcFrontend>(
-      new GrpcFrontend(std::make_unique<Impl>(service, std::move(options))));
+      new GrpcFrontend(std::make_unique<Impl>(&service, GrpcProxy{}, std::move(options))));
+}
+
+absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::CreateProxy(GrpcProxy proxy,
+                                                                        GrpcOptions options) {
+  if (!proxy.forward || !proxy.ready) {
+    return absl::InvalidArgumentError("a gRPC proxy needs a handler and a readiness check");
+  }
+  if (options.metrics != nullptr) {
+    return absl::InvalidArgumentError("a gRPC proxy counts no requests itself (metrics must be null)");
+  }
+  if (absl::Status st = CheckOptions(options); !st.ok()) return st;
+  return std::unique_ptr<GrpcFrontend>(
+      new GrpcFrontend(std::make_unique<Impl>(nullptr, std::move(proxy), std::move(options))));
 }
 
 GrpcFrontend::GrpcFrontend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -13,17 +13,24 @@
 // the sockets and add hand-offs per call; leaving it cut ~12% of the CPU per ModelInfer on one
 // core, bench/RESULTS.md.)
 //
+// Proxy mode (CreateProxy, the gateway's gRPC door): the same services, with ModelInfer,
+// ModelMetadata and ModelReady forwarded as the REST requests of grpc/oip_rest.h to an HTTP
+// handler (the gateway's own), and its answers converted back; the handler decides everything
+// else (API keys from the `authorization` / `x-api-key` metadata, breakers, retries, fallback).
+//
 // Namespace galley::rpc rather than galley::grpc, so that `grpc::` keeps naming the library.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "http/server.h"
 #include "grpcpp/support/status_code_enum.h"
 #include "inference/inference_service.h"
 #include "protocol/frontend_metrics.h"
@@ -66,10 +73,23 @@ struct GrpcOptions {
   const Clock* clock = nullptr;
 };
 
+// Options for a gRPC front-end beside the HTTP server of `http`: on its host, at `port`, with its
+// body limit (as the message limit), I/O threads, connection caps, first-byte and idle timeouts,
+// and its TLS certificate, key and client CA.
+GrpcOptions GrpcOptionsLike(const http::ServerOptions& http, int port);
+
 // The gRPC status code for an outcome: kOk OK, kInvalidInput INVALID_ARGUMENT, kModelNotFound
 // NOT_FOUND, kModelNotReady UNAVAILABLE, kQueueFull RESOURCE_EXHAUSTED, kDeadlineExceeded
 // DEADLINE_EXCEEDED, kShuttingDown UNAVAILABLE, kInternal INTERNAL.
 ::grpc::StatusCode GrpcCodeFor(inference::Outcome outcome);
+
+// Where a proxy front-end sends its calls.
+struct GrpcProxy {
+  // Answers REST requests; it must answer every request it is given, once, from any thread.
+  http::Handler forward;
+  // Whether the server is ready (ServerReady and health) when not draining.
+  std::function<bool()> ready;
+};
 
 // Lifecycle: Create() -> Start() -> [SetDraining()] -> Shutdown(deadline). Every method is
 // thread-safe. `service` (and options.metrics, options.clock) must outlive the front-end.
@@ -78,6 +98,9 @@ class GrpcFrontend {
   // Checks the options; binds nothing yet. InvalidArgument for a bad option.
   static absl::StatusOr<std::unique_ptr<GrpcFrontend>> Create(inference::InferenceService& service,
                                                               GrpcOptions options);
+  // A proxy front-end (see above); options.metrics must be null (the handler counts requests).
+  static absl::StatusOr<std::unique_ptr<GrpcFrontend>> CreateProxy(GrpcProxy proxy,
+                                                                   GrpcOptions options);
   // Shuts down at once (in-flight calls are cancelled) if Shutdown() was not called.
   ~GrpcFrontend();
   GrpcFrontend(const GrpcFrontend&) = delete;

@@ -776,6 +776,103 @@ TEST(GrpcFrontendOptionsTest, CreateChecksOptionsAndStartReportsABusyPort) {
   EXPECT_EQ((*second)->Start().code(), absl::StatusCode::kUnavailable);
 }
 
+// Proxy mode: calls reach the handler as REST requests (with the API key metadata as headers),
+// answered from another thread; answers and X-Galley-* headers come back; Shutdown waits for an
+// answer still owed.
+TEST(GrpcProxyTest, CallsReachTheHandlerAsRestAndItsAnswersComeBack) {
+  std::mutex mu;
+  std::vector<std::string> targets, keys;
+  std::vector<std::future<void>> answering;
+  std::promise<http::Responder> held;  // the answer the handler owes when Shutdown starts
+  bool hold_next = false;
+  GrpcProxy proxy;
+  proxy.ready = [] { return true; };
+  proxy.forward = [&](http::Request&& req, http::Responder respond) {
+    std::lock_guard<std::mutex> l(mu);
+    targets.emplace_back(req.target());
+    keys.emplace_back(req["x-api-key"]);
+    if (hold_next) {
+      held.set_value(std::move(respond));
+      return;
+    }
+    const bool ready = req.target().ends_with("/ready");
+    answering.push_back(std::async(std::launch::async, [respond = std::move(respond), ready] {
+      http::Response res{ready ? http::Status::service_unavailable : http::Status::ok, 11};
+      res.set("X-Galley-Replica", "127.0.0.1:9");
+      if (!ready) {
+        res.body() = R"({"model_name":"m","id":"x","outputs":[{"name":"n","datatype":"INT64","shape":[1],"data":[7]}]})";
+      }
+      res.prepare_payload();
+      respond(std::move(res));
+    }));
+  };
+  GrpcOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  EXPECT_EQ(GrpcFrontend::CreateProxy(GrpcProxy{}, o).status().code(), absl::StatusCode::kInvalidArgument);
+  auto fe = GrpcFrontend::CreateProxy(proxy, o);
+  ASSERT_TRUE(fe.ok()) << fe.status();
+  ASSERT_TRUE((*fe)->Start().ok());
+  auto stub = ::inference::GRPCInferenceService::NewStub(::grpc::CreateChannel(
+      StrCat("127.0.0.1:", (*fe)->port()), ::grpc::InsecureChannelCredentials()));
+  ModelInferRequest req;
+  req.set_model_name("m");
+  auto* in = req.add_inputs();
+  in->set_name("t");
+  in->set_datatype("INT64");
+  in->add_shape(1);
+  in->mutable_contents()->add_int64_contents(3);
+  {
+    ::grpc::ClientContext ctx;
+    ctx.AddMetadata("x-api-key", "k1");
+    ModelInferResponse resp;
+    ASSERT_TRUE(stub->ModelInfer(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.raw_output_contents_size(), 1);
+    int64_t v = 0;
+    std::memcpy(&v, resp.raw_output_contents(0).data(), sizeof v);
+    EXPECT_EQ(v, 7);
+    EXPECT_EQ(resp.id(), "x");
+    auto it = ctx.GetServerInitialMetadata().find("x-galley-replica");
+    ASSERT_NE(it, ctx.GetServerInitialMetadata().end());
+    EXPECT_EQ(std::string(it->second.data(), it->second.size()), "127.0.0.1:9");
+  }
+  {
+    ::grpc::ClientContext ctx;
+    ::inference::ModelReadyRequest r;
+    r.set_name("m");
+    ::inference::ModelReadyResponse resp;
+    ASSERT_TRUE(stub->ModelReady(&ctx, r, &resp).ok());
+    EXPECT_FALSE(resp.ready());  // the handler said 503
+  }
+  {
+    std::lock_guard<std::mutex> l(mu);
+    EXPECT_EQ(targets, (std::vector<std::string>{"/v2/models/m/infer", "/v2/models/m/ready"}));
+    EXPECT_EQ(keys, (std::vector<std::string>{"k1", ""}));
+    hold_next = true;
+  }
+  // A call whose answer is owed when Shutdown starts: Shutdown cancels it at its deadline and
+  // returns only once the handler has answered (the answer then goes nowhere).
+  ::grpc::ClientContext owed_ctx;
+  ModelInferResponse owed_resp;
+  std::future<::grpc::Status> owed = std::async(std::launch::async, [&] {
+    return stub->ModelInfer(&owed_ctx, req, &owed_resp);
+  });
+  http::Responder respond = held.get_future().get();
+  std::atomic<bool> shut{false};
+  std::thread shutdown([&] {
+    (*fe)->Shutdown(std::chrono::steady_clock::now() + 100ms);
+    shut.store(true);
+  });
+  EXPECT_FALSE(owed.get().ok());  // the call ended with the server, at the deadline
+  EXPECT_FALSE(shut.load());  // ... but Shutdown still waits for the handler's answer
+  http::Response late{http::Status::ok, 11};
+  late.prepare_payload();
+  respond(std::move(late));
+  shutdown.join();
+  EXPECT_TRUE(shut.load());
+  for (auto& f : answering) f.get();
+}
+
 TEST(GrpcCodeForTest, MapsEveryOutcome) {
   using inference::Outcome;
   EXPECT_EQ(GrpcCodeFor(Outcome::kOk), StatusCode::OK);

@@ -226,6 +226,11 @@ absl::StatusOr<protocol::DecodedInferRequest> DecodeInferRequest(
   return resp;
 }
 
+absl::Status DecodeTypedContents(const ::inference::InferTensorContents& contents, int64_t count,
+                                 Tensor& t) {
+  return DecodeContents(contents, count, t);
+}
+
 ::inference::ModelMetadataResponse EncodeModelMetadata(const model::ModelMetadata& md) {
   ::inference::ModelMetadataResponse resp;
   resp.set_name(md.name);

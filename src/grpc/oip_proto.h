@@ -20,6 +20,7 @@
 #include "protocol/oip_json.h"
 
 namespace inference {
+class InferTensorContents;
 class ModelInferRequest;
 class ModelInferResponse;
 class ModelMetadataResponse;
@@ -46,6 +47,11 @@ absl::StatusOr<protocol::DecodedInferRequest> DecodeInferRequest(
                                                   const std::vector<std::string>& requested);
 
 ::inference::ModelMetadataResponse EncodeModelMetadata(const model::ModelMetadata& metadata);
+
+// Fills `t` (name, datatype and shape set) from typed `contents` holding `count` elements: the
+// field for t's datatype only, values in range for it. InvalidArgument otherwise.
+absl::Status DecodeTypedContents(const ::inference::InferTensorContents& contents, int64_t count,
+                                 model::Tensor& t);
 
 
 // A request's deadline: the client's gRPC deadline (`client_left`: the time it had left when

@@ -216,6 +216,10 @@ json::array TensorSpecs(const std::vector<model::TensorSpec>& specs) {
 
 }  // namespace
 
+absl::Status AppendJsonData(const json::value& data, int64_t limit, Tensor& t, int64_t& count) {
+  return Flatten(data, t, count, limit, 0);
+}
+
 std::string ShapeString(absl::Span<const int64_t> shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += StrCat(i ? "," : "", shape[i]);

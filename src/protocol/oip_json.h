@@ -14,6 +14,10 @@
 #include "absl/types/span.h"
 #include "model/backend.h"
 
+namespace boost::json {
+class value;
+}  // namespace boost::json
+
 namespace galley::protocol {
 
 // A decoded $inference_request.
@@ -65,6 +69,11 @@ absl::Status DecodeRawTensor(std::string_view raw, int64_t count, std::string_vi
                              model::Tensor& t);
 // Appends BYTES elements in that layout.
 void AppendRawBytes(const std::vector<std::string>& elements, std::string& out);
+
+// Appends the leaves of JSON `data` (flat or nested arrays, row-major) to `t` (datatype set),
+// counting them in `count`; InvalidArgument past `limit` elements or for a value out of range.
+absl::Status AppendJsonData(const boost::json::value& data, int64_t limit, model::Tensor& t,
+                            int64_t& count);
 
 // "[2,3]".
 std::string ShapeString(absl::Span<const int64_t> shape);

@@ -170,20 +170,7 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   // connection cap, first-byte timeout and idle time.
   std::unique_ptr<rpc::GrpcFrontend> grpc;
   if (options.grpc_port >= 0) {
-    rpc::GrpcOptions go;
-    go.host = options.http.host;
-    go.port = options.grpc_port;
-    go.max_receive_message_bytes = options.http.max_body_bytes;
-    go.completion_threads = options.http.io_threads;
-    go.max_connections = options.http.max_connections;
-    go.max_connections_per_peer = options.http.max_connections_per_peer;
-    go.first_byte_timeout = std::min(options.http.first_byte_timeout, options.http.idle_timeout);
-    go.max_connection_idle = options.http.idle_timeout;
-    if (options.http.tls) {  // the same certificate, key and client CA as HTTPS
-      go.tls_cert = options.http.tls->files().cert;
-      go.tls_key = options.http.tls->files().key;
-      go.tls_client_ca = options.http.tls->files().client_ca;
-    }
+    rpc::GrpcOptions go = rpc::GrpcOptionsLike(options.http, options.grpc_port);
     go.default_timeout = options.frontend.default_timeout;
     go.server_name = options.frontend.server_name;
     go.server_version = GALLEY_VERSION;

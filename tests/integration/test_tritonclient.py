@@ -1,5 +1,5 @@
 """Galley checked with Triton's own Python clients (tritonclient[all]) over HTTP and gRPC, and
-over HTTP through the gateway: health, server and model metadata, inference on the sentiment
+over both through the gateway (its gRPC door forwards as REST): health, server and model metadata, inference on the sentiment
 model and on a plain FP32 ONNX model (binary tensor data included), and the errors a client
 sees."""
 from __future__ import annotations
@@ -34,17 +34,21 @@ def server(galley, tmp_path):
     return srv
 
 
-@pytest.fixture(params=["http", "grpc", "gateway"])
+@pytest.fixture(params=["http", "grpc", "gateway", "gateway-grpc"])
 def client(request, server, galley):
     if request.param == "http":
         c = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}")
     elif request.param == "gateway":
         gw = gateway(galley, server.port)
         c = httpclient.InferenceServerClient(url=f"127.0.0.1:{gw.port}")
+    elif request.param == "gateway-grpc":
+        gw = gateway(galley, server.port, grpc_port=0)
+        assert gw.grpc_port
+        c = grpcclient.InferenceServerClient(url=f"127.0.0.1:{gw.grpc_port}")
     else:
         c = grpcclient.InferenceServerClient(url=f"127.0.0.1:{server.grpc_port}")
-    c.protocol = "grpc" if request.param == "grpc" else "http"
-    c.via_gateway = request.param == "gateway"
+    c.protocol = "grpc" if request.param in ("grpc", "gateway-grpc") else "http"
+    c.via_gateway = request.param.startswith("gateway")
     yield c
     c.close()
 
