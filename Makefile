@@ -27,6 +27,7 @@ build-fuzz: deps
 # kube-controller-manager, KWOK), built from Go modules; only `make test` needs it.
 kube-plane: deps
 	@scripts/fetch_kube.sh
+	@scripts/fetch_kubectl.sh
 
 # The main job: the local stack (`galley up`): the gateway on 127.0.0.1:8080 in front of model
 # replicas run as child processes, with the default model.
