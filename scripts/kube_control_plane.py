@@ -61,6 +61,13 @@ SERVICE_CIDR = "10.96.0.0/16"      # the Service ClusterIP range (kubeadm's defa
 POD_CIDR = "10.244.0.1/16"         # KWOK hands out pod IPs from here; nothing routes to them
 ADMIN_USER = "galley-admin"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node=fake"
+# How fast the node lifecycle controller notices a node that stopped renewing its Lease: it looks
+# every NODE_MONITOR_PERIOD and declares the node unreachable (Ready=Unknown, then the NoExecute
+# taint) after NODE_MONITOR_GRACE without a renewal. Kubernetes' defaults are 5 s and 50 s; the
+# tests use shorter ones so that a node failure plays out in seconds. The grace must exceed
+# KWOK's renewal interval (a quarter of its 40 s lease: 10 s).
+NODE_MONITOR_PERIOD = "2s"
+NODE_MONITOR_GRACE = "20s"
 
 # Stop order: clients before the servers they talk to.
 STOP_ORDER = ("kwok", "kube-controller-manager", "kube-apiserver", "etcd")
@@ -207,8 +214,10 @@ class ControlPlane:
     """Starts (or, with `attach`, takes over) a control plane whose state lives in `dir`."""
 
     def __init__(self, dir: str | os.PathLike, controller_manager: bool = False,
-                 kwok: bool = False, kube_dir: str | os.PathLike | None = None):
+                 kwok: bool = False, kube_dir: str | os.PathLike | None = None,
+                 extra_kwok_stages: list[str | os.PathLike] = ()):
         self.dir = Path(dir).resolve()
+        self.extra_kwok_stages = [Path(p).resolve() for p in extra_kwok_stages]
         self.controller_manager = controller_manager
         self.kwok = kwok
         self.kube_dir = Path(kube_dir or os.environ.get("GALLEY_KUBE_DIR") or DEFAULT_KUBE_DIR)
@@ -480,7 +489,9 @@ class ControlPlane:
                 f"--service-account-private-key-file={d / 'sa.key'}",
                 f"--root-ca-file={ca}",
                 f"--cluster-signing-cert-file={ca}", f"--cluster-signing-key-file={d / 'ca.key'}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}", "--profiling=false"])
+                f"--service-cluster-ip-range={SERVICE_CIDR}", "--profiling=false",
+                f"--node-monitor-period={NODE_MONITOR_PERIOD}",
+                f"--node-monitor-grace-period={NODE_MONITOR_GRACE}"])
             record("kube-controller-manager", cm_pid)
             # Pods are admitted only once their namespace's service account exists (the
             # ServiceAccount admission plugin), so wait for the one in `default`.
@@ -494,6 +505,7 @@ class ControlPlane:
             if not stages:
                 raise ControlPlaneError(f"no KWOK stages in {self.kube_dir / 'kwok-stages'}: "
                                         f"run scripts/fetch_kube.sh")
+            stages += self.extra_kwok_stages  # the caller's own (e.g. a node failure)
             # https://kwok.sigs.k8s.io/docs/user/kwok-in-cluster/ : KWOK manages the nodes that
             # carry the annotation and plays its upstream default stages on them and their pods
             # (node-initialize, node-heartbeat-with-lease, pod-ready, pod-complete, pod-delete).

@@ -170,8 +170,10 @@ class KubeClient:
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory):
     ensure_binaries()
-    cp = kube_control_plane.ControlPlane(tmp_path_factory.mktemp("kube"),
-                                         controller_manager=True, kwok=True)
+    # Plus the tests' own KWOK stages (tests/kube/kwok/: a node that fails on a label).
+    cp = kube_control_plane.ControlPlane(
+        tmp_path_factory.mktemp("kube"), controller_manager=True, kwok=True,
+        extra_kwok_stages=sorted((Path(__file__).parent / "kwok").glob("*.yaml")))
     try:
         cp.start()
     except kube_control_plane.ControlPlaneError as e:

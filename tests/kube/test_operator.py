@@ -202,6 +202,96 @@ def test_the_disruption_budget_refuses_an_eviction_that_would_break_it(kube, ope
     kube.request("DELETE", f"{MODELS}/{name}")
 
 
+def test_a_failed_node_s_replicas_are_replaced_within_the_failover_toleration(kube, operator,
+                                                                               cluster):
+    """A node fails (its Ready condition turns False, tests/kube/kwok/node-fail.yaml): the node
+    lifecycle controller taints it not-ready on its next pass, the replicas there are evicted
+    after the model's failover toleration, the ReplicaSet creates replacements at once and
+    Galley's scheduler binds them to healthy nodes; the status says NodeLost meanwhile.
+    Kubernetes' defaults (a 300 s toleration) would leave them there for about 5 minutes."""
+    import kube_control_plane
+    test_id, scheduler = cluster
+    make_node(kube, f"op-{test_id}-2", test_id, cpu="8")  # room for the replacements
+    toleration = 2
+    name = f"failover-{test_id}"
+    kube.create(MODELS, model(name, test_id, scheduler, failoverTolerationSeconds=toleration))
+    wait_ready(kube, name, 2)
+    selector = f"labelSelector=galley.dev/inferencemodel={name}"
+    pods = kube.get(f"/api/v1/namespaces/{NS}/pods?{selector}")["items"]
+    victim = pods[0]["spec"]["nodeName"]
+    on_victim = {p["metadata"]["name"] for p in pods if p["spec"]["nodeName"] == victim}
+    status, _ = kube_patch(kube, f"/api/v1/nodes/{victim}",
+                           {"metadata": {"labels": {"galley.dev/node-failure": "true"}}})
+    assert status == 200
+    failed_at = time.monotonic()
+    seen: dict[str, float] = {}
+
+    def replaced():
+        now = time.monotonic() - failed_at
+        node = kube.get(f"/api/v1/nodes/{victim}")
+        if any(t["key"] == "node.kubernetes.io/not-ready" and t["effect"] == "NoExecute"
+               for t in node["spec"].get("taints", [])):
+            seen.setdefault("tainted", now)
+        obj = kube.get(f"{MODELS}/{name}")
+        if condition(obj, "Degraded").get("reason") == "NodeLost":
+            seen.setdefault("NodeLost", now)
+        if condition(obj, "Ready").get("status") == "False":
+            seen.setdefault(f"Ready=False ({condition(obj, 'Ready').get('reason')})", now)
+        live = [p for p in kube.get(f"/api/v1/namespaces/{NS}/pods?{selector}")["items"]
+                if not p["metadata"].get("deletionTimestamp")]
+        bound = [p for p in live if p["spec"].get("nodeName") not in (None, "", victim)]
+        if len(bound) == 2 and not on_victim & {p["metadata"]["name"] for p in live}:
+            return now
+        return None
+    period = float(kube_control_plane.NODE_MONITOR_PERIOD.rstrip("s"))
+    took = poll("replacements bound to healthy nodes", replaced, toleration + 60, 0.1)
+    print(f"\nnode failed: tainted after {seen.get('tainted', float('nan')):.1f} s, every "
+          f"replacement bound after {took:.1f} s (monitor period {period:.0f} s + toleration "
+          f"{toleration} s)")
+    assert "tainted" in seen and "NodeLost" in seen, seen
+    # One monitor pass to taint, the toleration to evict, then a bind: seconds, with room for a
+    # loaded machine; far from the 300 s default toleration.
+    assert took <= period + toleration + 15, (took, seen)
+    final = wait_ready(kube, name, 2)
+    assert victim not in {p["node"] for p in final["status"]["placements"]}
+    kube.request("DELETE", f"{MODELS}/{name}")
+    # Pods on the failed node stay Terminating (nobody confirms the kill): remove them.
+    for p in on_victim:
+        kube.request("DELETE", f"/api/v1/namespaces/{NS}/pods/{p}?gracePeriodSeconds=0")
+
+
+def test_a_replica_that_cannot_load_its_model_turns_the_model_not_ready_with_the_reason(
+        kube, operator, cluster):
+    """One replica crash-loops while loading the model (tests/kube/kwok/pod-crashloop.yaml): the
+    model turns Ready=False with reason ModelLoadFailed and the server's last words in
+    lastModelLoadFailure, and Ready again once the replica is replaced."""
+    test_id, scheduler = cluster
+    name = f"crash-{test_id}"
+    kube.create(MODELS, model(name, test_id, scheduler))
+    wait_ready(kube, name, 2)
+    selector = f"labelSelector=galley.dev/inferencemodel={name}"
+    victim = kube.get(f"/api/v1/namespaces/{NS}/pods?{selector}")["items"][0]["metadata"]["name"]
+    why = "model sentiment: sha256 of model.onnx is 3f2a..., the resource says 9c1b..."
+    status, _ = kube_patch(kube, f"/api/v1/namespaces/{NS}/pods/{victim}", {"metadata": {
+        "labels": {"galley.dev/pod-failure": "crashloop"},
+        "annotations": {"galley.dev/failure-message": why}}})
+    assert status == 200
+
+    def failing():
+        obj = kube.get(f"{MODELS}/{name}")
+        c = condition(obj, "Ready")
+        return obj if c.get("status") == "False" and c.get("reason") == "ModelLoadFailed" else None
+    obj = poll("Ready=False (ModelLoadFailed)", failing, 60)
+    assert obj["status"]["readyReplicas"] == 1
+    assert obj["status"]["lastModelLoadFailure"] == why
+    assert condition(obj, "Degraded")["reason"] == "ModelLoadFailed"
+    assert condition(obj, "Available")["status"] == "True"  # the other replica still answers
+    # The replica is replaced (as a failing liveness probe would have it): Ready again.
+    kube.request("DELETE", f"/api/v1/namespaces/{NS}/pods/{victim}?gracePeriodSeconds=0")
+    wait_ready(kube, name, 2)
+    kube.request("DELETE", f"{MODELS}/{name}")
+
+
 def test_the_standby_takes_over_when_the_leader_is_killed(kube, operator, cluster, control_plane,
                                                           tmp_path):
     """Last in the module: it kills the module's operator."""
