@@ -6,7 +6,7 @@ PYTEST := .venv/bin/python -m pytest
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps build build-asan build-fuzz kube-plane run test unit integration fuzz bench clean format
+.PHONY: deps build build-asan build-fuzz kube-plane run test unit integration fuzz bench clean format image
 
 deps:
 	@scripts/deps.sh
@@ -38,6 +38,10 @@ run: build
 # and a short bounded fuzzing run.
 test: build build-asan build-fuzz kube-plane
 	@scripts/test.sh
+
+# The container image (localhost/galley:dev and build/image/galley-oci.tar), no daemon needed.
+image: build
+	@scripts/image.sh build
 
 bench: build
 	@bench/serve/run.sh

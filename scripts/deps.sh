@@ -18,6 +18,8 @@ APT_PACKAGES=(
   # brokers their tests start
   libhiredis-dev redis-server
   librabbitmq-dev rabbitmq-server
+  # the container image (scripts/image.sh) built with no daemon, and run by its test
+  buildah podman runc uidmap
 )
 
 missing=()

@@ -50,6 +50,12 @@ void RemoveEmptyTelemetryLog() {
 // it throws, the next call tries again.
 Ort::Env& ProcessEnv() {
   static Ort::Env* const env = [] {
+    // ONNX Runtime's telemetry client (1DS) starts with the first environment unless
+    // ORT_DISABLE_TELEMETRY is set; DisableTelemetryEvents() below only mutes its events. Started,
+    // it derives a device id from /etc/machine-id or else by running `sh -c 'echo `blkid;
+    // hostname`'`, and in an image with neither it crashes the process (SIGSEGV after the shell
+    // is not found). Galley sends no telemetry, so the client is never started.
+    setenv("ORT_DISABLE_TELEMETRY", "1", /*overwrite=*/1);
     auto* e = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "galley", OrtLog, nullptr);
     e->DisableTelemetryEvents();
     RemoveEmptyTelemetryLog();

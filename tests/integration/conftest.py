@@ -152,6 +152,13 @@ class Client:
 
 # Raw sockets, for what http.client hides: pipelining, partial requests, connection closes.
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (the OS's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def raw_connect(port: int, timeout: float = HTTP_TIMEOUT_S) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

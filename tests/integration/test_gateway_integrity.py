@@ -13,14 +13,8 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import Client, RawReader, ScriptedUpstream, http_request_bytes, raw_connect
+from conftest import Client, RawReader, ScriptedUpstream, http_request_bytes, raw_connect, free_port
 from test_gateway import gateway
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def json_answer(doc, extra_headers: str = "") -> bytes:

@@ -23,15 +23,10 @@ from pathlib import Path
 import pytest
 
 from test_up_autoscale import AUTOSCALE_FLAGS, BODY, Load, own
+from conftest import free_port
 
 PROMETHEUS_BIN = os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus") or "/usr/bin/prometheus"
 SCRAPE_INTERVAL_S = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Prometheus:

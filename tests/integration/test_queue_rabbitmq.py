@@ -29,7 +29,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from conftest import GalleyServer
+from conftest import GalleyServer, free_port
 
 RABBITMQ_BIN = os.environ.get("RABBITMQ_SERVER_BIN") or "/usr/lib/rabbitmq/bin/rabbitmq-server"
 EPMD_BIN = shutil.which("epmd") or "/usr/bin/epmd"
@@ -39,12 +39,6 @@ logging.getLogger("pika").setLevel(logging.CRITICAL)
 if not os.path.exists(RABBITMQ_BIN):
     pytest.skip(f"no RabbitMQ at {RABBITMQ_BIN} (scripts/deps.sh installs rabbitmq-server)",
                 allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(pred, timeout: float, what: str):

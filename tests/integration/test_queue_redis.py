@@ -27,17 +27,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import GalleyServer
+from conftest import GalleyServer, free_port
 
 REDIS_BIN = os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server") or "/usr/bin/redis-server"
 STREAM = "jobs"
 GROUP = "galley"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:
