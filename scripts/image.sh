@@ -4,7 +4,8 @@
 #   scripts/image.sh rootfs DIR   assemble the image's root file system in DIR: the stripped
 #                                 release binary, the shared libraries `ldd` names (from this
 #                                 machine's Debian 12 and .deps/onnxruntime), models/ (without
-#                                 training/), /etc/passwd and /etc/group with the non-root user
+#                                 training/), the CA bundle (for https:// model
+#                                 sources), /etc/passwd and /etc/group with the non-root user
 #                                 galley (65532), and a world-writable /tmp; no shell.
 #   scripts/image.sh build [TAG]  assemble it under build/image and build TAG (default
 #                                 localhost/galley:dev) with buildah (chroot isolation, every
@@ -39,6 +40,9 @@ rootfs() {
     mkdir -p "$r/models/$(dirname "$f")"
     cp "$ROOT/models/$f" "$r/models/$f"
   done
+  # The CA bundle, for https:// model sources (`galley model fetch`).
+  mkdir -p "$r/etc/ssl/certs"
+  cp -L /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/ca-certificates.crt"
   printf 'root:x:0:0:root:/:/nonexistent\ngalley:x:65532:65532:galley:/tmp:/nonexistent\n' > "$r/etc/passwd"
   printf 'root:x:0:\ngalley:x:65532:\n' > "$r/etc/group"
   # Everything owned by root and not writable by the server, except /tmp.

@@ -20,5 +20,7 @@ Runner AddScheduleRunCommand(CLI::App* schedule);
 // `galley sim autoscale` (cli/sim_cmd.cc).
 Runner AddSimCommand(CLI::App& app);
 Runner AddOperatorCommand(CLI::App& app);
+// `galley model fetch` (cli/model_cmd.cc).
+Runner AddModelCommand(CLI::App& app);
 
 }  // namespace galley::cli

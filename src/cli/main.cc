@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   runners.push_back(galley::cli::AddAutoscaleCommand(app));
   runners.push_back(galley::cli::AddSimCommand(app));
   runners.push_back(galley::cli::AddOperatorCommand(app));
+  runners.push_back(galley::cli::AddModelCommand(app));
 
   try {
     app.parse(argc, argv);

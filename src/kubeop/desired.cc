@@ -94,6 +94,11 @@ absl::StatusOr<Children> DesiredChildren(const json::value& model) {
                                    StrCat(Int(spec, {"batching", "maxBatchSize"}, 32)),
                                    "--default-timeout-ms",
                                    StrCat(Int(spec, {"requestTimeoutSeconds"}, 30) * 1000)};
+  // The volumes and mounts of the server, and the init container that fetches a model that is
+  // not in the image.
+  json::array volumes{json::object{{"name", "tmp"}, {"emptyDir", json::object{}}}};
+  json::array server_mounts{json::object{{"name", "tmp"}, {"mountPath", "/tmp"}}};
+  json::array init_containers;
   if (source == "builtin:") {
     if (format == "vader") {
       args.insert(args.end(), {"--model-repository", ""});
@@ -101,9 +106,60 @@ absl::StatusOr<Children> DesiredChildren(const json::value& model) {
       args.insert(args.end(), {"--model-repository", "/models"});
     }
   } else {
-    return absl::InvalidArgumentError(
-        StrCat("model.source '", source, "' cannot be served yet: only builtin: models (inside "
-               "the image) are"));
+    const bool pvc = source.starts_with("pvc://");
+    if (!pvc && !source.starts_with("file:///") && !source.starts_with("http://") &&
+        !source.starts_with("https://")) {
+      return absl::InvalidArgumentError(
+          StrCat("model.source '", source, "' is not builtin:, file:///PATH, pvc://CLAIM/PATH, "
+                 "http:// or https://"));
+    }
+    if (format == "vader") {
+      return absl::InvalidArgumentError("model.format vader is built in: its source must be builtin:");
+    }
+    args.insert(args.end(), {"--model-repository", kFetchedModels});
+    json::array fetch_args{"model", "fetch", "--source", source, "--name", model_name,
+                           "--version", Str(spec, {"model", "version"}, "1"),
+                           "--dest", kFetchedModels, "--cache", "/cache",
+                           "--max-batch-size", Int(spec, {"batching", "maxBatchSize"}, 32),
+                           "--max-queue-delay-us",
+                           Int(spec, {"batching", "maxQueueDelayMicroseconds"}, 2000)};
+    for (json::value& a : fetch_args) {
+      if (a.is_int64()) a = json::string(StrCat(a.as_int64()));
+    }
+    if (std::string sha = Str(spec, {"model", "sha256"}); !sha.empty()) {
+      fetch_args.insert(fetch_args.end(), {"--sha256", json::string(sha)});
+    }
+    json::array fetch_mounts{json::object{{"name", "model"}, {"mountPath", kFetchedModels}},
+                             json::object{{"name", "model-cache"}, {"mountPath", "/cache"}}};
+    volumes.push_back(json::object{{"name", "model"}, {"emptyDir", json::object{}}});
+    // The node's cache, shared by every replica placed on it (by SHA-256).
+    volumes.push_back(json::object{
+        {"name", "model-cache"},
+        {"hostPath", json::object{{"path", kNodeModelCache}, {"type", "DirectoryOrCreate"}}}});
+    if (pvc) {
+      const std::string_view rest = std::string_view(source).substr(6);
+      const std::string claim(rest.substr(0, rest.find('/')));
+      if (claim.empty()) return absl::InvalidArgumentError(StrCat("model.source '", source, "' names no claim"));
+      volumes.push_back(json::object{
+          {"name", "model-source"},
+          {"persistentVolumeClaim", json::object{{"claimName", claim}, {"readOnly", true}}}});
+      fetch_mounts.push_back(
+          json::object{{"name", "model-source"}, {"mountPath", "/mnt/pvc"}, {"readOnly", true}});
+      fetch_args.insert(fetch_args.end(), {"--pvc-root", "/mnt/pvc"});
+    }
+    init_containers.push_back(json::object{
+        {"name", "fetch-model"},
+        {"image", Str(spec, {"image"}, "galley:dev")},
+        {"args", std::move(fetch_args)},
+        {"volumeMounts", std::move(fetch_mounts)},
+        // The reason of a failed fetch goes to the status (lastModelLoadFailure).
+        {"terminationMessagePolicy", "FallbackToLogsOnError"},
+        {"resources", json::object{{"requests", json::object{{"cpu", "100m"}, {"memory", "64Mi"}}}}},
+        {"securityContext", json::object{{"runAsNonRoot", true},
+                                         {"readOnlyRootFilesystem", true},
+                                         {"allowPrivilegeEscalation", false}}}});
+    server_mounts.push_back(
+        json::object{{"name", "model"}, {"mountPath", kFetchedModels}, {"readOnly", true}});
   }
 
   json::object requests{{"cpu", Str(spec, {"resources", "cpu"}, "1")},
@@ -145,10 +201,9 @@ absl::StatusOr<Children> DesiredChildren(const json::value& model) {
                         {"terminationGracePeriodSeconds", grace_s + drain_s},
                         {"tolerations", std::move(tolerations)},
                         {"containers", json::array{std::move(container)}},
-                        {"volumes", json::array{json::object{{"name", "tmp"},
-                                                             {"emptyDir", json::object{}}}}}};
-  pod_spec["containers"].as_array()[0].as_object()["volumeMounts"] =
-      json::array{json::object{{"name", "tmp"}, {"mountPath", "/tmp"}}};
+                        {"volumes", std::move(volumes)}};
+  pod_spec["containers"].as_array()[0].as_object()["volumeMounts"] = std::move(server_mounts);
+  if (!init_containers.empty()) pod_spec["initContainers"] = std::move(init_containers);
   if (const json::value* ns = At(spec, {"nodeSelector"}); ns != nullptr) pod_spec["nodeSelector"] = *ns;
   if (const json::value* a = At(spec, {"affinity"}); a != nullptr) pod_spec["affinity"] = *a;
   if (std::string pc = Str(spec, {"priorityClassName"}); !pc.empty()) pod_spec["priorityClassName"] = pc;
@@ -237,6 +292,18 @@ std::pair<std::string, std::string> PodTrouble(const json::value& pod) {
       }
     }
   }
+  // The init container that fetches the model: failed, or crash-looping on its failures.
+  if (const json::value* cs = At(pod, {"status", "initContainerStatuses"}); cs && cs->is_array()) {
+    for (const json::value& c : cs->as_array()) {
+      const std::string waiting = Str(c, {"state", "waiting", "reason"});
+      const int64_t exit_code = Int(c, {"state", "terminated", "exitCode"}, 0);
+      if (waiting == "CrashLoopBackOff" || exit_code != 0) {
+        std::string msg = Str(c, {"state", "terminated", "message"});
+        if (msg.empty()) msg = Str(c, {"lastState", "terminated", "message"});
+        return {"ModelFetchFailed", msg};
+      }
+    }
+  }
   if (const json::value* cs = At(pod, {"status", "containerStatuses"}); cs && cs->is_array()) {
     for (const json::value& c : cs->as_array()) {
       const std::string waiting = Str(c, {"state", "waiting", "reason"});
@@ -311,8 +378,9 @@ json::value ComputeStatus(const json::value& model, const std::optional<json::va
     conds.push_back({"Progressing", progressing ? "True" : "False",
                      progressing ? "RollingOut" : "Complete",
                      progressing ? StrCat(updated, " of ", desired, " replicas updated") : "rollout complete"});
-    conds.push_back({"ModelLoaded", ready > 0 ? "True" : (trouble_reason == "ModelLoadFailed" ? "False" : "Unknown"),
-                     ready > 0 ? "Loaded" : (trouble_reason == "ModelLoadFailed" ? "ModelLoadFailed" : "Waiting"),
+    const bool load_failed = trouble_reason == "ModelLoadFailed" || trouble_reason == "ModelFetchFailed";
+    conds.push_back({"ModelLoaded", ready > 0 ? "True" : (load_failed ? "False" : "Unknown"),
+                     ready > 0 ? "Loaded" : (load_failed ? trouble_reason : "Waiting"),
                      ready > 0 ? "a replica loaded the model and answers" : trouble_message});
     conds.push_back({"Degraded", degraded_reason.empty() ? "False" : "True",
                      degraded_reason.empty() ? "AsExpected" : degraded_reason, degraded_message});
@@ -325,7 +393,9 @@ json::value ComputeStatus(const json::value& model, const std::optional<json::va
                       {"placements", std::move(placements)},
                       {"conditions", Conditions(model, conds, generation, now)}};
   if (ready > 0) status["activeModelVersion"] = Str(model, {"spec", "model", "version"}, "1");
-  if (trouble_reason == "ModelLoadFailed") status["lastModelLoadFailure"] = trouble_message;
+  if (trouble_reason == "ModelLoadFailed" || trouble_reason == "ModelFetchFailed") {
+    status["lastModelLoadFailure"] = trouble_message;
+  }
   return status;
 }
 

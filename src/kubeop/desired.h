@@ -20,6 +20,11 @@ inline constexpr char kFieldManager[] = "galley-operator";
 inline constexpr char kModelLabel[] = "galley.dev/inferencemodel";
 inline constexpr int kHttpPort = 8080;
 inline constexpr int kGrpcPort = 8081;
+// A model that is not in the image is fetched by an init container (`galley model fetch`) into
+// this emptyDir, which the server reads; the node's cache of fetched models (by SHA-256) is this
+// hostPath, which must be writable by the image's user (65532) for the cache to be kept.
+inline constexpr char kFetchedModels[] = "/models-fetched";
+inline constexpr char kNodeModelCache[] = "/var/cache/galley/models";
 
 struct Children {
   boost::json::value deployment;

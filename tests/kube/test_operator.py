@@ -260,6 +260,21 @@ def test_a_failed_node_s_replicas_are_replaced_within_the_failover_toleration(ku
         kube.request("DELETE", f"/api/v1/namespaces/{NS}/pods/{p}?gracePeriodSeconds=0")
 
 
+def fail_a_replica(kube: KubeClient, name: str, pod: str, how: str, why: str, reason: str) -> dict:
+    """Makes `pod` fail as the tests' KWOK stage `how` plays it (tests/kube/kwok/), with `why` as
+    its last message, and returns the model once its status says Ready=False with `reason`."""
+    status, _ = kube_patch(kube, f"/api/v1/namespaces/{NS}/pods/{pod}", {"metadata": {
+        "labels": {"galley.dev/pod-failure": how},
+        "annotations": {"galley.dev/failure-message": why}}})
+    assert status == 200
+
+    def failing():
+        obj = kube.get(f"{MODELS}/{name}")
+        c = condition(obj, "Ready")
+        return obj if c.get("status") == "False" and c.get("reason") == reason else None
+    return poll(f"Ready=False ({reason})", failing, 60)
+
+
 def test_a_replica_that_cannot_load_its_model_turns_the_model_not_ready_with_the_reason(
         kube, operator, cluster):
     """One replica crash-loops while loading the model (tests/kube/kwok/pod-crashloop.yaml): the
@@ -272,16 +287,7 @@ def test_a_replica_that_cannot_load_its_model_turns_the_model_not_ready_with_the
     selector = f"labelSelector=galley.dev/inferencemodel={name}"
     victim = kube.get(f"/api/v1/namespaces/{NS}/pods?{selector}")["items"][0]["metadata"]["name"]
     why = "model sentiment: sha256 of model.onnx is 3f2a..., the resource says 9c1b..."
-    status, _ = kube_patch(kube, f"/api/v1/namespaces/{NS}/pods/{victim}", {"metadata": {
-        "labels": {"galley.dev/pod-failure": "crashloop"},
-        "annotations": {"galley.dev/failure-message": why}}})
-    assert status == 200
-
-    def failing():
-        obj = kube.get(f"{MODELS}/{name}")
-        c = condition(obj, "Ready")
-        return obj if c.get("status") == "False" and c.get("reason") == "ModelLoadFailed" else None
-    obj = poll("Ready=False (ModelLoadFailed)", failing, 60)
+    obj = fail_a_replica(kube, name, victim, "crashloop", why, "ModelLoadFailed")
     assert obj["status"]["readyReplicas"] == 1
     assert obj["status"]["lastModelLoadFailure"] == why
     assert condition(obj, "Degraded")["reason"] == "ModelLoadFailed"
@@ -289,6 +295,33 @@ def test_a_replica_that_cannot_load_its_model_turns_the_model_not_ready_with_the
     # The replica is replaced (as a failing liveness probe would have it): Ready again.
     kube.request("DELETE", f"/api/v1/namespaces/{NS}/pods/{victim}?gracePeriodSeconds=0")
     wait_ready(kube, name, 2)
+    kube.request("DELETE", f"{MODELS}/{name}")
+
+
+def test_a_model_from_outside_the_image_gets_an_init_container_and_a_failed_fetch_shows(
+        kube, operator, cluster):
+    """A model with an https source: the API server accepts the pod template with the fetching
+    init container, the node cache and the model volume, and the model turns Ready; when a
+    replica's fetch fails (tests/kube/kwok/pod-fetch-failure.yaml) the status says
+    ModelFetchFailed with the fetch's own message."""
+    test_id, scheduler = cluster
+    name = f"fetched-{test_id}"
+    sha = "ab" * 32
+    kube.create(MODELS, model(name, test_id, scheduler, model={
+        "name": "clf", "format": "onnx", "source": "https://models.example/clf.onnx", "sha256": sha}))
+    wait_ready(kube, name, 2)
+    dep = kube.get(f"/apis/apps/v1/namespaces/{NS}/deployments/{name}")
+    pod = dep["spec"]["template"]["spec"]
+    init = pod["initContainers"][0]
+    assert init["name"] == "fetch-model" and init["args"][:2] == ["model", "fetch"]
+    assert init["args"][init["args"].index("--sha256") + 1] == sha
+    assert {v["name"] for v in pod["volumes"]} >= {"model", "model-cache", "tmp"}
+    selector = f"labelSelector=galley.dev/inferencemodel={name}"
+    victim = kube.get(f"/api/v1/namespaces/{NS}/pods?{selector}")["items"][0]["metadata"]["name"]
+    why = f"sha256 of https://models.example/clf.onnx is {'cd' * 32}, the resource says {sha}"
+    obj = fail_a_replica(kube, name, victim, "fetch", why, "ModelFetchFailed")
+    assert condition(obj, "Ready")["status"] == "False"
+    assert obj["status"]["lastModelLoadFailure"] == why
     kube.request("DELETE", f"{MODELS}/{name}")
 
 
