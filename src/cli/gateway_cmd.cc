@@ -1,9 +1,14 @@
 // `galley gateway`: the front door over a static list of replicas.
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/kube_flags.h"
 #include "cli/listen.h"
+#include "common/log.h"
+#include "common/signals.h"
 #include "common/strings.h"
 #include "gateway/gateway_main.h"
+#include "kube/client.h"
+#include "kubefleet/endpoint_replicas.h"
 
 #include <iostream>
 
@@ -64,7 +69,15 @@ Runner AddGatewayCommand(CLI::App& app) {
   auto replicas = std::make_shared<std::string>();
   auto ms = std::make_shared<std::array<int64_t, 4>>(std::array<int64_t, 4>{5000, 1000, 5000, 5000});
   flags->Add(cmd);
-  Flag(cmd, "replicas", *replicas, "replicas as HOST:PORT,HOST:PORT,...")->required();
+  Flag(cmd, "replicas", *replicas, "replicas as HOST:PORT,HOST:PORT,... (or --kube-endpoints)");
+  auto kube = std::make_shared<KubeFlags>();
+  auto kube_on = std::make_shared<bool>(false);
+  auto kube_ns = std::make_shared<std::string>();
+  cmd->add_flag("--kube-endpoints", *kube_on,
+                "replicas from the EndpointSlices of every InferenceModel's Service (label "
+                "galley.dev/model), routed by model name");
+  Flag(cmd, "kube-namespace", *kube_ns, "--kube-endpoints: only this namespace (default: all)");
+  kube->Add(cmd);
   AddGatewayPolicyFlags(cmd, *opts, (*ms)[0], (*ms)[1], (*ms)[2], (*ms)[3]);
   auto async = std::make_shared<std::array<std::string, 2>>(
       std::array<std::string, 2>{"", gateway::AsyncJobsOptions{}.stream});
@@ -72,22 +85,11 @@ Runner AddGatewayCommand(CLI::App& app) {
        "asynchronous requests (Prefer: respond-async) go to a Redis stream at HOST:PORT that "
        "replicas consume (galley serve --queue-redis); empty: off");
   Flag(cmd, "queue-stream", (*async)[1], "queue-redis: the stream");
-  return [cmd, flags, opts, replicas, ms, async]() -> int {
+  return [cmd, flags, opts, replicas, ms, async, kube, kube_on, kube_ns]() -> int {
     if (!cmd->parsed()) return -1;
     if (!flags->Apply(opts->http) || !flags->ApplyMetrics(opts->http, opts->metrics_http)) return 2;
-    std::vector<fleet::ReplicaEndpoint> list;
-    for (std::string_view item : Split(*replicas, ',')) {
-      item = StripWhitespace(item);
-      if (item.empty()) continue;
-      auto hp = ParseListen(item);
-      if (!hp.ok()) {
-        std::cerr << "--replicas: " << hp.status().message() << "\n";
-        return 2;
-      }
-      list.push_back({std::string(item), hp->host, hp->port, true});
-    }
-    if (list.empty()) {
-      std::cerr << "--replicas: give at least one HOST:PORT\n";
+    if (replicas->empty() == !*kube_on) {
+      std::cerr << "give either --replicas HOST:PORT,... or --kube-endpoints\n";
       return 2;
     }
     opts->frontend.default_timeout = std::chrono::milliseconds(flags->default_timeout_ms);
@@ -103,6 +105,43 @@ Runner AddGatewayCommand(CLI::App& app) {
       opts->async_jobs = gateway::AsyncJobsOptions{};
       opts->async_jobs->address = *address;
       opts->async_jobs->stream = (*async)[1];
+    }
+    if (*kube_on) {
+      BlockStopSignals();  // before the informer's thread starts: SIGTERM is RunGateway's
+      auto config = kube->Load();
+      if (!config.ok()) {
+        std::cerr << "galley gateway: " << config.status().message() << "\n";
+        return 2;
+      }
+      kube::ClientOptions co;
+      co.user_agent = "galley-gateway";
+      auto client = kube::Client::Create(*config, co);
+      if (!client.ok()) {
+        std::cerr << "galley gateway: " << client.status().message() << "\n";
+        return 2;
+      }
+      auto source = kubefleet::EndpointSliceReplicas::Start(client->get(), *kube_ns,
+                                                            std::chrono::seconds(30));
+      if (!source.ok()) {
+        log::Error("start_failed", {{"error", std::string(source.status().message())}});
+        return 1;
+      }
+      return gateway::RunGateway(*opts, **source);
+    }
+    std::vector<fleet::ReplicaEndpoint> list;
+    for (std::string_view item : Split(*replicas, ',')) {
+      item = StripWhitespace(item);
+      if (item.empty()) continue;
+      auto hp = ParseListen(item);
+      if (!hp.ok()) {
+        std::cerr << "--replicas: " << hp.status().message() << "\n";
+        return 2;
+      }
+      list.push_back({std::string(item), hp->host, hp->port, true, {}});
+    }
+    if (list.empty()) {
+      std::cerr << "--replicas: give at least one HOST:PORT\n";
+      return 2;
     }
     fleet::StaticReplicaSource source(std::move(list));
     return gateway::RunGateway(*opts, source);

@@ -1,6 +1,6 @@
 // The ReplicaSource seam: where the gateway learns which model replicas exist. Implementations:
-// a static list (--replicas), the local supervisor of `galley up`, and (later) Kubernetes
-// endpoints.
+// a static list (--replicas), the local supervisor of `galley up`, and Kubernetes EndpointSlices
+// (kubefleet/endpoint_replicas.h).
 #pragma once
 
 #include <cstdint>
@@ -16,6 +16,8 @@ struct ReplicaEndpoint {
   // Whether the source itself knows the replica to be ready (the supervisor saw it become
   // ready; a static list says true). The gateway also runs its own active health checks.
   bool ready = true;
+  // The models it serves (the gateway sends it requests for these only); empty: every model.
+  std::vector<std::string> models = {};
 };
 
 class ReplicaSource {

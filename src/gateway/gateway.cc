@@ -1,5 +1,6 @@
 #include "gateway/gateway.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -214,6 +215,8 @@ void Gateway::SyncReplicas() {
     std::shared_ptr<Replica> r;
     if (it != old.end() && it->second->endpoint.host == ep.host && it->second->endpoint.port == ep.port) {
       r = it->second;
+      std::lock_guard<std::mutex> replica_lock(r->mu);
+      r->endpoint.models = ep.models;
     } else {
       // New replica, or the same id on a new address (restarted): fresh state.
       r = std::make_shared<Replica>(ep, options_.replica_breaker, metrics_);
@@ -358,7 +361,10 @@ std::vector<Candidate> Gateway::Candidates(const ReplicaList& list, const Call& 
     for (const auto& t : call.tried) tried = tried || t == r.endpoint.id;
     std::lock_guard<std::mutex> lock(r.mu);
     candidates[i].outstanding = r.outstanding.load();
-    candidates[i].eligible = !tried && r.healthy.load() && r.source_ready.load() &&
+    const auto& serves = r.endpoint.models;
+    const bool for_model = call.model.empty() || serves.empty() ||
+                           std::find(serves.begin(), serves.end(), call.model) != serves.end();
+    candidates[i].eligible = for_model && !tried && r.healthy.load() && r.source_ready.load() &&
                              now >= r.ejected_until && r.breaker.State(now) != BreakerState::kOpen;
   }
   return candidates;

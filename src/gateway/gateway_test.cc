@@ -69,7 +69,7 @@ class GatewayTest : public ::testing::Test {
  protected:
   void Make(std::vector<uint16_t> ports, GatewayOptions o = {}) {
     std::vector<fleet::ReplicaEndpoint> eps;
-    for (uint16_t p : ports) eps.push_back({"r" + std::to_string(p), "127.0.0.1", p, true});
+    for (uint16_t p : ports) eps.push_back({"r" + std::to_string(p), "127.0.0.1", p, true, {}});
     source_ = std::make_unique<fleet::StaticReplicaSource>(std::move(eps));
     o.backoff.base = milliseconds(1);
     o.backoff.cap = milliseconds(1);
@@ -111,6 +111,26 @@ TEST_F(GatewayTest, RetriesAFailingReplicaOnAnotherAndLearnsTheModel) {
     EXPECT_EQ(r.response.result(), http::Status::ok);
   }
   EXPECT_TRUE(gateway_->KnownModel("m"));
+}
+
+TEST_F(GatewayTest, AReplicaThatNamesItsModelsGetsRequestsForThoseOnly) {
+  source_ = std::make_unique<fleet::StaticReplicaSource>(std::vector<fleet::ReplicaEndpoint>{
+      {"a", "127.0.0.1", 1, true, {"alpha"}},
+      {"b", "127.0.0.1", 2, true, {"beta"}},
+      {"any", "127.0.0.1", 3, true, {}}});
+  gateway_ = std::make_unique<Gateway>(*source_, upstream_, io_, clock_, metrics_, GatewayOptions{});
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_NE(Forward("alpha").replica, "b");
+    EXPECT_NE(Forward("beta").replica, "a");
+    EXPECT_EQ(Forward("gamma").replica, "any");
+  }
+  // With its only replica failing, a model is not sent to another model's replica.
+  upstream_.Answer(1, 503);
+  upstream_.Answer(3, 503);
+  upstream_.Clear();
+  ForwardResult r = Forward("alpha");
+  for (const auto& s : upstream_.sent()) EXPECT_NE(s.port, 2) << s.target;
+  EXPECT_NE(r.replica, "b");
 }
 
 TEST_F(GatewayTest, NamesNoReplicaServesGetNoState) {

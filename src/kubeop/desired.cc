@@ -231,6 +231,9 @@ absl::StatusOr<Children> DesiredChildren(const json::value& model) {
   c.deployment = std::move(deployment);
 
   json::object service = Metadata(model, "v1", "Service");
+  // The model's name as clients use it: the EndpointSlice controller copies a Service's labels
+  // to its slices, and the gateway routes by it (kubefleet/endpoint_replicas.h).
+  service["metadata"].as_object()["labels"].as_object()["galley.dev/model"] = model_name;
   service["spec"] = json::object{
       {"selector", json::object{{kModelLabel, name}}},
       {"ports", json::array{json::object{{"name", "http"}, {"port", kHttpPort},

@@ -154,7 +154,7 @@ std::vector<fleet::ReplicaEndpoint> Supervisor::Replicas() const {
   out.reserve(replicas_.size());
   for (const auto& [index, r] : replicas_) {
     if (r->child == nullptr || r->port == 0) continue;
-    out.push_back({r->id, options_.host, r->port, r->ready && r->stop == StopReason::kNone});
+    out.push_back({r->id, options_.host, r->port, r->ready && r->stop == StopReason::kNone, {}});
   }
   return out;
 }

@@ -23,6 +23,7 @@ KUBECTL = REPO / ".deps" / "kubectl" / "kubectl"
 SYSTEM = "galley-system"
 OPERATOR_SA = f"system:serviceaccount:{SYSTEM}:galley-operator"
 SCHEDULER_SA = f"system:serviceaccount:{SYSTEM}:galley-scheduler"
+GATEWAY_SA = f"system:serviceaccount:{SYSTEM}:galley-gateway"
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +46,9 @@ def deployed(kubectl):
     rendered = kubectl("kustomize", str(REPO / "deploy" / "overlays" / "cpu")).stdout
     kinds = sorted(line.split(":", 1)[1].strip() for line in rendered.splitlines()
                    if line.startswith("kind:"))
-    assert kinds == sorted(["Namespace", "CustomResourceDefinition", "ServiceAccount",
-                            "ServiceAccount", "ClusterRole", "ClusterRole", "ClusterRoleBinding",
-                            "ClusterRoleBinding", "Role", "Role", "RoleBinding", "RoleBinding",
-                            "Deployment", "Deployment"]), kinds
+    assert kinds == sorted(["Namespace", "CustomResourceDefinition"] + ["ServiceAccount"] * 3
+                           + ["ClusterRole"] * 3 + ["ClusterRoleBinding"] * 3 + ["Role"] * 2
+                           + ["RoleBinding"] * 2 + ["Deployment"] * 3 + ["Service"]), kinds
     out = kubectl("apply", "-k", str(REPO / "deploy" / "overlays" / "cpu"), "--server-side",
                   "--field-manager=galley-deploy-test").stdout
     assert "namespace/galley-system serverside-applied" in out, out
@@ -65,7 +65,9 @@ def can(kubectl, who: str, *what: str) -> bool:
 
 def test_apply_creates_everything_and_a_second_apply_changes_nothing(kubectl, deployed, kube):
     for kind, name in (("deployment", "galley-operator"), ("deployment", "galley-scheduler"),
-                       ("serviceaccount", "galley-operator"), ("serviceaccount", "galley-scheduler")):
+                       ("deployment", "galley-gateway"), ("service", "galley-gateway"),
+                       ("serviceaccount", "galley-operator"), ("serviceaccount", "galley-scheduler"),
+                       ("serviceaccount", "galley-gateway")):
         obj = json.loads(kubectl("get", kind, name, "-n", SYSTEM, "-o", "json").stdout)
         assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "galley", obj["metadata"]
     dep = json.loads(kubectl("get", "deployment", "galley-operator", "-n", SYSTEM, "-o", "json").stdout)
@@ -116,6 +118,13 @@ def test_apply_creates_everything_and_a_second_apply_changes_nothing(kubectl, de
     (SCHEDULER_SA, ("patch", "nodes"), False),
     (SCHEDULER_SA, ("get", "inferencemodels.galley.dev", "-n", NS), False),
     (SCHEDULER_SA, ("update", "leases.coordination.k8s.io/galley-operator", "-n", SYSTEM), False),
+    # The gateway: reads EndpointSlices, nothing else.
+    (GATEWAY_SA, ("watch", "endpointslices.discovery.k8s.io", "-A"), True),
+    (GATEWAY_SA, ("list", "endpointslices.discovery.k8s.io", "-n", NS), True),
+    (GATEWAY_SA, ("update", "endpointslices.discovery.k8s.io", "-n", NS), False),
+    (GATEWAY_SA, ("list", "pods", "-n", NS), False),
+    (GATEWAY_SA, ("get", "secrets", "-n", NS), False),
+    (GATEWAY_SA, ("get", "inferencemodels.galley.dev", "-n", NS), False),
 ])
 def test_each_service_account_may_do_what_it_needs_and_nothing_else(kubectl, deployed, who, what,
                                                                     allowed):

@@ -138,6 +138,16 @@ def test_a_model_becomes_ready_scales_repairs_and_is_collected(kube, operator, c
     assert nodes <= {f"op-{test_id}-0", f"op-{test_id}-1"}, nodes
     pods = kube.get(f"/api/v1/namespaces/{NS}/pods?labelSelector=galley.dev/inferencemodel={name}")
     assert all(p["spec"]["schedulerName"] == scheduler for p in pods["items"])
+    # The Service names the model clients use, and the EndpointSlice controller copies that to
+    # the slices a gateway watches (galley gateway --kube-endpoints).
+    assert kube.get(paths["Service"])["metadata"]["labels"]["galley.dev/model"] == "vader"
+
+    def sliced():
+        slices = kube.get(f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
+                          f"?labelSelector=kubernetes.io/service-name={name}")["items"]
+        return [sl for sl in slices if sl["metadata"]["labels"].get("galley.dev/model") == "vader"
+                and sum(1 for e in sl.get("endpoints") or [] if e["conditions"].get("ready")) == 2]
+    poll("the model's EndpointSlice with both replicas ready", sliced, 30)
 
     # The scale subresource drives the Deployment.
     scale = kube.get(f"{MODELS}/{name}/scale")

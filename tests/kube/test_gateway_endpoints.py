@@ -1,0 +1,195 @@
+"""`galley gateway --kube-endpoints` on the real control plane: replicas come from EndpointSlices
+(real objects on the real API server) whose endpoints are real `galley serve` processes; requests
+are routed by model name to the slices labelled with it; a new endpoint joins; an endpoint that
+turns terminating under load gets no new request and no request fails.
+
+The API server refuses loopback addresses in EndpointSlices, so the gateway and its replicas run
+in a network namespace of their own where the replicas listen on 10.77.0.1 (netns_fleet.py); the
+test reaches the gateway, and the namespace the API server, through Unix sockets."""
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import KubeClient, poll
+from test_operator import GALLEY
+
+NS = "default"
+SLICES = f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
+ADDRESS = "10.77.0.1"
+TEXT = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["lovely"]}]}
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str):
+        super().__init__("gateway", timeout=10)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(10)
+        self.sock.connect(self.path)
+
+
+def post(sock: str, path: str, doc: dict) -> tuple[int, dict, dict]:
+    c = UnixHTTPConnection(sock)
+    try:
+        c.request("POST", path, json.dumps(doc), {"Content-Type": "application/json"})
+        r = c.getresponse()
+        return r.status, dict(r.headers), json.loads(r.read())
+    finally:
+        c.close()
+
+
+def slice_for(name: str, model: str, port: int, conditions: list[dict]) -> dict:
+    """An EndpointSlice as the controller writes one for a model's Service (here without a
+    Service: the gateway reads slices only)."""
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "labels": {"galley.dev/model": model,
+                                                  "kubernetes.io/service-name": name}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ADDRESS], "conditions": c,
+                           "targetRef": {"kind": "Pod", "name": f"{name}-{i}", "namespace": NS}}
+                          for i, c in enumerate(conditions)]}
+
+
+class Fleet:
+    """The namespace with the gateway and the replicas, and the slices this test published."""
+
+    def __init__(self, control_plane, kube: KubeClient, replicas: dict[str, list[str]]):
+        self.kube = kube
+        self.id = uuid.uuid4().hex[:6]
+        self.dir = Path(tempfile.mkdtemp(prefix="gk-"))  # short: a Unix socket path is short
+        self.api_socket = str(self.dir / "api.sock")
+        self.gateway = str(self.dir / "gw.sock")
+        self.names: list[str] = []
+        host, port = control_plane.server.removeprefix("https://").rsplit(":", 1)
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(self.api_socket)
+        listener.listen(64)
+        self.listener = listener
+        sys.path.insert(0, str(Path(__file__).parent))
+        import netns_fleet
+        netns_fleet.bridge(listener, lambda: socket.create_connection((host, int(port))))
+        spec = {"dir": str(self.dir), "galley": GALLEY, "namespace": NS,
+                "kubeconfig": control_plane.kubeconfig, "api_server": control_plane.server,
+                "api_socket": self.api_socket, "gateway_socket": self.gateway,
+                "replicas": replicas}
+        self.proc = subprocess.Popen(
+            ["unshare", "--user", "--map-root-user", "--net", sys.executable,
+             str(Path(__file__).parent / "netns_fleet.py"), json.dumps(spec)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert line, f"the namespace did not start; logs in {self.dir}"
+        self.ports: dict[str, int] = json.loads(line)["replicas"]
+
+    def publish(self, name: str, model: str, replica: str, conditions: list[dict]) -> None:
+        full = f"{name}-{self.id}"
+        body = slice_for(full, model, self.ports[replica], conditions)
+        status, obj = self.kube.request("GET", f"{SLICES}/{full}")
+        if status == 200:
+            body["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
+            status, obj = self.kube.request("PUT", f"{SLICES}/{full}", body)
+            assert status == 200, obj.get("message")
+        else:
+            status, obj = self.kube.request("POST", SLICES, body)
+            assert status == 201, obj.get("message")
+            self.names.append(full)
+
+    def close(self) -> int:
+        for n in self.names:
+            self.kube.request("DELETE", f"{SLICES}/{n}")
+        self.proc.stdin.close()
+        rc = self.proc.wait(60)
+        self.listener.close()
+        return rc
+
+
+@pytest.fixture
+def fleet(control_plane, kube):
+    made: list[Fleet] = []
+
+    def start(replicas: dict[str, list[str]]) -> Fleet:
+        f = Fleet(control_plane, kube, replicas)
+        made.append(f)
+        return f
+    yield start
+    for f in made:
+        assert f.close() == 0, f"a process in the namespace did not stop cleanly; logs in {f.dir}"
+
+
+def test_requests_are_routed_by_model_to_the_slices_that_serve_it(fleet):
+    # One replica with the shipped repository (sentiment, ...), one with the built-in VADER only.
+    f = fleet({"sentiment": [], "vader": ["--model-repository", "", "--model", "vader"]})
+    f.publish("sentiment", "sentiment", "sentiment", [{"ready": True}])
+    f.publish("vader", "vader", "vader", [{"ready": True}])
+
+    def routed():
+        status, headers, _ = post(f.gateway, "/v2/models/vader/infer", TEXT)
+        return status == 200 and headers.get("X-Galley-Replica", "").startswith(f"{NS}/vader-")
+    poll("the gateway serving from the slices", routed, 30)
+    for _ in range(10):
+        status, headers, _ = post(f.gateway, "/v2/models/sentiment/infer", TEXT)
+        assert status == 200 and headers["X-Galley-Replica"].startswith(f"{NS}/sentiment-"), headers
+        status, headers, _ = post(f.gateway, "/v2/models/vader/infer", TEXT)
+        assert status == 200 and headers["X-Galley-Replica"].startswith(f"{NS}/vader-"), headers
+        status, _, body = post(f.gateway, "/inference/analyze", {"text": "lovely"})
+        assert status == 200 and body["model"] == "sentiment", body
+
+
+def test_a_terminating_endpoint_gets_no_new_requests_and_none_fails(fleet):
+    f = fleet({"a1": [], "a2": []})
+    ready = {"ready": True, "serving": True, "terminating": False}
+    # Two slices of one model, one endpoint each (the controller splits large Services so).
+    f.publish("pool-a", "sentiment", "a1", [ready])
+
+    def served():
+        status, headers, _ = post(f.gateway, "/inference/analyze", {"text": "fine"})
+        return status == 200 and headers.get("X-Galley-Fallback") != "true"
+    poll("the first endpoint serving", served, 30)
+    f.publish("pool-b", "sentiment", "a2", [ready])  # a new endpoint joins
+
+    def both_used():
+        seen = {post(f.gateway, "/inference/analyze", {"text": "fine"})[1]["X-Galley-Replica"]
+                for _ in range(20)}
+        return len(seen) == 2
+    poll("the new endpoint taking requests", both_used, 30)
+
+    failures: list[str] = []
+    replicas: list[str] = []
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                status, headers, _ = post(f.gateway, "/inference/analyze", {"text": "good"})
+                if status != 200 or headers.get("X-Galley-Fallback") == "true":
+                    failures.append(f"{status} {headers}")
+                replicas.append(headers.get("X-Galley-Replica", ""))
+            except Exception as e:  # noqa: BLE001 (every failure is counted)
+                failures.append(repr(e))
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        poll("load on both", lambda: len(set(replicas[-40:])) == 2, 30)
+        # a1 turns terminating (its pod is being deleted): still serving, no longer ready.
+        f.publish("pool-a", "sentiment", "a1", [{"ready": False, "serving": True, "terminating": True}])
+        mark = len(replicas)
+        poll("requests only to a2", lambda: len(replicas) > mark + 50 and all(
+            r.startswith(f"{NS}/pool-b-") for r in replicas[-20:]), 30)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not failures, failures[:5]
+    assert len(replicas) > 100
