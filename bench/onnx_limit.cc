@@ -176,8 +176,8 @@ absl::Status Run(const Options& o) {
   std::printf("ORDER %s\n", o.order.c_str());
   std::fprintf(stderr, "%s: %zu texts (%s), %d intra-op thread(s), %.1f s per batch size\n",
                o.model.c_str(), texts.size(), o.order.c_str(), o.threads, o.seconds);
-  std::fprintf(stderr, "%6s %14s %14s %12s %12s\n", "batch", "inferences/s", "us/batch",
-               "p50 us", "p99 us");
+  std::fprintf(stderr, "%6s %14s %14s %12s %12s\n", "batch", "inferences/s", "us/batch", "p50 us",
+               "p99 us");
   int best_batch = 0;
   double best_rate = 0;
   double b1_us = 0;
@@ -185,10 +185,11 @@ absl::Status Run(const Options& o) {
     ASSIGN_OR_RETURN(Point p, Measure(*backend, ids, b, o.seconds));
     const double us_per_batch = 1e6 * p.seconds / static_cast<double>(p.batches);
     const double p50 = p.QuantileUs(0.50), p99 = p.QuantileUs(0.99);
-    std::printf("LIMIT batch=%d inferences_per_s=%.1f us_per_batch=%.1f p50_us=%.1f p99_us=%.1f "
-                "batches=%lld rows=%lld seconds=%.3f\n",
-                b, p.rate(), us_per_batch, p50, p99, static_cast<long long>(p.batches),
-                static_cast<long long>(p.rows), p.seconds);
+    std::printf(
+        "LIMIT batch=%d inferences_per_s=%.1f us_per_batch=%.1f p50_us=%.1f p99_us=%.1f "
+        "batches=%lld rows=%lld seconds=%.3f\n",
+        b, p.rate(), us_per_batch, p50, p99, static_cast<long long>(p.batches),
+        static_cast<long long>(p.rows), p.seconds);
     std::fprintf(stderr, "%6d %14.0f %14.1f %12.1f %12.1f\n", b, p.rate(), us_per_batch, p50, p99);
     std::fflush(stdout);
     if (b == 1) b1_us = 1e6 / p.rate();
@@ -202,8 +203,10 @@ absl::Status Run(const Options& o) {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   std::printf("PEAK_RSS_KB kb=%ld\n", usage.ru_maxrss);
-  std::fprintf(stderr, "best: batch %d, %.0f inferences/s; batch 1: %.1f us/request; "
-               "peak RSS %.1f MiB\n", best_batch, best_rate, b1_us, usage.ru_maxrss / 1024.0);
+  std::fprintf(stderr,
+               "best: batch %d, %.0f inferences/s; batch 1: %.1f us/request; "
+               "peak RSS %.1f MiB\n",
+               best_batch, best_rate, b1_us, usage.ru_maxrss / 1024.0);
   return absl::OkStatus();
 }
 
@@ -213,10 +216,14 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{"In-process throughput limit of an ONNX text model (bench/serve/onnx.sh)"};
   app.add_option("--model", o.model, "model.onnx")->required()->check(CLI::ExistingFile);
-  app.add_option("--vocab", o.vocab, "vocab.txt of the model")->required()->check(CLI::ExistingFile);
+  app.add_option("--vocab", o.vocab, "vocab.txt of the model")
+      ->required()
+      ->check(CLI::ExistingFile);
   app.add_option("--texts", o.texts, "texts, one per line")->required()->check(CLI::ExistingFile);
-  app.add_option("--max-length", o.max_length, "most token ids per text")->check(CLI::PositiveNumber);
-  app.add_option("--seconds", o.seconds, "timed seconds per batch size")->check(CLI::PositiveNumber);
+  app.add_option("--max-length", o.max_length, "most token ids per text")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--seconds", o.seconds, "timed seconds per batch size")
+      ->check(CLI::PositiveNumber);
   app.add_option("--batch-sizes", o.batch_sizes, "batch sizes, comma-separated")
       ->delimiter(',')
       ->check(CLI::Range(1, 4096));

@@ -53,7 +53,7 @@ void DecodeEverything(std::string_view body) {
         model::InferOutput out;
         out.outputs = r->input.inputs;
         (void)protocol::EncodeInferResponse(*md, r->id, out, {}, r->binary_outputs,
-                                         r->binary_data_output);
+                                            r->binary_data_output);
       }
       if (!header_length) break;
     }

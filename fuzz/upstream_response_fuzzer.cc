@@ -1,11 +1,11 @@
 // Fuzzes the gateway's reading of a replica's answer (http::ResponseReader): bytes arrive in
 // pieces of sizes the input chooses, then the connection may close. Whatever the bytes, the
 // reader ends in a final answer (status 200 or above, its leftover bytes kept) or a clear error.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 
 #include "boost/asio/buffer.hpp"
 #include "http/response_reader.h"
@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     at += n;
     state = reader.Parse(buffer);
   }
-  if (state == ResponseReader::State::kNeedMore && reader.got_some()) state = reader.OnEndOfStream();
+  if (state == ResponseReader::State::kNeedMore && reader.got_some())
+    state = reader.OnEndOfStream();
   if (state == ResponseReader::State::kDone) {
     if (reader.response().result_int() < 200) std::abort();
     if (buffer.size() > size) std::abort();

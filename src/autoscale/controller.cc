@@ -141,7 +141,7 @@ Decision Controller::Tick() {
   AddPodsMetrics(metrics_snap, rec_snap);
   if (depth) {
     rec_snap.external_metrics[kExternalQueueBacklog] = {std::max(0.0, depth->lag) +
-                                                         std::max(0.0, depth->pending)};
+                                                        std::max(0.0, depth->pending)};
   }
   const Decision d = Recommend(rec_snap, SpecOf(options_), history_, now);
 
@@ -230,14 +230,13 @@ Decision Controller::SkipTick(int current, const absl::Status& observe_error) {
   d.replicas = current;
   d.reason = "MetricsUnavailable";
   d.message = "the metrics source failed as a whole; keeping the current replica count";
-  log::Warn("autoscale_decision",
-            {{"desired", d.replicas},
-             {"current", current},
-             {"reason", d.reason},
-             {"panic", false},
-             {"message", d.message},
-             {"metrics", boost::json::object{}},
-             {"observe_error", std::string(ToStd(observe_error.message()))}});
+  log::Warn("autoscale_decision", {{"desired", d.replicas},
+                                   {"current", current},
+                                   {"reason", d.reason},
+                                   {"panic", false},
+                                   {"message", d.message},
+                                   {"metrics", boost::json::object{}},
+                                   {"observe_error", std::string(ToStd(observe_error.message()))}});
   if (gauges_) {
     gauges_->desired.Set(d.replicas);
     gauges_->current.Set(current);

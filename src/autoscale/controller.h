@@ -1,8 +1,9 @@
 // The autoscaler's controller loop: the thin shell around the pure recommender. Every sync period
 // it observes the replicas (MetricsSource), asks Recommend() with Galley's inference policy or
-// in the HPA-compatible mode (ControllerOptions::hpa), and sets the scale target when the answer differs from what the target has. It keeps what the
-// recommender needs between ticks (the observations of the stable window and the History), logs
-// each decision as one JSON line (`autoscale_decision`) and exports it as metrics.
+// in the HPA-compatible mode (ControllerOptions::hpa), and sets the scale target when the answer
+// differs from what the target has. It keeps what the recommender needs between ticks (the
+// observations of the stable window and the History), logs each decision as one JSON line
+// (`autoscale_decision`) and exports it as metrics.
 #pragma once
 
 #include <chrono>
@@ -96,7 +97,8 @@ class Controller {
   // One round: observe, decide, scale when the decision differs from the target's desired count,
   // log, export. Returns the decision. When the source as a whole fails (Observe() returns an
   // error, e.g. Prometheus is down) the round is skipped: no recommendation, no scaling, nothing
-  // remembered; the decision keeps the count with reason "MetricsUnavailable". Must not run concurrently with itself or the thread.
+  // remembered; the decision keeps the count with reason "MetricsUnavailable". Must not run
+  // concurrently with itself or the thread.
   Decision Tick();
 
  private:

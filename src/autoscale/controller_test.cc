@@ -141,7 +141,8 @@ TEST(ControllerTest, ScalesUpOnLoadAndBackDownToTheWarmPool) {
   EXPECT_NE(text.find("galley_autoscale_desired_replicas 3"), std::string::npos) << text;
   EXPECT_NE(text.find("galley_autoscale_current_replicas 3"), std::string::npos) << text;
   EXPECT_NE(text.find("galley_autoscale_metric_value{metric=\"concurrency/stable\"}"),
-            std::string::npos) << text;
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("galley_autoscale_panic_mode"), std::string::npos) << text;
 
   // The load stops: no scale-down within the stable window; back to 1 within a few windows.
@@ -274,7 +275,8 @@ TEST(ControllerTest, PokeTicksWithoutWaitingForThePeriod) {
   ASSERT_TRUE(controller.Start().ok());  // the first tick sees no demand: stays at zero
   {
     std::unique_lock<std::mutex> lock(source.mu);
-    ASSERT_TRUE(source.cv.wait_for(lock, std::chrono::seconds(30), [&] { return source.observed > 0; }));
+    ASSERT_TRUE(
+        source.cv.wait_for(lock, std::chrono::seconds(30), [&] { return source.observed > 0; }));
   }
   held = 1;
   controller.Poke();
@@ -413,7 +415,7 @@ TEST(AddPodsMetricsTest, OnlyObservedReplicasGetSamples) {
 TEST(RecommendationMemoryTest, CoversTheModesWindows) {
   ControllerOptions o = ShortWindows();
   EXPECT_EQ(RecommendationMemory(o), absl::Hours(1));  // the burst-recurrence hold's memory
-  o.policy.burst_gap_max = absl::ZeroDuration();        // off: the 2 s windows
+  o.policy.burst_gap_max = absl::ZeroDuration();       // off: the 2 s windows
   EXPECT_EQ(RecommendationMemory(o), absl::Seconds(2));
   o.hpa = HpaSpec{};
   EXPECT_EQ(RecommendationMemory(o), absl::Minutes(5));  // legacy downscale stabilisation
@@ -557,7 +559,8 @@ TEST(ControllerTest, HpaModeScalesOnTheQueueBacklogAsAnExternalMetric) {
   HpaSpec hpa;
   hpa.min_replicas = 1;
   hpa.max_replicas = 10;
-  hpa.metrics = {{MetricSourceType::kExternal, kExternalQueueBacklog, "", TargetType::kAverageValue, 0, 20}};
+  hpa.metrics = {
+      {MetricSourceType::kExternal, kExternalQueueBacklog, "", TargetType::kAverageValue, 0, 20}};
   o.hpa = hpa;
   o.queue_depth = [] { return absl::StatusOr<QueueDepth>(QueueDepth{90, 10}); };
   Controller controller(source, target, clock, o);

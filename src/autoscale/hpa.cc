@@ -122,7 +122,8 @@ int LegacyScaleUpLimit(int current) {
 Limited ApplyLegacyRules(int current, int desired, int min, int max) {
   const int cap = LegacyScaleUpLimit(current);
   if (desired < min) {
-    return {min, "TooFewReplicas", "the desired replica count is less than the minimum replica count"};
+    return {min, "TooFewReplicas",
+            "the desired replica count is less than the minimum replica count"};
   }
   if (max > cap) {
     if (desired > cap) {
@@ -130,7 +131,8 @@ Limited ApplyLegacyRules(int current, int desired, int min, int max) {
               "the desired replica count is increasing faster than the maximum scale rate"};
     }
   } else if (desired > max) {
-    return {max, "TooManyReplicas", "the desired replica count is more than the maximum replica count"};
+    return {max, "TooManyReplicas",
+            "the desired replica count is more than the maximum replica count"};
   }
   return {desired, "DesiredWithinRange", "the desired count is within the acceptable range"};
 }
@@ -218,8 +220,12 @@ Decision RecommendHpa(const Snapshot& snapshot, const HpaSpec& spec, const Histo
   if (metrics.empty()) {
     metrics.push_back({MetricSourceType::kResource, "cpu", "", TargetType::kUtilization, 80, 0});
   }
-  CalcContext ctx{&snapshot, current, MakeTolerances(spec), spec.cpu_initialization_period,
-                  spec.initial_readiness_delay, now};
+  CalcContext ctx{&snapshot,
+                  current,
+                  MakeTolerances(spec),
+                  spec.cpu_initialization_period,
+                  spec.initial_readiness_delay,
+                  now};
   // computeReplicasForMetrics: the largest valid proposal wins; all invalid, or some invalid
   // while the valid ones would scale down, and the HPA does not scale.
   int desired = 0, invalid = 0;
@@ -254,8 +260,9 @@ Decision RecommendHpa(const Snapshot& snapshot, const HpaSpec& spec, const Histo
       d.message = l.message;
     } else if (stabilized != desired) {
       d.reason = "ScaleDownStabilized";
-      d.message = "recent recommendations were higher than current one, applying the highest "
-                  "recent recommendation";
+      d.message =
+          "recent recommendations were higher than current one, applying the highest "
+          "recent recommendation";
     } else {
       d.reason = "DesiredWithinRange";
       d.message = rescale;
@@ -264,19 +271,21 @@ Decision RecommendHpa(const Snapshot& snapshot, const HpaSpec& spec, const Histo
   }
   // normalizeDesiredReplicasWithBehaviors: stabilise per direction, then the policy rates.
   const ScalingRules up = DefaultScaleUp(spec.behavior->scale_up);
-  const ScalingRules down = DefaultScaleDown(spec.behavior->scale_down, spec.downscale_stabilization);
+  const ScalingRules down =
+      DefaultScaleDown(spec.behavior->scale_down, spec.downscale_stabilization);
   const int stabilized = StabilizeWithBehaviors(current, desired, up, down, history, now);
-  Limited l = ApplyBehaviorRate(current, stabilized, spec.min_replicas, spec.max_replicas, up,
-                                down, history, now);
+  Limited l = ApplyBehaviorRate(current, stabilized, spec.min_replicas, spec.max_replicas, up, down,
+                                history, now);
   d.replicas = l.replicas;
   if (l.reason != "DesiredWithinRange") {
     d.reason = l.reason;
     d.message = l.message;
   } else if (stabilized != desired) {
     d.reason = stabilized < desired ? "ScaleUpStabilized" : "ScaleDownStabilized";
-    d.message = stabilized < desired
-                    ? "recent recommendations were lower than current one, applying the lowest recent recommendation"
-                    : "recent recommendations were higher than current one, applying the highest recent recommendation";
+    d.message = stabilized < desired ? "recent recommendations were lower than current one, "
+                                       "applying the lowest recent recommendation"
+                                     : "recent recommendations were higher than current one, "
+                                       "applying the highest recent recommendation";
   } else {
     d.reason = "DesiredWithinRange";
     d.message = rescale;

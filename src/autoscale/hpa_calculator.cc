@@ -19,9 +19,9 @@ MetricProposal Invalid(const MetricSpec& m, std::string note) {
 // groupPods (replica_calculator.go) sorts every pod into exactly one bucket.
 struct PodGroups {
   int ready_count = 0;
-  std::set<std::string> unready;   // pending pods, and (cpu only) pods not yet ready
-  std::set<std::string> missing;   // running pods with no sample
-  std::set<std::string> ignored;   // deleted or failed pods
+  std::set<std::string> unready;  // pending pods, and (cpu only) pods not yet ready
+  std::set<std::string> missing;  // running pods with no sample
+  std::set<std::string> ignored;  // deleted or failed pods
 };
 
 PodGroups GroupPods(const CalcContext& ctx, const MilliMap& metrics, const std::string& resource) {
@@ -265,18 +265,23 @@ MetricProposal PerPodReplicas(const CalcContext& ctx, const MetricSpec& m, int64
 
 std::string MetricKey(const MetricSpec& m) {
   switch (m.type) {
-    case MetricSourceType::kResource: return StrCat("resource/", m.name);
-    case MetricSourceType::kContainerResource: return StrCat("containerResource/", m.name);
-    case MetricSourceType::kPods: return StrCat("pods/", m.name);
-    case MetricSourceType::kObject: return StrCat("object/", m.object, "/", m.name);
-    case MetricSourceType::kExternal: return StrCat("external/", m.name);
+    case MetricSourceType::kResource:
+      return StrCat("resource/", m.name);
+    case MetricSourceType::kContainerResource:
+      return StrCat("containerResource/", m.name);
+    case MetricSourceType::kPods:
+      return StrCat("pods/", m.name);
+    case MetricSourceType::kObject:
+      return StrCat("object/", m.object, "/", m.name);
+    case MetricSourceType::kExternal:
+      return StrCat("external/", m.name);
   }
   return m.name;
 }
 
 MetricProposal ComputeReplicasForMetric(const CalcContext& ctx, const MetricSpec& m) {
-  const bool positive = m.target_type == TargetType::kUtilization ? m.average_utilization > 0
-                                                                   : m.value > 0;
+  const bool positive =
+      m.target_type == TargetType::kUtilization ? m.average_utilization > 0 : m.value > 0;
   if (!positive) return Invalid(m, "target must be positive");
   switch (m.type) {
     // NOTE: the snapshot carries pod-level samples only, so a ContainerResource metric is
@@ -294,13 +299,16 @@ MetricProposal ComputeReplicasForMetric(const CalcContext& ctx, const MetricSpec
     case MetricSourceType::kObject: {
       auto it = ctx.snapshot->object_metrics.find(StrCat(m.object, "/", m.name));
       if (it == ctx.snapshot->object_metrics.end()) return Invalid(m, "no value for object metric");
-      if (m.target_type == TargetType::kValue) return UsageRatioReplicas(ctx, m, ToMilli(it->second));
-      if (m.target_type == TargetType::kAverageValue) return PerPodReplicas(ctx, m, ToMilli(it->second));
+      if (m.target_type == TargetType::kValue)
+        return UsageRatioReplicas(ctx, m, ToMilli(it->second));
+      if (m.target_type == TargetType::kAverageValue)
+        return PerPodReplicas(ctx, m, ToMilli(it->second));
       return Invalid(m, "object metrics take a Value or AverageValue target");
     }
     case MetricSourceType::kExternal: {
       auto it = ctx.snapshot->external_metrics.find(m.name);
-      if (it == ctx.snapshot->external_metrics.end()) return Invalid(m, "no value for external metric");
+      if (it == ctx.snapshot->external_metrics.end())
+        return Invalid(m, "no value for external metric");
       // Rule: the values of every matching series are summed; an overflowing sum caps at the
       // int64 edge (upstream: "usage overflow caps at MaxInt64").
       int64_t total = 0;

@@ -36,8 +36,15 @@ PodState Unready(PodState p) {  // just started, not ready yet (inside the CPU i
   p.ready_transition_time = kNow - absl::Minutes(1);
   return p;
 }
-PodState WithPhase(PodState p, PodPhase phase) { p.phase = phase; p.ready = false; return p; }
-PodState Deleted(PodState p) { p.deleted = true; return p; }
+PodState WithPhase(PodState p, PodPhase phase) {
+  p.phase = phase;
+  p.ready = false;
+  return p;
+}
+PodState Deleted(PodState p) {
+  p.deleted = true;
+  return p;
+}
 PodState WithMetric(PodState p, const std::string& name, double v) {
   p.metrics[name].value = v;
   return p;
@@ -113,27 +120,41 @@ std::vector<Case> Cases() {
   // TestReplicaCalcScaleUp: 50% average against 30% -> ceil(3 * 50/30) = 5.
   c.push_back({"ScaleUp", Spec(1, 10, {Cpu(30)}), Snap(3, Cpus({0.3, 0.5, 0.7})), {}, 5});
   // TestReplicaCalcScaleUpUnreadyLessScale: the unready pod counts as 0 on a scale-up: 40% -> 4.
-  c.push_back({"ScaleUpUnreadyLessScale", Spec(1, 10, {Cpu(30)}),
-               Snap(3, {Unready(Pod("a", 0.3)), Pod("b", 0.5), Pod("c", 0.7)}), {}, 4});
+  c.push_back({"ScaleUpUnreadyLessScale",
+               Spec(1, 10, {Cpu(30)}),
+               Snap(3, {Unready(Pod("a", 0.3)), Pod("b", 0.5), Pod("c", 0.7)}),
+               {},
+               4});
   // TestReplicaCalcScaleUpUnreadyNoScale: counting unready pods as 0 reverses the direction.
-  c.push_back({"ScaleUpUnreadyNoScale", Spec(1, 10, {Cpu(30)}),
-               Snap(3, {Pod("a", 0.4), Unready(Pod("b", 0.5)), Unready(Pod("c", 0.7))}), {}, 3});
+  c.push_back({"ScaleUpUnreadyNoScale",
+               Spec(1, 10, {Cpu(30)}),
+               Snap(3, {Pod("a", 0.4), Unready(Pod("b", 0.5)), Unready(Pod("c", 0.7))}),
+               {},
+               3});
   // TestReplicaCalcScaleUpIgnoresFailedPods: failed pods are neither ready nor missing.
-  c.push_back({"IgnoresFailedPods", Spec(1, 10, {Cpu(30)}),
+  c.push_back({"IgnoresFailedPods",
+               Spec(1, 10, {Cpu(30)}),
                Snap(2, {Pod("a", 0.5), Pod("b", 0.7), WithPhase(Pod("c", -1), PodPhase::kFailed),
                         WithPhase(Pod("d", -1), PodPhase::kFailed)}),
-               {}, 4});
+               {},
+               4});
   // TestReplicaCalcScaleUpIgnoresDeletionPods: pods being deleted are ignored too.
-  c.push_back({"IgnoresDeletedPods", Spec(1, 10, {Cpu(30)}),
-               Snap(2, {Pod("a", 0.5), Pod("b", 0.7), Deleted(Pod("c", -1)), Deleted(Pod("d", -1))}),
-               {}, 4});
+  c.push_back(
+      {"IgnoresDeletedPods",
+       Spec(1, 10, {Cpu(30)}),
+       Snap(2, {Pod("a", 0.5), Pod("b", 0.7), Deleted(Pod("c", -1)), Deleted(Pod("d", -1))}),
+       {},
+       4});
   // TestReplicaCalcScaleDown: 28% against 50% -> ceil(5 * 0.56) = 3.
-  c.push_back({"ScaleDown", Spec(1, 10, {Cpu(50)}), Snap(5, Cpus({0.1, 0.3, 0.5, 0.25, 0.25})), {}, 3});
+  c.push_back(
+      {"ScaleDown", Spec(1, 10, {Cpu(50)}), Snap(5, Cpus({0.1, 0.3, 0.5, 0.25, 0.25})), {}, 3});
   // TestReplicaCalcScaleDownExcludeUnreadyPods: on a scale-down unready pods are left out.
-  c.push_back({"ScaleDownExcludeUnready", Spec(1, 10, {Cpu(50)}),
+  c.push_back({"ScaleDownExcludeUnready",
+               Spec(1, 10, {Cpu(50)}),
                Snap(5, {Pod("a", 0.1), Pod("b", 0.3), Pod("c", 0.5), Unready(Pod("d", 0.25)),
                         Unready(Pod("e", 0.25))}),
-               {}, 2});
+               {},
+               2});
   // TestReplicaCalcTolerance: 102% of target is within 10%: no change.
   {
     Snapshot s = Snap(3, {Pod("a", 1.01, 0.9), Pod("b", 1.03, 1.0), Pod("c", 1.02, 1.1)});
@@ -154,49 +175,70 @@ std::vector<Case> Cases() {
   // TestReplicaCalcScaleDownCM: 12 against 20 -> ceil(5 * 0.6) = 3.
   {
     std::vector<PodState> pods;
-    for (int i = 0; i < 5; ++i) pods.push_back(WithMetric(Pod("p" + std::to_string(i), -1), "qps", 12));
-    c.push_back({"PodsMetricScaleDown", Spec(1, 10, {PodsMetric("qps", 20)}), Snap(5, pods), {}, 3});
+    for (int i = 0; i < 5; ++i)
+      pods.push_back(WithMetric(Pod("p" + std::to_string(i), -1), "qps", 12));
+    c.push_back(
+        {"PodsMetricScaleDown", Spec(1, 10, {PodsMetric("qps", 20)}), Snap(5, pods), {}, 3});
   }
   // TestReplicaCalcScaleUpCMObject: object value 20 against 15, 3 ready pods -> 4.
   {
     Snapshot s = Snap(3, Cpus({0.1, 0.1, 0.1}));
     s.object_metrics["Ingress/main/qps"] = 20;
-    c.push_back({"ObjectValue", Spec(1, 10, {ObjectMetric("qps", TargetType::kValue, 15)}), s, {}, 4});
+    c.push_back(
+        {"ObjectValue", Spec(1, 10, {ObjectMetric("qps", TargetType::kValue, 15)}), s, {}, 4});
   }
   // TestReplicaCalcScaleUpCMPerPodObject: 20 against 5 per pod -> ceil(20/5) = 4.
   {
     Snapshot s = Snap(3, Cpus({0.1, 0.1, 0.1}));
     s.object_metrics["Ingress/main/qps"] = 20;
-    c.push_back({"ObjectAverageValue", Spec(1, 10, {ObjectMetric("qps", TargetType::kAverageValue, 5)}),
-                 s, {}, 4});
+    c.push_back({"ObjectAverageValue",
+                 Spec(1, 10, {ObjectMetric("qps", TargetType::kAverageValue, 5)}),
+                 s,
+                 {},
+                 4});
   }
   // TestReplicaCalcScaleUpCMExternal: 8.6 against 4.4 with 1 ready pod -> 2.
   {
     Snapshot s = Snap(1, Cpus({0.1}));
     s.external_metrics["queue"] = {8.6};
-    c.push_back({"ExternalValue", Spec(1, 10, {ExternalMetric("queue", TargetType::kValue, 4.4)}), s, {}, 2});
+    c.push_back({"ExternalValue",
+                 Spec(1, 10, {ExternalMetric("queue", TargetType::kValue, 4.4)}),
+                 s,
+                 {},
+                 2});
   }
   // TestReplicaCalcScaleUpPerPodCMExternal: series summed, 8.6 against 2.15 per pod -> 4.
   {
     Snapshot s = Snap(3, Cpus({0.1, 0.1, 0.1}));
     s.external_metrics["queue"] = {4.3, 4.3};
     c.push_back({"ExternalAverageValue",
-                 Spec(1, 10, {ExternalMetric("queue", TargetType::kAverageValue, 2.15)}), s, {}, 4});
+                 Spec(1, 10, {ExternalMetric("queue", TargetType::kAverageValue, 2.15)}),
+                 s,
+                 {},
+                 4});
   }
   // Missing metrics on a scale-down count as 100% of the request: 4 pods, 2 measured at 10%,
   // 2 missing -> 220/400 = 55% against 50% is within tolerance: no change.
-  c.push_back({"MissingMetricsScaleDownAssumesFull", Spec(1, 10, {Cpu(50)}),
-               Snap(4, {Pod("a", 0.1), Pod("b", 0.1), Pod("c", -1), Pod("d", -1)}), {}, 4});
+  c.push_back({"MissingMetricsScaleDownAssumesFull",
+               Spec(1, 10, {Cpu(50)}),
+               Snap(4, {Pod("a", 0.1), Pod("b", 0.1), Pod("c", -1), Pod("d", -1)}),
+               {},
+               4});
   // Missing metrics on a scale-up count as 0: 2 measured at 150% of 50% target, 1 missing ->
   // (1.5+1.5+0)/3 = 100% -> ceil(3 * 2) = 6.
-  c.push_back({"MissingMetricsScaleUpAssumesZero", Spec(1, 10, {Cpu(50)}),
-               Snap(3, {Pod("a", 1.5), Pod("b", 1.5), Pod("c", -1)}), {}, 6});
+  c.push_back({"MissingMetricsScaleUpAssumesZero",
+               Spec(1, 10, {Cpu(50)}),
+               Snap(3, {Pod("a", 1.5), Pod("b", 1.5), Pod("c", -1)}),
+               {},
+               6});
   // Pending pods are unready: counted as 0 on a scale-up (2 of 4 pods at 150% vs 50%):
   // 3000/4000 = 75% -> ceil(4 * 1.5) = 6.
-  c.push_back({"PendingPodCountsZeroOnScaleUp", Spec(1, 10, {Cpu(50)}),
+  c.push_back({"PendingPodCountsZeroOnScaleUp",
+               Spec(1, 10, {Cpu(50)}),
                Snap(4, {Pod("a", 1.5), Pod("b", 1.5), WithPhase(Pod("c", -1), PodPhase::kPending),
                         WithPhase(Pod("d", -1), PodPhase::kPending)}),
-               {}, 6});
+               {},
+               6});
   // A pod never ready past the CPU init period but whose readiness flipped within the initial
   // readiness delay is ignored; one that was ready and later became unready is counted.
   {
@@ -204,10 +246,12 @@ std::vector<Case> Cases() {
     never.ready = false;
     never.start_time = kNow - absl::Minutes(10);
     never.ready_transition_time = kNow - absl::Minutes(10) + absl::Seconds(10);
-    c.push_back({"NeverReadyIgnored", Spec(1, 10, {Cpu(50)}), Snap(2, {Pod("a", 0.5), never}), {}, 2});
+    c.push_back(
+        {"NeverReadyIgnored", Spec(1, 10, {Cpu(50)}), Snap(2, {Pod("a", 0.5), never}), {}, 2});
     PodState flapped = never;
     flapped.ready_transition_time = kNow - absl::Minutes(2);
-    c.push_back({"OnceReadyCounted", Spec(1, 10, {Cpu(50)}), Snap(2, {Pod("a", 0.5), flapped}), {}, 3});
+    c.push_back(
+        {"OnceReadyCounted", Spec(1, 10, {Cpu(50)}), Snap(2, {Pod("a", 0.5), flapped}), {}, 3});
   }
   // Hot CPU: ready, inside the init period, but the sample window started before readiness.
   {
@@ -220,43 +264,65 @@ std::vector<Case> Cases() {
   // --- horizontal.go ---
   // Multiple metrics: the largest proposal wins (cpu asks 3, qps asks 6).
   {
-    Snapshot s = Snap(3, {WithMetric(Pod("a", 0.5), "qps", 30), WithMetric(Pod("b", 0.5), "qps", 30),
-                          WithMetric(Pod("c", 0.5), "qps", 30)});
-    c.push_back({"MultipleMetricsLargest", Spec(1, 10, {Cpu(50), PodsMetric("qps", 15)}), s, {}, 6,
+    Snapshot s =
+        Snap(3, {WithMetric(Pod("a", 0.5), "qps", 30), WithMetric(Pod("b", 0.5), "qps", 30),
+                 WithMetric(Pod("c", 0.5), "qps", 30)});
+    c.push_back({"MultipleMetricsLargest",
+                 Spec(1, 10, {Cpu(50), PodsMetric("qps", 15)}),
+                 s,
+                 {},
+                 6,
                  "DesiredWithinRange"});
   }
   // Some metrics invalid while the valid ones would scale down: no scaling.
-  c.push_back({"InvalidMetricBlocksScaleDown", Spec(1, 10, {Cpu(50), PodsMetric("absent", 1)}),
-               Snap(4, Cpus({0.1, 0.1, 0.1, 0.1})), {}, 4, "FailedGetMetrics"});
+  c.push_back({"InvalidMetricBlocksScaleDown",
+               Spec(1, 10, {Cpu(50), PodsMetric("absent", 1)}),
+               Snap(4, Cpus({0.1, 0.1, 0.1, 0.1})),
+               {},
+               4,
+               "FailedGetMetrics"});
   // Default metric (none given): cpu at 80%. 4 pods at 40% -> 2.
   c.push_back({"DefaultCpu80", Spec(1, 10, {}), Snap(4, Cpus({0.4, 0.4, 0.4, 0.4})), {}, 2});
   // Legacy scale-up cap without behavior: max(2 * 1, 4) = 4 even if 10 are wanted.
-  c.push_back({"LegacyScaleUpLimit", Spec(1, 20, {Cpu(10)}), Snap(1, Cpus({1.0})), {}, 4, "ScaleUpLimit"});
+  c.push_back(
+      {"LegacyScaleUpLimit", Spec(1, 20, {Cpu(10)}), Snap(1, Cpus({1.0})), {}, 4, "ScaleUpLimit"});
   // maxReplicas clamps below the legacy cap.
-  c.push_back({"TooManyReplicas", Spec(1, 3, {Cpu(10)}), Snap(2, Cpus({1.0, 1.0})), {}, 3, "TooManyReplicas"});
+  c.push_back({"TooManyReplicas",
+               Spec(1, 3, {Cpu(10)}),
+               Snap(2, Cpus({1.0, 1.0})),
+               {},
+               3,
+               "TooManyReplicas"});
   // minReplicas clamps a scale-down.
-  c.push_back({"TooFewReplicas", Spec(3, 10, {Cpu(50)}), Snap(4, Cpus({0.05, 0.05, 0.05, 0.05})), {},
-               3, "TooFewReplicas"});
+  c.push_back({"TooFewReplicas",
+               Spec(3, 10, {Cpu(50)}),
+               Snap(4, Cpus({0.05, 0.05, 0.05, 0.05})),
+               {},
+               3,
+               "TooFewReplicas"});
   // Current above max / below min: go to the bound without looking at metrics.
   c.push_back({"CurrentAboveMax", Spec(1, 5, {Cpu(50)}), Snap(8, {}), {}, 5, "TooManyReplicas"});
   c.push_back({"CurrentBelowMin", Spec(4, 10, {Cpu(50)}), Snap(2, {}), {}, 4, "TooFewReplicas"});
   // Target scaled to zero by hand: autoscaling disabled.
-  c.push_back({"ScaledToZeroDisabled", Spec(1, 10, {Cpu(50)}), Snap(0, {}), {}, 0, "ScalingDisabled"});
+  c.push_back(
+      {"ScaledToZeroDisabled", Spec(1, 10, {Cpu(50)}), Snap(0, {}), {}, 0, "ScalingDisabled"});
   // Legacy downscale stabilisation (5 min): the highest recent recommendation (5) holds.
-  c.push_back({"LegacyDownscaleStabilized", Spec(1, 10, {Cpu(50)}), Snap(5, Cpus({0.1, 0.3, 0.5, 0.25, 0.25})),
-               Recs({{200, 5}, {100, 4}}), 5, "ScaleDownStabilized"});
+  c.push_back({"LegacyDownscaleStabilized", Spec(1, 10, {Cpu(50)}),
+               Snap(5, Cpus({0.1, 0.3, 0.5, 0.25, 0.25})), Recs({{200, 5}, {100, 4}}), 5,
+               "ScaleDownStabilized"});
   // ...but a recommendation older than the window no longer counts.
-  c.push_back({"LegacyStabilizationExpired", Spec(1, 10, {Cpu(50)}), Snap(5, Cpus({0.1, 0.3, 0.5, 0.25, 0.25})),
-               Recs({{301, 5}, {100, 4}}), 4});
+  c.push_back({"LegacyStabilizationExpired", Spec(1, 10, {Cpu(50)}),
+               Snap(5, Cpus({0.1, 0.3, 0.5, 0.25, 0.25})), Recs({{301, 5}, {100, 4}}), 4});
   // --- behavior (docs "Configurable scaling behavior") ---
   // Docs example: scaleDown Pods 4/60s and Percent 10/60s, Max: from 80, 10% (8) is the larger
   // change -> 72 at most this period.
   {
     Snapshot s = Snap(80, {});
     for (int i = 0; i < 80; ++i) s.pods.push_back(Pod("p" + std::to_string(i), 0.05));
-    HpaSpec spec = WithBehavior(Spec(1, 100, {Cpu(50)}),
-                                DownPolicies({{PolicyType::kPods, 4, 60}, {PolicyType::kPercent, 10, 60}},
-                                             SelectPolicy::kMax, 0));
+    HpaSpec spec =
+        WithBehavior(Spec(1, 100, {Cpu(50)}),
+                     DownPolicies({{PolicyType::kPods, 4, 60}, {PolicyType::kPercent, 10, 60}},
+                                  SelectPolicy::kMax, 0));
     c.push_back({"BehaviorScaleDownMaxPolicy", spec, s, {}, 72, "ScaleDownLimit"});
     spec.behavior->scale_down->select_policy = SelectPolicy::kMin;  // the smaller change: 4
     c.push_back({"BehaviorScaleDownMinPolicy", spec, s, {}, 76, "ScaleDownLimit"});
@@ -281,7 +347,8 @@ std::vector<Case> Cases() {
   }
   // Default behavior scale-down window is 300 s: an earlier higher recommendation holds.
   c.push_back({"BehaviorDefaultDownWindow", WithBehavior(Spec(1, 10, {Cpu(50)}), Behavior{}),
-               Snap(5, Cpus({0.1, 0.3, 0.5, 0.25, 0.25})), Recs({{250, 5}}), 5, "ScaleDownStabilized"});
+               Snap(5, Cpus({0.1, 0.3, 0.5, 0.25, 0.25})), Recs({{250, 5}}), 5,
+               "ScaleDownStabilized"});
   // Scale-up stabilisation window: the lowest recent recommendation bounds the scale-up.
   {
     Behavior b;
@@ -298,7 +365,8 @@ std::vector<Case> Cases() {
     up.tolerance = 0.01;
     b.scale_up = up;
     std::vector<PodState> pods = Cpus({0.525, 0.525, 0.525, 0.525});
-    c.push_back({"PerDirectionToleranceUp", WithBehavior(Spec(1, 10, {Cpu(50)}), b), Snap(4, pods), {}, 5});
+    c.push_back(
+        {"PerDirectionToleranceUp", WithBehavior(Spec(1, 10, {Cpu(50)}), b), Snap(4, pods), {}, 5});
     c.push_back({"DefaultToleranceHolds", Spec(1, 10, {Cpu(50)}), Snap(4, pods), {}, 4});
   }
   // Missing metrics with the usage ratio exactly on target (1.0): a Resource metric fills missing
@@ -306,12 +374,16 @@ std::vector<Case> Cases() {
   // a Pods metric takes its `else` branch (missing pods as 0), which lowers the ratio to 2/3 and
   // scales down to ceil(2/3 * 3) = 2 (replica_calculator.go, GetResourceReplicas and
   // calcPlainMetricReplicas).
-  c.push_back({"MissingMetricsResourceExactlyOnTarget", Spec(1, 10, {Cpu(50)}),
-               Snap(4, {Pod("a", 0.5), Pod("b", 0.5), Pod("c", -1), Pod("d", -1)}), {}, 4});
+  c.push_back({"MissingMetricsResourceExactlyOnTarget",
+               Spec(1, 10, {Cpu(50)}),
+               Snap(4, {Pod("a", 0.5), Pod("b", 0.5), Pod("c", -1), Pod("d", -1)}),
+               {},
+               4});
   {
     Snapshot s = Snap(3, {WithMetric(Pod("a", -1), "qps", 10), WithMetric(Pod("b", -1), "qps", 10),
                           Pod("c", -1)});
-    c.push_back({"MissingMetricsPodsExactlyOnTarget", Spec(1, 10, {PodsMetric("qps", 10)}), s, {}, 2});
+    c.push_back(
+        {"MissingMetricsPodsExactlyOnTarget", Spec(1, 10, {PodsMetric("qps", 10)}), s, {}, 2});
   }
   // --- int64 / int32 edges ("usage overflow caps at MaxInt64"; replica counts saturate at
   // MaxInt32 and never turn negative). 2^52 is exact in a double and 2^52 * 1000 milli is just
@@ -322,12 +394,20 @@ std::vector<Case> Cases() {
     s.external_metrics["queue"] = {big, big, big};
     // Value target: the sum saturates, ceil(ratio * 3 ready) saturates at MaxInt32, maxReplicas
     // 50 clamps it (the legacy cap max(2 * 3, 4) = 6 applies first without behavior).
-    c.push_back({"ExternalSumOverflowValue", Spec(1, 50, {ExternalMetric("queue", TargetType::kValue, 1)}),
-                 s, {}, 6, "ScaleUpLimit"});
-    c.push_back({"ExternalSumOverflowAverageValue",
-                 Spec(1, 50, {ExternalMetric("queue", TargetType::kAverageValue, 1)}), s, {}, 6,
+    c.push_back({"ExternalSumOverflowValue",
+                 Spec(1, 50, {ExternalMetric("queue", TargetType::kValue, 1)}),
+                 s,
+                 {},
+                 6,
                  "ScaleUpLimit"});
-    HpaSpec fast = WithBehavior(Spec(1, 50, {ExternalMetric("queue", TargetType::kValue, 1)}), Behavior{});
+    c.push_back({"ExternalSumOverflowAverageValue",
+                 Spec(1, 50, {ExternalMetric("queue", TargetType::kAverageValue, 1)}),
+                 s,
+                 {},
+                 6,
+                 "ScaleUpLimit"});
+    HpaSpec fast =
+        WithBehavior(Spec(1, 50, {ExternalMetric("queue", TargetType::kValue, 1)}), Behavior{});
     fast.behavior->scale_up = ScalingRules{};
     fast.behavior->scale_up->policies = {{PolicyType::kPods, 1000, 15}};
     c.push_back({"ExternalSumOverflowToMax", fast, s, {}, 50, "TooManyReplicas"});
@@ -335,12 +415,17 @@ std::vector<Case> Cases() {
   // Resource utilization: usage far above any request (sum and sum x 100 overflow int64).
   {
     const double big = std::ldexp(1.0, 52);
-    c.push_back({"CpuUsageOverflow", Spec(1, 10, {Cpu(50)}), Snap(3, Cpus({big, big, big})), {}, 6,
+    c.push_back({"CpuUsageOverflow",
+                 Spec(1, 10, {Cpu(50)}),
+                 Snap(3, Cpus({big, big, big})),
+                 {},
+                 6,
                  "ScaleUpLimit"});
-    Snapshot s = Snap(3, {WithMetric(Pod("a", -1), "qps", big), WithMetric(Pod("b", -1), "qps", big),
-                          WithMetric(Pod("c", -1), "qps", big)});
-    c.push_back({"PodsMetricSumOverflow", Spec(1, 10, {PodsMetric("qps", 1)}), s, {}, 6,
-                 "ScaleUpLimit"});
+    Snapshot s =
+        Snap(3, {WithMetric(Pod("a", -1), "qps", big), WithMetric(Pod("b", -1), "qps", big),
+                 WithMetric(Pod("c", -1), "qps", big)});
+    c.push_back(
+        {"PodsMetricSumOverflow", Spec(1, 10, {PodsMetric("qps", 1)}), s, {}, 6, "ScaleUpLimit"});
   }
   // A current count near MaxInt32: the legacy cap 2 x current and the default behavior's
   // 100% / 4 pods limits saturate at MaxInt32 instead of wrapping negative.
@@ -350,7 +435,11 @@ std::vector<Case> Cases() {
     s.external_metrics["queue"] = {std::ldexp(1.0, 52)};
     HpaSpec legacy = Spec(1, INT_MAX, {ExternalMetric("queue", TargetType::kAverageValue, 1e-3)});
     c.push_back({"LegacyCapSaturates", legacy, s, {}, INT_MAX, "DesiredWithinRange"});
-    c.push_back({"BehaviorLimitSaturates", WithBehavior(legacy, Behavior{}), s, {}, INT_MAX,
+    c.push_back({"BehaviorLimitSaturates",
+                 WithBehavior(legacy, Behavior{}),
+                 s,
+                 {},
+                 INT_MAX,
                  "DesiredWithinRange"});
   }
   return c;

@@ -20,7 +20,8 @@ struct Capacity {
 Capacity CountCapacity(const Snapshot& s, const InferencePolicy& p, absl::Time now) {
   Capacity c;
   for (const PodState& pod : s.pods) {
-    if (pod.deleted || pod.phase == PodPhase::kFailed || pod.phase == PodPhase::kSucceeded) continue;
+    if (pod.deleted || pod.phase == PodPhase::kFailed || pod.phase == PodPhase::kSucceeded)
+      continue;
     if (pod.phase == PodPhase::kRunning && pod.ready.value_or(false)) {
       ++c.ready;
     } else if (pod.start_time.value_or(now) + 2 * p.model_load_time > now) {
@@ -53,7 +54,8 @@ WindowAverage Average(const std::vector<Observation>& obs, absl::Duration window
   return w;
 }
 
-const Observation* Latest(const std::vector<Observation>& obs, absl::Duration window, absl::Time now) {
+const Observation* Latest(const std::vector<Observation>& obs, absl::Duration window,
+                          absl::Time now) {
   const Observation* latest = nullptr;
   for (const Observation& o : obs) {
     if (o.time > now - window && o.time <= now && (!latest || o.time >= latest->time)) latest = &o;

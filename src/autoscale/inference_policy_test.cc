@@ -93,8 +93,8 @@ std::vector<Case> Cases() {
     s.current_replicas = 4;
     s.pods.push_back(Starting(10, absl::Seconds(5)));
     s.pods.push_back(Starting(11, absl::Seconds(5)));
-    c.push_back({"StartingReplicasAreCapacity", Policy(), s, Recs({{5, 4}}), 4, "ScaleDownDelayed",
-                 false});
+    c.push_back(
+        {"StartingReplicasAreCapacity", Policy(), s, Recs({{5, 4}}), 4, "ScaleDownDelayed", false});
     // A replica starting for more than two load times is stuck: not capacity, so panic.
     s.pods[3].start_time = kNow - absl::Seconds(25);
     s.pods[2].start_time = kNow - absl::Seconds(25);

@@ -73,8 +73,8 @@ absl::StatusOr<absl::Time> Time(const json::value& v, const std::string& path) {
 
 // Optional fields: the setter runs only when the key is present.
 template <typename T, typename Parse>
-absl::Status Opt(const json::object& o, std::string_view key, const std::string& path,
-                 Parse parse, T& out) {
+absl::Status Opt(const json::object& o, std::string_view key, const std::string& path, Parse parse,
+                 T& out) {
   if (const json::value* v = Find(o, key)) {
     ASSIGN_OR_RETURN(out, parse(*v, StrCat(path, ".", key)));
   }
@@ -114,12 +114,18 @@ absl::StatusOr<MetricSpec> ParseMetric(const json::value& v, const std::string& 
   ASSIGN_OR_RETURN(std::string type, String(*type_v, path + ".type"));
   MetricSpec m;
   std::string key;
-  if (type == "Resource") m.type = MetricSourceType::kResource, key = "resource";
-  else if (type == "ContainerResource") m.type = MetricSourceType::kContainerResource, key = "containerResource";
-  else if (type == "Pods") m.type = MetricSourceType::kPods, key = "pods";
-  else if (type == "Object") m.type = MetricSourceType::kObject, key = "object";
-  else if (type == "External") m.type = MetricSourceType::kExternal, key = "external";
-  else return Bad(path + ".type", StrCat("unknown metric source type \"", type, "\""));
+  if (type == "Resource")
+    m.type = MetricSourceType::kResource, key = "resource";
+  else if (type == "ContainerResource")
+    m.type = MetricSourceType::kContainerResource, key = "containerResource";
+  else if (type == "Pods")
+    m.type = MetricSourceType::kPods, key = "pods";
+  else if (type == "Object")
+    m.type = MetricSourceType::kObject, key = "object";
+  else if (type == "External")
+    m.type = MetricSourceType::kExternal, key = "external";
+  else
+    return Bad(path + ".type", StrCat("unknown metric source type \"", type, "\""));
   const std::string sub = StrCat(path, ".", key);
   const json::value* src_v = Find(*o, key);
   if (!src_v) return Bad(path, StrCat(key, " is required for type ", type));
@@ -156,17 +162,21 @@ absl::StatusOr<ScalingRules> ParseRules(const json::value& v, const std::string&
   ASSIGN_OR_RETURN(const json::object* o, Object(v, path));
   ScalingRules r;
   RETURN_IF_ERROR(Opt(*o, "stabilizationWindowSeconds", path, Int, r.stabilization_window_seconds));
-  if (r.stabilization_window_seconds && (*r.stabilization_window_seconds < 0 ||
-                                         *r.stabilization_window_seconds > 3600)) {
+  if (r.stabilization_window_seconds &&
+      (*r.stabilization_window_seconds < 0 || *r.stabilization_window_seconds > 3600)) {
     return Bad(path + ".stabilizationWindowSeconds", "must be in [0, 3600]");
   }
   RETURN_IF_ERROR(Opt(*o, "tolerance", path, Quantity, r.tolerance));
   if (const json::value* sp = Find(*o, "selectPolicy")) {
     ASSIGN_OR_RETURN(std::string s, String(*sp, path + ".selectPolicy"));
-    if (s == "Max") r.select_policy = SelectPolicy::kMax;
-    else if (s == "Min") r.select_policy = SelectPolicy::kMin;
-    else if (s == "Disabled") r.select_policy = SelectPolicy::kDisabled;
-    else return Bad(path + ".selectPolicy", StrCat("must be Max, Min or Disabled, not \"", s, "\""));
+    if (s == "Max")
+      r.select_policy = SelectPolicy::kMax;
+    else if (s == "Min")
+      r.select_policy = SelectPolicy::kMin;
+    else if (s == "Disabled")
+      r.select_policy = SelectPolicy::kDisabled;
+    else
+      return Bad(path + ".selectPolicy", StrCat("must be Max, Min or Disabled, not \"", s, "\""));
   }
   if (const json::value* pv = Find(*o, "policies")) {
     ASSIGN_OR_RETURN(const json::array* arr, Array(*pv, path + ".policies"));
@@ -176,9 +186,12 @@ absl::StatusOr<ScalingRules> ParseRules(const json::value& v, const std::string&
       ScalingPolicy p;
       std::string type;
       RETURN_IF_ERROR(Opt(*po, "type", pp, String, type));
-      if (type == "Pods") p.type = PolicyType::kPods;
-      else if (type == "Percent") p.type = PolicyType::kPercent;
-      else return Bad(pp + ".type", StrCat("must be Pods or Percent, not \"", type, "\""));
+      if (type == "Pods")
+        p.type = PolicyType::kPods;
+      else if (type == "Percent")
+        p.type = PolicyType::kPercent;
+      else
+        return Bad(pp + ".type", StrCat("must be Pods or Percent, not \"", type, "\""));
       RETURN_IF_ERROR(Opt(*po, "value", pp, Int, p.value));
       RETURN_IF_ERROR(Opt(*po, "periodSeconds", pp, Int, p.period_seconds));
       if (p.value <= 0) return Bad(pp + ".value", "must be positive");
@@ -258,7 +271,8 @@ absl::Status ParseInferenceSpec(const json::object& o, InferencePolicy& p) {
     return Bad(s, "need 0 <= minReplicas <= maxReplicas and maxReplicas >= 1");
   }
   if (p.target_concurrency <= 0) return Bad(s + ".targetConcurrency", "must be positive");
-  if (p.stable_window <= absl::ZeroDuration()) return Bad(s + ".stableWindowSeconds", "must be positive");
+  if (p.stable_window <= absl::ZeroDuration())
+    return Bad(s + ".stableWindowSeconds", "must be positive");
   if (p.max_scale_down_rate < 1 || p.max_scale_up_rate <= 1) {
     return Bad(s, "need maxScaleDownRate >= 1 and maxScaleUpRate > 1");
   }
@@ -422,7 +436,8 @@ absl::Status ParseWorld(const json::object& root, Snapshot& s) {
   if (const json::value* obv = Find(root, "observations")) {
     ASSIGN_OR_RETURN(const json::array* arr, Array(*obv, "observations"));
     for (size_t i = 0; i < arr->size(); ++i) {
-      ASSIGN_OR_RETURN(Observation ob, ParseObservation((*arr)[i], StrCat("observations[", i, "]")));
+      ASSIGN_OR_RETURN(Observation ob,
+                       ParseObservation((*arr)[i], StrCat("observations[", i, "]")));
       s.observations.push_back(ob);
     }
   }
@@ -437,10 +452,14 @@ std::string Rfc3339(absl::Time t) {
 
 absl::StatusOr<double> ParseQuantity(std::string_view text) {
   std::string_view s = StripWhitespace(text);
-  struct Suffix { std::string_view name; double factor; };
+  struct Suffix {
+    std::string_view name;
+    double factor;
+  };
   static constexpr Suffix kSuffixes[] = {
       {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
-      {"m", 1e-3}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}};
+      {"m", 1e-3},    {"k", 1e3},        {"M", 1e6},           {"G", 1e9},
+      {"T", 1e12}};
   double factor = 1;
   for (const Suffix& suf : kSuffixes) {
     if (s.size() > suf.name.size() && s.substr(s.size() - suf.name.size()) == suf.name) {
@@ -484,7 +503,8 @@ absl::StatusOr<PlanInput> ParsePlanInput(std::string_view text) {
     return Bad("mode", StrCat("must be \"hpa\" or \"galley\", not \"", mode, "\""));
   }
   RETURN_IF_ERROR(ParseWorld(*root, in.snapshot));
-  if (const json::value* hv = Find(*root, "history")) RETURN_IF_ERROR(ParseHistory(*hv, in.history));
+  if (const json::value* hv = Find(*root, "history"))
+    RETURN_IF_ERROR(ParseHistory(*hv, in.history));
   return in;
 }
 
@@ -494,14 +514,18 @@ std::string DecisionToJson(const Decision& d, const PlanInput& input) {
   out["currentReplicas"] = input.snapshot.current_replicas;
   out["reason"] = d.reason;
   out["message"] = d.message;
-  if (d.recommendation) out["recommendation"] = *d.recommendation;
-  else out["recommendation"] = nullptr;
+  if (d.recommendation)
+    out["recommendation"] = *d.recommendation;
+  else
+    out["recommendation"] = nullptr;
   json::array proposals;
   for (const MetricProposal& p : d.proposals) {
     json::object o;
     o["metric"] = p.metric;
-    if (p.replicas >= 0) o["replicas"] = p.replicas;
-    else o["replicas"] = nullptr;
+    if (p.replicas >= 0)
+      o["replicas"] = p.replicas;
+    else
+      o["replicas"] = nullptr;
     o["current"] = p.current;
     o["target"] = p.target;
     if (!p.note.empty()) o["note"] = p.note;

@@ -74,7 +74,8 @@ TEST(PlanJsonTest, GalleyBurstHold) {
   EXPECT_EQ(d.reason, "BurstHold");
   const std::string out = DecisionToJson(d, *in);
   EXPECT_NE(out.find(R"("burstOnsets":["2024-05-01T11:50:00+00:00","2024-05-01T11:55:00+00:00"])"),
-            std::string::npos) << out;
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find(R"("scaleDownDelaySeconds":600)"), std::string::npos) << out;
   // The same with a gap limit below the 300 s gap: no series, the fleet halves.
   in->spec = Spec{[&] {
@@ -86,7 +87,10 @@ TEST(PlanJsonTest, GalleyBurstHold) {
 }
 
 TEST(PlanJsonTest, ErrorsNameTheField) {
-  struct Bad { const char* doc; const char* want; };
+  struct Bad {
+    const char* doc;
+    const char* want;
+  };
   const Bad cases[] = {
       {"{", "not valid JSON"},
       {R"({"spec": {"maxReplicas": 3}, "currentReplicas": 1})", "now"},
@@ -96,13 +100,17 @@ TEST(PlanJsonTest, ErrorsNameTheField) {
           "resource": {"name": "cpu", "target": {"type": "Percent"}}}]}, "currentReplicas": 1})",
        "spec.metrics[0].resource.target.type"},
       {R"({"now": "2024-05-01T12:00:00Z", "spec": {"maxReplicas": 3}, "currentReplicas": 1,
-          "pods": [{"name": "a", "requests": {"cpu": "lots"}}]})", "pods[0].requests.cpu"},
-      {R"({"now": "2024-05-01T12:00:00Z", "mode": "kpa", "spec": {}, "currentReplicas": 1})", "mode"},
+          "pods": [{"name": "a", "requests": {"cpu": "lots"}}]})",
+       "pods[0].requests.cpu"},
+      {R"({"now": "2024-05-01T12:00:00Z", "mode": "kpa", "spec": {}, "currentReplicas": 1})",
+       "mode"},
       {R"({"now": "2024-05-01T12:00:00Z", "mode": "galley", "spec": {"maxReplicas": 3},
           "currentReplicas": 1, "history": {"burstOnsets": ["2024-05-01T11:55:00Z",
-          "2024-05-01T11:50:00Z"]}})", "history.burstOnsets"},
+          "2024-05-01T11:50:00Z"]}})",
+       "history.burstOnsets"},
       {R"({"now": "2024-05-01T12:00:00Z", "mode": "galley", "spec": {"maxReplicas": 3},
-          "currentReplicas": 1, "history": {"burstOnsets": [7]}})", "history.burstOnsets[0]"},
+          "currentReplicas": 1, "history": {"burstOnsets": [7]}})",
+       "history.burstOnsets[0]"},
   };
   for (const Bad& b : cases) {
     auto in = ParsePlanInput(b.doc);

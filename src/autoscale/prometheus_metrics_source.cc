@@ -5,8 +5,8 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <limits>
 #include <mutex>
 
@@ -33,7 +33,8 @@ bool IsIpAddress(const std::string& host) {
 }
 
 // A sample value as the HTTP API writes it: Go's strconv.FormatFloat, so "NaN", "+Inf", "-Inf"
-// besides plain decimals (https://prometheus.io/docs/prometheus/latest/querying/api/#expression-query-result-formats).
+// besides plain decimals
+// (https://prometheus.io/docs/prometheus/latest/querying/api/#expression-query-result-formats).
 std::optional<double> ParseSampleValue(std::string_view s) {
   if (s == "NaN") return std::numeric_limits<double>::quiet_NaN();
   if (s == "+Inf" || s == "Inf") return std::numeric_limits<double>::infinity();
@@ -155,8 +156,8 @@ absl::StatusOr<std::map<std::string, double>> ParseInstantVector(std::string_vie
   const std::string status = FieldString(top, "status");
   if (status == "error") {
     return absl::UnavailableError(StrCat("Prometheus answered an error (",
-                                         FieldString(top, "errorType"), "): ",
-                                         FieldString(top, "error")));
+                                         FieldString(top, "errorType"),
+                                         "): ", FieldString(top, "error")));
   }
   if (status != "success") {
     return absl::InvalidArgumentError(
@@ -168,8 +169,8 @@ absl::StatusOr<std::map<std::string, double>> ParseInstantVector(std::string_vie
   }
   const std::string type = FieldString(data->as_object(), "resultType");
   if (type != "vector") {
-    return absl::InvalidArgumentError(StrCat(
-        "Prometheus answer's resultType is '", type, "', not 'vector' (an instant query's)"));
+    return absl::InvalidArgumentError(StrCat("Prometheus answer's resultType is '", type,
+                                             "', not 'vector' (an instant query's)"));
   }
   const boost::json::value* result = Field(data->as_object(), "result");
   if (result == nullptr || !result->is_array()) {
@@ -202,7 +203,8 @@ absl::StatusOr<std::map<std::string, double>> ParseInstantVector(std::string_vie
     }
     std::string key(instance->as_string());
     if (!out.emplace(key, *v).second) {
-      return absl::InvalidArgumentError(StrCat(where, ": a second series for instance '", key, "'"));
+      return absl::InvalidArgumentError(
+          StrCat(where, ": a second series for instance '", key, "'"));
     }
   }
   return out;
@@ -244,7 +246,8 @@ absl::StatusOr<std::vector<ReplicaObservation>> MapPrometheusAnswers(
     const auto u = up.find(instance);
     if (in == inflight.end()) {
       if (u == up.end()) {
-        o.error = StrCat("instance ", instance, " is not in Prometheus' answer (not a target yet?)");
+        o.error =
+            StrCat("instance ", instance, " is not in Prometheus' answer (not a target yet?)");
       } else if (u->second == 0) {
         o.error = StrCat("Prometheus' last scrape of ", instance, " failed (up == 0)");
       } else {
@@ -253,9 +256,8 @@ absl::StatusOr<std::vector<ReplicaObservation>> MapPrometheusAnswers(
     } else if (a == age.end()) {
       o.error = StrCat("Prometheus gave no sample time for ", instance);
     } else if (!(a->second <= stale_s)) {  // NaN counts as stale
-      o.error = StrCat("Prometheus' newest sample of ", instance, " is ",
-                       FormatSeconds(a->second), " s old (stale after ", FormatSeconds(stale_s),
-                       " s)");
+      o.error = StrCat("Prometheus' newest sample of ", instance, " is ", FormatSeconds(a->second),
+                       " s old (stale after ", FormatSeconds(stale_s), " s)");
     } else if (!std::isfinite(in->second)) {
       o.error = StrCat("Prometheus has a non-finite galley_model_inflight_requests for ", instance);
     } else {
@@ -277,8 +279,8 @@ absl::StatusOr<std::unique_ptr<PrometheusMetricsSource>> PrometheusMetricsSource
   if (options.staleness <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("the Prometheus staleness bound must be positive");
   }
-  return std::unique_ptr<PrometheusMetricsSource>(new PrometheusMetricsSource(
-      replicas, upstream, clock, std::move(options), *std::move(ep)));
+  return std::unique_ptr<PrometheusMetricsSource>(
+      new PrometheusMetricsSource(replicas, upstream, clock, std::move(options), *std::move(ep)));
 }
 
 PrometheusMetricsSource::PrometheusMetricsSource(const fleet::ReplicaSource& replicas,
@@ -304,9 +306,9 @@ absl::StatusOr<MetricsSnapshot> PrometheusMetricsSource::Observe() {
   auto round = std::make_shared<Round>();
   round->pending = kQueries;
   round->results.resize(kQueries);
-  const std::string host_header =
-      endpoint_.host.find(':') != std::string::npos ? StrCat("[", endpoint_.host, "]:", endpoint_.port)
-                                                    : StrCat(endpoint_.host, ":", endpoint_.port);
+  const std::string host_header = endpoint_.host.find(':') != std::string::npos
+                                      ? StrCat("[", endpoint_.host, "]:", endpoint_.port)
+                                      : StrCat(endpoint_.host, ":", endpoint_.port);
   for (size_t i = 0; i < kQueries; ++i) {
     http::Request req{http::Verb::get, PrometheusQueryTarget(endpoint_.path_prefix, queries[i]),
                       11};
@@ -328,7 +330,8 @@ absl::StatusOr<MetricsSnapshot> PrometheusMetricsSource::Observe() {
                          [&] { return round->pending == 0; });
     for (size_t i = 0; i < kQueries; ++i) {
       const std::optional<upstream::UpstreamResult>& r = round->results[i];
-      const std::string what = StrCat("Prometheus at ", options_.url, " (query '", queries[i], "')");
+      const std::string what =
+          StrCat("Prometheus at ", options_.url, " (query '", queries[i], "')");
       if (!r) return absl::UnavailableError(StrCat(what, ": no answer within the timeout"));
       if (r->transport_error) {
         return absl::UnavailableError(

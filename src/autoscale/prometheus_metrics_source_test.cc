@@ -7,8 +7,8 @@
 #include <cmath>
 #include <map>
 
-#include "upstream/http_upstream.h"
 #include "gtest/gtest.h"
+#include "upstream/http_upstream.h"
 
 namespace galley::autoscale {
 namespace {
@@ -19,8 +19,8 @@ std::string Vector(const std::vector<std::pair<std::string, std::string>>& serie
   std::string out = R"({"status":"success","data":{"resultType":"vector","result":[)";
   for (size_t i = 0; i < series.size(); ++i) {
     if (i) out += ",";
-    out += R"({"metric":{"instance":")" + series[i].first + R"(","job":"galley"},"value":[1700000000.123,")" +
-           series[i].second + R"("]})";
+    out += R"({"metric":{"instance":")" + series[i].first +
+           R"(","job":"galley"},"value":[1700000000.123,")" + series[i].second + R"("]})";
   }
   return out + "]}}";
 }
@@ -64,8 +64,7 @@ TEST(ParseInstantVectorTest, Table) {
     absl::StatusOr<std::map<std::string, double>> v = ParseInstantVector(c.body);
     EXPECT_EQ(v.status().code(), c.code) << v.status();
     if (!v.ok()) {
-      EXPECT_NE(std::string(v.status().message()).find(c.message), std::string::npos)
-          << v.status();
+      EXPECT_NE(std::string(v.status().message()).find(c.message), std::string::npos) << v.status();
     } else {
       EXPECT_TRUE(v->empty());
     }
@@ -73,9 +72,13 @@ TEST(ParseInstantVectorTest, Table) {
 }
 
 TEST(ParseInstantVectorTest, Values) {
-  absl::StatusOr<std::map<std::string, double>> v = ParseInstantVector(
-      Vector({{"127.0.0.1:1", "7"}, {"127.0.0.1:2", "0.25"}, {"127.0.0.1:3", "NaN"},
-              {"127.0.0.1:4", "+Inf"}, {"127.0.0.1:5", "-Inf"}, {"127.0.0.1:6", "1e3"}}));
+  absl::StatusOr<std::map<std::string, double>> v =
+      ParseInstantVector(Vector({{"127.0.0.1:1", "7"},
+                                 {"127.0.0.1:2", "0.25"},
+                                 {"127.0.0.1:3", "NaN"},
+                                 {"127.0.0.1:4", "+Inf"},
+                                 {"127.0.0.1:5", "-Inf"},
+                                 {"127.0.0.1:6", "1e3"}}));
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(v->at("127.0.0.1:1"), 7);
   EXPECT_EQ(v->at("127.0.0.1:2"), 0.25);
@@ -87,20 +90,31 @@ TEST(ParseInstantVectorTest, Values) {
 
 TEST(MapPrometheusAnswersTest, EachReplicaObservedOrMissingWithAReason) {
   const std::vector<fleet::ReplicaEndpoint> replicas = {
-      {"ok", "127.0.0.1", 1, true},         {"starting", "127.0.0.1", 2, false},
+      {"ok", "127.0.0.1", 1, true},           {"starting", "127.0.0.1", 2, false},
       {"not-a-target", "127.0.0.1", 3, true}, {"down", "127.0.0.1", 4, true},
-      {"stale", "127.0.0.1", 5, true},      {"nan", "127.0.0.1", 6, true},
-      {"no-age", "127.0.0.1", 7, true},     {"v6", "::1", 8, true}};
+      {"stale", "127.0.0.1", 5, true},        {"nan", "127.0.0.1", 6, true},
+      {"no-age", "127.0.0.1", 7, true},       {"v6", "::1", 8, true}};
   PrometheusAnswers a;
   // Prometheus also scrapes other things (itself here): they match no replica.
-  a.inflight = Vector({{"127.0.0.1:1", "7"}, {"127.0.0.1:2", "0"}, {"127.0.0.1:5", "3"},
-                       {"127.0.0.1:6", "NaN"}, {"127.0.0.1:7", "1"}, {"[::1]:8", "2"},
+  a.inflight = Vector({{"127.0.0.1:1", "7"},
+                       {"127.0.0.1:2", "0"},
+                       {"127.0.0.1:5", "3"},
+                       {"127.0.0.1:6", "NaN"},
+                       {"127.0.0.1:7", "1"},
+                       {"[::1]:8", "2"},
                        {"127.0.0.1:9090", "99"}});
   a.queued = Vector({{"127.0.0.1:1", "3"}, {"127.0.0.1:5", "1"}});
-  a.age = Vector({{"127.0.0.1:1", "0.8"}, {"127.0.0.1:2", "0"}, {"127.0.0.1:5", "31.5"},
-                  {"127.0.0.1:6", "1"}, {"[::1]:8", "2"}});
-  a.up = Vector({{"127.0.0.1:1", "1"}, {"127.0.0.1:2", "1"}, {"127.0.0.1:4", "0"},
-                 {"127.0.0.1:5", "1"}, {"127.0.0.1:6", "1"}, {"127.0.0.1:7", "1"},
+  a.age = Vector({{"127.0.0.1:1", "0.8"},
+                  {"127.0.0.1:2", "0"},
+                  {"127.0.0.1:5", "31.5"},
+                  {"127.0.0.1:6", "1"},
+                  {"[::1]:8", "2"}});
+  a.up = Vector({{"127.0.0.1:1", "1"},
+                 {"127.0.0.1:2", "1"},
+                 {"127.0.0.1:4", "0"},
+                 {"127.0.0.1:5", "1"},
+                 {"127.0.0.1:6", "1"},
+                 {"127.0.0.1:7", "1"},
                  {"[::1]:8", "1"}});
   absl::StatusOr<std::vector<ReplicaObservation>> obs =
       MapPrometheusAnswers(a, replicas, absl::Seconds(30));
@@ -251,8 +265,8 @@ TEST(PrometheusMetricsSourceTest, ObservesAndRemembersStartAndReadyTimes) {
   upstream.answers[std::string(kPromAgeQuery)] = Ok(Vector({{"127.0.0.1:1", "0.5"}}));
   upstream.answers[std::string(kPromUpQuery)] = Ok(Vector({{"127.0.0.1:1", "1"}}));
   ManualClock clock;
-  auto source = PrometheusMetricsSource::Create(replicas, upstream, clock,
-                                                {"http://127.0.0.1:9090", std::chrono::milliseconds(50)});
+  auto source = PrometheusMetricsSource::Create(
+      replicas, upstream, clock, {"http://127.0.0.1:9090", std::chrono::milliseconds(50)});
   ASSERT_TRUE(source.ok()) << source.status();
   absl::StatusOr<MetricsSnapshot> s = (*source)->Observe();
   ASSERT_TRUE(s.ok()) << s.status();
@@ -305,8 +319,7 @@ TEST(PrometheusMetricsSourceTest, AnyFailedQueryMakesTheWholeObserveUnavailable)
     ASSERT_TRUE(source.ok());
     absl::StatusOr<MetricsSnapshot> s = (*source)->Observe();
     ASSERT_EQ(s.status().code(), absl::StatusCode::kUnavailable) << s.status();
-    EXPECT_NE(std::string(s.status().message()).find(c.message), std::string::npos)
-        << s.status();
+    EXPECT_NE(std::string(s.status().message()).find(c.message), std::string::npos) << s.status();
     EXPECT_NE(std::string(s.status().message()).find("http://127.0.0.1:9090"), std::string::npos);
   }
 }

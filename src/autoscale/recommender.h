@@ -41,9 +41,9 @@ struct PodState {
   std::optional<bool> ready;
   // When the Ready condition last changed (lastTransitionTime).
   std::optional<absl::Time> ready_transition_time;
-  std::optional<absl::Time> start_time;  // status.startTime
-  std::map<std::string, double> requests;        // resource name -> pod's total request
-  std::map<std::string, MetricSample> metrics;   // metric or resource name -> sample
+  std::optional<absl::Time> start_time;         // status.startTime
+  std::map<std::string, double> requests;       // resource name -> pod's total request
+  std::map<std::string, MetricSample> metrics;  // metric or resource name -> sample
 };
 
 // One aggregate observation for the inference policy: totals over all replicas at one instant.
@@ -51,8 +51,8 @@ struct Observation {
   absl::Time time;
   double inflight = 0;  // sum of galley_model_inflight_requests
   double queued = 0;    // sum of galley_queue_length (replicas' and the gateway's)
-  std::optional<double> latency_seconds;       // e.g. p99 request latency over the last scrape
-  std::optional<double> gpu_memory_fraction;   // mean used/total GPU memory of ready replicas
+  std::optional<double> latency_seconds;      // e.g. p99 request latency over the last scrape
+  std::optional<double> gpu_memory_fraction;  // mean used/total GPU memory of ready replicas
 };
 
 struct Snapshot {
@@ -74,7 +74,7 @@ enum class TargetType { kUtilization, kAverageValue, kValue };
 
 struct MetricSpec {
   MetricSourceType type = MetricSourceType::kResource;
-  std::string name;  // resource.name / pods.metric.name / object.metric.name / external...
+  std::string name;    // resource.name / pods.metric.name / object.metric.name / external...
   std::string object;  // object metrics: "<kind>/<name>" of describedObject
   TargetType target_type = TargetType::kUtilization;
   double average_utilization = 0;  // percent, for kUtilization
@@ -109,7 +109,7 @@ struct HpaSpec {
   std::vector<MetricSpec> metrics;  // empty: cpu at 80% utilization (API defaulting)
   std::optional<Behavior> behavior;
   // kube-controller-manager flags, with their defaults.
-  double tolerance = 0.1;                                    // --horizontal-pod-autoscaler-tolerance
+  double tolerance = 0.1;  // --horizontal-pod-autoscaler-tolerance
   absl::Duration cpu_initialization_period = absl::Minutes(5);
   absl::Duration initial_readiness_delay = absl::Seconds(30);
   absl::Duration downscale_stabilization = absl::Minutes(5);  // legacy path, no behavior
@@ -170,25 +170,25 @@ struct History {
 // Decision.
 
 struct MetricProposal {
-  std::string metric;      // e.g. "resource/cpu", "pods/queue_length", "concurrency"
-  int replicas = 0;        // what this metric alone asks for (-1: the metric was invalid)
-  double current = 0;      // current value (utilization percent or average/total value)
+  std::string metric;  // e.g. "resource/cpu", "pods/queue_length", "concurrency"
+  int replicas = 0;    // what this metric alone asks for (-1: the metric was invalid)
+  double current = 0;  // current value (utilization percent or average/total value)
   double target = 0;
-  std::string note;        // why, or why invalid
+  std::string note;  // why, or why invalid
 };
 
 struct Decision {
-  int replicas = 0;        // what to set the scale target to
-  std::string reason;      // a short machine-readable condition (e.g. "ScaleDownStabilized")
-  std::string message;     // one human sentence
+  int replicas = 0;     // what to set the scale target to
+  std::string reason;   // a short machine-readable condition (e.g. "ScaleDownStabilized")
+  std::string message;  // one human sentence
   // The unstabilised recommendation, to append to History.recommendations (absent when this
   // tick produced none, e.g. the replica count was outside [min, max] or no metric was valid).
   std::optional<int> recommendation;
   std::vector<MetricProposal> proposals;
-  bool panic = false;                      // inference policy
-  std::optional<absl::Time> panic_since;   // inference policy: carry into History
-  std::optional<absl::Time> last_active;   // inference policy: carry into History
-  std::vector<absl::Time> burst_onsets;    // inference policy: carry into History
+  bool panic = false;                          // inference policy
+  std::optional<absl::Time> panic_since;       // inference policy: carry into History
+  std::optional<absl::Time> last_active;       // inference policy: carry into History
+  std::vector<absl::Time> burst_onsets;        // inference policy: carry into History
   absl::Duration hold = absl::ZeroDuration();  // inference policy: the scale-down delay applied
 };
 

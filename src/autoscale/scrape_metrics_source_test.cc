@@ -75,12 +75,12 @@ TEST(ReadReplicaLoadTest, Table) {
 
 TEST(ScrapeMetricsSourceTest, EachReplicaScrapedOrMissing) {
   fleet::StaticReplicaSource replicas({{"ok", "127.0.0.1", 1, true},
-                                         {"starting", "127.0.0.1", 2, false},
-                                         {"http500", "127.0.0.1", 3, true},
-                                         {"refused", "127.0.0.1", 4, true},
-                                         {"timeout", "127.0.0.1", 5, true},
-                                         {"silent", "127.0.0.1", 6, true},
-                                         {"garbage", "127.0.0.1", 7, true}});
+                                       {"starting", "127.0.0.1", 2, false},
+                                       {"http500", "127.0.0.1", 3, true},
+                                       {"refused", "127.0.0.1", 4, true},
+                                       {"timeout", "127.0.0.1", 5, true},
+                                       {"silent", "127.0.0.1", 6, true},
+                                       {"garbage", "127.0.0.1", 7, true}});
   FakeUpstream upstream;
   upstream.answers[1] = Ok(kServeMetrics);
   upstream.answers[2] = Ok("galley_model_inflight_requests 0\n");

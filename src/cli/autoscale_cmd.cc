@@ -14,14 +14,16 @@
 namespace galley::cli {
 
 Runner AddAutoscaleCommand(CLI::App& app) {
-  CLI::App* cmd = app.add_subcommand("autoscale", "Autoscaling controller: replica recommendations");
+  CLI::App* cmd =
+      app.add_subcommand("autoscale", "Autoscaling controller: replica recommendations");
   cmd->require_subcommand(1);
   CLI::App* plan = cmd->add_subcommand(
       "plan", "Read one JSON document (spec, pods, history, now) from stdin; print the decision");
   return [cmd, plan]() -> int {
     if (!cmd->parsed()) return -1;
     if (!plan->parsed()) return 2;
-    const std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+    const std::string text{std::istreambuf_iterator<char>(std::cin),
+                           std::istreambuf_iterator<char>()};
     auto input = autoscale::ParsePlanInput(text);
     if (!input.ok()) {
       std::cerr << "galley autoscale plan: " << input.status().message() << "\n";

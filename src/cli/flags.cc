@@ -14,26 +14,35 @@ void HttpFlags::Add(CLI::App* app) {
        "HTTP I/O threads (galley serve: as many gRPC completion threads)")
       ->check(CLI::Range(1, 64));
   Flag(app, "default-timeout-ms", default_timeout_ms,
-       "deadline of a request that sets none (0: none)")->check(CLI::NonNegativeNumber);
+       "deadline of a request that sets none (0: none)")
+      ->check(CLI::NonNegativeNumber);
   Flag(app, "max-body-bytes", max_body_bytes, "largest request body (413 beyond)");
   Flag(app, "max-header-bytes", max_header_bytes, "largest request header (431 beyond)");
   Flag(app, "max-connections", max_connections,
        "open connections; beyond, the longest-idle keep-alive connection is closed for a new one "
        "(503 when none is idle)");
   Flag(app, "max-connections-per-peer", max_connections_per_peer,
-       "open connections from one client address (503 beyond)")->check(CLI::PositiveNumber);
+       "open connections from one client address (503 beyond)")
+      ->check(CLI::PositiveNumber);
   Flag(app, "first-byte-timeout-ms", first_byte_timeout_ms,
-       "a new connection's time to send its first request byte")->check(CLI::PositiveNumber);
-  Flag(app, "idle-timeout-ms", idle_timeout_ms, "keep-alive idle time before closing")->check(CLI::PositiveNumber);
+       "a new connection's time to send its first request byte")
+      ->check(CLI::PositiveNumber);
+  Flag(app, "idle-timeout-ms", idle_timeout_ms, "keep-alive idle time before closing")
+      ->check(CLI::PositiveNumber);
   Flag(app, "request-timeout-ms", request_timeout_ms,
-       "time to receive a whole request once it starts (408 beyond)")->check(CLI::PositiveNumber);
-  Flag(app, "write-timeout-ms", write_timeout_ms, "time to send a response")->check(CLI::PositiveNumber);
-  Flag(app, "drain-delay-ms", drain_delay_ms, "after SIGTERM: serve, not ready, this long")->check(CLI::NonNegativeNumber);
-  Flag(app, "grace-period-ms", grace_period_ms, "after SIGTERM: exit within this")->check(CLI::PositiveNumber);
+       "time to receive a whole request once it starts (408 beyond)")
+      ->check(CLI::PositiveNumber);
+  Flag(app, "write-timeout-ms", write_timeout_ms, "time to send a response")
+      ->check(CLI::PositiveNumber);
+  Flag(app, "drain-delay-ms", drain_delay_ms, "after SIGTERM: serve, not ready, this long")
+      ->check(CLI::NonNegativeNumber);
+  Flag(app, "grace-period-ms", grace_period_ms, "after SIGTERM: exit within this")
+      ->check(CLI::PositiveNumber);
   Flag(app, "log-level", log_level, "debug, info, warn or error");
   Flag(app, "metrics-listen", metrics_listen,
        "HOST:PORT for /metrics (and the probes) instead of --listen, e.g. 127.0.0.1:9090");
-  Flag(app, "tls-cert", tls_cert, "PEM certificate chain: serve HTTPS (with --tls-key); reloaded when it changes");
+  Flag(app, "tls-cert", tls_cert,
+       "PEM certificate chain: serve HTTPS (with --tls-key); reloaded when it changes");
   Flag(app, "tls-key", tls_key, "PEM private key of --tls-cert");
   Flag(app, "tls-client-ca", tls_client_ca,
        "PEM CA bundle: HTTPS clients must present a certificate it signed (mutual TLS)");

@@ -2,14 +2,13 @@
 // GALLEY_<FLAG_IN_UPPER_SNAKE_CASE>; the flag wins.
 #pragma once
 
+#include <sys/resource.h>
+
 #include <cctype>
 #include <chrono>
 #include <cstdint>
-#include <string>
-
-#include <sys/resource.h>
-
 #include <optional>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "http/server.h"

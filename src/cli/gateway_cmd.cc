@@ -1,4 +1,6 @@
 // `galley gateway`: the front door over a static list of replicas.
+#include <iostream>
+
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/kube_flags.h"
@@ -10,31 +12,37 @@
 #include "kube/client.h"
 #include "kubefleet/endpoint_replicas.h"
 
-#include <iostream>
-
 namespace galley::cli {
 
 void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t& try_timeout_ms,
                            int64_t& health_interval_ms, int64_t& eject_ms, int64_t& break_ms) {
-  Flag(cmd, "max-attempts", o.gateway.max_attempts, "first try plus retries")->check(CLI::Range(1, 10));
-  Flag(cmd, "try-timeout-ms", try_timeout_ms, "deadline of one attempt")->check(CLI::PositiveNumber);
+  Flag(cmd, "max-attempts", o.gateway.max_attempts, "first try plus retries")
+      ->check(CLI::Range(1, 10));
+  Flag(cmd, "try-timeout-ms", try_timeout_ms, "deadline of one attempt")
+      ->check(CLI::PositiveNumber);
   Flag(cmd, "try-timeout-multiplier", o.gateway.attempt_latency.multiplier,
        "an attempt with another replica to go to gets this times the model's recent p99 answer "
        "time (at least 50 ms, at most --try-timeout-ms); 0: always --try-timeout-ms")
       ->check(CLI::Range(0.0, 1000.0));
-  Flag(cmd, "health-interval-ms", health_interval_ms, "ready-probe period")->check(CLI::PositiveNumber);
-  Flag(cmd, "eject-after-failures", o.gateway.eject_after_failures, "consecutive failures that eject a replica");
-  Flag(cmd, "eject-ms", eject_ms, "base ejection time (jittered up to 1.5x)")->check(CLI::PositiveNumber);
+  Flag(cmd, "health-interval-ms", health_interval_ms, "ready-probe period")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "eject-after-failures", o.gateway.eject_after_failures,
+       "consecutive failures that eject a replica");
+  Flag(cmd, "eject-ms", eject_ms, "base ejection time (jittered up to 1.5x)")
+      ->check(CLI::PositiveNumber);
   Flag(cmd, "breaker-min-calls", o.gateway.replica_breaker.minimum_throughput,
        "calls in the window before a breaker may open");
-  Flag(cmd, "breaker-failure-ratio", o.gateway.replica_breaker.failure_ratio, "failure ratio that opens a breaker");
-  Flag(cmd, "breaker-break-ms", break_ms, "first open period of a breaker")->check(CLI::PositiveNumber);
+  Flag(cmd, "breaker-failure-ratio", o.gateway.replica_breaker.failure_ratio,
+       "failure ratio that opens a breaker");
+  Flag(cmd, "breaker-break-ms", break_ms, "first open period of a breaker")
+      ->check(CLI::PositiveNumber);
   Flag(cmd, "grpc-port", o.grpc_port,
        "gRPC (Open Inference Protocol) door on the --listen host, its calls taking the REST "
        "path (keys as `authorization` or `x-api-key` metadata); 0: a free port; -1: off")
       ->check(CLI::Range(-1, 65535));
   Flag(cmd, "max-inflight", o.frontend.max_inflight, "requests in the gateway before 429 busy");
-  Flag(cmd, "fallback-queue-capacity", o.fallback.queue_capacity, "fallback model queue before 429 busy");
+  Flag(cmd, "fallback-queue-capacity", o.fallback.queue_capacity,
+       "fallback model queue before 429 busy");
   Flag(cmd, "model", o.frontend.analyze_model, "the replicas' model behind /inference/analyze");
   Flag(cmd, "fallback-model", o.frontend.fallback_model,
        "name of the in-process VADER fallback model");
@@ -44,7 +52,8 @@ void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t
   Flag(cmd, "upstream-tls-ca", o.upstream_tls_ca,
        "PEM CA bundle: reach replicas over TLS, their certificates verified against it and their "
        "address");
-  Flag(cmd, "upstream-tls-cert", o.upstream_tls_cert, "PEM certificate the gateway presents to replicas (mutual TLS)");
+  Flag(cmd, "upstream-tls-cert", o.upstream_tls_cert,
+       "PEM certificate the gateway presents to replicas (mutual TLS)");
   Flag(cmd, "upstream-tls-key", o.upstream_tls_key, "PEM private key of --upstream-tls-cert");
   cmd->add_flag("--ready-on-fallback", o.frontend.ready_on_fallback,
                 "/v2/health/ready says 200 while only the fallback answers (no replica ready)")
@@ -67,7 +76,8 @@ Runner AddGatewayCommand(CLI::App& app) {
   auto flags = std::make_shared<HttpFlags>();
   auto opts = std::make_shared<gateway::GatewayRunOptions>();
   auto replicas = std::make_shared<std::string>();
-  auto ms = std::make_shared<std::array<int64_t, 4>>(std::array<int64_t, 4>{5000, 1000, 5000, 5000});
+  auto ms =
+      std::make_shared<std::array<int64_t, 4>>(std::array<int64_t, 4>{5000, 1000, 5000, 5000});
   flags->Add(cmd);
   Flag(cmd, "replicas", *replicas, "replicas as HOST:PORT,HOST:PORT,... (or --kube-endpoints)");
   auto kube = std::make_shared<KubeFlags>();

@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "absl/status/statusor.h"
 #include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
 #include "kube/config.h"
 
 namespace galley::cli {

@@ -16,8 +16,9 @@ Runner AddModelCommand(CLI::App& app) {
   CLI::App* model = app.add_subcommand("model", "Model delivery");
   model->require_subcommand(1);
   CLI::App* cmd = model->add_subcommand(
-      "fetch", "Fetch a model by URI, check its SHA-256, cache it on the node and lay it out as a "
-               "model repository (what an InferenceModel's init container runs)");
+      "fetch",
+      "Fetch a model by URI, check its SHA-256, cache it on the node and lay it out as a "
+      "model repository (what an InferenceModel's init container runs)");
   auto o = std::make_shared<delivery::FetchOptions>();
   auto dest = std::make_shared<std::string>();
   auto cache = std::make_shared<std::string>();
@@ -32,13 +33,15 @@ Runner AddModelCommand(CLI::App& app) {
   Flag(cmd, "cache", *cache, "the node's model cache (by SHA-256); empty: none");
   Flag(cmd, "pvc-root", *pvc_root, "where the claim of a pvc:// source is mounted");
   Flag(cmd, "ca-file", o->ca_file, "https: PEM CA bundle (default: the system's)");
-  Flag(cmd, "max-batch-size", o->max_batch_size, "generated config.json: largest batch (0: no batching)")
+  Flag(cmd, "max-batch-size", o->max_batch_size,
+       "generated config.json: largest batch (0: no batching)")
       ->check(CLI::Range(0, 4096));
   Flag(cmd, "max-queue-delay-us", o->max_queue_delay_us, "generated config.json: batching delay")
       ->check(CLI::NonNegativeNumber);
   Flag(cmd, "timeout-s", *timeout_s, "limit on the whole download")->check(CLI::PositiveNumber);
   Flag(cmd, "termination-log", *termination_log,
-       "where the reason of a failure is written (Kubernetes' terminationMessagePath); empty: nowhere");
+       "where the reason of a failure is written (Kubernetes' terminationMessagePath); empty: "
+       "nowhere");
   return [cmd, o, dest, cache, pvc_root, timeout_s, termination_log]() -> int {
     if (!cmd->parsed()) return -1;
     o->dest = *dest;
@@ -47,18 +50,23 @@ Runner AddModelCommand(CLI::App& app) {
     o->timeout = std::chrono::seconds(*timeout_s);
     const auto start = std::chrono::steady_clock::now();
     auto r = delivery::FetchModel(*o);
-    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!r.ok()) {
       const std::string reason(r.status().message());
-      log::Error("model_fetch_failed", {{"source", o->source}, {"model", o->name},
+      log::Error("model_fetch_failed", {{"source", o->source},
+                                        {"model", o->name},
                                         {"code", absl::StatusCodeToString(r.status().code())},
                                         {"error", reason}});
       if (!termination_log->empty()) std::ofstream(*termination_log, std::ios::trunc) << reason;
       return 1;
     }
-    log::Info("model_fetched", {{"source", o->source}, {"model", o->name},
-                                {"dir", r->model_dir.string()}, {"bytes", r->bytes},
-                                {"sha256", r->sha256}, {"from_cache", r->from_cache},
+    log::Info("model_fetched", {{"source", o->source},
+                                {"model", o->name},
+                                {"dir", r->model_dir.string()},
+                                {"bytes", r->bytes},
+                                {"sha256", r->sha256},
+                                {"from_cache", r->from_cache},
                                 {"duration_s", took}});
     return 0;
   };

@@ -44,12 +44,14 @@ http::Handler OpsHandler(metrics::Registry& registry, kubeop::Operator& op) {
       res.set(boost::beast::http::field::content_type, "text/plain; version=0.0.4");
       return respond(std::move(res));
     }
-    if (target == "/healthz") return respond(http::JsonResponse(http::Status::ok, R"({"ok":true})"));
+    if (target == "/healthz")
+      return respond(http::JsonResponse(http::Status::ok, R"({"ok":true})"));
     if (target == "/readyz") {
       const bool ready = op.Synced();
-      return respond(http::JsonResponse(ready ? http::Status::ok : http::Status::service_unavailable,
-                                        StrCat(R"({"ready":)", ready ? "true" : "false",
-                                               R"(,"leader":)", op.Leading() ? "true" : "false", "}")));
+      return respond(
+          http::JsonResponse(ready ? http::Status::ok : http::Status::service_unavailable,
+                             StrCat(R"({"ready":)", ready ? "true" : "false", R"(,"leader":)",
+                                    op.Leading() ? "true" : "false", "}")));
     }
     respond(http::JsonError(http::Status::not_found, "not found"));
   };
@@ -60,8 +62,9 @@ http::Handler OpsHandler(metrics::Registry& registry, kubeop::Operator& op) {
 Runner AddOperatorCommand(CLI::App& app) {
   CLI::App* op = app.add_subcommand("operator", "The InferenceModel operator for Kubernetes");
   op->require_subcommand(1);
-  CLI::App* cmd = op->add_subcommand("run", "Reconcile InferenceModels into Deployments, Services "
-                                            "and PodDisruptionBudgets");
+  CLI::App* cmd = op->add_subcommand("run",
+                                     "Reconcile InferenceModels into Deployments, Services "
+                                     "and PodDisruptionBudgets");
   auto f = std::make_shared<OperatorFlags>();
   f->kube.Add(cmd);
   Flag(cmd, "install-crd", f->install_crd,
@@ -71,12 +74,18 @@ Runner AddOperatorCommand(CLI::App& app) {
   Flag(cmd, "lease-namespace", f->options.lease_namespace, "namespace of the leader Lease");
   Flag(cmd, "lease-name", f->options.lease_name, "name of the leader Lease");
   Flag(cmd, "identity", f->options.identity, "this instance's holder identity (default host_pid)");
-  Flag(cmd, "metrics-listen", f->metrics_listen, "/metrics, /healthz and /readyz (HOST:PORT; port 0: a free one)");
-  Flag(cmd, "resync-ms", f->resync_ms, "reconcile every model at least this often")->check(CLI::PositiveNumber);
-  Flag(cmd, "lease-duration-ms", f->lease_duration_ms, "leader election: lease duration")->check(CLI::PositiveNumber);
-  Flag(cmd, "renew-deadline-ms", f->renew_deadline_ms, "leader election: renew deadline")->check(CLI::PositiveNumber);
-  Flag(cmd, "retry-period-ms", f->retry_period_ms, "leader election: retry period")->check(CLI::PositiveNumber);
-  Flag(cmd, "kube-api-qps", f->qps, "client-side rate limit on API requests (0: none)")->check(CLI::NonNegativeNumber);
+  Flag(cmd, "metrics-listen", f->metrics_listen,
+       "/metrics, /healthz and /readyz (HOST:PORT; port 0: a free one)");
+  Flag(cmd, "resync-ms", f->resync_ms, "reconcile every model at least this often")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "lease-duration-ms", f->lease_duration_ms, "leader election: lease duration")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "renew-deadline-ms", f->renew_deadline_ms, "leader election: renew deadline")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "retry-period-ms", f->retry_period_ms, "leader election: retry period")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "kube-api-qps", f->qps, "client-side rate limit on API requests (0: none)")
+      ->check(CLI::NonNegativeNumber);
   Flag(cmd, "kube-api-burst", f->burst, "burst of the rate limit")->check(CLI::PositiveNumber);
   return [cmd, f]() -> int {
     if (!cmd->parsed()) return -1;
@@ -108,7 +117,8 @@ Runner AddOperatorCommand(CLI::App& app) {
         std::cerr << "--install-crd: cannot read " << f->install_crd << "\n";
         return 2;
       }
-      if (absl::Status st = kubeop::InstallCrd(**client, text.str(), milliseconds(30'000)); !st.ok()) {
+      if (absl::Status st = kubeop::InstallCrd(**client, text.str(), milliseconds(30'000));
+          !st.ok()) {
         log::Error("start_failed", {{"error", std::string(st.message())}});
         return 1;
       }
@@ -137,14 +147,16 @@ Runner AddOperatorCommand(CLI::App& app) {
       return 1;
     }
     (*server)->Start();
-    log::Info("listening", {{"protocol", "metrics"}, {"host", so.host}, {"port", (*server)->port()}});
+    log::Info("listening",
+              {{"protocol", "metrics"}, {"host", so.host}, {"port", (*server)->port()}});
     if (absl::Status st = op.Start(); !st.ok()) {
       log::Error("start_failed", {{"error", std::string(st.message())}});
       (*server)->Stop();
       return 1;
     }
-    log::Info("operator_started", {{"identity", o.identity},
-                                   {"namespace", o.namespace_name.empty() ? "*" : o.namespace_name}});
+    log::Info("operator_started",
+              {{"identity", o.identity},
+               {"namespace", o.namespace_name.empty() ? "*" : o.namespace_name}});
     const int sig = WaitForStopSignal();
     op.Stop();
     (*server)->Stop();

@@ -48,11 +48,16 @@ class ScheduleCommand {
     cmd_ = app.add_subcommand("schedule", "GPU-aware scheduler: trace replay and benchmarks");
     cmd_->require_subcommand(1);
     replay_ = cmd_->add_subcommand("replay", "Replay a trace with the FGD paper's protocol");
-    Flag(replay_, "nodes", nodes_, "node list, openb CSV (sn,cpu_milli,memory_mib,gpu,model)")->required();
-    Flag(replay_, "pods", pods_, "pod list, openb CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec)")->required();
-    Flag(replay_, "policy", policy_, "galley, fgd, bestfit, gpupacking, gpuclustering, dotprod, random, kube");
+    Flag(replay_, "nodes", nodes_, "node list, openb CSV (sn,cpu_milli,memory_mib,gpu,model)")
+        ->required();
+    Flag(replay_, "pods", pods_,
+         "pod list, openb CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec)")
+        ->required();
+    Flag(replay_, "policy", policy_,
+         "galley, fgd, bestfit, gpupacking, gpuclustering, dotprod, random, kube");
     Flag(replay_, "seed", seed_, "first seed");
-    Flag(replay_, "seeds", seeds_, "number of seeds (seed, seed+1, ...); the headline is their median")
+    Flag(replay_, "seeds", seeds_,
+         "number of seeds (seed, seed+1, ...); the headline is their median")
         ->check(CLI::Range(1, 1000));
     Flag(replay_, "target-ratio", target_ratio_, "arrivals stop at this multiple of GPU capacity")
         ->check(CLI::Range(1.0, 10.0));
@@ -60,13 +65,15 @@ class ScheduleCommand {
          "kube-scheduler's percentageOfNodesToScore: 100 = every node, 0 = adaptive "
          "(50 - nodes/125, at least 5%), else that percent; at least 100 feasible nodes")
         ->check(CLI::Range(0, 100));
-    Flag(replay_, "curve-step", curve_step_, "print the curve every this many percent")->check(CLI::Range(1, 130));
+    Flag(replay_, "curve-step", curve_step_, "print the curve every this many percent")
+        ->check(CLI::Range(1, 130));
 
     synth_ = cmd_->add_subcommand("synth", "Write a seeded synthetic variant of a trace");
     Flag(synth_, "nodes", nodes_, "node list to draw GPU models and node types from")->required();
     Flag(synth_, "pods", pods_, "pod list to resample")->required();
     Flag(synth_, "variant", variant_, "share, multigpu, gpuspec or cpu (empty: no pod file)");
-    Flag(synth_, "percent", percent_, "share of the variant's category, 0..100")->check(CLI::Range(0.0, 100.0));
+    Flag(synth_, "percent", percent_, "share of the variant's category, 0..100")
+        ->check(CLI::Range(0.0, 100.0));
     Flag(synth_, "seed", seed_, "generator seed");
     Flag(synth_, "out", out_, "where to write the pod CSV");
     Flag(synth_, "cluster-size", cluster_size_, "also write a cluster of this many nodes (0: none)")
@@ -92,26 +99,29 @@ class ScheduleCommand {
     if (!Load(nodes_, pods_, in)) return 1;
     int64_t gpus = 0;
     for (const auto& n : in.nodes) gpus += static_cast<int64_t>(n.gpus.size());
-    std::printf("# replay policy=%s nodes=%zu gpus=%lld pods=%zu seeds=%llu..%llu target=%.0f%% "
-                "nodes_to_score=%d%%\n",
-                policy_.c_str(), in.nodes.size(), static_cast<long long>(gpus), in.pods.size(),
-                static_cast<unsigned long long>(seed_),
-                static_cast<unsigned long long>(seed_ + static_cast<uint64_t>(seeds_) - 1),
-                100 * target_ratio_, percentage_);
+    std::printf(
+        "# replay policy=%s nodes=%zu gpus=%lld pods=%zu seeds=%llu..%llu target=%.0f%% "
+        "nodes_to_score=%d%%\n",
+        policy_.c_str(), in.nodes.size(), static_cast<long long>(gpus), in.pods.size(),
+        static_cast<unsigned long long>(seed_),
+        static_cast<unsigned long long>(seed_ + static_cast<uint64_t>(seeds_) - 1),
+        100 * target_ratio_, percentage_);
     std::printf("# seed unallocated_pct_at_100 decisions placed failed decisions_per_s\n");
     std::vector<sim::SeedRun> runs;
     sim::ReplayConfig config{policy_, target_ratio_, percentage_};
     for (int k = 0; k < seeds_; ++k) {
       const auto start = std::chrono::steady_clock::now();
       auto run = sim::ReplayOnce(in.nodes, in.pods, config, seed_ + static_cast<uint64_t>(k));
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (!run.ok()) {
         std::cerr << "galley schedule replay: " << run.status().message() << "\n";
         return 1;
       }
-      std::printf("seed %llu %.2f %lld %lld %lld %.0f\n", static_cast<unsigned long long>(run->seed),
-                  run->unallocated_pct_at_100, static_cast<long long>(run->decisions),
-                  static_cast<long long>(run->placed), static_cast<long long>(run->failed),
+      std::printf("seed %llu %.2f %lld %lld %lld %.0f\n",
+                  static_cast<unsigned long long>(run->seed), run->unallocated_pct_at_100,
+                  static_cast<long long>(run->decisions), static_cast<long long>(run->placed),
+                  static_cast<long long>(run->failed),
                   static_cast<double>(run->decisions) / std::max(secs, 1e-9));
       std::fflush(stdout);
       runs.push_back(std::move(*run));
@@ -120,8 +130,9 @@ class ScheduleCommand {
     std::vector<double> headline;
     for (const auto& r : runs) headline.push_back(r.unallocated_pct_at_100);
     std::printf("# peak_rss_mib %.1f\n", PeakRssMib());
-    std::printf("unallocated GPU at 100%% arrival: %.2f%% of capacity (policy %s, median of %d seeds)\n",
-                sim::Median(headline), policy_.c_str(), seeds_);
+    std::printf(
+        "unallocated GPU at 100%% arrival: %.2f%% of capacity (policy %s, median of %d seeds)\n",
+        sim::Median(headline), policy_.c_str(), seeds_);
     return 0;
   }
 
@@ -151,7 +162,8 @@ class ScheduleCommand {
       auto pods = sim::MakeVariant(in.pods, in.nodes, *kind, percent_, seed_);
       if (!pods.ok() || out_.empty()) {
         std::cerr << "galley schedule synth: "
-                  << (pods.ok() ? std::string("--out is required") : std::string(pods.status().message()))
+                  << (pods.ok() ? std::string("--out is required")
+                                : std::string(pods.status().message()))
                   << "\n";
         return pods.ok() ? 2 : 1;
       }
@@ -162,7 +174,9 @@ class ScheduleCommand {
         std::cerr << "--nodes-out is required with --cluster-size\n";
         return 2;
       }
-      if (!WriteText(nodes_out_, sim::WriteNodesCsv(sim::MakeCluster(in.nodes, cluster_size_, seed_)))) return 1;
+      if (!WriteText(nodes_out_,
+                     sim::WriteNodesCsv(sim::MakeCluster(in.nodes, cluster_size_, seed_))))
+        return 1;
     }
     return 0;
   }

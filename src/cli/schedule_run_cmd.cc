@@ -119,8 +119,10 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
     const int sig = WaitForStopSignal();
     (*scheduler)->Stop();
     const kubesched::KubeSchedulerStats s = (*scheduler)->stats();
-    log::Info("scheduler_stopped", {{"signal", StopSignalName(sig)}, {"scheduled", s.scheduled},
-                                    {"unschedulable", s.unschedulable}, {"bind_errors", s.bind_errors},
+    log::Info("scheduler_stopped", {{"signal", StopSignalName(sig)},
+                                    {"scheduled", s.scheduled},
+                                    {"unschedulable", s.unschedulable},
+                                    {"bind_errors", s.bind_errors},
                                     {"events_dropped", s.events_dropped},
                                     {"core_seconds", s.core_seconds},
                                     {"lost_leadership", lost->load()}});

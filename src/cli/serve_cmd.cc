@@ -19,21 +19,25 @@ Runner AddServeCommand(CLI::App& app) {
   flags->Add(cmd);
   // Default: the models/ folder of the source tree this binary was built from, when it exists.
   std::error_code ec;
-  if (std::filesystem::is_directory(GALLEY_SOURCE_MODELS, ec)) opts->model_repository = GALLEY_SOURCE_MODELS;
+  if (std::filesystem::is_directory(GALLEY_SOURCE_MODELS, ec))
+    opts->model_repository = GALLEY_SOURCE_MODELS;
   Flag(cmd, "model-repository", opts->model_repository,
        "folder of models (one sub-folder each, see docs/model-repository.md); empty: the "
        "built-in VADER model only");
-  Flag(cmd, "model-instances", opts->model_instances,
-       "built-in model: instances (worker threads)")->check(CLI::Range(1, 64));
+  Flag(cmd, "model-instances", opts->model_instances, "built-in model: instances (worker threads)")
+      ->check(CLI::Range(1, 64));
   Flag(cmd, "max-batch-size", opts->runner.batch.max_batch_size,
-       "built-in model: largest batch, in rows (1 turns batching off)")->check(CLI::Range(1, 4096));
+       "built-in model: largest batch, in rows (1 turns batching off)")
+      ->check(CLI::Range(1, 4096));
   Flag(cmd, "grpc-port", opts->grpc_port,
        "gRPC (Open Inference Protocol) port on the --listen host; 0: a free port; -1: off")
       ->check(CLI::Range(-1, 65535));
-  Flag(cmd, "queue-capacity", opts->runner.queue_capacity, "built-in model: queued requests before 429");
-  CLI::Option* model = Flag(cmd, "model", opts->frontend.analyze_model,
-       "the model behind POST /inference/analyze (default: sentiment with a repository, else "
-       "vader, which also names the built-in model)");
+  Flag(cmd, "queue-capacity", opts->runner.queue_capacity,
+       "built-in model: queued requests before 429");
+  CLI::Option* model =
+      Flag(cmd, "model", opts->frontend.analyze_model,
+           "the model behind POST /inference/analyze (default: sentiment with a repository, else "
+           "vader, which also names the built-in model)");
   // The Redis Streams consumer (docs/queues.md); off unless --queue-redis is set.
   auto q = std::make_shared<queue::RedisStreamOptions>();
   auto redis = std::make_shared<std::string>();
@@ -47,13 +51,16 @@ Runner AddServeCommand(CLI::App& app) {
        "up, else HOSTNAME:PORT of --listen)");
   Flag(cmd, "queue-results-stream", q->results_stream,
        "where results go when a message names no reply stream (default: STREAM:results)");
-  Flag(cmd, "queue-dead-stream", q->dead_stream, "dead letters with their reason (default: STREAM:dead)");
-  Flag(cmd, "queue-max-inflight", q->max_inflight, "messages held at most (fetched, not yet acknowledged)")
+  Flag(cmd, "queue-dead-stream", q->dead_stream,
+       "dead letters with their reason (default: STREAM:dead)");
+  Flag(cmd, "queue-max-inflight", q->max_inflight,
+       "messages held at most (fetched, not yet acknowledged)")
       ->check(CLI::Range(1, 65536));
   Flag(cmd, "queue-visibility-timeout-ms", *visibility_ms,
        "a message held this long by a consumer that does not answer goes to another")
       ->check(CLI::Range(int64_t{100}, int64_t{86'400'000}));
-  Flag(cmd, "queue-max-deliveries", q->max_deliveries, "deliveries before a message is dead-lettered")
+  Flag(cmd, "queue-max-deliveries", q->max_deliveries,
+       "deliveries before a message is dead-lettered")
       ->check(CLI::Range(1, 1000));
   Flag(cmd, "queue-result-ttl-s", *result_ttl_s,
        "how long a written result keeps a redelivered copy of its message from answering again")
@@ -63,7 +70,8 @@ Runner AddServeCommand(CLI::App& app) {
   // --queue-consumer, --queue-max-inflight, --queue-max-deliveries and the visibility timeout.
   auto a = std::make_shared<queue::AmqpOptions>();
   auto amqp = std::make_shared<std::string>();
-  Flag(cmd, "queue-amqp", *amqp, "consume work from a RabbitMQ quorum queue at HOST:PORT (empty: off)");
+  Flag(cmd, "queue-amqp", *amqp,
+       "consume work from a RabbitMQ quorum queue at HOST:PORT (empty: off)");
   Flag(cmd, "queue-amqp-queue", a->queue,
        "the quorum queue of requests (declared when missing, with QUEUE.dlx and QUEUE.dead)");
   Flag(cmd, "queue-amqp-results-queue", a->results_queue,
@@ -89,7 +97,8 @@ Runner AddServeCommand(CLI::App& app) {
       gethostname(host, sizeof(host) - 1);
       // A free port (0) names no one: the process id does, for this run only.
       q->consumer = std::string(host) + ":" +
-                    (opts->http.port != 0 ? std::to_string(opts->http.port) : "pid" + std::to_string(getpid()));
+                    (opts->http.port != 0 ? std::to_string(opts->http.port)
+                                          : "pid" + std::to_string(getpid()));
     }
     if (!amqp->empty()) {
       if (absl::Status st = queue::ParseAmqpAddress(*amqp, *a); !st.ok()) {

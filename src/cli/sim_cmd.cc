@@ -108,7 +108,8 @@ class SimCommand {
         ->check(CLI::Range(-1.0, 86400.0));
     Flag(autoscale_, "timeline", timeline_,
          "also write every controller tick to this TSV file "
-         "(policy, time, desired, ready, outstanding requests, requests missed so far, reason, message)");
+         "(policy, time, desired, ready, outstanding requests, requests missed so far, reason, "
+         "message)");
     autoscale_->add_flag("--json", json_, "print one JSON document instead of the table");
   }
 

@@ -10,19 +10,18 @@
 
 #include "absl/base/thread_annotations.h"
 #include "autoscale/controller.h"
-#include "local/file_sd.h"
 #include "autoscale/prometheus_metrics_source.h"
 #include "autoscale/scrape_metrics_source.h"
-#include "queue/redis_backlog.h"
-
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "gateway/gateway_main.h"
-#include "upstream/http_upstream.h"
+#include "local/file_sd.h"
 #include "local/supervisor.h"
 #include "metrics/registry.h"
+#include "queue/redis_backlog.h"
+#include "upstream/http_upstream.h"
 
 namespace galley::cli {
 
@@ -192,7 +191,7 @@ struct UpAutoscaler {
   std::unique_ptr<autoscale::MetricsSource> source;
   std::unique_ptr<autoscale::Controller> controller;
   std::atomic<int64_t> held{0};  // requests the gateway holds for want of a replica
-  std::mutex redis_mu;            // the queue's depth, read by the controller's thread
+  std::mutex redis_mu;           // the queue's depth, read by the controller's thread
   std::unique_ptr<queue::RedisClient> redis ABSL_GUARDED_BY(redis_mu);
 
   // The gateway's on_held: a request waiting with no replica ticks the controller at once.
@@ -217,7 +216,8 @@ struct UpAutoscaler {
     if (up.autoscale_mode == "hpa") o.hpa = HpaSpecFromFlags(up);
     const milliseconds timeout = std::min(milliseconds(1'000), o.sync_period);
     if (!up.queue_redis.empty()) {
-      redis = std::make_unique<queue::RedisClient>(*queue::ParseRedisAddress(up.queue_redis), timeout);
+      redis =
+          std::make_unique<queue::RedisClient>(*queue::ParseRedisAddress(up.queue_redis), timeout);
       o.queue_depth = [this, stream = up.queue_stream,
                        group = up.queue_group]() -> absl::StatusOr<autoscale::QueueDepth> {
         std::lock_guard lock(redis_mu);
@@ -239,12 +239,16 @@ struct UpAutoscaler {
       source = std::make_unique<autoscale::ScrapeMetricsSource>(sup, upstream, SteadyClock::Get(),
                                                                 scrape);
     }
-    controller = std::make_unique<autoscale::Controller>(*source, sup, SteadyClock::Get(), o, &registry);
+    controller =
+        std::make_unique<autoscale::Controller>(*source, sup, SteadyClock::Get(), o, &registry);
     log::Info("autoscaler_started",
-              {{"min_replicas", up.min_replicas}, {"max_replicas", up.max_replicas},
-               {"mode", up.autoscale_mode}, {"metrics_source", up.metrics_source},
+              {{"min_replicas", up.min_replicas},
+               {"max_replicas", up.max_replicas},
+               {"mode", up.autoscale_mode},
+               {"metrics_source", up.metrics_source},
                {"target_concurrency", up.target_concurrency},
-               {"sync_period_ms", up.sync_period_ms}, {"stable_window_ms", up.stable_window_ms},
+               {"sync_period_ms", up.sync_period_ms},
+               {"stable_window_ms", up.stable_window_ms},
                {"scale_down_delay_ms", up.scale_down_delay_ms},
                {"burst_gap_max_ms", up.burst_gap_max_ms},
                {"model_load_time_ms", up.model_load_time_ms},
@@ -269,13 +273,19 @@ Runner AddUpCommand(CLI::App& app) {
   auto opts = std::make_shared<gateway::GatewayRunOptions>();
   flags->Add(cmd);
   Flag(cmd, "replicas", up->replicas, "model replicas to run")->check(CLI::Range(0, 64));
-  Flag(cmd, "restart-initial-ms", up->restart_initial_ms,
-       "restart delay after a second crash in a row (the first restarts at once; doubles per crash)")->check(CLI::PositiveNumber);
-  Flag(cmd, "restart-max-ms", up->restart_max_ms, "cap on the restart delay")->check(CLI::PositiveNumber);
+  Flag(
+      cmd, "restart-initial-ms", up->restart_initial_ms,
+      "restart delay after a second crash in a row (the first restarts at once; doubles per crash)")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "restart-max-ms", up->restart_max_ms, "cap on the restart delay")
+      ->check(CLI::PositiveNumber);
   Flag(cmd, "replica-drain-delay-ms", up->replica_drain_delay_ms,
-       "each replica's drain delay on shutdown")->check(CLI::NonNegativeNumber);
-  Flag(cmd, "serve-arg", up->serve_args, "extra flag for every `galley serve` replica (repeatable)");
-  AddGatewayPolicyFlags(cmd, *opts, up->policy_ms[0], up->policy_ms[1], up->policy_ms[2], up->policy_ms[3]);
+       "each replica's drain delay on shutdown")
+      ->check(CLI::NonNegativeNumber);
+  Flag(cmd, "serve-arg", up->serve_args,
+       "extra flag for every `galley serve` replica (repeatable)");
+  AddGatewayPolicyFlags(cmd, *opts, up->policy_ms[0], up->policy_ms[1], up->policy_ms[2],
+                        up->policy_ms[3]);
   AddAutoscaleFlags(cmd, *up);
   AddMetricsSourceFlags(cmd, *up);
   return [cmd, flags, up, opts]() -> int {
@@ -285,7 +295,8 @@ Runner AddUpCommand(CLI::App& app) {
     opts->frontend.default_timeout = std::chrono::milliseconds(flags->default_timeout_ms);
     opts->drain_delay = std::chrono::milliseconds(flags->drain_delay_ms);
     opts->grace_period = std::chrono::milliseconds(flags->grace_period_ms);
-    ApplyGatewayPolicyFlags(*opts, up->policy_ms[0], up->policy_ms[1], up->policy_ms[2], up->policy_ms[3]);
+    ApplyGatewayPolicyFlags(*opts, up->policy_ms[0], up->policy_ms[1], up->policy_ms[2],
+                            up->policy_ms[3]);
     if (up->autoscale && up->max_replicas < up->min_replicas) {
       std::cerr << "--max-replicas (" << up->max_replicas << ") is below --min-replicas ("
                 << up->min_replicas << ")\n";
@@ -313,9 +324,9 @@ Runner AddUpCommand(CLI::App& app) {
     so.serve_args.push_back("--grpc-port");
     so.serve_args.push_back("-1");
     if (!up->queue_redis.empty()) {  // each replica names its consumer after itself
-      for (const std::string& a : {std::string("--queue-redis"), up->queue_redis,
-                                   std::string("--queue-stream"), up->queue_stream,
-                                   std::string("--queue-group"), up->queue_group}) {
+      for (const std::string& a :
+           {std::string("--queue-redis"), up->queue_redis, std::string("--queue-stream"),
+            up->queue_stream, std::string("--queue-group"), up->queue_group}) {
         so.serve_args.push_back(a);
       }
     }

@@ -15,13 +15,27 @@ void JsonAppendString(std::string& out, std::string_view s) {
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -48,8 +62,12 @@ void JsonAppendDouble(std::string& out, double d) {
 void JsonAppend(std::string& out, const boost::json::value& v) {
   char buf[64];
   switch (v.kind()) {
-    case boost::json::kind::null: out += "null"; return;
-    case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; return;
+    case boost::json::kind::null:
+      out += "null";
+      return;
+    case boost::json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      return;
     case boost::json::kind::int64: {
       auto r = std::to_chars(buf, buf + sizeof(buf), v.get_int64());
       out.append(buf, r.ptr);
@@ -60,7 +78,9 @@ void JsonAppend(std::string& out, const boost::json::value& v) {
       out.append(buf, r.ptr);
       return;
     }
-    case boost::json::kind::double_: JsonAppendDouble(out, v.get_double()); return;
+    case boost::json::kind::double_:
+      JsonAppendDouble(out, v.get_double());
+      return;
     case boost::json::kind::string: {
       const auto& s = v.get_string();
       JsonAppendString(out, std::string_view(s.data(), s.size()));
@@ -128,7 +148,9 @@ class DuplicateKeyHandler {
     --depth_;
     return true;
   }
-  bool on_string_part(boost::json::string_view, std::size_t, boost::json::error_code&) { return true; }
+  bool on_string_part(boost::json::string_view, std::size_t, boost::json::error_code&) {
+    return true;
+  }
   bool on_string(boost::json::string_view, std::size_t, boost::json::error_code&) { return true; }
   bool on_key_part(boost::json::string_view s, std::size_t, boost::json::error_code&) {
     key_.append(s.data(), s.size());

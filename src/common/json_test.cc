@@ -7,15 +7,16 @@ namespace galley {
 namespace {
 
 TEST(JsonSerializeTest, NumbersAreShortestPlainForm) {
-  boost::json::object o{{"a", 0.8316}, {"b", 60.0}, {"c", 1e-7}, {"d", -3}, {"e", 18446744073709551615ull}};
+  boost::json::object o{
+      {"a", 0.8316}, {"b", 60.0}, {"c", 1e-7}, {"d", -3}, {"e", 18446744073709551615ull}};
   EXPECT_EQ(JsonSerialize(o), R"({"a":0.8316,"b":60,"c":1e-07,"d":-3,"e":18446744073709551615})");
 }
 
 TEST(JsonSerializeTest, EscapesAndRoundTrips) {
-  boost::json::value v = boost::json::object{
-      {"s", "quote\" backslash\\ nl\n tab\t ctl\x01 caf\xc3\xa9"},
-      {"arr", boost::json::array{true, false, nullptr, 1.5}},
-      {"nan", std::nan("")}};
+  boost::json::value v =
+      boost::json::object{{"s", "quote\" backslash\\ nl\n tab\t ctl\x01 caf\xc3\xa9"},
+                          {"arr", boost::json::array{true, false, nullptr, 1.5}},
+                          {"nan", std::nan("")}};
   const std::string text = JsonSerialize(v);
   EXPECT_NE(text.find(R"(\u0001)"), std::string::npos);
   EXPECT_NE(text.find(R"("nan":null)"), std::string::npos);

@@ -17,10 +17,14 @@ std::mutex g_write_mu;
 
 const char* LevelName(Level level) {
   switch (level) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
@@ -44,14 +48,21 @@ std::string Timestamp() {
 
 void SetLevel(Level level) { g_level.store(static_cast<int>(level)); }
 
-bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+bool Enabled(Level level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
 
 bool ParseLevel(std::string_view text, Level* level) {
-  if (text == "debug") *level = Level::kDebug;
-  else if (text == "info") *level = Level::kInfo;
-  else if (text == "warn") *level = Level::kWarn;
-  else if (text == "error") *level = Level::kError;
-  else return false;
+  if (text == "debug")
+    *level = Level::kDebug;
+  else if (text == "info")
+    *level = Level::kInfo;
+  else if (text == "warn")
+    *level = Level::kWarn;
+  else if (text == "error")
+    *level = Level::kError;
+  else
+    return false;
   return true;
 }
 
@@ -74,7 +85,8 @@ void Stopped(double duration_s, bool clean) {
   if (clean) {
     Info("stopped", {{"duration_s", duration_s}});
   } else {
-    Warn("stopped", {{"duration_s", duration_s}, {"note", "grace period ended with connections open"}});
+    Warn("stopped",
+         {{"duration_s", duration_s}, {"note", "grace period ended with connections open"}});
   }
 }
 

@@ -19,10 +19,18 @@ bool Enabled(Level level);
 // a line is written whole or not at all.
 void Write(Level level, std::string_view event, const boost::json::object& fields = {});
 
-inline void Debug(std::string_view e, const boost::json::object& f = {}) { Write(Level::kDebug, e, f); }
-inline void Info(std::string_view e, const boost::json::object& f = {}) { Write(Level::kInfo, e, f); }
-inline void Warn(std::string_view e, const boost::json::object& f = {}) { Write(Level::kWarn, e, f); }
-inline void Error(std::string_view e, const boost::json::object& f = {}) { Write(Level::kError, e, f); }
+inline void Debug(std::string_view e, const boost::json::object& f = {}) {
+  Write(Level::kDebug, e, f);
+}
+inline void Info(std::string_view e, const boost::json::object& f = {}) {
+  Write(Level::kInfo, e, f);
+}
+inline void Warn(std::string_view e, const boost::json::object& f = {}) {
+  Write(Level::kWarn, e, f);
+}
+inline void Error(std::string_view e, const boost::json::object& f = {}) {
+  Write(Level::kError, e, f);
+}
 
 // The `stopped` line of a long-running command: info when every connection closed in time
 // (`clean`), warn otherwise.

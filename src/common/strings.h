@@ -18,7 +18,8 @@ inline void Append(std::string& out, const char* s) { out.append(s); }
 inline void Append(std::string& out, const std::string& s) { out.append(s); }
 inline void Append(std::string& out, absl::string_view s) { out.append(s.data(), s.size()); }
 inline void Append(std::string& out, char c) { out.push_back(c); }
-template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, char>>>
+template <typename T,
+          typename = std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, char>>>
 void Append(std::string& out, T v) {
   if constexpr (std::is_same_v<T, bool>) {
     out.append(v ? "true" : "false");
@@ -46,7 +47,9 @@ inline bool StartsWith(std::string_view s, std::string_view prefix) {
 }
 
 inline std::string_view StripWhitespace(std::string_view s) {
-  const auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+  const auto ws = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  };
   while (!s.empty() && ws(s.front())) s.remove_prefix(1);
   while (!s.empty() && ws(s.back())) s.remove_suffix(1);
   return s;

@@ -1,11 +1,11 @@
 #include "common/thread_name.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 #include <thread>
-
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "gtest/gtest.h"
 

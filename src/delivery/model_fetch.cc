@@ -27,7 +27,9 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
-absl::Status Invalid(std::string_view what) { return absl::InvalidArgumentError(std::string(what)); }
+absl::Status Invalid(std::string_view what) {
+  return absl::InvalidArgumentError(std::string(what));
+}
 
 bool IsHex64(std::string_view s) {
   if (s.size() != 64) return false;
@@ -75,14 +77,17 @@ class Cleanup {
 };
 
 // Copies a file into `to` (which must not exist), counting its bytes against `max_bytes`.
-absl::Status CopyFile(const fs::path& from, const fs::path& to, uint64_t max_bytes, uint64_t& bytes) {
+absl::Status CopyFile(const fs::path& from, const fs::path& to, uint64_t max_bytes,
+                      uint64_t& bytes) {
   std::error_code ec;
   const uintmax_t size = fs::file_size(from, ec);
   if (ec) return Io("cannot read", from, ec);
   if (size > max_bytes) {
-    return absl::ResourceExhaustedError(StrCat(from.string(), " is ", size, " bytes, over the limit of ", max_bytes));
+    return absl::ResourceExhaustedError(
+        StrCat(from.string(), " is ", size, " bytes, over the limit of ", max_bytes));
   }
-  if (!fs::copy_file(from, to, fs::copy_options::none, ec) || ec) return Io("cannot copy to", to, ec);
+  if (!fs::copy_file(from, to, fs::copy_options::none, ec) || ec)
+    return Io("cannot copy to", to, ec);
   bytes = size;
   return absl::OkStatus();
 }
@@ -105,20 +110,22 @@ absl::Status Get(Stream& stream, const Source& src, const fs::path& to, uint64_t
   if (ec) return absl::InternalError(StrCat("cannot write ", to.string(), ": ", ec.message()));
   bhttp::read(stream, buffer, parser, ec);
   if (ec == bhttp::error::body_limit) {
-    return absl::ResourceExhaustedError(StrCat("the model is over the limit of ", max_bytes, " bytes"));
+    return absl::ResourceExhaustedError(
+        StrCat("the model is over the limit of ", max_bytes, " bytes"));
   }
   if (ec) return absl::UnavailableError(StrCat("GET ", src.host, src.path, ": ", ec.message()));
   const auto& res = parser.get();
   const unsigned status = res.result_int();
   if (status >= 300 && status < 400) {
     auto loc = res.find(bhttp::field::location);
-    if (loc == res.end()) return absl::UnavailableError(StrCat("HTTP ", status, " without a Location"));
+    if (loc == res.end())
+      return absl::UnavailableError(StrCat("HTTP ", status, " without a Location"));
     redirect = std::string(loc->value());
     return absl::OkStatus();
   }
   if (status != 200) {
-    const std::string what = StrCat("GET ", src.host, src.path, ": HTTP ", status, " ",
-                                    std::string(res.reason()));
+    const std::string what =
+        StrCat("GET ", src.host, src.path, ": HTTP ", status, " ", std::string(res.reason()));
     return status == 404 ? absl::NotFoundError(what) : absl::UnavailableError(what);
   }
   parser.get().body().close();
@@ -149,7 +156,8 @@ absl::Status Download(Source src, const FetchOptions& o, const fs::path& to, uin
       beast::ssl_stream<beast::tcp_stream> stream(io, *tls);
       beast::get_lowest_layer(stream).expires_after(o.timeout);
       beast::get_lowest_layer(stream).connect(endpoints, ec);
-      if (ec) return absl::UnavailableError(StrCat("cannot connect to ", src.host, ": ", ec.message()));
+      if (ec)
+        return absl::UnavailableError(StrCat("cannot connect to ", src.host, ": ", ec.message()));
       // SNI, and the certificate must name the host (RFC 6125).
       SSL_set_tlsext_host_name(stream.native_handle(), src.host.c_str());
       stream.set_verify_callback(asio::ssl::host_name_verification(src.host));
@@ -160,7 +168,8 @@ absl::Status Download(Source src, const FetchOptions& o, const fs::path& to, uin
       beast::tcp_stream stream(io);
       stream.expires_after(o.timeout);
       stream.connect(endpoints, ec);
-      if (ec) return absl::UnavailableError(StrCat("cannot connect to ", src.host, ": ", ec.message()));
+      if (ec)
+        return absl::UnavailableError(StrCat("cannot connect to ", src.host, ": ", ec.message()));
       st = Get(stream, src, to, o.max_bytes, redirect, bytes);
     }
     if (!st.ok() || redirect.empty()) return st;
@@ -169,10 +178,12 @@ absl::Status Download(Source src, const FetchOptions& o, const fs::path& to, uin
     } else {
       auto next = ParseSource(redirect);
       if (!next.ok() || (next->scheme != Scheme::kHttp && next->scheme != Scheme::kHttps)) {
-        return absl::UnavailableError(StrCat("redirected to '", redirect, "', which is not http(s)"));
+        return absl::UnavailableError(
+            StrCat("redirected to '", redirect, "', which is not http(s)"));
       }
       if (src.scheme == Scheme::kHttps && next->scheme == Scheme::kHttp) {
-        return absl::UnavailableError(StrCat("redirected from https to plain http ('", redirect, "')"));
+        return absl::UnavailableError(
+            StrCat("redirected from https to plain http ('", redirect, "')"));
       }
       src = *next;
     }
@@ -208,22 +219,26 @@ absl::StatusOr<Source> ParseSource(std::string_view uri) {
   Source s;
   if (scheme == "file") {
     s.scheme = Scheme::kFile;
-    if (rest.empty() || rest.front() != '/') return Invalid(StrCat("file source '", uri, "' needs an absolute path (file:///PATH)"));
+    if (rest.empty() || rest.front() != '/')
+      return Invalid(StrCat("file source '", uri, "' needs an absolute path (file:///PATH)"));
     s.path = std::string(rest);
   } else if (scheme == "pvc") {
     s.scheme = Scheme::kPvc;
     const size_t slash = rest.find('/');
     s.host = std::string(rest.substr(0, slash));
     s.path = slash == std::string_view::npos ? "" : std::string(rest.substr(slash + 1));
-    if (s.host.empty() || s.path.empty()) return Invalid(StrCat("pvc source '", uri, "' must be pvc://CLAIM/PATH"));
+    if (s.host.empty() || s.path.empty())
+      return Invalid(StrCat("pvc source '", uri, "' must be pvc://CLAIM/PATH"));
   } else if (scheme == "http" || scheme == "https") {
     s.scheme = scheme == "http" ? Scheme::kHttp : Scheme::kHttps;
     s.port = scheme == "http" ? 80 : 443;
     const size_t slash = rest.find('/');
     std::string_view authority = rest.substr(0, slash);
     s.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-    if (authority.find('@') != std::string_view::npos) return Invalid("a source must not carry credentials");
-    if (const size_t p = authority.rfind(':'); p != std::string_view::npos && authority.find(']') == std::string_view::npos) {
+    if (authority.find('@') != std::string_view::npos)
+      return Invalid("a source must not carry credentials");
+    if (const size_t p = authority.rfind(':');
+        p != std::string_view::npos && authority.find(']') == std::string_view::npos) {
       const std::string_view port = authority.substr(p + 1);
       unsigned v = 0;
       const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
@@ -252,7 +267,8 @@ absl::StatusOr<std::string> Sha256File(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return absl::NotFoundError(StrCat("cannot read ", file.string()));
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return absl::InternalError("SHA-256 unavailable");
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+    return absl::InternalError("SHA-256 unavailable");
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
@@ -274,7 +290,8 @@ absl::StatusOr<std::string> Sha256File(const fs::path& file) {
 std::string GeneratedConfig(int max_batch_size, int64_t max_queue_delay_us) {
   boost::json::object c{{"platform", "onnxruntime_onnx"}, {"max_batch_size", max_batch_size}};
   if (max_batch_size > 0) {
-    c["dynamic_batching"] = boost::json::object{{"max_queue_delay_microseconds", max_queue_delay_us}};
+    c["dynamic_batching"] =
+        boost::json::object{{"max_queue_delay_microseconds", max_queue_delay_us}};
   }
   return boost::json::serialize(c) + "\n";
 }
@@ -286,7 +303,8 @@ absl::StatusOr<FetchResult> FetchModel(const FetchOptions& o) {
   if (o.version.empty() || o.version.find_first_not_of("0123456789") != std::string::npos) {
     return Invalid(StrCat("model version '", o.version, "' is not a number"));
   }
-  if (!o.sha256.empty() && !IsHex64(o.sha256)) return Invalid("sha256 must be 64 lower-case hex digits");
+  if (!o.sha256.empty() && !IsHex64(o.sha256))
+    return Invalid("sha256 must be 64 lower-case hex digits");
   if (o.dest.empty()) return Invalid("no destination folder");
   auto src = ParseSource(o.source);
   if (!src.ok()) return src.status();
@@ -306,10 +324,12 @@ absl::StatusOr<FetchResult> FetchModel(const FetchOptions& o) {
   if (src->scheme == Scheme::kPvc) local = o.pvc_root / src->path;
   if (!local.empty() && fs::is_directory(local, ec)) {
     if (!o.sha256.empty()) {
-      return Invalid(StrCat("sha256 applies to a single model file, and ", o.source, " is a folder"));
+      return Invalid(
+          StrCat("sha256 applies to a single model file, and ", o.source, " is a folder"));
     }
     if (!fs::is_regular_file(local / "config.json", ec)) {
-      return absl::NotFoundError(StrCat(o.source, " is a folder without config.json (not a model folder)"));
+      return absl::NotFoundError(
+          StrCat(o.source, " is a folder without config.json (not a model folder)"));
     }
     fs::copy(local, staged, fs::copy_options::recursive, ec);
     if (ec) return Io("cannot copy", local, ec);
@@ -324,10 +344,12 @@ absl::StatusOr<FetchResult> FetchModel(const FetchOptions& o) {
   const fs::path model_file = version_dir / "model.onnx";
 
   // The node's cache, by content: a file whose SHA-256 is the one asked for.
-  const fs::path cached = o.cache.empty() || o.sha256.empty() ? fs::path() : o.cache / "sha256" / o.sha256;
+  const fs::path cached =
+      o.cache.empty() || o.sha256.empty() ? fs::path() : o.cache / "sha256" / o.sha256;
   if (!cached.empty() && fs::is_regular_file(cached, ec)) {
     auto sum = Sha256File(cached);
-    if (sum.ok() && *sum == o.sha256 && CopyFile(cached, model_file, o.max_bytes, result.bytes).ok()) {
+    if (sum.ok() && *sum == o.sha256 &&
+        CopyFile(cached, model_file, o.max_bytes, result.bytes).ok()) {
       result.from_cache = true;
     } else {
       fs::remove(cached, ec);  // damaged: fetch again
@@ -335,7 +357,8 @@ absl::StatusOr<FetchResult> FetchModel(const FetchOptions& o) {
   }
   if (!result.from_cache) {
     if (!local.empty() && !fs::exists(local, ec)) {
-      return absl::NotFoundError(StrCat(o.source, ": no such file (looked at ", local.string(), ")"));
+      return absl::NotFoundError(
+          StrCat(o.source, ": no such file (looked at ", local.string(), ")"));
     }
     absl::Status st = local.empty() ? Download(*src, o, model_file, result.bytes)
                                     : CopyFile(local, model_file, o.max_bytes, result.bytes);
@@ -351,7 +374,8 @@ absl::StatusOr<FetchResult> FetchModel(const FetchOptions& o) {
   {
     std::ofstream cfg(staged / "config.json", std::ios::trunc);
     cfg << GeneratedConfig(o.max_batch_size, o.max_queue_delay_us);
-    if (!cfg) return Io("cannot write", staged / "config.json", std::make_error_code(std::errc::io_error));
+    if (!cfg)
+      return Io("cannot write", staged / "config.json", std::make_error_code(std::errc::io_error));
   }
   if (!cached.empty() && !result.from_cache) {
     // Into the cache under a temporary name, then renamed: a reader never sees half a file. A

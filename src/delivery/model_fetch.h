@@ -30,7 +30,7 @@ enum class Scheme { kFile, kPvc, kHttp, kHttps };
 
 struct Source {
   Scheme scheme = Scheme::kFile;
-  std::string host;  // http(s): the host (no port); pvc: the claim
+  std::string host;   // http(s): the host (no port); pvc: the claim
   uint16_t port = 0;  // http(s): the port (80 / 443 when the URI gives none)
   std::string path;   // file: absolute path; pvc: path in the claim; http(s): target with query
 };
@@ -48,16 +48,16 @@ std::string GeneratedConfig(int max_batch_size, int64_t max_queue_delay_us);
 
 struct FetchOptions {
   std::string source;
-  std::string name;          // the model's folder in `dest` (the name clients use)
+  std::string name;  // the model's folder in `dest` (the name clients use)
   std::string version = "1";
-  std::string sha256;        // 64 hex digits; empty: not checked, and the cache is not used
-  std::filesystem::path dest;            // the model repository to put the model in
-  std::filesystem::path cache;           // node-local cache folder; empty: none
+  std::string sha256;           // 64 hex digits; empty: not checked, and the cache is not used
+  std::filesystem::path dest;   // the model repository to put the model in
+  std::filesystem::path cache;  // node-local cache folder; empty: none
   std::filesystem::path pvc_root = "/mnt/pvc";
-  std::string ca_file;                   // https: PEM bundle; empty: the system's CAs
-  int max_batch_size = 0;                // for the generated config.json
+  std::string ca_file;     // https: PEM bundle; empty: the system's CAs
+  int max_batch_size = 0;  // for the generated config.json
   int64_t max_queue_delay_us = 0;
-  std::chrono::seconds timeout{600};     // the whole download
+  std::chrono::seconds timeout{600};  // the whole download
   uint64_t max_bytes = uint64_t{8} << 30;
 };
 

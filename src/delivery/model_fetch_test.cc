@@ -99,7 +99,8 @@ TEST(ParseSourceTest, BadSourcesSayWhy) {
     auto s = ParseSource(uri);
     ASSERT_FALSE(s.ok()) << uri;
     EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << uri;
-    EXPECT_NE(s.status().message().find(words), std::string_view::npos) << uri << ": " << s.status();
+    EXPECT_NE(s.status().message().find(words), std::string_view::npos)
+        << uri << ": " << s.status();
   }
 }
 
@@ -121,11 +122,13 @@ TEST_F(ModelFetchTest, AFileBecomesAModelFolderWithAGeneratedConfig) {
   EXPECT_FALSE(r->from_cache);
   EXPECT_EQ(r->bytes, 3u);
   EXPECT_EQ(r->sha256, kAbcSha);
-  EXPECT_EQ(Tree(dir_ / "repo"), (std::vector<std::string>{"m", "m/3", "m/3/model.onnx", "m/config.json"}));
+  EXPECT_EQ(Tree(dir_ / "repo"),
+            (std::vector<std::string>{"m", "m/3", "m/3/model.onnx", "m/config.json"}));
   EXPECT_EQ(Read(dir_ / "repo" / "m" / "3" / "model.onnx"), "abc");
-  EXPECT_EQ(Read(dir_ / "repo" / "m" / "config.json"),
-            R"({"platform":"onnxruntime_onnx","max_batch_size":16,"dynamic_batching":{"max_queue_delay_microseconds":500}})"
-            "\n");
+  EXPECT_EQ(
+      Read(dir_ / "repo" / "m" / "config.json"),
+      R"({"platform":"onnxruntime_onnx","max_batch_size":16,"dynamic_batching":{"max_queue_delay_microseconds":500}})"
+      "\n");
 }
 
 TEST_F(ModelFetchTest, AWrongSha256LeavesNothingBehind) {
@@ -166,7 +169,8 @@ TEST_F(ModelFetchTest, AFolderFromAClaimIsCopiedAsItIs) {
   o.pvc_root = dir_ / "pvc";
   auto r = FetchModel(o);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(Tree(dir_ / "repo"), (std::vector<std::string>{"m", "m/2", "m/2/vocab.txt", "m/config.json"}));
+  EXPECT_EQ(Tree(dir_ / "repo"),
+            (std::vector<std::string>{"m", "m/2", "m/2/vocab.txt", "m/config.json"}));
   // Fetched again (a new version of the folder): replaced, not merged.
   fs::remove_all(dir_ / "pvc" / "models" / "m" / "2");
   Write(dir_ / "pvc" / "models" / "m" / "3" / "x", "x");

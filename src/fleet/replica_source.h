@@ -10,8 +10,8 @@
 namespace galley::fleet {
 
 struct ReplicaEndpoint {
-  std::string id;         // stable for the replica's life, e.g. "replica-0" or "127.0.0.1:9001"
-  std::string host;       // IP address to connect to
+  std::string id;    // stable for the replica's life, e.g. "replica-0" or "127.0.0.1:9001"
+  std::string host;  // IP address to connect to
   uint16_t port = 0;
   // Whether the source itself knows the replica to be ready (the supervisor saw it become
   // ready; a static list says true). The gateway also runs its own active health checks.
@@ -30,7 +30,8 @@ class ReplicaSource {
 // A fixed list, from --replicas HOST:PORT,HOST:PORT,...
 class StaticReplicaSource final : public ReplicaSource {
  public:
-  explicit StaticReplicaSource(std::vector<ReplicaEndpoint> replicas) : replicas_(std::move(replicas)) {}
+  explicit StaticReplicaSource(std::vector<ReplicaEndpoint> replicas)
+      : replicas_(std::move(replicas)) {}
   std::vector<ReplicaEndpoint> Replicas() const override { return replicas_; }
 
  private:

@@ -56,11 +56,16 @@ std::string_view PresentedKey(const http::Request& req) {
 
 std::string_view AuthOutcomeName(AuthOutcome o) {
   switch (o) {
-    case AuthOutcome::kAllowed: return "allowed";
-    case AuthOutcome::kMissing: return "missing";
-    case AuthOutcome::kInvalid: return "invalid";
-    case AuthOutcome::kForbidden: return "forbidden";
-    case AuthOutcome::kRateLimited: return "rate_limited";
+    case AuthOutcome::kAllowed:
+      return "allowed";
+    case AuthOutcome::kMissing:
+      return "missing";
+    case AuthOutcome::kInvalid:
+      return "invalid";
+    case AuthOutcome::kForbidden:
+      return "forbidden";
+    case AuthOutcome::kRateLimited:
+      return "rate_limited";
   }
   return "unknown";
 }
@@ -92,12 +97,14 @@ absl::StatusOr<std::unique_ptr<ApiKeys>> ApiKeys::Parse(std::string_view text) {
     }
     for (size_t i = 2; i < words.size(); ++i) {
       const size_t eq = words[i].find('=');
-      if (eq == std::string_view::npos) return bad(StrCat("expected key=value, got '", words[i], "'"));
+      if (eq == std::string_view::npos)
+        return bad(StrCat("expected key=value, got '", words[i], "'"));
       const std::string_view name = words[i].substr(0, eq), value = words[i].substr(eq + 1);
       if (name == "rate") {
         if (!ParsePositive(value, k.rate)) return bad("rate must be a positive number");
       } else if (name == "burst") {
-        if (!ParsePositive(value, k.burst) || k.burst < 1) return bad("burst must be a number of at least 1");
+        if (!ParsePositive(value, k.burst) || k.burst < 1)
+          return bad("burst must be a number of at least 1");
       } else if (name == "models") {
         for (std::string_view m : Split(value, ',')) {
           if (!m.empty()) k.models.emplace_back(m);
@@ -184,8 +191,10 @@ http::Response AuthErrorResponse(const AuthDecision& d) {
     case AuthOutcome::kForbidden:
       return http::JsonError(http::Status::forbidden, "this key may not use this model");
     case AuthOutcome::kRateLimited: {
-      http::Response res = http::JsonError(http::Status::too_many_requests, "rate limit of this key exceeded");
-      res.set(bhttp::field::retry_after, std::to_string(std::max(1, static_cast<int>(std::ceil(d.retry_after_s)))));
+      http::Response res =
+          http::JsonError(http::Status::too_many_requests, "rate limit of this key exceeded");
+      res.set(bhttp::field::retry_after,
+              std::to_string(std::max(1, static_cast<int>(std::ceil(d.retry_after_s)))));
       return res;
     }
     case AuthOutcome::kAllowed:

@@ -24,8 +24,8 @@ namespace galley::gateway {
 struct ApiKey {
   std::string name;
   std::array<uint8_t, 32> sha256{};
-  double rate = 0;       // requests per second; 0: unlimited
-  double burst = 0;      // bucket size; defaults to max(1, rate)
+  double rate = 0;                  // requests per second; 0: unlimited
+  double burst = 0;                 // bucket size; defaults to max(1, rate)
   std::vector<std::string> models;  // empty: every model
 };
 
@@ -34,7 +34,7 @@ std::string_view AuthOutcomeName(AuthOutcome o);
 
 struct AuthDecision {
   AuthOutcome outcome = AuthOutcome::kAllowed;
-  double retry_after_s = 0;      // when rate limited
+  double retry_after_s = 0;  // when rate limited
 };
 
 class ApiKeys {

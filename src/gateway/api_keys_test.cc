@@ -30,15 +30,21 @@ http::Request WithBearer(std::string_view key) {
 TEST(ApiKeysTest, ParsesHashesAndSettingsAndRejectsBadLines) {
   auto keys = ApiKeys::Parse(
       "# team keys\n"
-      "alpha " + std::string(64, 'a') + " rate=5 burst=10 models=m,n  # trailing comment\n"
+      "alpha " +
+      std::string(64, 'a') +
+      " rate=5 burst=10 models=m,n  # trailing comment\n"
       "\n"
-      "beta\t" + std::string(64, 'B') + "\n");
+      "beta\t" +
+      std::string(64, 'B') + "\n");
   ASSERT_TRUE(keys.ok()) << keys.status();
   EXPECT_EQ((*keys)->size(), 2u);
-  for (const char* bad : {"alpha", "alpha abc", "alpha zz00000000000000000000000000000000000000000000000000000000000000",
-                          "a aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa rate=-1",
-                          "a aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa color=red",
-                          "a aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa rate=1 burst=0.5", ""}) {
+  for (const char* bad :
+       {"alpha", "alpha abc",
+        "alpha zz00000000000000000000000000000000000000000000000000000000000000",
+        "a aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa rate=-1",
+        "a aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa color=red",
+        "a aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa rate=1 burst=0.5",
+        ""}) {
     auto r = ApiKeys::Parse(bad);
     EXPECT_FALSE(r.ok()) << bad;
   }
@@ -66,7 +72,8 @@ TEST(ApiKeysTest, DecidesByKeyModelAndRate) {
   auto limited = k.Check(WithBearer("alpha-key"), "m", t0);
   EXPECT_EQ(limited.outcome, AuthOutcome::kRateLimited);
   EXPECT_NEAR(limited.retry_after_s, 0.5, 1e-9);
-  EXPECT_EQ(k.Check(WithBearer("alpha-key"), "m", t0 + milliseconds(500)).outcome, AuthOutcome::kAllowed);
+  EXPECT_EQ(k.Check(WithBearer("alpha-key"), "m", t0 + milliseconds(500)).outcome,
+            AuthOutcome::kAllowed);
   // beta has no limit.
   for (int i = 0; i < 100; ++i) EXPECT_EQ(k.Check(x_api, "m", t0).outcome, AuthOutcome::kAllowed);
 }
@@ -87,4 +94,3 @@ TEST(ApiKeysTest, ErrorAnswersSayNothingAboutKeys) {
 
 }  // namespace
 }  // namespace galley::gateway
-

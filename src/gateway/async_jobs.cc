@@ -1,8 +1,8 @@
 #include "gateway/async_jobs.h"
 
-#include <condition_variable>
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -33,7 +33,8 @@ std::string NewId(std::mt19937_64& rng) {
 bool ValidId(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      return false;
   }
   return true;
 }
@@ -50,7 +51,8 @@ struct Task {
 }  // namespace
 
 struct AsyncJobs::State {
-  explicit State(AsyncJobsOptions o) : options(std::move(o)), redis(options.address, options.redis_timeout) {}
+  explicit State(AsyncJobsOptions o)
+      : options(std::move(o)), redis(options.address, options.redis_timeout) {}
 
   void Run() {
     SetThreadName("async-jobs");
@@ -62,8 +64,9 @@ struct AsyncJobs::State {
           if (stopping) return;
           if (!ready.empty()) break;
           if (!waiting.empty()) {
-            auto first = std::min_element(waiting.begin(), waiting.end(),
-                                          [](const Task& a, const Task& b) { return a.next < b.next; });
+            auto first =
+                std::min_element(waiting.begin(), waiting.end(),
+                                 [](const Task& a, const Task& b) { return a.next < b.next; });
             if (first->next <= Clock::now()) {
               ready.push_back(std::move(*first));
               waiting.erase(first);
@@ -86,15 +89,16 @@ struct AsyncJobs::State {
   }
 
   void DoSubmit(Task& t) {
-    std::vector<std::string> cmd = {"XADD", options.stream, "*", "id", t.id, "model", t.model,
-                                    "body", t.body};
+    std::vector<std::string> cmd = {"XADD",  options.stream, "*",    "id",  t.id,
+                                    "model", t.model,        "body", t.body};
     if (t.deadline_ms > 0) {
       cmd.push_back("deadline_ms");
       cmd.push_back(std::to_string(t.deadline_ms));
     }
     // The job is known (GET answers "pending", not 404) for as long as a result would be kept.
-    auto r = redis.Pipeline({cmd, {"SET", StrCat(options.stream, ":job:", t.id), "queued", "EX",
-                                   std::to_string(options.job_ttl.count())}});
+    auto r = redis.Pipeline({cmd,
+                             {"SET", StrCat(options.stream, ":job:", t.id), "queued", "EX",
+                              std::to_string(options.job_ttl.count())}});
     if (!r.ok() || (*r)[0].error()) {
       const std::string why = r.ok() ? (*r)[0].str : std::string(r.status().message());
       log::Warn("async_submit_failed", {{"error", why}});
@@ -103,8 +107,8 @@ struct AsyncJobs::State {
     }
     const std::string where = StrCat("/v1/results/", t.id);
     http::Response res = http::JsonResponse(
-        http::Status::accepted,
-        boost::json::serialize(boost::json::object{{"id", t.id}, {"status", "queued"}, {"result", where}}));
+        http::Status::accepted, boost::json::serialize(boost::json::object{
+                                    {"id", t.id}, {"status", "queued"}, {"result", where}}));
     res.set(boost::beast::http::field::location, where);
     t.respond(std::move(res));
   }
@@ -158,9 +162,9 @@ struct AsyncJobs::State {
   queue::RedisClient redis;  // the worker thread's
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<Task> ready;    // guarded by mu
-  std::vector<Task> waiting; // guarded by mu: long polls, by next look
-  bool stopping = false;     // guarded by mu
+  std::deque<Task> ready;                       // guarded by mu
+  std::vector<Task> waiting;                    // guarded by mu: long polls, by next look
+  bool stopping = false;                        // guarded by mu
   std::mt19937_64 rng{std::random_device{}()};  // guarded by mu
   std::thread thread;
 };
@@ -189,13 +193,15 @@ void AsyncJobs::Submit(std::string model, std::string body, int64_t deadline_ms,
   t.deadline_ms = deadline_ms;
   t.respond = respond;
   if (!state_->Push(std::move(t))) {
-    respond(http::JsonError(http::Status::too_many_requests, "too many asynchronous requests queued here"));
+    respond(http::JsonError(http::Status::too_many_requests,
+                            "too many asynchronous requests queued here"));
   }
 }
 
 void AsyncJobs::Result(std::string id, std::chrono::milliseconds wait, http::Responder respond) {
   if (!ValidId(id)) {
-    return respond(http::JsonError(http::Status::bad_request, "a job id is letters, digits, '-', '_' or '.'"));
+    return respond(
+        http::JsonError(http::Status::bad_request, "a job id is letters, digits, '-', '_' or '.'"));
   }
   Task t;
   t.kind = Task::Kind::kResult;
@@ -223,8 +229,10 @@ void AsyncJobs::Stop() {
     ready.swap(state_->ready);
     waiting.swap(state_->waiting);
   }
-  for (Task& t : ready) t.respond(http::JsonError(http::Status::service_unavailable, "the gateway is stopping"));
-  for (Task& t : waiting) t.respond(http::JsonError(http::Status::service_unavailable, "the gateway is stopping"));
+  for (Task& t : ready)
+    t.respond(http::JsonError(http::Status::service_unavailable, "the gateway is stopping"));
+  for (Task& t : waiting)
+    t.respond(http::JsonError(http::Status::service_unavailable, "the gateway is stopping"));
 }
 
 }  // namespace galley::gateway

@@ -23,7 +23,7 @@ struct AsyncJobsOptions {
   std::string stream = "galley:requests";
   std::chrono::milliseconds redis_timeout{2'000};
   std::chrono::milliseconds max_wait{30'000};  // the longest ?wait_ms a client may ask
-  std::chrono::seconds job_ttl{86'400};         // as the consumers' --queue-result-ttl-s
+  std::chrono::seconds job_ttl{86'400};        // as the consumers' --queue-result-ttl-s
   size_t max_pending = 4096;                   // queued submissions and waits, at most
 };
 

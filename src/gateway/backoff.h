@@ -20,8 +20,8 @@
 namespace galley::gateway {
 
 struct BackoffOptions {
-  Duration base = std::chrono::milliseconds(25);   // > 0
-  Duration cap = std::chrono::milliseconds(250);   // >= base
+  Duration base = std::chrono::milliseconds(25);  // > 0
+  Duration cap = std::chrono::milliseconds(250);  // >= base
 };
 
 // OK, or InvalidArgument naming the first bad field.

@@ -26,8 +26,8 @@ TEST(BackoffTest, CeilingDoublesUpToTheCap) {
     int64_t ceiling_ms;
   };
   const Case cases[] = {
-      {-5, 25}, {0, 25}, {1, 25}, {2, 50}, {3, 100}, {4, 200}, {5, 250}, {6, 250}, {100, 250},
-      {INT_MAX, 250},
+      {-5, 25}, {0, 25},  {1, 25},  {2, 50},    {3, 100},
+      {4, 200}, {5, 250}, {6, 250}, {100, 250}, {INT_MAX, 250},
   };
   const BackoffOptions o;  // Envoy's defaults: 25 ms, 250 ms
   for (const Case& c : cases) {
@@ -65,7 +65,7 @@ TEST(BackoffTest, DrawsStayInBoundsAndSpread) {
       hi = std::max(hi, d);
       sum += static_cast<double>(d.count());
     }
-    EXPECT_LT(lo, ceiling / 20) << attempt;  // full jitter reaches near 0 ...
+    EXPECT_LT(lo, ceiling / 20) << attempt;       // full jitter reaches near 0 ...
     EXPECT_GT(hi, ceiling * 19 / 20) << attempt;  // ... and near the ceiling
     const double mean = sum / n / static_cast<double>(ceiling.count());
     EXPECT_NEAR(mean, 0.5, 0.05) << attempt;
@@ -126,8 +126,8 @@ TEST(FitsDeadlineTest, Table) {
       {"deadline passed", now - milliseconds(1), Duration::zero(), Duration::zero(), false},
       {"deadline now, nothing needed", now, Duration::zero(), Duration::zero(), true},
       {"deadline now, an attempt needs time", now, Duration::zero(), milliseconds(1), false},
-      {"huge durations do not overflow", now + milliseconds(100), Duration::max(),
-       Duration::max(), false},
+      {"huge durations do not overflow", now + milliseconds(100), Duration::max(), Duration::max(),
+       false},
       {"negative durations count as zero", now + milliseconds(10), milliseconds(-50),
        milliseconds(-50), true},
   };

@@ -11,12 +11,13 @@
 namespace galley::gateway {
 
 struct Candidate {
-  int64_t outstanding = 0;   // requests in flight to this replica
-  bool eligible = true;      // ready, not ejected, breaker lets a call through, not yet tried
+  int64_t outstanding = 0;  // requests in flight to this replica
+  bool eligible = true;     // ready, not ejected, breaker lets a call through, not yet tried
 };
 
 // Picks two distinct eligible candidates at random and returns the index of the one with fewer
 // outstanding requests (ties: the first drawn). One eligible: that one. None: nullopt.
-std::optional<size_t> PickTwoChoices(const std::vector<Candidate>& candidates, std::mt19937_64& rng);
+std::optional<size_t> PickTwoChoices(const std::vector<Candidate>& candidates,
+                                     std::mt19937_64& rng);
 
 }  // namespace galley::gateway

@@ -41,33 +41,48 @@ CircuitBreakerOptions Clamp(CircuitBreakerOptions o) {
 
 std::string_view BreakerStateName(BreakerState state) {
   switch (state) {
-    case BreakerState::kClosed: return "closed";
-    case BreakerState::kOpen: return "open";
-    case BreakerState::kHalfOpen: return "half_open";
-    case BreakerState::kIsolated: return "isolated";
+    case BreakerState::kClosed:
+      return "closed";
+    case BreakerState::kOpen:
+      return "open";
+    case BreakerState::kHalfOpen:
+      return "half_open";
+    case BreakerState::kIsolated:
+      return "isolated";
   }
   return "unknown";
 }
 
 std::string_view BreakerRejectReasonName(BreakerRejectReason reason) {
   switch (reason) {
-    case BreakerRejectReason::kNone: return "none";
-    case BreakerRejectReason::kOpen: return "open";
-    case BreakerRejectReason::kHalfOpenTrialsBusy: return "half_open_trials_busy";
-    case BreakerRejectReason::kIsolated: return "isolated";
+    case BreakerRejectReason::kNone:
+      return "none";
+    case BreakerRejectReason::kOpen:
+      return "open";
+    case BreakerRejectReason::kHalfOpenTrialsBusy:
+      return "half_open_trials_busy";
+    case BreakerRejectReason::kIsolated:
+      return "isolated";
   }
   return "unknown";
 }
 
 std::string_view BreakerTransitionCauseName(BreakerTransitionCause cause) {
   switch (cause) {
-    case BreakerTransitionCause::kFailureRatio: return "failure_ratio";
-    case BreakerTransitionCause::kSlowCallRatio: return "slow_call_ratio";
-    case BreakerTransitionCause::kBreakElapsed: return "break_elapsed";
-    case BreakerTransitionCause::kTrialsSucceeded: return "trials_succeeded";
-    case BreakerTransitionCause::kTrialFailed: return "trial_failed";
-    case BreakerTransitionCause::kIsolated: return "isolated";
-    case BreakerTransitionCause::kReset: return "reset";
+    case BreakerTransitionCause::kFailureRatio:
+      return "failure_ratio";
+    case BreakerTransitionCause::kSlowCallRatio:
+      return "slow_call_ratio";
+    case BreakerTransitionCause::kBreakElapsed:
+      return "break_elapsed";
+    case BreakerTransitionCause::kTrialsSucceeded:
+      return "trials_succeeded";
+    case BreakerTransitionCause::kTrialFailed:
+      return "trial_failed";
+    case BreakerTransitionCause::kIsolated:
+      return "isolated";
+    case BreakerTransitionCause::kReset:
+      return "reset";
   }
   return "unknown";
 }

@@ -39,10 +39,10 @@ std::string_view BreakerStateName(BreakerState state);
 
 // Why Allow() said no (STYLE rule 5: an expected rejection is a typed outcome).
 enum class BreakerRejectReason {
-  kNone,                 // allowed
-  kOpen,                 // open, the break has not elapsed
-  kHalfOpenTrialsBusy,   // half-open, every trial slot is taken by a call in flight
-  kIsolated,             // forced open by an operator
+  kNone,                // allowed
+  kOpen,                // open, the break has not elapsed
+  kHalfOpenTrialsBusy,  // half-open, every trial slot is taken by a call in flight
+  kIsolated,            // forced open by an operator
 };
 // "none", "open", "half_open_trials_busy", "isolated".
 std::string_view BreakerRejectReasonName(BreakerRejectReason reason);
@@ -72,8 +72,8 @@ struct BreakerTransition {
 struct BreakerPermit {
   bool allowed = false;
   BreakerRejectReason reason = BreakerRejectReason::kNone;
-  bool is_trial = false;        // a half-open trial: its outcome decides closed or open
-  Duration retry_after{};       // when rejected as kOpen: time left in the break; otherwise 0
+  bool is_trial = false;   // a half-open trial: its outcome decides closed or open
+  Duration retry_after{};  // when rejected as kOpen: time left in the break; otherwise 0
   std::optional<BreakerTransition> transition;  // open -> half-open happens inside Allow()
 };
 
@@ -94,20 +94,20 @@ struct BreakDurationContext {
 
 struct CircuitBreakerOptions {
   // Closed -> open. Ratios compare as failures / calls >= ratio, exact to 1e-6.
-  double failure_ratio = 0.5;                         // (0, 1]; Polly FailureRatio
-  int64_t minimum_throughput = 20;                    // >= 1; Polly MinimumThroughput
+  double failure_ratio = 0.5;                             // (0, 1]; Polly FailureRatio
+  int64_t minimum_throughput = 20;                        // >= 1; Polly MinimumThroughput
   Duration sampling_duration = std::chrono::seconds(10);  // Polly SamplingDuration
-  int buckets = 10;                                   // the window's resolution (1 s by default)
+  int buckets = 10;  // the window's resolution (1 s by default)
   // resilience4j slowCallRateThreshold; nullopt (the default) turns the slow-call rule off.
-  std::optional<double> slow_call_ratio;              // (0, 1]
+  std::optional<double> slow_call_ratio;                  // (0, 1]
   Duration slow_call_duration = std::chrono::seconds(1);  // longer than this is slow
 
   // Open: break = min(max_break_duration, break_duration * break_growth^(consecutive_opens-1)),
   // then shortened by up to break_jitter: uniform in [(1 - break_jitter) * d, d].
-  Duration break_duration = std::chrono::seconds(5);      // > 0; Polly BreakDuration
-  double break_growth = 2.0;                              // >= 1
-  Duration max_break_duration = std::chrono::seconds(60); // >= break_duration
-  double break_jitter = 0.2;                              // [0, 1)
+  Duration break_duration = std::chrono::seconds(5);       // > 0; Polly BreakDuration
+  double break_growth = 2.0;                               // >= 1
+  Duration max_break_duration = std::chrono::seconds(60);  // >= break_duration
+  double break_jitter = 0.2;                               // [0, 1)
   // Polly BreakDurationGenerator: when set, its result (negative: 0) replaces the above.
   std::function<Duration(const BreakDurationContext&)> break_duration_generator;
 
@@ -192,8 +192,8 @@ class CircuitBreaker {
   std::vector<Bucket> buckets_;
   TimePoint open_until_{};
   int consecutive_opens_ = 0;
-  int trials_admitted_ = 0;    // half-open: admitted and not ignored
-  int trials_succeeded_ = 0;   // half-open
+  int trials_admitted_ = 0;   // half-open: admitted and not ignored
+  int trials_succeeded_ = 0;  // half-open
   uint64_t transitions_ = 0;
 };
 

@@ -91,12 +91,19 @@ std::optional<BreakerTransition> Do(CircuitBreaker& b, const Step& s, const std:
       }
       return p.transition;
     }
-    case Op::kSuccess: return b.OnSuccess(now, milliseconds(s.took_ms));
-    case Op::kFailure: return b.OnFailure(now, milliseconds(s.took_ms));
-    case Op::kIgnore: b.OnIgnored(now); return std::nullopt;
-    case Op::kIsolate: return b.Isolate(now);
-    case Op::kReset: return b.Reset(now);
-    case Op::kLook: return std::nullopt;
+    case Op::kSuccess:
+      return b.OnSuccess(now, milliseconds(s.took_ms));
+    case Op::kFailure:
+      return b.OnFailure(now, milliseconds(s.took_ms));
+    case Op::kIgnore:
+      b.OnIgnored(now);
+      return std::nullopt;
+    case Op::kIsolate:
+      return b.Isolate(now);
+    case Op::kReset:
+      return b.Reset(now);
+    case Op::kLook:
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -105,11 +112,15 @@ State TargetOf(Cause c) {
   switch (c) {
     case Cause::kFailureRatio:
     case Cause::kSlowCallRatio:
-    case Cause::kTrialFailed: return State::kOpen;
-    case Cause::kBreakElapsed: return State::kHalfOpen;
+    case Cause::kTrialFailed:
+      return State::kOpen;
+    case Cause::kBreakElapsed:
+      return State::kHalfOpen;
     case Cause::kTrialsSucceeded:
-    case Cause::kReset: return State::kClosed;
-    case Cause::kIsolated: return State::kIsolated;
+    case Cause::kReset:
+      return State::kClosed;
+    case Cause::kIsolated:
+      return State::kIsolated;
   }
   return State::kClosed;
 }
@@ -147,39 +158,47 @@ void RunCase(const Case& c) {
 
 TEST(CircuitBreakerTest, Transitions) {
   const std::vector<Case> cases = {
-      {"closed allows", TestOptions(),
-       {{0, Op::kAllow, 5, std::nullopt, State::kClosed}}},
-      {"below minimum throughput stays closed at 100% failures", TestOptions(),
+      {"closed allows", TestOptions(), {{0, Op::kAllow, 5, std::nullopt, State::kClosed}}},
+      {"below minimum throughput stays closed at 100% failures",
+       TestOptions(),
        {{0, Op::kFailure, 3, std::nullopt, State::kClosed},
         {0, Op::kAllow, 1, std::nullopt, State::kClosed}}},
-      {"opens exactly when ratio and minimum throughput are reached", TestOptions(),
+      {"opens exactly when ratio and minimum throughput are reached",
+       TestOptions(),
        {{0, Op::kSuccess, 2, std::nullopt, State::kClosed},
         {0, Op::kFailure, 1, std::nullopt, State::kClosed},
         {0, Op::kFailure, 1, Cause::kFailureRatio, State::kOpen}}},
-      {"below the ratio stays closed until it is reached", TestOptions(),
+      {"below the ratio stays closed until it is reached",
+       TestOptions(),
        {{0, Op::kSuccess, 3, std::nullopt, State::kClosed},
-        {0, Op::kFailure, 2, std::nullopt, State::kClosed},  // 2 of 5: 40%
+        {0, Op::kFailure, 2, std::nullopt, State::kClosed},          // 2 of 5: 40%
         {0, Op::kFailure, 1, Cause::kFailureRatio, State::kOpen}}},  // 3 of 6: 50%
-      {"a success that brings the minimum throughput can open it", TestOptions(),
+      {"a success that brings the minimum throughput can open it",
+       TestOptions(),
        {{0, Op::kFailure, 3, std::nullopt, State::kClosed},
         {0, Op::kSuccess, 1, Cause::kFailureRatio, State::kOpen}}},
-      {"failures spread over the window still count", TestOptions(),
+      {"failures spread over the window still count",
+       TestOptions(),
        {{0, Op::kFailure, 1, std::nullopt, State::kClosed},
         {3000, Op::kFailure, 1, std::nullopt, State::kClosed},
         {6000, Op::kFailure, 1, std::nullopt, State::kClosed},
         {9999, Op::kFailure, 1, Cause::kFailureRatio, State::kOpen}}},
-      {"old failures slide out of the window", TestOptions(),
+      {"old failures slide out of the window",
+       TestOptions(),
        {{0, Op::kFailure, 3, std::nullopt, State::kClosed},
         {10000, Op::kFailure, 1, std::nullopt, State::kClosed},
         {10000, Op::kFailure, 2, std::nullopt, State::kClosed},  // 3 in the window
         {10000, Op::kFailure, 1, Cause::kFailureRatio, State::kOpen}}},
-      {"slow calls open it when the slow-call rule is on", WithSlowCalls(),
+      {"slow calls open it when the slow-call rule is on",
+       WithSlowCalls(),
        {{0, Op::kSuccess, 2, std::nullopt, State::kClosed, Reason::kNone, 10},
         {0, Op::kSuccess, 1, std::nullopt, State::kClosed, Reason::kNone, 1500},
         {0, Op::kSuccess, 1, Cause::kSlowCallRatio, State::kOpen, Reason::kNone, 1500}}},
-      {"slow calls do nothing when the slow-call rule is off", TestOptions(),
+      {"slow calls do nothing when the slow-call rule is off",
+       TestOptions(),
        {{0, Op::kSuccess, 10, std::nullopt, State::kClosed, Reason::kNone, 30000}}},
-      {"a call exactly at the slow-call duration is not slow", WithSlowCalls(),
+      {"a call exactly at the slow-call duration is not slow",
+       WithSlowCalls(),
        {{0, Op::kSuccess, 10, std::nullopt, State::kClosed, Reason::kNone, 1000}}},
       {"open rejects until the break has elapsed", TestOptions(),
        Concat(OpenAtZero(), {{1, Op::kAllow, 3, std::nullopt, State::kOpen, Reason::kOpen},
@@ -188,11 +207,10 @@ TEST(CircuitBreakerTest, Transitions) {
        Concat(OpenAtZero(), {{5000, Op::kLook, 1, std::nullopt, State::kHalfOpen},
                              {5000, Op::kAllow, 1, Cause::kBreakElapsed, State::kHalfOpen}})},
       {"half-open lets only the configured number of trials through", TestOptions(),
-       Concat(OpenAtZero(),
-              {{5000, Op::kAllow, 1, Cause::kBreakElapsed, State::kHalfOpen},
-               {5001, Op::kAllow, 1, std::nullopt, State::kHalfOpen},
-               {5002, Op::kAllow, 3, std::nullopt, State::kHalfOpen,
-                Reason::kHalfOpenTrialsBusy}})},
+       Concat(OpenAtZero(), {{5000, Op::kAllow, 1, Cause::kBreakElapsed, State::kHalfOpen},
+                             {5001, Op::kAllow, 1, std::nullopt, State::kHalfOpen},
+                             {5002, Op::kAllow, 3, std::nullopt, State::kHalfOpen,
+                              Reason::kHalfOpenTrialsBusy}})},
       {"all trials succeed: closed, with an empty window", TestOptions(),
        Concat(OpenAtZero(),
               {{5000, Op::kAllow, 1, Cause::kBreakElapsed, State::kHalfOpen},
@@ -202,13 +220,12 @@ TEST(CircuitBreakerTest, Transitions) {
                {5200, Op::kFailure, 3, std::nullopt, State::kClosed},  // old failures gone
                {5200, Op::kFailure, 1, Cause::kFailureRatio, State::kOpen}})},
       {"a trial failure re-opens it with a doubled break", TestOptions(),
-       Concat(OpenAtZero(),
-              {{5000, Op::kAllow, 1, Cause::kBreakElapsed, State::kHalfOpen},
-               {5000, Op::kAllow, 1, std::nullopt, State::kHalfOpen},
-               {5100, Op::kSuccess, 1, std::nullopt, State::kHalfOpen},
-               {5100, Op::kFailure, 1, Cause::kTrialFailed, State::kOpen},
-               {15099, Op::kAllow, 1, std::nullopt, State::kOpen, Reason::kOpen},
-               {15100, Op::kAllow, 1, Cause::kBreakElapsed, State::kHalfOpen}})},
+       Concat(OpenAtZero(), {{5000, Op::kAllow, 1, Cause::kBreakElapsed, State::kHalfOpen},
+                             {5000, Op::kAllow, 1, std::nullopt, State::kHalfOpen},
+                             {5100, Op::kSuccess, 1, std::nullopt, State::kHalfOpen},
+                             {5100, Op::kFailure, 1, Cause::kTrialFailed, State::kOpen},
+                             {15099, Op::kAllow, 1, std::nullopt, State::kOpen, Reason::kOpen},
+                             {15100, Op::kAllow, 1, Cause::kBreakElapsed, State::kHalfOpen}})},
       {"break growth stops at the cap", WithCap(seconds(12)),
        Concat(OpenAtZero(),
               {{5000, Op::kAllow, 1, Cause::kBreakElapsed, State::kHalfOpen},  // broke 5 s
@@ -238,11 +255,10 @@ TEST(CircuitBreakerTest, Transitions) {
                {5100, Op::kSuccess, 1, std::nullopt, State::kHalfOpen},
                {5100, Op::kSuccess, 1, Cause::kTrialsSucceeded, State::kClosed}})},
       {"an ignored permit is no success", TestOptions(),
-       Concat(OpenAtZero(),
-              {{5000, Op::kAllow, 2, Cause::kBreakElapsed, State::kHalfOpen},
-               {5050, Op::kIgnore, 1, std::nullopt, State::kHalfOpen},
-               {5100, Op::kSuccess, 1, std::nullopt, State::kHalfOpen},
-               {5200, Op::kLook, 1, std::nullopt, State::kHalfOpen}})},
+       Concat(OpenAtZero(), {{5000, Op::kAllow, 2, Cause::kBreakElapsed, State::kHalfOpen},
+                             {5050, Op::kIgnore, 1, std::nullopt, State::kHalfOpen},
+                             {5100, Op::kSuccess, 1, std::nullopt, State::kHalfOpen},
+                             {5200, Op::kLook, 1, std::nullopt, State::kHalfOpen}})},
       {"a success with no trial in flight does not count", TestOptions(),
        Concat(OpenAtZero(),
               {{5000, Op::kAllow, 1, Cause::kBreakElapsed, State::kHalfOpen},
@@ -250,7 +266,8 @@ TEST(CircuitBreakerTest, Transitions) {
                {5100, Op::kSuccess, 3, std::nullopt, State::kHalfOpen},  // late, not trials
                {5200, Op::kAllow, 1, std::nullopt, State::kHalfOpen},
                {5300, Op::kSuccess, 1, Cause::kTrialsSucceeded, State::kClosed}})},
-      {"ignoring outside half-open does nothing", TestOptions(),
+      {"ignoring outside half-open does nothing",
+       TestOptions(),
        {{0, Op::kIgnore, 10, std::nullopt, State::kClosed},
         {0, Op::kFailure, 4, Cause::kFailureRatio, State::kOpen},
         {1, Op::kIgnore, 10, std::nullopt, State::kOpen}}},
@@ -258,7 +275,8 @@ TEST(CircuitBreakerTest, Transitions) {
        Concat(OpenAtZero(), {{100, Op::kSuccess, 10, std::nullopt, State::kOpen},
                              {200, Op::kFailure, 10, std::nullopt, State::kOpen},
                              {4999, Op::kAllow, 1, std::nullopt, State::kOpen, Reason::kOpen}})},
-      {"isolate forces it open until reset", TestOptions(),
+      {"isolate forces it open until reset",
+       TestOptions(),
        {{0, Op::kIsolate, 1, Cause::kIsolated, State::kIsolated},
         {0, Op::kIsolate, 1, std::nullopt, State::kIsolated},
         {0, Op::kSuccess, 5, std::nullopt, State::kIsolated},
@@ -273,7 +291,8 @@ TEST(CircuitBreakerTest, Transitions) {
                {5000, Op::kFailure, 4, Cause::kFailureRatio, State::kOpen},
                {10000, Op::kAllow, 1, Cause::kBreakElapsed, State::kHalfOpen},  // 5 s: growth reset
                {10000, Op::kReset, 1, Cause::kReset, State::kClosed}})},
-      {"reset clears the window", TestOptions(),
+      {"reset clears the window",
+       TestOptions(),
        {{0, Op::kFailure, 3, std::nullopt, State::kClosed},
         {0, Op::kReset, 1, std::nullopt, State::kClosed},
         {0, Op::kFailure, 3, std::nullopt, State::kClosed}}},

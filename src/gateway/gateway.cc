@@ -39,10 +39,14 @@ std::string_view OutcomeLabel(const upstream::UpstreamResult& r) {
 
 double StateValue(BreakerState s) {
   switch (s) {
-    case BreakerState::kClosed: return 0;
-    case BreakerState::kOpen: return 1;
-    case BreakerState::kHalfOpen: return 2;
-    default: return 1;
+    case BreakerState::kClosed:
+      return 0;
+    case BreakerState::kOpen:
+      return 1;
+    case BreakerState::kHalfOpen:
+      return 2;
+    default:
+      return 1;
   }
 }
 
@@ -61,12 +65,14 @@ struct Gateway::Timer {
 
 struct Gateway::Replica {
   Replica(fleet::ReplicaEndpoint e, const CircuitBreakerOptions& o, GatewayMetrics& m)
-      : endpoint(std::move(e)), breaker(Seeded(o, endpoint.id)),
+      : endpoint(std::move(e)),
+        breaker(Seeded(o, endpoint.id)),
         ready_gauge(&m.replica_ready.Add({{"replica", endpoint.id}})),
         outstanding_gauge(&m.replica_outstanding.Add({{"replica", endpoint.id}})),
-        duration(&m.upstream_duration.Add({{"replica", endpoint.id}}, metrics::DurationBuckets())) {}
+        duration(&m.upstream_duration.Add({{"replica", endpoint.id}}, metrics::DurationBuckets())) {
+  }
 
-  fleet::ReplicaEndpoint endpoint;               // refreshed from the source each round (under mu)
+  fleet::ReplicaEndpoint endpoint;  // refreshed from the source each round (under mu)
   std::atomic<int64_t> outstanding{0};
   std::atomic<bool> healthy{false};       // last ready probe said 200
   std::atomic<bool> source_ready{false};  // the source says ready (not draining)
@@ -85,7 +91,7 @@ struct Gateway::Call {
   TimePoint deadline;
   std::function<void(ForwardResult&&)> done;
   int attempts = 0;
-  bool model_permit = false;       // the model breaker let this request through
+  bool model_permit = false;  // the model breaker let this request through
   bool last_attempt_failed = false;
   TimePoint start{};
   std::vector<std::string> tried;
@@ -94,12 +100,20 @@ struct Gateway::Call {
   std::unique_ptr<Timer> backoff_timer;
 };
 
-Gateway::Gateway(fleet::ReplicaSource& source, upstream::Upstream& upstream, asio::io_context& timers,
-                 const Clock& clock, GatewayMetrics& metrics, GatewayOptions options)
-    : source_(source), upstream_(upstream), timers_(timers), clock_(clock), metrics_(metrics),
-      options_(std::move(options)), replicas_(std::make_shared<const ReplicaList>()),
-      rng_(options_.seed), budget_(options_.retry_budget),
-      health_timer_(std::make_unique<Timer>(timers)), held_timer_(std::make_unique<Timer>(timers)) {
+Gateway::Gateway(fleet::ReplicaSource& source, upstream::Upstream& upstream,
+                 asio::io_context& timers, const Clock& clock, GatewayMetrics& metrics,
+                 GatewayOptions options)
+    : source_(source),
+      upstream_(upstream),
+      timers_(timers),
+      clock_(clock),
+      metrics_(metrics),
+      options_(std::move(options)),
+      replicas_(std::make_shared<const ReplicaList>()),
+      rng_(options_.seed),
+      budget_(options_.retry_budget),
+      health_timer_(std::make_unique<Timer>(timers)),
+      held_timer_(std::make_unique<Timer>(timers)) {
   for (const std::string& m : options_.models) {
     if (!m.empty()) LearnModel(m);
   }
@@ -213,7 +227,8 @@ void Gateway::SyncReplicas() {
   for (fleet::ReplicaEndpoint& ep : current) {
     auto it = old.find(ep.id);
     std::shared_ptr<Replica> r;
-    if (it != old.end() && it->second->endpoint.host == ep.host && it->second->endpoint.port == ep.port) {
+    if (it != old.end() && it->second->endpoint.host == ep.host &&
+        it->second->endpoint.port == ep.port) {
       r = it->second;
       std::lock_guard<std::mutex> replica_lock(r->mu);
       r->endpoint.models = ep.models;
@@ -268,23 +283,23 @@ void Gateway::CheckHealth(std::function<void()> done) {
   if (list->empty() && *finished) (*finished)();
   for (const auto& r : *list) {
     http::Request req{http::Verb::get, "/v2/health/ready", 11};
-    upstream_.Send(r->endpoint.host, r->endpoint.port, std::move(req),
-                   clock_.Now() + options_.health_timeout,
-                   [this, r, remaining, finished](upstream::UpstreamResult&& res) {
-                     const bool ok = !res.transport_error && res.response.result() == http::Status::ok;
-                     const bool was = r->healthy.exchange(ok);
-                     if (was != ok) {
-                       log::Info(ok ? "replica_healthy" : "replica_unhealthy",
-                                 {{"replica", r->endpoint.id},
-                                  {"error", res.transport_error ? res.error : std::string()}});
-                     }
-                     const bool ejected = [&] {
-                       std::lock_guard<std::mutex> lock(r->mu);
-                       return clock_.Now() < r->ejected_until;
-                     }();
-                     r->ready_gauge->Set(ok && r->source_ready.load() && !ejected ? 1 : 0);
-                     if (remaining->fetch_sub(1) == 1 && *finished) (*finished)();
-                   });
+    upstream_.Send(
+        r->endpoint.host, r->endpoint.port, std::move(req), clock_.Now() + options_.health_timeout,
+        [this, r, remaining, finished](upstream::UpstreamResult&& res) {
+          const bool ok = !res.transport_error && res.response.result() == http::Status::ok;
+          const bool was = r->healthy.exchange(ok);
+          if (was != ok) {
+            log::Info(ok ? "replica_healthy" : "replica_unhealthy",
+                      {{"replica", r->endpoint.id},
+                       {"error", res.transport_error ? res.error : std::string()}});
+          }
+          const bool ejected = [&] {
+            std::lock_guard<std::mutex> lock(r->mu);
+            return clock_.Now() < r->ejected_until;
+          }();
+          r->ready_gauge->Set(ok && r->source_ready.load() && !ejected ? 1 : 0);
+          if (remaining->fetch_sub(1) == 1 && *finished) (*finished)();
+        });
   }
 }
 
@@ -321,8 +336,10 @@ void Gateway::RecordBreaker(const std::string& scope, const std::string& name,
   metrics_.breaker_transitions
       .Add({{"scope", scope}, {"name", name}, {"to", std::string(BreakerStateName(t->to))}})
       .Increment();
-  log::Info("breaker_transition", {{"scope", scope}, {"name", name},
-                                   {"from", BreakerStateName(t->from)}, {"to", BreakerStateName(t->to)}});
+  log::Info("breaker_transition", {{"scope", scope},
+                                   {"name", name},
+                                   {"from", BreakerStateName(t->from)},
+                                   {"to", BreakerStateName(t->to)}});
 }
 
 void Gateway::Forward(const std::string& model, http::Request request, TimePoint deadline,
@@ -427,7 +444,8 @@ void Gateway::Attempt(std::shared_ptr<Call> call) {
                                      : Duration(options_.try_timeout);
     const TimePoint attempt_deadline = std::min(call->deadline, now + try_timeout);
     http::Request req = call->request;
-    const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(attempt_deadline - now).count();
+    const auto left_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(attempt_deadline - now).count();
     req.set("X-Request-Timeout-Ms", std::to_string(std::max<int64_t>(1, left_ms)));
     upstream_.Send(replica->endpoint.host, replica->endpoint.port, std::move(req), attempt_deadline,
                    [this, call, replica](upstream::UpstreamResult&& res) {
@@ -442,30 +460,34 @@ void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> repl
   const TimePoint now = clock_.Now();
   replica->outstanding_gauge->Set(static_cast<double>(replica->outstanding.fetch_sub(1) - 1));
   replica->duration->Observe(Secs(res.latency));
-  metrics_.upstream_requests.Add({{"replica", replica->endpoint.id}, {"outcome", std::string(OutcomeLabel(res))}})
+  metrics_.upstream_requests
+      .Add({{"replica", replica->endpoint.id}, {"outcome", std::string(OutcomeLabel(res))}})
       .Increment();
   const int status = res.transport_error ? 0 : static_cast<int>(res.response.result());
   const bool failure = IsBreakerFailure(status, res.transport_error);
   {
     std::lock_guard<std::mutex> lock(replica->mu);
-    std::optional<BreakerTransition> t =
-        failure ? replica->breaker.OnFailure(now, res.latency) : replica->breaker.OnSuccess(now, res.latency);
+    std::optional<BreakerTransition> t = failure ? replica->breaker.OnFailure(now, res.latency)
+                                                 : replica->breaker.OnSuccess(now, res.latency);
     RecordBreaker("replica", replica->endpoint.id, t, replica->breaker.State(now));
     if (failure) {
-      if (++replica->consecutive_failures >= options_.eject_after_failures && now >= replica->ejected_until) {
+      if (++replica->consecutive_failures >= options_.eject_after_failures &&
+          now >= replica->ejected_until) {
         std::uniform_real_distribution<double> jitter(1.0, 1.5);
         double j;
         {
           std::lock_guard<std::mutex> glock(mu_);
           j = jitter(rng_);
         }
-        replica->ejected_until = now + std::chrono::duration_cast<Duration>(options_.eject_duration * j);
+        replica->ejected_until =
+            now + std::chrono::duration_cast<Duration>(options_.eject_duration * j);
         replica->consecutive_failures = 0;
         replica->ready_gauge->Set(0);
         metrics_.ejections.Add({{"replica", replica->endpoint.id}}).Increment();
-        log::Warn("replica_ejected", {{"replica", replica->endpoint.id},
-                                      {"for_s", Secs(replica->ejected_until - now)},
-                                      {"last_error", res.transport_error ? res.error : std::to_string(status)}});
+        log::Warn("replica_ejected",
+                  {{"replica", replica->endpoint.id},
+                   {"for_s", Secs(replica->ejected_until - now)},
+                   {"last_error", res.transport_error ? res.error : std::to_string(status)}});
       }
     } else {
       replica->consecutive_failures = 0;
@@ -474,14 +496,15 @@ void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> repl
   call->last_attempt_failed = failure;
   // Only a replica's success teaches anything: that it serves the name, and how long the model
   // takes (a fast 400 or a 413 from a replica's own limits says neither).
-  const bool success = !res.transport_error && res.response.result_int() >= 200 &&
-                       res.response.result_int() < 300;
+  const bool success =
+      !res.transport_error && res.response.result_int() >= 200 && res.response.result_int() < 300;
   if (!call->model.empty() && !call->model_permit && success) {
     LearnModel(call->model);  // a replica serves it
   }
   if (success && call->model_permit) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = model_latency_.find(call->model); it != model_latency_.end()) it->second.Add(res.latency);
+    if (auto it = model_latency_.find(call->model); it != model_latency_.end())
+      it->second.Add(res.latency);
   }
   if (!failure || !Retryable(res)) {
     ForwardResult r;

@@ -15,12 +15,12 @@
 
 #include "absl/base/thread_annotations.h"
 #include "common/clock.h"
+#include "fleet/replica_source.h"
 #include "gateway/backoff.h"
 #include "gateway/balancer.h"
 #include "gateway/circuit_breaker.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/latency_window.h"
-#include "fleet/replica_source.h"
 #include "gateway/retry_budget.h"
 #include "upstream/upstream.h"
 
@@ -35,17 +35,17 @@ struct GatewayOptions {
   CircuitBreakerOptions model_breaker;
   RetryBudgetOptions retry_budget;
   BackoffOptions backoff;
-  int max_attempts = 3;                                   // first try plus retries
-  std::chrono::milliseconds try_timeout{5'000};           // per attempt, within the deadline
+  int max_attempts = 3;                          // first try plus retries
+  std::chrono::milliseconds try_timeout{5'000};  // per attempt, within the deadline
   // An attempt that has another replica to go to gets less: a multiple of the model's recent
   // answer times (latency_window.h), so a hung replica costs milliseconds, not try_timeout. The
   // last attempt a request can make always gets try_timeout. multiplier 0: off.
   LatencyWindowOptions attempt_latency;
-  std::chrono::milliseconds min_attempt_time{5};          // less left than this: do not send
+  std::chrono::milliseconds min_attempt_time{5};  // less left than this: do not send
   std::chrono::milliseconds health_interval{1'000};
   std::chrono::milliseconds health_timeout{500};
-  int eject_after_failures = 5;                           // consecutive failures
-  std::chrono::milliseconds eject_duration{5'000};        // base, jittered x[1, 1.5)
+  int eject_after_failures = 5;                     // consecutive failures
+  std::chrono::milliseconds eject_duration{5'000};  // base, jittered x[1, 1.5)
   uint64_t seed = 0x6a11e7;
   // Scale from zero: a request that finds no ready replica waits here, up to its deadline, for
   // one to become ready instead of going to the fallback at once, as Knative's activator buffers
@@ -67,11 +67,11 @@ struct GatewayOptions {
 };
 
 struct ForwardResult {
-  bool answered = false;        // a replica answered (any HTTP status that is not retried away)
-  http::Response response;      // when answered
-  std::string replica;          // who answered
-  std::string why_not;          // when !answered: "no_ready_replica", "model_breaker_open",
-                                // "deadline", "replicas_failed"
+  bool answered = false;    // a replica answered (any HTTP status that is not retried away)
+  http::Response response;  // when answered
+  std::string replica;      // who answered
+  std::string why_not;      // when !answered: "no_ready_replica", "model_breaker_open",
+                            // "deadline", "replicas_failed"
   bool has_last_failure = false;
   http::Response last_failure;  // the last replica's failing answer (e.g. 503), if any
 };
@@ -80,8 +80,9 @@ class Gateway {
  public:
   // `source`, `upstream`, `clock` and `metrics` must outlive the gateway. Timers (health checks,
   // back-off) run on `timers`.
-  Gateway(fleet::ReplicaSource& source, upstream::Upstream& upstream, boost::asio::io_context& timers,
-          const Clock& clock, GatewayMetrics& metrics, GatewayOptions options);
+  Gateway(fleet::ReplicaSource& source, upstream::Upstream& upstream,
+          boost::asio::io_context& timers, const Clock& clock, GatewayMetrics& metrics,
+          GatewayOptions options);
   ~Gateway();
 
   // Starts the health-check loop (the first round runs at once; `first_round_done` runs when
@@ -143,7 +144,7 @@ class Gateway {
   std::shared_ptr<const ReplicaList> replicas_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<CircuitBreaker>> model_breakers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, LatencyWindow> model_latency_ ABSL_GUARDED_BY(mu_);
-  std::mutex model_breaker_mu_;   // serialises calls into model breakers
+  std::mutex model_breaker_mu_;  // serialises calls into model breakers
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   RetryBudget budget_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> stopped_{false};

@@ -1,7 +1,6 @@
 #include "gateway/gateway_http.h"
 
 #include <charconv>
-
 #include <memory>
 
 #include "boost/json/parse.hpp"
@@ -79,8 +78,14 @@ class Frontend : public std::enable_shared_from_this<Frontend> {
            protocol::FrontendMetrics& frontend_metrics, GatewayMetrics& metrics, const Clock& clock,
            GatewayFrontendOptions options, std::function<GatewayState()> state,
            std::function<void()> before_scrape)
-      : gateway_(gateway), fallback_(fallback), registry_(registry), frontend_metrics_(frontend_metrics),
-        metrics_(metrics), clock_(clock), options_(std::move(options)), state_(std::move(state)),
+      : gateway_(gateway),
+        fallback_(fallback),
+        registry_(registry),
+        frontend_metrics_(frontend_metrics),
+        metrics_(metrics),
+        clock_(clock),
+        options_(std::move(options)),
+        state_(std::move(state)),
         before_scrape_(std::move(before_scrape)),
         request_metrics_(frontend_metrics, {options_.analyze_model}) {}
 
@@ -91,9 +96,12 @@ class Frontend : public std::enable_shared_from_this<Frontend> {
   Responder Counted(Endpoint endpoint, std::string_view model, Responder respond);
   void Analyze(Request&& req, Responder respond);
   void Infer(Request&& req, std::string model, Responder respond);
-  void ModelGet(Request&& req, Endpoint endpoint, std::string model, bool ready_probe, Responder respond);
-  void FallbackAnalyze(std::string text, TimePoint deadline, std::string_view reason, Responder respond);
-  void FallbackInfer(const Request& req, TimePoint deadline, std::string_view reason, Responder respond);
+  void ModelGet(Request&& req, Endpoint endpoint, std::string model, bool ready_probe,
+                Responder respond);
+  void FallbackAnalyze(std::string text, TimePoint deadline, std::string_view reason,
+                       Responder respond);
+  void FallbackInfer(const Request& req, TimePoint deadline, std::string_view reason,
+                     Responder respond);
   void CountFallback(std::string_view reason) {
     metrics_.fallbacks.Add({{"reason", std::string(reason)}}).Increment();
   }
@@ -160,13 +168,15 @@ void Frontend::Handle(Request&& req, Responder respond) {
   const bool get = req.method() == http::Verb::get;
   const bool post = req.method() == http::Verb::post;
   auto not_allowed = [&](Endpoint e, std::string_view allow) {
-    Response res = http::JsonError(http::Status::method_not_allowed, StrCat("method not allowed; use ", allow));
+    Response res = http::JsonError(http::Status::method_not_allowed,
+                                   StrCat("method not allowed; use ", allow));
     res.set(bhttp::field::allow, allow);
     Counted(e, "", std::move(respond))(std::move(res));
   };
   if (target == "/v2/health/live" || target == "/livez") {
     if (!get) return not_allowed(Endpoint::kHealthLive, "GET");
-    return Counted(Endpoint::kHealthLive, "", std::move(respond))(http::JsonResponse(http::Status::ok, R"({"live":true})"));
+    return Counted(Endpoint::kHealthLive, "",
+                   std::move(respond))(http::JsonResponse(http::Status::ok, R"({"live":true})"));
   }
   if (target == "/v2/health/ready" || target == "/readyz") {
     if (!get) return not_allowed(Endpoint::kHealthReady, "GET");
@@ -185,7 +195,8 @@ void Frontend::Handle(Request&& req, Responder respond) {
     Response res{http::Status::ok, 11};
     res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
     res.body() = registry_.Exposition();
-    for (const metrics::Registry* extra : options_.extra_registries) res.body() += extra->Exposition();
+    for (const metrics::Registry* extra : options_.extra_registries)
+      res.body() += extra->Exposition();
     res.prepare_payload();
     return r(std::move(res));
   }
@@ -208,7 +219,8 @@ void Frontend::Handle(Request&& req, Responder respond) {
   if (target == "/v2") {
     if (!get) return not_allowed(Endpoint::kServerMetadata, "GET");
     return Counted(Endpoint::kServerMetadata, "", std::move(respond))(http::JsonResponse(
-        http::Status::ok, protocol::EncodeServerMetadata("galley-gateway", options_.server_version)));
+        http::Status::ok,
+        protocol::EncodeServerMetadata("galley-gateway", options_.server_version)));
   }
   if (inflight_.load() >= options_.max_inflight) {
     return Counted(Endpoint::kHttp, "", std::move(respond))(Busy());
@@ -227,18 +239,22 @@ void Frontend::Handle(Request&& req, Responder respond) {
       if (parts.size() == 2 && parts[1] == "infer") model = std::string(parts[0]);
     }
     if (!model.empty()) {
-      auto r = Counted(target == "/inference/analyze" ? Endpoint::kAnalyze : Endpoint::kInfer, model,
-                       std::move(respond));
+      auto r = Counted(target == "/inference/analyze" ? Endpoint::kAnalyze : Endpoint::kInfer,
+                       model, std::move(respond));
       if (!protocol::HasJsonContentType(req)) {
-        return r(http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
+        return r(
+            http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
       }
-      auto deadline = protocol::RequestDeadline(req, std::nullopt, std::chrono::milliseconds(0), clock_.Now());
-      if (!deadline.ok()) return r(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
+      auto deadline =
+          protocol::RequestDeadline(req, std::nullopt, std::chrono::milliseconds(0), clock_.Now());
+      if (!deadline.ok())
+        return r(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
       int64_t deadline_ms = 0;
       if (*deadline != TimePoint::max()) {
-        deadline_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch() + (*deadline - clock_.Now()))
-                          .count();
+        deadline_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch() + (*deadline - clock_.Now()))
+                .count();
       }
       return options_.async_jobs->Submit(std::move(model), std::move(req.body()), deadline_ms,
                                          [r = std::move(r)](Response&& res) mutable {
@@ -249,7 +265,8 @@ void Frontend::Handle(Request&& req, Responder respond) {
   }
   if (target == "/inference/analyze") {
     if (!post) return not_allowed(Endpoint::kAnalyze, "POST");
-    return Analyze(std::move(req), Counted(Endpoint::kAnalyze, options_.analyze_model, std::move(respond)));
+    return Analyze(std::move(req),
+                   Counted(Endpoint::kAnalyze, options_.analyze_model, std::move(respond)));
   }
   if (StartsWith(target, "/v2/models/")) {
     std::vector<std::string_view> parts = Split(target.substr(11), '/');
@@ -280,16 +297,21 @@ void Frontend::Handle(Request&& req, Responder respond) {
 
 void Frontend::Analyze(Request&& req, Responder respond) {
   if (!protocol::HasJsonContentType(req)) {
-    return respond(http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
+    return respond(
+        http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
   }
   auto text = protocol::DecodeAnalyzeRequest(req.body());
-  if (!text.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(text.status().message())));
-  auto deadline = protocol::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
-  if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
+  if (!text.ok())
+    return respond(http::JsonError(http::Status::bad_request, ToStd(text.status().message())));
+  auto deadline =
+      protocol::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
+  if (!deadline.ok())
+    return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
   auto self = shared_from_this();
   const TimePoint dl = *deadline;
   gateway_.Forward(options_.analyze_model, std::move(req), dl,
-                   [self, dl, text = std::move(text).value(), respond = std::move(respond)](ForwardResult&& r) mutable {
+                   [self, dl, text = std::move(text).value(),
+                    respond = std::move(respond)](ForwardResult&& r) mutable {
                      if (r.answered) return respond(Relay(std::move(r.response), r.replica));
                      self->FallbackAnalyze(std::move(text), dl, r.why_not, std::move(respond));
                    });
@@ -305,7 +327,8 @@ void Frontend::FallbackAnalyze(std::string text, TimePoint deadline, std::string
   t.bytes.push_back(std::move(text));
   ir.input.inputs.push_back(std::move(t));
   auto self = shared_from_this();
-  fallback_.Infer(std::move(ir), [self, reason = std::string(reason), respond = std::move(respond)](inference::InferResult&& r) {
+  fallback_.Infer(std::move(ir), [self, reason = std::string(reason),
+                                  respond = std::move(respond)](inference::InferResult&& r) {
     if (r.outcome == inference::Outcome::kQueueFull) return respond(Busy());
     if (r.outcome != inference::Outcome::kOk) {
       return respond(http::JsonError(protocol::HttpStatusFor(r.outcome), r.message));
@@ -324,22 +347,25 @@ void Frontend::FallbackAnalyze(std::string text, TimePoint deadline, std::string
 }
 
 void Frontend::Infer(Request&& req, std::string model, Responder respond) {
-  auto deadline = protocol::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
-  if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
+  auto deadline =
+      protocol::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
+  if (!deadline.ok())
+    return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
   auto self = shared_from_this();
   auto shared_req = std::make_shared<Request>(req);
   const TimePoint dl = *deadline;
-  gateway_.Forward(model, std::move(req), dl,
-                   [self, dl, model, shared_req, respond = std::move(respond)](ForwardResult&& r) mutable {
-                     if (r.answered) return respond(Relay(std::move(r.response), r.replica));
-                     if (model == self->options_.analyze_model ||
-                         model == self->options_.fallback_model) {
-                       return self->FallbackInfer(*shared_req, dl, r.why_not, std::move(respond));
-                     }
-                     if (r.has_last_failure) return respond(Relay(std::move(r.last_failure), ""));
-                     respond(http::JsonError(http::Status::service_unavailable,
-                                             StrCat("no replica can serve model '", model, "' (", r.why_not, ")")));
-                   });
+  gateway_.Forward(
+      model, std::move(req), dl,
+      [self, dl, model, shared_req, respond = std::move(respond)](ForwardResult&& r) mutable {
+        if (r.answered) return respond(Relay(std::move(r.response), r.replica));
+        if (model == self->options_.analyze_model || model == self->options_.fallback_model) {
+          return self->FallbackInfer(*shared_req, dl, r.why_not, std::move(respond));
+        }
+        if (r.has_last_failure) return respond(Relay(std::move(r.last_failure), ""));
+        respond(
+            http::JsonError(http::Status::service_unavailable,
+                            StrCat("no replica can serve model '", model, "' (", r.why_not, ")")));
+      });
 }
 
 void Frontend::FallbackInfer(const Request& req, TimePoint deadline, std::string_view reason,
@@ -348,71 +374,85 @@ void Frontend::FallbackInfer(const Request& req, TimePoint deadline, std::string
   if (!md) return respond(http::JsonError(http::Status::service_unavailable, "no fallback model"));
   auto header_length = protocol::InferenceHeaderLength(req);
   if (!header_length.ok()) {
-    return respond(http::JsonError(http::Status::bad_request, ToStd(header_length.status().message())));
+    return respond(
+        http::JsonError(http::Status::bad_request, ToStd(header_length.status().message())));
   }
   auto decoded = protocol::DecodeInferRequest(req.body(), *md, *header_length);
-  if (!decoded.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));
+  if (!decoded.ok())
+    return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));
   inference::InferRequest ir;
   ir.model = md->name;
   ir.deadline = deadline;
   ir.arrival = clock_.Now();
   ir.input = std::move(decoded->input);
   auto self = shared_from_this();
-  fallback_.Infer(std::move(ir), [self, md, id = decoded->id, outputs = decoded->outputs,
-                                  binary = decoded->binary_outputs,
-                                  all_binary = decoded->binary_data_output,
-                                  reason = std::string(reason), respond = std::move(respond)](inference::InferResult&& r) {
-    if (r.outcome == inference::Outcome::kQueueFull) return respond(Busy());
-    if (r.outcome != inference::Outcome::kOk) return respond(http::JsonError(protocol::HttpStatusFor(r.outcome), r.message));
-    Response res = FallbackInferResponse(
-        protocol::EncodeInferResponse(*md, id, r.output, outputs, binary, all_binary));
-    MarkFallback(res, reason);
-    self->CountFallback(reason);
-    respond(std::move(res));
-  });
+  fallback_.Infer(
+      std::move(ir),
+      [self, md, id = decoded->id, outputs = decoded->outputs, binary = decoded->binary_outputs,
+       all_binary = decoded->binary_data_output, reason = std::string(reason),
+       respond = std::move(respond)](inference::InferResult&& r) {
+        if (r.outcome == inference::Outcome::kQueueFull) return respond(Busy());
+        if (r.outcome != inference::Outcome::kOk)
+          return respond(http::JsonError(protocol::HttpStatusFor(r.outcome), r.message));
+        Response res = FallbackInferResponse(
+            protocol::EncodeInferResponse(*md, id, r.output, outputs, binary, all_binary));
+        MarkFallback(res, reason);
+        self->CountFallback(reason);
+        respond(std::move(res));
+      });
 }
 
 void Frontend::ModelGet(Request&& req, Endpoint endpoint, std::string model, bool ready_probe,
                         Responder respond) {
   auto self = shared_from_this();
   const TimePoint dl = clock_.Now() + std::chrono::seconds(2);
-  gateway_.Forward("", std::move(req), dl,
-                   [self, model, ready_probe, respond = std::move(respond)](ForwardResult&& r) mutable {
-                     if (r.answered) return respond(Relay(std::move(r.response), r.replica));
-                     auto md = self->fallback_.FindModel(model, "");
-                     if (!md) {
-                       return respond(http::JsonError(http::Status::service_unavailable,
-                                                      StrCat("no replica can answer for model '", model, "'")));
-                     }
-                     Response res = ready_probe
-                                        ? http::JsonResponse(http::Status::ok, R"({"ready":true})")
-                                        : http::JsonResponse(http::Status::ok, protocol::EncodeModelMetadata(*md));
-                     MarkFallback(res, r.why_not);
-                     respond(std::move(res));
-                   });
+  gateway_.Forward(
+      "", std::move(req), dl,
+      [self, model, ready_probe, respond = std::move(respond)](ForwardResult&& r) mutable {
+        if (r.answered) return respond(Relay(std::move(r.response), r.replica));
+        auto md = self->fallback_.FindModel(model, "");
+        if (!md) {
+          return respond(http::JsonError(http::Status::service_unavailable,
+                                         StrCat("no replica can answer for model '", model, "'")));
+        }
+        Response res =
+            ready_probe ? http::JsonResponse(http::Status::ok, R"({"ready":true})")
+                        : http::JsonResponse(http::Status::ok, protocol::EncodeModelMetadata(*md));
+        MarkFallback(res, r.why_not);
+        respond(std::move(res));
+      });
 }
 
 }  // namespace
 
 std::string_view GatewayStateName(GatewayState s) {
   switch (s) {
-    case GatewayState::kServing: return "serving";
-    case GatewayState::kHolding: return "holding";
-    case GatewayState::kFallbackOnly: return "fallback_only";
-    case GatewayState::kDraining: return "draining";
+    case GatewayState::kServing:
+      return "serving";
+    case GatewayState::kHolding:
+      return "holding";
+    case GatewayState::kFallbackOnly:
+      return "fallback_only";
+    case GatewayState::kDraining:
+      return "draining";
   }
   return "unknown";
 }
 
 GatewayFrontend MakeGatewayFrontend(Gateway& gateway, inference::InferenceService& fallback,
-                                    metrics::Registry& registry, protocol::FrontendMetrics& frontend_metrics,
+                                    metrics::Registry& registry,
+                                    protocol::FrontendMetrics& frontend_metrics,
                                     GatewayMetrics& metrics, const Clock& clock,
-                                    GatewayFrontendOptions options, std::function<GatewayState()> state,
+                                    GatewayFrontendOptions options,
+                                    std::function<GatewayState()> state,
                                     std::function<void()> before_scrape) {
-  auto fe = std::make_shared<Frontend>(gateway, fallback, registry, frontend_metrics, metrics, clock,
-                                       std::move(options), std::move(state), std::move(before_scrape));
+  auto fe =
+      std::make_shared<Frontend>(gateway, fallback, registry, frontend_metrics, metrics, clock,
+                                 std::move(options), std::move(state), std::move(before_scrape));
   GatewayFrontend out;
-  out.handler = [fe](Request&& req, Responder respond) { fe->Handle(std::move(req), std::move(respond)); };
+  out.handler = [fe](Request&& req, Responder respond) {
+    fe->Handle(std::move(req), std::move(respond));
+  };
   out.on_rejected = [fe](http::Status s) { fe->OnRejected(s); };
   return out;
 }

@@ -15,15 +15,15 @@
 #include "gateway/gateway.h"
 #include "gateway/gateway_metrics.h"
 #include "http/server.h"
-#include "metrics/registry.h"
 #include "inference/inference_service.h"
+#include "metrics/registry.h"
 #include "protocol/frontend_metrics.h"
 
 namespace galley::gateway {
 
 struct GatewayFrontendOptions {
-  std::string analyze_model = "sentiment";            // the replicas' model behind /inference/analyze
-  std::string fallback_model = "vader";               // the in-process fallback (VADER)
+  std::string analyze_model = "sentiment";  // the replicas' model behind /inference/analyze
+  std::string fallback_model = "vader";     // the in-process fallback (VADER)
   std::chrono::milliseconds default_timeout{30'000};  // deadline when the client sets none
   size_t max_inflight = 4096;                         // beyond: 429 "busy" at once
   std::string server_version;
@@ -59,9 +59,11 @@ struct GatewayFrontend {
 // the server. `state` says what the gateway can do now; /v2/health/ready is 200 when serving or
 // holding (and when fallback-only, with ready_on_fallback).
 GatewayFrontend MakeGatewayFrontend(Gateway& gateway, inference::InferenceService& fallback,
-                                    metrics::Registry& registry, protocol::FrontendMetrics& frontend_metrics,
+                                    metrics::Registry& registry,
+                                    protocol::FrontendMetrics& frontend_metrics,
                                     GatewayMetrics& metrics, const Clock& clock,
-                                    GatewayFrontendOptions options, std::function<GatewayState()> state,
+                                    GatewayFrontendOptions options,
+                                    std::function<GatewayState()> state,
                                     std::function<void()> before_scrape = {});
 
 }  // namespace galley::gateway

@@ -7,11 +7,11 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "grpc/grpc_frontend.h"
-#include "upstream/http_upstream.h"
 #include "http/ops_listener.h"
 #include "http/tls.h"
-#include "model/vader_backend.h"
 #include "inference/model_service.h"
+#include "model/vader_backend.h"
+#include "upstream/http_upstream.h"
 
 #ifndef GALLEY_VERSION
 #define GALLEY_VERSION "dev"
@@ -83,8 +83,8 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
     std::vector<std::unique_ptr<model::Backend>> instances;
     instances.push_back(std::make_unique<model::VaderBackend>(
         options.frontend.fallback_model, std::max(1, options.fallback.batch.max_batch_size)));
-    fallback.AddModel(std::make_unique<inference::ModelRunner>(std::move(instances), options.fallback,
-                                                           clock, &model_metrics));
+    fallback.AddModel(std::make_unique<inference::ModelRunner>(
+        std::move(instances), options.fallback, clock, &model_metrics));
   }
   model::InferInput warm;
   warm.inputs.push_back({"text", model::DataType::kBytes, {1}, {}, {"warm up"}});
@@ -126,7 +126,9 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
   const std::shared_ptr<AsyncJobs> async_jobs = fe.async_jobs;  // stopped after the server
   GatewayFrontend frontend = MakeGatewayFrontend(
       gateway, fallback, registry, frontend_metrics, metrics, clock, fe,
-      [&] { return State(draining.load(), fallback.Ready(), gateway, options.gateway.hold_for_replica); },
+      [&] {
+        return State(draining.load(), fallback.Ready(), gateway, options.gateway.hold_for_replica);
+      },
       [&frontend_metrics, &server_ptr] {
         if (server_ptr == nullptr) return;
         frontend_metrics.SyncConnections(server_ptr->stats().open_connections.load(),
@@ -153,12 +155,13 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
     go.server_name = "galley-gateway";
     go.server_version = GALLEY_VERSION;
     go.clock = &clock;
-    rpc::GrpcProxy proxy{grpc_target, [&] {
-                           const GatewayState s = State(draining.load(), fallback.Ready(), gateway,
-                                                        options.gateway.hold_for_replica);
-                           return s == GatewayState::kServing || s == GatewayState::kHolding ||
-                                  (s == GatewayState::kFallbackOnly && options.frontend.ready_on_fallback);
-                         }};
+    rpc::GrpcProxy proxy{
+        grpc_target, [&] {
+          const GatewayState s =
+              State(draining.load(), fallback.Ready(), gateway, options.gateway.hold_for_replica);
+          return s == GatewayState::kServing || s == GatewayState::kHolding ||
+                 (s == GatewayState::kFallbackOnly && options.frontend.ready_on_fallback);
+        }};
     auto created = rpc::GrpcFrontend::CreateProxy(std::move(proxy), std::move(go));
     const absl::Status st = created.ok() ? (*created)->Start() : created.status();
     if (!st.ok()) {
@@ -170,7 +173,9 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
       return 1;
     }
     grpc = std::move(created).value();
-    log::Info("listening", {{"protocol", "grpc"}, {"host", options.http.host}, {"port", grpc->port()},
+    log::Info("listening", {{"protocol", "grpc"},
+                            {"host", options.http.host},
+                            {"port", grpc->port()},
                             {"role", "gateway"}});
     // Health Watch streams follow the gateway's readiness, read every health interval.
     RefreshHealthEvery(health_timer, *grpc, options.gateway.health_interval);
@@ -184,7 +189,8 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
     });
   });
   (*server)->Start();
-  log::Info("listening", {{"host", options.http.host}, {"port", (*server)->port()}, {"role", "gateway"}});
+  log::Info("listening",
+            {{"host", options.http.host}, {"port", (*server)->port()}, {"role", "gateway"}});
   if (after_start) after_start((*server)->port());
 
   const int sig = WaitForStopSignal();
@@ -193,7 +199,8 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
   draining.store(true);
   (*server)->CloseAfterEachAnswer();
   if (grpc) grpc->SetDraining();
-  log::Info("draining", {{"signal", StopSignalName(sig)}, {"drain_delay_s", Secs(options.drain_delay)}});
+  log::Info("draining",
+            {{"signal", StopSignalName(sig)}, {"drain_delay_s", Secs(options.drain_delay)}});
   std::this_thread::sleep_until(std::min(stop_start + options.drain_delay, grace_deadline));
   (*server)->StopAccepting();
   if (grpc) grpc->Shutdown(grace_deadline);  // while the gateway still answers what it forwarded

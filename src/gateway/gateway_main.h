@@ -7,9 +7,9 @@
 #include <functional>
 #include <optional>
 
+#include "fleet/replica_source.h"
 #include "gateway/gateway.h"
 #include "gateway/gateway_http.h"
-#include "fleet/replica_source.h"
 #include "http/server.h"
 #include "inference/model_runner.h"
 
@@ -20,8 +20,8 @@ struct GatewayRunOptions {
   std::optional<http::ServerOptions> metrics_http;  // set: /metrics on its own listener
   GatewayFrontendOptions frontend;
   GatewayOptions gateway;
-  inference::RunnerOptions fallback;                  // the fallback model's queue and batching
-  std::string api_keys_file;                      // empty: no keys needed
+  inference::RunnerOptions fallback;  // the fallback model's queue and batching
+  std::string api_keys_file;          // empty: no keys needed
   // TLS to the replicas: the CA their certificates chain to (set: TLS on), and the gateway's own
   // certificate and key for mutual TLS (optional).
   std::string upstream_tls_ca, upstream_tls_cert, upstream_tls_key;

@@ -55,8 +55,10 @@ GatewayMetrics::GatewayMetrics(metrics::Registry& r)
                         .Add({})) {
   // Series that alerts watch exist from the start at 0, so "none yet" reads as 0, not as no data.
   retries.Add({});
-  for (const char* reason : {"budget", "deadline", "attempts"}) retries_denied.Add({{"reason", reason}});
-  for (const char* reason : {"no_ready_replica", "model_breaker_open", "deadline", "replicas_failed"}) {
+  for (const char* reason : {"budget", "deadline", "attempts"})
+    retries_denied.Add({{"reason", reason}});
+  for (const char* reason :
+       {"no_ready_replica", "model_breaker_open", "deadline", "replicas_failed"}) {
     fallbacks.Add({{"reason", reason}});
   }
 }

@@ -114,11 +114,12 @@ TEST_F(GatewayTest, RetriesAFailingReplicaOnAnotherAndLearnsTheModel) {
 }
 
 TEST_F(GatewayTest, AReplicaThatNamesItsModelsGetsRequestsForThoseOnly) {
-  source_ = std::make_unique<fleet::StaticReplicaSource>(std::vector<fleet::ReplicaEndpoint>{
-      {"a", "127.0.0.1", 1, true, {"alpha"}},
-      {"b", "127.0.0.1", 2, true, {"beta"}},
-      {"any", "127.0.0.1", 3, true, {}}});
-  gateway_ = std::make_unique<Gateway>(*source_, upstream_, io_, clock_, metrics_, GatewayOptions{});
+  source_ = std::make_unique<fleet::StaticReplicaSource>(
+      std::vector<fleet::ReplicaEndpoint>{{"a", "127.0.0.1", 1, true, {"alpha"}},
+                                          {"b", "127.0.0.1", 2, true, {"beta"}},
+                                          {"any", "127.0.0.1", 3, true, {}}});
+  gateway_ =
+      std::make_unique<Gateway>(*source_, upstream_, io_, clock_, metrics_, GatewayOptions{});
   for (int i = 0; i < 20; ++i) {
     EXPECT_NE(Forward("alpha").replica, "b");
     EXPECT_NE(Forward("beta").replica, "a");

@@ -25,8 +25,8 @@ std::optional<Duration> LatencyWindow::Quantile() {
   const size_t every = std::max<size_t>(1, options_.capacity / 8);
   if (!quantile_ || since_computed_ >= every) {
     std::vector<Duration> sorted = samples_;
-    const auto rank = static_cast<size_t>(
-        std::ceil(options_.quantile * static_cast<double>(sorted.size())));
+    const auto rank =
+        static_cast<size_t>(std::ceil(options_.quantile * static_cast<double>(sorted.size())));
     const size_t k = std::clamp<size_t>(rank, 1, sorted.size()) - 1;
     std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k), sorted.end());
     quantile_ = sorted[k];

@@ -16,10 +16,10 @@
 namespace galley::gateway {
 
 struct LatencyWindowOptions {
-  size_t capacity = 512;      // the most recent answers kept
-  size_t min_samples = 32;    // fewer: no derived timeout
-  double quantile = 0.99;     // of the answers kept
-  double multiplier = 5.0;    // the attempt timeout is this times the quantile...
+  size_t capacity = 512;    // the most recent answers kept
+  size_t min_samples = 32;  // fewer: no derived timeout
+  double quantile = 0.99;   // of the answers kept
+  double multiplier = 5.0;  // the attempt timeout is this times the quantile...
   Duration floor = std::chrono::milliseconds(50);  // ...but never less than this
 };
 

@@ -24,11 +24,17 @@ TEST(LatencyWindowTest, QuantileOfTheKeptAnswers) {
 }
 
 TEST(LatencyWindowTest, TimeoutIsMultipleOfQuantileWithinFloorAndCap) {
-  LatencyWindow w({.capacity = 16, .min_samples = 1, .quantile = 0.5, .multiplier = 4.0,
+  LatencyWindow w({.capacity = 16,
+                   .min_samples = 1,
+                   .quantile = 0.5,
+                   .multiplier = 4.0,
                    .floor = milliseconds(50)});
   for (int i = 0; i < 16; ++i) w.Add(milliseconds(1));
   EXPECT_EQ(w.AttemptTimeout(milliseconds(5000)), milliseconds(50));  // 4 ms: the floor
-  LatencyWindow slow({.capacity = 16, .min_samples = 1, .quantile = 0.5, .multiplier = 4.0,
+  LatencyWindow slow({.capacity = 16,
+                      .min_samples = 1,
+                      .quantile = 0.5,
+                      .multiplier = 4.0,
                       .floor = milliseconds(50)});
   for (int i = 0; i < 16; ++i) slow.Add(milliseconds(100));
   EXPECT_EQ(slow.AttemptTimeout(milliseconds(5000)), milliseconds(400));

@@ -56,8 +56,8 @@ TEST(RetryBudgetTest, RatioOfRequests) {
     int retries;
   };
   const Case cases[] = {
-      {0.2, 100, 20}, {0.2, 4, 0}, {0.2, 5, 1}, {0.1, 30, 3}, {0.5, 7, 3},
-      {1.0, 10, 10},  {2.0, 10, 20}, {0.0, 100, 0},
+      {0.2, 100, 20}, {0.2, 4, 0},   {0.2, 5, 1},   {0.1, 30, 3},
+      {0.5, 7, 3},    {1.0, 10, 10}, {2.0, 10, 20}, {0.0, 100, 0},
   };
   for (const Case& c : cases) {
     RetryBudget b(Options(/*min_per_second=*/0, c.ratio));
@@ -122,7 +122,7 @@ TEST(RetryBudgetTest, RatioHoldsUnderALongRunOfFailures) {
     }
   }
   const int64_t bound = requests / 5 + int64_t{o.min_retries_per_second} * seconds_run;
-  EXPECT_LE(retries, bound + 30);  // + one window's reserve at the start
+  EXPECT_LE(retries, bound + 30);    // + one window's reserve at the start
   EXPECT_GE(retries, requests / 5);  // and the budget is actually usable
   EXPECT_GT(denied, 0);
   // Attempts per request stay near 1.2 + 3/s / (100/s) = 1.23, far from the 3 that two

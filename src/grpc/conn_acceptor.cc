@@ -32,13 +32,15 @@ uint64_t InodeOf(int fd) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ConnectionAcceptor>> ConnectionAcceptor::Listen(AcceptorOptions options) {
+absl::StatusOr<std::unique_ptr<ConnectionAcceptor>> ConnectionAcceptor::Listen(
+    AcceptorOptions options) {
   std::unique_ptr<ConnectionAcceptor> a(new ConnectionAcceptor(std::move(options)));
   const std::string& host = a->options_.host;
   sockaddr_storage addr{};
   socklen_t len = 0;
   int family = AF_INET;
-  if (auto* v4 = reinterpret_cast<sockaddr_in*>(&addr); inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+  if (auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+      inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(static_cast<uint16_t>(a->options_.port));
     len = sizeof(sockaddr_in);
@@ -49,7 +51,8 @@ absl::StatusOr<std::unique_ptr<ConnectionAcceptor>> ConnectionAcceptor::Listen(A
     v6->sin6_port = htons(static_cast<uint16_t>(a->options_.port));
     len = sizeof(sockaddr_in6);
   } else {
-    return absl::UnavailableError(StrCat("cannot listen for gRPC on '", host, "': not an IP address"));
+    return absl::UnavailableError(
+        StrCat("cannot listen for gRPC on '", host, "': not an IP address"));
   }
   a->listen_fd_ = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   const int one = 1;
@@ -108,7 +111,8 @@ void ConnectionAcceptor::Stop() {
 }
 
 void ConnectionAcceptor::Forget(const std::string& peer) {
-  if (auto it = per_peer_.find(peer); it != per_peer_.end() && --it->second == 0) per_peer_.erase(it);
+  if (auto it = per_peer_.find(peer); it != per_peer_.end() && --it->second == 0)
+    per_peer_.erase(it);
 }
 
 size_t ConnectionAcceptor::CountOpen() {
@@ -129,8 +133,8 @@ void ConnectionAcceptor::AcceptAll() {
   while (true) {
     sockaddr_storage addr{};
     socklen_t len = sizeof(addr);
-    const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
-                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd =
+        accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         // Out of descriptors: the listener stays readable, so stop watching it for a moment
@@ -141,9 +145,10 @@ void ConnectionAcceptor::AcceptAll() {
       return;  // EAGAIN: none left
     }
     char host[INET6_ADDRSTRLEN] = {};
-    const void* raw = addr.ss_family == AF_INET6
-                          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr)
-                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&addr)->sin_addr);
+    const void* raw =
+        addr.ss_family == AF_INET6
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr)
+            : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&addr)->sin_addr);
     inet_ntop(addr.ss_family, raw, host, sizeof(host));
     std::string peer(host);
     auto from_peer = [&] {
@@ -210,7 +215,8 @@ void ConnectionAcceptor::Run() {
       // A waiting connection sent its first bytes (or closed): gRPC takes it from here.
       const int fd = static_cast<int>(tag);
       epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-      auto it = std::find_if(pending_.begin(), pending_.end(), [fd](const Pending& p) { return p.fd == fd; });
+      auto it = std::find_if(pending_.begin(), pending_.end(),
+                             [fd](const Pending& p) { return p.fd == fd; });
       if (it == pending_.end()) continue;  // closed at its deadline in an earlier round
       handed_.push_back({fd, InodeOf(fd), std::move(it->peer)});
       pending_.erase(it);

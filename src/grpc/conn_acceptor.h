@@ -1,10 +1,10 @@
 // Accepts the gRPC front-end's TCP connections itself, so that it can hold the limits gRPC 1.51
 // has no setting for: at most `max_connections` open at once and `max_connections_per_peer` from
-// one client address (a newcomer beyond either is closed at once), and a connection that sends nothing within `first_byte_timeout` is closed before gRPC
-// ever sees it. Each connection that passes both is handed to gRPC (AddInsecureChannelFromFd),
-// which owns it from then on. A handed-over connection counts until gRPC has closed it; that is
-// seen from its file descriptor (fstat: closed, or reused for another file), checked when the
-// count reaches the cap.
+// one client address (a newcomer beyond either is closed at once), and a connection that sends
+// nothing within `first_byte_timeout` is closed before gRPC ever sees it. Each connection that
+// passes both is handed to gRPC (AddInsecureChannelFromFd), which owns it from then on. A
+// handed-over connection counts until gRPC has closed it; that is seen from its file descriptor
+// (fstat: closed, or reused for another file), checked when the count reaches the cap.
 //
 // One thread (`grpc-accept`) on epoll; POSIX only.
 #pragma once
@@ -82,8 +82,8 @@ class ConnectionAcceptor {
   int port_ = 0;
   std::function<void(int)> adopt_;
   std::thread thread_;
-  std::vector<Pending> pending_;  // the accept thread's
-  std::vector<Handed> handed_;    // the accept thread's
+  std::vector<Pending> pending_;            // the accept thread's
+  std::vector<Handed> handed_;              // the accept thread's
   std::map<std::string, size_t> per_peer_;  // open (pending or handed) per client address
   std::chrono::steady_clock::time_point last_count_{};
   std::optional<std::chrono::steady_clock::time_point> listen_paused_until_;  // out of fds

@@ -60,8 +60,11 @@ class Adopted {
 };
 
 TEST(ConnectionAcceptorTest, NewcomersBeyondTheCapAreClosedUntilOneCloses) {
-  auto acceptor = ConnectionAcceptor::Listen({.host = "127.0.0.1", .port = 0, .max_connections = 2,
-                                              .first_byte_timeout = 20s, .recount_interval = 0ms});
+  auto acceptor = ConnectionAcceptor::Listen({.host = "127.0.0.1",
+                                              .port = 0,
+                                              .max_connections = 2,
+                                              .first_byte_timeout = 20s,
+                                              .recount_interval = 0ms});
   ASSERT_TRUE(acceptor.ok()) << acceptor.status();
   Adopted adopted;
   (*acceptor)->Start([&](int fd) { adopted.Add(fd); });
@@ -93,9 +96,12 @@ TEST(ConnectionAcceptorTest, NewcomersBeyondTheCapAreClosedUntilOneCloses) {
 }
 
 TEST(ConnectionAcceptorTest, OneClientAddressCannotTakeEveryConnection) {
-  auto acceptor = ConnectionAcceptor::Listen({.host = "127.0.0.1", .port = 0, .max_connections = 100,
+  auto acceptor = ConnectionAcceptor::Listen({.host = "127.0.0.1",
+                                              .port = 0,
+                                              .max_connections = 100,
                                               .max_connections_per_peer = 2,
-                                              .first_byte_timeout = 20s, .recount_interval = 0ms});
+                                              .first_byte_timeout = 20s,
+                                              .recount_interval = 0ms});
   ASSERT_TRUE(acceptor.ok()) << acceptor.status();
   Adopted adopted;
   (*acceptor)->Start([&](int fd) { adopted.Add(fd); });
@@ -121,8 +127,8 @@ TEST(ConnectionAcceptorTest, OneClientAddressCannotTakeEveryConnection) {
 }
 
 TEST(ConnectionAcceptorTest, SilentConnectionIsClosedAfterTheFirstByteTimeout) {
-  auto acceptor = ConnectionAcceptor::Listen({.host = "127.0.0.1", .port = 0, .max_connections = 8,
-                                              .first_byte_timeout = 100ms});
+  auto acceptor = ConnectionAcceptor::Listen(
+      {.host = "127.0.0.1", .port = 0, .max_connections = 8, .first_byte_timeout = 100ms});
   ASSERT_TRUE(acceptor.ok()) << acceptor.status();
   Adopted adopted;
   (*acceptor)->Start([&](int fd) { adopted.Add(fd); });

@@ -19,8 +19,8 @@
 #include "grpc/conn_acceptor.h"
 #include "grpc/oip_proto.h"
 #include "grpc/oip_rest.h"
-#include "grpc_service.grpc.pb.h"
 #include "grpc/support/log.h"
+#include "grpc_service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
@@ -192,7 +192,9 @@ class GrpcFrontend::Impl {
   // The services outlive the server, which refers to them. ModelInfer's messages arrive as bytes
   // and are parsed here, so that one that cannot be parsed is the client's INVALID_ARGUMENT (gRPC
   // itself would answer INTERNAL).
-  ::inference::GRPCInferenceService::WithRawMethod_ModelInfer<::inference::GRPCInferenceService::AsyncService> oip_;
+  ::inference::GRPCInferenceService::WithRawMethod_ModelInfer<
+      ::inference::GRPCInferenceService::AsyncService>
+      oip_;
   ::grpc::health::v1::Health::AsyncService health_;
   std::unique_ptr<::grpc::Server> server_ ABSL_GUARDED_BY(lifecycle_mu_);
   std::unique_ptr<ConnectionAcceptor> acceptor_ ABSL_GUARDED_BY(lifecycle_mu_);
@@ -364,11 +366,13 @@ void GrpcFrontend::Impl::OfferSlots() {
         return Status::OK;
       },
       Endpoint::kModelReady,
-      [](Impl& impl, const ::grpc::ServerContext& ctx, const pb::ModelReadyRequest& req, pb::ModelReadyResponse& resp,
-         std::function<void(Status)> done) {
+      [](Impl& impl, const ::grpc::ServerContext& ctx, const pb::ModelReadyRequest& req,
+         pb::ModelReadyResponse& resp, std::function<void(Status)> done) {
         // Ready when the gateway says 200; not ready (OK status) when it says anything else.
         auto rest = RestModelRequest(req.name(), req.version(), "/ready");
-        if (!rest.ok()) return done(Status(::grpc::StatusCode::INVALID_ARGUMENT, std::string(rest.status().message())));
+        if (!rest.ok())
+          return done(
+              Status(::grpc::StatusCode::INVALID_ARGUMENT, std::string(rest.status().message())));
         impl.Forward(ctx, std::move(*rest), [&resp, done = std::move(done)](http::Response&& res) {
           if (res.result_int() == 401 || res.result_int() == 403) return done(GrpcErrorFor(res));
           resp.set_ready(res.result_int() == 200);
@@ -383,24 +387,26 @@ void GrpcFrontend::Impl::OfferSlots() {
                         return Status::OK;
                       },
                       Endpoint::kServerMetadata};
-  static const UnaryMethod<Oip, pb::ModelMetadataRequest, pb::ModelMetadataResponse>
-      kModelMetadata{&Impl::oip_, &Oip::RequestModelMetadata,
-                     [](Impl& impl, const auto& req, auto& resp, std::string& model) {
-                       auto md = impl.service_->FindModel(View(req.name()), View(req.version()));
-                       if (!md) return MissingModel(*impl.service_, req.name(), req.version());
-                       resp = EncodeModelMetadata(*md);
-                       model = req.name();
-                       return Status::OK;
-                     },
-                     Endpoint::kModelMetadata,
-                     [](Impl& impl, const ::grpc::ServerContext& ctx, const pb::ModelMetadataRequest& req, pb::ModelMetadataResponse& resp,
-                        std::function<void(Status)> done) {
-                       auto rest = RestModelRequest(req.name(), req.version(), "");
-                       if (!rest.ok()) return done(Status(::grpc::StatusCode::INVALID_ARGUMENT, std::string(rest.status().message())));
-                       impl.Forward(ctx, std::move(*rest), [&resp, done = std::move(done)](http::Response&& res) {
-                         done(GrpcModelMetadata(res, &resp));
-                       });
-                     }};
+  static const UnaryMethod<Oip, pb::ModelMetadataRequest, pb::ModelMetadataResponse> kModelMetadata{
+      &Impl::oip_, &Oip::RequestModelMetadata,
+      [](Impl& impl, const auto& req, auto& resp, std::string& model) {
+        auto md = impl.service_->FindModel(View(req.name()), View(req.version()));
+        if (!md) return MissingModel(*impl.service_, req.name(), req.version());
+        resp = EncodeModelMetadata(*md);
+        model = req.name();
+        return Status::OK;
+      },
+      Endpoint::kModelMetadata,
+      [](Impl& impl, const ::grpc::ServerContext& ctx, const pb::ModelMetadataRequest& req,
+         pb::ModelMetadataResponse& resp, std::function<void(Status)> done) {
+        auto rest = RestModelRequest(req.name(), req.version(), "");
+        if (!rest.ok())
+          return done(
+              Status(::grpc::StatusCode::INVALID_ARGUMENT, std::string(rest.status().message())));
+        impl.Forward(ctx, std::move(*rest), [&resp, done = std::move(done)](http::Response&& res) {
+          done(GrpcModelMetadata(res, &resp));
+        });
+      }};
   static const UnaryMethod<Health, HealthRequest, HealthResponse> kCheck{
       &Impl::health_, &Health::RequestCheck,
       [](Impl& impl, const auto& req, auto& resp, std::string&) {
@@ -415,8 +421,7 @@ void GrpcFrontend::Impl::OfferSlots() {
   OfferSlot<UnaryCall<Oip, pb::ServerLiveRequest, pb::ServerLiveResponse>>(kLive);
   OfferSlot<UnaryCall<Oip, pb::ServerReadyRequest, pb::ServerReadyResponse>>(kReady);
   OfferSlot<UnaryCall<Oip, pb::ModelReadyRequest, pb::ModelReadyResponse>>(kModelReady);
-  OfferSlot<UnaryCall<Oip, pb::ServerMetadataRequest, pb::ServerMetadataResponse>>(
-      kServerMetadata);
+  OfferSlot<UnaryCall<Oip, pb::ServerMetadataRequest, pb::ServerMetadataResponse>>(kServerMetadata);
   OfferSlot<UnaryCall<Oip, pb::ModelMetadataRequest, pb::ModelMetadataResponse>>(kModelMetadata);
   OfferSlot<UnaryCall<Health, HealthRequest, HealthResponse>>(kCheck);
   OfferSlot<WatchCall>();
@@ -458,10 +463,10 @@ class GrpcFrontend::Impl::InferCall final : public Op {
       case kDone:
         if (claim_->TryTake()) {  // not answered: cancelled (a passed deadline cancels too)
           const bool expired = ctx_.deadline() <= std::chrono::system_clock::now();
-          impl_.Record(Endpoint::kInfer, request_.model_name(),
-                       expired ? ::grpc::StatusCode::DEADLINE_EXCEEDED
-                               : ::grpc::StatusCode::CANCELLED,
-                       start_);
+          impl_.Record(
+              Endpoint::kInfer, request_.model_name(),
+              expired ? ::grpc::StatusCode::DEADLINE_EXCEEDED : ::grpc::StatusCode::CANCELLED,
+              start_);
           Release();  // the answer's reference: there will be none
         }
         Release();
@@ -484,8 +489,8 @@ class GrpcFrontend::Impl::InferCall final : public Op {
       if (status.ok()) {
         ::grpc::ByteBuffer out;
         bool own = false;
-        ::grpc::Status st =
-            ::grpc::SerializationTraits<::inference::ModelInferResponse>::Serialize(response_, &out, &own);
+        ::grpc::Status st = ::grpc::SerializationTraits<::inference::ModelInferResponse>::Serialize(
+            response_, &out, &own);
         if (st.ok()) {
           responder_.Finish(out, status, Tag(kSent));
         } else {
@@ -519,11 +524,13 @@ class GrpcFrontend::Impl::InferCall final : public Op {
 
 void GrpcFrontend::Impl::InferCall::Serve() {
   start_ = impl_.clock_.Now();
-  if (::grpc::Status parsed = ::grpc::SerializationTraits<::inference::ModelInferRequest>::Deserialize(
-          &raw_request_, &request_);
+  if (::grpc::Status parsed =
+          ::grpc::SerializationTraits<::inference::ModelInferRequest>::Deserialize(&raw_request_,
+                                                                                   &request_);
       !parsed.ok()) {
-    return Fail(::grpc::StatusCode::INVALID_ARGUMENT,
-                StrCat("the request is not a valid ModelInferRequest message: ", parsed.error_message()));
+    return Fail(
+        ::grpc::StatusCode::INVALID_ARGUMENT,
+        StrCat("the request is not a valid ModelInferRequest message: ", parsed.error_message()));
   }
   if (impl_.service_ == nullptr) return Forward();
   const ::inference::ModelInferRequest& req = request_;
@@ -583,13 +590,16 @@ bool PrintableAscii(std::string_view v) {
 
 void GrpcFrontend::Impl::InferCall::Forward() {
   auto rest = RestInferRequest(request_);
-  if (!rest.ok()) return Fail(::grpc::StatusCode::INVALID_ARGUMENT, std::string(rest.status().message()));
+  if (!rest.ok())
+    return Fail(::grpc::StatusCode::INVALID_ARGUMENT, std::string(rest.status().message()));
   // The client's gRPC deadline becomes the REST request's timeout (as the REST front-end reads
   // it); without one the gateway's default applies, or parameter "timeout" at the replica.
   if (const auto dl = ctx_.deadline(); dl != std::chrono::system_clock::time_point::max()) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(dl - std::chrono::system_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        dl - std::chrono::system_clock::now());
     if (left.count() <= 0) {
-      return Fail(::grpc::StatusCode::DEADLINE_EXCEEDED, "the deadline passed before the request was forwarded");
+      return Fail(::grpc::StatusCode::DEADLINE_EXCEEDED,
+                  "the deadline passed before the request was forwarded");
     }
     rest->set("X-Request-Timeout-Ms", std::to_string(left.count()));
   }
@@ -658,29 +668,26 @@ class GrpcFrontend::Impl::WatchCall final : public Op {
 
   void On(int event, bool ok) override {
     switch (event) {
-      case kArrived:
-        {
-          std::lock_guard<std::mutex> l(mu_);
-          known_ = KnownHealthService(request_.service());
-          latest_ = known_ ? HealthResponse::NOT_SERVING : HealthResponse::SERVICE_UNKNOWN;
-        }
+      case kArrived: {
+        std::lock_guard<std::mutex> l(mu_);
+        known_ = KnownHealthService(request_.service());
+        latest_ = known_ ? HealthResponse::NOT_SERVING : HealthResponse::SERVICE_UNKNOWN;
+      }
         impl_.AddWatcher(this);  // sends the status now
         Release();
         return;
-      case kDone:
-        {
-          std::lock_guard<std::mutex> l(mu_);
-          cancelled_ = true;  // the stream is over either way: nothing more to send
-        }
+      case kDone: {
+        std::lock_guard<std::mutex> l(mu_);
+        cancelled_ = true;  // the stream is over either way: nothing more to send
+      }
         Pump();
         Release();
         return;
-      case kWritten:
-        {
-          std::lock_guard<std::mutex> l(mu_);
-          writing_ = false;
-          if (!ok) cancelled_ = true;
-        }
+      case kWritten: {
+        std::lock_guard<std::mutex> l(mu_);
+        writing_ = false;
+        if (!ok) cancelled_ = true;
+      }
         Pump();
         return;
       default:  // kFinished
@@ -751,7 +758,8 @@ GrpcFrontend::Impl::Impl(inference::InferenceService* service, GrpcProxy proxy, 
   if (options_.metrics != nullptr && service_ != nullptr) {
     std::vector<std::string> names;
     for (const auto& md : service_->Models()) names.push_back(md.name);
-    request_metrics_ = std::make_unique<protocol::RequestMetrics>(*options_.metrics, std::move(names));
+    request_metrics_ =
+        std::make_unique<protocol::RequestMetrics>(*options_.metrics, std::move(names));
   }
 }
 
@@ -810,9 +818,10 @@ void LogFromGrpcCore(gpr_log_func_args* args) {
                            : args->severity == GPR_LOG_SEVERITY_INFO ? log::Level::kInfo
                                                                      : log::Level::kDebug;
   if (!log::Enabled(level)) return;
-  log::Write(level, "grpc_core", {{"message", args->message != nullptr ? args->message : ""},
-                                  {"file", args->file != nullptr ? args->file : ""},
-                                  {"line", args->line}});
+  log::Write(level, "grpc_core",
+             {{"message", args->message != nullptr ? args->message : ""},
+              {"file", args->file != nullptr ? args->file : ""},
+              {"line", args->line}});
 }
 
 absl::Status GrpcFrontend::Impl::Start() {
@@ -850,7 +859,8 @@ absl::Status GrpcFrontend::Impl::Start() {
     ao.first_byte_timeout = options_.first_byte_timeout;
     auto listening = ConnectionAcceptor::Listen(ao);
     if (!listening.ok()) {
-      log::Error("grpc_listen_failed", {{"address", address}, {"error", std::string(listening.status().message())}});
+      log::Error("grpc_listen_failed",
+                 {{"address", address}, {"error", std::string(listening.status().message())}});
       return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
     }
     acceptor = std::move(listening).value();
@@ -891,7 +901,8 @@ absl::Status GrpcFrontend::Impl::Start() {
     });
   }
   if (acceptor_) {
-    acceptor_->Start([server = server_.get()](int fd) { ::grpc::AddInsecureChannelFromFd(server, fd); });
+    acceptor_->Start(
+        [server = server_.get()](int fd) { ::grpc::AddInsecureChannelFromFd(server, fd); });
   }
   return absl::OkStatus();
 }
@@ -933,7 +944,8 @@ void GrpcFrontend::Impl::Forward(const ::grpc::ServerContext& ctx, http::Request
   const auto& metadata = ctx.client_metadata();
   for (std::string_view key : kForwardedMetadata) {
     auto it = metadata.find(::grpc::string_ref(key.data(), key.size()));
-    if (it != metadata.end()) request.set(key, std::string_view(it->second.data(), it->second.size()));
+    if (it != metadata.end())
+      request.set(key, std::string_view(it->second.data(), it->second.size()));
   }
   {
     std::lock_guard<std::mutex> l(forward_mu_);
@@ -994,8 +1006,8 @@ absl::Status CheckOptions(const GrpcOptions& options) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(inference::InferenceService& service,
-                                                                   GrpcOptions options) {
+absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(
+    inference::InferenceService& service, GrpcOptions options) {
   if (absl::Status st = CheckOptions(options); !st.ok()) return st;
   return std::unique_ptr<GrpcFrontend>(
       new GrpcFrontend(std::make_unique<Impl>(&service, GrpcProxy{}, std::move(options))));
@@ -1007,7 +1019,8 @@ absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::CreateProxy(GrpcProx
     return absl::InvalidArgumentError("a gRPC proxy needs a handler and a readiness check");
   }
   if (options.metrics != nullptr) {
-    return absl::InvalidArgumentError("a gRPC proxy counts no requests itself (metrics must be null)");
+    return absl::InvalidArgumentError(
+        "a gRPC proxy counts no requests itself (metrics must be null)");
   }
   if (absl::Status st = CheckOptions(options); !st.ok()) return st;
   return std::unique_ptr<GrpcFrontend>(

@@ -1,6 +1,7 @@
 // The gRPC front-end of `galley serve`: the Open Inference Protocol's GRPCInferenceService
-// (proto/grpc_service.proto) and the standard grpc.health.v1.Health service. Like the REST front-end it reaches models only through inference::InferenceService, checks
-// requests with the same checker (protocol/oip_json.h), and counts them in the same metrics.
+// (proto/grpc_service.proto) and the standard grpc.health.v1.Health service. Like the REST
+// front-end it reaches models only through inference::InferenceService, checks requests with the
+// same checker (protocol/oip_json.h), and counts them in the same metrics.
 //
 // Threads: every call runs on gRPC's asynchronous API, on `completion_threads` threads of ours
 // that poll the server's completion queue (and do the socket work gRPC hands them). They answer
@@ -30,8 +31,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
-#include "http/server.h"
 #include "grpcpp/support/status_code_enum.h"
+#include "http/server.h"
 #include "inference/inference_service.h"
 #include "protocol/frontend_metrics.h"
 

@@ -2,7 +2,6 @@
 // GrpcFrontend on 127.0.0.1 port 0, in front of a real inference::ModelService whose models run
 // FakeBackend (and a small BYTES model) in ModelRunners.
 #include "grpc/grpc_frontend.h"
-#include "protocol/oip_json.h"
 
 #include <condition_variable>
 #include <cstring>
@@ -16,8 +15,9 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "health.grpc.pb.h"
-#include "model/testing/fake_backend.h"
 #include "inference/model_service.h"
+#include "model/testing/fake_backend.h"
+#include "protocol/oip_json.h"
 
 namespace galley::rpc {
 namespace {
@@ -144,7 +144,8 @@ class GrpcFrontendTest : public ::testing::Test {
     ro.batch.max_batch_size = 8;
     std::vector<std::unique_ptr<model::Backend>> v;
     v.push_back(std::move(fake));
-    auto runner = std::make_unique<inference::ModelRunner>(std::move(v), ro, clock_, &model_metrics_);
+    auto runner =
+        std::make_unique<inference::ModelRunner>(std::move(v), ro, clock_, &model_metrics_);
     fake_runner_ = runner.get();
     if (setup.load) {
       ASSERT_TRUE(runner->Load({}).ok());
@@ -156,7 +157,8 @@ class GrpcFrontendTest : public ::testing::Test {
     rro.batch.max_batch_size = 1;
     std::vector<std::unique_ptr<model::Backend>> rv;
     rv.push_back(std::make_unique<ReverseBackend>());
-    auto reverse = std::make_unique<inference::ModelRunner>(std::move(rv), rro, clock_, &model_metrics_);
+    auto reverse =
+        std::make_unique<inference::ModelRunner>(std::move(rv), rro, clock_, &model_metrics_);
     ASSERT_TRUE(reverse->Load({}).ok());
     reverse->Start();
     service_.AddModel(std::move(reverse));
@@ -682,8 +684,7 @@ class RecordingService final : public inference::InferenceService {
  public:
   RecordingService() : md_(FakeBackend().Metadata()) {}
   std::vector<model::ModelMetadata> Models() const override { return {md_}; }
-  const model::ModelMetadata* FindModel(std::string_view name,
-                                        std::string_view) const override {
+  const model::ModelMetadata* FindModel(std::string_view name, std::string_view) const override {
     return name == md_.name ? &md_ : nullptr;
   }
   bool ModelReady(std::string_view, std::string_view) const override { return true; }
@@ -800,7 +801,8 @@ TEST(GrpcProxyTest, CallsReachTheHandlerAsRestAndItsAnswersComeBack) {
       http::Response res{ready ? http::Status::service_unavailable : http::Status::ok, 11};
       res.set("X-Galley-Replica", "127.0.0.1:9");
       if (!ready) {
-        res.body() = R"({"model_name":"m","id":"x","outputs":[{"name":"n","datatype":"INT64","shape":[1],"data":[7]}]})";
+        res.body() =
+            R"({"model_name":"m","id":"x","outputs":[{"name":"n","datatype":"INT64","shape":[1],"data":[7]}]})";
       }
       res.prepare_payload();
       respond(std::move(res));
@@ -809,7 +811,8 @@ TEST(GrpcProxyTest, CallsReachTheHandlerAsRestAndItsAnswersComeBack) {
   GrpcOptions o;
   o.host = "127.0.0.1";
   o.port = 0;
-  EXPECT_EQ(GrpcFrontend::CreateProxy(GrpcProxy{}, o).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GrpcFrontend::CreateProxy(GrpcProxy{}, o).status().code(),
+            absl::StatusCode::kInvalidArgument);
   auto fe = GrpcFrontend::CreateProxy(proxy, o);
   ASSERT_TRUE(fe.ok()) << fe.status();
   ASSERT_TRUE((*fe)->Start().ok());
@@ -854,9 +857,8 @@ TEST(GrpcProxyTest, CallsReachTheHandlerAsRestAndItsAnswersComeBack) {
   // returns only once the handler has answered (the answer then goes nowhere).
   ::grpc::ClientContext owed_ctx;
   ModelInferResponse owed_resp;
-  std::future<::grpc::Status> owed = std::async(std::launch::async, [&] {
-    return stub->ModelInfer(&owed_ctx, req, &owed_resp);
-  });
+  std::future<::grpc::Status> owed =
+      std::async(std::launch::async, [&] { return stub->ModelInfer(&owed_ctx, req, &owed_resp); });
   http::Responder respond = held.get_future().get();
   std::atomic<bool> shut{false};
   std::thread shutdown([&] {
@@ -864,7 +866,7 @@ TEST(GrpcProxyTest, CallsReachTheHandlerAsRestAndItsAnswersComeBack) {
     shut.store(true);
   });
   EXPECT_FALSE(owed.get().ok());  // the call ended with the server, at the deadline
-  EXPECT_FALSE(shut.load());  // ... but Shutdown still waits for the handler's answer
+  EXPECT_FALSE(shut.load());      // ... but Shutdown still waits for the handler's answer
   http::Response late{http::Status::ok, 11};
   late.prepare_payload();
   respond(std::move(late));

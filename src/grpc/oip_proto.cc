@@ -130,12 +130,12 @@ absl::Status DecodeContents(const ::inference::InferTensorContents& c, int64_t c
   return Invalid("unsupported datatype");
 }
 
-
 absl::StatusOr<std::optional<int64_t>> TimeoutParameter(const ::inference::ModelInferRequest& req) {
   auto it = req.parameters().find("timeout");
   if (it == req.parameters().end()) return std::optional<int64_t>();
   const ::inference::InferParameter& p = it->second;
-  if (p.parameter_choice_case() == ::inference::InferParameter::kInt64Param && p.int64_param() >= 0) {
+  if (p.parameter_choice_case() == ::inference::InferParameter::kInt64Param &&
+      p.int64_param() >= 0) {
     return std::optional<int64_t>(p.int64_param());
   }
   if (p.parameter_choice_case() == ::inference::InferParameter::kUint64Param) {
@@ -174,8 +174,8 @@ absl::StatusOr<protocol::DecodedInferRequest> DecodeInferRequest(
     auto idx = input_set.Claim(View(in.name()));
     if (!idx.ok()) return idx.status();
     const model::TensorSpec& spec = md.inputs[*idx];
-    auto count = protocol::CheckInputTensor(md, spec, View(in.datatype()),
-                                         absl::MakeConstSpan(in.shape().data(), in.shape().size()));
+    auto count = protocol::CheckInputTensor(
+        md, spec, View(in.datatype()), absl::MakeConstSpan(in.shape().data(), in.shape().size()));
     if (!count.ok()) return count.status();
     const std::string where = StrCat("input '", spec.name, "': ");
     if (raw && in.has_contents()) {
@@ -187,7 +187,8 @@ absl::StatusOr<protocol::DecodedInferRequest> DecodeInferRequest(
     t.name = spec.name;
     t.datatype = spec.datatype;
     t.shape.assign(in.shape().begin(), in.shape().end());
-    absl::Status st = raw ? protocol::DecodeRawTensor(View(req.raw_input_contents(i)), *count, "raw_input_contents", t)
+    absl::Status st = raw ? protocol::DecodeRawTensor(View(req.raw_input_contents(i)), *count,
+                                                      "raw_input_contents", t)
                           : DecodeContents(in.contents(), *count, t);
     if (!st.ok()) return Invalid(where + std::string(st.message()));
   }
@@ -200,9 +201,9 @@ absl::StatusOr<protocol::DecodedInferRequest> DecodeInferRequest(
 }
 
 ::inference::ModelInferResponse EncodeInferResponse(const model::ModelMetadata& md,
-                                                  std::string_view id,
-                                                  const model::InferOutput& output,
-                                                  const std::vector<std::string>& requested) {
+                                                    std::string_view id,
+                                                    const model::InferOutput& output,
+                                                    const std::vector<std::string>& requested) {
   ::inference::ModelInferResponse resp;
   resp.set_model_name(md.name);
   resp.set_model_version(md.version);

@@ -42,9 +42,9 @@ absl::StatusOr<protocol::DecodedInferRequest> DecodeInferRequest(
 // (only `requested` ones when it is not empty, in the model's order) with their data in
 // raw_output_contents, as Triton answers and tritonclient reads.
 ::inference::ModelInferResponse EncodeInferResponse(const model::ModelMetadata& metadata,
-                                                  std::string_view id,
-                                                  const model::InferOutput& output,
-                                                  const std::vector<std::string>& requested);
+                                                    std::string_view id,
+                                                    const model::InferOutput& output,
+                                                    const std::vector<std::string>& requested);
 
 ::inference::ModelMetadataResponse EncodeModelMetadata(const model::ModelMetadata& metadata);
 
@@ -52,7 +52,6 @@ absl::StatusOr<protocol::DecodedInferRequest> DecodeInferRequest(
 // field for t's datatype only, values in range for it. InvalidArgument otherwise.
 absl::Status DecodeTypedContents(const ::inference::InferTensorContents& contents, int64_t count,
                                  model::Tensor& t);
-
 
 // A request's deadline: the client's gRPC deadline (`client_left`: the time it had left when
 // the request arrived) when it set one, else `timeout_us` (parameter "timeout") if > 0, else

@@ -1,11 +1,11 @@
 #include "grpc/oip_proto.h"
-#include "protocol/oip_json.h"
 
 #include <cstring>
 #include <functional>
 
 #include "grpc_service.pb.h"
 #include "gtest/gtest.h"
+#include "protocol/oip_json.h"
 
 namespace galley::rpc {
 namespace {

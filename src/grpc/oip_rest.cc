@@ -21,7 +21,9 @@ namespace bhttp = boost::beast::http;
 using model::DataType;
 using model::Tensor;
 
-absl::Status Invalid(std::string_view what) { return absl::InvalidArgumentError(std::string(what)); }
+absl::Status Invalid(std::string_view what) {
+  return absl::InvalidArgumentError(std::string(what));
+}
 
 // A path segment: RFC 3986 unreserved characters as they are, every other byte percent-encoded,
 // so that no name can reach another endpoint ("../", "?", "#").
@@ -58,12 +60,18 @@ absl::StatusOr<std::string> ModelPath(std::string_view name, std::string_view ve
 
 json::value ParameterJson(const ::inference::InferParameter& p) {
   switch (p.parameter_choice_case()) {
-    case ::inference::InferParameter::kBoolParam: return p.bool_param();
-    case ::inference::InferParameter::kInt64Param: return p.int64_param();
-    case ::inference::InferParameter::kStringParam: return json::string(p.string_param());
-    case ::inference::InferParameter::kDoubleParam: return p.double_param();
-    case ::inference::InferParameter::kUint64Param: return p.uint64_param();
-    default: return nullptr;
+    case ::inference::InferParameter::kBoolParam:
+      return p.bool_param();
+    case ::inference::InferParameter::kInt64Param:
+      return p.int64_param();
+    case ::inference::InferParameter::kStringParam:
+      return json::string(p.string_param());
+    case ::inference::InferParameter::kDoubleParam:
+      return p.double_param();
+    case ::inference::InferParameter::kUint64Param:
+      return p.uint64_param();
+    default:
+      return nullptr;
   }
 }
 
@@ -79,12 +87,18 @@ json::object ParametersJson(const Map& params) {
 
 // A JSON parameter as an InferParameter; false for a kind the protocol has no field for.
 bool ParameterFromJson(const json::value& v, ::inference::InferParameter& p) {
-  if (v.is_bool()) p.set_bool_param(v.get_bool());
-  else if (v.is_int64()) p.set_int64_param(v.get_int64());
-  else if (v.is_uint64()) p.set_uint64_param(v.get_uint64());
-  else if (v.is_double()) p.set_double_param(v.get_double());
-  else if (v.is_string()) p.set_string_param(std::string(v.get_string()));
-  else return false;
+  if (v.is_bool())
+    p.set_bool_param(v.get_bool());
+  else if (v.is_int64())
+    p.set_int64_param(v.get_int64());
+  else if (v.is_uint64())
+    p.set_uint64_param(v.get_uint64());
+  else if (v.is_double())
+    p.set_double_param(v.get_double());
+  else if (v.is_string())
+    p.set_string_param(std::string(v.get_string()));
+  else
+    return false;
   return true;
 }
 
@@ -197,8 +211,9 @@ absl::Status DecodeOutput(const json::object& o, std::string_view& binary,
   if (!shape.ok()) return Invalid(StrCat("output '", out.name(), "': ", shape.status().message()));
   for (int64_t d : *shape) out.add_shape(d);
   const json::value* params = o.if_contains("parameters");
-  const json::value* size =
-      params != nullptr && params->is_object() ? params->get_object().if_contains("binary_data_size") : nullptr;
+  const json::value* size = params != nullptr && params->is_object()
+                                ? params->get_object().if_contains("binary_data_size")
+                                : nullptr;
   if (size != nullptr) {
     if (!size->is_int64() || size->get_int64() < 0 ||
         static_cast<uint64_t>(size->get_int64()) > binary.size()) {
@@ -215,7 +230,8 @@ absl::Status DecodeOutput(const json::object& o, std::string_view& binary,
   t.datatype = *type;
   t.shape = *shape;
   int64_t count = 0;
-  if (absl::Status st = protocol::AppendJsonData(*data, model::ElementCount(t.shape), t, count); !st.ok()) {
+  if (absl::Status st = protocol::AppendJsonData(*data, model::ElementCount(t.shape), t, count);
+      !st.ok()) {
     return Invalid(StrCat("output '", out.name(), "': ", st.message()));
   }
   if (*type == DataType::kBytes) {
@@ -226,7 +242,8 @@ absl::Status DecodeOutput(const json::object& o, std::string_view& binary,
   return absl::OkStatus();
 }
 
-void AddTensorMetadata(const json::object& o, ::inference::ModelMetadataResponse::TensorMetadata* t) {
+void AddTensorMetadata(const json::object& o,
+                       ::inference::ModelMetadataResponse::TensorMetadata* t) {
   t->set_name(StringField(o, "name"));
   t->set_datatype(StringField(o, "datatype"));
   if (auto shape = Shape(o); shape.ok()) {
@@ -267,8 +284,10 @@ absl::StatusOr<http::Request> RestInferRequest(const ::inference::ModelInferRequ
     params["binary_data_size"] = size;
     json::array shape;
     for (int64_t d : in.shape()) shape.push_back(d);
-    inputs.push_back(json::object{{"name", in.name()}, {"datatype", in.datatype()},
-                                  {"shape", std::move(shape)}, {"parameters", std::move(params)}});
+    inputs.push_back(json::object{{"name", in.name()},
+                                  {"datatype", in.datatype()},
+                                  {"shape", std::move(shape)},
+                                  {"parameters", std::move(params)}});
   }
   doc["inputs"] = std::move(inputs);
   if (req.outputs_size() > 0) {
@@ -306,24 +325,35 @@ absl::StatusOr<http::Request> RestModelRequest(std::string_view name, std::strin
 
 ::grpc::StatusCode GrpcCodeForHttp(unsigned status) {
   switch (status) {
-    case 400: return ::grpc::StatusCode::INVALID_ARGUMENT;
-    case 401: return ::grpc::StatusCode::UNAUTHENTICATED;
-    case 403: return ::grpc::StatusCode::PERMISSION_DENIED;
-    case 404: return ::grpc::StatusCode::NOT_FOUND;
+    case 400:
+      return ::grpc::StatusCode::INVALID_ARGUMENT;
+    case 401:
+      return ::grpc::StatusCode::UNAUTHENTICATED;
+    case 403:
+      return ::grpc::StatusCode::PERMISSION_DENIED;
+    case 404:
+      return ::grpc::StatusCode::NOT_FOUND;
     case 408:
-    case 504: return ::grpc::StatusCode::DEADLINE_EXCEEDED;
-    case 429: return ::grpc::StatusCode::RESOURCE_EXHAUSTED;
-    case 501: return ::grpc::StatusCode::UNIMPLEMENTED;
+    case 504:
+      return ::grpc::StatusCode::DEADLINE_EXCEEDED;
+    case 429:
+      return ::grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case 501:
+      return ::grpc::StatusCode::UNIMPLEMENTED;
     case 502:
-    case 503: return ::grpc::StatusCode::UNAVAILABLE;
-    default: return status >= 500 && status < 600 ? ::grpc::StatusCode::INTERNAL : ::grpc::StatusCode::UNKNOWN;
+    case 503:
+      return ::grpc::StatusCode::UNAVAILABLE;
+    default:
+      return status >= 500 && status < 600 ? ::grpc::StatusCode::INTERNAL
+                                           : ::grpc::StatusCode::UNKNOWN;
   }
 }
 
 ::grpc::Status GrpcErrorFor(const http::Response& res) {
   std::string message = ErrorMessage(res);
   if (message.empty()) {
-    message = StrCat("HTTP ", res.result_int(), " ", std::string_view(res.reason().data(), res.reason().size()));
+    message = StrCat("HTTP ", res.result_int(), " ",
+                     std::string_view(res.reason().data(), res.reason().size()));
   }
   return {GrpcCodeForHttp(res.result_int()), std::move(message)};
 }
@@ -339,22 +369,25 @@ absl::StatusOr<http::Request> RestModelRequest(std::string_view name, std::strin
   if (const json::value* p = doc->if_contains("parameters"); p != nullptr && p->is_object()) {
     for (const auto& [key, value] : p->get_object()) {
       ::inference::InferParameter param;
-      if (ParameterFromJson(value, param)) (*out->mutable_parameters())[std::string(key)] = std::move(param);
+      if (ParameterFromJson(value, param))
+        (*out->mutable_parameters())[std::string(key)] = std::move(param);
     }
   }
   const json::value* outputs = doc->if_contains("outputs");
   if (outputs == nullptr || !outputs->is_array()) return Internal("'outputs' is not an array");
   for (const json::value& o : outputs->get_array()) {
     if (!o.is_object()) return Internal("an output is not an object");
-    absl::Status st = DecodeOutput(o.get_object(), binary, *out->add_outputs(),
-                                   *out->add_raw_output_contents());
+    absl::Status st =
+        DecodeOutput(o.get_object(), binary, *out->add_outputs(), *out->add_raw_output_contents());
     if (!st.ok()) return Internal(std::string(st.message()));
   }
-  if (!binary.empty()) return Internal(StrCat(binary.size(), " bytes of binary data no output claims"));
+  if (!binary.empty())
+    return Internal(StrCat(binary.size(), " bytes of binary data no output claims"));
   return ::grpc::Status::OK;
 }
 
-::grpc::Status GrpcModelMetadata(const http::Response& res, ::inference::ModelMetadataResponse* out) {
+::grpc::Status GrpcModelMetadata(const http::Response& res,
+                                 ::inference::ModelMetadataResponse* out) {
   if (!Success(res)) return GrpcErrorFor(res);
   std::string_view binary;
   auto doc = AnswerJson(res, binary);
@@ -371,7 +404,8 @@ absl::StatusOr<http::Request> RestModelRequest(std::string_view name, std::strin
     if (list == nullptr || !list->is_array()) continue;
     for (const json::value& t : list->get_array()) {
       if (!t.is_object()) continue;
-      AddTensorMetadata(t.get_object(), std::string_view(key) == "inputs" ? out->add_inputs() : out->add_outputs());
+      AddTensorMetadata(t.get_object(),
+                        std::string_view(key) == "inputs" ? out->add_inputs() : out->add_outputs());
     }
   }
   return ::grpc::Status::OK;

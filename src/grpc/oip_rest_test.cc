@@ -184,8 +184,9 @@ TEST(GrpcInferResponse, ReadsBinaryOutputs) {
 
 TEST(GrpcInferResponse, ConvertsJsonData) {
   http::Response res = Answer(
-      200, R"({"model_name":"m","outputs":[{"name":"y","datatype":"FP32","shape":[1,2],"data":[[1.5,-2]]},)"
-           R"({"name":"z","datatype":"BYTES","shape":[1],"data":["neg"]}]})");
+      200,
+      R"({"model_name":"m","outputs":[{"name":"y","datatype":"FP32","shape":[1,2],"data":[[1.5,-2]]},)"
+      R"({"name":"z","datatype":"BYTES","shape":[1],"data":["neg"]}]})");
   ::inference::ModelInferResponse out;
   ASSERT_TRUE(GrpcInferResponse(res, &out).ok());
   EXPECT_EQ(out.raw_output_contents(0), RawFloats({1.5f, -2}));
@@ -199,7 +200,8 @@ TEST(GrpcInferResponse, AnAnswerThatCannotBeReadIsInternalAndSaysWhy) {
   auto st = GrpcInferResponse(Answer(200, "{not json"), &out);
   EXPECT_EQ(st.error_code(), ::grpc::StatusCode::INTERNAL);
   EXPECT_NE(st.error_message().find("malformed JSON"), std::string::npos);
-  http::Response extra = Answer(200, R"({"outputs":[]})" "junk");
+  http::Response extra = Answer(200, R"({"outputs":[]})"
+                                     "junk");
   extra.set(protocol::kInferenceHeaderLength, "14");
   st = GrpcInferResponse(extra, &out);
   EXPECT_NE(st.error_message().find("4 bytes of binary data no output claims"), std::string::npos)
@@ -214,21 +216,23 @@ TEST(GrpcInferResponse, ErrorsKeepTheirMessageAndMapToGrpcCodes) {
   auto st = GrpcInferResponse(Answer(400, R"({"error":"input 'a' is missing"})"), &out);
   EXPECT_EQ(st.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(st.error_message(), "input 'a' is missing");
-  EXPECT_EQ(GrpcInferResponse(Answer(401, "{}"), &out).error_code(), ::grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(GrpcInferResponse(Answer(401, "{}"), &out).error_code(),
+            ::grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(GrpcInferResponse(Answer(404, ""), &out).error_code(), ::grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(GrpcInferResponse(Answer(429, ""), &out).error_code(), ::grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(GrpcInferResponse(Answer(429, ""), &out).error_code(),
+            ::grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(GrpcInferResponse(Answer(503, ""), &out).error_code(), ::grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(GrpcInferResponse(Answer(504, ""), &out).error_code(), ::grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(GrpcInferResponse(Answer(504, ""), &out).error_code(),
+            ::grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_EQ(GrpcInferResponse(Answer(500, ""), &out).error_code(), ::grpc::StatusCode::INTERNAL);
   EXPECT_EQ(GrpcInferResponse(Answer(302, ""), &out).error_code(), ::grpc::StatusCode::UNKNOWN);
-  EXPECT_NE(GrpcInferResponse(Answer(503, ""), &out).error_message().find("503"), std::string::npos);
+  EXPECT_NE(GrpcInferResponse(Answer(503, ""), &out).error_message().find("503"),
+            std::string::npos);
 }
 
 TEST(GrpcModelMetadata, ReadsTheRestMetadata) {
   ::inference::ModelMetadataResponse out;
-  ASSERT_TRUE(GrpcModelMetadata(
-                  Answer(200, protocol::EncodeModelMetadata(Model())), &out)
-                  .ok());
+  ASSERT_TRUE(GrpcModelMetadata(Answer(200, protocol::EncodeModelMetadata(Model())), &out).ok());
   EXPECT_EQ(out.name(), "m");
   EXPECT_EQ(out.platform(), "test");
   ASSERT_EQ(out.inputs_size(), 2);

@@ -21,19 +21,21 @@ bool IsOpsPath(std::string_view target) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Server>> StartOpsListener(const std::optional<ServerOptions>& options,
-                                                         Handler& handler) {
+absl::StatusOr<std::unique_ptr<Server>> StartOpsListener(
+    const std::optional<ServerOptions>& options, Handler& handler) {
   if (!options) return std::unique_ptr<Server>();
   auto shared = std::make_shared<Handler>(std::move(handler));
   handler = [shared](Request&& req, Responder respond) {
     if (PathOf(req) == "/metrics") {
-      return respond(JsonError(Status::not_found, "no such endpoint: /metrics (see --metrics-listen)"));
+      return respond(
+          JsonError(Status::not_found, "no such endpoint: /metrics (see --metrics-listen)"));
     }
     (*shared)(std::move(req), std::move(respond));
   };
   Handler ops = [shared](Request&& req, Responder respond) {
     const std::string_view path = PathOf(req);
-    if (!IsOpsPath(path)) return respond(JsonError(Status::not_found, StrCat("no such endpoint: ", path)));
+    if (!IsOpsPath(path))
+      return respond(JsonError(Status::not_found, StrCat("no such endpoint: ", path)));
     (*shared)(std::move(req), std::move(respond));
   };
   ServerOptions o = *options;

@@ -17,7 +17,7 @@ namespace galley::http {
 // an operations listener started here on `options` (one I/O thread, plain HTTP, at most 256
 // connections) that answers /metrics and the probes only, and logs its `listening` line
 // (protocol "metrics"). Without: `handler` is left as is and the result is null.
-absl::StatusOr<std::unique_ptr<Server>> StartOpsListener(const std::optional<ServerOptions>& options,
-                                                         Handler& handler);
+absl::StatusOr<std::unique_ptr<Server>> StartOpsListener(
+    const std::optional<ServerOptions>& options, Handler& handler);
 
 }  // namespace galley::http

@@ -50,7 +50,8 @@ ResponseReader::State ResponseReader::Parse(boost::beast::flat_buffer& buffer) {
       return State::kDone;
     }
     if (status == 101) return Fail("unexpected 101 Switching Protocols");
-    if (++interim_ > kMaxInterim) return Fail(StrCat("more than ", kMaxInterim, " interim answers"));
+    if (++interim_ > kMaxInterim)
+      return Fail(StrCat("more than ", kMaxInterim, " interim answers"));
     Reset();  // an interim answer: the final one follows
   }
   return State::kNeedMore;
@@ -63,7 +64,8 @@ ResponseReader::State ResponseReader::OnEndOfStream() {
   boost::system::error_code ec;
   parser_->put_eof(ec);
   if (ec) return Fail(StrCat("malformed answer: ", ec.message()));
-  if (parser_->get().result_int() < 200) return Fail("the connection closed after an interim answer");
+  if (parser_->get().result_int() < 200)
+    return Fail("the connection closed after an interim answer");
   response_ = parser_->release();
   return State::kDone;
 }

@@ -37,7 +37,8 @@ TEST(ResponseReaderTest, SkipsInterimAnswersAndKeepsWhatFollowsTheFinalOne) {
 }
 
 TEST(ResponseReaderTest, ByteByByte) {
-  const std::string wire = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}";
+  const std::string wire =
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}";
   ResponseReader r(1 << 20);
   boost::beast::flat_buffer b;
   State s = State::kNeedMore;
@@ -55,8 +56,8 @@ TEST(ResponseReaderTest, ChunkedAnswersFedAByteAtATime) {
   // Found by the fuzzer: a last chunk whose header arrives a byte at a time (the empty body's
   // "0\r\n" right after the header block is the sharpest case).
   for (const std::string body : {"", "3\r\nabc\r\n"}) {
-    const std::string wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body +
-                             "0\r\n\r\nEXTRA";
+    const std::string wire =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body + "0\r\n\r\nEXTRA";
     ResponseReader r(1 << 20);
     boost::beast::flat_buffer b;
     State s = State::kNeedMore;
@@ -83,7 +84,8 @@ TEST(ResponseReaderTest, SwitchingProtocolsTooManyInterimAndGarbageAreErrors) {
   {
     ResponseReader r(1 << 20);
     boost::beast::flat_buffer b;
-    for (int i = 0; i <= ResponseReader::kMaxInterim; ++i) Append(b, "HTTP/1.1 100 Continue\r\n\r\n");
+    for (int i = 0; i <= ResponseReader::kMaxInterim; ++i)
+      Append(b, "HTTP/1.1 100 Continue\r\n\r\n");
     EXPECT_EQ(r.Parse(b), State::kError);
     EXPECT_NE(r.error().find("interim"), std::string::npos);
   }
@@ -95,9 +97,11 @@ TEST(ResponseReaderTest, SwitchingProtocolsTooManyInterimAndGarbageAreErrors) {
     EXPECT_NE(r.error().find("malformed"), std::string::npos);
   }
   {
-    ResponseReader r(1 << 20);  // found by the fuzzer: a status below 100 with a close-delimited body
+    ResponseReader r(
+        1 << 20);  // found by the fuzzer: a status below 100 with a close-delimited body
     boost::beast::flat_buffer b;
-    Append(b, "HTTP/1.1 099 Odd\r\n\r\nHTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+    Append(b,
+           "HTTP/1.1 099 Odd\r\n\r\nHTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
     EXPECT_EQ(r.Parse(b), State::kError);
     EXPECT_NE(r.error().find("status 99 is not an HTTP status"), std::string::npos);
   }

@@ -3,21 +3,20 @@
 #include <algorithm>
 #include <array>
 #include <condition_variable>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
-#include "common/strings.h"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
-#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/ssl/stream.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core/bind_handler.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
@@ -134,7 +133,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // body on its own. Kept between requests so that their capacity is reused.
   std::string head_;
   std::string body_;
-  bool idle_ = false;        // waiting for the first byte of the next request
+  bool idle_ = false;  // waiting for the first byte of the next request
   bool draining_ = false;
   bool closed_ = false;
   bool request_keep_alive_ = true;
@@ -156,15 +155,17 @@ class ServerImpl final : public Server {
   absl::Status Listen() {
     error_code ec;
     auto address = asio::ip::make_address(options_.host, ec);
-    if (ec) return absl::InvalidArgumentError(StrCat("bad listen host '", options_.host, "': ", ec.message()));
+    if (ec)
+      return absl::InvalidArgumentError(
+          StrCat("bad listen host '", options_.host, "': ", ec.message()));
     tcp::endpoint endpoint(address, options_.port);
     acceptor_->open(endpoint.protocol(), ec);
     if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_->bind(endpoint, ec);
     if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      return absl::UnavailableError(StrCat("cannot listen on ", options_.host, ":",
-                                                 options_.port, ": ", ec.message()));
+      return absl::UnavailableError(
+          StrCat("cannot listen on ", options_.host, ":", options_.port, ": ", ec.message()));
     }
     port_ = acceptor_->local_endpoint().port();
     return absl::OkStatus();
@@ -277,7 +278,8 @@ class ServerImpl final : public Server {
     sweep_timer_->async_wait([this](error_code ec) {
       if (ec || stopped_.load()) return;
       const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              std::chrono::steady_clock::now().time_since_epoch()).count();
+                              std::chrono::steady_clock::now().time_since_epoch())
+                              .count();
       std::vector<std::shared_ptr<Session>> expired;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -331,9 +333,9 @@ class ServerImpl final : public Server {
     if (peer_full || (open >= options_.max_connections && !evict)) {
       stats_.rejected_connections.fetch_add(1, std::memory_order_relaxed);
       Rejected(Status::service_unavailable);
-      session->Refuse(JsonError(Status::service_unavailable,
-                                peer_full ? "too many open connections from this address"
-                                          : "too many open connections"));
+      session->Refuse(JsonError(
+          Status::service_unavailable,
+          peer_full ? "too many open connections from this address" : "too many open connections"));
       return;
     }
     if (evict) {
@@ -355,7 +357,7 @@ class ServerImpl final : public Server {
   // here.
   std::mutex mu_;
   std::condition_variable cv_;
-  std::unordered_set<Session*> sessions_;  // guarded by mu_
+  std::unordered_set<Session*> sessions_;         // guarded by mu_
   std::map<asio::ip::address, size_t> per_peer_;  // open connections per client address; mu_
   // One per I/O thread (concurrency hint 1: one thread runs each).
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
@@ -415,11 +417,12 @@ void Session::Handshake() {
 
 void Session::Refuse(Response&& res) {
   idle_since_ns_.store(0, std::memory_order_relaxed);  // refused: never a candidate to evict
-  asio::dispatch(socket_.get_executor(), [self = shared_from_this(), res = std::move(res)]() mutable {
-    // A TLS client would read a plain answer as garbage: it is only closed.
-    if (self->tls_) return self->Close();
-    self->Write(std::move(res), /*close_after=*/true);
-  });
+  asio::dispatch(socket_.get_executor(),
+                 [self = shared_from_this(), res = std::move(res)]() mutable {
+                   // A TLS client would read a plain answer as garbage: it is only closed.
+                   if (self->tls_) return self->Close();
+                   self->Write(std::move(res), /*close_after=*/true);
+                 });
 }
 
 void Session::Drain() {
@@ -442,7 +445,8 @@ void Session::WaitForRequest() {
   idle_ = true;
   idle_since_ns_.store(NowNs(), std::memory_order_relaxed);
   const ServerOptions& o = server_->options();
-  SetPhase(Phase::kIdle, first_request_ ? std::min(o.first_byte_timeout, o.idle_timeout) : o.idle_timeout);
+  SetPhase(Phase::kIdle,
+           first_request_ ? std::min(o.first_byte_timeout, o.idle_timeout) : o.idle_timeout);
   WithStream([this](auto& stream) {
     stream.async_read_some(buffer_.prepare(4096),
                            beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
@@ -522,8 +526,8 @@ void Session::OnRead(error_code ec, size_t) {
   SetPhase(Phase::kNone, {});
   const ServerOptions& o = server_->options();
   if (request_timed_out_) {
-    return Reject(Status::request_timeout, StrCat("request not received within ",
-                                                  o.request_timeout.count(), " ms"));
+    return Reject(Status::request_timeout,
+                  StrCat("request not received within ", o.request_timeout.count(), " ms"));
   }
   if (ec == bhttp::error::body_limit) {
     return Reject(Status::payload_too_large,
@@ -543,12 +547,14 @@ void Session::OnRead(error_code ec, size_t) {
   const auto& req = parser_->get();
   const Verb method = req.method();
   if (method == Verb::connect || method == Verb::trace || method == Verb::unknown) {
-    return Reject(Status::not_implemented,
-                  StrCat("method ", std::string_view(req.method_string().data(), req.method_string().size()),
-                         " is not implemented"));
+    return Reject(
+        Status::not_implemented,
+        StrCat("method ", std::string_view(req.method_string().data(), req.method_string().size()),
+               " is not implemented"));
   }
   if (method == Verb::options && req.target() == "*") {
-    Response res = JsonError(Status::method_not_allowed, "OPTIONS * is not supported; use GET or POST");
+    Response res =
+        JsonError(Status::method_not_allowed, "OPTIONS * is not supported; use GET or POST");
     res.set(bhttp::field::allow, "GET, POST");
     server_->Rejected(Status::method_not_allowed);
     request_keep_alive_ = req.keep_alive();
@@ -615,13 +621,15 @@ void Session::OnWrite(bool close, error_code ec, size_t) {
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch()).count();
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 void Session::SetPhase(Phase phase, std::chrono::milliseconds timeout) {
   if (phase != Phase::kNone) {
-    deadline_ns_.store(NowNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count(),
-                       std::memory_order_relaxed);
+    deadline_ns_.store(
+        NowNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count(),
+        std::memory_order_relaxed);
   }
   phase_.store(static_cast<int>(phase), std::memory_order_relaxed);
 }

@@ -23,16 +23,16 @@ namespace galley::http {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  uint16_t port = 8080;                       // 0 picks a free port; see Server::port()
+  uint16_t port = 8080;  // 0 picks a free port; see Server::port()
   int io_threads = 2;
-  size_t max_body_bytes = 1 << 20;            // larger bodies get 413
-  size_t max_header_bytes = 16 << 10;         // larger header blocks get 431
-  size_t max_connections = 4096;              // at the cap: evict the longest idle, else 503
-  size_t max_connections_per_peer = 1024;     // from one client address; further get 503
+  size_t max_body_bytes = 1 << 20;         // larger bodies get 413
+  size_t max_header_bytes = 16 << 10;      // larger header blocks get 431
+  size_t max_connections = 4096;           // at the cap: evict the longest idle, else 503
+  size_t max_connections_per_peer = 1024;  // from one client address; further get 503
   std::chrono::milliseconds first_byte_timeout{5'000};  // a new connection's first byte
-  std::chrono::milliseconds idle_timeout{60'000};     // keep-alive: idle time before close
-  std::chrono::milliseconds request_timeout{10'000};  // first byte to last byte of a request
-  std::chrono::milliseconds write_timeout{30'000};    // sending one response
+  std::chrono::milliseconds idle_timeout{60'000};       // keep-alive: idle time before close
+  std::chrono::milliseconds request_timeout{10'000};    // first byte to last byte of a request
+  std::chrono::milliseconds write_timeout{30'000};      // sending one response
   // Set: HTTPS only (every connection starts with a TLS handshake; see tls.h).
   std::shared_ptr<TlsServerContext> tls;
 };

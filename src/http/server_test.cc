@@ -29,7 +29,9 @@ class Conn {
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   }
   ~Conn() { close(fd_); }
-  void Send(const std::string& s) { ASSERT_EQ(send(fd_, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size())); }
+  void Send(const std::string& s) {
+    ASSERT_EQ(send(fd_, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size()));
+  }
   // One whole response (Content-Length framed), or "" if the server closed first.
   std::string Response() {
     while (true) {
@@ -137,7 +139,8 @@ TEST_F(ServerTest, SilentConnectionIsClosedAfterTheFirstByteTimeout) {
 
 TEST_F(ServerTest, MethodsNoRouteImplements) {
   Start({});
-  for (const char* wire : {"TRACE / HTTP/1.1\r\nHost: t\r\n\r\n", "BREW / HTTP/1.1\r\nHost: t\r\n\r\n"}) {
+  for (const char* wire :
+       {"TRACE / HTTP/1.1\r\nHost: t\r\n\r\n", "BREW / HTTP/1.1\r\nHost: t\r\n\r\n"}) {
     Conn c(server_->port());
     c.Send(wire);
     EXPECT_NE(c.Response().find("501 Not Implemented"), std::string::npos) << wire;

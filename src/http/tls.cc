@@ -13,9 +13,11 @@ constexpr auto kOptions = ssl::context::default_workarounds | ssl::context::no_s
                           ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                           ssl::context::no_tlsv1_1 | ssl::context::single_dh_use;
 
-absl::Status Loaded(const boost::system::error_code& ec, std::string_view what, const std::string& file) {
+absl::Status Loaded(const boost::system::error_code& ec, std::string_view what,
+                    const std::string& file) {
   if (!ec) return absl::OkStatus();
-  return absl::InvalidArgumentError(StrCat("TLS ", what, " '", file, "' does not load: ", ec.message()));
+  return absl::InvalidArgumentError(
+      StrCat("TLS ", what, " '", file, "' does not load: ", ec.message()));
 }
 
 }  // namespace
@@ -31,7 +33,8 @@ absl::StatusOr<std::shared_ptr<ssl::context>> TlsServerContext::Build() const {
   // Session resumption (tickets) with client verification needs a session id context, else
   // OpenSSL fails a resuming client's handshake.
   static constexpr unsigned char kSessionContext[] = "galley";
-  SSL_CTX_set_session_id_context(ctx->native_handle(), kSessionContext, sizeof(kSessionContext) - 1);
+  SSL_CTX_set_session_id_context(ctx->native_handle(), kSessionContext,
+                                 sizeof(kSessionContext) - 1);
   if (!files_.client_ca.empty()) {
     ctx->load_verify_file(files_.client_ca, ec);
     if (auto st = Loaded(ec, "client CA", files_.client_ca); !st.ok()) return st;

@@ -42,7 +42,7 @@ struct BatchPolicy {
 
 // What the batcher sees of one queued request.
 struct QueuedView {
-  int rows = 1;                        // the request's batch dimension
+  int rows = 1;  // the request's batch dimension
   TimePoint deadline = TimePoint::max();
   TimePoint enqueued{};
   int64_t length = 0;  // e.g. token count; for bucketing and filling

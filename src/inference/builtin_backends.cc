@@ -17,7 +17,7 @@ std::vector<model::TensorSpec> Specs(const std::vector<TensorConfig>& configs) {
 }
 
 absl::StatusOr<std::unique_ptr<model::Backend>> MakeOnnx(const ModelConfig& config,
-                                                        const ModelLocation& location) {
+                                                         const ModelLocation& location) {
   model::OnnxBackendOptions o;
   o.name = config.name;
   o.version = location.version;
@@ -35,7 +35,8 @@ absl::StatusOr<std::unique_ptr<model::Backend>> MakeOnnx(const ModelConfig& conf
   if (!config.tokenizer) return std::unique_ptr<model::Backend>(std::move(onnx).value());
 
   const auto vocab_path = location.dir / config.tokenizer->vocab;
-  auto tokenizer = model::WordTokenizer::FromFile(vocab_path.string(), config.tokenizer->max_length);
+  auto tokenizer =
+      model::WordTokenizer::FromFile(vocab_path.string(), config.tokenizer->max_length);
   if (!tokenizer.ok()) {
     return absl::Status(tokenizer.status().code(),
                         StrCat("model '", config.name, "': ", tokenizer.status().message()));
@@ -51,7 +52,7 @@ absl::StatusOr<std::unique_ptr<model::Backend>> MakeOnnx(const ModelConfig& conf
 }
 
 absl::StatusOr<std::unique_ptr<model::Backend>> MakeVader(const ModelConfig& config,
-                                                         const ModelLocation& location) {
+                                                          const ModelLocation& location) {
   return std::unique_ptr<model::Backend>(std::make_unique<model::VaderBackend>(
       config.name, std::max(1, config.max_batch_size), location.version));
 }

@@ -28,15 +28,15 @@ std::string_view OutcomeName(Outcome outcome);  // "ok", "invalid_input", ...
 
 struct InferRequest {
   std::string model;
-  std::string version;   // empty: the model's only or default version
+  std::string version;  // empty: the model's only or default version
   model::InferInput input;
-  TimePoint deadline;    // TimePoint::max(): none
-  TimePoint arrival;     // when the front-end received it
+  TimePoint deadline;  // TimePoint::max(): none
+  TimePoint arrival;   // when the front-end received it
 };
 
 struct InferResult {
   Outcome outcome = Outcome::kOk;
-  std::string message;   // what went wrong, for the client; empty when ok
+  std::string message;  // what went wrong, for the client; empty when ok
   model::InferOutput output;
 };
 

@@ -37,7 +37,8 @@ absl::StatusOr<std::string> GetString(const json::object& obj, std::string_view 
   return std::string(v->as_string().data(), v->as_string().size());
 }
 
-absl::StatusOr<int64_t> GetInt(const json::value& v, std::string_view field, int64_t lo, int64_t hi) {
+absl::StatusOr<int64_t> GetInt(const json::value& v, std::string_view field, int64_t lo,
+                               int64_t hi) {
   int64_t n = 0;
   if (v.is_int64()) {
     n = v.as_int64();
@@ -70,7 +71,8 @@ absl::StatusOr<std::vector<int64_t>> GetIntArray(const json::value& v, std::stri
   return out;
 }
 
-absl::StatusOr<std::vector<std::string>> GetStringArray(const json::value& v, std::string_view field) {
+absl::StatusOr<std::vector<std::string>> GetStringArray(const json::value& v,
+                                                        std::string_view field) {
   if (!v.is_array()) return Bad(field, "must be an array of strings");
   std::vector<std::string> out;
   for (const auto& e : v.as_array()) {
@@ -80,7 +82,8 @@ absl::StatusOr<std::vector<std::string>> GetStringArray(const json::value& v, st
   return out;
 }
 
-absl::StatusOr<std::vector<TensorConfig>> ParseTensors(const json::value& v, std::string_view field) {
+absl::StatusOr<std::vector<TensorConfig>> ParseTensors(const json::value& v,
+                                                       std::string_view field) {
   if (!v.is_array()) return Bad(field, "must be an array of tensors");
   std::vector<TensorConfig> out;
   std::set<std::string, std::less<>> names;
@@ -97,7 +100,8 @@ absl::StatusOr<std::vector<TensorConfig>> ParseTensors(const json::value& v, std
     const json::value* dims = t.if_contains("dims");
     if (dims == nullptr) return Bad(StrCat(field, "[].dims"), "is required");
     ASSIGN_OR_RETURN(tc.dims, GetIntArray(*dims, StrCat(field, "[].dims"), -1, INT32_MAX));
-    if (!names.insert(tc.name).second) return Bad(field, StrCat("tensor '", tc.name, "' appears twice"));
+    if (!names.insert(tc.name).second)
+      return Bad(field, StrCat("tensor '", tc.name, "' appears twice"));
     out.push_back(std::move(tc));
   }
   return out;
@@ -112,7 +116,8 @@ absl::Status ParseBatching(const json::value& v, ModelConfig& c) {
                  "length_buckets", "length_fill_ratio", "length_fill_rows"}));
   c.dynamic_batching = true;
   if (const auto* p = b.if_contains("preferred_batch_size")) {
-    ASSIGN_OR_RETURN(auto sizes, GetIntArray(*p, "dynamic_batching.preferred_batch_size", 1, 1 << 20));
+    ASSIGN_OR_RETURN(auto sizes,
+                     GetIntArray(*p, "dynamic_batching.preferred_batch_size", 1, 1 << 20));
     std::sort(sizes.begin(), sizes.end());
     for (int64_t s : sizes) {
       if (s > c.max_batch_size) {
@@ -123,8 +128,8 @@ absl::Status ParseBatching(const json::value& v, ModelConfig& c) {
     }
   }
   if (const auto* d = b.if_contains("max_queue_delay_microseconds")) {
-    ASSIGN_OR_RETURN(int64_t us, GetInt(*d, "dynamic_batching.max_queue_delay_microseconds", 0,
-                                         60'000'000));
+    ASSIGN_OR_RETURN(int64_t us,
+                     GetInt(*d, "dynamic_batching.max_queue_delay_microseconds", 0, 60'000'000));
     c.batch.max_queue_delay = std::chrono::microseconds(us);
   }
   if (const auto* q = b.if_contains("max_queue_size")) {
@@ -132,7 +137,8 @@ absl::Status ParseBatching(const json::value& v, ModelConfig& c) {
     c.max_queue_size = static_cast<size_t>(n);
   }
   if (const auto* l = b.if_contains("length_buckets")) {
-    ASSIGN_OR_RETURN(c.batch.length_buckets, GetIntArray(*l, "dynamic_batching.length_buckets", 1, 1 << 20));
+    ASSIGN_OR_RETURN(c.batch.length_buckets,
+                     GetIntArray(*l, "dynamic_batching.length_buckets", 1, 1 << 20));
     if (!std::is_sorted(c.batch.length_buckets.begin(), c.batch.length_buckets.end()) ||
         std::adjacent_find(c.batch.length_buckets.begin(), c.batch.length_buckets.end()) !=
             c.batch.length_buckets.end()) {
@@ -206,9 +212,10 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_
   if (ec) return absl::InvalidArgumentError(StrCat("config is not valid JSON: ", ec.message()));
   if (!doc.is_object()) return absl::InvalidArgumentError("config must be a JSON object");
   const json::object& o = doc.as_object();
-  RETURN_IF_ERROR(OnlyKnown(o, "", {"name", "platform", "max_batch_size", "input", "output",
-                                    "dynamic_batching", "instance_group", "parameters",
-                                    "preprocess", "postprocess"}));
+  RETURN_IF_ERROR(
+      OnlyKnown(o, "",
+                {"name", "platform", "max_batch_size", "input", "output", "dynamic_batching",
+                 "instance_group", "parameters", "preprocess", "postprocess"}));
   ModelConfig c;
   c.name = std::string(folder);
   if (o.contains("name")) {
@@ -269,8 +276,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_
   if (c.tokenizer && c.max_batch_size < 1) {
     return Bad("max_batch_size", "a text classifier needs max_batch_size of at least 1");
   }
-  if (c.tokenizer &&
-      std::find(c.pad_inputs.begin(), c.pad_inputs.end(), c.tokenizer->input) == c.pad_inputs.end()) {
+  if (c.tokenizer && std::find(c.pad_inputs.begin(), c.pad_inputs.end(), c.tokenizer->input) ==
+                         c.pad_inputs.end()) {
     c.pad_inputs.push_back(c.tokenizer->input);  // texts of different lengths share batches
   }
   return c;

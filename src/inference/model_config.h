@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/tensor.h"
 #include "inference/batch_policy.h"
+#include "model/tensor.h"
 
 namespace galley::inference {
 
@@ -25,9 +25,9 @@ struct TensorConfig {
 
 // Text pre-processing: texts -> token ids for the model input `input`.
 struct TokenizerConfig {
-  std::string vocab;          // file name relative to the model's folder
-  int max_length = 128;       // tokens kept per text
-  std::string input;          // the model's INT64 ids input
+  std::string vocab;     // file name relative to the model's folder
+  int max_length = 128;  // tokens kept per text
+  std::string input;     // the model's INT64 ids input
 };
 
 // Classification post-processing: class probabilities -> label and probability.
@@ -38,17 +38,17 @@ struct ClassifierConfig {
 
 struct ModelConfig {
   std::string name;
-  std::string platform;                  // "onnxruntime_onnx" or "galley_vader"
-  int max_batch_size = 0;                // 0: requests carry no batch dimension
-  std::vector<TensorConfig> inputs;      // optional: checked against the model when given
+  std::string platform;              // "onnxruntime_onnx" or "galley_vader"
+  int max_batch_size = 0;            // 0: requests carry no batch dimension
+  std::vector<TensorConfig> inputs;  // optional: checked against the model when given
   std::vector<TensorConfig> outputs;
   // Dynamic batching; absent in the file means off (each request runs alone), as in Triton.
   bool dynamic_batching = false;
-  BatchPolicy batch;                     // max_batch_size copied in; delay, preferred, buckets
-  size_t max_queue_size = 1024;          // queued requests before 429
-  int instance_count = 1;                // worker threads (instances) for this model
-  int intra_op_threads = 1;              // ONNX Runtime threads per run
-  std::vector<std::string> pad_inputs;   // inputs padded with 0 to the longest in a batch
+  BatchPolicy batch;                    // max_batch_size copied in; delay, preferred, buckets
+  size_t max_queue_size = 1024;         // queued requests before 429
+  int instance_count = 1;               // worker threads (instances) for this model
+  int intra_op_threads = 1;             // ONNX Runtime threads per run
+  std::vector<std::string> pad_inputs;  // inputs padded with 0 to the longest in a batch
   std::optional<TokenizerConfig> tokenizer;
   std::optional<ClassifierConfig> classifier;
 };

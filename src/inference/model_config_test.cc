@@ -64,7 +64,8 @@ TEST(ModelConfigTest, LengthFillRatio) {
   EXPECT_EQ(c->batch.length_fill_ratio, 0.75);
   EXPECT_EQ(c->batch.length_fill_rows, 6);
   auto one = ParseModelConfig(R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
-    "dynamic_batching": {"length_buckets": [8], "length_fill_ratio": 1}})", "m");
+    "dynamic_batching": {"length_buckets": [8], "length_fill_ratio": 1}})",
+                              "m");
   ASSERT_TRUE(one.ok()) << one.status();
   EXPECT_EQ(one->batch.length_fill_ratio, 1.0);
   EXPECT_EQ(one->batch.length_fill_rows, 0);  // max_batch_size
@@ -86,9 +87,11 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
       {R"({"platform": "galley_vader", "max_batch_size": "8"})", "must be an integer"},
       {R"({"platform": "galley_vader", "dynamic_batching": {}})", "needs max_batch_size"},
       {R"({"platform": "galley_vader", "max_batch_size": 8,
-           "dynamic_batching": {"preferred_batch_size": [16]}})", "larger than max_batch_size"},
+           "dynamic_batching": {"preferred_batch_size": [16]}})",
+       "larger than max_batch_size"},
       {R"({"platform": "galley_vader", "max_batch_size": 8,
-           "dynamic_batching": {"length_buckets": [16, 8]}})", "strictly ascending"},
+           "dynamic_batching": {"length_buckets": [16, 8]}})",
+       "strictly ascending"},
       {R"({"platform": "galley_vader", "max_batch_size": 8,
            "dynamic_batching": {"length_buckets": [8], "length_fill_ratio": 0}})",
        "'dynamic_batching.length_fill_ratio': must be in (0, 1]"},
@@ -99,7 +102,8 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
            "dynamic_batching": {"length_buckets": [8], "length_fill_ratio": "0.5"}})",
        "'dynamic_batching.length_fill_ratio': must be a number"},
       {R"({"platform": "galley_vader", "max_batch_size": 8,
-           "dynamic_batching": {"length_fill_ratio": 0.5}})", "needs dynamic_batching.length_buckets"},
+           "dynamic_batching": {"length_fill_ratio": 0.5}})",
+       "needs dynamic_batching.length_buckets"},
       {R"({"platform": "galley_vader", "max_batch_size": 8,
            "dynamic_batching": {"length_buckets": [8], "length_fill_ratio": 0.5,
                                 "length_fill_rows": 9}})",
@@ -108,7 +112,8 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
            "dynamic_batching": {"length_buckets": [8], "length_fill_rows": 4}})",
        "'dynamic_batching.length_fill_rows': needs dynamic_batching.length_fill_ratio"},
       {R"({"platform": "galley_vader", "max_batch_size": 8,
-           "dynamic_batching": {"max_queue_delay": 5}})", "'dynamic_batching.max_queue_delay': unknown"},
+           "dynamic_batching": {"max_queue_delay": 5}})",
+       "'dynamic_batching.max_queue_delay': unknown"},
       {R"({"platform": "galley_vader", "input": [{"name": "x", "datatype": "FP33", "dims": [1]}]})",
        "unknown datatype 'FP33'"},
       {R"({"platform": "galley_vader", "input": [{"name": "x", "datatype": "FP32"}]})",
@@ -120,7 +125,8 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
            "preprocess": {"kind": "word_tokenizer", "vocab": "v.txt", "input": "ids"}})",
        "go together"},
       {R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
-           "preprocess": {"kind": "bpe", "vocab": "v.txt", "input": "ids"}})", "unknown kind 'bpe'"},
+           "preprocess": {"kind": "bpe", "vocab": "v.txt", "input": "ids"}})",
+       "unknown kind 'bpe'"},
       {R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
            "preprocess": {"kind": "word_tokenizer", "vocab": "../etc/passwd", "input": "ids"},
            "postprocess": {"kind": "classifier", "output": "p", "labels": ["a", "b"]}})",

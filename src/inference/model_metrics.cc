@@ -33,10 +33,11 @@ ModelMetrics::ModelMetrics(metrics::Registry& r)
                      .Name("galley_model_executions_total")
                      .Help("Batches the model ran.")
                      .Register(r.prom())),
-      inferences(prometheus::BuildCounter()
-                     .Name("galley_model_inferences_total")
-                     .Help("Rows the model ran; divided by executions it gives the mean batch size.")
-                     .Register(r.prom())),
+      inferences(
+          prometheus::BuildCounter()
+              .Name("galley_model_inferences_total")
+              .Help("Rows the model ran; divided by executions it gives the mean batch size.")
+              .Register(r.prom())),
       load_duration(prometheus::BuildGauge()
                         .Name("galley_model_load_duration_seconds")
                         .Help("Time the model took to load and warm up.")

@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 
 absl::Status BackendRegistry::Register(std::string platform, BackendFactory factory) {
   if (factories_.count(platform) != 0) {
-    return absl::AlreadyExistsError(StrCat("a backend for platform '", platform, "' is already registered"));
+    return absl::AlreadyExistsError(
+        StrCat("a backend for platform '", platform, "' is already registered"));
   }
   factories_.emplace(std::move(platform), std::move(factory));
   return absl::OkStatus();
@@ -48,13 +49,14 @@ bool IsVersionName(const std::string& s) {
 void ScanModel(const fs::path& dir, RepositoryEntry& e) {
   auto text = ReadFile(dir / "config.json");
   if (!text.ok()) {
-    e.status = absl::NotFoundError(StrCat("model '", e.name, "': no config.json in ", dir.string()));
+    e.status =
+        absl::NotFoundError(StrCat("model '", e.name, "': no config.json in ", dir.string()));
     return;
   }
   auto config = ParseModelConfig(*text, e.name);
   if (!config.ok()) {
-    e.status = absl::InvalidArgumentError(
-        StrCat("model '", e.name, "': ", (dir / "config.json").string(), ": ", config.status().message()));
+    e.status = absl::InvalidArgumentError(StrCat(
+        "model '", e.name, "': ", (dir / "config.json").string(), ": ", config.status().message()));
     return;
   }
   e.config = std::move(config).value();
@@ -70,9 +72,9 @@ void ScanModel(const fs::path& dir, RepositoryEntry& e) {
     if (n > best) best = n;
   }
   if (best < 0) {
-    e.status = absl::NotFoundError(StrCat(
-        "model '", e.name, "': no numbered version folder",
-        file.empty() ? std::string() : StrCat(" holding ", file), " in ", dir.string()));
+    e.status = absl::NotFoundError(StrCat("model '", e.name, "': no numbered version folder",
+                                          file.empty() ? std::string() : StrCat(" holding ", file),
+                                          " in ", dir.string()));
     return;
   }
   e.location.name = e.name;
@@ -86,7 +88,8 @@ void ScanModel(const fs::path& dir, RepositoryEntry& e) {
 absl::StatusOr<std::vector<RepositoryEntry>> ScanRepository(const fs::path& repository) {
   std::error_code ec;
   if (!fs::is_directory(repository, ec)) {
-    return absl::NotFoundError(StrCat("model repository ", repository.string(), " is not a folder"));
+    return absl::NotFoundError(
+        StrCat("model repository ", repository.string(), " is not a folder"));
   }
   // A model is a folder with a configuration; other folders (training scripts, notes) are not
   // models and are not reported as broken ones.
@@ -99,7 +102,8 @@ absl::StatusOr<std::vector<RepositoryEntry>> ScanRepository(const fs::path& repo
       dirs.push_back(sub.path());
     }
   }
-  if (ec) return absl::UnavailableError(StrCat("reading ", repository.string(), ": ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(StrCat("reading ", repository.string(), ": ", ec.message()));
   std::sort(dirs.begin(), dirs.end());
   std::vector<RepositoryEntry> out;
   for (const fs::path& dir : dirs) {

@@ -21,16 +21,16 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/backend.h"
 #include "inference/model_config.h"
+#include "model/backend.h"
 
 namespace galley::inference {
 
 // Where one model's files are.
 struct ModelLocation {
-  std::string name;                // the folder's name
-  std::filesystem::path dir;       // <repository>/<name>
-  std::string version;             // e.g. "3"
+  std::string name;           // the folder's name
+  std::filesystem::path dir;  // <repository>/<name>
+  std::string version;        // e.g. "3"
   std::filesystem::path version_dir;
 };
 
@@ -51,15 +51,16 @@ class BackendRegistry {
 // One model found in the repository: its config and location, or why it cannot be served.
 struct RepositoryEntry {
   std::string name;
-  absl::Status status;       // OK, or the error that keeps this model from loading
-  ModelConfig config;        // valid when status is OK
-  ModelLocation location;    // valid when status is OK
+  absl::Status status;     // OK, or the error that keeps this model from loading
+  ModelConfig config;      // valid when status is OK
+  ModelLocation location;  // valid when status is OK
 };
 
 // Lists the models of `repository` (every sub-folder, sorted by name; hidden folders skipped).
 // A folder without a readable, valid config.json, or without a version folder that holds the
 // model's file, is an entry with an error; only an unreadable repository is an error itself.
-absl::StatusOr<std::vector<RepositoryEntry>> ScanRepository(const std::filesystem::path& repository);
+absl::StatusOr<std::vector<RepositoryEntry>> ScanRepository(
+    const std::filesystem::path& repository);
 
 // The file a platform needs in a version folder ("model.onnx"), or empty if none.
 std::string_view ModelFileName(std::string_view platform);

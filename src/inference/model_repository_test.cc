@@ -76,8 +76,10 @@ TEST_F(ModelRepositoryTest, MissingRepositoryIsAnError) {
 
 TEST(BackendRegistryTest, RejectsDuplicatePlatforms) {
   BackendRegistry r;
-  auto factory = [](const ModelConfig&, const ModelLocation&)
-      -> absl::StatusOr<std::unique_ptr<model::Backend>> { return absl::UnimplementedError("x"); };
+  auto factory = [](const ModelConfig&,
+                    const ModelLocation&) -> absl::StatusOr<std::unique_ptr<model::Backend>> {
+    return absl::UnimplementedError("x");
+  };
   ASSERT_TRUE(r.Register("p", factory).ok());
   EXPECT_EQ(r.Register("p", factory).code(), absl::StatusCode::kAlreadyExists);
   EXPECT_NE(r.Find("p"), nullptr);

@@ -2,8 +2,8 @@
 
 #include <chrono>
 
-#include "common/strings.h"
 #include "common/log.h"
+#include "common/strings.h"
 #include "common/thread_name.h"
 
 namespace galley::inference {
@@ -42,7 +42,8 @@ absl::Status ModelRunner::Load(const std::vector<model::InferInput>& warmup) {
   const TimePoint start = clock_.Now();
   for (auto& backend : instances_) {
     if (absl::Status st = backend->Load(); !st.ok()) {
-      return absl::Status(st.code(), StrCat("loading model '", metadata().name, "': ", st.message()));
+      return absl::Status(st.code(),
+                          StrCat("loading model '", metadata().name, "': ", st.message()));
     }
     std::vector<model::InferInput> prepared = warmup;
     std::vector<const model::InferInput*> batch;
@@ -58,7 +59,7 @@ absl::Status ModelRunner::Load(const std::vector<model::InferInput>& warmup) {
       for (auto& r : results) {
         if (!r.ok()) {
           return absl::Status(r.status().code(), StrCat("warming up model '", metadata().name,
-                                                              "': ", r.status().message()));
+                                                        "': ", r.status().message()));
         }
       }
     }
@@ -109,7 +110,7 @@ void ModelRunner::Submit(InferRequest&& request, InferCallback done) {
       lock.unlock();
       done(InferResult{Outcome::kQueueFull,
                        StrCat("model '", metadata().name, "' queue is full (",
-                                    options_.queue_capacity, " requests)"),
+                              options_.queue_capacity, " requests)"),
                        {}});
       return;
     }
@@ -124,9 +125,8 @@ bool ModelRunner::NextBatch(std::vector<Item>& batch, std::vector<Item>& expired
   std::unique_lock<std::mutex> lock(mu_);
   std::vector<QueuedView> view;
   while (true) {
-    cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return stopping_ || !queue_.empty();
-    });
+    cv_.wait(lock,
+             [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return false;  // stopping and nothing left
     const TimePoint now = clock_.Now();
     // Look at a window of the queue: enough for a full batch of several length buckets.
@@ -186,7 +186,8 @@ void ModelRunner::WorkerLoop(size_t instance) {
     for (Item& item : expired) {
       inflight_gauge_->Set(static_cast<double>(inflight_.fetch_sub(1) - 1));
       item.done(InferResult{Outcome::kDeadlineExceeded,
-                            "deadline exceeded while the request waited in the queue", {}});
+                            "deadline exceeded while the request waited in the queue",
+                            {}});
     }
     if (!batch.empty()) RunBatch(backend, batch);
   }
@@ -215,7 +216,7 @@ void ModelRunner::RunBatch(model::Backend& backend, std::vector<Item>& batch) {
     } else if (!results[i].ok()) {
       const absl::Status& st = results[i].status();
       r.outcome = st.code() == absl::StatusCode::kInvalidArgument ? Outcome::kInvalidInput
-                                                                 : Outcome::kInternal;
+                                                                  : Outcome::kInternal;
       r.message = std::string(st.message());
     } else {
       r.output = std::move(results[i]).value();

@@ -14,15 +14,15 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "common/clock.h"
-#include "model/backend.h"
 #include "inference/batch_policy.h"
 #include "inference/inference_service.h"
 #include "inference/model_metrics.h"
+#include "model/backend.h"
 
 namespace galley::inference {
 
 struct RunnerOptions {
-  size_t queue_capacity = 1024;   // queued requests beyond this are rejected (kQueueFull)
+  size_t queue_capacity = 1024;  // queued requests beyond this are rejected (kQueueFull)
   BatchPolicy batch;
 };
 

@@ -50,7 +50,8 @@ TEST_F(ModelRunnerTest, RunsAndAnswersInOrder) {
   // The first request occupies the worker; the next five queue up and form one batch.
   std::vector<std::promise<InferResult>> results(6);
   for (int i = 0; i < 6; ++i) {
-    runner->Submit(Req(static_cast<float>(i)), [&results, i](InferResult&& r) { results[i].set_value(std::move(r)); });
+    runner->Submit(Req(static_cast<float>(i)),
+                   [&results, i](InferResult&& r) { results[i].set_value(std::move(r)); });
     if (i == 0) fake_->WaitEntered(1);
   }
   EXPECT_EQ(runner->inflight(), 6);
@@ -239,8 +240,10 @@ TEST_F(ModelRunnerTest, MetricsCountExecutionsAndInferences) {
   ASSERT_EQ(p.get_future().get().outcome, Outcome::kOk);
   runner->Stop();
   const std::string text = registry_.Exposition();
-  EXPECT_NE(text.find("galley_model_executions_total{model=\"fake\"} 1"), std::string::npos) << text;
-  EXPECT_NE(text.find("galley_model_inferences_total{model=\"fake\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("galley_model_executions_total{model=\"fake\"} 1"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("galley_model_inferences_total{model=\"fake\"} 1"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("galley_batch_size_count{model=\"fake\"} 1"), std::string::npos) << text;
 }
 

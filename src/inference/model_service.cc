@@ -6,14 +6,22 @@ namespace galley::inference {
 
 std::string_view OutcomeName(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kOk: return "ok";
-    case Outcome::kInvalidInput: return "invalid_input";
-    case Outcome::kModelNotFound: return "model_not_found";
-    case Outcome::kModelNotReady: return "model_not_ready";
-    case Outcome::kQueueFull: return "queue_full";
-    case Outcome::kDeadlineExceeded: return "deadline_exceeded";
-    case Outcome::kShuttingDown: return "shutting_down";
-    case Outcome::kInternal: return "internal";
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kInvalidInput:
+      return "invalid_input";
+    case Outcome::kModelNotFound:
+      return "model_not_found";
+    case Outcome::kModelNotReady:
+      return "model_not_ready";
+    case Outcome::kQueueFull:
+      return "queue_full";
+    case Outcome::kDeadlineExceeded:
+      return "deadline_exceeded";
+    case Outcome::kShuttingDown:
+      return "shutting_down";
+    case Outcome::kInternal:
+      return "internal";
   }
   return "internal";
 }
@@ -74,9 +82,11 @@ std::string ModelService::UnavailableMessage(std::string_view name) const {
   // "<root>/m/1/model.onnx" -> "m/1/model.onnx"; the root alone -> "the model repository".
   std::string root = repository_root_;
   while (root.size() > 1 && root.back() == '/') root.pop_back();
-  for (const auto& [from, to] : {std::pair<std::string, std::string>{root + "/", ""},
-                                 std::pair<std::string, std::string>{root, "the model repository"}}) {
-    for (size_t at = message.find(from); at != std::string::npos; at = message.find(from, at + to.size())) {
+  for (const auto& [from, to] :
+       {std::pair<std::string, std::string>{root + "/", ""},
+        std::pair<std::string, std::string>{root, "the model repository"}}) {
+    for (size_t at = message.find(from); at != std::string::npos;
+         at = message.find(from, at + to.size())) {
       message.replace(at, from.size(), to);
     }
   }
@@ -103,14 +113,16 @@ void ModelService::Infer(InferRequest&& request, InferCallback done) {
       done(InferResult{Outcome::kModelNotReady, std::move(message), {}});
       return;
     }
-    done(InferResult{Outcome::kModelNotFound,
-                     StrCat("unknown model '", request.model, "'",
-                                  request.version.empty() ? "" : StrCat(" version '", request.version, "'")),
-                     {}});
+    done(InferResult{
+        Outcome::kModelNotFound,
+        StrCat("unknown model '", request.model, "'",
+               request.version.empty() ? "" : StrCat(" version '", request.version, "'")),
+        {}});
     return;
   }
   if (!r->ready()) {
-    done(InferResult{Outcome::kModelNotReady, StrCat("model '", request.model, "' is not ready"), {}});
+    done(InferResult{
+        Outcome::kModelNotReady, StrCat("model '", request.model, "' is not ready"), {}});
     return;
   }
   r->Submit(std::move(request), std::move(done));

@@ -42,8 +42,8 @@ class ModelService final : public InferenceService {
   ModelRunner* Find(std::string_view name, std::string_view version) const;
 
   std::map<std::string, std::unique_ptr<ModelRunner>, std::less<>> runners_;  // fixed after start
-  std::map<std::string, std::string, std::less<>> unavailable_;                // fixed after start
-  std::string repository_root_;                                                // fixed after start
+  std::map<std::string, std::string, std::less<>> unavailable_;               // fixed after start
+  std::string repository_root_;                                               // fixed after start
   std::atomic<bool> draining_{false};
 };
 

@@ -34,9 +34,8 @@ inline const ResourceType kStatefulSets{"apps", "v1", "statefulsets", true, "Sta
 inline const ResourceType kLeases{"coordination.k8s.io", "v1", "leases", true, "Lease"};
 inline const ResourceType kPodDisruptionBudgets{"policy", "v1", "poddisruptionbudgets", true,
                                                 "PodDisruptionBudget"};
-inline const ResourceType kCustomResourceDefinitions{"apiextensions.k8s.io", "v1",
-                                                     "customresourcedefinitions", false,
-                                                     "CustomResourceDefinition"};
+inline const ResourceType kCustomResourceDefinitions{
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", false, "CustomResourceDefinition"};
 }  // namespace resources
 
 // The apiVersion string of `type`: "v1" or "apps/v1".

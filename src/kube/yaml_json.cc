@@ -60,11 +60,12 @@ json::value Convert(const YAML::Node& node) {
 absl::StatusOr<json::value> YamlToJson(std::string_view yaml) {
   try {
     YAML::Node node = YAML::Load(std::string(yaml));
-    if (!node.IsDefined() || node.IsNull()) return absl::InvalidArgumentError("empty YAML document");
+    if (!node.IsDefined() || node.IsNull())
+      return absl::InvalidArgumentError("empty YAML document");
     return Convert(node);
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(StrCat("YAML line ", e.mark.line + 1, ", column ",
-                                             e.mark.column + 1, ": ", e.msg));
+    return absl::InvalidArgumentError(
+        StrCat("YAML line ", e.mark.line + 1, ", column ", e.mark.column + 1, ": ", e.msg));
   }
 }
 

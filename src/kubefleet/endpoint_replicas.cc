@@ -82,8 +82,9 @@ absl::StatusOr<std::unique_ptr<EndpointSliceReplicas>> EndpointSliceReplicas::St
   auto informer = std::make_unique<kube::Informer>(client, kEndpointSlices, o);
   if (absl::Status st = informer->Start(); !st.ok()) return st;
   if (!informer->WaitForSync(sync_timeout)) {
-    return absl::UnavailableError("EndpointSlices were not listed in time (is the API server reachable, and may "
-                                  "this account list endpointslices.discovery.k8s.io?)");
+    return absl::UnavailableError(
+        "EndpointSlices were not listed in time (is the API server reachable, and may "
+        "this account list endpointslices.discovery.k8s.io?)");
   }
   return std::unique_ptr<EndpointSliceReplicas>(new EndpointSliceReplicas(std::move(informer)));
 }

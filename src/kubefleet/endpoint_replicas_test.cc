@@ -7,11 +7,14 @@ namespace galley::kubefleet {
 namespace {
 
 // A slice as the EndpointSlice controller writes one for a model's Service.
-boost::json::value Slice(const char* endpoints, const char* ports = R"([{"name":"http","port":8080},{"name":"grpc","port":8081}])",
-                         const char* labels = R"({"galley.dev/model":"sentiment","kubernetes.io/service-name":"sentiment"})") {
-  return boost::json::parse(std::string(R"({"metadata":{"name":"sentiment-abc","namespace":"ml","labels":)") +
-                            labels + R"(},"addressType":"IPv4","ports":)" + ports +
-                            R"(,"endpoints":)" + endpoints + "}");
+boost::json::value Slice(
+    const char* endpoints,
+    const char* ports = R"([{"name":"http","port":8080},{"name":"grpc","port":8081}])",
+    const char* labels =
+        R"({"galley.dev/model":"sentiment","kubernetes.io/service-name":"sentiment"})") {
+  return boost::json::parse(
+      std::string(R"({"metadata":{"name":"sentiment-abc","namespace":"ml","labels":)") + labels +
+      R"(},"addressType":"IPv4","ports":)" + ports + R"(,"endpoints":)" + endpoints + "}");
 }
 
 TEST(ReplicasOfSliceTest, EndpointsFollowTheApisConditions) {
@@ -38,8 +41,10 @@ TEST(ReplicasOfSliceTest, SlicesWithoutAModelOrAnHttpPortGiveNoReplica) {
   const char* one = R"([{"addresses":["10.0.0.1"]}])";
   EXPECT_TRUE(ReplicasOfSlice(Slice(one, R"([{"name":"grpc","port":8081}])")).empty());
   EXPECT_TRUE(ReplicasOfSlice(Slice(one, R"([{"name":"http","port":0}])")).empty());
-  EXPECT_TRUE(ReplicasOfSlice(Slice(one, R"([{"name":"http","port":8080}])", R"({"x":"y"})")).empty());
-  auto fqdn = boost::json::parse(R"({"metadata":{"labels":{"galley.dev/model":"m"}},"addressType":"FQDN",
+  EXPECT_TRUE(
+      ReplicasOfSlice(Slice(one, R"([{"name":"http","port":8080}])", R"({"x":"y"})")).empty());
+  auto fqdn =
+      boost::json::parse(R"({"metadata":{"labels":{"galley.dev/model":"m"}},"addressType":"FQDN",
       "ports":[{"name":"http","port":80}],"endpoints":[{"addresses":["a.example"]}]})");
   EXPECT_TRUE(ReplicasOfSlice(fqdn).empty());
 }

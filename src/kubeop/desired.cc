@@ -45,7 +45,8 @@ json::object Labels(const json::value& model) {
           {kModelLabel, Str(model, {"metadata", "name"})}};
 }
 
-json::object Metadata(const json::value& model, std::string_view api_version, std::string_view kind) {
+json::object Metadata(const json::value& model, std::string_view api_version,
+                      std::string_view kind) {
   json::object owner{{"apiVersion", "galley.dev/v1alpha1"},
                      {"kind", "InferenceModel"},
                      {"name", Str(model, {"metadata", "name"})},
@@ -54,11 +55,10 @@ json::object Metadata(const json::value& model, std::string_view api_version, st
                      {"blockOwnerDeletion", true}};
   return {{"apiVersion", api_version},
           {"kind", kind},
-          {"metadata",
-           json::object{{"name", Str(model, {"metadata", "name"})},
-                        {"namespace", Str(model, {"metadata", "namespace"})},
-                        {"labels", Labels(model)},
-                        {"ownerReferences", json::array{owner}}}}};
+          {"metadata", json::object{{"name", Str(model, {"metadata", "name"})},
+                                    {"namespace", Str(model, {"metadata", "namespace"})},
+                                    {"labels", Labels(model)},
+                                    {"ownerReferences", json::array{owner}}}}};
 }
 
 json::object HttpProbe(std::string_view path, int period, int failures) {
@@ -86,10 +86,17 @@ absl::StatusOr<Children> DesiredChildren(const json::value& model) {
   const int64_t failover_s = Int(spec, {"failoverTolerationSeconds"}, 30);
 
   // What the server loads. Only models that ship inside the image are served without a fetch.
-  std::vector<std::string> args = {"serve", "--listen", StrCat("0.0.0.0:", kHttpPort),
-                                   "--grpc-port", StrCat(kGrpcPort), "--model", model_name,
-                                   "--drain-delay-ms", StrCat(drain_s * 1000),
-                                   "--grace-period-ms", StrCat(grace_s * 1000),
+  std::vector<std::string> args = {"serve",
+                                   "--listen",
+                                   StrCat("0.0.0.0:", kHttpPort),
+                                   "--grpc-port",
+                                   StrCat(kGrpcPort),
+                                   "--model",
+                                   model_name,
+                                   "--drain-delay-ms",
+                                   StrCat(drain_s * 1000),
+                                   "--grace-period-ms",
+                                   StrCat(grace_s * 1000),
                                    "--max-batch-size",
                                    StrCat(Int(spec, {"batching", "maxBatchSize"}, 32)),
                                    "--default-timeout-ms",
@@ -109,18 +116,29 @@ absl::StatusOr<Children> DesiredChildren(const json::value& model) {
     const bool pvc = source.starts_with("pvc://");
     if (!pvc && !source.starts_with("file:///") && !source.starts_with("http://") &&
         !source.starts_with("https://")) {
-      return absl::InvalidArgumentError(
-          StrCat("model.source '", source, "' is not builtin:, file:///PATH, pvc://CLAIM/PATH, "
-                 "http:// or https://"));
+      return absl::InvalidArgumentError(StrCat("model.source '", source,
+                                               "' is not builtin:, file:///PATH, pvc://CLAIM/PATH, "
+                                               "http:// or https://"));
     }
     if (format == "vader") {
-      return absl::InvalidArgumentError("model.format vader is built in: its source must be builtin:");
+      return absl::InvalidArgumentError(
+          "model.format vader is built in: its source must be builtin:");
     }
     args.insert(args.end(), {"--model-repository", kFetchedModels});
-    json::array fetch_args{"model", "fetch", "--source", source, "--name", model_name,
-                           "--version", Str(spec, {"model", "version"}, "1"),
-                           "--dest", kFetchedModels, "--cache", "/cache",
-                           "--max-batch-size", Int(spec, {"batching", "maxBatchSize"}, 32),
+    json::array fetch_args{"model",
+                           "fetch",
+                           "--source",
+                           source,
+                           "--name",
+                           model_name,
+                           "--version",
+                           Str(spec, {"model", "version"}, "1"),
+                           "--dest",
+                           kFetchedModels,
+                           "--cache",
+                           "/cache",
+                           "--max-batch-size",
+                           Int(spec, {"batching", "maxBatchSize"}, 32),
                            "--max-queue-delay-us",
                            Int(spec, {"batching", "maxQueueDelayMicroseconds"}, 2000)};
     for (json::value& a : fetch_args) {
@@ -139,7 +157,8 @@ absl::StatusOr<Children> DesiredChildren(const json::value& model) {
     if (pvc) {
       const std::string_view rest = std::string_view(source).substr(6);
       const std::string claim(rest.substr(0, rest.find('/')));
-      if (claim.empty()) return absl::InvalidArgumentError(StrCat("model.source '", source, "' names no claim"));
+      if (claim.empty())
+        return absl::InvalidArgumentError(StrCat("model.source '", source, "' names no claim"));
       volumes.push_back(json::object{
           {"name", "model-source"},
           {"persistentVolumeClaim", json::object{{"claimName", claim}, {"readOnly", true}}}});
@@ -154,7 +173,8 @@ absl::StatusOr<Children> DesiredChildren(const json::value& model) {
         {"volumeMounts", std::move(fetch_mounts)},
         // The reason of a failed fetch goes to the status (lastModelLoadFailure).
         {"terminationMessagePolicy", "FallbackToLogsOnError"},
-        {"resources", json::object{{"requests", json::object{{"cpu", "100m"}, {"memory", "64Mi"}}}}},
+        {"resources",
+         json::object{{"requests", json::object{{"cpu", "100m"}, {"memory", "64Mi"}}}}},
         {"securityContext", json::object{{"runAsNonRoot", true},
                                          {"readOnlyRootFilesystem", true},
                                          {"allowPrivilegeEscalation", false}}}});
@@ -204,9 +224,11 @@ absl::StatusOr<Children> DesiredChildren(const json::value& model) {
                         {"volumes", std::move(volumes)}};
   pod_spec["containers"].as_array()[0].as_object()["volumeMounts"] = std::move(server_mounts);
   if (!init_containers.empty()) pod_spec["initContainers"] = std::move(init_containers);
-  if (const json::value* ns = At(spec, {"nodeSelector"}); ns != nullptr) pod_spec["nodeSelector"] = *ns;
+  if (const json::value* ns = At(spec, {"nodeSelector"}); ns != nullptr)
+    pod_spec["nodeSelector"] = *ns;
   if (const json::value* a = At(spec, {"affinity"}); a != nullptr) pod_spec["affinity"] = *a;
-  if (std::string pc = Str(spec, {"priorityClassName"}); !pc.empty()) pod_spec["priorityClassName"] = pc;
+  if (std::string pc = Str(spec, {"priorityClassName"}); !pc.empty())
+    pod_spec["priorityClassName"] = pc;
 
   json::object pod_annotations;
   if (const int64_t milli = Int(spec, {"resources", "gpuMilli"}, 0); milli > 0) {
@@ -222,9 +244,9 @@ absl::StatusOr<Children> DesiredChildren(const json::value& model) {
   deployment["spec"] = json::object{
       {"replicas", Int(spec, {"replicas"}, 1)},
       {"selector", selector},
-      {"strategy", json::object{{"type", "RollingUpdate"},
-                                {"rollingUpdate", json::object{{"maxUnavailable", 0},
-                                                               {"maxSurge", 1}}}}},
+      {"strategy",
+       json::object{{"type", "RollingUpdate"},
+                    {"rollingUpdate", json::object{{"maxUnavailable", 0}, {"maxSurge", 1}}}}},
       {"template", json::object{{"metadata", json::object{{"labels", Labels(model)},
                                                           {"annotations", pod_annotations}}},
                                 {"spec", std::move(pod_spec)}}}};
@@ -236,10 +258,9 @@ absl::StatusOr<Children> DesiredChildren(const json::value& model) {
   service["metadata"].as_object()["labels"].as_object()["galley.dev/model"] = model_name;
   service["spec"] = json::object{
       {"selector", json::object{{kModelLabel, name}}},
-      {"ports", json::array{json::object{{"name", "http"}, {"port", kHttpPort},
-                                         {"targetPort", "http"}},
-                            json::object{{"name", "grpc"}, {"port", kGrpcPort},
-                                         {"targetPort", "grpc"}}}}};
+      {"ports",
+       json::array{json::object{{"name", "http"}, {"port", kHttpPort}, {"targetPort", "http"}},
+                   json::object{{"name", "grpc"}, {"port", kGrpcPort}, {"targetPort", "grpc"}}}}};
   c.service = std::move(service);
 
   json::object pdb = Metadata(model, "policy/v1", "PodDisruptionBudget");
@@ -268,8 +289,11 @@ json::array Conditions(const json::value& model, const std::vector<Condition>& w
         }
       }
     }
-    out.push_back(json::object{{"type", c.type}, {"status", c.status}, {"reason", c.reason},
-                               {"message", c.message}, {"observedGeneration", generation},
+    out.push_back(json::object{{"type", c.type},
+                               {"status", c.status},
+                               {"reason", c.reason},
+                               {"message", c.message},
+                               {"observedGeneration", generation},
                                {"lastTransitionTime", since}});
   }
   return out;
@@ -325,8 +349,8 @@ std::pair<std::string, std::string> PodTrouble(const json::value& pod) {
 
 json::value ComputeStatus(const json::value& model, const std::optional<json::value>& deployment,
                           const std::vector<json::value>& pods,
-                          const std::vector<std::string>& lost_nodes,
-                          const std::string& spec_error, const std::string& now) {
+                          const std::vector<std::string>& lost_nodes, const std::string& spec_error,
+                          const std::string& now) {
   const int64_t generation = Int(model, {"metadata", "generation"}, 0);
   const int64_t desired = Int(model, {"spec", "replicas"}, 1);
   const std::string name = Str(model, {"metadata", "name"});
@@ -341,11 +365,12 @@ json::value ComputeStatus(const json::value& model, const std::optional<json::va
     if (PodReady(p)) ++ready;
     const std::string node = Str(p, {"spec", "nodeName"});
     if (!node.empty()) {
-      placements.push_back(json::object{
-          {"pod", Str(p, {"metadata", "name"})},
-          {"node", node},
-          {"gpus", Str(p, {"metadata", "annotations", "gpu.galley.dev/assigned"})}});
-      if (std::find(lost_nodes.begin(), lost_nodes.end(), node) != lost_nodes.end()) ++on_lost_nodes;
+      placements.push_back(
+          json::object{{"pod", Str(p, {"metadata", "name"})},
+                       {"node", node},
+                       {"gpus", Str(p, {"metadata", "annotations", "gpu.galley.dev/assigned"})}});
+      if (std::find(lost_nodes.begin(), lost_nodes.end(), node) != lost_nodes.end())
+        ++on_lost_nodes;
     }
     if (trouble_reason.empty()) std::tie(trouble_reason, trouble_message) = PodTrouble(p);
   }
@@ -372,16 +397,20 @@ json::value ComputeStatus(const json::value& model, const std::optional<json::va
       degraded_message = trouble_message;
     }
     conds.push_back({"Ready", all_ready ? "True" : "False",
-                     all_ready ? "AllReplicasReady" : (degraded_reason.empty() ? "ReplicasNotReady" : degraded_reason),
+                     all_ready ? "AllReplicasReady"
+                               : (degraded_reason.empty() ? "ReplicasNotReady" : degraded_reason),
                      StrCat(ready, " of ", desired, " replicas ready")});
     conds.push_back({"Available", ready > 0 || desired == 0 ? "True" : "False",
-                     ready > 0 ? "MinimumReplicasAvailable" : desired == 0 ? "ScaledToZero" : "NoReplicaReady",
+                     ready > 0      ? "MinimumReplicasAvailable"
+                     : desired == 0 ? "ScaledToZero"
+                                    : "NoReplicaReady",
                      StrCat(ready, " replicas answer")});
     const bool progressing = !deployment_current || updated < desired || running != desired;
-    conds.push_back({"Progressing", progressing ? "True" : "False",
-                     progressing ? "RollingOut" : "Complete",
-                     progressing ? StrCat(updated, " of ", desired, " replicas updated") : "rollout complete"});
-    const bool load_failed = trouble_reason == "ModelLoadFailed" || trouble_reason == "ModelFetchFailed";
+    conds.push_back(
+        {"Progressing", progressing ? "True" : "False", progressing ? "RollingOut" : "Complete",
+         progressing ? StrCat(updated, " of ", desired, " replicas updated") : "rollout complete"});
+    const bool load_failed =
+        trouble_reason == "ModelLoadFailed" || trouble_reason == "ModelFetchFailed";
     conds.push_back({"ModelLoaded", ready > 0 ? "True" : (load_failed ? "False" : "Unknown"),
                      ready > 0 ? "Loaded" : (load_failed ? trouble_reason : "Waiting"),
                      ready > 0 ? "a replica loaded the model and answers" : trouble_message});

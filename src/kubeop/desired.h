@@ -13,8 +13,8 @@
 
 namespace galley::kubeop {
 
-inline const kube::ResourceType kInferenceModels{"galley.dev", "v1alpha1", "inferencemodels",
-                                                 true, "InferenceModel"};
+inline const kube::ResourceType kInferenceModels{"galley.dev", "v1alpha1", "inferencemodels", true,
+                                                 "InferenceModel"};
 inline constexpr char kFieldManager[] = "galley-operator";
 // Every child carries it; pods inherit it from the Deployment's template.
 inline constexpr char kModelLabel[] = "galley.dev/inferencemodel";

@@ -12,7 +12,8 @@ namespace json = boost::json;
 json::value Model(const char* spec) {
   return json::parse(std::string(R"({"apiVersion":"galley.dev/v1alpha1","kind":"InferenceModel",
     "metadata":{"name":"sentiment","namespace":"ml","uid":"u-1","generation":3},
-    "spec":)") + spec + "}");
+    "spec":)") + spec +
+                     "}");
 }
 
 const json::value& At(const json::value& v, std::initializer_list<std::string_view> path) {
@@ -61,35 +62,46 @@ TEST(DesiredChildrenTest, AModelTheImageCannotServeIsAnInvalidSpec) {
 }
 
 TEST(DesiredChildrenTest, AModelFromOutsideTheImageIsFetchedByAnInitContainer) {
-  auto c = DesiredChildren(Model(R"({"model":{"name":"clf","source":"https://models.example/clf.onnx",
+  auto c =
+      DesiredChildren(Model(R"({"model":{"name":"clf","source":"https://models.example/clf.onnx",
       "version":"4","sha256":"ab"},"batching":{"maxBatchSize":8,"maxQueueDelayMicroseconds":100},
       "image":"registry.example/galley:1"})"));
   ASSERT_TRUE(c.ok()) << c.status();
   const json::value& pod = At(c->deployment, {"spec", "template", "spec"});
   const json::value& init = pod.at("initContainers").as_array().at(0);
   EXPECT_EQ(init.at("image"), "registry.example/galley:1");
-  EXPECT_EQ(json::serialize(init.at("args")),
-            R"(["model","fetch","--source","https://models.example/clf.onnx","--name","clf",)"
-            R"("--version","4","--dest","/models-fetched","--cache","/cache","--max-batch-size","8",)"
-            R"("--max-queue-delay-us","100","--sha256","ab"])");
+  EXPECT_EQ(
+      json::serialize(init.at("args")),
+      R"(["model","fetch","--source","https://models.example/clf.onnx","--name","clf",)"
+      R"("--version","4","--dest","/models-fetched","--cache","/cache","--max-batch-size","8",)"
+      R"("--max-queue-delay-us","100","--sha256","ab"])");
   EXPECT_EQ(init.at("terminationMessagePolicy"), "FallbackToLogsOnError");
   const json::value& server = pod.at("containers").as_array().at(0);
   const std::string args = json::serialize(server.at("args"));
   EXPECT_NE(args.find(R"("--model-repository","/models-fetched")"), std::string::npos) << args;
-  EXPECT_EQ(json::serialize(server.at("volumeMounts")),
-            R"([{"name":"tmp","mountPath":"/tmp"},{"name":"model","mountPath":"/models-fetched","readOnly":true}])");
+  EXPECT_EQ(
+      json::serialize(server.at("volumeMounts")),
+      R"([{"name":"tmp","mountPath":"/tmp"},{"name":"model","mountPath":"/models-fetched","readOnly":true}])");
   std::string volumes = json::serialize(pod.at("volumes"));
-  EXPECT_NE(volumes.find(R"({"name":"model-cache","hostPath":{"path":"/var/cache/galley/models","type":"DirectoryOrCreate"}})"),
-            std::string::npos) << volumes;
+  EXPECT_NE(
+      volumes.find(
+          R"({"name":"model-cache","hostPath":{"path":"/var/cache/galley/models","type":"DirectoryOrCreate"}})"),
+      std::string::npos)
+      << volumes;
 
   // A claim is mounted read-only where the fetch looks for it.
-  c = DesiredChildren(Model(R"({"model":{"name":"clf","source":"pvc://models-pvc/clf/model.onnx"}})"));
+  c = DesiredChildren(
+      Model(R"({"model":{"name":"clf","source":"pvc://models-pvc/clf/model.onnx"}})"));
   ASSERT_TRUE(c.ok()) << c.status();
   const json::value& pvc_pod = At(c->deployment, {"spec", "template", "spec"});
   volumes = json::serialize(pvc_pod.at("volumes"));
-  EXPECT_NE(volumes.find(R"({"name":"model-source","persistentVolumeClaim":{"claimName":"models-pvc","readOnly":true}})"),
-            std::string::npos) << volumes;
-  const std::string init_args = json::serialize(pvc_pod.at("initContainers").as_array().at(0).at("args"));
+  EXPECT_NE(
+      volumes.find(
+          R"({"name":"model-source","persistentVolumeClaim":{"claimName":"models-pvc","readOnly":true}})"),
+      std::string::npos)
+      << volumes;
+  const std::string init_args =
+      json::serialize(pvc_pod.at("initContainers").as_array().at(0).at("args"));
   EXPECT_NE(init_args.find(R"("--pvc-root","/mnt/pvc")"), std::string::npos) << init_args;
 
   // VADER is compiled in: it has no source to fetch.
@@ -99,10 +111,11 @@ TEST(DesiredChildrenTest, AModelFromOutsideTheImageIsFetchedByAnInitContainer) {
 }
 
 json::value Pod(const char* name, bool ready, const char* node, const char* extra_status = "") {
-  return json::parse(std::string(R"({"metadata":{"name":")") + name +
-                     R"(","labels":{"galley.dev/inferencemodel":"sentiment"}},"spec":{"nodeName":")" +
-                     node + R"("},"status":{"conditions":[{"type":"Ready","status":")" +
-                     (ready ? "True" : "False") + "\"}]" + extra_status + "}}");
+  return json::parse(
+      std::string(R"({"metadata":{"name":")") + name +
+      R"(","labels":{"galley.dev/inferencemodel":"sentiment"}},"spec":{"nodeName":")" + node +
+      R"("},"status":{"conditions":[{"type":"Ready","status":")" + (ready ? "True" : "False") +
+      "\"}]" + extra_status + "}}");
 }
 
 std::string ConditionOf(const json::value& status, const char* type, const char* field) {
@@ -136,7 +149,8 @@ TEST(ComputeStatusTest, ReadyWhenEveryReplicaIsReadyAndTheRolloutIsCurrent) {
 
 TEST(ComputeStatusTest, ACrashingModelLoadShowsInTheStatusAndTransitionTimesAreKept) {
   json::value model = Model(R"({"model":{"name":"sentiment"},"replicas":1})");
-  const char* crash = R"(,"containerStatuses":[{"name":"galley","state":{"waiting":{"reason":"CrashLoopBackOff"}},
+  const char* crash =
+      R"(,"containerStatuses":[{"name":"galley","state":{"waiting":{"reason":"CrashLoopBackOff"}},
       "lastState":{"terminated":{"message":"model 'sentiment' failed to load: bad file"}}}])";
   json::value s = ComputeStatus(model, std::nullopt, {Pod("a", false, "n1", crash)}, {}, "",
                                 "2026-12-04T00:00:00Z");
@@ -150,14 +164,17 @@ TEST(ComputeStatusTest, ACrashingModelLoadShowsInTheStatusAndTransitionTimesAreK
 }
 
 TEST(ComputeStatusTest, AFailedFetchShowsItsReason) {
-  const char* failed = R"(,"initContainerStatuses":[{"name":"fetch-model","state":{"waiting":{"reason":"CrashLoopBackOff"}},
+  const char* failed =
+      R"(,"initContainerStatuses":[{"name":"fetch-model","state":{"waiting":{"reason":"CrashLoopBackOff"}},
       "lastState":{"terminated":{"exitCode":1,"message":"sha256 of https://m/clf.onnx is 00, the resource says ab"}}}])";
-  const json::value s = ComputeStatus(Model(R"({"model":{"name":"clf"},"replicas":1})"), std::nullopt,
-                                      {Pod("a", false, "n1", failed)}, {}, "", "2026-12-04T00:00:00Z");
+  const json::value s =
+      ComputeStatus(Model(R"({"model":{"name":"clf"},"replicas":1})"), std::nullopt,
+                    {Pod("a", false, "n1", failed)}, {}, "", "2026-12-04T00:00:00Z");
   EXPECT_EQ(ConditionOf(s, "Ready", "reason"), "ModelFetchFailed");
   EXPECT_EQ(ConditionOf(s, "ModelLoaded", "status"), "False");
   EXPECT_EQ(ConditionOf(s, "ModelLoaded", "reason"), "ModelFetchFailed");
-  EXPECT_EQ(s.at("lastModelLoadFailure"), "sha256 of https://m/clf.onnx is 00, the resource says ab");
+  EXPECT_EQ(s.at("lastModelLoadFailure"),
+            "sha256 of https://m/clf.onnx is 00, the resource says ab");
 }
 
 TEST(ComputeStatusTest, AnInvalidSpecIsACondition) {

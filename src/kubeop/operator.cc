@@ -41,7 +41,8 @@ std::string KeyOf(std::string_view ns, std::string_view name) { return StrCat(ns
 std::string OwnerKey(const json::value& obj) {
   const json::value* labels = obj.is_object() ? obj.as_object().if_contains("metadata") : nullptr;
   labels = labels && labels->is_object() ? labels->as_object().if_contains("labels") : nullptr;
-  const json::value* m = labels && labels->is_object() ? labels->as_object().if_contains(kModelLabel) : nullptr;
+  const json::value* m =
+      labels && labels->is_object() ? labels->as_object().if_contains(kModelLabel) : nullptr;
   if (m == nullptr || !m->is_string()) return {};
   return KeyOf(kube::NamespaceOf(obj), m->as_string());
 }
@@ -54,7 +55,8 @@ bool NodeLost(const json::value& node) {
   if (conds == nullptr || !conds->is_array()) return false;
   for (const json::value& c : conds->as_array()) {
     const json::object& o = c.as_object();
-    if (o.contains("type") && o.at("type") == "Ready") return o.contains("status") && o.at("status") != "True";
+    if (o.contains("type") && o.at("type") == "Ready")
+      return o.contains("status") && o.at("status") != "True";
   }
   return false;
 }
@@ -63,14 +65,17 @@ bool NodeLost(const json::value& node) {
 
 struct Operator::Impl {
   Impl(kube::Client& c, OperatorOptions o, metrics::Registry& r)
-      : client(c), options(std::move(o)),
-        reconciles(prometheus::BuildCounter()
-                       .Name("galley_operator_reconciles_total")
-                       .Help("Reconcile passes over InferenceModels by result: ok, error, invalid_spec.")
-                       .Register(r.prom())),
+      : client(c),
+        options(std::move(o)),
+        reconciles(
+            prometheus::BuildCounter()
+                .Name("galley_operator_reconciles_total")
+                .Help("Reconcile passes over InferenceModels by result: ok, error, invalid_spec.")
+                .Register(r.prom())),
         repairs(prometheus::BuildCounter()
                     .Name("galley_operator_children_created_total")
-                    .Help("Children (Deployment, Service, PodDisruptionBudget) created because they were missing.")
+                    .Help("Children (Deployment, Service, PodDisruptionBudget) created because "
+                          "they were missing.")
                     .Register(r.prom())),
         duration(prometheus::BuildHistogram()
                      .Name("galley_operator_reconcile_duration_seconds")
@@ -121,8 +126,9 @@ struct Operator::Impl {
       {
         std::unique_lock lock(mu);
         const auto now = std::chrono::steady_clock::now();
-        auto first = std::min_element(due_at.begin(), due_at.end(),
-                                      [](const auto& a, const auto& b) { return a.second < b.second; });
+        auto first =
+            std::min_element(due_at.begin(), due_at.end(),
+                             [](const auto& a, const auto& b) { return a.second < b.second; });
         if (first == due_at.end() || first->second > now) {
           auto until = std::min(next_resync, first == due_at.end() ? next_resync : first->second);
           cv.wait_until(lock, std::min(until, now + std::chrono::milliseconds(500)));
@@ -139,16 +145,19 @@ struct Operator::Impl {
       }
       const auto start = std::chrono::steady_clock::now();
       const absl::Status st = Reconcile(key);
-      duration.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      duration.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       if (st.ok()) {
         failures.erase(key);
         continue;
       }
       int& n = failures[key];
-      const auto delay = std::min(options.max_backoff, options.min_backoff * (1 << std::min(n, 16)));
+      const auto delay =
+          std::min(options.max_backoff, options.min_backoff * (1 << std::min(n, 16)));
       ++n;
       reconciles.Add({{"result", "error"}}).Increment();
-      log::Warn("reconcile_failed", {{"model", key}, {"error", std::string(st.message())},
+      log::Warn("reconcile_failed", {{"model", key},
+                                     {"error", std::string(st.message())},
                                      {"retry_ms", static_cast<int64_t>(delay.count())}});
       Enqueue(key, delay);
     }
@@ -200,8 +209,8 @@ struct Operator::Impl {
     for (const json::value& n : nodes->List()) {
       if (NodeLost(n)) lost.emplace_back(kube::NameOf(n));
     }
-    json::value status = ComputeStatus(*model, deployments->Get(key), own_pods, lost, spec_error,
-                                       NowRfc3339());
+    json::value status =
+        ComputeStatus(*model, deployments->Get(key), own_pods, lost, spec_error, NowRfc3339());
     json::object patch{{"apiVersion", "galley.dev/v1alpha1"},
                        {"kind", "InferenceModel"},
                        {"metadata", json::object{{"name", name}, {"namespace", ns}}},
@@ -267,7 +276,7 @@ struct Operator::Impl {
   std::mutex mu;
   std::condition_variable cv;
   std::map<std::string, std::chrono::steady_clock::time_point> due_at;  // guarded by mu
-  std::map<std::string, int> failures;  // the worker's own
+  std::map<std::string, int> failures;                                  // the worker's own
 };
 
 Operator::Operator(kube::Client& client, OperatorOptions options, metrics::Registry& registry)
@@ -279,21 +288,27 @@ absl::Status Operator::Start() {
   Impl& s = *impl_;
   const std::string managed = StrCat("app.kubernetes.io/managed-by=", kFieldManager);
   s.models = std::make_unique<kube::Informer>(&s.client, kInferenceModels, s.InformerFor());
-  s.deployments = std::make_unique<kube::Informer>(&s.client, kube::resources::kDeployments, s.InformerFor(managed));
-  s.services = std::make_unique<kube::Informer>(&s.client, kube::resources::kServices, s.InformerFor(managed));
-  s.pdbs = std::make_unique<kube::Informer>(&s.client, kube::resources::kPodDisruptionBudgets, s.InformerFor(managed));
-  s.pods = std::make_unique<kube::Informer>(&s.client, kube::resources::kPods, s.InformerFor(managed));
+  s.deployments = std::make_unique<kube::Informer>(&s.client, kube::resources::kDeployments,
+                                                   s.InformerFor(managed));
+  s.services = std::make_unique<kube::Informer>(&s.client, kube::resources::kServices,
+                                                s.InformerFor(managed));
+  s.pdbs = std::make_unique<kube::Informer>(&s.client, kube::resources::kPodDisruptionBudgets,
+                                            s.InformerFor(managed));
+  s.pods =
+      std::make_unique<kube::Informer>(&s.client, kube::resources::kPods, s.InformerFor(managed));
   kube::InformerOptions node_opts;
   s.nodes = std::make_unique<kube::Informer>(&s.client, kube::resources::kNodes, node_opts);
   Impl* impl = impl_.get();
   auto model_key = [impl](const json::value& m) {
     impl->Enqueue(KeyOf(kube::NamespaceOf(m), kube::NameOf(m)));
   };
-  s.models->AddEventHandlers({model_key, [model_key](const json::value&, const json::value& n) { model_key(n); },
-                              model_key});
+  s.models->AddEventHandlers(
+      {model_key, [model_key](const json::value&, const json::value& n) { model_key(n); },
+       model_key});
   auto child = [impl](const json::value& obj) { impl->Enqueue(OwnerKey(obj)); };
   for (kube::Informer* inf : {s.deployments.get(), s.services.get(), s.pdbs.get(), s.pods.get()}) {
-    inf->AddEventHandlers({child, [child](const json::value&, const json::value& n) { child(n); }, child});
+    inf->AddEventHandlers(
+        {child, [child](const json::value&, const json::value& n) { child(n); }, child});
   }
   // A node that stops reporting changes its replicas' status (NodeLost): every model is looked at.
   auto node_changed = [impl](const json::value& o, const json::value& n) {
@@ -352,7 +367,8 @@ absl::Status InstallCrd(kube::Client& client, const std::string& yaml,
     auto got = client.Get(kube::resources::kCustomResourceDefinitions, "", name);
     if (got.ok()) {
       const json::value* st = got->as_object().if_contains("status");
-      const json::value* conds = st && st->is_object() ? st->as_object().if_contains("conditions") : nullptr;
+      const json::value* conds =
+          st && st->is_object() ? st->as_object().if_contains("conditions") : nullptr;
       if (conds && conds->is_array()) {
         for (const json::value& c : conds->as_array()) {
           if (c.as_object().at("type") == "Established" && c.as_object().at("status") == "True") {
@@ -363,8 +379,8 @@ absl::Status InstallCrd(kube::Client& client, const std::string& yaml,
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // polling the API server's view
   }
-  return absl::DeadlineExceededError(StrCat("CRD ", name, " not Established within ",
-                                            timeout.count(), " ms"));
+  return absl::DeadlineExceededError(
+      StrCat("CRD ", name, " not Established within ", timeout.count(), " ms"));
 }
 
 }  // namespace galley::kubeop

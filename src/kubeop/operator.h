@@ -19,10 +19,10 @@
 namespace galley::kubeop {
 
 struct OperatorOptions {
-  std::string namespace_name;       // "" = every namespace
+  std::string namespace_name;  // "" = every namespace
   std::string lease_namespace = "default";
   std::string lease_name = "galley-operator";
-  std::string identity;             // unique per instance
+  std::string identity;  // unique per instance
   std::chrono::milliseconds resync{30'000};
   std::chrono::milliseconds min_backoff{200};
   std::chrono::milliseconds max_backoff{30'000};

@@ -14,7 +14,9 @@ namespace {
 namespace json = boost::json;
 using schedule::kMilliPerGpu;
 
-absl::Status Invalid(std::string_view what) { return absl::InvalidArgumentError(std::string(what)); }
+absl::Status Invalid(std::string_view what) {
+  return absl::InvalidArgumentError(std::string(what));
+}
 
 const json::object* ObjectAt(const json::object* o, std::string_view key) {
   if (o == nullptr) return nullptr;
@@ -40,7 +42,6 @@ std::string_view StringAt(const json::object* o, std::string_view key) {
   return {s.data(), s.size()};
 }
 
-
 // A map of string values (labels, annotations, nodeSelector, resource lists as strings).
 absl::Status StringMap(const json::object* o, std::string_view key, std::string_view where,
                        schedule::Labels& out) {
@@ -49,7 +50,8 @@ absl::Status StringMap(const json::object* o, std::string_view key, std::string_
   if (f == nullptr || f->is_null()) return absl::OkStatus();
   if (!f->is_object()) return Invalid(StrCat(where, ".", key, " must be an object"));
   for (const auto& [k, v] : f->get_object()) {
-    if (!v.is_string()) return Invalid(StrCat(where, ".", key, ".", std::string(k), " must be a string"));
+    if (!v.is_string())
+      return Invalid(StrCat(where, ".", key, ".", std::string(k), " must be a string"));
     out.emplace(std::string(k), std::string(v.get_string()));
   }
   return absl::OkStatus();
@@ -67,7 +69,8 @@ absl::StatusOr<Quantity> ParseQuantity(std::string_view text) {
   size_t i = 0;
   if (text[i] == '+' || text[i] == '-') ++i;
   const size_t digits_start = i;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
   if (i == digits_start) return bad();
   const std::string number(text.substr(0, i));
   std::string_view suffix = text.substr(i);
@@ -160,8 +163,8 @@ absl::StatusOr<int64_t> AnnotationInt(const schedule::Labels& annotations, std::
   const std::string& s = it->second;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v < min || v > max) {
-    return Invalid(StrCat("annotation ", key, " must be an integer in [", min, ", ", max,
-                          "], not '", s, "'"));
+    return Invalid(
+        StrCat("annotation ", key, " must be an integer in [", min, ", ", max, "], not '", s, "'"));
   }
   return v;
 }
@@ -173,7 +176,8 @@ absl::StatusOr<schedule::TaintEffect> EffectFrom(std::string_view s, std::string
   return Invalid(StrCat(where, ": unknown taint effect '", s, "'"));
 }
 
-absl::StatusOr<schedule::SelectorOperator> OperatorFrom(std::string_view s, std::string_view where) {
+absl::StatusOr<schedule::SelectorOperator> OperatorFrom(std::string_view s,
+                                                        std::string_view where) {
   using Op = schedule::SelectorOperator;
   if (s == "In") return Op::kIn;
   if (s == "NotIn") return Op::kNotIn;
@@ -234,7 +238,8 @@ absl::StatusOr<schedule::LabelSelector> Selector(const json::object* o, std::str
   return s;
 }
 
-absl::StatusOr<schedule::PodAffinityTerm> AffinityTerm(const json::object* o, std::string_view where) {
+absl::StatusOr<schedule::PodAffinityTerm> AffinityTerm(const json::object* o,
+                                                       std::string_view where) {
   schedule::PodAffinityTerm t;
   if (o == nullptr) return Invalid(StrCat(where, " must be an object"));
   auto sel = Selector(ObjectAt(o, "labelSelector"), StrCat(where, ".labelSelector"));
@@ -304,7 +309,8 @@ absl::StatusOr<schedule::Node> NodeFromJson(const json::value& v) {
   n.name = std::string(StringAt(meta, "name"));
   if (n.name.empty()) return Invalid("node: metadata.name is missing");
   const std::string where = StrCat("node ", n.name);
-  if (absl::Status st = StringMap(meta, "labels", StrCat(where, ": metadata"), n.labels); !st.ok()) {
+  if (absl::Status st = StringMap(meta, "labels", StrCat(where, ": metadata"), n.labels);
+      !st.ok()) {
     return st;
   }
   if (auto it = n.labels.find(schedule::kNodePoolLabel); it != n.labels.end()) n.pool = it->second;
@@ -341,7 +347,8 @@ absl::StatusOr<schedule::Node> NodeFromJson(const json::value& v) {
   if (auto it = n.labels.find(kGpuMemoryLabel); it != n.labels.end()) {
     auto m = ParseQuantityValue(it->second);
     if (!m.ok() || *m < 0) {
-      return Invalid(StrCat(where, ": label ", kGpuMemoryLabel, " must be MiB, not '", it->second, "'"));
+      return Invalid(
+          StrCat(where, ": label ", kGpuMemoryLabel, " must be MiB, not '", it->second, "'"));
     }
     gpu_memory = *m;
   }
@@ -365,7 +372,8 @@ absl::StatusOr<schedule::Pod> PodFromJson(const json::value& v) {
   if (name.empty()) return Invalid("pod: metadata.name is missing");
   p.name = StrCat(StringAt(meta, "namespace"), "/", name);
   const std::string where = StrCat("pod ", p.name);
-  if (absl::Status st = StringMap(meta, "labels", StrCat(where, ": metadata"), p.labels); !st.ok()) {
+  if (absl::Status st = StringMap(meta, "labels", StrCat(where, ": metadata"), p.labels);
+      !st.ok()) {
     return st;
   }
   schedule::Labels annotations;
@@ -378,13 +386,14 @@ absl::StatusOr<schedule::Pod> PodFromJson(const json::value& v) {
 
   // Requests: max(sum of containers, largest init container) + overhead.
   int64_t cpu = 0, mem = 0, gpus = 0, icpu = 0, imem = 0, igpus = 0;
-  if (absl::Status st = SumContainers(ArrayAt(spec, "containers"), StrCat(where, ": spec.containers"),
-                                      cpu, mem, gpus, false);
+  if (absl::Status st = SumContainers(ArrayAt(spec, "containers"),
+                                      StrCat(where, ": spec.containers"), cpu, mem, gpus, false);
       !st.ok()) {
     return st;
   }
-  if (absl::Status st = SumContainers(ArrayAt(spec, "initContainers"),
-                                      StrCat(where, ": spec.initContainers"), icpu, imem, igpus, true);
+  if (absl::Status st =
+          SumContainers(ArrayAt(spec, "initContainers"), StrCat(where, ": spec.initContainers"),
+                        icpu, imem, igpus, true);
       !st.ok()) {
     return st;
   }
@@ -404,8 +413,8 @@ absl::StatusOr<schedule::Pod> PodFromJson(const json::value& v) {
   auto gpu_mem = AnnotationInt(annotations, kMemoryAnnotation, 1, int64_t{1} << 40);
   if (!gpu_mem.ok()) return Invalid(StrCat(where, ": ", gpu_mem.status().message()));
   if ((*milli > 0 || *gpu_mem > 0) && gpus > 0) {
-    return Invalid(StrCat(where, ": asks for a GPU share (", kMilliAnnotation, "/", kMemoryAnnotation,
-                          ") and for ", kGpuResource, " as well; use one"));
+    return Invalid(StrCat(where, ": asks for a GPU share (", kMilliAnnotation, "/",
+                          kMemoryAnnotation, ") and for ", kGpuResource, " as well; use one"));
   }
   if (*milli > 0 || *gpu_mem > 0) {
     p.gpu_count = 1;
@@ -454,7 +463,8 @@ absl::StatusOr<schedule::Pod> PodFromJson(const json::value& v) {
   const json::object* affinity = ObjectAt(spec, "affinity");
   if (affinity != nullptr) {
     if (const json::object* na = ObjectAt(affinity, "nodeAffinity")) {
-      if (const json::object* req = ObjectAt(na, "requiredDuringSchedulingIgnoredDuringExecution")) {
+      if (const json::object* req =
+              ObjectAt(na, "requiredDuringSchedulingIgnoredDuringExecution")) {
         if (const json::array* terms = ArrayAt(req, "nodeSelectorTerms")) {
           for (const json::value& t : *terms) {
             auto term = NodeTerm(t.if_object(), StrCat(where, ": nodeAffinity.required"));
@@ -463,15 +473,18 @@ absl::StatusOr<schedule::Pod> PodFromJson(const json::value& v) {
           }
         }
       }
-      if (const json::array* pref = ArrayAt(na, "preferredDuringSchedulingIgnoredDuringExecution")) {
+      if (const json::array* pref =
+              ArrayAt(na, "preferredDuringSchedulingIgnoredDuringExecution")) {
         for (const json::value& t : *pref) {
           const json::object* o = t.if_object();
-          if (o == nullptr) return Invalid(StrCat(where, ": nodeAffinity.preferred entries must be objects"));
+          if (o == nullptr)
+            return Invalid(StrCat(where, ": nodeAffinity.preferred entries must be objects"));
           schedule::PreferredSchedulingTerm pt;
           if (const json::value* w = o->if_contains("weight"); w != nullptr && w->is_int64()) {
             pt.weight = static_cast<int32_t>(w->get_int64());
           }
-          auto term = NodeTerm(ObjectAt(t, "preference"), StrCat(where, ": nodeAffinity.preferred"));
+          auto term =
+              NodeTerm(ObjectAt(t, "preference"), StrCat(where, ": nodeAffinity.preferred"));
           if (!term.ok()) return term.status();
           pt.preference = std::move(*term);
           p.preferred_node_affinity.push_back(std::move(pt));
@@ -479,17 +492,20 @@ absl::StatusOr<schedule::Pod> PodFromJson(const json::value& v) {
       }
     }
     if (const json::object* anti = ObjectAt(affinity, "podAntiAffinity")) {
-      if (const json::array* req = ArrayAt(anti, "requiredDuringSchedulingIgnoredDuringExecution")) {
+      if (const json::array* req =
+              ArrayAt(anti, "requiredDuringSchedulingIgnoredDuringExecution")) {
         for (const json::value& t : *req) {
           auto term = AffinityTerm(t.if_object(), StrCat(where, ": podAntiAffinity.required"));
           if (!term.ok()) return term.status();
           p.required_anti_affinity.push_back(std::move(*term));
         }
       }
-      if (const json::array* pref = ArrayAt(anti, "preferredDuringSchedulingIgnoredDuringExecution")) {
+      if (const json::array* pref =
+              ArrayAt(anti, "preferredDuringSchedulingIgnoredDuringExecution")) {
         for (const json::value& t : *pref) {
           const json::object* o = t.if_object();
-          if (o == nullptr) return Invalid(StrCat(where, ": podAntiAffinity.preferred entries must be objects"));
+          if (o == nullptr)
+            return Invalid(StrCat(where, ": podAntiAffinity.preferred entries must be objects"));
           schedule::WeightedPodAffinityTerm wt;
           if (const json::value* w = o->if_contains("weight"); w != nullptr && w->is_int64()) {
             wt.weight = static_cast<int32_t>(w->get_int64());

@@ -10,12 +10,14 @@
 // A pod's GPU request, in this order:
 //   - annotation `gpu.galley.dev/milli: "250"`: a share of one GPU in thousandths (1..1000); the
 //     pod must then not also request `nvidia.com/gpu` (the device plugin hands out whole devices);
-//   - annotation `gpu.galley.dev/memory-mib: "8192"`: GPU memory on one GPU (with or without milli);
+//   - annotation `gpu.galley.dev/memory-mib: "8192"`: GPU memory on one GPU (with or without
+//   milli);
 //   - else `nvidia.com/gpu` in the containers' requests (or limits, which extended resources must
 //     equal): that many whole GPUs.
-// `gpu.galley.dev/models: "NVIDIA-A100-SXM4-80GB,Tesla-V100-SXM2-16GB"` lists the GPU models the pod
-// accepts (any when absent). CPU and memory requests are the sum over containers, or the largest
-// init container's when that is larger (kube-scheduler's computePodResourceRequest), plus overhead.
+// `gpu.galley.dev/models: "NVIDIA-A100-SXM4-80GB,Tesla-V100-SXM2-16GB"` lists the GPU models the
+// pod accepts (any when absent). CPU and memory requests are the sum over containers, or the
+// largest init container's when that is larger (kube-scheduler's computePodResourceRequest), plus
+// overhead.
 //
 // When Galley binds a pod it records the GPUs it gave in `gpu.galley.dev/assigned: "0,3"` (indices
 // into the node's GPUs) on the Binding, which the API server copies onto the pod; a restarted

@@ -16,10 +16,9 @@ TEST(QuantityTest, ParsesEverySuffixAndRoundsUp) {
     int64_t milli;
   };
   const Row rows[] = {
-      {"1", 1000},       {"500m", 500},          {"0.5", 500},       {"1.5", 1500},
-      {"2k", 2000000},   {"1Ki", 1024000},       {"1Mi", 1048576000}, {"1e3", 1000000},
-      {"1E-3", 1},       {"100u", 1},            {"0.1", 100},       {"+3", 3000},
-      {"1n", 1},         {"0", 0},               {"1G", 1000000000000},
+      {"1", 1000},      {"500m", 500},       {"0.5", 500},     {"1.5", 1500}, {"2k", 2000000},
+      {"1Ki", 1024000}, {"1Mi", 1048576000}, {"1e3", 1000000}, {"1E-3", 1},   {"100u", 1},
+      {"0.1", 100},     {"+3", 3000},        {"1n", 1},        {"0", 0},      {"1G", 1000000000000},
   };
   for (const Row& r : rows) {
     auto q = ParseQuantityMilli(r.text);
@@ -76,7 +75,8 @@ TEST(NodeFromJsonTest, BadNodesSayWhatIsWrong) {
       {R"({"metadata": {"name": "n"}, "spec": {"taints": [{"key": "k", "effect": "Sometimes"}]}})",
        "unknown taint effect"},
       {R"({"metadata": {"name": "n", "labels": {"nvidia.com/gpu.memory": "lots"}},
-           "status": {"allocatable": {"nvidia.com/gpu": "1"}}})", "nvidia.com/gpu.memory"},
+           "status": {"allocatable": {"nvidia.com/gpu": "1"}}})",
+       "nvidia.com/gpu.memory"},
   };
   for (const Row& r : rows) {
     auto node = NodeFromJson(Parse(r.json));
@@ -154,11 +154,14 @@ TEST(PodFromJsonTest, BadPodsSayWhatIsWrong) {
   const Row rows[] = {
       {R"({"metadata": {"name": "p", "namespace": "d"}})", "spec is missing"},
       {R"({"metadata": {"name": "p", "namespace": "d", "annotations": {"gpu.galley.dev/milli": "1500"}},
-           "spec": {}})", "gpu.galley.dev/milli must be an integer in [1, 1000]"},
+           "spec": {}})",
+       "gpu.galley.dev/milli must be an integer in [1, 1000]"},
       {R"({"metadata": {"name": "p", "namespace": "d", "annotations": {"gpu.galley.dev/milli": "half"}},
-           "spec": {}})", "not 'half'"},
+           "spec": {}})",
+       "not 'half'"},
       {R"({"metadata": {"name": "p", "namespace": "d", "annotations": {"gpu.galley.dev/milli": "500"}},
-           "spec": {"containers": [{"resources": {"limits": {"nvidia.com/gpu": "1"}}}]}})", "use one"},
+           "spec": {"containers": [{"resources": {"limits": {"nvidia.com/gpu": "1"}}}]}})",
+       "use one"},
       {R"({"metadata": {"name": "p", "namespace": "d"},
            "spec": {"containers": [{"resources": {"requests": {"nvidia.com/gpu": "500m"}}}]}})",
        "whole GPUs"},
@@ -181,13 +184,15 @@ TEST(PodFromJsonTest, BadPodsSayWhatIsWrong) {
 
 TEST(BoundPodTest, ReadsNodeAndAssignedGpus) {
   EXPECT_FALSE(BoundPodFromJson(Parse(R"({"spec": {}})")).has_value());
-  auto b = BoundPodFromJson(Parse(R"({"metadata": {"annotations": {"gpu.galley.dev/assigned": "1,3"}},
+  auto b =
+      BoundPodFromJson(Parse(R"({"metadata": {"annotations": {"gpu.galley.dev/assigned": "1,3"}},
                                      "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}})"));
   ASSERT_TRUE(b.has_value());
   EXPECT_EQ(b->node, "n1");
   EXPECT_EQ(b->gpu_indices, (std::vector<int>{1, 3}));
-  EXPECT_FALSE(BoundPodFromJson(Parse(R"({"spec": {"nodeName": "n1"}, "status": {"phase": "Succeeded"}})"))
-                   .has_value());
+  EXPECT_FALSE(
+      BoundPodFromJson(Parse(R"({"spec": {"nodeName": "n1"}, "status": {"phase": "Succeeded"}})"))
+          .has_value());
   EXPECT_EQ(*ParseGpuIndices("0,2,7"), (std::vector<int>{0, 2, 7}));
   EXPECT_EQ(FormatGpuIndices({0, 2, 7}), "0,2,7");
   for (const char* bad : {"1,", "a", "-1", "1;2"}) EXPECT_FALSE(ParseGpuIndices(bad).ok()) << bad;

@@ -51,7 +51,8 @@ bool Deleting(const json::value& obj) {
 std::string NodeShapeKey(const schedule::Node& n, bool schedulable) {
   std::string k = StrCat(n.cpu_milli, "|", n.memory_mib, "|", n.gpus.size(), "|", schedulable, "|");
   for (const auto& [key, value] : n.labels) k += StrCat(key, "=", value, ";");
-  for (const auto& t : n.taints) k += StrCat(t.key, "=", t.value, ":", TaintEffectName(t.effect), ";");
+  for (const auto& t : n.taints)
+    k += StrCat(t.key, "=", t.value, ":", TaintEffectName(t.effect), ";");
   if (!n.gpus.empty()) k += StrCat(n.gpus[0].model, "/", n.gpus[0].memory_mib);
   return k;
 }
@@ -117,7 +118,8 @@ class KubeScheduler::Impl {
   // The scheduling thread (only while leading).
   void RunScheduling(std::stop_token stop);
   void ScheduleOne(const std::string& key, std::unique_lock<std::mutex>& lock);
-  absl::Status BindPod(const json::value& pod, const std::string& node, const std::vector<int>& gpus);
+  absl::Status BindPod(const json::value& pod, const std::string& node,
+                       const std::vector<int>& gpus);
   struct BindTask {
     std::string key;
     json::value pod;
@@ -147,11 +149,11 @@ class KubeScheduler::Impl {
   mutable std::mutex mu_;
   std::condition_variable_any cv_;
   std::map<std::string, NodeEntry> node_entries_;
-  std::map<std::string, PodEntry> bound_;                       // by pod key
+  std::map<std::string, PodEntry> bound_;                      // by pod key
   std::map<std::string, std::set<std::string>> pods_on_node_;  // node -> pod keys
   std::deque<std::string> active_;
   std::set<std::string> in_active_;
-  std::map<std::string, Clock::time_point> unschedulable_;  // key -> when
+  std::map<std::string, Clock::time_point> unschedulable_;            // key -> when
   std::map<std::string, std::pair<Clock::time_point, int>> backoff_;  // key -> (retry at, failures)
   // The core's snapshot: rebuilt whole when the node set changes, else node by node.
   schedule::ClusterSnapshot snapshot_;
@@ -309,7 +311,8 @@ void KubeScheduler::Impl::OnNodeDeleted(const json::value& obj) {
   if (node_entries_.erase(std::string(kube::NameOf(obj))) > 0) nodes_changed_ = true;
 }
 
-bool KubeScheduler::Impl::ShouldScheduleLocked(const std::string& key, const json::value& obj) const {
+bool KubeScheduler::Impl::ShouldScheduleLocked(const std::string& key,
+                                               const json::value& obj) const {
   if (Field(obj, "spec", "schedulerName") != o_.scheduler_name) return false;
   if (!Field(obj, "spec", "nodeName").empty() || Deleting(obj)) return false;
   const std::string_view phase = Field(obj, "status", "phase");
@@ -452,13 +455,12 @@ void KubeScheduler::Impl::WakeUnschedulableLocked() {
 
 void KubeScheduler::Impl::RunScheduling(std::stop_token stop) {
   leading_.store(true);
-  log::Info("scheduling_started", {{"identity", o_.identity}, {"scheduler", o_.scheduler_name},
-                                   {"policy", o_.policy}});
+  log::Info("scheduling_started",
+            {{"identity", o_.identity}, {"scheduler", o_.scheduler_name}, {"policy", o_.policy}});
   // Decide nothing before both caches hold the whole cluster: the accounting of bound pods is
   // what keeps a GPU share from being given twice.
-  while (!stop.stop_requested() &&
-         !(nodes_->WaitForSync(std::chrono::milliseconds(200)) &&
-           pods_->WaitForSync(std::chrono::milliseconds(200)))) {
+  while (!stop.stop_requested() && !(nodes_->WaitForSync(std::chrono::milliseconds(200)) &&
+                                     pods_->WaitForSync(std::chrono::milliseconds(200)))) {
   }
   std::unique_lock<std::mutex> lock(mu_);
   core_.reset();  // a new term builds the core from the workload it sees now
@@ -558,7 +560,8 @@ void KubeScheduler::Impl::ScheduleOne(const std::string& key, std::unique_lock<s
   }
   const schedule::Placement placement = std::get<schedule::Placement>(std::move(result));
   // Assume: the next decision sees this pod's resources taken, before the bind returns.
-  schedule::Bind(*pod, placement.gpu_indices, snapshot_.nodes[static_cast<size_t>(placement.node_index)]);
+  schedule::Bind(*pod, placement.gpu_indices,
+                 snapshot_.nodes[static_cast<size_t>(placement.node_index)]);
   bound_[key] = PodEntry{*pod, placement.node_name, placement.gpu_indices, true};
   pods_on_node_[placement.node_name].insert(key);
   // Bind on a worker (kube-scheduler's binding cycle runs apart from its scheduling cycle too),
@@ -592,13 +595,15 @@ void KubeScheduler::Impl::RunBinder(std::stop_token stop) {
 
 void KubeScheduler::Impl::FinishBind(const BindTask& t, const absl::Status& st) {
   if (st.ok()) {
-    log::Info("pod_scheduled", {{"pod", t.key}, {"node", t.node}, {"gpus", FormatGpuIndices(t.gpus)}});
-    PostEvent(t.pod, "Normal", "Scheduled",
-              StrCat("Successfully assigned ", t.key, " to ", t.node,
-                     t.gpus.empty() ? std::string()
-                                    : StrCat(" (GPUs ", FormatGpuIndices(t.gpus), ")")));
+    log::Info("pod_scheduled",
+              {{"pod", t.key}, {"node", t.node}, {"gpus", FormatGpuIndices(t.gpus)}});
+    PostEvent(
+        t.pod, "Normal", "Scheduled",
+        StrCat("Successfully assigned ", t.key, " to ", t.node,
+               t.gpus.empty() ? std::string() : StrCat(" (GPUs ", FormatGpuIndices(t.gpus), ")")));
   } else {
-    log::Warn("bind_failed", {{"pod", t.key}, {"node", t.node}, {"error", std::string(st.message())}});
+    log::Warn("bind_failed",
+              {{"pod", t.key}, {"node", t.node}, {"error", std::string(st.message())}});
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (st.ok()) {
@@ -617,7 +622,8 @@ void KubeScheduler::Impl::ForgetLocked(const std::string& key, const absl::Statu
   if (!kube::IsConflict(why) && !absl::IsNotFound(why)) {
     auto& [at, failures] = backoff_[key];
     failures = std::min(failures + 1, 8);
-    const auto wait = std::min<Duration>(o_.bind_backoff * (1 << (failures - 1)), std::chrono::seconds(10));
+    const auto wait =
+        std::min<Duration>(o_.bind_backoff * (1 << (failures - 1)), std::chrono::seconds(10));
     at = Clock::now() + std::chrono::duration_cast<Clock::duration>(wait);
   }
   cv_.notify_all();
@@ -637,8 +643,11 @@ absl::Status KubeScheduler::Impl::BindPod(const json::value& pod, const std::str
 
 void KubeScheduler::Impl::PostEvent(const json::value& pod, std::string type, std::string reason,
                                     std::string message) {
-  Event e{std::string(kube::NamespaceOf(pod)), std::string(kube::NameOf(pod)),
-          std::string(kube::UidOf(pod)), std::move(type), std::move(reason),
+  Event e{std::string(kube::NamespaceOf(pod)),
+          std::string(kube::NameOf(pod)),
+          std::string(kube::UidOf(pod)),
+          std::move(type),
+          std::move(reason),
           std::move(message)};
   {
     std::lock_guard<std::mutex> lock(events_mu_);

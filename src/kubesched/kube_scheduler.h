@@ -59,12 +59,12 @@ struct KubeSchedulerOptions {
 };
 
 struct KubeSchedulerStats {
-  int64_t scheduled = 0;        // pods bound by this instance
-  int64_t unschedulable = 0;    // attempts that found no node
-  int64_t bind_errors = 0;      // bind calls that failed (conflict, gone, transport)
-  int64_t events_dropped = 0;   // events not posted (queue full or API error)
-  int64_t invalid_pods = 0;     // pods whose spec could not be read (a Warning event says why)
-  double core_seconds = 0;      // time inside the scheduling core's decisions (for the bench)
+  int64_t scheduled = 0;       // pods bound by this instance
+  int64_t unschedulable = 0;   // attempts that found no node
+  int64_t bind_errors = 0;     // bind calls that failed (conflict, gone, transport)
+  int64_t events_dropped = 0;  // events not posted (queue full or API error)
+  int64_t invalid_pods = 0;    // pods whose spec could not be read (a Warning event says why)
+  double core_seconds = 0;     // time inside the scheduling core's decisions (for the bench)
   bool leading = false;
 };
 

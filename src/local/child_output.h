@@ -14,9 +14,9 @@
 namespace galley::local {
 
 struct ChildLine {
-  bool is_json = false;           // a JSON object (anything else is forwarded as plain text)
-  std::string event;              // its "event", or empty
-  std::optional<uint16_t> port;   // from a `listening` line with a valid "port"
+  bool is_json = false;                  // a JSON object (anything else is forwarded as plain text)
+  std::string event;                     // its "event", or empty
+  std::optional<uint16_t> port;          // from a `listening` line with a valid "port"
   log::Level level = log::Level::kInfo;  // its "level" ("info" when absent or unknown)
   // For a JSON object: the line to forward, newline included, with "replica":<id> placed right
   // after "event" and every other field kept in order.

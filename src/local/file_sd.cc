@@ -96,7 +96,8 @@ void FileSdWriter::Stop() {
   if (thread_.joinable()) thread_.join();
   if (!written_.empty()) {
     if (absl::Status st = WriteFileAtomically(path_, FileSdJson({})); !st.ok()) {
-      log::Error("file_sd_write_failed", {{"path", path_}, {"error", std::string(ToStd(st.message()))}});
+      log::Error("file_sd_write_failed",
+                 {{"path", path_}, {"error", std::string(ToStd(st.message()))}});
     }
   }
 }
@@ -116,7 +117,8 @@ void FileSdWriter::WriteIfChanged() {
   written_ = doc;
   last_error_.clear();
   boost::json::array targets;
-  for (const fleet::ReplicaEndpoint& ep : replicas) targets.push_back(boost::json::string(Address(ep)));
+  for (const fleet::ReplicaEndpoint& ep : replicas)
+    targets.push_back(boost::json::string(Address(ep)));
   log::Info("file_sd_written", {{"path", path_}, {"targets", std::move(targets)}});
 }
 

@@ -42,10 +42,9 @@ TEST(FileSdJsonTest, OneGroupPerReplicaWithItsIdAsLabel) {
   EXPECT_EQ(FileSdJson({}), "[]\n");
   const std::string doc =
       FileSdJson({{"replica-0", "127.0.0.1", 40001, true}, {"replica-3", "::1", 40002, false}});
-  EXPECT_EQ(doc,
-            R"([{"targets":["127.0.0.1:40001"],"labels":{"replica":"replica-0"}},)"
-            R"({"targets":["[::1]:40002"],"labels":{"replica":"replica-3"}}])"
-            "\n");
+  EXPECT_EQ(doc, R"([{"targets":["127.0.0.1:40001"],"labels":{"replica":"replica-0"}},)"
+                 R"({"targets":["[::1]:40002"],"labels":{"replica":"replica-3"}}])"
+                 "\n");
   boost::system::error_code ec;
   boost::json::parse(doc, ec);
   EXPECT_FALSE(ec) << ec.message();

@@ -14,8 +14,8 @@ using std::chrono::seconds;
 TEST(RestartBackoffTest, KubeletSequenceWithDefaults) {
   // Crashing at once, again and again: 0 s, 10 s, 20 s, 40 s, 80 s, 160 s, 300 s, 300 s.
   const RestartBackoffPolicy policy;
-  const std::vector<milliseconds> want = {seconds(0),   seconds(10),  seconds(20),  seconds(40),
-                                          seconds(80),  seconds(160), seconds(300), seconds(300)};
+  const std::vector<milliseconds> want = {seconds(0),  seconds(10),  seconds(20),  seconds(40),
+                                          seconds(80), seconds(160), seconds(300), seconds(300)};
   RestartBackoffState state;
   for (size_t i = 0; i < want.size(); ++i) {
     const RestartDecision d = NextRestart(policy, state, seconds(1));

@@ -31,7 +31,7 @@ absl::StatusOr<std::string> ResolveBinary(const std::string& binary) {
     if (n <= 0) return absl::NotFoundError("cannot resolve /proc/self/exe");
     path.assign(buf, static_cast<size_t>(n));
   }
-  struct stat st{};
+  struct stat st {};
   if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || access(path.c_str(), X_OK) != 0) {
     return absl::NotFoundError(StrCat("replica binary '", path, "' is not an executable file"));
   }

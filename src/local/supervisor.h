@@ -26,8 +26,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "fleet/replica_source.h"
-#include "local/restart_backoff.h"
 #include "fleet/scale_target.h"
+#include "local/restart_backoff.h"
 
 namespace galley::local {
 
@@ -74,12 +74,12 @@ struct ReplicaInfo {
     kReady,     // process logged `ready`
     kStopping,  // SIGTERM sent (scale-down, shutdown, or readiness timeout); not ready
   };
-  std::string id;          // "replica-N", stable across restarts; never reused
+  std::string id;  // "replica-N", stable across restarts; never reused
   Phase phase = Phase::kWaiting;
-  pid_t pid = 0;           // 0 without a process
-  uint16_t port = 0;       // 0 until the process logged `listening`
-  int restarts = 0;        // times the process was started again after the first start
-  std::string last_exit;   // how the previous process ended ("exited with code 1", ...), or ""
+  pid_t pid = 0;          // 0 without a process
+  uint16_t port = 0;      // 0 until the process logged `listening`
+  int restarts = 0;       // times the process was started again after the first start
+  std::string last_exit;  // how the previous process ended ("exited with code 1", ...), or ""
 };
 
 // Thread-safe: every public method may be called from any thread, except that Start, Drain and

@@ -11,9 +11,7 @@ namespace galley::metrics {
 namespace {
 
 bool IsSpace(char c) { return c == ' ' || c == '\t'; }
-bool IsNameStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+bool IsNameStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool IsNameChar(char c) { return IsNameStart(c) || (c >= '0' && c <= '9'); }
 
 // A cursor over one line.
@@ -225,8 +223,8 @@ absl::StatusOr<ParsedExposition> ParseExposition(std::string_view text) {
     l.SkipSpace();
     if (l.AtEnd()) continue;
     const std::string_view body = line.substr(l.pos);
-    absl::Status st = body.front() == '#' ? ParseComment(body, line_no, out)
-                                          : ParseSample(body, line_no, out);
+    absl::Status st =
+        body.front() == '#' ? ParseComment(body, line_no, out) : ParseSample(body, line_no, out);
     if (!st.ok()) return st;
   }
   return out;

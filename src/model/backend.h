@@ -15,11 +15,11 @@ namespace galley::model {
 
 struct ModelMetadata {
   std::string name;
-  std::string version;              // the version this backend serves, e.g. "1"
-  std::string platform;             // e.g. "galley_vader"
-  std::vector<TensorSpec> inputs;   // shapes include the batch dimension when max_batch_size > 0
+  std::string version;             // the version this backend serves, e.g. "1"
+  std::string platform;            // e.g. "galley_vader"
+  std::vector<TensorSpec> inputs;  // shapes include the batch dimension when max_batch_size > 0
   std::vector<TensorSpec> outputs;
-  int max_batch_size = 0;           // 0: the model does not batch
+  int max_batch_size = 0;  // 0: the model does not batch
 };
 
 // One request's inputs, already checked against the model's metadata (names, datatypes, shapes).
@@ -53,7 +53,8 @@ class Backend {
   // dimension); the result has one entry per request, in the same order. A per-request error
   // (e.g. an input the model cannot use) fails that request only. Called from one worker thread
   // at a time per backend instance unless the backend says otherwise in its own header.
-  virtual std::vector<absl::StatusOr<InferOutput>> Infer(absl::Span<const InferInput* const> batch) = 0;
+  virtual std::vector<absl::StatusOr<InferOutput>> Infer(
+      absl::Span<const InferInput* const> batch) = 0;
 };
 
 }  // namespace galley::model

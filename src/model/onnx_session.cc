@@ -1,7 +1,6 @@
 #include "model/onnx_session.h"
 
 #include <onnxruntime_cxx_api.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -40,7 +39,8 @@ void RemoveEmptyTelemetryLog() {
   const std::filesystem::path dir = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
   const std::filesystem::path file = dir / StrCat("mat-debug-", ::getpid(), ".log");
   std::error_code ec;
-  if (std::filesystem::is_regular_file(file, ec) && std::filesystem::file_size(file, ec) == 0 && !ec) {
+  if (std::filesystem::is_regular_file(file, ec) && std::filesystem::file_size(file, ec) == 0 &&
+      !ec) {
     std::filesystem::remove(file, ec);
   }
 }

@@ -15,8 +15,8 @@ TEST(SentimentFromCompoundTest, ThresholdsAndConfidence) {
     float confidence;
   };
   const Case cases[] = {
-      {0.8316, "Positive", 0.9158f}, {0.05, "Positive", 0.525f},  {1.0, "Positive", 1.0f},
-      {0.0499, "Neutral", 0.501f},   {0.0, "Neutral", 1.0f},      {-0.0499, "Neutral", 0.501f},
+      {0.8316, "Positive", 0.9158f}, {0.05, "Positive", 0.525f},     {1.0, "Positive", 1.0f},
+      {0.0499, "Neutral", 0.501f},   {0.0, "Neutral", 1.0f},         {-0.0499, "Neutral", 0.501f},
       {-0.05, "Negative", 0.525f},   {-0.7424, "Negative", 0.8712f}, {-1.0, "Negative", 1.0f},
   };
   for (const Case& c : cases) {

@@ -17,8 +17,19 @@ namespace galley::model {
 // The protocol's tensor datatypes
 // (https://github.com/kserve/open-inference-protocol, "Tensor Data Types").
 enum class DataType {
-  kBool, kUint8, kUint16, kUint32, kUint64, kInt8, kInt16, kInt32, kInt64,
-  kFp16, kFp32, kFp64, kBytes,
+  kBool,
+  kUint8,
+  kUint16,
+  kUint32,
+  kUint64,
+  kInt8,
+  kInt16,
+  kInt32,
+  kInt64,
+  kFp16,
+  kFp32,
+  kFp64,
+  kBytes,
 };
 
 // "BOOL", "UINT8", ..., "FP32", "BYTES".
@@ -35,8 +46,8 @@ struct Tensor {
   std::string name;
   DataType datatype = DataType::kFp32;
   std::vector<int64_t> shape;
-  std::vector<uint8_t> raw;         // fixed-size elements, ElementCount(shape) * ElementSize
-  std::vector<std::string> bytes;   // BYTES elements, ElementCount(shape) of them
+  std::vector<uint8_t> raw;        // fixed-size elements, ElementCount(shape) * ElementSize
+  std::vector<std::string> bytes;  // BYTES elements, ElementCount(shape) of them
 
   int64_t element_count() const { return ElementCount(shape); }
 

@@ -12,9 +12,9 @@ absl::StatusOr<std::unique_ptr<TextClassifier>> TextClassifier::Create(
   const ModelMetadata& in = inner->Metadata();
   if (in.inputs.size() != 1 || in.inputs[0].name != options.ids_input ||
       in.inputs[0].datatype != DataType::kInt64 || in.inputs[0].shape.size() != 2) {
-    return absl::InvalidArgumentError(
-        StrCat("model '", in.name, "': a text classifier needs exactly one INT64 input '",
-               options.ids_input, "' of shape [batch, tokens]"));
+    return absl::InvalidArgumentError(StrCat("model '", in.name,
+                                             "': a text classifier needs exactly one INT64 input '",
+                                             options.ids_input, "' of shape [batch, tokens]"));
   }
   size_t probs_index = in.outputs.size();
   for (size_t i = 0; i < in.outputs.size(); ++i) {
@@ -34,8 +34,8 @@ absl::StatusOr<std::unique_ptr<TextClassifier>> TextClassifier::Create(
                " classes but ", options.labels.size(), " labels are configured"));
   }
   if (in.max_batch_size < 1) {
-    return absl::InvalidArgumentError(
-        StrCat("model '", in.name, "': a text classifier needs a batch dimension (max_batch_size > 0)"));
+    return absl::InvalidArgumentError(StrCat(
+        "model '", in.name, "': a text classifier needs a batch dimension (max_batch_size > 0)"));
   }
   ModelMetadata md;
   md.name = in.name;
@@ -43,9 +43,10 @@ absl::StatusOr<std::unique_ptr<TextClassifier>> TextClassifier::Create(
   md.platform = in.platform;
   md.max_batch_size = in.max_batch_size;
   md.inputs = {{"text", DataType::kBytes, {-1}}};
-  md.outputs = {{"label", DataType::kBytes, {-1}},
-                {"probability", DataType::kFp32, {-1}},
-                {"probabilities", DataType::kFp32, {-1, static_cast<int64_t>(options.labels.size())}}};
+  md.outputs = {
+      {"label", DataType::kBytes, {-1}},
+      {"probability", DataType::kFp32, {-1}},
+      {"probabilities", DataType::kFp32, {-1, static_cast<int64_t>(options.labels.size())}}};
   return std::unique_ptr<TextClassifier>(new TextClassifier(
       std::move(inner), std::move(tokenizer), std::move(options), std::move(md), probs_index));
 }
@@ -81,8 +82,11 @@ absl::StatusOr<int64_t> TextClassifier::Prepare(InferInput& input) const {
     start = all.size();
     ends.push_back(start);
   }
-  Tensor ids{options_.ids_input, DataType::kInt64,
-             {static_cast<int64_t>(rows), static_cast<int64_t>(longest)}, {}, {}};
+  Tensor ids{options_.ids_input,
+             DataType::kInt64,
+             {static_cast<int64_t>(rows), static_cast<int64_t>(longest)},
+             {},
+             {}};
   ids.raw.assign(rows * longest * sizeof(int64_t), 0);
   auto* out = reinterpret_cast<int64_t*>(ids.raw.data());
   size_t from = 0;

@@ -19,9 +19,9 @@
 namespace galley::model {
 
 struct TextClassifierOptions {
-  std::string ids_input;            // the inner model's INT64 input, e.g. "input_ids"
-  std::string probabilities_output; // the inner model's FP32 output, e.g. "probabilities"
-  std::vector<std::string> labels;  // one per class, in the model's output order
+  std::string ids_input;             // the inner model's INT64 input, e.g. "input_ids"
+  std::string probabilities_output;  // the inner model's FP32 output, e.g. "probabilities"
+  std::vector<std::string> labels;   // one per class, in the model's output order
 };
 
 class TextClassifier final : public Backend {
@@ -36,7 +36,8 @@ class TextClassifier final : public Backend {
   absl::Status Load() override { return inner_->Load(); }
   // Texts -> one INT64 ids tensor [rows, longest]; returns the longest text's token count.
   absl::StatusOr<int64_t> Prepare(InferInput& input) const override;
-  std::vector<absl::StatusOr<InferOutput>> Infer(absl::Span<const InferInput* const> batch) override;
+  std::vector<absl::StatusOr<InferOutput>> Infer(
+      absl::Span<const InferInput* const> batch) override;
 
  private:
   TextClassifier(std::unique_ptr<Backend> inner, WordTokenizer tokenizer,

@@ -25,7 +25,8 @@ class CountingModel final : public Backend {
   }
   const ModelMetadata& Metadata() const override { return md_; }
   absl::Status Load() override { return absl::OkStatus(); }
-  std::vector<absl::StatusOr<InferOutput>> Infer(absl::Span<const InferInput* const> batch) override {
+  std::vector<absl::StatusOr<InferOutput>> Infer(
+      absl::Span<const InferInput* const> batch) override {
     std::vector<absl::StatusOr<InferOutput>> out;
     for (const InferInput* in : batch) {
       const Tensor& ids = in->inputs.at(0);
@@ -34,7 +35,8 @@ class CountingModel final : public Backend {
       Tensor p{"probabilities", DataType::kFp32, {ids.shape[0], 2}, {}, {}};
       for (int64_t r = 0; r < ids.shape[0]; ++r) {
         int good = 0;
-        for (int64_t t = 0; t < ids.shape[1]; ++t) good += ids.At<int64_t>(r * ids.shape[1] + t) == 2;
+        for (int64_t t = 0; t < ids.shape[1]; ++t)
+          good += ids.At<int64_t>(r * ids.shape[1] + t) == 2;
         const float pos = 1.0f - 1.0f / static_cast<float>(2 + good);
         p.Append<float>(1.0f - pos);
         p.Append<float>(pos);

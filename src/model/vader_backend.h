@@ -20,7 +20,8 @@ class VaderBackend final : public Backend {
 
   const ModelMetadata& Metadata() const override { return metadata_; }
   absl::Status Load() override;
-  std::vector<absl::StatusOr<InferOutput>> Infer(absl::Span<const InferInput* const> batch) override;
+  std::vector<absl::StatusOr<InferOutput>> Infer(
+      absl::Span<const InferInput* const> batch) override;
 
   // One text through the whole pipeline, for the in-process fallback path.
   absl::StatusOr<Sentiment> Analyze(std::string_view text) const;

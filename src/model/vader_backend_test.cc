@@ -28,7 +28,8 @@ TEST(VaderBackendTest, MetadataDescribesTheProtocolSurface) {
 TEST(VaderBackendTest, BatchOfRequestsKeepsOrderAndIsolatesErrors) {
   VaderBackend b("vader");
   ASSERT_TRUE(b.Load().ok());
-  const InferInput good = Texts({"VADER is smart, handsome, and funny.", "Today SUX!", "It is a table."});
+  const InferInput good =
+      Texts({"VADER is smart, handsome, and funny.", "Today SUX!", "It is a table."});
   const InferInput bad = Texts({"fine", "\xff\xfe"});
   const InferInput one = Texts({"The book was good."});
   const InferInput* batch[] = {&good, &bad, &one};
@@ -37,7 +38,7 @@ TEST(VaderBackendTest, BatchOfRequestsKeepsOrderAndIsolatesErrors) {
   ASSERT_TRUE(results[0].ok());
   const auto& outs = results[0]->outputs;
   EXPECT_EQ(outs[0].bytes, (std::vector<std::string>{"Positive", "Negative", "Neutral"}));
-  EXPECT_NEAR(outs[2].At<float>(0), 0.8316f, 1e-4);   // published compound scores
+  EXPECT_NEAR(outs[2].At<float>(0), 0.8316f, 1e-4);  // published compound scores
   EXPECT_NEAR(outs[2].At<float>(1), -0.5461f, 1e-4);
   EXPECT_NEAR(outs[1].At<float>(0), 0.5f + 0.8316f / 2, 1e-4);
   EXPECT_EQ(outs[0].shape, (std::vector<int64_t>{3}));

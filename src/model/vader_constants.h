@@ -27,15 +27,14 @@ inline constexpr double kNormalizationAlpha = 15.0;
 // NEGATE: a word that negates a sentiment word up to three words after it. (Any word containing
 // "n't" does too.)
 inline constexpr std::array<std::string_view, 59> kNegations = {
-    "aint",     "arent",    "cannot",   "cant",     "couldnt",   "darent",   "didnt",
-    "doesnt",   "ain't",    "aren't",   "can't",    "couldn't",  "daren't",  "didn't",
-    "doesn't",  "dont",     "hadnt",    "hasnt",    "havent",    "isnt",     "mightnt",
-    "mustnt",   "neither",  "don't",    "hadn't",   "hasn't",    "haven't",  "isn't",
-    "mightn't", "mustn't",  "neednt",   "needn't",  "never",     "none",     "nope",
-    "nor",      "not",      "nothing",  "nowhere",  "oughtnt",   "shant",    "shouldnt",
-    "uhuh",     "wasnt",    "werent",   "oughtn't", "shan't",    "shouldn't", "uh-uh",
-    "wasn't",   "weren't",  "without",  "wont",     "wouldnt",   "won't",    "wouldn't",
-    "rarely",   "seldom",   "despite"};
+    "aint",   "arent",    "cannot",  "cant",     "couldnt",  "darent",   "didnt",   "doesnt",
+    "ain't",  "aren't",   "can't",   "couldn't", "daren't",  "didn't",   "doesn't", "dont",
+    "hadnt",  "hasnt",    "havent",  "isnt",     "mightnt",  "mustnt",   "neither", "don't",
+    "hadn't", "hasn't",   "haven't", "isn't",    "mightn't", "mustn't",  "neednt",  "needn't",
+    "never",  "none",     "nope",    "nor",      "not",      "nothing",  "nowhere", "oughtnt",
+    "shant",  "shouldnt", "uhuh",    "wasnt",    "werent",   "oughtn't", "shan't",  "shouldn't",
+    "uh-uh",  "wasn't",   "weren't", "without",  "wont",     "wouldnt",  "won't",   "wouldn't",
+    "rarely", "seldom",   "despite"};
 
 struct WeightedPhrase {
   std::string_view text;  // lower-case words separated by single spaces
@@ -47,34 +46,27 @@ struct WeightedPhrase {
 inline constexpr double kUp = kBoosterIncrement;
 inline constexpr double kDown = kBoosterDecrement;
 inline constexpr std::array<WeightedPhrase, 84> kBoosters = {{
-    {"absolutely", kUp},    {"amazingly", kUp},     {"awfully", kUp},
-    {"completely", kUp},    {"considerable", kUp},  {"considerably", kUp},
-    {"decidedly", kUp},     {"deeply", kUp},        {"effing", kUp},
-    {"enormous", kUp},      {"enormously", kUp},    {"entirely", kUp},
-    {"especially", kUp},    {"exceptional", kUp},   {"exceptionally", kUp},
-    {"extreme", kUp},       {"extremely", kUp},     {"fabulously", kUp},
-    {"flipping", kUp},      {"flippin", kUp},       {"frackin", kUp},
-    {"fracking", kUp},      {"fricking", kUp},      {"frickin", kUp},
-    {"frigging", kUp},      {"friggin", kUp},       {"fully", kUp},
-    {"fuckin", kUp},        {"fucking", kUp},       {"fuggin", kUp},
-    {"fugging", kUp},       {"greatly", kUp},       {"hella", kUp},
-    {"highly", kUp},        {"hugely", kUp},        {"incredible", kUp},
-    {"incredibly", kUp},    {"intensely", kUp},     {"major", kUp},
-    {"majorly", kUp},       {"more", kUp},          {"most", kUp},
-    {"particularly", kUp},  {"purely", kUp},        {"quite", kUp},
-    {"really", kUp},        {"remarkably", kUp},    {"so", kUp},
-    {"substantially", kUp}, {"thoroughly", kUp},    {"total", kUp},
-    {"totally", kUp},       {"tremendous", kUp},    {"tremendously", kUp},
-    {"uber", kUp},          {"unbelievably", kUp},  {"unusually", kUp},
-    {"utter", kUp},         {"utterly", kUp},       {"very", kUp},
-    {"almost", kDown},      {"barely", kDown},      {"hardly", kDown},
-    {"just enough", kDown}, {"kind of", kDown},     {"kinda", kDown},
-    {"kindof", kDown},      {"kind-of", kDown},     {"less", kDown},
-    {"little", kDown},      {"marginal", kDown},    {"marginally", kDown},
-    {"occasional", kDown},  {"occasionally", kDown}, {"partly", kDown},
-    {"scarce", kDown},      {"scarcely", kDown},    {"slight", kDown},
-    {"slightly", kDown},    {"somewhat", kDown},    {"sort of", kDown},
-    {"sorta", kDown},       {"sortof", kDown},      {"sort-of", kDown},
+    {"absolutely", kUp},    {"amazingly", kUp},      {"awfully", kUp},       {"completely", kUp},
+    {"considerable", kUp},  {"considerably", kUp},   {"decidedly", kUp},     {"deeply", kUp},
+    {"effing", kUp},        {"enormous", kUp},       {"enormously", kUp},    {"entirely", kUp},
+    {"especially", kUp},    {"exceptional", kUp},    {"exceptionally", kUp}, {"extreme", kUp},
+    {"extremely", kUp},     {"fabulously", kUp},     {"flipping", kUp},      {"flippin", kUp},
+    {"frackin", kUp},       {"fracking", kUp},       {"fricking", kUp},      {"frickin", kUp},
+    {"frigging", kUp},      {"friggin", kUp},        {"fully", kUp},         {"fuckin", kUp},
+    {"fucking", kUp},       {"fuggin", kUp},         {"fugging", kUp},       {"greatly", kUp},
+    {"hella", kUp},         {"highly", kUp},         {"hugely", kUp},        {"incredible", kUp},
+    {"incredibly", kUp},    {"intensely", kUp},      {"major", kUp},         {"majorly", kUp},
+    {"more", kUp},          {"most", kUp},           {"particularly", kUp},  {"purely", kUp},
+    {"quite", kUp},         {"really", kUp},         {"remarkably", kUp},    {"so", kUp},
+    {"substantially", kUp}, {"thoroughly", kUp},     {"total", kUp},         {"totally", kUp},
+    {"tremendous", kUp},    {"tremendously", kUp},   {"uber", kUp},          {"unbelievably", kUp},
+    {"unusually", kUp},     {"utter", kUp},          {"utterly", kUp},       {"very", kUp},
+    {"almost", kDown},      {"barely", kDown},       {"hardly", kDown},      {"just enough", kDown},
+    {"kind of", kDown},     {"kinda", kDown},        {"kindof", kDown},      {"kind-of", kDown},
+    {"less", kDown},        {"little", kDown},       {"marginal", kDown},    {"marginally", kDown},
+    {"occasional", kDown},  {"occasionally", kDown}, {"partly", kDown},      {"scarce", kDown},
+    {"scarcely", kDown},    {"slight", kDown},       {"slightly", kDown},    {"somewhat", kDown},
+    {"sort of", kDown},     {"sorta", kDown},        {"sortof", kDown},      {"sort-of", kDown},
 }};
 
 // SPECIAL_CASES: idioms whose valence replaces the computed one. ("badass" is one word and, as in

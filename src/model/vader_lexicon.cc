@@ -69,8 +69,7 @@ std::optional<double> ParseNumber(std::string_view text) {
 
 }  // namespace
 
-absl::StatusOr<VaderLexicon> VaderLexicon::Parse(std::string_view lexicon,
-                                                 std::string_view emoji) {
+absl::StatusOr<VaderLexicon> VaderLexicon::Parse(std::string_view lexicon, std::string_view emoji) {
   VaderLexicon out;
   RETURN_IF_ERROR(ForEachEntry(
       "VADER lexicon", lexicon,
@@ -86,15 +85,16 @@ absl::StatusOr<VaderLexicon> VaderLexicon::Parse(std::string_view lexicon,
         info.valence = *valence;
         return absl::OkStatus();
       }));
-  RETURN_IF_ERROR(ForEachEntry(
-      "VADER emoji lexicon", emoji,
-      [&out](size_t, std::string_view key, std::string_view description) {
-        const vader_text::Char c = vader_text::DecodeAt(key, 0);  // key is never empty
-        if (c.length != key.size()) return absl::OkStatus();  // several code points: never used
-        out.emojis_.insert_or_assign(c.code_point, std::string(description));
-        if (c.code_point < 0x80) out.ascii_emoji_.set(c.code_point);
-        return absl::OkStatus();
-      }));
+  RETURN_IF_ERROR(
+      ForEachEntry("VADER emoji lexicon", emoji,
+                   [&out](size_t, std::string_view key, std::string_view description) {
+                     const vader_text::Char c = vader_text::DecodeAt(key, 0);  // key is never empty
+                     if (c.length != key.size())
+                       return absl::OkStatus();  // several code points: never used
+                     out.emojis_.insert_or_assign(c.code_point, std::string(description));
+                     if (c.code_point < 0x80) out.ascii_emoji_.set(c.code_point);
+                     return absl::OkStatus();
+                   }));
   out.AddReferenceWordLists();
   return out;
 }

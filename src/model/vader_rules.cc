@@ -210,16 +210,16 @@ double PunctuationEmphasis(size_t exclamations, size_t questions) {
   const double ep =
       static_cast<double>(std::min<size_t>(exclamations, kMaxExclamations)) * kExclamationIncrement;
   double qm = 0.0;
-  if (questions > 1) qm = questions <= 3 ? static_cast<double>(questions) * kQuestionIncrement
-                                         : kQuestionCap;
+  if (questions > 1)
+    qm = questions <= 3 ? static_cast<double>(questions) * kQuestionIncrement : kQuestionCap;
   return ep + qm;
 }
 
 }  // namespace
 
 bool AllCapsDifferential(absl::Span<const Token> tokens) {
-  const size_t upper = std::count_if(tokens.begin(), tokens.end(),
-                                     [](const Token& t) { return t.is_upper; });
+  const size_t upper =
+      std::count_if(tokens.begin(), tokens.end(), [](const Token& t) { return t.is_upper; });
   const size_t differential = tokens.size() - upper;
   return differential > 0 && differential < tokens.size();
 }
@@ -330,8 +330,7 @@ double PythonRound(double x, int digits) {
   const double scaled = x * scale;
   // Away from a tie the product's rounding error (relative 2^-53) cannot change the result, and
   // integer / power of ten is correctly rounded, as Python's decimal round trip is.
-  if (std::fabs(std::fabs(scaled - std::trunc(scaled)) - 0.5) > 1e-6 &&
-      std::fabs(scaled) < 1e15) {
+  if (std::fabs(std::fabs(scaled - std::trunc(scaled)) - 0.5) > 1e-6 && std::fabs(scaled) < 1e15) {
     return std::round(scaled) / scale;
   }
   // Near a tie: round the exact binary value in decimal (ties to even), as Python does.

@@ -218,10 +218,23 @@ TEST_F(VaderTest, SurvivesHostileInput) {
     for (char& c : text) c = static_cast<char>(byte(random));
     ExpectInRange(analyzer().PolarityScores(text));
   }
-  const std::string_view odd_texts[] = {
-      "\xc3", "\xe2\x82", "\xf0\x9f\x98", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80",
-      "\x80\x80 good", "good \xff", std::string_view("\0good\0", 6), "\xc3\x9e\xc3",
-      "\xe2\x80\xa8\xe2\x80", "n't", "but", "but but", "no", "kind of", "least"};
+  const std::string_view odd_texts[] = {"\xc3",
+                                        "\xe2\x82",
+                                        "\xf0\x9f\x98",
+                                        "\xed\xa0\x80",
+                                        "\xc0\xaf",
+                                        "\xf4\x90\x80\x80",
+                                        "\x80\x80 good",
+                                        "good \xff",
+                                        std::string_view("\0good\0", 6),
+                                        "\xc3\x9e\xc3",
+                                        "\xe2\x80\xa8\xe2\x80",
+                                        "n't",
+                                        "but",
+                                        "but but",
+                                        "no",
+                                        "kind of",
+                                        "least"};
   for (std::string_view text : odd_texts) ExpectInRange(analyzer().PolarityScores(text));
   // Long inputs: 2 MB of words with a "but" (the indexed "but" rule), and one 1 MB word.
   std::string words;
@@ -298,9 +311,9 @@ TEST(VaderTextTest, FollowsPythonStrForLatin1) {
   EXPECT_TRUE(IsUpper(":D"));
   EXPECT_FALSE(IsUpper("123"));
   EXPECT_FALSE(IsUpper("Great"));
-  EXPECT_TRUE(IsUpper("\u00c9T\u00c9"));         // ÉTÉ
-  EXPECT_FALSE(IsUpper("GR\u00dc\u00dfE"));      // ß is lower-case
-  EXPECT_FALSE(IsUpper("\u00baA"));              // so is º
+  EXPECT_TRUE(IsUpper("\u00c9T\u00c9"));        // ÉTÉ
+  EXPECT_FALSE(IsUpper("GR\u00dc\u00dfE"));     // ß is lower-case
+  EXPECT_FALSE(IsUpper("\u00baA"));             // so is º
   EXPECT_FALSE(IsUpper("\u041f\u0420\u0418"));  // NOTE: Python says true
 
   std::string word = "\u00c0\u00c9\u00de\u00d7Ab\xc3";

@@ -31,7 +31,8 @@ FrontendMetrics::FrontendMetrics(metrics::Registry& r)
 void FrontendMetrics::SyncConnections(int64_t open_connections, int64_t evicted_total) {
   http_connections_gauge.Set(static_cast<double>(open_connections));
   const int64_t before = evicted_seen_.exchange(evicted_total);
-  if (evicted_total > before) http_evicted_counter.Increment(static_cast<double>(evicted_total - before));
+  if (evicted_total > before)
+    http_evicted_counter.Increment(static_cast<double>(evicted_total - before));
 }
 
 }  // namespace galley::protocol

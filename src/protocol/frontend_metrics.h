@@ -17,10 +17,10 @@ namespace galley::protocol {
 struct FrontendMetrics {
   explicit FrontendMetrics(metrics::Registry& registry);
 
-  prometheus::Family<prometheus::Counter>& requests;           // endpoint, model, outcome
-  prometheus::Family<prometheus::Histogram>& request_duration; // endpoint
-  prometheus::Family<prometheus::Gauge>& http_inflight;        // (none)
-  prometheus::Family<prometheus::Gauge>& http_connections;     // (none)
+  prometheus::Family<prometheus::Counter>& requests;            // endpoint, model, outcome
+  prometheus::Family<prometheus::Histogram>& request_duration;  // endpoint
+  prometheus::Family<prometheus::Gauge>& http_inflight;         // (none)
+  prometheus::Family<prometheus::Gauge>& http_connections;      // (none)
   prometheus::Gauge& http_inflight_gauge;
   prometheus::Gauge& http_connections_gauge;
   prometheus::Counter& http_evicted_counter;

@@ -13,7 +13,8 @@ bool IsJsonContentType(std::string_view value) {
 
 bool HasJsonContentType(const http::Request& req) {
   auto ct = req.find(boost::beast::http::field::content_type);
-  return ct != req.end() && IsJsonContentType(std::string_view(ct->value().data(), ct->value().size()));
+  return ct != req.end() &&
+         IsJsonContentType(std::string_view(ct->value().data(), ct->value().size()));
 }
 
 absl::StatusOr<TimePoint> RequestDeadline(const http::Request& req,
@@ -51,14 +52,22 @@ absl::StatusOr<std::optional<size_t>> InferenceHeaderLength(const http::Request&
 
 http::Status HttpStatusFor(inference::Outcome outcome) {
   switch (outcome) {
-    case inference::Outcome::kOk: return http::Status::ok;
-    case inference::Outcome::kInvalidInput: return http::Status::bad_request;
-    case inference::Outcome::kModelNotFound: return http::Status::not_found;
-    case inference::Outcome::kModelNotReady: return http::Status::service_unavailable;
-    case inference::Outcome::kQueueFull: return http::Status::too_many_requests;
-    case inference::Outcome::kDeadlineExceeded: return http::Status::gateway_timeout;
-    case inference::Outcome::kShuttingDown: return http::Status::service_unavailable;
-    case inference::Outcome::kInternal: return http::Status::internal_server_error;
+    case inference::Outcome::kOk:
+      return http::Status::ok;
+    case inference::Outcome::kInvalidInput:
+      return http::Status::bad_request;
+    case inference::Outcome::kModelNotFound:
+      return http::Status::not_found;
+    case inference::Outcome::kModelNotReady:
+      return http::Status::service_unavailable;
+    case inference::Outcome::kQueueFull:
+      return http::Status::too_many_requests;
+    case inference::Outcome::kDeadlineExceeded:
+      return http::Status::gateway_timeout;
+    case inference::Outcome::kShuttingDown:
+      return http::Status::service_unavailable;
+    case inference::Outcome::kInternal:
+      return http::Status::internal_server_error;
   }
   return http::Status::internal_server_error;
 }

@@ -25,8 +25,7 @@ bool HasJsonContentType(const http::Request& req);
 // InvalidArgument for a malformed header.
 absl::StatusOr<TimePoint> RequestDeadline(const http::Request& req,
                                           std::optional<int64_t> timeout_us,
-                                          std::chrono::milliseconds default_timeout,
-                                          TimePoint now);
+                                          std::chrono::milliseconds default_timeout, TimePoint now);
 
 // Triton's binary tensor data extension: the request's Inference-Header-Content-Length (the
 // length of the JSON part), none when absent; InvalidArgument when it is not a byte count.

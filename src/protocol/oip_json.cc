@@ -4,11 +4,11 @@
 #include <cmath>
 #include <limits>
 
-#include "common/strings.h"
 #include "boost/json/parse.hpp"
-#include "common/json.h"
-#include "model/utf8.h"
 #include "boost/json/value.hpp"
+#include "common/json.h"
+#include "common/strings.h"
+#include "model/utf8.h"
 
 namespace galley::protocol {
 namespace json = boost::json;
@@ -17,7 +17,9 @@ using model::Tensor;
 
 namespace {
 
-absl::Status Invalid(std::string_view what) { return absl::InvalidArgumentError(std::string(what)); }
+absl::Status Invalid(std::string_view what) {
+  return absl::InvalidArgumentError(std::string(what));
+}
 
 absl::StatusOr<json::value> ParseJson(std::string_view body) {
   if (!model::IsValidUtf8(body)) return Invalid("the request body is not valid UTF-8");
@@ -26,7 +28,8 @@ absl::StatusOr<json::value> ParseJson(std::string_view body) {
   opts.max_depth = 64;
   json::value v = json::parse(body, ec, {}, opts);
   if (ec) return Invalid(StrCat("malformed JSON: ", ec.message()));
-  if (auto key = FindDuplicateKey(body, opts.max_depth)) return Invalid(StrCat("duplicate key '", *key, "' in the JSON body"));
+  if (auto key = FindDuplicateKey(body, opts.max_depth))
+    return Invalid(StrCat("duplicate key '", *key, "' in the JSON body"));
   return v;
 }
 
@@ -36,9 +39,11 @@ absl::Status AppendInt(const json::value& v, Tensor& t) {
   if (v.is_int64()) {
     const int64_t x = v.get_int64();
     if constexpr (std::is_unsigned_v<T>) {
-      if (x < 0 || static_cast<uint64_t>(x) > std::numeric_limits<T>::max()) return Invalid("out of range");
+      if (x < 0 || static_cast<uint64_t>(x) > std::numeric_limits<T>::max())
+        return Invalid("out of range");
     } else {
-      if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max()) return Invalid("out of range");
+      if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max())
+        return Invalid("out of range");
     }
     t.Append<T>(static_cast<T>(x));
     return absl::OkStatus();
@@ -65,20 +70,29 @@ absl::Status AppendElement(const json::value& v, Tensor& t) {
       if (!v.is_bool()) return Invalid("expected true or false");
       t.Append<uint8_t>(v.get_bool() ? 1 : 0);
       return absl::OkStatus();
-    case DataType::kUint8: return AppendInt<uint8_t>(v, t);
-    case DataType::kUint16: return AppendInt<uint16_t>(v, t);
-    case DataType::kUint32: return AppendInt<uint32_t>(v, t);
-    case DataType::kUint64: return AppendInt<uint64_t>(v, t);
-    case DataType::kInt8: return AppendInt<int8_t>(v, t);
-    case DataType::kInt16: return AppendInt<int16_t>(v, t);
-    case DataType::kInt32: return AppendInt<int32_t>(v, t);
-    case DataType::kInt64: return AppendInt<int64_t>(v, t);
+    case DataType::kUint8:
+      return AppendInt<uint8_t>(v, t);
+    case DataType::kUint16:
+      return AppendInt<uint16_t>(v, t);
+    case DataType::kUint32:
+      return AppendInt<uint32_t>(v, t);
+    case DataType::kUint64:
+      return AppendInt<uint64_t>(v, t);
+    case DataType::kInt8:
+      return AppendInt<int8_t>(v, t);
+    case DataType::kInt16:
+      return AppendInt<int16_t>(v, t);
+    case DataType::kInt32:
+      return AppendInt<int32_t>(v, t);
+    case DataType::kInt64:
+      return AppendInt<int64_t>(v, t);
     case DataType::kFp16:
       return Invalid("FP16 tensors are not supported in JSON; use FP32");
     case DataType::kFp32: {
       auto d = Number(v);
       if (!d.ok()) return d.status();
-      if (std::fabs(*d) > std::numeric_limits<float>::max()) return Invalid("out of range for FP32");
+      if (std::fabs(*d) > std::numeric_limits<float>::max())
+        return Invalid("out of range for FP32");
       t.Append<float>(static_cast<float>(*d));
       return absl::OkStatus();
     }
@@ -116,9 +130,13 @@ absl::StatusOr<std::vector<int64_t>> DecodeShape(const json::value* v) {
   if (v == nullptr || !v->is_array()) return Invalid("'shape' must be an array of integers");
   std::vector<int64_t> shape;
   for (const json::value& d : v->get_array()) {
-    if (d.is_int64() && d.get_int64() >= 0) shape.push_back(d.get_int64());
-    else if (d.is_uint64() && d.get_uint64() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) shape.push_back(static_cast<int64_t>(d.get_uint64()));
-    else return Invalid("'shape' must be an array of non-negative integers");
+    if (d.is_int64() && d.get_int64() >= 0)
+      shape.push_back(d.get_int64());
+    else if (d.is_uint64() &&
+             d.get_uint64() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      shape.push_back(static_cast<int64_t>(d.get_uint64()));
+    else
+      return Invalid("'shape' must be an array of non-negative integers");
   }
   return shape;
 }
@@ -178,26 +196,39 @@ absl::Status DecodeInput(const json::object& in, const model::TensorSpec& spec,
   }
   if (count != expected) {
     return Invalid(StrCat(where, "has ", count, " data elements but shape ", ShapeString(t.shape),
-                                " needs ", expected));
+                          " needs ", expected));
   }
   return absl::OkStatus();
 }
 
 json::value ElementToJson(const Tensor& t, size_t i) {
   switch (t.datatype) {
-    case DataType::kBool: return json::value(t.At<uint8_t>(i) != 0);
-    case DataType::kUint8: return json::value(t.At<uint8_t>(i));
-    case DataType::kUint16: return json::value(t.At<uint16_t>(i));
-    case DataType::kUint32: return json::value(t.At<uint32_t>(i));
-    case DataType::kUint64: return json::value(t.At<uint64_t>(i));
-    case DataType::kInt8: return json::value(t.At<int8_t>(i));
-    case DataType::kInt16: return json::value(t.At<int16_t>(i));
-    case DataType::kInt32: return json::value(t.At<int32_t>(i));
-    case DataType::kInt64: return json::value(t.At<int64_t>(i));
-    case DataType::kFp16: return json::value(nullptr);
-    case DataType::kFp32: return json::value(FloatForJson(t.At<float>(i)));
-    case DataType::kFp64: return json::value(t.At<double>(i));
-    case DataType::kBytes: return json::value(t.bytes[i]);
+    case DataType::kBool:
+      return json::value(t.At<uint8_t>(i) != 0);
+    case DataType::kUint8:
+      return json::value(t.At<uint8_t>(i));
+    case DataType::kUint16:
+      return json::value(t.At<uint16_t>(i));
+    case DataType::kUint32:
+      return json::value(t.At<uint32_t>(i));
+    case DataType::kUint64:
+      return json::value(t.At<uint64_t>(i));
+    case DataType::kInt8:
+      return json::value(t.At<int8_t>(i));
+    case DataType::kInt16:
+      return json::value(t.At<int16_t>(i));
+    case DataType::kInt32:
+      return json::value(t.At<int32_t>(i));
+    case DataType::kInt64:
+      return json::value(t.At<int64_t>(i));
+    case DataType::kFp16:
+      return json::value(nullptr);
+    case DataType::kFp32:
+      return json::value(FloatForJson(t.At<float>(i)));
+    case DataType::kFp64:
+      return json::value(t.At<double>(i));
+    case DataType::kBytes:
+      return json::value(t.bytes[i]);
   }
   return json::value(nullptr);
 }
@@ -306,8 +337,8 @@ absl::Status DecodeRawTensor(std::string_view raw, int64_t count, std::string_vi
   size_t pos = 0;
   while (pos < raw.size()) {
     if (raw.size() - pos < 4) {
-      return Invalid(StrCat(source, ": element ", t.bytes.size(),
-                            " is cut off inside its 4-byte length"));
+      return Invalid(
+          StrCat(source, ": element ", t.bytes.size(), " is cut off inside its 4-byte length"));
     }
     const auto* p = reinterpret_cast<const unsigned char*>(raw.data() + pos);
     const uint32_t len =
@@ -318,15 +349,15 @@ absl::Status DecodeRawTensor(std::string_view raw, int64_t count, std::string_vi
                             " bytes but only ", raw.size() - pos, " remain"));
     }
     if (static_cast<int64_t>(t.bytes.size()) >= count) {
-      return Invalid(StrCat(source, " holds more elements than shape ",
-                            ShapeString(t.shape), " needs (", count, ")"));
+      return Invalid(StrCat(source, " holds more elements than shape ", ShapeString(t.shape),
+                            " needs (", count, ")"));
     }
     t.bytes.emplace_back(raw.substr(pos, len));
     pos += len;
   }
   if (static_cast<int64_t>(t.bytes.size()) != count) {
-    return Invalid(StrCat("has ", t.bytes.size(), " data elements but shape ",
-                          ShapeString(t.shape), " needs ", count));
+    return Invalid(StrCat("has ", t.bytes.size(), " data elements but shape ", ShapeString(t.shape),
+                          " needs ", count));
   }
   return absl::OkStatus();
 }
@@ -380,9 +411,12 @@ absl::StatusOr<DecodedInferRequest> DecodeInferRequest(std::string_view body,
       out.binary_data_output = b->get_bool();
     }
     if (const json::value* timeout = params->get_object().if_contains("timeout")) {
-      if (timeout->is_int64() && timeout->get_int64() >= 0) out.timeout_us = timeout->get_int64();
-      else if (timeout->is_uint64()) out.timeout_us = std::numeric_limits<int64_t>::max();
-      else return Invalid("parameter 'timeout' must be a non-negative integer (microseconds)");
+      if (timeout->is_int64() && timeout->get_int64() >= 0)
+        out.timeout_us = timeout->get_int64();
+      else if (timeout->is_uint64())
+        out.timeout_us = std::numeric_limits<int64_t>::max();
+      else
+        return Invalid("parameter 'timeout' must be a non-negative integer (microseconds)");
     }
   }
   const json::value* inputs = root.if_contains("inputs");
@@ -396,27 +430,32 @@ absl::StatusOr<DecodedInferRequest> DecodeInferRequest(std::string_view body,
     auto idx = input_set.Claim(std::string_view(name->get_string()));
     if (!idx.ok()) return idx.status();
     const size_t i = *idx;
-    if (absl::Status st = DecodeInput(v.get_object(), md.inputs[i], md, binary, out.input.inputs[i]);
+    if (absl::Status st =
+            DecodeInput(v.get_object(), md.inputs[i], md, binary, out.input.inputs[i]);
         !st.ok()) {
       return st;
     }
   }
   if (absl::Status st = input_set.Finish(out.input); !st.ok()) return st;
   if (binary != nullptr && !binary->empty()) {
-    return Invalid(StrCat(binary->size(), " bytes of binary data follow the JSON but no input claims them"));
+    return Invalid(
+        StrCat(binary->size(), " bytes of binary data follow the JSON but no input claims them"));
   }
   if (const json::value* outputs = root.if_contains("outputs")) {
     if (!outputs->is_array()) return Invalid("'outputs' must be an array");
     for (const json::value& o : outputs->get_array()) {
       const json::value* name = o.is_object() ? o.get_object().if_contains("name") : nullptr;
-      if (name == nullptr || !name->is_string()) return Invalid("each requested output needs a string 'name'");
+      if (name == nullptr || !name->is_string())
+        return Invalid("each requested output needs a string 'name'");
       const std::string_view n(name->get_string());
       if (absl::Status st = CheckRequestedOutput(md, n); !st.ok()) return st;
       out.outputs.emplace_back(n);
       if (const json::value* params = o.get_object().if_contains("parameters")) {
-        if (!params->is_object()) return Invalid(StrCat("output '", n, "': 'parameters' must be an object"));
+        if (!params->is_object())
+          return Invalid(StrCat("output '", n, "': 'parameters' must be an object"));
         if (const json::value* b = params->get_object().if_contains("binary_data")) {
-          if (!b->is_bool()) return Invalid(StrCat("output '", n, "': 'binary_data' must be true or false"));
+          if (!b->is_bool())
+            return Invalid(StrCat("output '", n, "': 'binary_data' must be true or false"));
           if (b->get_bool()) out.binary_outputs.emplace_back(n);
         }
       }
@@ -461,11 +500,11 @@ EncodedInferResponse EncodeInferResponse(const model::ModelMetadata& md, std::st
         binary.append(reinterpret_cast<const char*>(t.raw.data()), t.raw.size());
       }
       any_binary = true;
-      outs.push_back(json::object{
-          {"name", t.name},
-          {"datatype", model::DataTypeName(t.datatype)},
-          {"shape", std::move(shape)},
-          {"parameters", json::object{{"binary_data_size", binary.size() - before}}}});
+      outs.push_back(
+          json::object{{"name", t.name},
+                       {"datatype", model::DataTypeName(t.datatype)},
+                       {"shape", std::move(shape)},
+                       {"parameters", json::object{{"binary_data_size", binary.size() - before}}}});
       continue;
     }
     json::array data;

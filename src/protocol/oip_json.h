@@ -22,10 +22,10 @@ namespace galley::protocol {
 
 // A decoded $inference_request.
 struct DecodedInferRequest {
-  std::string id;                          // echoed in the response when present
-  model::InferInput input;                 // in the model's input order
-  std::vector<std::string> outputs;        // requested outputs; empty means all
-  std::optional<int64_t> timeout_us;       // parameters.timeout (Triton: microseconds)
+  std::string id;                     // echoed in the response when present
+  model::InferInput input;            // in the model's input order
+  std::vector<std::string> outputs;   // requested outputs; empty means all
+  std::optional<int64_t> timeout_us;  // parameters.timeout (Triton: microseconds)
   // Binary tensor data extension: outputs asked for with parameters.binary_data = true, and
   // parameters.binary_data_output = true (every output binary).
   std::vector<std::string> binary_outputs;
@@ -121,8 +121,7 @@ std::string EncodeServerMetadata(std::string_view name, std::string_view version
 // POST /inference/analyze: {"text": "..."}; the text must be a non-blank string.
 absl::StatusOr<std::string> DecodeAnalyzeRequest(std::string_view body);
 // {"sentiment": label, "confidence": c}, plus "model" naming the model that answered.
-std::string EncodeAnalyzeResponse(std::string_view label, float confidence,
-                                  std::string_view model);
+std::string EncodeAnalyzeResponse(std::string_view label, float confidence, std::string_view model);
 
 // A float as JSON with the shortest decimal that round-trips the float (0.8316f -> 0.8316).
 double FloatForJson(float v);

@@ -23,7 +23,8 @@ model::ModelMetadata MatrixModel() {
   md.name = "mat";
   md.version = "1";
   md.max_batch_size = 0;
-  md.inputs = {{"a", DataType::kFp32, {2, 3}}, {"b", DataType::kInt8, {-1}}, {"c", DataType::kBool, {1}}};
+  md.inputs = {
+      {"a", DataType::kFp32, {2, 3}}, {"b", DataType::kInt8, {-1}}, {"c", DataType::kBool, {1}}};
   md.outputs = {{"out", DataType::kFp64, {2}}};
   return md;
 }
@@ -67,20 +68,32 @@ TEST(DecodeInferRequestTest, RejectsWithClearErrors) {
       {R"({"inputs":[)", "malformed JSON"},
       {R"([1,2])", "must be a JSON object"},
       {R"({})", "'inputs' must be an array"},
-      {R"({"inputs":[{"name":"nope","shape":[1],"datatype":"BYTES","data":["x"]}]})", "unknown input 'nope'"},
+      {R"({"inputs":[{"name":"nope","shape":[1],"datatype":"BYTES","data":["x"]}]})",
+       "unknown input 'nope'"},
       {R"({"inputs":[]})", "missing input 'text'"},
-      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"FP32","data":[1]}]})", "datatype FP32 does not match the model's BYTES"},
-      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"FOO","data":[1]}]})", "unknown datatype 'FOO'"},
-      {R"({"inputs":[{"name":"text","shape":[1,1],"datatype":"BYTES","data":["x"]}]})", "shape [1,1] does not match the model's [-1]"},
-      {R"({"inputs":[{"name":"text","shape":[2],"datatype":"BYTES","data":["x"]}]})", "has 1 data elements but shape [2] needs 2"},
-      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["x","y"]}]})", "more data elements than the shape holds"},
-      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":[5]}]})", "expected a string"},
-      {R"({"inputs":[{"name":"text","shape":[5],"datatype":"BYTES","data":["a","b","c","d","e"]}]})", "exceeds the model's maximum of 4"},
-      {R"({"inputs":[{"name":"text","shape":[-1],"datatype":"BYTES","data":[]}]})", "non-negative integers"},
+      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"FP32","data":[1]}]})",
+       "datatype FP32 does not match the model's BYTES"},
+      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"FOO","data":[1]}]})",
+       "unknown datatype 'FOO'"},
+      {R"({"inputs":[{"name":"text","shape":[1,1],"datatype":"BYTES","data":["x"]}]})",
+       "shape [1,1] does not match the model's [-1]"},
+      {R"({"inputs":[{"name":"text","shape":[2],"datatype":"BYTES","data":["x"]}]})",
+       "has 1 data elements but shape [2] needs 2"},
+      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["x","y"]}]})",
+       "more data elements than the shape holds"},
+      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":[5]}]})",
+       "expected a string"},
+      {R"({"inputs":[{"name":"text","shape":[5],"datatype":"BYTES","data":["a","b","c","d","e"]}]})",
+       "exceeds the model's maximum of 4"},
+      {R"({"inputs":[{"name":"text","shape":[-1],"datatype":"BYTES","data":[]}]})",
+       "non-negative integers"},
       {R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES"}]})", "'data' is missing"},
-      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["a"]},{"name":"text","shape":[1],"datatype":"BYTES","data":["a"]}]})", "given more than once"},
-      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["a"]}],"outputs":[{"name":"zzz"}]})", "unknown output 'zzz'"},
-      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["a"]}],"parameters":{"timeout":"soon"}})", "'timeout' must be"},
+      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["a"]},{"name":"text","shape":[1],"datatype":"BYTES","data":["a"]}]})",
+       "given more than once"},
+      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["a"]}],"outputs":[{"name":"zzz"}]})",
+       "unknown output 'zzz'"},
+      {R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["a"]}],"parameters":{"timeout":"soon"}})",
+       "'timeout' must be"},
       {R"({"id":7,"inputs":[]})", "'id' must be a string"},
   };
   for (const BadCase& c : cases) {
@@ -94,11 +107,16 @@ TEST(DecodeInferRequestTest, RejectsWithClearErrors) {
 
 TEST(DecodeInferRequestTest, RangeChecks) {
   const std::vector<BadCase> cases = {
-      {R"({"inputs":[{"name":"a","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,1e39]},{"name":"b","shape":[1],"datatype":"INT8","data":[1]},{"name":"c","shape":[1],"datatype":"BOOL","data":[true]}]})", "out of range for FP32"},
-      {R"({"inputs":[{"name":"a","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]},{"name":"b","shape":[1],"datatype":"INT8","data":[128]},{"name":"c","shape":[1],"datatype":"BOOL","data":[true]}]})", "out of range"},
-      {R"({"inputs":[{"name":"a","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]},{"name":"b","shape":[1],"datatype":"INT8","data":[1.5]},{"name":"c","shape":[1],"datatype":"BOOL","data":[true]}]})", "expected an integer"},
-      {R"({"inputs":[{"name":"a","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]},{"name":"b","shape":[1],"datatype":"INT8","data":[1]},{"name":"c","shape":[1],"datatype":"BOOL","data":[1]}]})", "expected true or false"},
-      {R"({"inputs":[{"name":"a","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,"x"]},{"name":"b","shape":[1],"datatype":"INT8","data":[1]},{"name":"c","shape":[1],"datatype":"BOOL","data":[true]}]})", "expected a number"},
+      {R"({"inputs":[{"name":"a","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,1e39]},{"name":"b","shape":[1],"datatype":"INT8","data":[1]},{"name":"c","shape":[1],"datatype":"BOOL","data":[true]}]})",
+       "out of range for FP32"},
+      {R"({"inputs":[{"name":"a","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]},{"name":"b","shape":[1],"datatype":"INT8","data":[128]},{"name":"c","shape":[1],"datatype":"BOOL","data":[true]}]})",
+       "out of range"},
+      {R"({"inputs":[{"name":"a","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]},{"name":"b","shape":[1],"datatype":"INT8","data":[1.5]},{"name":"c","shape":[1],"datatype":"BOOL","data":[true]}]})",
+       "expected an integer"},
+      {R"({"inputs":[{"name":"a","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]},{"name":"b","shape":[1],"datatype":"INT8","data":[1]},{"name":"c","shape":[1],"datatype":"BOOL","data":[1]}]})",
+       "expected true or false"},
+      {R"({"inputs":[{"name":"a","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,"x"]},{"name":"b","shape":[1],"datatype":"INT8","data":[1]},{"name":"c","shape":[1],"datatype":"BOOL","data":[true]}]})",
+       "expected a number"},
   };
   for (const BadCase& c : cases) {
     auto r = DecodeInferRequest(c.body, MatrixModel());
@@ -215,13 +233,18 @@ TEST(BinaryDataExtensionTest, RejectsWithClearErrors) {
       {R"({"inputs":[)" + x8 + "," + s_json + "]}", Floats({1, 2, 3}), true,
        "4 bytes of binary data follow the JSON but no input claims them"},
       {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2],)"
-       R"("parameters":{"binary_data_size":8}},)" + s_json + "]}", Floats({1, 2}), true,
-       "both 'data' and binary_data_size"},
+       R"("parameters":{"binary_data_size":8}},)" +
+           s_json + "]}",
+       Floats({1, 2}), true, "both 'data' and binary_data_size"},
       {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"parameters":{"binary_data_size":4}},)" +
-       s_json + "]}", Floats({1}), true, "binary data holds 4 bytes but shape [1,2]"},
+           s_json + "]}",
+       Floats({1}), true, "binary data holds 4 bytes but shape [1,2]"},
       {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2]},)"
        R"({"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":6}}]})",
-       std::string("\x09\x00\x00\x00" "ab", 6), true, "claims 9 bytes"},
+       std::string("\x09\x00\x00\x00"
+                   "ab",
+                   6),
+       true, "claims 9 bytes"},
   };
   for (const Case& c : cases) {
     const std::string body = c.json + c.binary;
@@ -249,11 +272,15 @@ TEST(BinaryDataExtensionTest, OutputsAfterTheJson) {
   const std::string json = r.body.substr(0, *r.header_length);
   auto doc = boost::json::parse(json).as_object();
   auto outs = doc["outputs"].as_array();
-  EXPECT_EQ(outs[0].as_object()["data"].as_array().size(), 2u);       // y stays JSON
+  EXPECT_EQ(outs[0].as_object()["data"].as_array().size(), 2u);  // y stays JSON
   EXPECT_EQ(outs[1].as_object()["parameters"].as_object()["binary_data_size"].to_number<int>(), 6);
-  EXPECT_EQ(r.body.substr(*r.header_length), std::string("\x02\x00\x00\x00" "hi", 6));
+  EXPECT_EQ(r.body.substr(*r.header_length), std::string("\x02\x00\x00\x00"
+                                                         "hi",
+                                                         6));
   EncodedInferResponse all = EncodeInferResponse(TwoInputModel(), "", out, {}, {}, true);
-  EXPECT_EQ(all.body.substr(*all.header_length), Floats({3, 4}) + std::string("\x02\x00\x00\x00" "hi", 6));
+  EXPECT_EQ(all.body.substr(*all.header_length), Floats({3, 4}) + std::string("\x02\x00\x00\x00"
+                                                                              "hi",
+                                                                              6));
   EXPECT_FALSE(EncodeInferResponse(TwoInputModel(), "", out, {}, {}, false).header_length);
 }
 

@@ -6,28 +6,38 @@ namespace galley::protocol {
 namespace {
 
 constexpr std::array<std::string_view, static_cast<size_t>(Endpoint::kCount)> kEndpointNames = {
-    "analyze", "infer", "model_metadata", "model_ready", "server_metadata", "health_live",
-    "health_ready", "metrics", "not_found", "http"};
+    "analyze",     "infer",        "model_metadata", "model_ready", "server_metadata",
+    "health_live", "health_ready", "metrics",        "not_found",   "http"};
 
 constexpr std::array<std::string_view, 12> kOutcomeNames = {
-    "ok", "invalid_input", "not_found", "method_not_allowed", "request_timeout", "too_large",
-    "queue_full", "header_too_large", "deadline_exceeded", "unavailable", "client_error",
-    "internal"};
+    "ok",           "invalid_input", "not_found",        "method_not_allowed", "request_timeout",
+    "too_large",    "queue_full",    "header_too_large", "deadline_exceeded",  "unavailable",
+    "client_error", "internal"};
 
 size_t OutcomeIndex(http::Status status) {
   const unsigned code = static_cast<unsigned>(status);
   if (code < 400) return 0;
   switch (code) {
-    case 400: return 1;
-    case 404: return 2;
-    case 405: return 3;
-    case 408: return 4;
-    case 413: return 5;
-    case 429: return 6;
-    case 431: return 7;
-    case 504: return 8;
-    case 503: return 9;
-    default: return code < 500 ? 10 : 11;
+    case 400:
+      return 1;
+    case 404:
+      return 2;
+    case 405:
+      return 3;
+    case 408:
+      return 4;
+    case 413:
+      return 5;
+    case 429:
+      return 6;
+    case 431:
+      return 7;
+    case 504:
+      return 8;
+    case 503:
+      return 9;
+    default:
+      return code < 500 ? 10 : 11;
   }
 }
 
@@ -35,7 +45,9 @@ size_t OutcomeIndex(http::Status status) {
 
 std::string_view EndpointName(Endpoint e) { return kEndpointNames[static_cast<size_t>(e)]; }
 
-std::string_view OutcomeLabelFor(http::Status status) { return kOutcomeNames[OutcomeIndex(status)]; }
+std::string_view OutcomeLabelFor(http::Status status) {
+  return kOutcomeNames[OutcomeIndex(status)];
+}
 
 RequestMetrics::RequestMetrics(FrontendMetrics& metrics, std::vector<std::string> models)
     : metrics_(metrics), models_(std::move(models)) {

@@ -17,8 +17,15 @@
 namespace galley::protocol {
 
 enum class Endpoint {
-  kAnalyze, kInfer, kModelMetadata, kModelReady, kServerMetadata, kHealthLive, kHealthReady,
-  kMetrics, kNotFound,
+  kAnalyze,
+  kInfer,
+  kModelMetadata,
+  kModelReady,
+  kServerMetadata,
+  kHealthLive,
+  kHealthReady,
+  kMetrics,
+  kNotFound,
   kHttp,  // rejected by the HTTP layer before routing (413, 431, 408, 400, 503)
   kCount,
 };

@@ -128,24 +128,26 @@ absl::Status AmqpConsumer::State::Connect() {
   amqp_socket_t* socket = amqp_tcp_socket_new(conn);
   if (socket == nullptr) return absl::InternalError("cannot make a TCP socket");
   timeval connect_timeout{2, 0};
-  if (int rc = amqp_socket_open_noblock(socket, options.host.c_str(), options.port, &connect_timeout);
+  if (int rc =
+          amqp_socket_open_noblock(socket, options.host.c_str(), options.port, &connect_timeout);
       rc != AMQP_STATUS_OK) {
-    return absl::UnavailableError(StrCat("connect to ", options.host, ":", options.port, ": ",
-                                         amqp_error_string2(rc)));
+    return absl::UnavailableError(
+        StrCat("connect to ", options.host, ":", options.port, ": ", amqp_error_string2(rc)));
   }
   timeval rpc_timeout{10, 0};
   amqp_set_rpc_timeout(conn, &rpc_timeout);
-  RETURN_IF_ERROR(ReplyStatus(
-      amqp_login(conn, options.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE,
-                 static_cast<int>(options.heartbeat.count()), AMQP_SASL_METHOD_PLAIN,
-                 options.user.c_str(), options.password.c_str()),
-      "login"));
+  RETURN_IF_ERROR(
+      ReplyStatus(amqp_login(conn, options.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE,
+                             static_cast<int>(options.heartbeat.count()), AMQP_SASL_METHOD_PLAIN,
+                             options.user.c_str(), options.password.c_str()),
+                  "login"));
   for (amqp_channel_t ch : {kChannel, kInfoChannel}) {
     amqp_channel_open(conn, ch);
     RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "channel.open"));
   }
   RETURN_IF_ERROR(Declare());
-  amqp_basic_qos(conn, kChannel, 0, static_cast<uint16_t>(std::min(options.max_inflight, 65535)), 0);
+  amqp_basic_qos(conn, kChannel, 0, static_cast<uint16_t>(std::min(options.max_inflight, 65535)),
+                 0);
   RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "basic.qos"));
   amqp_confirm_select(conn, kChannel);
   RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "confirm.select"));
@@ -254,7 +256,8 @@ absl::Status AmqpConsumer::State::OnDelivery(uint64_t tag, bool redelivered, Amq
   metrics.Count(redelivered ? "redelivered" : "consumed");
   const int64_t now_ms = UnixMillis();
   if (item->msg.timestamp_s > 0) {
-    metrics.age.Observe(std::max<int64_t>(0, now_ms - int64_t(item->msg.timestamp_s) * 1000) / 1000.0);
+    metrics.age.Observe(std::max<int64_t>(0, now_ms - int64_t(item->msg.timestamp_s) * 1000) /
+                        1000.0);
   }
   const StreamEntry entry = ToEntry(item->msg);
   Completion c;
@@ -298,7 +301,8 @@ absl::Status AmqpConsumer::State::Publish(Completion c) {
   p.delivery_mode = 2;  // persistent
   AmqpTable headers;
   if (result) {
-    p._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
+    p._flags |=
+        AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
     p.content_type = amqp_cstring_bytes("application/json");
     p.message_id = Bytes(message_id);
     p.correlation_id = Bytes(message_id);
@@ -353,9 +357,8 @@ absl::Status AmqpConsumer::State::Ack(const Completion& c) {
     }
   } else {
     metrics.Count("dead_lettered");
-    log::Info("queue_dead_lettered", {{"id", item.msg.message_id},
-                                      {"reason", c.reason},
-                                      {"deliveries", item.deliveries}});
+    log::Info("queue_dead_lettered",
+              {{"id", item.msg.message_id}, {"reason", c.reason}, {"deliveries", item.deliveries}});
   }
   Finish();
   return absl::OkStatus();
@@ -374,7 +377,8 @@ absl::Status AmqpConsumer::State::OnConfirms(const std::vector<ConfirmLedger::Se
     if (s.returned && c.disposition == Disposition::kResult) {
       // No queue took the result (its reply queue does not exist): dead-letter the message.
       c.disposition = Disposition::kDeadLetter;
-      c.reason = StrCat("the result could not be delivered: no queue '", c.item->request->reply, "'");
+      c.reason =
+          StrCat("the result could not be delivered: no queue '", c.item->request->reply, "'");
       RETURN_IF_ERROR(Publish(std::move(c)));
       continue;
     }
@@ -416,7 +420,8 @@ absl::Status AmqpConsumer::State::HandleFrame(const amqp_frame_t& frame) {
       amqp_message_t message;
       RETURN_IF_ERROR(ReplyStatus(amqp_read_message(conn, frame.channel, &message, 0), "return"));
       const std::string id = (message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
-                                 ? Text(message.properties.message_id) : std::string();
+                                 ? Text(message.properties.message_id)
+                                 : std::string();
       amqp_destroy_message(&message);
       ledger.MarkReturned(routing_key, id);
       return absl::OkStatus();
@@ -435,7 +440,8 @@ absl::Status AmqpConsumer::State::HandleFrame(const amqp_frame_t& frame) {
       return absl::UnavailableError(
           StrCat("the broker closed the connection: ", c->reply_code, " ", Text(c->reply_text)));
     }
-    default: return absl::OkStatus();
+    default:
+      return absl::OkStatus();
   }
 }
 
@@ -474,7 +480,8 @@ absl::Status AmqpConsumer::State::Turn() {
     if (c.item->generation == gen) RETURN_IF_ERROR(Settle(std::move(c)));
   }
   if (clock.Now() >= next_backlog) {
-    auto* ok = amqp_queue_declare(conn, kInfoChannel, Bytes(options.queue), 1, 0, 0, 0, amqp_empty_table);
+    auto* ok =
+        amqp_queue_declare(conn, kInfoChannel, Bytes(options.queue), 1, 0, 0, 0, amqp_empty_table);
     RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "queue.declare (passive)"));
     if (ok != nullptr) metrics.backlog.Set(ok->message_count);
     next_backlog = clock.Now() + options.backlog_every;
@@ -529,8 +536,10 @@ void AmqpConsumer::State::Run() {
         continue;
       }
       backoff = std::chrono::milliseconds(100);
-      log::Info("queue_connected", {{"amqp", broker}, {"queue", options.queue},
-                                    {"consumer", options.consumer}, {"prefetch", options.max_inflight}});
+      log::Info("queue_connected", {{"amqp", broker},
+                                    {"queue", options.queue},
+                                    {"consumer", options.consumer},
+                                    {"prefetch", options.max_inflight}});
     }
     if (absl::Status st = Turn(); !st.ok()) {
       log::Warn("queue_connection_lost", {{"amqp", broker}, {"error", std::string(st.message())}});
@@ -558,7 +567,8 @@ absl::Status AmqpConsumer::Start() {
   if (o.max_inflight < 1 || o.max_inflight > 65535) {
     return absl::InvalidArgumentError("--queue-max-inflight must be in 1..65535 for AMQP");
   }
-  if (o.max_deliveries < 1) return absl::InvalidArgumentError("--queue-max-deliveries must be >= 1");
+  if (o.max_deliveries < 1)
+    return absl::InvalidArgumentError("--queue-max-deliveries must be >= 1");
   s.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (s.wake_fd < 0) return absl::InternalError("eventfd failed");
   State* p = state_.get();

@@ -42,14 +42,14 @@ struct AmqpOptions {
   std::string user = "guest";
   std::string password = "guest";
   std::string queue = "galley.requests";
-  std::string results_queue;   // empty: queue + ".results"
-  std::string dead_queue;      // empty: queue + ".dead", bound to the exchange queue + ".dlx"
-  std::string consumer;        // this consumer's name (its consumer tag and log name)
-  int max_inflight = 32;       // basic.qos prefetch
-  int max_deliveries = 5;      // x-delivery-limit = max_deliveries - 1
+  std::string results_queue;  // empty: queue + ".results"
+  std::string dead_queue;     // empty: queue + ".dead", bound to the exchange queue + ".dlx"
+  std::string consumer;       // this consumer's name (its consumer tag and log name)
+  int max_inflight = 32;      // basic.qos prefetch
+  int max_deliveries = 5;     // x-delivery-limit = max_deliveries - 1
   std::chrono::seconds heartbeat{10};
   std::chrono::milliseconds backlog_every{1'000};  // passive queue.declare for the backlog gauge
-  MessageOptions message;      // results_stream is filled with results_queue
+  MessageOptions message;                          // results_stream is filled with results_queue
 };
 
 // "HOST:PORT" for --queue-amqp. InvalidArgument otherwise.

@@ -43,26 +43,29 @@ void AmqpTable::Add(std::string key, int64_t value) {
 }
 
 amqp_table_t AmqpTable::table() {
-  return amqp_table_t{static_cast<int>(entries_.size()), entries_.empty() ? nullptr : entries_.data()};
+  return amqp_table_t{static_cast<int>(entries_.size()),
+                      entries_.empty() ? nullptr : entries_.data()};
 }
 
 // What a failed synchronous call (an RPC) says, as a status.
 absl::Status ReplyStatus(const amqp_rpc_reply_t& r, std::string_view what) {
   switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL: return absl::OkStatus();
-    case AMQP_RESPONSE_NONE: return absl::UnavailableError(StrCat(what, ": no reply"));
+    case AMQP_RESPONSE_NORMAL:
+      return absl::OkStatus();
+    case AMQP_RESPONSE_NONE:
+      return absl::UnavailableError(StrCat(what, ": no reply"));
     case AMQP_RESPONSE_LIBRARY_EXCEPTION:
       return absl::UnavailableError(StrCat(what, ": ", amqp_error_string2(r.library_error)));
     case AMQP_RESPONSE_SERVER_EXCEPTION:
       if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
         const auto* c = static_cast<const amqp_connection_close_t*>(r.reply.decoded);
-        return absl::UnavailableError(
-            StrCat(what, ": the broker closed the connection: ", c->reply_code, " ", Text(c->reply_text)));
+        return absl::UnavailableError(StrCat(
+            what, ": the broker closed the connection: ", c->reply_code, " ", Text(c->reply_text)));
       }
       if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         const auto* c = static_cast<const amqp_channel_close_t*>(r.reply.decoded);
-        return absl::UnavailableError(
-            StrCat(what, ": the broker closed the channel: ", c->reply_code, " ", Text(c->reply_text)));
+        return absl::UnavailableError(StrCat(
+            what, ": the broker closed the channel: ", c->reply_code, " ", Text(c->reply_text)));
       }
       return absl::UnavailableError(StrCat(what, ": unexpected server method ", r.reply.id));
   }
@@ -79,20 +82,33 @@ const std::string* AmqpDelivery::Header(std::string_view name) const {
 std::optional<std::string> FieldText(const amqp_field_value_t& value) {
   switch (value.kind) {
     case AMQP_FIELD_KIND_UTF8:
-    case AMQP_FIELD_KIND_BYTES: return Text(value.value.bytes);
-    case AMQP_FIELD_KIND_BOOLEAN: return value.value.boolean ? "true" : "false";
-    case AMQP_FIELD_KIND_I8: return Decimal(static_cast<int>(value.value.i8));
-    case AMQP_FIELD_KIND_U8: return Decimal(static_cast<unsigned>(value.value.u8));
-    case AMQP_FIELD_KIND_I16: return Decimal(value.value.i16);
-    case AMQP_FIELD_KIND_U16: return Decimal(value.value.u16);
-    case AMQP_FIELD_KIND_I32: return Decimal(value.value.i32);
-    case AMQP_FIELD_KIND_U32: return Decimal(value.value.u32);
-    case AMQP_FIELD_KIND_I64: return Decimal(value.value.i64);
+    case AMQP_FIELD_KIND_BYTES:
+      return Text(value.value.bytes);
+    case AMQP_FIELD_KIND_BOOLEAN:
+      return value.value.boolean ? "true" : "false";
+    case AMQP_FIELD_KIND_I8:
+      return Decimal(static_cast<int>(value.value.i8));
+    case AMQP_FIELD_KIND_U8:
+      return Decimal(static_cast<unsigned>(value.value.u8));
+    case AMQP_FIELD_KIND_I16:
+      return Decimal(value.value.i16);
+    case AMQP_FIELD_KIND_U16:
+      return Decimal(value.value.u16);
+    case AMQP_FIELD_KIND_I32:
+      return Decimal(value.value.i32);
+    case AMQP_FIELD_KIND_U32:
+      return Decimal(value.value.u32);
+    case AMQP_FIELD_KIND_I64:
+      return Decimal(value.value.i64);
     case AMQP_FIELD_KIND_U64:
-    case AMQP_FIELD_KIND_TIMESTAMP: return Decimal(value.value.u64);
-    case AMQP_FIELD_KIND_F32: return Decimal(value.value.f32);
-    case AMQP_FIELD_KIND_F64: return Decimal(value.value.f64);
-    default: return std::nullopt;
+    case AMQP_FIELD_KIND_TIMESTAMP:
+      return Decimal(value.value.u64);
+    case AMQP_FIELD_KIND_F32:
+      return Decimal(value.value.f32);
+    case AMQP_FIELD_KIND_F64:
+      return Decimal(value.value.f64);
+    default:
+      return std::nullopt;
   }
 }
 

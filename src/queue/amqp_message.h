@@ -91,9 +91,9 @@ int64_t DeliveryLimitFor(int max_deliveries);
 class ConfirmLedger {
  public:
   struct Settled {
-    uint64_t token = 0;     // what the caller gave Add
-    bool confirmed = false; // basic.ack: the broker has it (false: basic.nack)
-    bool returned = false;  // it reached no queue
+    uint64_t token = 0;      // what the caller gave Add
+    bool confirmed = false;  // basic.ack: the broker has it (false: basic.nack)
+    bool returned = false;   // it reached no queue
   };
 
   // A new channel: numbering starts again at 1 and nothing is outstanding.

@@ -74,7 +74,9 @@ TEST(ToEntry, MapsPropertiesAndHeadersOntoTheMessageFields) {
   d.message_id = "job-7";
   d.reply_to = "replies";
   d.body = "{}";
-  d.headers = {{"model", "sentiment"}, {"deadline_ms", "1800000000000"}, {"reply", "other"},
+  d.headers = {{"model", "sentiment"},
+               {"deadline_ms", "1800000000000"},
+               {"reply", "other"},
                {"unrelated", "x"}};
   const StreamEntry e = ToEntry(d);
   EXPECT_EQ(e.id, "job-7");

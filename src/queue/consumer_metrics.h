@@ -22,8 +22,8 @@ struct ConsumerMetrics {
 
   prometheus::Labels labels;
   prometheus::Family<prometheus::Counter>& messages;
-  prometheus::Gauge& inflight;  // messages held: delivered, not yet acknowledged
-  prometheus::Gauge& backlog;   // messages waiting in the broker, not yet delivered
+  prometheus::Gauge& inflight;        // messages held: delivered, not yet acknowledged
+  prometheus::Gauge& backlog;         // messages waiting in the broker, not yet delivered
   prometheus::Histogram& age;         // message age when delivered
   prometheus::Histogram& end_to_end;  // from the message's time to its result acknowledged
 };

@@ -58,8 +58,8 @@ absl::StatusOr<QueueRequest> ParseMessage(const StreamEntry& entry,
       return absl::InvalidArgumentError(StrCat("deadline_ms '", *d, "' is not a Unix time in ms"));
     }
     if (ms <= now_unix_ms) {
-      return absl::DeadlineExceededError(StrCat("the deadline passed ", now_unix_ms - ms,
-                                                " ms before the message was consumed"));
+      return absl::DeadlineExceededError(
+          StrCat("the deadline passed ", now_unix_ms - ms, " ms before the message was consumed"));
     }
     q.request.deadline = now + std::chrono::milliseconds(ms - now_unix_ms);
   }
@@ -98,14 +98,18 @@ std::string EncodeResult(const QueueRequest& request, const inference::InferResu
 Disposition DispositionFor(inference::Outcome outcome) {
   using inference::Outcome;
   switch (outcome) {
-    case Outcome::kOk: return Disposition::kResult;
+    case Outcome::kOk:
+      return Disposition::kResult;
     case Outcome::kInvalidInput:
     case Outcome::kModelNotFound:
-    case Outcome::kDeadlineExceeded: return Disposition::kDeadLetter;
-    case Outcome::kQueueFull: return Disposition::kResubmit;
+    case Outcome::kDeadlineExceeded:
+      return Disposition::kDeadLetter;
+    case Outcome::kQueueFull:
+      return Disposition::kResubmit;
     case Outcome::kModelNotReady:
     case Outcome::kShuttingDown:
-    case Outcome::kInternal: return Disposition::kRelease;
+    case Outcome::kInternal:
+      return Disposition::kRelease;
   }
   return Disposition::kRelease;
 }

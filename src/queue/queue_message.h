@@ -39,17 +39,17 @@ std::optional<int64_t> EntryMillis(std::string_view entry_id);
 
 struct MessageOptions {
   std::string default_model = "vader";
-  std::string results_stream;       // where results go when a message names no reply stream
+  std::string results_stream;  // where results go when a message names no reply stream
   size_t max_body_bytes = 1 << 20;
 };
 
 // A message ready for InferenceService::Infer.
 struct QueueRequest {
-  std::string key;     // the result's key: the message's id, else the entry id
-  std::string reply;   // the stream that gets the result
+  std::string key;    // the result's key: the message's id, else the entry id
+  std::string reply;  // the stream that gets the result
   bool analyze = false;
-  std::string oip_id;                 // the request's own "id" (Open Inference Protocol)
-  std::vector<std::string> outputs;   // requested outputs (empty: all)
+  std::string oip_id;                // the request's own "id" (Open Inference Protocol)
+  std::vector<std::string> outputs;  // requested outputs (empty: all)
   const model::ModelMetadata* metadata = nullptr;
   inference::InferRequest request;
 };

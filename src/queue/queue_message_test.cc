@@ -16,8 +16,8 @@ class QueueMessageTest : public ::testing::Test {
   QueueMessageTest() {
     std::vector<std::unique_ptr<model::Backend>> v;
     v.push_back(std::make_unique<model::VaderBackend>("vader", 8));
-    service_.AddModel(std::make_unique<inference::ModelRunner>(std::move(v), inference::RunnerOptions{},
-                                                               clock_, &model_metrics_));
+    service_.AddModel(std::make_unique<inference::ModelRunner>(
+        std::move(v), inference::RunnerOptions{}, clock_, &model_metrics_));
     options_.results_stream = "jobs:results";
   }
 
@@ -47,9 +47,12 @@ TEST_F(QueueMessageTest, AnalyzeBodyBecomesATextRequestForTheDefaultModel) {
 }
 
 TEST_F(QueueMessageTest, IdReplyModelAndDeadlineFieldsAreHonoured) {
-  auto q = Parse({"5-0", {{"id", "job-7"}, {"reply", "mine"}, {"model", "vader"},
-                          {"deadline_ms", std::to_string(kNowMs + 2500)},
-                          {"body", R"({"text":"ok"})"}}});
+  auto q = Parse({"5-0",
+                  {{"id", "job-7"},
+                   {"reply", "mine"},
+                   {"model", "vader"},
+                   {"deadline_ms", std::to_string(kNowMs + 2500)},
+                   {"body", R"({"text":"ok"})"}}});
   ASSERT_TRUE(q.ok()) << q.status();
   EXPECT_EQ(q->key, "job-7");
   EXPECT_EQ(q->reply, "mine");
@@ -57,7 +60,10 @@ TEST_F(QueueMessageTest, IdReplyModelAndDeadlineFieldsAreHonoured) {
 }
 
 TEST_F(QueueMessageTest, InferenceProtocolBodyIsDecodedAgainstTheModel) {
-  auto q = Parse({"5-0", {{"body", R"({"id":"r1","inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["nice"]}]})"}}});
+  auto q = Parse(
+      {"5-0",
+       {{"body",
+         R"({"id":"r1","inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["nice"]}]})"}}});
   ASSERT_TRUE(q.ok()) << q.status();
   EXPECT_FALSE(q->analyze);
   EXPECT_EQ(q->oip_id, "r1");
@@ -76,15 +82,24 @@ TEST_F(QueueMessageTest, BadMessagesAreRefusedWithTheirReason) {
   const std::vector<BadCase> cases = {
       {"no body", {"1-0", {{"model", "vader"}}}, absl::StatusCode::kInvalidArgument, "no 'body'"},
       {"not JSON", {"1-0", {{"body", "{not json"}}}, absl::StatusCode::kInvalidArgument, ""},
-      {"unknown model", {"1-0", {{"model", "nope"}, {"body", R"({"text":"a"})"}}},
-       absl::StatusCode::kInvalidArgument, "unknown model 'nope'"},
+      {"unknown model",
+       {"1-0", {{"model", "nope"}, {"body", R"({"text":"a"})"}}},
+       absl::StatusCode::kInvalidArgument,
+       "unknown model 'nope'"},
       {"too large", {"1-0", {{"body", big}}}, absl::StatusCode::kInvalidArgument, "over the limit"},
-      {"past deadline", {"1-0", {{"deadline_ms", std::to_string(kNowMs - 10)}, {"body", R"({"text":"a"})"}}},
-       absl::StatusCode::kDeadlineExceeded, "deadline passed 10 ms"},
-      {"bad deadline", {"1-0", {{"deadline_ms", "soon"}, {"body", R"({"text":"a"})"}}},
-       absl::StatusCode::kInvalidArgument, "deadline_ms 'soon'"},
-      {"bad tensor", {"1-0", {{"body", R"({"inputs":[{"name":"text","datatype":"FP32","shape":[1],"data":[1]}]})"}}},
-       absl::StatusCode::kInvalidArgument, ""},
+      {"past deadline",
+       {"1-0", {{"deadline_ms", std::to_string(kNowMs - 10)}, {"body", R"({"text":"a"})"}}},
+       absl::StatusCode::kDeadlineExceeded,
+       "deadline passed 10 ms"},
+      {"bad deadline",
+       {"1-0", {{"deadline_ms", "soon"}, {"body", R"({"text":"a"})"}}},
+       absl::StatusCode::kInvalidArgument,
+       "deadline_ms 'soon'"},
+      {"bad tensor",
+       {"1-0",
+        {{"body", R"({"inputs":[{"name":"text","datatype":"FP32","shape":[1],"data":[1]}]})"}}},
+       absl::StatusCode::kInvalidArgument,
+       ""},
   };
   for (const BadCase& c : cases) {
     auto q = Parse(c.entry);

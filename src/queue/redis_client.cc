@@ -103,7 +103,8 @@ absl::StatusOr<std::vector<RedisReply>> RedisClient::Pipeline(
   auto broken = [this] {
     std::string why = ctx_->errstr;
     Close();
-    return absl::UnavailableError(StrCat("Redis at ", address_.host, ":", address_.port, ": ", why));
+    return absl::UnavailableError(
+        StrCat("Redis at ", address_.host, ":", address_.port, ": ", why));
   };
   std::vector<const char*> argv;
   std::vector<size_t> lens;

@@ -18,9 +18,9 @@ namespace galley::queue {
 struct RedisReply {
   enum class Type { kNil, kString, kStatus, kInteger, kArray, kError };
   Type type = Type::kNil;
-  std::string str;                  // kString, kStatus, kError
-  int64_t integer = 0;              // kInteger
-  std::vector<RedisReply> elements; // kArray
+  std::string str;                   // kString, kStatus, kError
+  int64_t integer = 0;               // kInteger
+  std::vector<RedisReply> elements;  // kArray
 
   bool nil() const { return type == Type::kNil; }
   bool error() const { return type == Type::kError; }

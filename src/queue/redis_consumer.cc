@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
-#include <map>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -50,7 +50,6 @@ end
 return 0
 )lua";
 
-
 int64_t UnixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -65,7 +64,8 @@ std::vector<StreamEntry> ParseEntries(const RedisReply& list) {
     StreamEntry entry;
     entry.id = e.elements[0].str;
     const auto& kv = e.elements[1].elements;
-    for (size_t i = 0; i + 1 < kv.size(); i += 2) entry.fields.emplace_back(kv[i].str, kv[i + 1].str);
+    for (size_t i = 0; i + 1 < kv.size(); i += 2)
+      entry.fields.emplace_back(kv[i].str, kv[i + 1].str);
     out.push_back(std::move(entry));
   }
   return out;
@@ -87,17 +87,19 @@ struct Completion {
   StreamEntry entry;
   std::shared_ptr<QueueRequest> request;  // null for a message that failed to parse
   Disposition disposition = Disposition::kRelease;
-  std::string reason;   // for kDeadLetter
-  std::string body;     // for kResult
+  std::string reason;  // for kDeadLetter
+  std::string body;    // for kResult
   int64_t deliveries = 1;
-  TimePoint due{};      // for kResubmit
+  TimePoint due{};  // for kResubmit
 };
 
 }  // namespace
 
 struct RedisStreamConsumer::State : std::enable_shared_from_this<State> {
   State(inference::InferenceService& s, RedisStreamOptions o, metrics::Registry& r, const Clock& c)
-      : service(s), options(std::move(o)), clock(c),
+      : service(s),
+        options(std::move(o)),
+        clock(c),
         messages(prometheus::BuildCounter()
                      .Name("galley_consumer_messages_total")
                      .Help("Queue messages by what happened to them: consumed (fetched), "
@@ -110,16 +112,18 @@ struct RedisStreamConsumer::State : std::enable_shared_from_this<State> {
                        .Help("Messages this consumer holds: fetched and not yet acknowledged.")
                        .Register(r.prom())
                        .Add({})),
-        backlog_gauge(prometheus::BuildGauge()
-                          .Name("galley_consumer_backlog_messages")
-                          .Help("Entries of the stream not yet delivered to the group (XINFO GROUPS lag).")
-                          .Register(r.prom())
-                          .Add({})),
-        pending_gauge(prometheus::BuildGauge()
-                          .Name("galley_consumer_pending_messages")
-                          .Help("Entries delivered to the group and not acknowledged, all consumers.")
-                          .Register(r.prom())
-                          .Add({})),
+        backlog_gauge(
+            prometheus::BuildGauge()
+                .Name("galley_consumer_backlog_messages")
+                .Help("Entries of the stream not yet delivered to the group (XINFO GROUPS lag).")
+                .Register(r.prom())
+                .Add({})),
+        pending_gauge(
+            prometheus::BuildGauge()
+                .Name("galley_consumer_pending_messages")
+                .Help("Entries delivered to the group and not acknowledged, all consumers.")
+                .Register(r.prom())
+                .Add({})),
         age(prometheus::BuildHistogram()
                 .Name("galley_consumer_message_age_seconds")
                 .Help("Age of a message (from its entry id) when this consumer fetched it.")
@@ -165,11 +169,11 @@ struct RedisStreamConsumer::State : std::enable_shared_from_this<State> {
 
   mutable std::mutex mu;
   std::condition_variable cv;
-  int held = 0;                   // guarded by mu
-  bool stop_fetching = false;     // guarded by mu
-  bool stop_writing = false;      // guarded by mu
-  std::deque<Completion> done;    // guarded by mu
-  std::deque<Completion> retry;   // guarded by mu; resubmissions, by due time
+  int held = 0;                  // guarded by mu
+  bool stop_fetching = false;    // guarded by mu
+  bool stop_writing = false;     // guarded by mu
+  std::deque<Completion> done;   // guarded by mu
+  std::deque<Completion> retry;  // guarded by mu; resubmissions, by due time
   std::thread fetcher, writer;
 };
 
@@ -182,17 +186,29 @@ absl::Status RedisStreamConsumer::State::EnsureGroup(RedisClient& redis) {
   return absl::OkStatus();
 }
 
-std::vector<std::string> RedisStreamConsumer::State::DeadLetterCommand(
-    const StreamEntry& entry, const std::string& reason, int64_t deliveries) const {
+std::vector<std::string> RedisStreamConsumer::State::DeadLetterCommand(const StreamEntry& entry,
+                                                                       const std::string& reason,
+                                                                       int64_t deliveries) const {
   const std::string* id = entry.Field("id");
   const std::string& key = id != nullptr && !id->empty() ? *id : entry.id;
-  std::vector<std::string> args = {"EVAL", kDeadScript, "3", options.stream, options.dead_stream,
+  std::vector<std::string> args = {"EVAL",
+                                   kDeadScript,
+                                   "3",
+                                   options.stream,
+                                   options.dead_stream,
                                    StrCat(options.stream, ":result:", key),
-                                   options.group, entry.id,
-                                   std::to_string(options.result_ttl.count()), reason,
-                                   "entry", entry.id, "reason", reason,
-                                   "deliveries", std::to_string(deliveries),
-                                   "consumer", options.consumer};
+                                   options.group,
+                                   entry.id,
+                                   std::to_string(options.result_ttl.count()),
+                                   reason,
+                                   "entry",
+                                   entry.id,
+                                   "reason",
+                                   reason,
+                                   "deliveries",
+                                   std::to_string(deliveries),
+                                   "consumer",
+                                   options.consumer};
   for (const auto& [k, v] : entry.fields) {
     args.push_back("msg." + k);
     args.push_back(v);
@@ -204,18 +220,20 @@ bool RedisStreamConsumer::State::DeadLetter(RedisClient& redis, const StreamEntr
                                             const std::string& reason, int64_t deliveries) {
   auto r = redis.Command(DeadLetterCommand(entry, reason, deliveries));
   if (!r.ok() || r->error()) {
-    log::Warn("queue_write_failed", {{"entry", entry.id},
-                                     {"error", r.ok() ? r->str : std::string(r.status().message())}});
+    log::Warn(
+        "queue_write_failed",
+        {{"entry", entry.id}, {"error", r.ok() ? r->str : std::string(r.status().message())}});
     return false;
   }
   CountDeadLetter(entry, reason, deliveries);
   return true;
 }
 
-void RedisStreamConsumer::State::CountDeadLetter(const StreamEntry& entry, const std::string& reason,
-                                                 int64_t deliveries) {
+void RedisStreamConsumer::State::CountDeadLetter(const StreamEntry& entry,
+                                                 const std::string& reason, int64_t deliveries) {
   Count("dead_lettered");
-  log::Info("queue_dead_lettered", {{"entry", entry.id}, {"reason", reason}, {"deliveries", deliveries}});
+  log::Info("queue_dead_lettered",
+            {{"entry", entry.id}, {"reason", reason}, {"deliveries", deliveries}});
 }
 
 void RedisStreamConsumer::State::Finish() {
@@ -278,8 +296,9 @@ void RedisStreamConsumer::State::Sweep(RedisClient& redis, bool own_only) {
   }
   if (free <= 0) return;
   const int64_t idle = own_only ? 0 : options.visibility_timeout.count();
-  std::vector<std::string> args = {"XPENDING", options.stream, options.group, "IDLE",
-                                   std::to_string(idle), "-", "+", std::to_string(free)};
+  std::vector<std::string> args = {"XPENDING", options.stream,       options.group,
+                                   "IDLE",     std::to_string(idle), "-",
+                                   "+",        std::to_string(free)};
   if (own_only) args.push_back(options.consumer);
   auto r = redis.Command(args);
   if (!r.ok() || r->type != RedisReply::Type::kArray) return;
@@ -302,8 +321,10 @@ void RedisStreamConsumer::State::Sweep(RedisClient& redis, bool own_only) {
     auto e = redis.Command({"XRANGE", options.stream, id, id});
     std::vector<StreamEntry> entries = e.ok() ? ParseEntries(*e) : std::vector<StreamEntry>{};
     StreamEntry entry = entries.empty() ? StreamEntry{id, {}} : std::move(entries[0]);
-    DeadLetter(redis, entry, StrCat("delivered ", n, " times without an answer (limit ",
-                                    options.max_deliveries, ")"), n);
+    DeadLetter(
+        redis, entry,
+        StrCat("delivered ", n, " times without an answer (limit ", options.max_deliveries, ")"),
+        n);
   }
   if (claim.size() == 5) return;
   auto c = redis.Command(claim);
@@ -395,9 +416,8 @@ void RedisStreamConsumer::State::FetchLoop() {
       continue;
     }
     if (r->nil() || r->elements.empty()) continue;  // BLOCK timed out
-    for (StreamEntry& entry : ParseEntries(r->elements[0].elements.size() == 2
-                                               ? r->elements[0].elements[1]
-                                               : RedisReply{})) {
+    for (StreamEntry& entry : ParseEntries(
+             r->elements[0].elements.size() == 2 ? r->elements[0].elements[1] : RedisReply{})) {
       Count("consumed");
       Accept(redis, std::move(entry), 1);
     }
@@ -407,16 +427,28 @@ void RedisStreamConsumer::State::FetchLoop() {
 std::optional<std::vector<std::string>> RedisStreamConsumer::State::WriteCommand(
     const Completion& c) const {
   if (c.disposition == Disposition::kResult) {
-    return std::vector<std::string>{"EVAL", kResultScript, "4", options.stream,
+    return std::vector<std::string>{"EVAL",
+                                    kResultScript,
+                                    "4",
+                                    options.stream,
                                     StrCat(options.stream, ":done:", c.request->key),
                                     c.request->reply,
                                     StrCat(options.stream, ":result:", c.request->key),
-                                    options.group, c.entry.id,
+                                    options.group,
+                                    c.entry.id,
                                     std::to_string(options.result_ttl.count()),
-                                    c.request->request.model, c.body,
-                                    "id", c.request->key, "entry", c.entry.id,
-                                    "model", c.request->request.model, "status", "ok",
-                                    "body", c.body};
+                                    c.request->request.model,
+                                    c.body,
+                                    "id",
+                                    c.request->key,
+                                    "entry",
+                                    c.entry.id,
+                                    "model",
+                                    c.request->request.model,
+                                    "status",
+                                    "ok",
+                                    "body",
+                                    c.body};
   }
   if (c.disposition == Disposition::kDeadLetter) {
     return DeadLetterCommand(c.entry, c.reason, c.deliveries);
@@ -473,7 +505,8 @@ void RedisStreamConsumer::State::WriteLoop() {
     std::vector<Completion> resubmit;
     {
       std::unique_lock lock(mu);
-      cv.wait_for(lock, std::chrono::milliseconds(10), [&] { return stop_writing || !done.empty(); });
+      cv.wait_for(lock, std::chrono::milliseconds(10),
+                  [&] { return stop_writing || !done.empty(); });
       if (stop_writing) return;
       const TimePoint now = clock.Now();
       while (!retry.empty() && retry.front().due <= now) {
@@ -520,7 +553,8 @@ absl::Status RedisStreamConsumer::Start() {
   const RedisStreamOptions& o = state_->options;
   if (o.consumer.empty()) return absl::InvalidArgumentError("the queue consumer needs a name");
   if (o.max_inflight < 1) return absl::InvalidArgumentError("--queue-max-inflight must be >= 1");
-  if (o.max_deliveries < 1) return absl::InvalidArgumentError("--queue-max-deliveries must be >= 1");
+  if (o.max_deliveries < 1)
+    return absl::InvalidArgumentError("--queue-max-deliveries must be >= 1");
   if (o.block >= o.redis_timeout) {
     return absl::InvalidArgumentError("the fetch block time must be below the Redis timeout");
   }

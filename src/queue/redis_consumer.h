@@ -46,7 +46,7 @@ struct RedisStreamOptions {
   std::chrono::milliseconds block{500};     // XREADGROUP BLOCK
   std::chrono::milliseconds redis_timeout{5'000};
   bool trim = true;
-  MessageOptions message;      // results_stream is filled from the above
+  MessageOptions message;  // results_stream is filled from the above
 };
 
 class RedisStreamConsumer {

@@ -41,7 +41,8 @@ int32_t Pod::ShareOn(const Gpu& gpu) const {
   int32_t share = gpu_milli;
   if (gpu_memory_mib > 0 && gpu.memory_mib > 0) {
     const int64_t by_memory = (gpu_memory_mib * kMilliPerGpu + gpu.memory_mib - 1) / gpu.memory_mib;
-    share = std::max<int32_t>(share, static_cast<int32_t>(std::min<int64_t>(by_memory, kMilliPerGpu)));
+    share =
+        std::max<int32_t>(share, static_cast<int32_t>(std::min<int64_t>(by_memory, kMilliPerGpu)));
   }
   if (share <= 0) share = kMilliPerGpu;
   return share;

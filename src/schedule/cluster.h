@@ -1,7 +1,8 @@
 // The scheduler's view of a cluster: nodes (CPU, memory, GPUs with model, memory and the share
 // already taken; labels, taints, node pool) and pods (requests including whole GPUs, a share of one
-// GPU in thousandths, or GPU memory; accepted GPU models; tolerations; node selector; node affinity;
-// pod anti-affinity). Plain values: the scheduling core reads a snapshot and returns a decision.
+// GPU in thousandths, or GPU memory; accepted GPU models; tolerations; node selector; node
+// affinity; pod anti-affinity). Plain values: the scheduling core reads a snapshot and returns a
+// decision.
 #pragma once
 
 #include <cstdint>

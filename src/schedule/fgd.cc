@@ -52,7 +52,9 @@ struct ClassKey {
   }
 };
 
-uint64_t Mix(uint64_t h, uint64_t v) { return h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)); }
+uint64_t Mix(uint64_t h, uint64_t v) {
+  return h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
 
 struct ShapeKeyHash {
   size_t operator()(const ShapeKey& k) const {
@@ -67,8 +69,9 @@ struct ShapeKeyHash {
 
 struct ClassKeyHash {
   size_t operator()(const ClassKey& k) const {
-    return static_cast<size_t>(Mix(Mix(static_cast<uint64_t>(k.cpu), static_cast<uint64_t>(k.milli)),
-                                   static_cast<uint64_t>(k.count)));
+    return static_cast<size_t>(
+        Mix(Mix(static_cast<uint64_t>(k.cpu), static_cast<uint64_t>(k.milli)),
+            static_cast<uint64_t>(k.count)));
   }
 };
 
@@ -115,7 +118,7 @@ class FragmentationPlugin final : public Plugin {
     return BestFitGpus(pod, node);
   }
 
- void ScoreNodes(const Pod& pod, const ClusterSnapshot& snapshot, std::span<const int> feasible,
+  void ScoreNodes(const Pod& pod, const ClusterSnapshot& snapshot, std::span<const int> feasible,
                   const CycleState& state, std::span<double> out) const override {
     if (mode_ == FragMode::kGalley && !as_selector_) {
       if (workload_ == base_ || requested_since_reweight_ >= reweight_after_) Reweight(snapshot);
@@ -282,9 +285,8 @@ class FragmentationPlugin final : public Plugin {
       free[i] = f;
       // FGD compares the integer scores and keeps the first best; Galley compares exact deltas
       // and prefers the tighter GPU on a tie.
-      const double rank = mode_ == FragMode::kFgd
-                              ? std::floor(100.0 / (1.0 + std::exp(delta / 1000.0)))
-                              : -delta;
+      const double rank =
+          mode_ == FragMode::kFgd ? std::floor(100.0 / (1.0 + std::exp(delta / 1000.0))) : -delta;
       const bool better = best.gpu_free < 0 || rank > best_rank ||
                           (mode_ == FragMode::kGalley && rank == best_rank && f < best.gpu_free);
       if (better) {

@@ -11,8 +11,9 @@
 //     the class weights are ScarcityWeighted for the cluster as it is (recomputed each time the
 //     pods scored since ask for 1% of the GPU capacity), so fragmenting capacity that only few
 //     classes can use (one GPU model, empty 8-GPU nodes) costs more. Among equal deltas the
-//     tighter GPU wins; the `galley` profile adds BestFitScore as a tie breaker only. Why each part, and what each is worth on the trace and
-//     on synthetic mixes: bench/RESULTS.md ("Scheduler").
+//     tighter GPU wins; the `galley` profile adds BestFitScore as a tie breaker only. Why each
+//     part, and what each is worth on the trace and on synthetic mixes: bench/RESULTS.md
+//     ("Scheduler").
 // Both keep bounded memos, since identical nodes and pod classes are common: node shape (free
 // CPU, model, sorted free shares) -> id, pod class (CPU, GPU count, share) -> id, (shape, class)
 // -> decision, and per node index the shape id while Node::generation is unchanged, so a decision

@@ -127,7 +127,8 @@ class PodAntiAffinityFilter final : public Plugin {
   std::string_view Name() const override { return kPodAntiAffinity; }
   bool IsFilter() const override { return true; }
   bool AppliesTo(const Pod& pod) const override { return !pod.required_anti_affinity.empty(); }
-  void PreFilter(const Pod& pod, const ClusterSnapshot& snapshot, CycleState& state) const override {
+  void PreFilter(const Pod& pod, const ClusterSnapshot& snapshot,
+                 CycleState& state) const override {
     if (pod.required_anti_affinity.empty()) return;
     auto domains = std::make_unique<AntiAffinityDomains>();
     for (const PodAffinityTerm& term : pod.required_anti_affinity) {
@@ -170,8 +171,8 @@ std::unique_ptr<Plugin> NewNodeAffinity() { return std::make_unique<NodeAffinity
 std::unique_ptr<Plugin> NewPodAntiAffinity() { return std::make_unique<PodAntiAffinityFilter>(); }
 
 std::vector<std::string> DefaultFilters() {
-  return {std::string(kNodeAffinity),   std::string(kTaintToleration), std::string(kPodAntiAffinity),
-          std::string(kGpuModel),       std::string(kResourcesFit),    std::string(kGpuFit)};
+  return {std::string(kNodeAffinity), std::string(kTaintToleration), std::string(kPodAntiAffinity),
+          std::string(kGpuModel),     std::string(kResourcesFit),    std::string(kGpuFit)};
 }
 
 }  // namespace galley::schedule

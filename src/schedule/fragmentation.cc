@@ -64,8 +64,7 @@ double ClassFragmentation(const NodeShape& node, const TaskClass& c, int64_t fre
   if (measure == FragMeasure::kFgd || c.gpu_count != 1 || c.gpu_milli >= kMilliPerGpu) {
     return static_cast<double>(too_small);
   }
-  const int64_t pods_by_cpu =
-      c.cpu_milli > 0 ? node.cpu_free_milli / c.cpu_milli : pods_by_gpu;
+  const int64_t pods_by_cpu = c.cpu_milli > 0 ? node.cpu_free_milli / c.cpu_milli : pods_by_gpu;
   return static_cast<double>(free_total - std::min(pods_by_gpu, pods_by_cpu) * c.gpu_milli);
 }
 
@@ -120,9 +119,8 @@ WorkloadDistribution ScarcityWeighted(const WorkloadDistribution& workload,
   double total = 0;
   for (size_t m = 0; m < out.classes.size(); ++m) {
     TaskClass& c = out.classes[m];
-    const double ratio = usable[m] > 0 ? static_cast<double>(free_total) /
-                                             static_cast<double>(usable[m])
-                                       : 0;
+    const double ratio =
+        usable[m] > 0 ? static_cast<double>(free_total) / static_cast<double>(usable[m]) : 0;
     c.weight *= std::min(ratio, kMaxScarcity);
     total += c.weight;
   }

@@ -18,9 +18,9 @@ namespace galley::schedule {
 struct TaskClass {
   int64_t cpu_milli = 0;
   int32_t gpu_count = 0;
-  int32_t gpu_milli = 0;  // per GPU; 1000 for whole GPUs, 0 for CPU-only classes
+  int32_t gpu_milli = 0;            // per GPU; 1000 for whole GPUs, 0 for CPU-only classes
   std::vector<std::string> models;  // accepted models; empty = any
-  double weight = 0;  // popularity; weights sum to 1
+  double weight = 0;                // popularity; weights sum to 1
 
   bool AcceptsModel(std::string_view model) const;
 };

@@ -1,4 +1,5 @@
-// The FGD fragmentation measure on small nodes checked by hand, and the FGD/Galley plugins' choices.
+// The FGD fragmentation measure on small nodes checked by hand, and the FGD/Galley plugins'
+// choices.
 #include "schedule/fragmentation.h"
 
 #include <gtest/gtest.h>
@@ -11,9 +12,9 @@ namespace {
 WorkloadDistribution Mix() {
   WorkloadDistribution w;
   w.classes = {
-      {0, 1, 500, {}, 0.5},      // half a GPU
-      {0, 2, 1000, {}, 0.25},    // two whole GPUs
-      {0, 0, 0, {}, 0.25},       // CPU only
+      {0, 1, 500, {}, 0.5},    // half a GPU
+      {0, 2, 1000, {}, 0.25},  // two whole GPUs
+      {0, 0, 0, {}, 0.25},     // CPU only
   };
   return w;
 }
@@ -35,7 +36,8 @@ TEST(FragmentationTest, HandCheckedNodes) {
       {"slivers only", 10000, "T4", {400, 100}, 0.5 * 500 + 0.25 * 500 + 0.25 * 500},
   };
   for (const auto& c : cases) {
-    EXPECT_DOUBLE_EQ(NodeFragmentation(NodeShape{c.cpu_free, c.model, c.free}, w), c.frag) << c.name;
+    EXPECT_DOUBLE_EQ(NodeFragmentation(NodeShape{c.cpu_free, c.model, c.free}, w), c.frag)
+        << c.name;
   }
 }
 
@@ -60,7 +62,8 @@ TEST(FragmentationTest, DeltaOfAPlacement) {
 
 TEST(FragmentationTest, TypicalPodsCoverAndRenormalise) {
   std::vector<Pod> pods(4);
-  for (int i = 0; i < 3; ++i) pods[static_cast<size_t>(i)].gpu_count = 1, pods[static_cast<size_t>(i)].gpu_milli = 500;
+  for (int i = 0; i < 3; ++i)
+    pods[static_cast<size_t>(i)].gpu_count = 1, pods[static_cast<size_t>(i)].gpu_milli = 500;
   pods[3].gpu_count = 8;
   pods[3].gpu_milli = 1000;
   const auto w = WorkloadDistribution::FromPods(pods, 0.7);
@@ -94,9 +97,11 @@ TEST(FragmentationTest, GalleyMeasureCountsWhatAShareClassCouldFill) {
   // Whole-GPU classes are measured as FGD does: one whole GPU free of {1000, 600}.
   WorkloadDistribution whole;
   whole.classes = {{1000, 1, 1000, {}, 1.0}};
-  EXPECT_DOUBLE_EQ(NodeFragmentation(NodeShape{10000, "T4", free}, whole, FragMeasure::kGalley), 600);
+  EXPECT_DOUBLE_EQ(NodeFragmentation(NodeShape{10000, "T4", free}, whole, FragMeasure::kGalley),
+                   600);
   whole.classes[0].gpu_count = 2;
-  EXPECT_DOUBLE_EQ(NodeFragmentation(NodeShape{10000, "T4", free}, whole, FragMeasure::kGalley), 1600);
+  EXPECT_DOUBLE_EQ(NodeFragmentation(NodeShape{10000, "T4", free}, whole, FragMeasure::kGalley),
+                   1600);
 }
 
 Node GpuNode(std::string model, std::vector<int32_t> used) {

@@ -50,8 +50,8 @@ std::string Unschedulable::Message() const {
 }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const Registry& registry,
-                                                            const ProfileConfig& config,
-                                                            const PluginContext& caller_ctx) {
+                                                             const ProfileConfig& config,
+                                                             const PluginContext& caller_ctx) {
   std::unique_ptr<Scheduler> s(new Scheduler());
   PluginContext ctx = caller_ctx;
   ctx.shared = std::make_shared<SchedulerShared>();
@@ -62,7 +62,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const Registry& reg
   }
   for (const auto& [name, weight] : config.scores) {
     ASSIGN_OR_RETURN(auto plugin, registry.Build(name, ctx));
-    if (!plugin->IsScore()) return absl::InvalidArgumentError(StrCat(name, " is not a score plugin"));
+    if (!plugin->IsScore())
+      return absl::InvalidArgumentError(StrCat(name, " is not a score plugin"));
     s->scores_.emplace_back(std::move(plugin), weight);
   }
   s->random_ties_ = config.random_ties;
@@ -110,7 +111,8 @@ Unschedulable Scheduler::Diagnose(const Pod& pod, const ClusterSnapshot& snapsho
   return diagnosis;
 }
 
-ScheduleResult Scheduler::Schedule(const Pod& pod, const ClusterSnapshot& snapshot, Rng& rng) const {
+ScheduleResult Scheduler::Schedule(const Pod& pod, const ClusterSnapshot& snapshot,
+                                   Rng& rng) const {
   CycleState state;
   active_filters_.clear();
   for (const auto& f : filters_) {

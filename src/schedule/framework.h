@@ -41,7 +41,9 @@ class StateData {
 
 class CycleState {
  public:
-  void Write(std::string key, std::unique_ptr<StateData> data) { data_[std::move(key)] = std::move(data); }
+  void Write(std::string key, std::unique_ptr<StateData> data) {
+    data_[std::move(key)] = std::move(data);
+  }
   const StateData* Read(std::string_view key) const {
     auto it = data_.find(key);
     return it == data_.end() ? nullptr : it->second.get();
@@ -60,7 +62,8 @@ class Plugin {
 
   // Filter extension point.
   virtual bool IsFilter() const { return false; }
-  virtual void PreFilter(const Pod& pod, const ClusterSnapshot& snapshot, CycleState& state) const {}
+  virtual void PreFilter(const Pod& pod, const ClusterSnapshot& snapshot, CycleState& state) const {
+  }
   // nullopt: the node passes. Otherwise the reason, worded as kube-scheduler words it
   // ("Insufficient cpu", "node(s) had untolerated taint {k: v}", ...).
   virtual std::optional<std::string> Filter(const Pod& pod, const Node& node,
@@ -80,7 +83,9 @@ class Plugin {
   virtual bool IsScore() const { return false; }
   virtual void PreScore(const Pod& pod, const ClusterSnapshot& snapshot,
                         std::span<const int> feasible, CycleState& state, Rng& rng) const {}
-  virtual double Score(const Pod& pod, const Node& node, const CycleState& state) const { return 0; }
+  virtual double Score(const Pod& pod, const Node& node, const CycleState& state) const {
+    return 0;
+  }
   // Scores every feasible node into out[k] (same order as `feasible`). The default calls Score();
   // plugins that cache per node (by index and Node::generation) override it.
   virtual void ScoreNodes(const Pod& pod, const ClusterSnapshot& snapshot,
@@ -96,7 +101,9 @@ class Plugin {
   // GPU selection (the profile's selector picks which GPUs of the chosen node the pod gets).
   virtual bool IsGpuSelector() const { return false; }
   // Precondition: the node passed the filters. Returns gpu_count indices.
-  virtual std::vector<int> SelectGpus(const Pod& pod, const Node& node, Rng& rng) const { return {}; }
+  virtual std::vector<int> SelectGpus(const Pod& pod, const Node& node, Rng& rng) const {
+    return {};
+  }
 };
 
 // What a factory may use: the workload's GPU-request distribution (for fragmentation-aware
@@ -119,7 +126,8 @@ using PluginFactory = std::function<absl::StatusOr<std::unique_ptr<Plugin>>(cons
 class Registry {
  public:
   absl::Status Register(std::string name, PluginFactory factory);
-  absl::StatusOr<std::unique_ptr<Plugin>> Build(std::string_view name, const PluginContext& ctx) const;
+  absl::StatusOr<std::unique_ptr<Plugin>> Build(std::string_view name,
+                                                const PluginContext& ctx) const;
   std::vector<std::string> Names() const;
 
  private:

@@ -22,14 +22,23 @@ TEST(TolerationTest, KubeMatchingRules) {
       {"equal same key value effect", {"gpu", Op::kEqual, "a100", kNS}, {"gpu", "a100", kNS}, true},
       {"equal other value", {"gpu", Op::kEqual, "t4", kNS}, {"gpu", "a100", kNS}, false},
       {"equal other key", {"team", Op::kEqual, "a100", kNS}, {"gpu", "a100", kNS}, false},
-      {"equal no effect = all effects", {"gpu", Op::kEqual, "x", std::nullopt}, {"gpu", "x", kNE}, true},
+      {"equal no effect = all effects",
+       {"gpu", Op::kEqual, "x", std::nullopt},
+       {"gpu", "x", kNE},
+       true},
       {"effect mismatch", {"gpu", Op::kEqual, "x", kNS}, {"gpu", "x", kNE}, false},
       {"effect PreferNoSchedule only", {"gpu", Op::kEqual, "x", kPNS}, {"gpu", "x", kPNS}, true},
       {"exists ignores value", {"gpu", Op::kExists, "", kNS}, {"gpu", "anything", kNS}, true},
       {"exists other key", {"gpu", Op::kExists, "", kNS}, {"team", "", kNS}, false},
-      {"empty key exists tolerates all", {"", Op::kExists, "", std::nullopt}, {"any", "v", kNE}, true},
+      {"empty key exists tolerates all",
+       {"", Op::kExists, "", std::nullopt},
+       {"any", "v", kNE},
+       true},
       {"empty key exists with effect", {"", Op::kExists, "", kNS}, {"any", "v", kNE}, false},
-      {"empty key equal compares value only", {"", Op::kEqual, "v", std::nullopt}, {"k", "v", kNS}, true},
+      {"empty key equal compares value only",
+       {"", Op::kEqual, "v", std::nullopt},
+       {"k", "v", kNS},
+       true},
       {"empty key equal other value", {"", Op::kEqual, "", std::nullopt}, {"k", "v", kNS}, false},
   };
   for (const auto& c : cases) {
@@ -90,13 +99,14 @@ TEST(NodeAffinityTest, SelectorAndTermsOred) {
   pod.node_selector = {{"zone", "z2"}};
   EXPECT_FALSE(NodeMatchesPodRequirements(pod, node));
   pod.node_selector.clear();
-  pod.required_node_affinity = {
-      NodeSelectorTerm{{{"zone", SelectorOperator::kIn, {"z9"}}}},
-      NodeSelectorTerm{{{"gpus", SelectorOperator::kGt, {"4"}}, {"zone", SelectorOperator::kExists, {}}}}};
+  pod.required_node_affinity = {NodeSelectorTerm{{{"zone", SelectorOperator::kIn, {"z9"}}}},
+                                NodeSelectorTerm{{{"gpus", SelectorOperator::kGt, {"4"}},
+                                                  {"zone", SelectorOperator::kExists, {}}}}};
   EXPECT_TRUE(NodeMatchesPodRequirements(pod, node));
   pod.required_node_affinity.pop_back();
   EXPECT_FALSE(NodeMatchesPodRequirements(pod, node));
-  EXPECT_FALSE(NodeSelectorTermMatches(NodeSelectorTerm{}, node)) << "an empty term matches nothing";
+  EXPECT_FALSE(NodeSelectorTermMatches(NodeSelectorTerm{}, node))
+      << "an empty term matches nothing";
 }
 
 TEST(LabelSelectorTest, LabelsAndExpressions) {

@@ -37,9 +37,10 @@ class DotProductScore final : public Plugin {
   double Score(const Pod& pod, const Node& node, const CycleState&) const override {
     const double cpu = static_cast<double>(kMaxSpecCpuMilli);
     const double gpu = static_cast<double>(kMaxSpecGpuMilli);
-    const double dot =
-        (static_cast<double>(node.FreeCpuMilli()) / cpu) * (static_cast<double>(pod.cpu_milli) / cpu) +
-        (static_cast<double>(node.FreeGpuMilli()) / gpu) * (static_cast<double>(pod.TotalGpuMilli()) / gpu);
+    const double dot = (static_cast<double>(node.FreeCpuMilli()) / cpu) *
+                           (static_cast<double>(pod.cpu_milli) / cpu) +
+                       (static_cast<double>(node.FreeGpuMilli()) / gpu) *
+                           (static_cast<double>(pod.TotalGpuMilli()) / gpu);
     return std::trunc(100.0 * (1.0 - dot / 2.0));
   }
 };
@@ -79,7 +80,8 @@ class PaperGpuPackingScore final : public Plugin {
     std::vector<int> order(node.gpus.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-      return node.gpus[static_cast<size_t>(a)].FreeMilli() < node.gpus[static_cast<size_t>(b)].FreeMilli();
+      return node.gpus[static_cast<size_t>(a)].FreeMilli() <
+             node.gpus[static_cast<size_t>(b)].FreeMilli();
     });
     int need = pod.gpu_count;
     int64_t fully_free_used = 0;
@@ -93,7 +95,8 @@ class PaperGpuPackingScore final : public Plugin {
       free_ratio_on_used += g.FreeMilli() * 100 / kMilliPerGpu;
     }
     if (need != 0) return 0;
-    if (fully_free_used > 0) return static_cast<double>(std::max<int64_t>(50 - fully_free_used, 100 / 3));
+    if (fully_free_used > 0)
+      return static_cast<double>(std::max<int64_t>(50 - fully_free_used, 100 / 3));
     return static_cast<double>(std::max<int64_t>(100 - free_ratio_on_used / 10, 50));
   }
 };
@@ -125,7 +128,9 @@ class BestFitScore final : public Plugin {
 std::unique_ptr<Plugin> NewRandomScore() { return std::make_unique<RandomScore>(); }
 std::unique_ptr<Plugin> NewDotProductScore() { return std::make_unique<DotProductScore>(); }
 std::unique_ptr<Plugin> NewGpuClusteringScore() { return std::make_unique<GpuClusteringScore>(); }
-std::unique_ptr<Plugin> NewPaperGpuPackingScore() { return std::make_unique<PaperGpuPackingScore>(); }
+std::unique_ptr<Plugin> NewPaperGpuPackingScore() {
+  return std::make_unique<PaperGpuPackingScore>();
+}
 std::unique_ptr<Plugin> NewBestFitScore() { return std::make_unique<BestFitScore>(); }
 
 }  // namespace galley::schedule

@@ -59,7 +59,8 @@ TEST(GpuFitTest, PerGpuSharesAndMemory) {
       {"CPU-only pod ignores GPUs", GpuPod(0, 0), GpuNode("n", 0), true},
   };
   auto plugin = NewGpuFit();
-  for (const auto& c : cases) EXPECT_EQ(!RunFilter(*plugin, c.pod, c.node).has_value(), c.fits) << c.name;
+  for (const auto& c : cases)
+    EXPECT_EQ(!RunFilter(*plugin, c.pod, c.node).has_value(), c.fits) << c.name;
 
   Pod mem = GpuPod(1, 0);
   mem.gpu_memory_mib = 12000;  // half of a 24000 MiB GPU
@@ -74,11 +75,13 @@ TEST(FiltersTest, ReasonsAsKubeWordsThem) {
   node.labels = {{"zone", "a"}};
   Pod pod = GpuPod(1, 1000, 8000);
   EXPECT_EQ(RunFilter(*NewResourcesFit(), pod, node), "Insufficient cpu");
-  EXPECT_EQ(RunFilter(*NewTaintToleration(), pod, node), "node(s) had untolerated taint {dedicated: llm}");
+  EXPECT_EQ(RunFilter(*NewTaintToleration(), pod, node),
+            "node(s) had untolerated taint {dedicated: llm}");
   pod.tolerations = {{"dedicated", TolerationOperator::kEqual, "llm", TaintEffect::kNoSchedule}};
   EXPECT_FALSE(RunFilter(*NewTaintToleration(), pod, node).has_value());
   pod.node_selector = {{"zone", "b"}};
-  EXPECT_EQ(RunFilter(*NewNodeAffinity(), pod, node), "node(s) didn't match Pod's node affinity/selector");
+  EXPECT_EQ(RunFilter(*NewNodeAffinity(), pod, node),
+            "node(s) didn't match Pod's node affinity/selector");
   pod.gpu_models = {"H100"};
   EXPECT_EQ(RunFilter(*NewGpuModel(), pod, node), "node(s) didn't have the requested GPU model");
   pod.gpu_models = {"T4", "A10"};
@@ -124,7 +127,8 @@ TEST(ScoresTest, PreferencesNormalised) {
   tainted.taints = {{"spot", "", TaintEffect::kPreferNoSchedule}};
   tainted.labels = {{"disk", "ssd"}};
   Pod pod = GpuPod(0, 0);
-  pod.preferred_node_affinity = {{30, NodeSelectorTerm{{{"disk", SelectorOperator::kIn, {"ssd"}}}}}};
+  pod.preferred_node_affinity = {
+      {30, NodeSelectorTerm{{{"disk", SelectorOperator::kIn, {"ssd"}}}}}};
   CycleState s;
   auto taint = NewTaintTolerationScore();
   std::vector<double> t = {taint->Score(pod, tainted, s), taint->Score(pod, clean, s)};
@@ -150,8 +154,10 @@ TEST(PaperPoliciesTest, ScoresFromTheSimulator) {
   Node clustered = GpuNode("c", 8, {1000});
   clustered.pods.push_back({"x", {}, 1, 1000});
   Case cases[] = {
-      {"packing: shared GPU", NewPaperGpuPackingScore(), GpuPod(1, 200), GpuNode("n", 2, {500}), 95},
-      {"packing: free GPU on used node", NewPaperGpuPackingScore(), GpuPod(1, 1000), GpuNode("n", 2, {500}), 49},
+      {"packing: shared GPU", NewPaperGpuPackingScore(), GpuPod(1, 200), GpuNode("n", 2, {500}),
+       95},
+      {"packing: free GPU on used node", NewPaperGpuPackingScore(), GpuPod(1, 1000),
+       GpuNode("n", 2, {500}), 49},
       {"packing: empty node", NewPaperGpuPackingScore(), GpuPod(1, 1000), GpuNode("n", 8), 25},
       {"clustering: same shape only", NewGpuClusteringScore(), GpuPod(1, 1000), clustered, 78},
       {"clustering: empty node", NewGpuClusteringScore(), GpuPod(1, 1000), GpuNode("n", 8), 25},
@@ -163,15 +169,16 @@ TEST(PaperPoliciesTest, ScoresFromTheSimulator) {
 
 TEST(GpuSelectTest, BestFitTakesTightestGpu) {
   EXPECT_EQ(BestFitGpus(GpuPod(1, 300), GpuNode("n", 3, {200, 600, 500})), (std::vector<int>{1}));
-  EXPECT_EQ(BestFitGpus(GpuPod(2, 1000), GpuNode("n", 4, {200, 0, 0, 0})), (std::vector<int>{1, 2}));
+  EXPECT_EQ(BestFitGpus(GpuPod(2, 1000), GpuNode("n", 4, {200, 0, 0, 0})),
+            (std::vector<int>{1, 2}));
 }
 
 TEST(FrameworkTest, RegistryRejectsDuplicates) {
   auto r = NewInTreeRegistry();
   ASSERT_TRUE(r.ok()) << r.status();
-  auto again = r->Register(std::string(kGpuFit), [](const PluginContext&) -> absl::StatusOr<std::unique_ptr<Plugin>> {
-    return NewGpuFit();
-  });
+  auto again = r->Register(
+      std::string(kGpuFit),
+      [](const PluginContext&) -> absl::StatusOr<std::unique_ptr<Plugin>> { return NewGpuFit(); });
   EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_FALSE(r->Build("NoSuchPlugin", {}).ok());
   EXPECT_FALSE(NewPolicyScheduler("fgd", nullptr).ok()) << "fgd needs a workload distribution";
@@ -198,8 +205,10 @@ TEST(FrameworkTest, TieBreaking) {
   std::set<std::string> seen_first, seen_random;
   for (uint64_t seed = 0; seed < 40; ++seed) {
     Rng rng(seed);
-    seen_first.insert(std::get<Placement>((*first)->Schedule(GpuPod(1, 1000), snap, rng)).node_name);
-    seen_random.insert(std::get<Placement>((*random)->Schedule(GpuPod(1, 1000), snap, rng)).node_name);
+    seen_first.insert(
+        std::get<Placement>((*first)->Schedule(GpuPod(1, 1000), snap, rng)).node_name);
+    seen_random.insert(
+        std::get<Placement>((*random)->Schedule(GpuPod(1, 1000), snap, rng)).node_name);
   }
   EXPECT_EQ(seen_first, (std::set<std::string>{"a"}));
   EXPECT_EQ(seen_random.size(), 3u);
@@ -220,8 +229,9 @@ TEST(FrameworkTest, UnschedulableCountsNodesWithTheSameReasonOnce) {
   ASSERT_NE(u, nullptr);
   EXPECT_EQ(u->RejectedNodes(), 51);
   ASSERT_EQ(u->reasons.size(), 2u);
-  EXPECT_EQ(u->Message(),
-            "0/51 nodes are available: 50 Insufficient GPUs, 1 node(s) had untolerated taint {a: b}.");
+  EXPECT_EQ(
+      u->Message(),
+      "0/51 nodes are available: 50 Insufficient GPUs, 1 node(s) had untolerated taint {a: b}.");
 }
 
 TEST(FrameworkTest, UnschedulableCountsReasons) {
@@ -247,7 +257,7 @@ TEST(FrameworkTest, NumFeasibleNodesToFindAsKubeScheduler) {
   struct Case {
     int percentage, nodes, want;
   } cases[] = {
-      {100, 5000, 5000}, {0, 50, 50},    {0, 5000, 500}, {0, 1000, 420}, {0, 1213, 497},
+      {100, 5000, 5000}, {0, 50, 50},    {0, 5000, 500}, {0, 1000, 420},   {0, 1213, 497},
       {0, 6000, 300},    {10, 500, 100}, {50, 200, 100}, {20, 5000, 1000}, {150, 300, 300},
   };
   for (const Case& c : cases) {
@@ -285,7 +295,7 @@ TEST(FilterTest, PassesAgreesWithFilter) {
   Pod tolerant = GpuPod(1, 1000);
   tolerant.tolerations = {{"a", TolerationOperator::kEqual, "b", TaintEffect::kNoSchedule}};
   const Pod pods[] = {GpuPod(1, 1000), GpuPod(4, 1000), GpuPod(1, 600), GpuPod(0, 0, 2000),
-                      selector, model, memory, tolerant};
+                      selector,        model,           memory,         tolerant};
   for (const std::string& name : DefaultFilters()) {
     auto registry = NewInTreeRegistry();
     ASSERT_TRUE(registry.ok());

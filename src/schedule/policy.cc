@@ -56,7 +56,8 @@ absl::StatusOr<Registry> NewInTreeRegistry() {
       {kPaperGpuPackingScore, NewPaperGpuPackingScore},
       {kBestFitScore, NewBestFitScore},
   };
-  for (const auto& [name, make] : simple) RETURN_IF_ERROR(r.Register(std::string(name), Wrap(make)));
+  for (const auto& [name, make] : simple)
+    RETURN_IF_ERROR(r.Register(std::string(name), Wrap(make)));
   RETURN_IF_ERROR(r.Register(std::string(kFgdScore), Frag(FragMode::kFgd, false)));
   RETURN_IF_ERROR(r.Register(std::string(kFgdGpu), Frag(FragMode::kFgd, true)));
   RETURN_IF_ERROR(r.Register(std::string(kGalleyFragScore), Frag(FragMode::kGalley, false)));

@@ -56,7 +56,8 @@ class AllocatedScore final : public Plugin {
   bool IsScore() const override { return true; }
   double Score(const Pod& pod, const Node& node, const CycleState&) const override {
     const int64_t cpu = ResourceScore(node.cpu_used_milli + pod.cpu_milli, node.cpu_milli, most_);
-    const int64_t mem = ResourceScore(node.memory_used_mib + pod.memory_mib, node.memory_mib, most_);
+    const int64_t mem =
+        ResourceScore(node.memory_used_mib + pod.memory_mib, node.memory_mib, most_);
     return static_cast<double>((cpu + mem) / 2);
   }
 
@@ -170,8 +171,12 @@ class RandomGpu final : public Plugin {
 std::unique_ptr<Plugin> NewLeastAllocated() { return std::make_unique<AllocatedScore>(false); }
 std::unique_ptr<Plugin> NewMostAllocated() { return std::make_unique<AllocatedScore>(true); }
 std::unique_ptr<Plugin> NewNodeAffinityScore() { return std::make_unique<NodeAffinityScore>(); }
-std::unique_ptr<Plugin> NewTaintTolerationScore() { return std::make_unique<TaintTolerationScore>(); }
-std::unique_ptr<Plugin> NewPodAntiAffinityScore() { return std::make_unique<PodAntiAffinityScore>(); }
+std::unique_ptr<Plugin> NewTaintTolerationScore() {
+  return std::make_unique<TaintTolerationScore>();
+}
+std::unique_ptr<Plugin> NewPodAntiAffinityScore() {
+  return std::make_unique<PodAntiAffinityScore>();
+}
 std::unique_ptr<Plugin> NewGpuPackingScore() { return std::make_unique<GpuPackingScore>(); }
 std::unique_ptr<Plugin> NewBestFitGpu() { return std::make_unique<BestFitGpu>(); }
 std::unique_ptr<Plugin> NewRandomGpu() { return std::make_unique<RandomGpu>(); }

@@ -4,8 +4,8 @@
 #include <memory>
 #include <string_view>
 
-#include "common/strings.h"
 #include "common/log.h"
+#include "common/strings.h"
 #include "protocol/http_util.h"
 #include "protocol/oip_json.h"
 #include "protocol/request_metrics.h"
@@ -14,24 +14,29 @@ namespace galley::serve {
 namespace {
 
 using http::Request;
-using http::Response;
 using http::Responder;
+using http::Response;
 namespace bhttp = boost::beast::http;
 using inference::InferenceService;
 using inference::InferRequest;
 using inference::InferResult;
 using inference::Outcome;
 using protocol::Endpoint;
-using protocol::RequestMetrics;
 using protocol::HttpStatusFor;
+using protocol::RequestMetrics;
 
 // Per-request bookkeeping shared by the route and the responder: metrics and in-flight count.
 class Frontend : public std::enable_shared_from_this<Frontend> {
  public:
-  Frontend(InferenceService& service, metrics::Registry& registry, protocol::FrontendMetrics& metrics,
-           const Clock& clock, HttpFrontendOptions options, std::function<void()> before_scrape)
-      : service_(service), registry_(registry), metrics_(metrics), clock_(clock),
-        options_(std::move(options)), before_scrape_(std::move(before_scrape)),
+  Frontend(InferenceService& service, metrics::Registry& registry,
+           protocol::FrontendMetrics& metrics, const Clock& clock, HttpFrontendOptions options,
+           std::function<void()> before_scrape)
+      : service_(service),
+        registry_(registry),
+        metrics_(metrics),
+        clock_(clock),
+        options_(std::move(options)),
+        before_scrape_(std::move(before_scrape)),
         request_metrics_(metrics, ModelNames(service)),
         analyze_model_index_(request_metrics_.ModelIndex(options_.analyze_model)) {}
 
@@ -107,7 +112,9 @@ Responder Frontend::Counted(Endpoint endpoint, std::string_view model, Responder
   };
 }
 
-void Frontend::Handle(Request&& req, Responder respond) { Route(std::move(req), std::move(respond)); }
+void Frontend::Handle(Request&& req, Responder respond) {
+  Route(std::move(req), std::move(respond));
+}
 
 void Frontend::Route(Request&& req, Responder respond) {
   std::string_view target(req.target().data(), req.target().size());
@@ -124,29 +131,33 @@ void Frontend::Route(Request&& req, Responder respond) {
 
   if (target == "/inference/analyze") {
     if (!post) return method_not_allowed(Endpoint::kAnalyze, "POST");
-    return Analyze(std::move(req), Counted(Endpoint::kAnalyze, options_.analyze_model, std::move(respond)));
+    return Analyze(std::move(req),
+                   Counted(Endpoint::kAnalyze, options_.analyze_model, std::move(respond)));
   }
   if (target == "/v2/health/live" || target == "/livez") {
     if (!get) return method_not_allowed(Endpoint::kHealthLive, "GET");
-    return Counted(Endpoint::kHealthLive, "", std::move(respond))(http::JsonResponse(http::Status::ok, R"({"live":true})"));
+    return Counted(Endpoint::kHealthLive, "",
+                   std::move(respond))(http::JsonResponse(http::Status::ok, R"({"live":true})"));
   }
   if (target == "/v2/health/ready" || target == "/readyz") {
     if (!get) return method_not_allowed(Endpoint::kHealthReady, "GET");
     const bool ready = service_.Ready();
-    return Counted(Endpoint::kHealthReady, "", std::move(respond))(http::JsonResponse(
-        ready ? http::Status::ok : http::Status::service_unavailable,
-        ready ? R"({"ready":true})" : R"({"ready":false})"));
+    return Counted(Endpoint::kHealthReady, "", std::move(respond))(
+        http::JsonResponse(ready ? http::Status::ok : http::Status::service_unavailable,
+                           ready ? R"({"ready":true})" : R"({"ready":false})"));
   }
   if (target == "/metrics") {
     if (!get) return method_not_allowed(Endpoint::kMetrics, "GET");
     auto r = Counted(Endpoint::kMetrics, "", std::move(respond));
     if (before_scrape_) before_scrape_();
-    return r(Text(http::Status::ok, registry_.Exposition(), "text/plain; version=0.0.4; charset=utf-8"));
+    return r(
+        Text(http::Status::ok, registry_.Exposition(), "text/plain; version=0.0.4; charset=utf-8"));
   }
   if (target == "/v2") {
     if (!get) return method_not_allowed(Endpoint::kServerMetadata, "GET");
     return Counted(Endpoint::kServerMetadata, "", std::move(respond))(http::JsonResponse(
-        http::Status::ok, protocol::EncodeServerMetadata(options_.server_name, options_.server_version)));
+        http::Status::ok,
+        protocol::EncodeServerMetadata(options_.server_name, options_.server_version)));
   }
   if (StartsWith(target, "/v2/models/")) {
     // /v2/models/{name}[/versions/{v}][/ready|/infer]
@@ -159,7 +170,8 @@ void Frontend::Route(Request&& req, Responder respond) {
       next = 3;
     }
     std::string_view action = next < parts.size() ? parts[next] : "";
-    const bool well_formed = !name.empty() && parts.size() <= next + 1 && (next == 1 || !version.empty());
+    const bool well_formed =
+        !name.empty() && parts.size() <= next + 1 && (next == 1 || !version.empty());
     if (well_formed && action.empty()) {
       if (!get) return method_not_allowed(Endpoint::kModelMetadata, "GET");
       auto r = Counted(Endpoint::kModelMetadata, name, std::move(respond));
@@ -181,8 +193,8 @@ void Frontend::Route(Request&& req, Responder respond) {
                    Counted(Endpoint::kInfer, name, std::move(respond)));
     }
   }
-  Counted(Endpoint::kNotFound, "", std::move(respond))(http::JsonError(
-      http::Status::not_found, StrCat("no such endpoint: ", target)));
+  Counted(Endpoint::kNotFound, "", std::move(respond))(
+      http::JsonError(http::Status::not_found, StrCat("no such endpoint: ", target)));
 }
 
 Response Frontend::MissingModel(std::string_view name, std::string_view version) const {
@@ -198,12 +210,15 @@ absl::StatusOr<TimePoint> Frontend::Deadline(const Request& req,
 
 void Frontend::Analyze(Request&& req, Responder respond) {
   if (!protocol::HasJsonContentType(req)) {
-    return respond(http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
+    return respond(
+        http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
   }
   auto text = protocol::DecodeAnalyzeRequest(req.body());
-  if (!text.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(text.status().message())));
+  if (!text.ok())
+    return respond(http::JsonError(http::Status::bad_request, ToStd(text.status().message())));
   auto deadline = Deadline(req, std::nullopt);
-  if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
+  if (!deadline.ok())
+    return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
   InferRequest ir;
   ir.model = options_.analyze_model;
   ir.deadline = *deadline;
@@ -216,10 +231,12 @@ void Frontend::Analyze(Request&& req, Responder respond) {
     if (r.outcome != Outcome::kOk) return respond(ErrorFor(r.outcome, r.message));
     const auto& outs = r.output.outputs;
     if (outs.size() < 2 || outs[0].bytes.empty() || outs[1].raw.size() < sizeof(float)) {
-      return respond(http::JsonError(http::Status::internal_server_error, "the model returned no answer"));
+      return respond(
+          http::JsonError(http::Status::internal_server_error, "the model returned no answer"));
     }
-    respond(http::JsonResponse(http::Status::ok,
-                               protocol::EncodeAnalyzeResponse(outs[0].bytes[0], outs[1].At<float>(0), model)));
+    respond(http::JsonResponse(
+        http::Status::ok,
+        protocol::EncodeAnalyzeResponse(outs[0].bytes[0], outs[1].At<float>(0), model)));
   });
 }
 
@@ -228,12 +245,15 @@ void Frontend::Infer(Request&& req, std::string model, std::string version, Resp
   if (!md) return respond(MissingModel(model, version));
   auto header_length = protocol::InferenceHeaderLength(req);
   if (!header_length.ok()) {
-    return respond(http::JsonError(http::Status::bad_request, ToStd(header_length.status().message())));
+    return respond(
+        http::JsonError(http::Status::bad_request, ToStd(header_length.status().message())));
   }
   auto decoded = protocol::DecodeInferRequest(req.body(), *md, *header_length);
-  if (!decoded.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));
+  if (!decoded.ok())
+    return respond(http::JsonError(http::Status::bad_request, ToStd(decoded.status().message())));
   auto deadline = Deadline(req, decoded->timeout_us);
-  if (!deadline.ok()) return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
+  if (!deadline.ok())
+    return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
   InferRequest ir;
   ir.model = std::move(model);
   ir.version = std::move(version);
@@ -245,8 +265,10 @@ void Frontend::Infer(Request&& req, std::string model, std::string version, Resp
                                  binary = std::move(decoded->binary_outputs),
                                  all_binary = decoded->binary_data_output](InferResult&& r) {
     if (r.outcome != Outcome::kOk) return respond(ErrorFor(r.outcome, r.message));
-    protocol::EncodedInferResponse enc = protocol::EncodeInferResponse(*md, id, r.output, outputs, binary, all_binary);
-    if (!enc.header_length) return respond(http::JsonResponse(http::Status::ok, std::move(enc.body)));
+    protocol::EncodedInferResponse enc =
+        protocol::EncodeInferResponse(*md, id, r.output, outputs, binary, all_binary);
+    if (!enc.header_length)
+      return respond(http::JsonResponse(http::Status::ok, std::move(enc.body)));
     Response res = Text(http::Status::ok, std::move(enc.body), "application/octet-stream");
     res.set(protocol::kInferenceHeaderLength, std::to_string(*enc.header_length));
     respond(std::move(res));
@@ -259,7 +281,9 @@ HttpFrontend MakeHttpFrontend(InferenceService& service, metrics::Registry& regi
   auto fe = std::make_shared<Frontend>(service, registry, metrics, clock, std::move(options),
                                        std::move(before_scrape));
   HttpFrontend out;
-  out.handler = [fe](Request&& req, Responder respond) { fe->Handle(std::move(req), std::move(respond)); };
+  out.handler = [fe](Request&& req, Responder respond) {
+    fe->Handle(std::move(req), std::move(respond));
+  };
   out.on_rejected = [fe](http::Status status) { fe->OnRejected(status); };
   return out;
 }

@@ -8,22 +8,22 @@
 
 #include "common/clock.h"
 #include "http/server.h"
-#include "metrics/registry.h"
 #include "inference/inference_service.h"
+#include "metrics/registry.h"
 #include "protocol/frontend_metrics.h"
 
 namespace galley::serve {
 
 struct HttpFrontendOptions {
-  std::string analyze_model = "vader";            // model behind POST /inference/analyze
+  std::string analyze_model = "vader";                // model behind POST /inference/analyze
   std::chrono::milliseconds default_timeout{30'000};  // 0: no deadline unless the client sets one
   std::string server_name = "galley";
   std::string server_version;
 };
 
 struct HttpFrontend {
-  http::Handler handler;          // for http::Server
-  http::RejectHook on_rejected;   // counts what the HTTP layer refuses before routing
+  http::Handler handler;         // for http::Server
+  http::RejectHook on_rejected;  // counts what the HTTP layer refuses before routing
 };
 
 // The front-end for http::Server. Models are those `service` knows now. `service`, `registry`,

@@ -4,13 +4,13 @@
 #include <thread>
 
 #include "common/log.h"
-#include "common/strings.h"
 #include "common/signals.h"
+#include "common/strings.h"
 #include "common/thread_name.h"
 #include "grpc/grpc_frontend.h"
 #include "http/ops_listener.h"
-#include "model/vader_backend.h"
 #include "inference/model_service.h"
+#include "model/vader_backend.h"
 
 #ifndef GALLEY_VERSION
 #define GALLEY_VERSION "dev"
@@ -67,20 +67,22 @@ std::vector<model::InferInput> WarmupFor(const model::ModelMetadata& md) {
 }
 
 // The built-in model when no repository is given: VADER, named by the analyze model option.
-void AddBuiltinModel(const ServeOptions& options, const Clock& clock, inference::ModelMetrics& metrics,
-                     ModelService& service) {
+void AddBuiltinModel(const ServeOptions& options, const Clock& clock,
+                     inference::ModelMetrics& metrics, ModelService& service) {
   std::vector<std::unique_ptr<model::Backend>> instances;
   for (int i = 0; i < std::max(1, options.model_instances); ++i) {
     instances.push_back(std::make_unique<model::VaderBackend>(
         options.frontend.analyze_model, std::max(1, options.runner.batch.max_batch_size)));
   }
-  service.AddModel(std::make_unique<ModelRunner>(std::move(instances), options.runner, clock, &metrics));
+  service.AddModel(
+      std::make_unique<ModelRunner>(std::move(instances), options.runner, clock, &metrics));
 }
 
 // Every model of the repository; a model that cannot be made is logged and recorded as
 // unavailable, and the others are served. Fails only when the repository cannot be read.
 absl::Status AddRepositoryModels(const std::string& repository, const BackendRegistry& backends,
-                                 const Clock& clock, inference::ModelMetrics& metrics, ModelService& service) {
+                                 const Clock& clock, inference::ModelMetrics& metrics,
+                                 ModelService& service) {
   auto entries = inference::ScanRepository(repository);
   if (!entries.ok()) return entries.status();
   std::error_code ec;
@@ -146,11 +148,12 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   HttpFrontendOptions fe = options.frontend;
   fe.server_version = GALLEY_VERSION;
   http::Server* server_ptr = nullptr;
-  HttpFrontend frontend = MakeHttpFrontend(service, registry, metrics, clock, fe, [&metrics, &server_ptr] {
-    if (server_ptr == nullptr) return;
-    metrics.SyncConnections(server_ptr->stats().open_connections.load(),
-                            server_ptr->stats().evicted_connections.load());
-  });
+  HttpFrontend frontend =
+      MakeHttpFrontend(service, registry, metrics, clock, fe, [&metrics, &server_ptr] {
+        if (server_ptr == nullptr) return;
+        metrics.SyncConnections(server_ptr->stats().open_connections.load(),
+                                server_ptr->stats().evicted_connections.load());
+      });
   auto ops = http::StartOpsListener(options.metrics_http, frontend.handler);
   if (!ops.ok()) {
     log::Error("start_failed", {{"error", std::string(ops.status().message())}});
@@ -210,7 +213,8 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   // The queue consumer starts once the models are loaded: it fetches only what it can run.
   std::unique_ptr<queue::RedisStreamConsumer> consumer;
   if (options.queue) {
-    consumer = std::make_unique<queue::RedisStreamConsumer>(service, *options.queue, registry, clock);
+    consumer =
+        std::make_unique<queue::RedisStreamConsumer>(service, *options.queue, registry, clock);
     if (absl::Status st = consumer->Start(); !st.ok()) {
       log::Error("start_failed", {{"protocol", "redis"}, {"error", std::string(st.message())}});
       if (grpc) grpc->Shutdown(clock.Now());
@@ -218,10 +222,11 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
       (*server)->Stop();
       return 1;
     }
-    log::Info("queue_consuming", {{"redis", StrCat(options.queue->address.host, ":", options.queue->address.port)},
-                                  {"stream", options.queue->stream},
-                                  {"group", options.queue->group},
-                                  {"consumer", options.queue->consumer}});
+    log::Info("queue_consuming",
+              {{"redis", StrCat(options.queue->address.host, ":", options.queue->address.port)},
+               {"stream", options.queue->stream},
+               {"group", options.queue->group},
+               {"consumer", options.queue->consumer}});
   }
   std::unique_ptr<queue::AmqpConsumer> amqp;
   if (options.amqp) {
@@ -245,8 +250,8 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   service.SetDraining();
   (*server)->CloseAfterEachAnswer();
   if (grpc) grpc->SetDraining();
-  log::Info("draining", {{"signal", StopSignalName(sig)},
-                         {"drain_delay_s", Secs(options.drain_delay)}});
+  log::Info("draining",
+            {{"signal", StopSignalName(sig)}, {"drain_delay_s", Secs(options.drain_delay)}});
   // The queue stops fetching at once and finishes and acknowledges what it holds; what it
   // cannot finish by the grace deadline stays pending for another consumer.
   // Both consumers (when both are on) stop fetching at once and drain side by side.

@@ -523,13 +523,13 @@ PolicySetup MakePolicy(PolicyKind kind, int max_replicas) {
       p.name = "galley";
       p.spec.policy = g;
       p.sync_period_s = 2;
-      p.settings = StrCat("InferencePolicy defaults: concurrency target ", g.target_concurrency,
-                          ", windows 60 s / 6 s, panic 200%, scale-down delay ",
-                          absl::ToDoubleSeconds(g.scale_down_delay),
-                          " s (held while bursts recur at most ",
-                          absl::ToDoubleSeconds(g.burst_gap_max), " s apart, up to ",
-                          absl::ToDoubleSeconds(g.burst_memory), " s), model load ",
-                          absl::ToDoubleSeconds(g.model_load_time), " s; tick 2 s");
+      p.settings =
+          StrCat("InferencePolicy defaults: concurrency target ", g.target_concurrency,
+                 ", windows 60 s / 6 s, panic 200%, scale-down delay ",
+                 absl::ToDoubleSeconds(g.scale_down_delay), " s (held while bursts recur at most ",
+                 absl::ToDoubleSeconds(g.burst_gap_max), " s apart, up to ",
+                 absl::ToDoubleSeconds(g.burst_memory), " s), model load ",
+                 absl::ToDoubleSeconds(g.model_load_time), " s; tick 2 s");
       break;
     }
   }

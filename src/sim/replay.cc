@@ -41,12 +41,14 @@ std::vector<Pod> ArrivalSequence(const std::vector<Pod>& pods, int64_t gpu_capac
 absl::StatusOr<SeedRun> ReplayOnce(const std::vector<Node>& nodes, const std::vector<Pod>& pods,
                                    const ReplayConfig& config, uint64_t seed) {
   int64_t capacity = 0;
-  for (const Node& n : nodes) capacity += static_cast<int64_t>(n.gpus.size()) * schedule::kMilliPerGpu;
+  for (const Node& n : nodes)
+    capacity += static_cast<int64_t>(n.gpus.size()) * schedule::kMilliPerGpu;
   if (capacity == 0) return absl::InvalidArgumentError("the cluster has no GPUs");
   auto workload = std::make_shared<const schedule::WorkloadDistribution>(
       schedule::WorkloadDistribution::FromPods(pods));
-  ASSIGN_OR_RETURN(auto scheduler, schedule::NewPolicyScheduler(
-                                        config.policy, workload, config.percentage_of_nodes_to_score));
+  ASSIGN_OR_RETURN(
+      auto scheduler,
+      schedule::NewPolicyScheduler(config.policy, workload, config.percentage_of_nodes_to_score));
 
   const std::vector<Pod> seq = ArrivalSequence(pods, capacity, config.target_ratio, seed);
   schedule::ClusterSnapshot snapshot{nodes};
@@ -78,21 +80,25 @@ absl::StatusOr<SeedRun> ReplayOnce(const std::vector<Node>& nodes, const std::ve
     const double arrived_pct = 100.0 * static_cast<double>(arrived) / static_cast<double>(capacity);
     const long p = std::lround(arrived_pct);
     if (p >= 0 && p <= kMaxPct) {
-      sum[static_cast<size_t>(p)] += 100.0 * static_cast<double>(used) / static_cast<double>(capacity);
+      sum[static_cast<size_t>(p)] +=
+          100.0 * static_cast<double>(used) / static_cast<double>(capacity);
       count[static_cast<size_t>(p)] += 1;
     }
   }
   run.curve_allocated_pct.resize(kMaxPct + 1);
   for (int p = 0; p <= kMaxPct; ++p) {
     run.curve_allocated_pct[static_cast<size_t>(p)] =
-        count[static_cast<size_t>(p)] > 0 ? sum[static_cast<size_t>(p)] / count[static_cast<size_t>(p)]
-                                          : std::numeric_limits<double>::quiet_NaN();
+        count[static_cast<size_t>(p)] > 0
+            ? sum[static_cast<size_t>(p)] / count[static_cast<size_t>(p)]
+            : std::numeric_limits<double>::quiet_NaN();
   }
   // Like the simulator's analysis: the arrivals at 100%, else the nearest percent around it.
   double at100 = run.curve_allocated_pct[100];
   for (int d = 1; std::isnan(at100) && d <= 30; ++d) {
-    if (!std::isnan(run.curve_allocated_pct[100 + d])) at100 = run.curve_allocated_pct[100 + d];
-    else if (!std::isnan(run.curve_allocated_pct[100 - d])) at100 = run.curve_allocated_pct[100 - d];
+    if (!std::isnan(run.curve_allocated_pct[100 + d]))
+      at100 = run.curve_allocated_pct[100 + d];
+    else if (!std::isnan(run.curve_allocated_pct[100 - d]))
+      at100 = run.curve_allocated_pct[100 - d];
   }
   if (std::isnan(at100)) {
     return absl::FailedPreconditionError(

@@ -76,7 +76,8 @@ TEST(ReplayTest, ArrivalSequenceFollowsTheProtocol) {
   std::vector<std::string> first;
   for (size_t i = 0; i < t.pods.size(); ++i) first.push_back(seq[i].name);
   std::sort(first.begin(), first.end());
-  EXPECT_EQ(first, (std::vector<std::string>{"pod-0", "pod-1", "pod-2", "pod-3", "pod-4", "pod-5"}));
+  EXPECT_EQ(first,
+            (std::vector<std::string>{"pod-0", "pod-1", "pod-2", "pod-3", "pod-4", "pod-5"}));
   EXPECT_EQ(ArrivalSequence(t.pods, capacity, 1.3, 7).size(), seq.size()) << "deterministic";
   // A trace above the target is thinned instead.
   const auto thin = ArrivalSequence(t.pods, 2000, 1.3, 7);

@@ -33,8 +33,9 @@ std::vector<std::string> WeightedModels(const std::vector<Node>& nodes) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<Pod>> MakeVariant(const std::vector<Pod>& pods, const std::vector<Node>& nodes,
-                                             Variant variant, double percent, uint64_t seed) {
+absl::StatusOr<std::vector<Pod>> MakeVariant(const std::vector<Pod>& pods,
+                                             const std::vector<Node>& nodes, Variant variant,
+                                             double percent, uint64_t seed) {
   if (percent < 0 || percent > 100) return absl::InvalidArgumentError("percent must be in 0..100");
   std::function<bool(const Pod&)> in_base = [](const Pod& p) { return p.WantsGpu(); };
   std::function<bool(const Pod&)> in_cat;
@@ -55,9 +56,12 @@ absl::StatusOr<std::vector<Pod>> MakeVariant(const std::vector<Pod>& pods, const
   }
   std::vector<const Pod*> outside, cat, rest;
   for (const Pod& p : pods) {
-    if (!in_base(p)) outside.push_back(&p);
-    else if (in_cat(p)) cat.push_back(&p);
-    else rest.push_back(&p);
+    if (!in_base(p))
+      outside.push_back(&p);
+    else if (in_cat(p))
+      cat.push_back(&p);
+    else
+      rest.push_back(&p);
   }
   const bool spec = variant == Variant::kGpuSpec;
   if ((cat.empty() && percent > 0) || (!spec && rest.empty() && percent < 100)) {
@@ -66,7 +70,8 @@ absl::StatusOr<std::vector<Pod>> MakeVariant(const std::vector<Pod>& pods, const
   const std::vector<std::string> models = WeightedModels(nodes);
   if (spec && models.empty()) return absl::InvalidArgumentError("the cluster has no GPUs");
   schedule::Rng rng(seed);
-  const double base_share = static_cast<double>(cat.size() + rest.size()) / static_cast<double>(pods.size());
+  const double base_share =
+      static_cast<double>(cat.size() + rest.size()) / static_cast<double>(pods.size());
   std::vector<Pod> out;
   out.reserve(pods.size());
   for (size_t i = 0; i < pods.size(); ++i) {

@@ -26,7 +26,8 @@ absl::StatusOr<Variant> ParseVariant(std::string_view name);  // share, multigpu
 // models for kGpuSpec. InvalidArgument when the trace has no pod of a needed category.
 absl::StatusOr<std::vector<schedule::Pod>> MakeVariant(const std::vector<schedule::Pod>& pods,
                                                        const std::vector<schedule::Node>& nodes,
-                                                       Variant variant, double percent, uint64_t seed);
+                                                       Variant variant, double percent,
+                                                       uint64_t seed);
 
 // `count` nodes drawn with replacement from `like`'s node types, named synth-node-NNNNN.
 std::vector<schedule::Node> MakeCluster(const std::vector<schedule::Node>& like, int count,

@@ -59,8 +59,8 @@ absl::StatusOr<int64_t> Number(std::string_view s, std::string_view column, int6
   int64_t v = 0;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || ec != std::errc() || ptr != s.data() + s.size() || v < 0 || v > max) {
-    return absl::InvalidArgumentError(StrCat(origin, ":", line, ": ", column,
-                                             ": expected an integer 0..", max, ", got \"", s, "\""));
+    return absl::InvalidArgumentError(StrCat(
+        origin, ":", line, ": ", column, ": expected an integer 0..", max, ", got \"", s, "\""));
   }
   return v;
 }
@@ -71,8 +71,8 @@ constexpr int64_t kBig = int64_t{1} << 40;
 
 int64_t GpuMemoryMib(std::string_view model) {
   static const std::map<std::string_view, int64_t> kMemory = {
-      {"P4", 7611},     {"T4", 15109},   {"V100M16", 16160}, {"P100", 16280}, {"A10", 22731},
-      {"V100M32", 32510}, {"A100", 81251}, {"H100", 81559},
+      {"P4", 7611},   {"T4", 15109},      {"V100M16", 16160}, {"P100", 16280},
+      {"A10", 22731}, {"V100M32", 32510}, {"A100", 81251},    {"H100", 81559},
   };
   auto it = kMemory.find(model);
   return it == kMemory.end() ? 0 : it->second;
@@ -117,14 +117,15 @@ absl::StatusOr<std::vector<Pod>> ParsePodsCsv(std::string_view text, std::string
     ASSIGN_OR_RETURN(p.cpu_milli, Number(f[c_cpu], "cpu_milli", kBig, origin, line));
     ASSIGN_OR_RETURN(p.memory_mib, Number(f[c_mem], "memory_mib", kBig, origin, line));
     ASSIGN_OR_RETURN(const int64_t num, Number(f[c_num], "num_gpu", 64, origin, line));
-    ASSIGN_OR_RETURN(const int64_t milli, Number(f[c_milli], "gpu_milli", kMilliPerGpu, origin, line));
+    ASSIGN_OR_RETURN(const int64_t milli,
+                     Number(f[c_milli], "gpu_milli", kMilliPerGpu, origin, line));
     if ((num == 0) != (milli == 0)) {
-      return absl::InvalidArgumentError(StrCat(origin, ":", line,
-                                               ": num_gpu and gpu_milli must both be 0 or both positive"));
+      return absl::InvalidArgumentError(
+          StrCat(origin, ":", line, ": num_gpu and gpu_milli must both be 0 or both positive"));
     }
     if (num > 1 && milli != kMilliPerGpu) {
-      return absl::InvalidArgumentError(
-          StrCat(origin, ":", line, ": a pod with num_gpu > 1 must take whole GPUs (gpu_milli 1000)"));
+      return absl::InvalidArgumentError(StrCat(
+          origin, ":", line, ": a pod with num_gpu > 1 must take whole GPUs (gpu_milli 1000)"));
     }
     p.gpu_count = static_cast<int32_t>(num);
     p.gpu_milli = static_cast<int32_t>(milli);

@@ -20,8 +20,10 @@ int64_t GpuMemoryMib(std::string_view model);
 // `origin` names the input in error messages ("nodes.csv:12: ..."). InvalidArgument on a missing
 // column, a malformed or negative number, a share outside 0..1000, a multi-GPU pod asking for a
 // partial share, or an empty file.
-absl::StatusOr<std::vector<schedule::Node>> ParseNodesCsv(std::string_view text, std::string_view origin);
-absl::StatusOr<std::vector<schedule::Pod>> ParsePodsCsv(std::string_view text, std::string_view origin);
+absl::StatusOr<std::vector<schedule::Node>> ParseNodesCsv(std::string_view text,
+                                                          std::string_view origin);
+absl::StatusOr<std::vector<schedule::Pod>> ParsePodsCsv(std::string_view text,
+                                                        std::string_view origin);
 
 std::string WriteNodesCsv(const std::vector<schedule::Node>& nodes);
 std::string WritePodsCsv(const std::vector<schedule::Pod>& pods);

@@ -47,8 +47,13 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   Exchange(HttpUpstream* owner, std::string host, uint16_t port, http::Request request,
            TimePoint deadline, UpstreamCallback done)
-      : owner_(owner), host_(std::move(host)), port_(port), key_(StrCat(host_, ":", port_)),
-        request_(std::move(request)), deadline_(deadline), done_(std::move(done)),
+      : owner_(owner),
+        host_(std::move(host)),
+        port_(port),
+        key_(StrCat(host_, ":", port_)),
+        request_(std::move(request)),
+        deadline_(deadline),
+        done_(std::move(done)),
         start_(std::chrono::steady_clock::now()) {
     // Hop-by-hop fields are this hop's own (an Expect: 100-continue forwarded would draw an interim
     // answer from the replica); the body goes with a Content-Length.
@@ -94,14 +99,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     const auto address = asio::ip::make_address(host_, ec);
     if (ec) return Fail(StrCat("bad replica address '", host_, "'"), false, true);
     Arm();
-    conn_->stream.async_connect(tcp::endpoint(address, port_),
-                                [self = shared_from_this()](error_code ec) {
-                                  if (ec) return self->FailFrom(ec, "connect", true);
-                                  error_code ignored;
-                                  self->conn_->stream.socket().set_option(tcp::no_delay(true), ignored);
-                                  if (self->owner_->options().tls) return self->Handshake();
-                                  self->Write();
-                                });
+    conn_->stream.async_connect(
+        tcp::endpoint(address, port_), [self = shared_from_this()](error_code ec) {
+          if (ec) return self->FailFrom(ec, "connect", true);
+          error_code ignored;
+          self->conn_->stream.socket().set_option(tcp::no_delay(true), ignored);
+          if (self->owner_->options().tls) return self->Handshake();
+          self->Write();
+        });
   }
 
   // TLS to the replica: its certificate must chain to the configured CA and name its address.
@@ -129,10 +134,11 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void Write() {
     Arm();
     WithStream([&](auto& stream) {
-      asio::async_write(stream, asio::buffer(wire_), [self = shared_from_this()](error_code ec, size_t) {
-        if (ec) return self->OnStaleOrFail(ec, "write");
-        self->Read();
-      });
+      asio::async_write(stream, asio::buffer(wire_),
+                        [self = shared_from_this()](error_code ec, size_t) {
+                          if (ec) return self->OnStaleOrFail(ec, "write");
+                          self->Read();
+                        });
     });
   }
 
@@ -152,19 +158,19 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
         break;
     }
     WithStream([&](auto& stream) {
-      stream.async_read_some(conn_->buffer.prepare(kReadChunk),
-                             [self = shared_from_this()](error_code ec, size_t n) {
-                               self->conn_->buffer.commit(n);
-                               // (Over TLS only a clean close_notify reads as eof; a truncated
-                               // stream never completes an answer.)
-                               if (ec == asio::error::eof && self->reader_->got_some() &&
-                                   self->reader_->OnEndOfStream() == http::ResponseReader::State::kDone) {
-                                 self->closed_by_replica_ = true;
-                                 return self->Finish();
-                               }
-                               if (ec) return self->OnStaleOrFail(ec, "read");
-                               self->Parse();
-                             });
+      stream.async_read_some(
+          conn_->buffer.prepare(kReadChunk), [self = shared_from_this()](error_code ec, size_t n) {
+            self->conn_->buffer.commit(n);
+            // (Over TLS only a clean close_notify reads as eof; a truncated
+            // stream never completes an answer.)
+            if (ec == asio::error::eof && self->reader_->got_some() &&
+                self->reader_->OnEndOfStream() == http::ResponseReader::State::kDone) {
+              self->closed_by_replica_ = true;
+              return self->Finish();
+            }
+            if (ec) return self->OnStaleOrFail(ec, "read");
+            self->Parse();
+          });
     });
   }
 
@@ -181,7 +187,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   void FailFrom(error_code ec, const char* step, bool not_sent) {
     const bool timeout = ec == beast::error::timeout;
-    Fail(StrCat(step, ": ", timeout ? std::string("deadline passed") : ec.message()), timeout, not_sent);
+    Fail(StrCat(step, ": ", timeout ? std::string("deadline passed") : ec.message()), timeout,
+         not_sent);
   }
 
   void Fail(std::string error, bool timed_out, bool not_sent) {
@@ -243,7 +250,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 }  // namespace
 
 HttpUpstream::HttpUpstream(HttpUpstreamOptions options)
-    : options_(options), io_(std::make_unique<asio::io_context>(options.io_threads)),
+    : options_(options),
+      io_(std::make_unique<asio::io_context>(options.io_threads)),
       work_(std::make_unique<WorkGuard>(*io_)) {
   for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
     threads_.emplace_back([this, i] {
@@ -285,7 +293,8 @@ void HttpUpstream::GiveBack(const std::string& key, std::unique_ptr<Connection> 
 
 void HttpUpstream::Send(const std::string& host, uint16_t port, http::Request request,
                         TimePoint deadline, UpstreamCallback done) {
-  auto ex = std::make_shared<Exchange>(this, host, port, std::move(request), deadline, std::move(done));
+  auto ex =
+      std::make_shared<Exchange>(this, host, port, std::move(request), deadline, std::move(done));
   asio::post(*io_, [ex] { ex->Start(); });
 }
 

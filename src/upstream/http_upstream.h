@@ -18,13 +18,13 @@ class io_context;
 namespace ssl {
 class context;
 }
-}
+}  // namespace boost::asio
 
 namespace galley::upstream {
 
 struct HttpUpstreamOptions {
   int io_threads = 1;
-  size_t max_idle_per_replica = 256;        // idle keep-alive connections kept per replica
+  size_t max_idle_per_replica = 256;  // idle keep-alive connections kept per replica
   size_t max_response_bytes = 64 << 20;
   // Set: replicas are reached over TLS, their certificates verified with this context and
   // against the replica's address (an IP address SAN, or the host name).

@@ -14,13 +14,13 @@ namespace galley::upstream {
 struct UpstreamResult {
   // True when no complete response arrived: connect failure, reset, timeout, malformed reply.
   bool transport_error = false;
-  bool timed_out = false;       // the attempt's deadline passed
+  bool timed_out = false;  // the attempt's deadline passed
   // True if the request certainly never reached the replica's handler (connect failed, or a
   // reused connection was found closed before any byte of a response), so a retry is safe even
   // for requests that are not idempotent.
   bool not_sent = false;
-  std::string error;            // for logs, when transport_error
-  http::Response response;      // valid when !transport_error
+  std::string error;        // for logs, when transport_error
+  http::Response response;  // valid when !transport_error
   Duration latency{};
 };
 

@@ -32,7 +32,8 @@ class FakeBackend final : public Backend {
   void set_length_from_input(bool on) { length_from_input_ = on; }
   absl::Status Load() override { return load_status_; }
 
-  std::vector<absl::StatusOr<InferOutput>> Infer(absl::Span<const InferInput* const> batch) override {
+  std::vector<absl::StatusOr<InferOutput>> Infer(
+      absl::Span<const InferInput* const> batch) override {
     {
       std::unique_lock<std::mutex> lock(mu_);
       batch_sizes_.push_back(batch.size());
@@ -58,11 +59,26 @@ class FakeBackend final : public Backend {
 
   void set_load_status(absl::Status st) { load_status_ = std::move(st); }
   // While blocked, Infer() waits inside until Unblock().
-  void Block() { std::lock_guard<std::mutex> l(mu_); blocked_ = true; }
-  void Unblock() { { std::lock_guard<std::mutex> l(mu_); blocked_ = false; } cv_.notify_all(); }
+  void Block() {
+    std::lock_guard<std::mutex> l(mu_);
+    blocked_ = true;
+  }
+  void Unblock() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      blocked_ = false;
+    }
+    cv_.notify_all();
+  }
   // Waits until Infer() has been entered `n` times in total.
-  void WaitEntered(int n) { std::unique_lock<std::mutex> l(mu_); cv_.wait(l, [&] { return entered_ >= n; }); }
-  std::vector<size_t> batch_sizes() { std::lock_guard<std::mutex> l(mu_); return batch_sizes_; }
+  void WaitEntered(int n) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return entered_ >= n; });
+  }
+  std::vector<size_t> batch_sizes() {
+    std::lock_guard<std::mutex> l(mu_);
+    return batch_sizes_;
+  }
 
  private:
   ModelMetadata md_;
