@@ -47,7 +47,7 @@ bench: build
 	@bench/serve/run.sh
 
 format:
-	@clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'fuzz/*.cc')
+	@clang-format -i $$(scripts/cpp_files.sh)
 
 clean:
 	rm -rf build
