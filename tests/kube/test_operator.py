@@ -162,6 +162,19 @@ def test_a_model_becomes_ready_scales_repairs_and_is_collected(kube, operator, c
     status, _ = kube_patch(kube, paths["Deployment"], {"spec": {"replicas": 5}})
     assert status == 200
     poll("the replica count repaired", lambda: kube.get(paths["Deployment"])["spec"]["replicas"] == 3, 30)
+    # Another writer's field the operator does not set stays theirs (server-side apply: field
+    # managers), and the two writers do not flap: over further passes of the operator the
+    # Deployment's generation stays where it is.
+    status, _ = kube_patch(kube, paths["Deployment"], {"metadata": {"annotations": {"team.example/owner": "ml"}}})
+    assert status == 200
+    generation = kube.get(paths["Deployment"])["metadata"]["generation"]
+    passes = reconciles(operator)
+    poll("two more passes of the operator", lambda: reconciles(operator) >= passes + 2, 30)
+    after = kube.get(paths["Deployment"])
+    assert after["metadata"]["annotations"]["team.example/owner"] == "ml"
+    assert after["metadata"]["generation"] == generation and after["spec"]["replicas"] == 3
+    managers = {m["manager"] for m in after["metadata"]["managedFields"]}
+    assert {"galley-operator", "someone-else"} <= managers, managers
     old_uid = kube.get(paths["Deployment"])["metadata"]["uid"]
     kube.request("DELETE", paths["Deployment"])
     poll("the Deployment recreated",
@@ -173,6 +186,16 @@ def test_a_model_becomes_ready_scales_repairs_and_is_collected(kube, operator, c
     kube.request("DELETE", f"{MODELS}/{name}")
     for kind, path in paths.items():
         poll(f"the {kind} collected", lambda p=path: get_or_none(kube, p) is None, 60)
+
+
+def reconciles(op: OperatorProcess) -> float:
+    """The operator's galley_operator_reconciles_total, from its /metrics."""
+    import urllib.request
+    port = op.wait_for("listening", pred=lambda l: l.get("protocol") == "metrics")["port"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("galley_operator_reconciles_total"))
 
 
 def kube_patch(kube: KubeClient, path: str, patch: dict):
