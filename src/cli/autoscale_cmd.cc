@@ -2,7 +2,9 @@
 //   galley autoscale plan < document.json
 // reads one plan document (docs/autoscaling.md) from stdin, runs the recommender
 // and prints the decision as one JSON line. Exit 0 on a decision, 2 on bad input (the message,
-// naming the offending field, goes to stderr). The controller loop is not here yet.
+// naming the offending field, goes to stderr).
+//   galley autoscale run --model NAMESPACE/NAME
+// runs the controller for one InferenceModel on Kubernetes (cli/autoscale_run_cmd.cc).
 #include <iostream>
 #include <iterator>
 #include <string>
@@ -19,8 +21,10 @@ Runner AddAutoscaleCommand(CLI::App& app) {
   cmd->require_subcommand(1);
   CLI::App* plan = cmd->add_subcommand(
       "plan", "Read one JSON document (spec, pods, history, now) from stdin; print the decision");
-  return [cmd, plan]() -> int {
+  Runner run = AddAutoscaleRunCommand(cmd);
+  return [cmd, plan, run]() -> int {
     if (!cmd->parsed()) return -1;
+    if (int rc = run(); rc != -1) return rc;
     if (!plan->parsed()) return 2;
     const std::string text{std::istreambuf_iterator<char>(std::cin),
                            std::istreambuf_iterator<char>()};

@@ -15,6 +15,8 @@ Runner AddGatewayCommand(CLI::App& app);
 Runner AddUpCommand(CLI::App& app);
 // `galley autoscale plan` (cli/autoscale_cmd.cc).
 Runner AddAutoscaleCommand(CLI::App& app);
+// `galley autoscale run`, added under the `autoscale` command (cli/autoscale_run_cmd.cc).
+Runner AddAutoscaleRunCommand(CLI::App* autoscale);
 // `galley schedule run`, added under the `schedule` command (cli/schedule_run_cmd.cc).
 Runner AddScheduleRunCommand(CLI::App* schedule);
 // `galley sim autoscale` (cli/sim_cmd.cc).

@@ -1,5 +1,5 @@
 // The ScaleTarget seam: something whose replica count can be set. Implementations: the local
-// supervisor of `galley up` now; the Kubernetes scale subresource later.
+// supervisor of `galley up`, and an InferenceModel's scale subresource (kubefleet/model_scale.h).
 #pragma once
 
 #include "absl/status/status.h"

@@ -108,6 +108,12 @@ def main() -> int:
     procs.append(gw)
     gw_port = wait_event(gw, d / "gateway.log", "listening",
                          lambda l: l.get("protocol", "http") == "http")["port"]
+    if "autoscaler" in spec:  # `galley autoscale run` for one model, scraping the replicas here
+        a = subprocess.Popen([spec["galley"], "autoscale", "run", "--kubeconfig",
+                              str(d / "netns.kubeconfig"), *spec["autoscaler"]],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(a)
+        wait_event(a, d / "autoscaler.log", "autoscaler_leading")
     front = socket.socket(socket.AF_UNIX)
     front.bind(spec["gateway_socket"])
     front.listen(64)

@@ -24,6 +24,7 @@ SYSTEM = "galley-system"
 OPERATOR_SA = f"system:serviceaccount:{SYSTEM}:galley-operator"
 SCHEDULER_SA = f"system:serviceaccount:{SYSTEM}:galley-scheduler"
 GATEWAY_SA = f"system:serviceaccount:{SYSTEM}:galley-gateway"
+AUTOSCALER_SA = f"system:serviceaccount:{SYSTEM}:galley-autoscaler"
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +47,9 @@ def deployed(kubectl):
     rendered = kubectl("kustomize", str(REPO / "deploy" / "overlays" / "cpu")).stdout
     kinds = sorted(line.split(":", 1)[1].strip() for line in rendered.splitlines()
                    if line.startswith("kind:"))
-    assert kinds == sorted(["Namespace", "CustomResourceDefinition"] + ["ServiceAccount"] * 3
-                           + ["ClusterRole"] * 3 + ["ClusterRoleBinding"] * 3 + ["Role"] * 2
-                           + ["RoleBinding"] * 2 + ["Deployment"] * 3 + ["Service"]), kinds
+    assert kinds == sorted(["Namespace", "CustomResourceDefinition"] + ["ServiceAccount"] * 4
+                           + ["ClusterRole"] * 4 + ["ClusterRoleBinding"] * 4 + ["Role"] * 3
+                           + ["RoleBinding"] * 3 + ["Deployment"] * 3 + ["Service"]), kinds
     out = kubectl("apply", "-k", str(REPO / "deploy" / "overlays" / "cpu"), "--server-side",
                   "--field-manager=galley-deploy-test").stdout
     assert "namespace/galley-system serverside-applied" in out, out
@@ -125,6 +126,15 @@ def test_apply_creates_everything_and_a_second_apply_changes_nothing(kubectl, de
     (GATEWAY_SA, ("list", "pods", "-n", NS), False),
     (GATEWAY_SA, ("get", "secrets", "-n", NS), False),
     (GATEWAY_SA, ("get", "inferencemodels.galley.dev", "-n", NS), False),
+    # The autoscaler: reads a model, writes only its scale, reads EndpointSlices.
+    (AUTOSCALER_SA, ("update", "inferencemodels.galley.dev", "--subresource=scale", "-n", NS), True),
+    (AUTOSCALER_SA, ("get", "inferencemodels.galley.dev", "-n", NS), True),
+    (AUTOSCALER_SA, ("watch", "endpointslices.discovery.k8s.io", "-A"), True),
+    (AUTOSCALER_SA, ("update", "leases.coordination.k8s.io", "-n", SYSTEM), True),
+    (AUTOSCALER_SA, ("update", "inferencemodels.galley.dev", "-n", NS), False),
+    (AUTOSCALER_SA, ("patch", "inferencemodels.galley.dev", "--subresource=status", "-n", NS), False),
+    (AUTOSCALER_SA, ("update", "deployments.apps", "--subresource=scale", "-n", NS), False),
+    (AUTOSCALER_SA, ("update", "leases.coordination.k8s.io", "-n", NS), False),
 ])
 def test_each_service_account_may_do_what_it_needs_and_nothing_else(kubectl, deployed, who, what,
                                                                     allowed):

@@ -65,7 +65,8 @@ def slice_for(name: str, model: str, port: int, conditions: list[dict]) -> dict:
 class Fleet:
     """The namespace with the gateway and the replicas, and the slices this test published."""
 
-    def __init__(self, control_plane, kube: KubeClient, replicas: dict[str, list[str]]):
+    def __init__(self, control_plane, kube: KubeClient, replicas: dict[str, list[str]],
+                 autoscaler: list[str] | None = None):
         self.kube = kube
         self.id = uuid.uuid4().hex[:6]
         self.dir = Path(tempfile.mkdtemp(prefix="gk-"))  # short: a Unix socket path is short
@@ -84,6 +85,8 @@ class Fleet:
                 "kubeconfig": control_plane.kubeconfig, "api_server": control_plane.server,
                 "api_socket": self.api_socket, "gateway_socket": self.gateway,
                 "replicas": replicas}
+        if autoscaler is not None:
+            spec["autoscaler"] = autoscaler
         self.proc = subprocess.Popen(
             ["unshare", "--user", "--map-root-user", "--net", sys.executable,
              str(Path(__file__).parent / "netns_fleet.py"), json.dumps(spec)],
@@ -118,8 +121,8 @@ class Fleet:
 def fleet(control_plane, kube):
     made: list[Fleet] = []
 
-    def start(replicas: dict[str, list[str]]) -> Fleet:
-        f = Fleet(control_plane, kube, replicas)
+    def start(replicas: dict[str, list[str]], autoscaler: list[str] | None = None) -> Fleet:
+        f = Fleet(control_plane, kube, replicas, autoscaler)
         made.append(f)
         return f
     yield start
@@ -193,3 +196,65 @@ def test_a_terminating_endpoint_gets_no_new_requests_and_none_fails(fleet):
             t.join(30)
     assert not failures, failures[:5]
     assert len(replicas) > 100
+
+
+def install_crd(control_plane) -> None:
+    """The InferenceModel CRD, applied as a user would (kubectl from scripts/fetch_kubectl.sh)."""
+    repo = Path(__file__).resolve().parents[2]
+    subprocess.run([str(repo / "scripts" / "fetch_kubectl.sh")], check=True, capture_output=True,
+                   timeout=3600)
+    kubectl = [str(repo / ".deps" / "kubectl" / "kubectl"), "--kubeconfig", control_plane.kubeconfig]
+    for args in (["apply", "--server-side", "--field-manager=galley-tests", "-f",
+                  str(repo / "deploy" / "crd" / "inferencemodels.galley.dev.yaml")],
+                 ["wait", "--for=condition=established", "--timeout=60s",
+                  "crd/inferencemodels.galley.dev"]):
+        p = subprocess.run(kubectl + args, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+
+
+def test_the_autoscaler_scales_a_model_under_load_through_its_scale_subresource(
+        control_plane, kube, fleet):
+    """`galley autoscale run` for one InferenceModel: it scrapes the model's replicas (the
+    endpoints of its slices), and under load writes a larger spec.replicas through /scale."""
+    install_crd(control_plane)
+    name = f"auto-{uuid.uuid4().hex[:6]}"
+    models = f"/apis/galley.dev/v1alpha1/namespaces/{NS}/inferencemodels"
+    kube.create(models, {"apiVersion": "galley.dev/v1alpha1", "kind": "InferenceModel",
+                         "metadata": {"name": name},
+                         "spec": {"model": {"name": "sentiment"}, "replicas": 1, "minReplicas": 1,
+                                  "maxReplicas": 4,
+                                  "autoscaling": {"enabled": True, "target": 1,
+                                                  "scaleDownDelaySeconds": 600}}})
+    try:
+        f = fleet({"a1": []}, ["--model", f"{NS}/{name}", "--sync-period-ms", "500",
+                               "--stable-window-ms", "3000", "--model-load-time-ms", "0"])
+        f.publish(name, "sentiment", "a1", [{"ready": True}])
+        stop = threading.Event()
+        errors: list[str] = []
+
+        def load():
+            while not stop.is_set():
+                try:
+                    post(f.gateway, "/v2/models/sentiment/infer", {"inputs": [
+                        {"name": "text", "datatype": "BYTES", "shape": [8],
+                         "data": ["a long enough text to keep the replica busy for a while"] * 8}]})
+                except Exception as e:  # noqa: BLE001 (counted)
+                    errors.append(repr(e))
+        threads = [threading.Thread(target=load) for _ in range(12)]
+        for t in threads:
+            t.start()
+        try:
+            scaled = poll("spec.replicas raised by the autoscaler",
+                          lambda: kube.get(f"{models}/{name}")["spec"]["replicas"] > 1, 60)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        assert scaled and not errors, errors[:3]
+        obj = kube.get(f"{models}/{name}")
+        assert 1 < obj["spec"]["replicas"] <= 4
+        writers = {m["manager"] for m in obj["metadata"]["managedFields"]
+                   if m.get("subresource") == "scale"}
+        assert writers, obj["metadata"]["managedFields"]
+    finally:
+        kube.request("DELETE", f"{models}/{name}")

@@ -1,0 +1,211 @@
+// `galley autoscale run`: the autoscaling controller of one InferenceModel on Kubernetes. It
+// scrapes the model's replicas (the endpoints of its EndpointSlices), runs the same controller
+// and recommender as `galley up --autoscale` with the policy in the model's spec.autoscaling,
+// and writes spec.replicas through the model's `scale` subresource. Leader-elected (a Lease per
+// model), so that two instances never both decide; an instance that loses the lease exits.
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <condition_variable>
+#include <csignal>
+#include <iostream>
+#include <mutex>
+
+#include "autoscale/controller.h"
+#include "autoscale/scrape_metrics_source.h"
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "cli/kube_flags.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "common/strings.h"
+#include "kube/leader_election.h"
+#include "kubefleet/model_scale.h"
+#include "upstream/http_upstream.h"
+
+namespace galley::cli {
+namespace {
+
+namespace json = boost::json;
+
+struct RunFlags {
+  KubeFlags kube;
+  std::string model;  // NAMESPACE/NAME
+  int64_t sync_period_ms = 15'000;
+  int64_t stable_window_ms = 60'000;
+  int64_t model_load_time_ms = 10'000;
+  std::string lease_namespace;  // default: the model's
+  std::string identity;
+};
+
+const json::value* At(const json::value& v, std::initializer_list<std::string_view> path) {
+  const json::value* cur = &v;
+  for (std::string_view k : path) {
+    if (cur == nullptr || !cur->is_object()) return nullptr;
+    cur = cur->as_object().if_contains(k);
+  }
+  return cur;
+}
+
+double Number(const json::value& v, std::initializer_list<std::string_view> path, double fallback) {
+  const json::value* x = At(v, path);
+  if (x == nullptr) return fallback;
+  if (x->is_int64()) return static_cast<double>(x->as_int64());
+  if (x->is_double()) return x->as_double();
+  return fallback;
+}
+
+// The policy an InferenceModel asks for; InvalidArgument when it asks for none or for a metric
+// this controller does not measure.
+absl::StatusOr<autoscale::InferencePolicy> PolicyOf(const json::value& model, const RunFlags& f) {
+  const json::value* enabled = At(model, {"spec", "autoscaling", "enabled"});
+  if (enabled == nullptr || !enabled->is_bool() || !enabled->as_bool()) {
+    return absl::InvalidArgumentError("spec.autoscaling.enabled is not true");
+  }
+  const json::value* metric = At(model, {"spec", "autoscaling", "metric"});
+  if (metric != nullptr && metric->is_string() && metric->as_string() != "concurrency") {
+    return absl::InvalidArgumentError(StrCat("spec.autoscaling.metric '",
+                                             std::string_view(metric->as_string()),
+                                             "' is not measured yet (concurrency is)"));
+  }
+  autoscale::InferencePolicy p;
+  p.min_replicas = static_cast<int>(Number(model, {"spec", "minReplicas"}, 1));
+  p.max_replicas = static_cast<int>(Number(model, {"spec", "maxReplicas"}, 10));
+  p.target_concurrency = Number(model, {"spec", "autoscaling", "target"}, 8);
+  p.scale_down_delay =
+      absl::Seconds(Number(model, {"spec", "autoscaling", "scaleDownDelaySeconds"}, 300));
+  p.stable_window = absl::Milliseconds(f.stable_window_ms);
+  p.model_load_time = absl::Milliseconds(f.model_load_time_ms);
+  p.scale_to_zero = p.min_replicas == 0;
+  return p;
+}
+
+int Run(const RunFlags& f) {
+  const size_t slash = f.model.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == f.model.size()) {
+    std::cerr << "--model: give NAMESPACE/NAME\n";
+    return 2;
+  }
+  const std::string ns = f.model.substr(0, slash), name = f.model.substr(slash + 1);
+  BlockStopSignals();  // before any thread starts: SIGTERM is for WaitForStopSignal
+  auto config = f.kube.Load();
+  if (!config.ok()) {
+    std::cerr << "galley autoscale run: " << config.status().message() << "\n";
+    return 2;
+  }
+  kube::ClientOptions co;
+  co.user_agent = "galley-autoscaler";
+  auto client = kube::Client::Create(*config, co);
+  if (!client.ok()) {
+    std::cerr << "galley autoscale run: " << client.status().message() << "\n";
+    return 2;
+  }
+  auto model = (*client)->Get(kubefleet::kInferenceModelType, ns, name);
+  if (!model.ok()) {
+    log::Error("start_failed",
+               {{"model", f.model}, {"error", std::string(model.status().message())}});
+    return 1;
+  }
+  auto policy = PolicyOf(*model, f);
+  if (!policy.ok()) {
+    log::Error("start_failed",
+               {{"model", f.model}, {"error", std::string(policy.status().message())}});
+    return 1;
+  }
+  const json::value* served = At(*model, {"spec", "model", "name"});
+  const std::string model_name =
+      served != nullptr && served->is_string() ? std::string(served->as_string()) : name;
+  auto slices =
+      kubefleet::EndpointSliceReplicas::Start(client->get(), ns, std::chrono::seconds(30));
+  auto scale = kubefleet::ScaleSubresource::Open(client->get(), ns, name);
+  if (!slices.ok() || !scale.ok()) {
+    const absl::Status st = !slices.ok() ? slices.status() : scale.status();
+    log::Error("start_failed", {{"model", f.model}, {"error", std::string(st.message())}});
+    return 1;
+  }
+  kubefleet::ModelReplicas replicas(**slices, ns, model_name);
+  upstream::HttpUpstream upstream;
+  autoscale::ControllerOptions o;
+  o.policy = *policy;
+  o.sync_period = std::chrono::milliseconds(f.sync_period_ms);
+  autoscale::ScrapeOptions scrape;
+  scrape.timeout = std::min(std::chrono::milliseconds(1'000), o.sync_period);
+  autoscale::ScrapeMetricsSource source(replicas, upstream, SteadyClock::Get(), scrape);
+  metrics::Registry registry;
+  autoscale::Controller controller(source, **scale, SteadyClock::Get(), o, &registry);
+
+  std::string identity = f.identity;
+  if (identity.empty()) {
+    char host[HOST_NAME_MAX + 1] = {};
+    gethostname(host, sizeof(host) - 1);
+    identity = StrCat(host, "_", getpid());
+  }
+  std::atomic<bool> lost{false}, stopping{false};
+  kube::LeaderElectionConfig le;
+  le.lease_namespace = f.lease_namespace.empty() ? ns : f.lease_namespace;
+  le.lease_name = StrCat("galley-autoscaler-", name);
+  le.identity = identity;
+  le.on_started_leading = [&](std::stop_token stop) {
+    log::Info("autoscaler_leading", {{"model", f.model}, {"identity", identity}});
+    if (absl::Status st = controller.Start(); !st.ok()) {
+      log::Error("autoscaler_failed", {{"error", std::string(st.message())}});
+      return;
+    }
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, stop, [] { return false; });
+    controller.Stop();
+  };
+  le.on_stopped_leading = [&] {
+    if (stopping.load()) return;  // our own shutdown gave the lease up
+    lost.store(true);
+    log::Warn("autoscaler_not_leading", {{"model", f.model}});
+    kill(getpid(), SIGTERM);  // a controller that lost its lease exits; a restart campaigns again
+  };
+  auto elector = kube::LeaderElector::Create(client->get(), le);
+  if (!elector.ok() || !(*elector)->Start().ok()) {
+    log::Error("start_failed", {{"error", elector.ok() ? "the leader election did not start"
+                                                       : std::string(elector.status().message())}});
+    return 1;
+  }
+  log::Info("autoscaler_started", {{"model", f.model},
+                                   {"served_model", model_name},
+                                   {"min_replicas", policy->min_replicas},
+                                   {"max_replicas", policy->max_replicas},
+                                   {"target_concurrency", policy->target_concurrency},
+                                   {"sync_period_ms", f.sync_period_ms},
+                                   {"lease", le.lease_name}});
+  const int sig = WaitForStopSignal();
+  stopping.store(!lost.load());
+  (*elector)->Stop();  // stops the controller (if leading) and gives the lease up
+  controller.Stop();
+  upstream.Shutdown();
+  log::Info("stopped", {{"signal", StopSignalName(sig)}, {"lost_lease", lost.load()}});
+  return lost.load() ? 1 : 0;
+}
+
+}  // namespace
+
+Runner AddAutoscaleRunCommand(CLI::App* autoscale) {
+  CLI::App* cmd = autoscale->add_subcommand(
+      "run", "Autoscale one InferenceModel on Kubernetes (scrape its replicas, write its scale)");
+  auto f = std::make_shared<RunFlags>();
+  f->kube.Add(cmd);
+  Flag(cmd, "model", f->model, "the InferenceModel, NAMESPACE/NAME")->required();
+  Flag(cmd, "sync-period-ms", f->sync_period_ms, "how often to observe and decide")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "stable-window-ms", f->stable_window_ms, "demand is averaged over this window")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "model-load-time-ms", f->model_load_time_ms, "how long a new replica takes to help")
+      ->check(CLI::NonNegativeNumber);
+  Flag(cmd, "lease-namespace", f->lease_namespace, "namespace of the Lease (default: the model's)");
+  Flag(cmd, "identity", f->identity, "this instance's holder identity (default host_pid)");
+  return [cmd, f]() -> int {
+    if (!cmd->parsed()) return -1;
+    return Run(*f);
+  };
+}
+
+}  // namespace galley::cli
