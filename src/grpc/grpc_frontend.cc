@@ -20,12 +20,11 @@
 #include "grpc/oip_proto.h"
 #include "grpc/oip_rest.h"
 #include "grpc/support/log.h"
+#include "grpc/tls_relay.h"
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
-#include "grpcpp/security/tls_certificate_provider.h"
-#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server_posix.h"
 #include "health.grpc.pb.h"
 #include "protocol/request_metrics.h"
@@ -198,6 +197,7 @@ class GrpcFrontend::Impl {
   ::grpc::health::v1::Health::AsyncService health_;
   std::unique_ptr<::grpc::Server> server_ ABSL_GUARDED_BY(lifecycle_mu_);
   std::unique_ptr<ConnectionAcceptor> acceptor_ ABSL_GUARDED_BY(lifecycle_mu_);
+  std::unique_ptr<TlsRelay> relay_ ABSL_GUARDED_BY(lifecycle_mu_);  // with TLS on
 };
 
 // Every call is served on gRPC's asynchronous API, on completion threads of ours: with no method
@@ -836,37 +836,36 @@ absl::Status GrpcFrontend::Impl::Start() {
   const bool tls = !options_.tls_cert.empty();
   ::grpc::ServerBuilder builder;
   int selected = 0;
-  std::unique_ptr<ConnectionAcceptor> acceptor;
-  if (tls) {
-    auto files = std::make_shared<::grpc::experimental::FileWatcherCertificateProvider>(
-        options_.tls_key, options_.tls_cert, options_.tls_client_ca, /*refresh_interval_sec=*/1);
-    ::grpc::experimental::TlsServerCredentialsOptions creds(files);
-    creds.watch_identity_key_cert_pairs();
-    if (!options_.tls_client_ca.empty()) {
-      creds.watch_root_certs();
-      creds.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    }
-    builder.AddListeningPort(address, ::grpc::experimental::TlsServerCredentials(creds), &selected);
-    builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
-                               static_cast<int>(options_.first_byte_timeout.count()));
-    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  } else {
-    AcceptorOptions ao;
-    ao.host = options_.host;
-    ao.port = options_.port;
-    ao.max_connections = options_.max_connections;
-    ao.max_connections_per_peer = options_.max_connections_per_peer;
-    ao.first_byte_timeout = options_.first_byte_timeout;
-    auto listening = ConnectionAcceptor::Listen(ao);
-    if (!listening.ok()) {
+  std::unique_ptr<TlsRelay> relay;
+  if (tls) {  // before anything listens: a file that does not load stops the start
+    TlsRelayOptions ro;
+    ro.files = {options_.tls_cert, options_.tls_key, options_.tls_client_ca};
+    ro.handshake_timeout = options_.first_byte_timeout;
+    ro.threads = options_.completion_threads;
+    auto made = TlsRelay::Create(std::move(ro));
+    if (!made.ok()) {
       log::Error("grpc_listen_failed",
-                 {{"address", address}, {"error", std::string(listening.status().message())}});
-      return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
+                 {{"address", address}, {"error", std::string(made.status().message())}});
+      return absl::InvalidArgumentError(std::string(made.status().message()));
     }
-    acceptor = std::move(listening).value();
-    selected = acceptor->port();
+    relay = std::move(made).value();
   }
-  // Without TLS gRPC listens on no port of its own: connections come from the acceptor.
+  AcceptorOptions ao;
+  ao.host = options_.host;
+  ao.port = options_.port;
+  ao.max_connections = options_.max_connections;
+  ao.max_connections_per_peer = options_.max_connections_per_peer;
+  ao.first_byte_timeout = options_.first_byte_timeout;
+  auto listening = ConnectionAcceptor::Listen(ao);
+  if (!listening.ok()) {
+    log::Error("grpc_listen_failed",
+               {{"address", address}, {"error", std::string(listening.status().message())}});
+    return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
+  }
+  std::unique_ptr<ConnectionAcceptor> acceptor = std::move(listening).value();
+  selected = acceptor->port();
+  // gRPC listens on no port of its own: connections come from the acceptor (through the TLS
+  // relay with TLS on).
   ::grpc::ResourceQuota quota("galley-grpc");
   quota.Resize(options_.memory_quota_bytes);
   builder.SetResourceQuota(quota);
@@ -892,6 +891,7 @@ absl::Status GrpcFrontend::Impl::Start() {
     return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
   }
   acceptor_ = std::move(acceptor);
+  relay_ = std::move(relay);
   port_.store(selected);
   OfferSlots();  // each call that arrives offers the next slot of its kind
   for (int i = 0; i < options_.completion_threads; ++i) {
@@ -900,9 +900,11 @@ absl::Status GrpcFrontend::Impl::Start() {
       PollCompletions();
     });
   }
-  if (acceptor_) {
-    acceptor_->Start(
-        [server = server_.get()](int fd) { ::grpc::AddInsecureChannelFromFd(server, fd); });
+  auto adopt = [server = server_.get()](int fd) { ::grpc::AddInsecureChannelFromFd(server, fd); };
+  if (relay_) {
+    acceptor_->Start([relay = relay_.get(), adopt](int fd) { relay->Relay(fd, adopt); });
+  } else {
+    acceptor_->Start(adopt);
   }
   return absl::OkStatus();
 }
@@ -934,6 +936,7 @@ void GrpcFrontend::Impl::Shutdown(TimePoint deadline) {
   cq_->Shutdown();
   for (std::thread& t : cq_threads_) t.join();
   cq_threads_.clear();
+  if (relay_) relay_->Stop();  // after gRPC: its calls ran over the relay's connections
   // A forwarded request's answer may still come (its call was cancelled): it touches this.
   std::unique_lock<std::mutex> l(forward_mu_);
   forward_cv_.wait(l, [this] { return forwards_ == 0; });

@@ -54,10 +54,10 @@ struct GrpcOptions {
   // Memory gRPC may use for its connections and calls (a grpc::ResourceQuota); under pressure it
   // shrinks buffers and closes idle connections rather than grow.
   size_t memory_quota_bytes = 256u << 20;
-  // TLS (PEM files; a cert and key turn it on; a client CA requires client certificates). gRPC
-  // then listens itself with TLS credentials that follow the files (reloaded within a second of a
-  // change), and its handshake must finish within first_byte_timeout; the acceptor's connection
-  // cap does not apply in this mode (gRPC 1.51 hands TLS only to its own listener).
+  // TLS (PEM files; a cert and key turn it on; a client CA requires client certificates),
+  // terminated by the TLS relay (tls_relay.h) behind the connection acceptor, so the acceptor's
+  // limits hold with TLS too; the files are reloaded when they change, and a handshake must
+  // finish within first_byte_timeout.
   std::string tls_cert, tls_key, tls_client_ca;
   // Threads that poll ModelInfer's completion queue: they do the socket work, decode requests
   // and queue them for the models (1..64); as http::ServerOptions::io_threads.

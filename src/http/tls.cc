@@ -35,6 +35,22 @@ absl::StatusOr<std::shared_ptr<ssl::context>> TlsServerContext::Build() const {
   static constexpr unsigned char kSessionContext[] = "galley";
   SSL_CTX_set_session_id_context(ctx->native_handle(), kSessionContext,
                                  sizeof(kSessionContext) - 1);
+  if (files_.alpn_h2) {
+    SSL_CTX_set_alpn_select_cb(
+        ctx->native_handle(),
+        [](SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
+           unsigned int in_len, void*) -> int {
+          static constexpr unsigned char kH2[] = {2, 'h', '2'};
+          unsigned char* selected = nullptr;
+          if (SSL_select_next_proto(&selected, out_len, kH2, sizeof(kH2), in, in_len) !=
+              OPENSSL_NPN_NEGOTIATED) {
+            return SSL_TLSEXT_ERR_ALERT_FATAL;
+          }
+          *out = selected;
+          return SSL_TLSEXT_ERR_OK;
+        },
+        nullptr);
+  }
   if (!files_.client_ca.empty()) {
     ctx->load_verify_file(files_.client_ca, ec);
     if (auto st = Loaded(ec, "client CA", files_.client_ca); !st.ok()) return st;

@@ -23,6 +23,9 @@ struct TlsServerFiles {
   std::string cert;       // PEM certificate chain
   std::string key;        // PEM private key
   std::string client_ca;  // PEM CA bundle; set: clients must present a certificate it signed
+  // Select HTTP/2 ("h2") in ALPN, and refuse a client that does not offer it (gRPC over TLS:
+  // gRPC clients require the server to select h2).
+  bool alpn_h2 = false;
 };
 
 class TlsServerContext {

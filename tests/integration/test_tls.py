@@ -9,6 +9,7 @@ import os
 import socket
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -220,3 +221,47 @@ def test_grpc_over_tls_and_mutual_tls(galley, pki):
     res = tc.infer("vader", [inp])
     assert res.as_numpy("label")[0] in (b"Positive", "Positive")
     tc.close()
+
+
+def test_grpc_over_tls_keeps_the_connection_cap_and_the_handshake_timeout(galley, pki):
+    """TLS on the gRPC port is terminated behind the connection acceptor, so its limits hold:
+    at most --max-connections open (a newcomer is closed at once), and a connection whose TLS
+    handshake does not finish within the first-byte timeout is closed."""
+    import grpc
+    flags = tls_flags(pki)
+    flags.update({"--grpc-port": "0", "--max-connections": "3",
+                  "--first-byte-timeout-ms": "1000"})
+    srv = galley(flags=flags)
+    port = srv.grpc_port
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    ctx.set_alpn_protocols(["h2"])
+    held = []
+    for _ in range(3):  # three TLS connections, handshaken (HTTP/2 selected), left idle
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                            server_hostname="127.0.0.1")
+        assert s.selected_alpn_protocol() == "h2"
+        held.append(s)
+    # The fourth is closed at once: its handshake cannot complete.
+    with pytest.raises((ssl.SSLError, OSError)):
+        extra = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                                server_hostname="127.0.0.1")
+        extra.recv(1)  # (a TLS 1.3 handshake may end before the close is seen)
+        raise OSError("served")
+    for s in held:
+        s.close()
+    # Room again once they are gone: a real call is served.
+    creds = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
+    deadline = time.monotonic() + 10
+    while True:
+        with grpc.secure_channel(f"127.0.0.1:{port}", creds) as ch:
+            try:
+                assert ch.unary_unary("/inference.GRPCInferenceService/ServerReady")(
+                    b"", timeout=5) == b"\x08\x01"
+                break
+            except grpc.RpcError:
+                assert time.monotonic() < deadline, "no room after the connections closed"
+    # A connection that starts a handshake and stalls is closed after the timeout.
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    raw.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, and no more
+    assert raw.recv(1) == b""     # closed by the server (within the 1 s timeout + slack)
+    raw.close()
