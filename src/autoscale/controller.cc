@@ -130,6 +130,12 @@ Decision Controller::Tick() {
   metrics_snap.time = now;  // the tick's instant, so the observation is never after `now`
   const bool any_observed = std::any_of(metrics_snap.replicas.begin(), metrics_snap.replicas.end(),
                                         [](const ReplicaObservation& r) { return r.scraped; });
+  if (depth && depth->pending_from_replicas) {
+    depth->pending = 0;
+    for (const ReplicaObservation& r : metrics_snap.replicas) {
+      if (r.scraped) depth->pending += r.consumer_inflight;
+    }
+  }
   // Pending messages sit in live replicas' in-flight counts; with none observed they are work
   // in hand that only the queue reports (the blind spot of a pending-only or lag-only count).
   metrics_snap.gateway_held =

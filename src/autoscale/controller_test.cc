@@ -18,6 +18,7 @@ class FakeSource final : public MetricsSource {
   int replicas = 1;
   double inflight_each = 0;  // queued + running, as galley_model_inflight_requests
   double queued_each = 0;
+  double consumer_inflight_each = 0;  // galley_consumer_inflight_messages
   bool fail_scrapes = false;
 
   absl::StatusOr<MetricsSnapshot> Observe() override {
@@ -29,7 +30,11 @@ class FakeSource final : public MetricsSource {
       o.ready = true;
       o.start_time = o.ready_time = absl::UnixEpoch();
       o.scraped = !fail_scrapes;
-      if (o.scraped) o.inflight = inflight_each, o.queued = queued_each;
+      if (o.scraped) {
+        o.inflight = inflight_each;
+        o.queued = queued_each;
+        o.consumer_inflight = consumer_inflight_each;
+      }
       s.replicas.push_back(o);
     }
     return s;
@@ -569,6 +574,43 @@ TEST(ControllerTest, HpaModeScalesOnTheQueueBacklogAsAnExternalMetric) {
   EXPECT_EQ(d.replicas, 4) << d.reason << ": " << d.message;
   ASSERT_EQ(d.proposals.size(), 1u);
   EXPECT_EQ(d.proposals[0].replicas, 5) << d.proposals[0].metric;
+}
+
+// RabbitMQ's declare-ok counts ready messages only: what the consumers hold comes from their own
+// gauges (pending_from_replicas), so the backlog is ready + held, and a replica that could not be
+// scraped adds nothing it was not seen to hold.
+TEST(ControllerTest, PendingFromTheReplicasGaugesJoinsTheBacklogWhenTheBrokerCannotSayIt) {
+  ManualClock clock(TimePoint{} + std::chrono::hours(1));
+  FakeSource source(clock);
+  source.replicas = 2;
+  source.consumer_inflight_each = 15;
+  FakeTarget target;
+  target.desired = 2;
+  ControllerOptions o = ShortWindows();
+  HpaSpec hpa;
+  hpa.min_replicas = 1;
+  hpa.max_replicas = 10;
+  hpa.metrics = {
+      {MetricSourceType::kExternal, kExternalQueueBacklog, "", TargetType::kAverageValue, 0, 10}};
+  o.hpa = hpa;
+  o.queue_depth = [] {
+    QueueDepth d;
+    d.lag = 50;
+    d.pending = 1000;  // ignored: the broker does not know it
+    d.pending_from_replicas = true;
+    return absl::StatusOr<QueueDepth>(d);
+  };
+  Controller controller(source, target, clock, o);
+  Decision d = controller.Tick();
+  ASSERT_EQ(d.proposals.size(), 1u);
+  // ceil((50 + 2 * 15) / 10) = 8.
+  EXPECT_EQ(d.proposals[0].replicas, 8) << d.proposals[0].metric;
+
+  source.fail_scrapes = true;  // nothing observed: only the ready messages are known
+  clock.Advance(milliseconds(200));
+  d = controller.Tick();
+  ASSERT_EQ(d.proposals.size(), 1u);
+  EXPECT_EQ(d.proposals[0].replicas, 5) << d.proposals[0].metric;  // ceil(50 / 10)
 }
 
 }  // namespace

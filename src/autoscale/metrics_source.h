@@ -26,6 +26,7 @@ struct ReplicaObservation {
   std::string error;
   double inflight = 0;  // galley_model_inflight_requests, summed over models: queued + running
   double queued = 0;    // galley_queue_length, summed over models
+  double consumer_inflight = 0;  // galley_consumer_inflight_messages: messages its consumers hold
 };
 
 struct MetricsSnapshot {
@@ -42,6 +43,9 @@ struct MetricsSnapshot {
 struct QueueDepth {
   double lag = 0;
   double pending = 0;
+  // The broker cannot say what is delivered and unacknowledged (RabbitMQ's declare-ok counts
+  // ready messages only): `pending` is then the sum of the observed replicas' consumer_inflight.
+  bool pending_from_replicas = false;
 };
 
 class MetricsSource {

@@ -14,6 +14,7 @@ namespace {
 
 constexpr std::string_view kInflight = "galley_model_inflight_requests";
 constexpr std::string_view kQueue = "galley_queue_length";
+constexpr std::string_view kConsumerInflight = "galley_consumer_inflight_messages";
 
 // What the scrapes of one Observe() share with their callbacks. Held by shared_ptr: a callback
 // that arrives after Observe() gave up must still find it alive.
@@ -37,6 +38,7 @@ absl::StatusOr<ReplicaLoad> ReadReplicaLoad(std::string_view exposition) {
   }
   load.inflight = inflight.value_or(0);
   load.queued = metrics::SumSamples(*parsed, kQueue).value_or(0);
+  load.consumer_inflight = metrics::SumSamples(*parsed, kConsumerInflight).value_or(0);
   return load;
 }
 
@@ -98,6 +100,7 @@ absl::StatusOr<MetricsSnapshot> ScrapeMetricsSource::Observe() {
       o.scraped = true;
       o.inflight = load->inflight;
       o.queued = load->queued;
+      o.consumer_inflight = load->consumer_inflight;
     }
     snap.replicas.push_back(std::move(o));
   }

@@ -47,8 +47,9 @@ class ScrapeMetricsSource final : public MetricsSource {
 };
 
 struct ReplicaLoad {
-  double inflight = 0;  // galley_model_inflight_requests summed over models
-  double queued = 0;    // galley_queue_length summed over models (0 when absent)
+  double inflight = 0;           // galley_model_inflight_requests summed over models
+  double queued = 0;             // galley_queue_length summed over models (0 when absent)
+  double consumer_inflight = 0;  // galley_consumer_inflight_messages, all consumers (0 when absent)
 };
 
 // Reads one replica's load out of its /metrics body. InvalidArgument when the body does not parse

@@ -54,11 +54,15 @@ TEST(ReadReplicaLoadTest, Table) {
     std::string name;
     std::string body;
     bool ok;
-    double inflight, queued;
+    double inflight, queued, consumer_inflight = 0;
   };
   const std::vector<Case> cases = {
       {"sums over models", kServeMetrics, true, 8, 4},
       {"no queue metric", "galley_model_inflight_requests 2\n", true, 2, 0},
+      {"queue consumers' held messages, every broker",
+       "galley_model_inflight_requests 2\ngalley_consumer_inflight_messages{broker=\"amqp\"} 5\n"
+       "galley_consumer_inflight_messages{broker=\"redis\"} 3\n",
+       true, 2, 0, 8},
       {"declared, no series yet", "# TYPE galley_model_inflight_requests gauge\n", true, 0, 0},
       {"missing inflight", "galley_queue_length 2\n", false, 0, 0},
       {"malformed", "galley_model_inflight_requests{ 2\n", false, 0, 0},
@@ -70,6 +74,7 @@ TEST(ReadReplicaLoadTest, Table) {
     if (!c.ok) continue;
     EXPECT_EQ(load->inflight, c.inflight);
     EXPECT_EQ(load->queued, c.queued);
+    EXPECT_EQ(load->consumer_inflight, c.consumer_inflight);
   }
 }
 

@@ -20,6 +20,7 @@
 #include "local/file_sd.h"
 #include "local/supervisor.h"
 #include "metrics/registry.h"
+#include "queue/amqp_topology.h"
 #include "queue/redis_backlog.h"
 #include "upstream/http_upstream.h"
 
@@ -52,6 +53,8 @@ struct UpFlags {
   int64_t burst_gap_max_ms = absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.burst_gap_max);
   // --queue-redis: the replicas consume this stream, and the autoscaler reads its depth.
   std::string queue_redis, queue_stream = "galley:requests", queue_group = "galley";
+  // --queue-amqp: the replicas consume this RabbitMQ queue, and the autoscaler reads its depth.
+  std::string queue_amqp, queue_amqp_queue = queue::AmqpOptions{}.queue;
   // --autoscale-mode hpa: the HPA-compatible recommender on one Pods metric (AverageValue).
   std::string autoscale_mode = "galley";
   std::string hpa_metric = "queue_length";
@@ -107,7 +110,8 @@ void AddMetricsSourceFlags(CLI::App* cmd, UpFlags& up) {
   Flag(cmd, "hpa-metric", up.hpa_metric,
        "autoscale-mode hpa: the Pods metric, queue_length (galley_queue_length) or inflight "
        "(galley_model_inflight_requests), per replica; or queue_backlog, the External metric "
-       "of --queue-redis (lag + pending), per replica")
+       "of the queue (--queue-redis: lag + pending; --queue-amqp: ready + the replicas' "
+       "in-flight messages), per replica")
       ->check(CLI::IsMember({"queue_length", "inflight", "queue_backlog"}));
   Flag(cmd, "hpa-target", up.hpa_target,
        "autoscale-mode hpa: the metric's target AverageValue per replica (required)")
@@ -122,6 +126,10 @@ void AddMetricsSourceFlags(CLI::App* cmd, UpFlags& up) {
        "autoscaler counts its backlog as demand");
   Flag(cmd, "queue-stream", up.queue_stream, "queue-redis: the stream of requests");
   Flag(cmd, "queue-group", up.queue_group, "queue-redis: the replicas' consumer group");
+  Flag(cmd, "queue-amqp", up.queue_amqp,
+       "replicas consume work from a RabbitMQ quorum queue at HOST:PORT (docs/queues.md), "
+       "declared at start; the autoscaler counts its ready messages as demand");
+  Flag(cmd, "queue-amqp-queue", up.queue_amqp_queue, "queue-amqp: the quorum queue of requests");
   Flag(cmd, "prometheus-sd-file", up.prometheus_sd_file,
        "keep this Prometheus file_sd JSON file listing the replicas (rewritten atomically on "
        "every change)");
@@ -145,8 +153,19 @@ bool CheckMetricsSourceFlags(const UpFlags& up) {
       return false;
     }
   }
-  if (up.hpa_metric == "queue_backlog" && up.queue_redis.empty()) {
-    std::cerr << "--hpa-metric queue_backlog needs --queue-redis\n";
+  if (!up.queue_amqp.empty()) {
+    queue::AmqpOptions a;
+    if (absl::Status st = queue::ParseAmqpAddress(up.queue_amqp, a); !st.ok()) {
+      std::cerr << "--queue-amqp: " << st.message() << "\n";
+      return false;
+    }
+    if (!up.queue_redis.empty()) {
+      std::cerr << "--queue-redis and --queue-amqp: the fleet scales on one queue, pick one\n";
+      return false;
+    }
+  }
+  if (up.hpa_metric == "queue_backlog" && up.queue_redis.empty() && up.queue_amqp.empty()) {
+    std::cerr << "--hpa-metric queue_backlog needs --queue-redis or --queue-amqp\n";
     return false;
   }
   if (up.autoscale_mode == "hpa") {
@@ -191,8 +210,9 @@ struct UpAutoscaler {
   std::unique_ptr<autoscale::MetricsSource> source;
   std::unique_ptr<autoscale::Controller> controller;
   std::atomic<int64_t> held{0};  // requests the gateway holds for want of a replica
-  std::mutex redis_mu;           // the queue's depth, read by the controller's thread
-  std::unique_ptr<queue::RedisClient> redis ABSL_GUARDED_BY(redis_mu);
+  std::mutex queue_mu;           // the queue's depth, read by the controller's thread
+  std::unique_ptr<queue::RedisClient> redis ABSL_GUARDED_BY(queue_mu);
+  std::unique_ptr<queue::AmqpQueueDepth> amqp ABSL_GUARDED_BY(queue_mu);
 
   // The gateway's on_held: a request waiting with no replica ticks the controller at once.
   void OnHeld(int64_t n) {
@@ -220,10 +240,25 @@ struct UpAutoscaler {
           std::make_unique<queue::RedisClient>(*queue::ParseRedisAddress(up.queue_redis), timeout);
       o.queue_depth = [this, stream = up.queue_stream,
                        group = up.queue_group]() -> absl::StatusOr<autoscale::QueueDepth> {
-        std::lock_guard lock(redis_mu);
+        std::lock_guard lock(queue_mu);
         auto d = queue::ReadStreamDepth(*redis, stream, group);
         if (!d.ok()) return d.status();
         return autoscale::QueueDepth{d->lag, d->pending};
+      };
+    }
+    if (!up.queue_amqp.empty()) {
+      queue::AmqpOptions a;
+      (void)queue::ParseAmqpAddress(up.queue_amqp, a);  // checked by CheckMetricsSourceFlags
+      a.queue = up.queue_amqp_queue;
+      amqp = std::make_unique<queue::AmqpQueueDepth>(a, timeout);
+      o.queue_depth = [this]() -> absl::StatusOr<autoscale::QueueDepth> {
+        std::lock_guard lock(queue_mu);
+        absl::StatusOr<double> ready = amqp->Ready();
+        if (!ready.ok()) return ready.status();
+        autoscale::QueueDepth d;
+        d.lag = *ready;
+        d.pending_from_replicas = true;  // unacknowledged: the consumers' own in-flight gauges
+        return d;
       };
     }
     if (up.metrics_source == "prometheus") {
@@ -254,7 +289,9 @@ struct UpAutoscaler {
                {"model_load_time_ms", up.model_load_time_ms},
                {"scale_to_zero", up.scale_to_zero},
                {"scale_to_zero_grace_ms", up.scale_to_zero_grace_ms},
-               {"queue", up.queue_redis.empty() ? "" : up.queue_redis + "/" + up.queue_stream}});
+               {"queue", !up.queue_redis.empty()  ? up.queue_redis + "/" + up.queue_stream
+                         : !up.queue_amqp.empty() ? up.queue_amqp + "/" + up.queue_amqp_queue
+                                                  : ""}});
     return controller->Start();
   }
   // Stops deciding (before the supervisor drains), then the scrapes' I/O. Idempotent.
@@ -327,6 +364,12 @@ Runner AddUpCommand(CLI::App& app) {
       for (const std::string& a :
            {std::string("--queue-redis"), up->queue_redis, std::string("--queue-stream"),
             up->queue_stream, std::string("--queue-group"), up->queue_group}) {
+        so.serve_args.push_back(a);
+      }
+    }
+    if (!up->queue_amqp.empty()) {
+      for (const std::string& a : {std::string("--queue-amqp"), up->queue_amqp,
+                                   std::string("--queue-amqp-queue"), up->queue_amqp_queue}) {
         so.serve_args.push_back(a);
       }
     }

@@ -1,7 +1,6 @@
 #include "queue/amqp_consumer.h"
 
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include "common/strings.h"
 #include "common/thread_name.h"
 #include "queue/amqp_message.h"
+#include "queue/amqp_topology.h"
 #include "queue/consumer_metrics.h"
 #include "queue/redis_client.h"
 
@@ -73,7 +73,6 @@ struct AmqpConsumer::State : std::enable_shared_from_this<State> {
 
   void Run();
   absl::Status Connect();
-  absl::Status Declare();
   void Close(bool graceful);
   absl::Status Turn();
   absl::Status HandleFrame(const amqp_frame_t& frame);
@@ -124,28 +123,11 @@ bool AmqpConsumer::State::Pause(std::chrono::milliseconds d) {
 }
 
 absl::Status AmqpConsumer::State::Connect() {
-  conn = amqp_new_connection();
-  amqp_socket_t* socket = amqp_tcp_socket_new(conn);
-  if (socket == nullptr) return absl::InternalError("cannot make a TCP socket");
-  timeval connect_timeout{2, 0};
-  if (int rc =
-          amqp_socket_open_noblock(socket, options.host.c_str(), options.port, &connect_timeout);
-      rc != AMQP_STATUS_OK) {
-    return absl::UnavailableError(
-        StrCat("connect to ", options.host, ":", options.port, ": ", amqp_error_string2(rc)));
-  }
-  timeval rpc_timeout{10, 0};
-  amqp_set_rpc_timeout(conn, &rpc_timeout);
-  RETURN_IF_ERROR(
-      ReplyStatus(amqp_login(conn, options.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE,
-                             static_cast<int>(options.heartbeat.count()), AMQP_SASL_METHOD_PLAIN,
-                             options.user.c_str(), options.password.c_str()),
-                  "login"));
-  for (amqp_channel_t ch : {kChannel, kInfoChannel}) {
-    amqp_channel_open(conn, ch);
-    RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "channel.open"));
-  }
-  RETURN_IF_ERROR(Declare());
+  absl::StatusOr<amqp_connection_state_t> c = OpenAmqpConnection(
+      options, {kChannel, kInfoChannel}, std::chrono::seconds(2), std::chrono::seconds(10));
+  if (!c.ok()) return c.status();
+  conn = *c;
+  RETURN_IF_ERROR(DeclareAmqpTopology(conn, kChannel, options));
   amqp_basic_qos(conn, kChannel, 0, static_cast<uint16_t>(std::min(options.max_inflight, 65535)),
                  0);
   RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "basic.qos"));
@@ -159,35 +141,6 @@ absl::Status AmqpConsumer::State::Connect() {
   std::lock_guard lock(mu);
   consuming = true;
   return absl::OkStatus();
-}
-
-// The queues and the dead-letter exchange (declaring is idempotent when the arguments match; a
-// queue that exists with other arguments is refused by the broker with PRECONDITION_FAILED,
-// which is reported and retried, never fatal).
-absl::Status AmqpConsumer::State::Declare() {
-  const std::string dlx = options.queue + ".dlx";
-  amqp_exchange_declare(conn, kChannel, Bytes(dlx), amqp_cstring_bytes("fanout"), 0, 1, 0, 0,
-                        amqp_empty_table);
-  RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), StrCat("exchange.declare ", dlx)));
-  for (const std::string* q : {&options.dead_queue, &options.results_queue}) {
-    AmqpTable args;
-    args.Add("x-queue-type", "quorum");
-    amqp_queue_declare(conn, kChannel, Bytes(*q), 0, 1, 0, 0, args.table());
-    RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), StrCat("queue.declare ", *q)));
-  }
-  amqp_queue_bind(conn, kChannel, Bytes(options.dead_queue), Bytes(dlx), amqp_cstring_bytes(""),
-                  amqp_empty_table);
-  RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), StrCat("queue.bind ", options.dead_queue)));
-  // RabbitMQ quorum queues: x-delivery-limit and dead-lettering (at least once needs the
-  // reject-publish overflow behaviour), per "Quorum Queues" and "Dead Lettering" in its docs.
-  AmqpTable args;
-  args.Add("x-queue-type", "quorum");
-  args.Add("x-delivery-limit", DeliveryLimitFor(options.max_deliveries));
-  args.Add("x-dead-letter-exchange", dlx);
-  args.Add("x-dead-letter-strategy", "at-least-once");
-  args.Add("x-overflow", "reject-publish");
-  amqp_queue_declare(conn, kChannel, Bytes(options.queue), 0, 1, 0, 0, args.table());
-  return ReplyStatus(amqp_get_rpc_reply(conn), StrCat("queue.declare ", options.queue));
 }
 
 void AmqpConsumer::State::Close(bool graceful) {
@@ -551,10 +504,7 @@ void AmqpConsumer::State::Run() {
 
 AmqpConsumer::AmqpConsumer(inference::InferenceService& service, AmqpOptions options,
                            metrics::Registry& registry, const Clock& clock) {
-  if (options.results_queue.empty()) options.results_queue = options.queue + ".results";
-  if (options.dead_queue.empty()) options.dead_queue = options.queue + ".dead";
-  options.message.results_stream = options.results_queue;
-  state_ = std::make_shared<State>(service, std::move(options), registry, clock);
+  state_ = std::make_shared<State>(service, WithAmqpDefaults(std::move(options)), registry, clock);
 }
 
 AmqpConsumer::~AmqpConsumer() { Stop(); }

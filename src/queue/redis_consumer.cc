@@ -22,20 +22,34 @@ namespace {
 using inference::InferResult;
 using inference::Outcome;
 
-// KEYS: stream, done key, reply stream, result key. ARGV: group, entry id, ttl seconds, model,
-// body, result fields... Writes the result (to the reply stream, and as a hash that
-// GET /v1/results/{id} reads) only if the done key was not set yet; acknowledges either way.
-constexpr const char* kResultScript = R"lua(
-local written = 0
-if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then
-  redis.call('XADD', KEYS[3], '*', unpack(ARGV, 6))
-  redis.call('HSET', KEYS[4], 'status', 'ok', 'model', ARGV[4], 'body', ARGV[5])
-  redis.call('EXPIRE', KEYS[4], ARGV[3])
-  written = 1
+// Settles up to kResultsPerScript results in one call. KEYS: stream, then per message its done
+// key, reply stream and result key. ARGV: group, ttl seconds, then per message its entry id,
+// message id (the result's key), model and body. Each result is written (to the reply stream,
+// and as a hash that GET /v1/results/{id} reads) only if its done key was not set yet; every
+// entry is acknowledged either way, in one XACK. Returns 1 (written) or 0 (a duplicate) per
+// message. Redis runs a script atomically, so a result and its acknowledgement are never apart.
+constexpr const char* kResultsScript = R"lua(
+local group, ttl = ARGV[1], ARGV[2]
+local written, ids = {}, {}
+for i = 1, (#KEYS - 1) / 3 do
+  local k, a = 1 + 3 * (i - 1), 2 + 4 * (i - 1)
+  local entry, key, model, body = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  ids[i] = entry
+  written[i] = 0
+  if redis.call('SET', KEYS[k + 1], entry, 'NX', 'EX', ttl) then
+    redis.call('XADD', KEYS[k + 2], '*', 'id', key, 'entry', entry, 'model', model,
+               'status', 'ok', 'body', body)
+    redis.call('HSET', KEYS[k + 3], 'status', 'ok', 'model', model, 'body', body)
+    redis.call('EXPIRE', KEYS[k + 3], ttl)
+    written[i] = 1
+  end
 end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XACK', KEYS[1], group, unpack(ids))
 return written
 )lua";
+// Results per script call: bounds its argument list (Lua's unpack is limited to a few thousand
+// values) and how long Redis runs one script while other clients wait.
+constexpr size_t kResultsPerScript = 128;
 
 // KEYS: stream, dead stream, result key. ARGV: group, entry id, ttl seconds, reason, fields...
 // Acknowledges and dead-letters (and records the failure for GET /v1/results/{id}), only if the
@@ -151,8 +165,6 @@ struct RedisStreamConsumer::State : std::enable_shared_from_this<State> {
   void UpdateBacklogAndTrim(RedisClient& redis);
   // Writer thread.
   void WriteLoop();
-  // The command that settles `c`, none for one that only releases its message.
-  std::optional<std::vector<std::string>> WriteCommand(const Completion& c) const;
   // Writes a batch in one pipeline; false (nothing counted) when Redis could not be reached.
   bool WriteBatch(RedisClient& redis, std::vector<Completion>& batch);
   void Finish();
@@ -424,70 +436,73 @@ void RedisStreamConsumer::State::FetchLoop() {
   }
 }
 
-std::optional<std::vector<std::string>> RedisStreamConsumer::State::WriteCommand(
-    const Completion& c) const {
-  if (c.disposition == Disposition::kResult) {
-    return std::vector<std::string>{"EVAL",
-                                    kResultScript,
-                                    "4",
-                                    options.stream,
-                                    StrCat(options.stream, ":done:", c.request->key),
-                                    c.request->reply,
-                                    StrCat(options.stream, ":result:", c.request->key),
-                                    options.group,
-                                    c.entry.id,
-                                    std::to_string(options.result_ttl.count()),
-                                    c.request->request.model,
-                                    c.body,
-                                    "id",
-                                    c.request->key,
-                                    "entry",
-                                    c.entry.id,
-                                    "model",
-                                    c.request->request.model,
-                                    "status",
-                                    "ok",
-                                    "body",
-                                    c.body};
-  }
-  if (c.disposition == Disposition::kDeadLetter) {
-    return DeadLetterCommand(c.entry, c.reason, c.deliveries);
-  }
-  return std::nullopt;
-}
-
 bool RedisStreamConsumer::State::WriteBatch(RedisClient& redis, std::vector<Completion>& batch) {
+  // One command per dead letter, one script per kResultsPerScript results, all in one pipeline:
+  // with `appendfsync always` Redis fsyncs once per pipeline, and a script saves the per-command
+  // cost of each of its writes. commands[i] settles batch[owners[i]...].
   std::vector<std::vector<std::string>> commands;
-  std::vector<size_t> owner;  // commands[i] settles batch[owner[i]]
+  std::vector<std::vector<size_t>> owners;
+  std::vector<size_t> results;
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (auto cmd = WriteCommand(batch[i])) {
-      commands.push_back(std::move(*cmd));
-      owner.push_back(i);
+    if (batch[i].disposition == Disposition::kResult) results.push_back(i);
+    if (batch[i].disposition != Disposition::kDeadLetter) continue;
+    commands.push_back(DeadLetterCommand(batch[i].entry, batch[i].reason, batch[i].deliveries));
+    owners.push_back({i});
+  }
+  for (size_t start = 0; start < results.size(); start += kResultsPerScript) {
+    const size_t end = std::min(results.size(), start + kResultsPerScript);
+    const size_t n = end - start;
+    std::vector<std::string> keys{options.stream},
+        args{options.group, std::to_string(options.result_ttl.count())};
+    keys.reserve(1 + 3 * n);
+    args.reserve(2 + 4 * n);
+    for (size_t k = start; k < end; ++k) {
+      const Completion& c = batch[results[k]];
+      keys.push_back(StrCat(options.stream, ":done:", c.request->key));
+      keys.push_back(c.request->reply);
+      keys.push_back(StrCat(options.stream, ":result:", c.request->key));
+      args.push_back(c.entry.id);
+      args.push_back(c.request->key);
+      args.push_back(c.request->request.model);
+      args.push_back(c.body);
     }
+    std::vector<std::string> cmd{"EVAL", kResultsScript, std::to_string(keys.size())};
+    cmd.reserve(3 + keys.size() + args.size());
+    for (std::string& k : keys) cmd.push_back(std::move(k));
+    for (std::string& a : args) cmd.push_back(std::move(a));
+    commands.push_back(std::move(cmd));
+    owners.emplace_back(results.begin() + static_cast<std::ptrdiff_t>(start),
+                        results.begin() + static_cast<std::ptrdiff_t>(end));
   }
   if (!commands.empty()) {
     // Every script is safe to repeat: a result is guarded by its done key, a dead letter by the
     // entry still being pending. So a batch whose replies were lost is simply sent again.
     auto replies = redis.Pipeline(commands);
     if (!replies.ok()) {
-      log::Warn("queue_write_failed", {{"messages", commands.size()},
-                                       {"error", std::string(replies.status().message())}});
+      log::Warn("queue_write_failed",
+                {{"messages", batch.size()}, {"error", std::string(replies.status().message())}});
       return false;
     }
     for (size_t k = 0; k < replies->size(); ++k) {
       const RedisReply& r = (*replies)[k];
-      const Completion& c = batch[owner[k]];
-      if (r.error()) {  // e.g. the stream was deleted: the message cannot be settled here
-        log::Warn("queue_write_failed", {{"entry", c.entry.id}, {"error", r.str}});
+      if (r.error()) {  // e.g. the stream was deleted: the messages cannot be settled here
+        for (size_t i : owners[k]) {
+          log::Warn("queue_write_failed", {{"entry", batch[i].entry.id}, {"error", r.str}});
+        }
         continue;
       }
-      if (c.disposition == Disposition::kDeadLetter) {
-        if (r.integer == 1) CountDeadLetter(c.entry, c.reason, c.deliveries);
+      const Completion& first = batch[owners[k][0]];
+      if (first.disposition == Disposition::kDeadLetter) {
+        if (r.integer == 1) CountDeadLetter(first.entry, first.reason, first.deliveries);
         continue;
       }
-      Count(r.integer == 1 ? "acked" : "duplicate");
-      if (auto ms = EntryMillis(c.entry.id)) {
-        end_to_end.Observe(std::max<int64_t>(0, UnixMillis() - *ms) / 1000.0);
+      const int64_t now_ms = UnixMillis();
+      for (size_t j = 0; j < owners[k].size(); ++j) {
+        const bool written = j < r.elements.size() && r.elements[j].integer == 1;
+        Count(written ? "acked" : "duplicate");
+        if (auto ms = EntryMillis(batch[owners[k][j]].entry.id)) {
+          end_to_end.Observe(std::max<int64_t>(0, now_ms - *ms) / 1000.0);
+        }
       }
     }
   }

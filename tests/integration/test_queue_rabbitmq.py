@@ -500,3 +500,48 @@ def test_broker_killed_with_sigkill_loses_no_confirmed_message(rabbit, consumers
     summary = check_at_least_once(col, n, set(), None)
     print(f"\nbroker killed: {n} messages, {acked_before:.0f} acknowledged before the crash, "
           f"{after} results kept: {summary}")
+
+
+def test_up_scales_on_the_queue_from_zero_to_many_and_back_losing_nothing(rabbit, galley):
+    """`galley up --autoscale --scale-to-zero --queue-amqp`: the autoscaler declares the queue at
+    start (a fleet at zero has no consumer to do it), reads its ready count every tick, wakes the
+    fleet from zero on a burst, grows it past one replica, and takes it back to zero when the work
+    is done; the unacknowledged messages it counts come from the replicas' in-flight gauges.
+    Every replica stopped had finished and acknowledged what it held; every message has exactly
+    one result (no replica died, so nothing was delivered twice)."""
+    q = "up-scale"
+    up = galley("--autoscale", "--scale-to-zero", subcommand="up", flags={
+        "--min-replicas": "0", "--max-replicas": "3", "--target-concurrency": "50",
+        "--sync-period-ms": "300", "--stable-window-ms": "1500", "--scale-down-delay-ms": "500",
+        "--scale-to-zero-grace-ms": "500", "--model-load-time-ms": "1000",
+        "--health-interval-ms": "100", "--replica-drain-delay-ms": "100",
+        "--queue-amqp": f"127.0.0.1:{rabbit.port}", "--queue-amqp-queue": q,
+        "--serve-arg": "--queue-max-inflight=8"})
+    own = lambda l: "replica" not in l  # noqa: E731
+    first = up.wait_for("autoscale_decision", pred=own)
+    assert first["desired"] == 0 and first["current"] == 0, first
+    assert first["metrics"]["queueLag"] == 0 and first["metrics"]["queuePending"] == 0, first
+    # The queue exists before any replica ran: declared by the autoscaler, with its limits.
+    b = Broker(rabbit, q)
+    assert b.count(q) == 0
+    n = 3000
+    start = len(up.log_lines())
+    for i in range(n):
+        b.publish(analyze_body(f"burst message {i} was lovely"), message_id=f"m{i}")
+    woke = up.wait_for("replicas_scaled", start=start, pred=lambda l: own(l) and l["from"] == 0)
+    assert woke["to"] >= 2, woke  # 3000 ready messages are more than one replica's worth
+    col = Collector(Broker(rabbit, q), q)
+    wait_until(lambda: col.poll() >= n, 90, "the burst answered")
+    up.wait_for("replicas_scaled", start=start, timeout=60, pred=lambda l: own(l) and l["to"] == 0)
+    decisions = [l for l in up.log_lines()[start:] if l.get("event") == "autoscale_decision" and own(l)]
+    # While replicas held work, the autoscaler saw it through their gauges.
+    assert any(d["metrics"].get("queuePending", 0) > 0 for d in decisions), decisions[-3:]
+    col.poll()
+    summary = check_at_least_once(col, n, set(), None)
+    assert summary["duplicates"] == 0 and summary["redelivered"] == 0, summary
+    assert b.count(q) == 0
+    consumed_by = {l["replica"] for l in up.log_lines() if l.get("event") == "queue_consuming"}
+    assert len(consumed_by) >= 2, consumed_by
+    for replica in consumed_by:  # stopped by a scale-down, drained holding nothing
+        drained = up.wait_for("queue_drained", pred=lambda l, r=replica: l.get("replica") == r)
+        assert drained["held"] == 0, drained
