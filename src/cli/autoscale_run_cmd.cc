@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/kube_flags.h"
+#include "cli/queue_depth.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/strings.h"
@@ -37,6 +38,7 @@ struct RunFlags {
   int64_t model_load_time_ms = 10'000;
   std::string lease_namespace;  // default: the model's
   std::string identity;
+  QueueSource queue;  // the queue the model's replicas consume, if any
 };
 
 const json::value* At(const json::value& v, std::initializer_list<std::string_view> path) {
@@ -131,6 +133,8 @@ int Run(const RunFlags& f) {
   o.sync_period = std::chrono::milliseconds(f.sync_period_ms);
   autoscale::ScrapeOptions scrape;
   scrape.timeout = std::min(std::chrono::milliseconds(1'000), o.sync_period);
+  // A queue's lag is demand no replica reports: with minReplicas 0 it wakes the model from zero.
+  o.queue_depth = MakeQueueDepthReader(f.queue, scrape.timeout);
   autoscale::ScrapeMetricsSource source(replicas, upstream, SteadyClock::Get(), scrape);
   metrics::Registry registry;
   autoscale::Controller controller(source, **scale, SteadyClock::Get(), o, &registry);
@@ -176,6 +180,7 @@ int Run(const RunFlags& f) {
                                    {"max_replicas", policy->max_replicas},
                                    {"target_concurrency", policy->target_concurrency},
                                    {"sync_period_ms", f.sync_period_ms},
+                                   {"queue", f.queue.Describe()},
                                    {"lease", le.lease_name}});
   const int sig = WaitForStopSignal();
   stopping.store(!lost.load());
@@ -202,8 +207,10 @@ Runner AddAutoscaleRunCommand(CLI::App* autoscale) {
       ->check(CLI::NonNegativeNumber);
   Flag(cmd, "lease-namespace", f->lease_namespace, "namespace of the Lease (default: the model's)");
   Flag(cmd, "identity", f->identity, "this instance's holder identity (default host_pid)");
+  AddQueueSourceFlags(cmd, f->queue, "the model's replicas consume work from, and it scales on,");
   return [cmd, f]() -> int {
     if (!cmd->parsed()) return -1;
+    if (!f->queue.Check()) return 2;
     return Run(*f);
   };
 }

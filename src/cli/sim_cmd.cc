@@ -2,12 +2,14 @@
 //   galley sim autoscale --trace FILE [--policy all] [--slo-ms 25] [--slo-target 0.995]
 //                        [--scenario trace|step|diurnal|bursts|climb|flash|quiet]
 //                        [--peak-replicas 10] [--max-replicas 20] [--model-load-seconds 10]
-//                        [--seed 1] [--no-baselines] [--json]
+//                        [--seed 1] [--no-baselines] [--json] [--queue [--prefetch 64]]
 // replays the trace (scaled so its peak needs about --peak-replicas replicas), a step from idle
 // to that peak, or a synthetic pattern (sim/patterns.h) through the autoscaling simulator
 // (sim/autoscale_sim.h), once per policy, beside the baselines (sim/baselines.h: the cheapest
 // static fleet, the static fleet of the peak's need, the clairvoyant oracle), and prints them
-// side by side. docs/autoscale-sim.md describes the model and the numbers.
+// side by side. With --queue the requests are messages on a durable queue that replicas consume
+// (the policies then scale on its backlog). docs/autoscale-sim.md describes the model and the
+// numbers.
 // Exit 0 on a report, 1 when the trace cannot be read or parsed, 2 on bad flags.
 #include <chrono>
 #include <cstdio>
@@ -63,7 +65,7 @@ class SimCommand {
         "autoscale", "Replay a request trace through replicas driven by each autoscaling policy");
     Flag(autoscale_, "trace", trace_, "request trace, Azure LLM inference CSV (TIMESTAMP column)");
     Flag(autoscale_, "policy", policy_,
-         "all, or a comma-separated list of hpa-cpu, hpa-queue, kpa, galley");
+         "all, or a comma-separated list of hpa-cpu, hpa-queue, kpa, keda, keda-pending, galley");
     Flag(autoscale_, "slo-ms", slo_ms_, "latency SLO in milliseconds")
         ->check(CLI::Range(0.01, 1e6));
     Flag(autoscale_, "scenario", scenario_,
@@ -111,11 +113,16 @@ class SimCommand {
          "(policy, time, desired, ready, outstanding requests, requests missed so far, reason, "
          "message)");
     autoscale_->add_flag("--json", json_, "print one JSON document instead of the table");
+    autoscale_->add_flag("--queue", queue_,
+                         "requests arrive as messages on a durable queue the replicas consume "
+                         "(never dropped; the report adds how long they waited in the broker)");
+    Flag(autoscale_, "prefetch", prefetch_, "queue: messages a replica holds at most")
+        ->check(CLI::Range(1, 1'000'000));
   }
 
   int Run() {
     if (!cmd_->parsed()) return -1;
-    auto policies = sim::ParsePolicies(policy_);
+    auto policies = sim::ParsePolicies(policy_, queue_);
     if (!policies.ok()) {
       std::cerr << "--policy: " << policies.status().message() << "\n";
       return 2;
@@ -133,10 +140,12 @@ class SimCommand {
     options.seed = seed_;
     options.step_at_s = sc.step_at;
     options.keep_timeline = !timeline_.empty();
+    options.queue = queue_;
+    options.prefetch = prefetch_;
 
     std::vector<Row> rows;
     for (sim::PolicyKind kind : *policies) {
-      sim::PolicySetup setup = sim::MakePolicy(kind, max_replicas_);
+      sim::PolicySetup setup = sim::MakePolicy(kind, max_replicas_, queue_);
       ApplyOverrides(setup);
       Timed(rows, [&] {
         std::unique_ptr<sim::ArrivalStream> arrivals = Arrivals(sc);
@@ -304,6 +313,11 @@ class SimCommand {
     return true;
   }
 
+  // A duration for the table: ms below a second, s above.
+  static std::string Seconds(double s) {
+    return s < 1 ? StrCat(Fixed(s * 1e3, 1), " ms") : StrCat(Fixed(s, 1), " s");
+  }
+
   static std::string Fixed(double v, int digits) {
     char buf[64];
     std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
@@ -342,11 +356,19 @@ class SimCommand {
         100 * slo_target_, WorkBound(cluster, rows));
     const std::optional<double> oracle = OracleCost(rows);
     const bool step = sc.step_at.has_value();
+    if (queue_) {
+      std::printf(
+          "# queue: messages wait in the broker until a ready replica with room fetches them "
+          "(prefetch %d); dropped = never fetched within %.0f s of the last arrival\n",
+          prefetch_, sim::SimOptions{}.drain_limit_s);
+    }
     std::printf(
-        "| policy | within SLO | dropped | p99 | replica-seconds | / oracle | scale events | "
+        "| policy | within SLO | dropped | p99 |%s replica-seconds | / oracle | scale events | "
         "max replicas |%s requests | sim wall |\n",
+        queue_ ? " wait p50 | wait p99 | wait max | most waiting |" : "",
         step ? " SLO restored after |" : "");
-    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|%s---:|---:|\n", step ? "---:|" : "");
+    std::printf("|---|---:|---:|---:|%s---:|---:|---:|---:|%s---:|---:|\n",
+                queue_ ? "---:|---:|---:|---:|" : "", step ? "---:|" : "");
     for (const Row& row : rows) {
       const sim::SimResult& r = row.result;
       std::string restore;
@@ -354,10 +376,15 @@ class SimCommand {
         restore = r.restore_s ? StrCat(" ", Fixed(*r.restore_s, 0), " s |") : " never |";
       }
       const std::string ratio = oracle && *oracle > 0 ? Fixed(r.replica_seconds / *oracle, 2) : "-";
-      std::printf("| %s | %.3f%% | %lld | %.2f ms | %.0f | %s | %d | %d |%s %lld | %.1f s%s |\n",
+      std::string wait;
+      if (queue_) {
+        wait = StrCat(" ", Seconds(r.age_p50_s), " | ", Seconds(r.age_p99_s), " | ",
+                      Seconds(r.age_max_s), " | ", r.max_lag, " |");
+      }
+      std::printf("| %s | %.3f%% | %lld | %.2f ms |%s %.0f | %s | %d | %d |%s %lld | %.1f s%s |\n",
                   r.policy.c_str(), 100 * r.WithinSloShare(), static_cast<long long>(r.dropped),
-                  r.p99_s * 1e3, r.replica_seconds, ratio.c_str(), r.scale_events, r.max_replicas,
-                  restore.c_str(), static_cast<long long>(r.arrived), row.wall_s,
+                  r.p99_s * 1e3, wait.c_str(), r.replica_seconds, ratio.c_str(), r.scale_events,
+                  r.max_replicas, restore.c_str(), static_cast<long long>(r.arrived), row.wall_s,
                   row.runs > 1 ? StrCat(" (", row.runs, " runs)").c_str() : "");
     }
     std::printf("# peak_rss_mib %.1f\n", PeakRssMib());
@@ -390,6 +417,13 @@ class SimCommand {
       o["replicaSecondsOverOracle"] = oracle && *oracle > 0
                                           ? boost::json::value(r.replica_seconds / *oracle)
                                           : boost::json::value(nullptr);
+      if (queue_) {
+        o["waitP50Seconds"] = r.age_p50_s;
+        o["waitP99Seconds"] = r.age_p99_s;
+        o["waitMaxSeconds"] = r.age_max_s;
+        o["mostWaiting"] = r.max_lag;
+        o["stranded"] = r.stranded;
+      }
       if (sc.step_at) {
         o["restoreSeconds"] =
             r.restore_s ? boost::json::value(*r.restore_s) : boost::json::value(nullptr);
@@ -411,6 +445,7 @@ class SimCommand {
                             {"modelLoadSeconds", cluster.model_load_time_s},
                             {"workBoundReplicaSeconds", WorkBound(cluster, rows)},
                             {"peakRssMib", PeakRssMib()},
+                            {"queue", queue_},
                             {"results", std::move(out)}};
     std::cout << boost::json::serialize(doc) << "\n";
   }
@@ -437,6 +472,8 @@ class SimCommand {
   double step_at_ = 120;
   double step_seconds_ = 300;
   bool json_ = false;
+  bool queue_ = false;
+  int prefetch_ = 64;
 };
 
 }  // namespace

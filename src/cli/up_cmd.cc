@@ -14,14 +14,14 @@
 #include "autoscale/scrape_metrics_source.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/queue_depth.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "gateway/gateway_main.h"
 #include "local/file_sd.h"
 #include "local/supervisor.h"
 #include "metrics/registry.h"
-#include "queue/amqp_topology.h"
-#include "queue/redis_backlog.h"
+#include "queue/redis_client.h"
 #include "upstream/http_upstream.h"
 
 namespace galley::cli {
@@ -51,10 +51,9 @@ struct UpFlags {
       absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.scale_down_delay);
   int64_t model_load_time_ms = 10'000;
   int64_t burst_gap_max_ms = absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.burst_gap_max);
-  // --queue-redis: the replicas consume this stream, and the autoscaler reads its depth.
-  std::string queue_redis, queue_stream = "galley:requests", queue_group = "galley";
-  // --queue-amqp: the replicas consume this RabbitMQ queue, and the autoscaler reads its depth.
-  std::string queue_amqp, queue_amqp_queue = queue::AmqpOptions{}.queue;
+  // --queue-redis or --queue-amqp: the replicas consume this queue, and the autoscaler reads its
+  // depth.
+  QueueSource queue;
   // --autoscale-mode hpa: the HPA-compatible recommender on one Pods metric (AverageValue).
   std::string autoscale_mode = "galley";
   std::string hpa_metric = "queue_length";
@@ -121,15 +120,7 @@ void AddMetricsSourceFlags(CLI::App* cmd, UpFlags& up) {
       ->check(CLI::IsMember({"scrape", "prometheus"}));
   Flag(cmd, "prometheus-url", up.prometheus_url,
        "metrics-source prometheus: the server, http://IP:PORT[/prefix]");
-  Flag(cmd, "queue-redis", up.queue_redis,
-       "replicas consume work from a Redis stream at HOST:PORT (docs/queues.md), and the "
-       "autoscaler counts its backlog as demand");
-  Flag(cmd, "queue-stream", up.queue_stream, "queue-redis: the stream of requests");
-  Flag(cmd, "queue-group", up.queue_group, "queue-redis: the replicas' consumer group");
-  Flag(cmd, "queue-amqp", up.queue_amqp,
-       "replicas consume work from a RabbitMQ quorum queue at HOST:PORT (docs/queues.md), "
-       "declared at start; the autoscaler counts its ready messages as demand");
-  Flag(cmd, "queue-amqp-queue", up.queue_amqp_queue, "queue-amqp: the quorum queue of requests");
+  AddQueueSourceFlags(cmd, up.queue, "replicas consume work from, and the autoscaler scales on,");
   Flag(cmd, "prometheus-sd-file", up.prometheus_sd_file,
        "keep this Prometheus file_sd JSON file listing the replicas (rewritten atomically on "
        "every change)");
@@ -147,24 +138,8 @@ bool CheckMetricsSourceFlags(const UpFlags& up) {
       return false;
     }
   }
-  if (!up.queue_redis.empty()) {
-    if (auto a = queue::ParseRedisAddress(up.queue_redis); !a.ok()) {
-      std::cerr << "--queue-redis: " << a.status().message() << "\n";
-      return false;
-    }
-  }
-  if (!up.queue_amqp.empty()) {
-    queue::AmqpOptions a;
-    if (absl::Status st = queue::ParseAmqpAddress(up.queue_amqp, a); !st.ok()) {
-      std::cerr << "--queue-amqp: " << st.message() << "\n";
-      return false;
-    }
-    if (!up.queue_redis.empty()) {
-      std::cerr << "--queue-redis and --queue-amqp: the fleet scales on one queue, pick one\n";
-      return false;
-    }
-  }
-  if (up.hpa_metric == "queue_backlog" && up.queue_redis.empty() && up.queue_amqp.empty()) {
+  if (!up.queue.Check()) return false;
+  if (up.hpa_metric == "queue_backlog" && !up.queue.enabled()) {
     std::cerr << "--hpa-metric queue_backlog needs --queue-redis or --queue-amqp\n";
     return false;
   }
@@ -210,9 +185,6 @@ struct UpAutoscaler {
   std::unique_ptr<autoscale::MetricsSource> source;
   std::unique_ptr<autoscale::Controller> controller;
   std::atomic<int64_t> held{0};  // requests the gateway holds for want of a replica
-  std::mutex queue_mu;           // the queue's depth, read by the controller's thread
-  std::unique_ptr<queue::RedisClient> redis ABSL_GUARDED_BY(queue_mu);
-  std::unique_ptr<queue::AmqpQueueDepth> amqp ABSL_GUARDED_BY(queue_mu);
 
   // The gateway's on_held: a request waiting with no replica ticks the controller at once.
   void OnHeld(int64_t n) {
@@ -235,32 +207,7 @@ struct UpAutoscaler {
     o.gateway_held = [this] { return static_cast<double>(held.load()); };
     if (up.autoscale_mode == "hpa") o.hpa = HpaSpecFromFlags(up);
     const milliseconds timeout = std::min(milliseconds(1'000), o.sync_period);
-    if (!up.queue_redis.empty()) {
-      redis =
-          std::make_unique<queue::RedisClient>(*queue::ParseRedisAddress(up.queue_redis), timeout);
-      o.queue_depth = [this, stream = up.queue_stream,
-                       group = up.queue_group]() -> absl::StatusOr<autoscale::QueueDepth> {
-        std::lock_guard lock(queue_mu);
-        auto d = queue::ReadStreamDepth(*redis, stream, group);
-        if (!d.ok()) return d.status();
-        return autoscale::QueueDepth{d->lag, d->pending};
-      };
-    }
-    if (!up.queue_amqp.empty()) {
-      queue::AmqpOptions a;
-      (void)queue::ParseAmqpAddress(up.queue_amqp, a);  // checked by CheckMetricsSourceFlags
-      a.queue = up.queue_amqp_queue;
-      amqp = std::make_unique<queue::AmqpQueueDepth>(a, timeout);
-      o.queue_depth = [this]() -> absl::StatusOr<autoscale::QueueDepth> {
-        std::lock_guard lock(queue_mu);
-        absl::StatusOr<double> ready = amqp->Ready();
-        if (!ready.ok()) return ready.status();
-        autoscale::QueueDepth d;
-        d.lag = *ready;
-        d.pending_from_replicas = true;  // unacknowledged: the consumers' own in-flight gauges
-        return d;
-      };
-    }
+    o.queue_depth = MakeQueueDepthReader(up.queue, timeout);
     if (up.metrics_source == "prometheus") {
       autoscale::PrometheusOptions prom;
       prom.url = up.prometheus_url;
@@ -276,22 +223,19 @@ struct UpAutoscaler {
     }
     controller =
         std::make_unique<autoscale::Controller>(*source, sup, SteadyClock::Get(), o, &registry);
-    log::Info("autoscaler_started",
-              {{"min_replicas", up.min_replicas},
-               {"max_replicas", up.max_replicas},
-               {"mode", up.autoscale_mode},
-               {"metrics_source", up.metrics_source},
-               {"target_concurrency", up.target_concurrency},
-               {"sync_period_ms", up.sync_period_ms},
-               {"stable_window_ms", up.stable_window_ms},
-               {"scale_down_delay_ms", up.scale_down_delay_ms},
-               {"burst_gap_max_ms", up.burst_gap_max_ms},
-               {"model_load_time_ms", up.model_load_time_ms},
-               {"scale_to_zero", up.scale_to_zero},
-               {"scale_to_zero_grace_ms", up.scale_to_zero_grace_ms},
-               {"queue", !up.queue_redis.empty()  ? up.queue_redis + "/" + up.queue_stream
-                         : !up.queue_amqp.empty() ? up.queue_amqp + "/" + up.queue_amqp_queue
-                                                  : ""}});
+    log::Info("autoscaler_started", {{"min_replicas", up.min_replicas},
+                                     {"max_replicas", up.max_replicas},
+                                     {"mode", up.autoscale_mode},
+                                     {"metrics_source", up.metrics_source},
+                                     {"target_concurrency", up.target_concurrency},
+                                     {"sync_period_ms", up.sync_period_ms},
+                                     {"stable_window_ms", up.stable_window_ms},
+                                     {"scale_down_delay_ms", up.scale_down_delay_ms},
+                                     {"burst_gap_max_ms", up.burst_gap_max_ms},
+                                     {"model_load_time_ms", up.model_load_time_ms},
+                                     {"scale_to_zero", up.scale_to_zero},
+                                     {"scale_to_zero_grace_ms", up.scale_to_zero_grace_ms},
+                                     {"queue", up.queue.Describe()}});
     return controller->Start();
   }
   // Stops deciding (before the supervisor drains), then the scrapes' I/O. Idempotent.
@@ -360,16 +304,16 @@ Runner AddUpCommand(CLI::App& app) {
     // supervisor reads a replica's port from its `listening` lines.
     so.serve_args.push_back("--grpc-port");
     so.serve_args.push_back("-1");
-    if (!up->queue_redis.empty()) {  // each replica names its consumer after itself
+    if (!up->queue.redis.empty()) {  // each replica names its consumer after itself
       for (const std::string& a :
-           {std::string("--queue-redis"), up->queue_redis, std::string("--queue-stream"),
-            up->queue_stream, std::string("--queue-group"), up->queue_group}) {
+           {std::string("--queue-redis"), up->queue.redis, std::string("--queue-stream"),
+            up->queue.stream, std::string("--queue-group"), up->queue.group}) {
         so.serve_args.push_back(a);
       }
     }
-    if (!up->queue_amqp.empty()) {
-      for (const std::string& a : {std::string("--queue-amqp"), up->queue_amqp,
-                                   std::string("--queue-amqp-queue"), up->queue_amqp_queue}) {
+    if (!up->queue.amqp.empty()) {
+      for (const std::string& a : {std::string("--queue-amqp"), up->queue.amqp,
+                                   std::string("--queue-amqp-queue"), up->queue.amqp_queue}) {
         so.serve_args.push_back(a);
       }
     }
@@ -403,10 +347,10 @@ Runner AddUpCommand(CLI::App& app) {
         return 1;
       }
     }
-    if (!up->queue_redis.empty()) {  // the gateway takes asynchronous requests for the stream
+    if (!up->queue.redis.empty()) {  // the gateway takes asynchronous requests for the stream
       opts->async_jobs = gateway::AsyncJobsOptions{};
-      opts->async_jobs->address = *queue::ParseRedisAddress(up->queue_redis);
-      opts->async_jobs->stream = up->queue_stream;
+      opts->async_jobs->address = *queue::ParseRedisAddress(up->queue.redis);
+      opts->async_jobs->stream = up->queue.stream;
     }
     const auto grace = opts->grace_period;
     UpAutoscaler* scaler = autoscaler.get();

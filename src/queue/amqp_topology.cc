@@ -117,8 +117,8 @@ absl::StatusOr<double> AmqpQueueDepth::Ready() {
   // A passive declare answers the queue's ready count without changing anything. Heartbeats are
   // answered by rabbitmq-c inside the call; a connection idle past two heartbeats is closed by
   // the broker, and the failed call reconnects next time.
-  const amqp_queue_declare_ok_t* ok = amqp_queue_declare(
-      conn_, kDepthChannel, Bytes(options_.queue), 1, 0, 0, 0, amqp_empty_table);
+  const amqp_queue_declare_ok_t* ok =
+      amqp_queue_declare(conn_, kDepthChannel, Bytes(options_.queue), 1, 0, 0, 0, amqp_empty_table);
   if (absl::Status st = ReplyStatus(amqp_get_rpc_reply(conn_), "queue.declare (passive)");
       !st.ok() || ok == nullptr) {
     Drop();

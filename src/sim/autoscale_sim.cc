@@ -99,6 +99,11 @@ class Engine {
     double next_tick = 0;
     double now = 0;
     while (true) {
+      // Queue: the controller keeps ticking after the last arrival while messages wait or are
+      // held (the fleet must still wake for them), up to drain_limit_s.
+      const bool draining_queue = options_.queue && !next_arrival && WorkLeft() &&
+                                  next_tick <= result_.horizon_s + options_.drain_limit_s;
+      const bool ticking = next_arrival.has_value() || draining_queue;
       // The next event; ties go to completions, then readiness, then ticks, then arrivals.
       double t_done = kInf, t_ready = kInf;
       Replica* done = nullptr;
@@ -109,10 +114,10 @@ class Engine {
           t_ready = r->ready_at, ready = r.get();
       }
       const double t_arrival = next_arrival.value_or(kInf);
-      const double t_tick = next_arrival ? next_tick : kInf;  // ticks stop with the arrivals
+      const double t_tick = ticking ? next_tick : kInf;  // ticks stop with the arrivals
       const double t = std::min({t_done, t_ready, t_tick, t_arrival});
       if (t == kInf) break;
-      if (next_arrival) result_.replica_seconds += existing_ * (t - now);  // cost until the horizon
+      if (ticking) result_.replica_seconds += existing_ * (t - now);  // cost until the horizon
       now = t;
       if (t == t_done) {
         Complete(*done, t);
@@ -149,6 +154,39 @@ class Engine {
     r.ready_time = t;
     r.cpu_mark_time = std::max(r.cpu_mark_time, t);
     r.cpu_mark_busy = r.busy_total;
+    if (options_.queue && t >= 0) Fetch(t);
+  }
+
+  bool WorkLeft() const {
+    if (!broker_.empty()) return true;
+    return std::any_of(replicas_.begin(), replicas_.end(),
+                       [](const auto& r) { return r->Outstanding() > 0; });
+  }
+
+  // Queue: ready replicas with room fetch waiting messages, the one with the most room first (a
+  // consumer asks for as many as it has room for), until the broker is empty or nobody has room.
+  void Fetch(double t) {
+    while (!broker_.empty()) {
+      Replica* best = nullptr;
+      int room = 0;
+      for (auto& r : replicas_) {
+        if (r->state != State::kReady) continue;
+        const int free = options_.prefetch - r->Outstanding();
+        if (free > room) room = free, best = r.get();
+      }
+      if (best == nullptr) return;
+      Take(*best, room, t);
+      if (best->batch_end == kInf) StartBatch(*best, t);
+    }
+  }
+
+  // Moves up to `n` messages from the broker into `r`'s queue.
+  void Take(Replica& r, int n, double t) {
+    for (int i = 0; i < n && !broker_.empty(); ++i) {
+      ages_.Add(t - broker_.front());
+      r.queue.push_back(broker_.front());
+      broker_.pop_front();
+    }
   }
 
   void Gone(Replica& r) {
@@ -179,6 +217,8 @@ class Engine {
     r.busy_total += t - r.batch_start;
     r.batch.clear();
     r.batch_end = kInf;
+    // Queue: the consumer refills what the batch freed before the next batch is formed.
+    if (options_.queue && r.state == State::kReady) Take(r, options_.prefetch - r.Outstanding(), t);
     if (!r.queue.empty()) {
       StartBatch(r, t);
     } else if (r.state == State::kDraining) {
@@ -189,6 +229,12 @@ class Engine {
   // The gateway's balancer over the ready replicas; no ready replica or a full queue drops.
   void Arrive(double t) {
     ++result_.arrived;
+    if (options_.queue) {
+      broker_.push_back(t);
+      Fetch(t);
+      result_.max_lag = std::max<int64_t>(result_.max_lag, static_cast<int64_t>(broker_.size()));
+      return;
+    }
     candidates_.clear();
     routable_.clear();
     for (auto& r : replicas_) {
@@ -302,6 +348,9 @@ class Engine {
     }
     const bool inference = std::holds_alternative<InferencePolicy>(policy_.spec.policy);
     absl::Duration keep = absl::Minutes(10);  // HPA: covers the 5 min downscale stabilisation
+    // Queue: the lag is demand no replica reports (autoscale::Controller adds it the same way);
+    // pending messages are in the replicas' in-flight counts.
+    if (options_.queue) ms.gateway_held = static_cast<double>(broker_.size());
     if (inference) {
       const auto& p = std::get<InferencePolicy>(policy_.spec.policy);
       autoscale::RememberObservation(autoscale::Aggregate(ms), now, p.stable_window, observations_);
@@ -311,8 +360,11 @@ class Engine {
     if (!inference) AddPodMetrics(t, observed, snap);
     if (policy_.keda) {
       // NOTE: arrivals that found no ready replica since the last poll count as backlog, as the
-      // queue in front of a scaled-to-zero fleet would hold them (here they were dropped).
-      double backlog = static_cast<double>(unrouted_);
+      // queue in front of a scaled-to-zero fleet would hold them (here they were dropped). With a
+      // queue: lag + pending, or pending alone (KEDA's Redis Streams scaler's default,
+      // pendingEntriesCount), which cannot see messages no consumer has fetched.
+      double backlog = options_.queue ? static_cast<double>(broker_.size()) : unrouted_;
+      if (policy_.kind == PolicyKind::kKedaPending) backlog = 0;
       for (const Replica* r : observed) backlog += r->Outstanding();
       snap.external_metrics[kBacklogMetric] = {backlog};
       if (KedaPoll(t, backlog)) snap.current_replicas = desired_;
@@ -386,6 +438,11 @@ class Engine {
   }
 
   void Finish() {
+    result_.stranded = static_cast<int64_t>(broker_.size());
+    result_.dropped += result_.stranded;
+    result_.age_p50_s = ages_.Quantile(0.50);
+    result_.age_p99_s = ages_.Quantile(0.99);
+    result_.age_max_s = ages_.max();
     result_.p50_s = latencies_.Quantile(0.50);
     result_.p99_s = latencies_.Quantile(0.99);
     result_.max_latency_s = latencies_.max();
@@ -431,13 +488,15 @@ class Engine {
   std::vector<gateway::Candidate> candidates_;
   std::vector<Replica*> routable_;
   LatencyHistogram latencies_;
+  LatencyHistogram ages_;      // queue: time in the broker
+  std::deque<double> broker_;  // queue: arrival instants of messages not yet fetched
   std::vector<std::pair<int64_t, int64_t>> per_second_;
   SimResult result_;
 };
 
 }  // namespace
 
-PolicySetup MakePolicy(PolicyKind kind, int max_replicas) {
+PolicySetup MakePolicy(PolicyKind kind, int max_replicas, bool queue) {
   PolicySetup p;
   p.kind = kind;
   switch (kind) {
@@ -508,9 +567,22 @@ PolicySetup MakePolicy(PolicyKind kind, int max_replicas) {
       p.spec.policy = h;
       p.sync_period_s = 15;
       p.keda = KedaSettings{};
+      p.settings = StrCat("External galley_backlog (", queue ? "lag + pending" : "waiting",
+                          ") AverageValue 2; pollingInterval 30 s, cooldownPeriod 300 s, "
+                          "activation 0, minReplicaCount 0; HPA sync 15 s, HPA defaults");
+      break;
+    }
+    case PolicyKind::kKedaPending: {
+      // The same ScaledObject on the pending count alone (KEDA's Redis Streams scaler's default
+      // metric, pendingEntriesCount, target 5 there; 2 here as for keda, so the two differ only
+      // in what they count).
+      p = MakePolicy(PolicyKind::kKeda, max_replicas, queue);
+      p.kind = PolicyKind::kKedaPending;
+      p.name = "keda-pending";
       p.settings =
-          "External galley_backlog AverageValue 2; pollingInterval 30 s, cooldownPeriod 300 s, "
-          "activation 0, minReplicaCount 0; HPA sync 15 s, HPA defaults";
+          "External pending entries (delivered, not acknowledged) AverageValue 2; "
+          "pollingInterval 30 s, cooldownPeriod 300 s, activation 0, minReplicaCount 0; "
+          "HPA sync 15 s, HPA defaults";
       break;
     }
     case PolicyKind::kSchedule:
@@ -520,11 +592,19 @@ PolicySetup MakePolicy(PolicyKind kind, int max_replicas) {
     case PolicyKind::kGalley: {
       InferencePolicy g;  // every default (autoscale/inference_policy.h)
       g.max_replicas = max_replicas;
+      if (queue) {  // as `galley up --scale-to-zero`: messages wait in the broker meanwhile
+        g.min_replicas = 0;
+        g.scale_to_zero = true;
+      }
       p.name = "galley";
       p.spec.policy = g;
       p.sync_period_s = 2;
+      const std::string prefix =
+          queue ? StrCat("scale to zero (grace ", absl::ToDoubleSeconds(g.scale_to_zero_grace),
+                         " s), queue lag as waiting demand; ")
+                : "";
       p.settings =
-          StrCat("InferencePolicy defaults: concurrency target ", g.target_concurrency,
+          StrCat(prefix, "InferencePolicy defaults: concurrency target ", g.target_concurrency,
                  ", windows 60 s / 6 s, panic 200%, scale-down delay ",
                  absl::ToDoubleSeconds(g.scale_down_delay), " s (held while bursts recur at most ",
                  absl::ToDoubleSeconds(g.burst_gap_max), " s apart, up to ",
@@ -536,25 +616,30 @@ PolicySetup MakePolicy(PolicyKind kind, int max_replicas) {
   return p;
 }
 
-absl::StatusOr<std::vector<PolicyKind>> ParsePolicies(std::string_view list) {
+absl::StatusOr<std::vector<PolicyKind>> ParsePolicies(std::string_view list, bool queue) {
   static constexpr std::pair<std::string_view, PolicyKind> kNames[] = {
       {"hpa-cpu", PolicyKind::kHpaCpu},
       {"hpa-queue", PolicyKind::kHpaQueue},
       {"kpa", PolicyKind::kKpa},
       {"keda", PolicyKind::kKeda},
+      {"keda-pending", PolicyKind::kKedaPending},
       {"galley", PolicyKind::kGalley}};
-  std::vector<PolicyKind> out;
-  if (list == "all") {
-    for (const auto& [name, kind] : kNames) out.push_back(kind);
-    return out;
+  if (list == "all" && queue) {
+    return std::vector<PolicyKind>{PolicyKind::kHpaCpu, PolicyKind::kKeda, PolicyKind::kKedaPending,
+                                   PolicyKind::kGalley};
   }
+  if (list == "all") {
+    return std::vector<PolicyKind>{PolicyKind::kHpaCpu, PolicyKind::kHpaQueue, PolicyKind::kKpa,
+                                   PolicyKind::kKeda, PolicyKind::kGalley};
+  }
+  std::vector<PolicyKind> out;
   for (std::string_view name : Split(list, ',')) {
     auto it = std::find_if(std::begin(kNames), std::end(kNames),
                            [&](const auto& e) { return e.first == name; });
     if (it == std::end(kNames)) {
       return absl::InvalidArgumentError(StrCat("unknown policy '", name,
                                                "' (want all, or a comma-separated list of hpa-cpu, "
-                                               "hpa-queue, kpa, keda, galley)"));
+                                               "hpa-queue, kpa, keda, keda-pending, galley)"));
     }
     out.push_back(it->second);
   }

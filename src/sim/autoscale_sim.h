@@ -11,6 +11,13 @@
 // the gateway's balancer (gateway/balancer.h: power of two choices on outstanding requests among
 // ready replicas); with no ready replica an arrival is dropped.
 //
+// With SimOptions::queue the requests are messages on a durable queue instead (docs/queues.md):
+// an arrival waits in the broker (unbounded, never dropped) until a ready replica with room
+// fetches it; a replica holds at most `prefetch` messages (queued + running) and fetches again as
+// batches finish; a replica being removed stops fetching and finishes what it holds. The policies
+// see the broker as the real consumers report it: lag (not yet delivered) and pending (delivered,
+// not acknowledged).
+//
 // Pure and deterministic: no clock, no I/O, no threads; the same inputs and seed give the same
 // result.
 #pragma once
@@ -51,7 +58,7 @@ struct ClusterModel {
 };
 
 // The policies that ask the recommender; the static fleet and the oracle (baselines.h) do not.
-enum class PolicyKind { kHpaCpu, kHpaQueue, kKpa, kKeda, kGalley, kSchedule };
+enum class PolicyKind { kHpaCpu, kHpaQueue, kKpa, kKeda, kKedaPending, kGalley, kSchedule };
 
 // KEDA's own loop in front of the HPA it creates (keda.sh/docs "Scaling Deployments": the
 // ScaledObject's pollingInterval, cooldownPeriod, activation threshold and minReplicaCount): at
@@ -78,12 +85,14 @@ struct PolicySetup {
 };
 
 // The policy with its documented defaults (see docs/autoscale-sim.md and MakePolicy's comments),
-// bounded by [1, max_replicas].
-PolicySetup MakePolicy(PolicyKind kind, int max_replicas);
+// bounded by [1, max_replicas]. `queue`: for a fleet consuming a queue, where Galley's policy
+// scales to zero (messages wait safely in the broker, as `galley up --scale-to-zero`).
+PolicySetup MakePolicy(PolicyKind kind, int max_replicas, bool queue = false);
 
-// "all" or a comma-separated list of hpa-cpu, hpa-queue, kpa, keda, galley. InvalidArgument
-// naming the unknown name.
-absl::StatusOr<std::vector<PolicyKind>> ParsePolicies(std::string_view list);
+// "all" or a comma-separated list of hpa-cpu, hpa-queue, kpa, keda, keda-pending, galley.
+// "all" with `queue`: hpa-cpu, keda, keda-pending, galley (the policies that read a queue, and
+// CPU); without: hpa-cpu, hpa-queue, kpa, keda, galley. InvalidArgument naming an unknown name.
+absl::StatusOr<std::vector<PolicyKind>> ParsePolicies(std::string_view list, bool queue = false);
 
 struct SimOptions {
   double slo_s = 0.025;  // a request is within the SLO when answered within this (dropped: not)
@@ -94,6 +103,12 @@ struct SimOptions {
   double restore_share = 0.99;   // the share within SLO a window must reach
   // Optional per-tick log, one line per controller tick (time, desired, ready, demand, reason).
   bool keep_timeline = false;
+  // Requests arrive through a queue (see the top of this file). Ticks then go on after the last
+  // arrival until every message is answered or drain_limit_s has passed, and replica-seconds
+  // count until then.
+  bool queue = false;
+  int prefetch = 64;            // messages a replica holds at most (--queue-max-inflight)
+  double drain_limit_s = 3600;  // queue: how long after the last arrival the run may go on
 };
 
 struct TickRecord {
@@ -125,6 +140,14 @@ struct SimResult {
   // the last such window reaches the end of the run (never restored).
   std::optional<double> restore_s;
   std::vector<TickRecord> timeline;
+  // Queue: how long messages waited in the broker before a replica fetched them (10 us
+  // resolution), the most waiting at once, and messages never fetched (stranded: the fleet never
+  // woke for them within drain_limit_s; counted in `dropped`).
+  double age_p50_s = 0;
+  double age_p99_s = 0;
+  double age_max_s = 0;
+  int64_t max_lag = 0;
+  int64_t stranded = 0;
 
   double WithinSloShare() const {
     return arrived == 0 ? 1.0 : static_cast<double>(within_slo) / static_cast<double>(arrived);

@@ -258,3 +258,61 @@ def test_the_autoscaler_scales_a_model_under_load_through_its_scale_subresource(
         assert writers, obj["metadata"]["managedFields"]
     finally:
         kube.request("DELETE", f"{models}/{name}")
+
+
+def test_the_autoscaler_wakes_a_model_from_zero_on_its_queue_backlog(control_plane, kube, tmp_path):
+    """`galley autoscale run --queue-redis` for a model at zero replicas: no replica exists, so
+    none reports demand; the stream's lag (messages no consumer has fetched) is demand all the
+    same, and the autoscaler writes a spec.replicas sized for it through /scale. A Redis server
+    of the test's own, on a free loopback port."""
+    install_crd(control_plane)
+    import redis  # the test tools' client (scripts/deps.sh installs it into .venv)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    name = f"queue-{uuid.uuid4().hex[:6]}"
+    models = f"/apis/galley.dev/v1alpha1/namespaces/{NS}/inferencemodels"
+    kube.create(models, {"apiVersion": "galley.dev/v1alpha1", "kind": "InferenceModel",
+                         "metadata": {"name": name},
+                         "spec": {"model": {"name": "sentiment"}, "replicas": 0, "minReplicas": 0,
+                                  "maxReplicas": 5,
+                                  "autoscaling": {"enabled": True, "target": 10,
+                                                  "scaleDownDelaySeconds": 600}}})
+    from conftest import JsonLogProcess
+    scaler = JsonLogProcess([GALLEY, "autoscale", "run", "--kubeconfig", control_plane.kubeconfig,
+                             "--model", f"{NS}/{name}", "--sync-period-ms", "300",
+                             "--model-load-time-ms", "0", "--queue-redis", f"127.0.0.1:{port}",
+                             "--queue-stream", "jobs"], tmp_path / "autoscaler.log")
+    try:
+        r = redis.Redis(port=port, decode_responses=True)
+        poll("redis-server answering", lambda: _pings(r), 20)
+        # Before any message: the queue is read (lag 0) and the model stays at zero.
+        first = scaler.wait_for("autoscale_decision",
+                                pred=lambda l: l["metrics"].get("queueLag") == 0)
+        assert first["desired"] == 0 and first["current"] == 0, first
+        r.xgroup_create("jobs", "galley", id="0", mkstream=True)
+        for i in range(30):
+            r.xadd("jobs", {"id": f"m{i}", "body": json.dumps({"text": "lovely"})})
+        # Woken by the lag alone, then sized for it: 30 waiting at 10 per replica (the averaging
+        # windows take a few ticks to fill), never above maxReplicas.
+        scaler.wait_for("autoscale_decision",
+                        pred=lambda l: l["metrics"].get("queueLag") == 30 and l["desired"] > 0)
+        scaled = poll("spec.replicas of at least 3 written through /scale",
+                      lambda: (n := kube.get(f"{models}/{name}")["spec"]["replicas"]) >= 3 and n, 30)
+        assert scaled <= 5, scaled
+        assert all(l["desired"] <= 5 for l in scaler.events("autoscale_decision"))
+    finally:
+        scaler.stop()
+        server.terminate()
+        server.wait(10)
+        kube.request("DELETE", f"{models}/{name}")
+
+
+def _pings(r) -> bool:
+    try:
+        return bool(r.ping())
+    except Exception:  # noqa: BLE001 (not up yet)
+        return False
