@@ -9,8 +9,9 @@ export TMPDIR=$SCRATCH
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-echo "== checks: layers, format"
+echo "== checks: layers, format, links"
 python3 scripts/check_layers.py
+python3 scripts/check_links.py
 # Every C++ file as clang-format (.clang-format) writes it; `make format` fixes a difference.
 clang-format --dry-run --Werror $(scripts/cpp_files.sh)
 echo "format check: every C++ file is formatted"

@@ -40,7 +40,12 @@ PACED_RATE = float(os.environ.get("PACED_RATE", "2000"))
 PACED_SECONDS = float(os.environ.get("PACED_SECONDS", "10"))
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "0"))
 FSYNC = os.environ.get("APPENDFSYNC", "always")
-SERVE_FLAGS = ["--model-repository", "", "--grpc-port", "-1", "--max-batch-size", "64",
+# MODEL: a model of models/ (e.g. sentiment_lstm, where the model's compute bounds both paths);
+# empty: the built-in VADER model, the cheapest, where the transport is most of the cost.
+MODEL = os.environ.get("MODEL", "")
+MODEL_FLAGS = (["--model-repository", str(ROOT / "models"), "--model", MODEL] if MODEL
+               else ["--model-repository", ""])
+SERVE_FLAGS = [*MODEL_FLAGS, "--grpc-port", "-1", "--max-batch-size", "64",
                "--queue-capacity", "4096", "--queue-max-inflight", os.environ.get("MAX_INFLIGHT", "256"),
                "--drain-delay-ms", "0", "--log-level", "warn"]
 TEXTS = [l.strip() for l in (ROOT / "bench" / "serve" / "texts.txt").read_text().splitlines()
@@ -208,6 +213,7 @@ def main() -> None:
         redis_proc.wait(10)
     med = lambda xs: statistics.median(xs)  # noqa: E731
     ratio = [q["rate"] / h["rate"] for q, h in rows]
+    print(f"Model: {MODEL or 'vader (built in)'}.")
     print(f"| path | messages or requests/s (median of {REPEATS}) | server CPU per message | Redis CPU per message |")
     print("|---|---|---|---|")
     print(f"| Redis stream (`appendfsync {FSYNC}`), {N:,} queued | {med([q['rate'] for q, _ in rows]):,.0f} | "

@@ -42,8 +42,9 @@ void AddQueueSourceFlags(CLI::App* cmd, QueueSource& q, const std::string& what)
   Flag(cmd, "queue-stream", q.stream, "queue-redis: the stream of requests");
   Flag(cmd, "queue-group", q.group, "queue-redis: the replicas' consumer group");
   Flag(cmd, "queue-amqp", q.amqp,
-       what + " a RabbitMQ quorum queue at HOST:PORT (declared when missing): its ready "
-              "messages, and the messages the replicas hold");
+       what +
+           " a RabbitMQ quorum queue at HOST:PORT (declared when missing): its ready "
+           "messages, and the messages the replicas hold");
   Flag(cmd, "queue-amqp-queue", q.amqp_queue, "queue-amqp: the quorum queue of requests");
 }
 

@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "boost/json/parse.hpp"
 #include "boost/json/serialize.hpp"
 #include "common/log.h"
 #include "common/strings.h"
@@ -113,17 +114,43 @@ struct AsyncJobs::State {
     t.respond(std::move(res));
   }
 
-  void DoResult(Task t) {
-    auto r = redis.Command({"HGETALL", StrCat(options.stream, ":result:", t.id)});
-    if (!r.ok() || r->error()) {
-      const std::string why = r.ok() ? r->str : std::string(r.status().message());
-      return t.respond(http::JsonError(http::Status::service_unavailable,
-                                       StrCat("the queue is not reachable: ", why)));
+  // The outcome of job `id`, as the consumers write it (docs/queues.md): a result is the message's
+  // done key, a JSON record {"status":"ok","model":..,"body":..}; a failure is the hash
+  // STREAM:result:ID with status dead_lettered and the reason. Empty when neither exists yet.
+  absl::StatusOr<std::map<std::string, std::string>> ReadOutcome(const std::string& id) {
+    auto r = redis.Pipeline({{"GET", StrCat(options.stream, ":done:", id)},
+                             {"HGETALL", StrCat(options.stream, ":result:", id)}});
+    if (!r.ok()) return r.status();
+    for (const queue::RedisReply& reply : *r) {
+      if (reply.error()) return absl::UnavailableError(reply.str);
     }
     std::map<std::string, std::string> fields;
-    for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
-      fields[r->elements[i].str] = r->elements[i + 1].str;
+    const queue::RedisReply& done = (*r)[0];
+    if (!done.nil() && done.type == queue::RedisReply::Type::kString) {
+      boost::system::error_code ec;
+      boost::json::value v = boost::json::parse(done.str, ec);
+      const boost::json::object* o = ec ? nullptr : v.if_object();
+      if (o != nullptr && o->contains("body")) {
+        fields["status"] = "ok";
+        fields["body"] = boost::json::serialize(o->at("body"));
+        return fields;
+      }
     }
+    const queue::RedisReply& failed = (*r)[1];
+    for (size_t i = 0; i + 1 < failed.elements.size(); i += 2) {
+      fields[failed.elements[i].str] = failed.elements[i + 1].str;
+    }
+    return fields;
+  }
+
+  void DoResult(Task t) {
+    auto outcome = ReadOutcome(t.id);
+    if (!outcome.ok()) {
+      return t.respond(http::JsonError(
+          http::Status::service_unavailable,
+          StrCat("the queue is not reachable: ", std::string(outcome.status().message()))));
+    }
+    std::map<std::string, std::string>& fields = *outcome;
     if (fields.empty()) {
       if (Clock::now() < t.until) {  // long poll: look again shortly
         t.next = Clock::now() + std::chrono::milliseconds(20);

@@ -9,6 +9,8 @@
 #include <optional>
 #include <thread>
 
+#include "boost/json/serialize.hpp"
+#include "boost/json/string.hpp"
 #include "common/log.h"
 #include "common/strings.h"
 #include "common/thread_name.h"
@@ -23,24 +25,23 @@ using inference::InferResult;
 using inference::Outcome;
 
 // Settles up to kResultsPerScript results in one call. KEYS: stream, then per message its done
-// key, reply stream and result key. ARGV: group, ttl seconds, then per message its entry id,
-// message id (the result's key), model and body. Each result is written (to the reply stream,
-// and as a hash that GET /v1/results/{id} reads) only if its done key was not set yet; every
-// entry is acknowledged either way, in one XACK. Returns 1 (written) or 0 (a duplicate) per
-// message. Redis runs a script atomically, so a result and its acknowledgement are never apart.
+// key and reply stream. ARGV: group, ttl seconds, then per message its entry id, message id (the
+// result's key), model, body and done record. Each result is written only if its done key was
+// not set yet: the done key itself, set to the done record ({"status":"ok","model":..,"body":..},
+// what GET /v1/results/{id} answers) with the TTL, and an entry of the reply stream. Every entry
+// is acknowledged either way, in one XACK. Returns 1 (written) or 0 (a duplicate) per message.
+// Redis runs a script atomically, so a result and its acknowledgement are never apart.
 constexpr const char* kResultsScript = R"lua(
 local group, ttl = ARGV[1], ARGV[2]
 local written, ids = {}, {}
-for i = 1, (#KEYS - 1) / 3 do
-  local k, a = 1 + 3 * (i - 1), 2 + 4 * (i - 1)
+for i = 1, (#KEYS - 1) / 2 do
+  local k, a = 1 + 2 * (i - 1), 2 + 5 * (i - 1)
   local entry, key, model, body = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   ids[i] = entry
   written[i] = 0
-  if redis.call('SET', KEYS[k + 1], entry, 'NX', 'EX', ttl) then
+  if redis.call('SET', KEYS[k + 1], ARGV[a + 5], 'NX', 'EX', ttl) then
     redis.call('XADD', KEYS[k + 2], '*', 'id', key, 'entry', entry, 'model', model,
                'status', 'ok', 'body', body)
-    redis.call('HSET', KEYS[k + 3], 'status', 'ok', 'model', model, 'body', body)
-    redis.call('EXPIRE', KEYS[k + 3], ttl)
     written[i] = 1
   end
 end
@@ -63,6 +64,13 @@ if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
 end
 return 0
 )lua";
+
+// The done key's value: what GET /v1/results/{id} answers. `body` is the JSON the REST API
+// answers, embedded as it is.
+std::string DoneRecord(const std::string& model, const std::string& body) {
+  return StrCat(R"({"status":"ok","model":)", boost::json::serialize(boost::json::string(model)),
+                R"(,"body":)", body, "}");
+}
 
 int64_t UnixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -454,17 +462,17 @@ bool RedisStreamConsumer::State::WriteBatch(RedisClient& redis, std::vector<Comp
     const size_t n = end - start;
     std::vector<std::string> keys{options.stream},
         args{options.group, std::to_string(options.result_ttl.count())};
-    keys.reserve(1 + 3 * n);
-    args.reserve(2 + 4 * n);
+    keys.reserve(1 + 2 * n);
+    args.reserve(2 + 5 * n);
     for (size_t k = start; k < end; ++k) {
       const Completion& c = batch[results[k]];
       keys.push_back(StrCat(options.stream, ":done:", c.request->key));
       keys.push_back(c.request->reply);
-      keys.push_back(StrCat(options.stream, ":result:", c.request->key));
       args.push_back(c.entry.id);
       args.push_back(c.request->key);
       args.push_back(c.request->request.model);
       args.push_back(c.body);
+      args.push_back(DoneRecord(c.request->request.model, c.body));
     }
     std::vector<std::string> cmd{"EVAL", kResultsScript, std::to_string(keys.size())};
     cmd.reserve(3 + keys.size() + args.size());

@@ -380,7 +380,8 @@ def test_work_held_by_a_dead_consumer_is_taken_over_and_answered_once(redis_serv
     assert len(held) == 11
     # Five of them had their result written before the ghost died, but no acknowledgement.
     for entry_id, fields in held[:5]:
-        r.set(f"{STREAM}:done:{fields['id']}", entry_id)
+        r.set(f"{STREAM}:done:{fields['id']}", json.dumps(
+            {"status": "ok", "model": "sentiment", "body": "written before the crash"}))
         r.xadd(f"{STREAM}:results", {"id": fields["id"], "entry": entry_id, "status": "ok",
                                      "body": "written before the crash"})
     # One was delivered twice already (a second ghost took it over and died too).
