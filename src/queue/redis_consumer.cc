@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "common/thread_name.h"
+#include "queue/consumer_metrics.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
@@ -122,42 +123,19 @@ struct RedisStreamConsumer::State : std::enable_shared_from_this<State> {
       : service(s),
         options(std::move(o)),
         clock(c),
-        messages(prometheus::BuildCounter()
-                     .Name("galley_consumer_messages_total")
-                     .Help("Queue messages by what happened to them: consumed (fetched), "
-                           "redelivered (reclaimed after the visibility timeout or a restart), "
-                           "acked (result written and acknowledged), duplicate (acknowledged, "
-                           "its result already written), dead_lettered, released (left pending).")
-                     .Register(r.prom())),
-        held_gauge(prometheus::BuildGauge()
-                       .Name("galley_consumer_inflight_messages")
-                       .Help("Messages this consumer holds: fetched and not yet acknowledged.")
-                       .Register(r.prom())
-                       .Add({})),
-        backlog_gauge(
-            prometheus::BuildGauge()
-                .Name("galley_consumer_backlog_messages")
-                .Help("Entries of the stream not yet delivered to the group (XINFO GROUPS lag).")
-                .Register(r.prom())
-                .Add({})),
-        pending_gauge(
-            prometheus::BuildGauge()
-                .Name("galley_consumer_pending_messages")
-                .Help("Entries delivered to the group and not acknowledged, all consumers.")
-                .Register(r.prom())
-                .Add({})),
-        age(prometheus::BuildHistogram()
-                .Name("galley_consumer_message_age_seconds")
-                .Help("Age of a message (from its entry id) when this consumer fetched it.")
-                .Register(r.prom())
-                .Add({}, metrics::DurationBuckets())),
-        end_to_end(prometheus::BuildHistogram()
-                       .Name("galley_consumer_end_to_end_seconds")
-                       .Help("From a message's entry id to its result written and acknowledged.")
-                       .Register(r.prom())
-                       .Add({}, metrics::DurationBuckets())) {}
+        metrics(r, {{"broker", "redis"}}),
+        held_gauge(metrics.inflight),
+        backlog_gauge(metrics.backlog),
+        pending_gauge(prometheus::BuildGauge()
+                          .Name("galley_consumer_pending_messages")
+                          .Help("Entries delivered to the group and not acknowledged, all "
+                                "consumers (Redis Streams only).")
+                          .Register(r.prom())
+                          .Add(metrics.labels)),
+        age(metrics.age),
+        end_to_end(metrics.end_to_end) {}
 
-  void Count(const char* outcome) { messages.Add({{"outcome", outcome}}).Increment(); }
+  void Count(const char* outcome) { metrics.Count(outcome); }
 
   // Fetcher thread.
   void FetchLoop();
@@ -180,7 +158,7 @@ struct RedisStreamConsumer::State : std::enable_shared_from_this<State> {
   inference::InferenceService& service;
   const RedisStreamOptions options;
   const Clock& clock;
-  prometheus::Family<prometheus::Counter>& messages;
+  ConsumerMetrics metrics;  // the names every consumer exports, labelled broker="redis"
   prometheus::Gauge& held_gauge;
   prometheus::Gauge& backlog_gauge;
   prometheus::Gauge& pending_gauge;
