@@ -14,10 +14,10 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "common/thread_name.h"
-#include "queue/consumer_metrics.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
+#include "queue/consumer_metrics.h"
 
 namespace galley::queue {
 namespace {
