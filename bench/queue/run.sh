@@ -6,6 +6,7 @@
 #   PACED_RATE [2000], PACED_SECONDS [10]   the latency run
 #   SOAK_SECONDS [0]    > 0: a paced run this long, the server's RSS sampled every 10 s
 #   MODEL []            a model of models/ (default: the built-in VADER)
+#   MAX_INFLIGHT [256]  the server's --queue-max-inflight
 #   GALLEY_BIN [build/release/galley]
 # Prints a Markdown report; paste it into bench/RESULTS.md with the command and the date.
 set -euo pipefail
