@@ -15,7 +15,7 @@ Models (opset 17, IR version 8, which ONNX Runtime 1.29 reads):
   fixed.onnx     x FP32 [2, 3] (no batch dimension) -> y FP32 [3], the column sums
   all_types.onnx one input per supported datatype, each [N, 2], passed through by Identity:
                  in_<type> -> out_<type>
-  strings.onnx   s STRING [N] -> t STRING [N] (a datatype the backend refuses)
+  strings.onnx   s STRING [N] -> t STRING [N] (Identity; served as BYTES)
   broken.onnx    not an ONNX model at all
 The script writes the same bytes every run (no timestamps, fixed producer fields).
 """

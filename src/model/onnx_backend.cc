@@ -105,9 +105,13 @@ absl::StatusOr<Arranged> Arrange(const InferInput& request, const ModelMetadata&
       return Invalid(StrCat("input '", spec.name, "' has shape ", ShapeToString(t.shape),
                             ", the model's is ", ShapeToString(spec.shape)));
     }
-    if (t.raw.size() != static_cast<size_t>(count) * ElementSize(t.datatype)) {
-      return Invalid(StrCat("input '", spec.name, "': ", t.raw.size(), " bytes do not fit shape ",
-                            ShapeToString(t.shape)));
+    if (t.datatype == DataType::kBytes
+            ? t.bytes.size() != static_cast<size_t>(count)
+            : t.raw.size() != static_cast<size_t>(count) * ElementSize(t.datatype)) {
+      return Invalid(StrCat("input '", spec.name,
+                            "': ", t.datatype == DataType::kBytes ? t.bytes.size() : t.raw.size(),
+                            t.datatype == DataType::kBytes ? " elements" : " bytes",
+                            " do not fit shape ", ShapeToString(t.shape)));
     }
     if (!ShapeMatches(spec.shape, t.shape)) {
       return Invalid(StrCat("input '", spec.name, "' has shape ", ShapeToString(t.shape),

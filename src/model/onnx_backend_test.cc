@@ -275,11 +275,38 @@ TEST(OnnxBackendTest, MissingAndBrokenFilesGiveClearErrors) {
   EXPECT_EQ(dir.status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST(OnnxBackendTest, StringTensorsAreRefused) {
-  auto b = OnnxBackend::Create(Options("strings.onnx", 4));
-  EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(Message(b.status()), HasSubstr("'s'"));
-  EXPECT_THAT(Message(b.status()), HasSubstr("STRING"));
+Tensor Strings(std::string name, std::vector<int64_t> shape, std::vector<std::string> values) {
+  Tensor t;
+  t.name = std::move(name);
+  t.datatype = DataType::kBytes;
+  t.shape = std::move(shape);
+  t.bytes = std::move(values);
+  return t;
+}
+
+// ONNX STRING tensors are the protocol's BYTES (Triton's mapping): requests batched into one run
+// come back to their own callers, element for element, embedded NUL bytes and empty strings
+// included; a request whose elements do not fit its shape fails alone.
+TEST(OnnxBackendTest, StringTensorsAreServedAsBytes) {
+  auto b = MustCreate(Options("strings.onnx", 4));
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->Metadata().inputs[0].datatype, DataType::kBytes);
+  EXPECT_EQ(b->Metadata().outputs[0].datatype, DataType::kBytes);
+  const std::string with_nul("a\0b", 3);
+  const std::vector<InferInput> requests = {
+      {{Strings("s", {2}, {"first", ""})}},
+      {{Strings("s", {2}, {"only one element"})}},  // does not fit [2]
+      {{Strings("s", {1}, {with_nul})}},
+  };
+  auto results = InferAll(*b, requests);
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_TRUE(results[0].ok()) << results[0].status();
+  EXPECT_THAT(results[0]->outputs[0].shape, ElementsAre(2));
+  EXPECT_THAT(results[0]->outputs[0].bytes, ElementsAre("first", ""));
+  EXPECT_EQ(results[1].status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(results[1].status()), HasSubstr("'s'"));
+  ASSERT_TRUE(results[2].ok()) << results[2].status();
+  EXPECT_THAT(results[2]->outputs[0].bytes, ElementsAre(with_nul));
 }
 
 TEST(OnnxBackendTest, BadOptionsAreRefused) {

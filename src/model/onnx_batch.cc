@@ -44,6 +44,10 @@ void CopyPadded(const uint8_t* src, absl::Span<const int64_t> src_shape, uint8_t
   }
 }
 
+// ConcatRows for BYTES: the elements of each part, in order. Strings have no padding value, so
+// the parts must agree after the batch dimension.
+absl::StatusOr<Tensor> ConcatBytesRows(Tensor out, absl::Span<const Tensor* const> parts);
+
 }  // namespace
 
 std::string ShapeToString(absl::Span<const int64_t> shape) {
@@ -67,8 +71,8 @@ absl::StatusOr<Tensor> ConcatRows(std::string name, absl::Span<const Tensor* con
   out.datatype = first.datatype;
   out.shape = first.shape;
   out.shape[0] = 0;
+  if (first.datatype == DataType::kBytes) return ConcatBytesRows(std::move(out), parts);
   const size_t elem = ElementSize(first.datatype);
-  if (elem == 0) return absl::InvalidArgumentError(StrCat("'", out.name, "' is BYTES"));
   for (const Tensor* part : parts) {
     const int64_t n = ElementCount(part->shape);
     if (part->datatype != first.datatype || part->shape.size() != rank || n < 0 ||
@@ -116,10 +120,12 @@ absl::StatusOr<std::vector<Tensor>> SplitRows(const Tensor& whole, absl::Span<co
     return absl::InvalidArgumentError(StrCat("'", whole.name, "' has no batch dimension"));
   }
   const int64_t count = ElementCount(whole.shape);
-  const size_t elem = ElementSize(whole.datatype);
-  if (count < 0 || elem == 0 || whole.raw.size() != static_cast<size_t>(count) * elem) {
-    return absl::InvalidArgumentError(StrCat("'", whole.name, "': ", whole.raw.size(),
-                                             " bytes do not fit shape ",
+  const bool bytes = whole.datatype == DataType::kBytes;
+  const size_t elem = bytes ? 1 : ElementSize(whole.datatype);
+  const size_t have = bytes ? whole.bytes.size() : whole.raw.size();
+  if (count < 0 || have != static_cast<size_t>(count) * elem) {
+    return absl::InvalidArgumentError(StrCat("'", whole.name, "': ", have,
+                                             bytes ? " elements" : " bytes", " do not fit shape ",
                                              ShapeToString(whole.shape)));
   }
   int64_t total = 0;
@@ -131,7 +137,8 @@ absl::StatusOr<std::vector<Tensor>> SplitRows(const Tensor& whole, absl::Span<co
     return absl::InvalidArgumentError(
         StrCat("'", whole.name, "' has ", whole.shape[0], " rows, expected ", total));
   }
-  const size_t row_bytes = (whole.shape[0] == 0 ? 0 : whole.raw.size() / whole.shape[0]);
+  // One row, in bytes (or in elements for BYTES).
+  const size_t row_bytes = (whole.shape[0] == 0 ? 0 : have / whole.shape[0]);
   std::vector<Tensor> pieces;
   pieces.reserve(rows.size());
   size_t offset = 0;
@@ -142,10 +149,39 @@ absl::StatusOr<std::vector<Tensor>> SplitRows(const Tensor& whole, absl::Span<co
     piece.shape = whole.shape;
     piece.shape[0] = r;
     const size_t n = static_cast<size_t>(r) * row_bytes;
-    piece.raw.assign(whole.raw.begin() + offset, whole.raw.begin() + offset + n);
+    if (bytes) {
+      piece.bytes.assign(whole.bytes.begin() + offset, whole.bytes.begin() + offset + n);
+    } else {
+      piece.raw.assign(whole.raw.begin() + offset, whole.raw.begin() + offset + n);
+    }
     offset += n;
   }
   return pieces;
 }
+
+namespace {
+
+absl::StatusOr<Tensor> ConcatBytesRows(Tensor out, absl::Span<const Tensor* const> parts) {
+  const Tensor& first = *parts[0];
+  for (const Tensor* part : parts) {
+    const int64_t n = ElementCount(part->shape);
+    if (part->datatype != DataType::kBytes || part->shape.size() != first.shape.size() || n < 0 ||
+        part->bytes.size() != static_cast<size_t>(n)) {
+      return absl::InvalidArgumentError(
+          StrCat("'", out.name, "': parts differ in datatype or rank, or do not fit their shape"));
+    }
+    if (!std::equal(part->shape.begin() + 1, part->shape.end(), first.shape.begin() + 1)) {
+      return absl::InvalidArgumentError(StrCat(
+          "'", out.name, "': BYTES shape ", ShapeToString(part->shape), " does not match ",
+          ShapeToString(first.shape), " after the batch dimension (strings are not padded)"));
+    }
+    out.shape[0] += part->shape[0];
+  }
+  for (const Tensor* part : parts)
+    out.bytes.insert(out.bytes.end(), part->bytes.begin(), part->bytes.end());
+  return out;
+}
+
+}  // namespace
 
 }  // namespace galley::model

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <optional>
@@ -90,6 +91,8 @@ std::optional<DataType> FromOrt(ONNXTensorElementDataType t) {
       return DataType::kFp32;
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE:
       return DataType::kFp64;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING:  // the protocol's BYTES, as Triton maps it
+      return DataType::kBytes;
     default:
       return std::nullopt;
   }
@@ -122,7 +125,7 @@ ONNXTensorElementDataType ToOrt(DataType t) {
     case DataType::kFp64:
       return ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE;
     case DataType::kBytes:
-      break;
+      return ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING;
   }
   return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
 }
@@ -177,7 +180,7 @@ absl::StatusOr<TensorSpec> SpecFromTypeInfo(const std::filesystem::path& path, c
         StrCat("ONNX model '", path.string(), "': ", kind, " '", name, "' has datatype ",
                OrtTypeName(element),
                ", which Galley does not serve (it serves BOOL, UINT8..UINT64, INT8..INT64, FP16, "
-               "FP32 and FP64)"));
+               "FP32, FP64 and STRING as BYTES)"));
   }
   TensorSpec spec{std::move(name), *type, tensor.GetShape()};
   for (int64_t& d : spec.shape) {
@@ -268,8 +271,10 @@ absl::StatusOr<std::vector<Tensor>> OnnxSession::Run(absl::Span<const Tensor* co
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = *inputs[i];
     const int64_t count = t.element_count();
-    if (t.datatype != inputs_[i].datatype || count < 0 ||
-        t.raw.size() != static_cast<size_t>(count) * ElementSize(t.datatype)) {
+    const bool fits = t.datatype == DataType::kBytes
+                          ? t.bytes.size() == static_cast<size_t>(count)
+                          : t.raw.size() == static_cast<size_t>(count) * ElementSize(t.datatype);
+    if (t.datatype != inputs_[i].datatype || count < 0 || !fits) {
       return absl::InvalidArgumentError(
           StrCat("input '", inputs_[i].name, "': expected ", DataTypeName(inputs_[i].datatype),
                  ", got ", DataTypeName(t.datatype), " with shape ", ShapeToString(t.shape),
@@ -279,7 +284,21 @@ absl::StatusOr<std::vector<Tensor>> OnnxSession::Run(absl::Span<const Tensor* co
   try {
     std::vector<Ort::Value> values;
     values.reserve(inputs.size());
+    Ort::AllocatorWithDefaultOptions allocator;
     for (const Tensor* t : inputs) {
+      if (t->datatype == DataType::kBytes) {
+        // ONNX Runtime owns string tensors' elements: each is copied into a buffer of its exact
+        // length (embedded NUL bytes survive; no terminator is needed).
+        Ort::Value v = Ort::Value::CreateTensor(allocator, t->shape.data(), t->shape.size(),
+                                                ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING);
+        for (size_t e = 0; e < t->bytes.size(); ++e) {
+          const std::string& s = t->bytes[e];
+          char* buffer = v.GetResizedStringTensorElementBuffer(e, s.size());
+          if (!s.empty()) std::memcpy(buffer, s.data(), s.size());
+        }
+        values.push_back(std::move(v));
+        continue;
+      }
       // NOTE: ONNX Runtime takes a non-const pointer but does not write to input buffers. A
       // zero-size tensor still needs a valid pointer.
       static uint8_t empty_buffer = 0;
@@ -311,6 +330,15 @@ absl::StatusOr<std::vector<Tensor>> OnnxSession::Run(absl::Span<const Tensor* co
       if (count < 0) {
         return absl::InternalError(
             StrCat("output '", out.name, "' has shape ", ShapeToString(out.shape)));
+      }
+      if (*type == DataType::kBytes) {
+        out.bytes.resize(static_cast<size_t>(count));
+        for (size_t e = 0; e < out.bytes.size(); ++e) {
+          std::string& s = out.bytes[e];
+          s.resize(v.GetStringTensorElementLength(e));
+          if (!s.empty()) v.GetStringTensorElement(s.size(), e, s.data());
+        }
+        continue;
       }
       const size_t bytes = static_cast<size_t>(count) * ElementSize(*type);
       if (bytes > 0) {

@@ -139,6 +139,31 @@ def test_any_onnx_model_with_fp32_tensors(galley, tmp_path):
     assert_json_error(r, 400, "a")
 
 
+def test_an_onnx_model_with_string_tensors_takes_and_answers_bytes(galley, tmp_path):
+    """An ONNX model whose input and output are STRING tensors (strings.onnx: Identity) is served
+    with BYTES tensors, as Triton maps them (the binary tensor extension: test_tritonclient.py)."""
+    repo = tmp_path / "repo"
+    write_model(repo, "strings", {"platform": "onnxruntime_onnx", "max_batch_size": 8},
+                TEST_DATA / "onnx" / "strings.onnx")
+    srv = galley(flags={"--model-repository": str(repo), "--model": "strings"})
+    c = srv.client()
+    md = c.get("/v2/models/strings").json()
+    assert md["inputs"] == [{"name": "s", "datatype": "BYTES", "shape": [-1]}]
+    texts = ["déjà vu", "", "a longer sentence, with punctuation!"]
+    doc = {"inputs": [{"name": "s", "datatype": "BYTES", "shape": [3], "data": texts}]}
+    r = c.request("POST", "/v2/models/strings/infer", body=json.dumps(doc),
+                  headers={"Content-Type": "application/json"})
+    assert r.status == 200, r
+    out = r.json()["outputs"][0]
+    assert out["name"] == "t" and out["datatype"] == "BYTES" and out["shape"] == [3]
+    assert out["data"] == texts
+    # A FP32 tensor where the model takes strings: refused with the reason, nothing served.
+    bad = {"inputs": [{"name": "s", "datatype": "FP32", "shape": [1], "data": [1.0]}]}
+    r = c.request("POST", "/v2/models/strings/infer", body=json.dumps(bad),
+                  headers={"Content-Type": "application/json"})
+    assert_json_error(r, 400, "s", "BYTES")
+
+
 def test_broken_models_are_reported_and_the_others_serve(galley, tmp_path):
     repo = tmp_path / "repo"
     write_model(repo, "good", {"platform": "galley_vader", "max_batch_size": 8}, None)

@@ -29,6 +29,11 @@ def server(galley, tmp_path):
     shutil.copy(TEST_DATA / "onnx" / "add_mul.onnx", repo / "add_mul" / "1" / "model.onnx")
     (repo / "add_mul" / "config.json").write_text(json.dumps(
         {"platform": "onnxruntime_onnx", "max_batch_size": 8, "dynamic_batching": {}}))
+    # And an ONNX model of STRING tensors (Identity), served as BYTES.
+    (repo / "strings" / "1").mkdir(parents=True)
+    shutil.copy(TEST_DATA / "onnx" / "strings.onnx", repo / "strings" / "1" / "model.onnx")
+    (repo / "strings" / "config.json").write_text(json.dumps(
+        {"platform": "onnxruntime_onnx", "max_batch_size": 8, "dynamic_batching": {}}))
     srv = galley(flags={"--model-repository": str(repo), "--grpc-port": "0"})
     assert srv.grpc_port
     return srv
@@ -69,7 +74,7 @@ def test_health_and_metadata(client):
     assert client.is_server_live()
     assert client.is_server_ready()
     for m in ("sentiment", "sentiment_transformer", "sentiment_lstm", "sentiment_lstm_int8", "vader",
-              "add_mul"):
+              "add_mul", "strings"):
         assert client.is_model_ready(m), m
     # An unknown model is not ready over both protocols (HTTP: 404; gRPC: ready=false, as Triton).
     assert not client.is_model_ready("no_such_model")
@@ -120,6 +125,26 @@ def test_fp32_model_inference(client):
     assert len(got) == 2
     values = sorted((v.tolist() for v in got.values()))
     assert values == sorted([(a + b).tolist(), (a * b).tolist()])
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_string_tensor_model_inference(client, binary):
+    """An ONNX model with STRING input and output: BYTES in, BYTES out, byte for byte (UTF-8
+    and an embedded NUL byte), in JSON and in the binary tensor extension."""
+    L = lib(client)
+    values = ["plain", "déjà vu", "nul\x00inside", ""]
+    if not binary or client.protocol == "grpc":
+        values = values[:2]  # JSON carries text: no NUL bytes
+    arr = np.array([v.encode() for v in values], dtype=np.object_)
+    inp = L.InferInput("s", [len(values)], "BYTES")
+    if client.protocol == "http":
+        inp.set_data_from_numpy(arr, binary_data=binary)
+        out = [L.InferRequestedOutput("t", binary_data=binary)]
+    else:
+        inp.set_data_from_numpy(arr)
+        out = [L.InferRequestedOutput("t")]
+    got = client.infer("strings", [inp], outputs=out).as_numpy("t")
+    assert [x if isinstance(x, bytes) else x.encode() for x in got] == [v.encode() for v in values]
 
 
 def test_errors_reach_the_client(client):
