@@ -110,6 +110,10 @@ struct AmqpConsumer::State : std::enable_shared_from_this<State> {
   uint64_t next_token = 1;
   std::map<uint64_t, Completion> publishes;  // token -> what its confirm settles
   TimePoint next_backlog{};
+  // basic.cancel-ok has arrived on this connection. Deliveries the broker sent before it may
+  // still sit in rabbitmq-c's frame queue: the consumer stops counting as consuming only once
+  // they are taken in (and held), or a drain would close the channel on them.
+  bool cancelled = false;
 };
 
 void AmqpConsumer::State::Wake() {
@@ -155,6 +159,7 @@ void AmqpConsumer::State::Close(bool graceful) {
   // Whatever this connection held is requeued by the broker; its completions are dropped.
   ledger.Reset();
   publishes.clear();
+  cancelled = false;
   std::lock_guard lock(mu);
   held = 0;
   consuming = false;
@@ -406,7 +411,7 @@ absl::Status AmqpConsumer::State::Turn() {
   uint64_t gen = 0;
   {
     std::lock_guard lock(mu);
-    cancel = stop_consuming && consuming;
+    cancel = stop_consuming && consuming && !cancelled;
     gen = generation;
     const TimePoint now = clock.Now();
     while (!retry.empty() && retry.front().due <= now) {
@@ -421,9 +426,7 @@ absl::Status AmqpConsumer::State::Turn() {
   if (cancel) {
     amqp_basic_cancel(conn, kChannel, Bytes(options.consumer));
     RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "basic.cancel"));
-    std::lock_guard lock(mu);
-    consuming = false;
-    cv.notify_all();
+    cancelled = true;
   }
   // A completion of an earlier connection is dropped: the broker requeued that delivery.
   for (Completion& c : resubmit) {
@@ -458,6 +461,13 @@ absl::Status AmqpConsumer::State::Turn() {
     if (rc == AMQP_STATUS_TIMEOUT) break;
     if (rc != AMQP_STATUS_OK) return absl::UnavailableError(amqp_error_string2(rc));
     RETURN_IF_ERROR(HandleFrame(frame));
+  }
+  if (cancelled && amqp_frames_enqueued(conn) == 0 && amqp_data_in_buffer(conn) == 0) {
+    std::lock_guard lock(mu);
+    if (consuming) {
+      consuming = false;  // every delivery sent before the cancel-ok is held now
+      cv.notify_all();
+    }
   }
   amqp_maybe_release_buffers(conn);
   return absl::OkStatus();

@@ -508,7 +508,7 @@ def test_up_scales_on_the_queue_from_zero_to_many_and_back_losing_nothing(rabbit
     fleet from zero on a burst, grows it past one replica, and takes it back to zero when the work
     is done; the unacknowledged messages it counts come from the replicas' in-flight gauges.
     Every replica stopped had finished and acknowledged what it held; every message has exactly
-    one result (no replica died, so nothing was delivered twice)."""
+    one result (no replica died, so nothing was answered twice)."""
     q = "up-scale"
     up = galley("--autoscale", "--scale-to-zero", subcommand="up", flags={
         "--min-replicas": "0", "--max-replicas": "3", "--target-concurrency": "50",
@@ -538,7 +538,13 @@ def test_up_scales_on_the_queue_from_zero_to_many_and_back_losing_nothing(rabbit
     assert any(d["metrics"].get("queuePending", 0) > 0 for d in decisions), decisions[-3:]
     col.poll()
     summary = check_at_least_once(col, n, set(), None)
-    assert summary["duplicates"] == 0 and summary["redelivered"] == 0, summary
+    # No replica died: every message answered exactly once. A message the broker had already
+    # sent towards a replica being drained when it cancelled may come back to the queue with its
+    # channel and be answered by another (RabbitMQ marks it redelivered): never more than the
+    # prefetch per stopped replica.
+    scale_downs = sum(1 for l in up.log_lines() if l.get("event") == "replica_stopping")
+    assert summary["duplicates"] == 0, summary
+    assert summary["redelivered"] <= 8 * scale_downs, summary
     assert b.count(q) == 0
     consumed_by = {l["replica"] for l in up.log_lines() if l.get("event") == "queue_consuming"}
     assert len(consumed_by) >= 2, consumed_by
