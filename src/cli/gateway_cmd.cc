@@ -107,7 +107,7 @@ Runner AddGatewayCommand(CLI::App& app) {
     opts->grace_period = std::chrono::milliseconds(flags->grace_period_ms);
     ApplyGatewayPolicyFlags(*opts, (*ms)[0], (*ms)[1], (*ms)[2], (*ms)[3]);
     if (!(*async)[0].empty()) {
-      auto address = queue::ParseRedisAddress((*async)[0]);
+      auto address = redis::ParseRedisAddress((*async)[0]);
       if (!address.ok()) {
         std::cerr << "--queue-redis: " << address.status().message() << "\n";
         return 2;

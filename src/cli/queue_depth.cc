@@ -17,7 +17,7 @@ std::string QueueSource::Describe() const {
 
 bool QueueSource::Check() const {
   if (!redis.empty()) {
-    if (auto a = queue::ParseRedisAddress(redis); !a.ok()) {
+    if (auto a = redis::ParseRedisAddress(redis); !a.ok()) {
       std::cerr << "--queue-redis: " << a.status().message() << "\n";
       return false;
     }
@@ -52,11 +52,11 @@ std::function<absl::StatusOr<autoscale::QueueDepth>()> MakeQueueDepthReader(
     const QueueSource& q, std::chrono::milliseconds timeout) {
   if (!q.redis.empty()) {
     struct Redis {
-      Redis(queue::RedisAddress a, std::chrono::milliseconds t) : client(std::move(a), t) {}
+      Redis(redis::RedisAddress a, std::chrono::milliseconds t) : client(std::move(a), t) {}
       std::mutex mu;
-      queue::RedisClient client;
+      redis::RedisClient client;
     };
-    auto r = std::make_shared<Redis>(*queue::ParseRedisAddress(q.redis), timeout);
+    auto r = std::make_shared<Redis>(*redis::ParseRedisAddress(q.redis), timeout);
     return [r, stream = q.stream, group = q.group]() -> absl::StatusOr<autoscale::QueueDepth> {
       std::lock_guard lock(r->mu);
       auto d = queue::ReadStreamDepth(r->client, stream, group);

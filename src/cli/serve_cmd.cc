@@ -115,7 +115,7 @@ Runner AddServeCommand(CLI::App& app) {
       opts->amqp = *a;
     }
     if (!redis->empty()) {
-      auto address = queue::ParseRedisAddress(*redis);
+      auto address = redis::ParseRedisAddress(*redis);
       if (!address.ok()) {
         std::cerr << "--queue-redis: " << address.status().message() << "\n";
         return 2;

@@ -21,7 +21,7 @@
 #include "local/file_sd.h"
 #include "local/supervisor.h"
 #include "metrics/registry.h"
-#include "queue/redis_client.h"
+#include "redis/redis_client.h"
 #include "upstream/http_upstream.h"
 
 namespace galley::cli {
@@ -349,7 +349,7 @@ Runner AddUpCommand(CLI::App& app) {
     }
     if (!up->queue.redis.empty()) {  // the gateway takes asynchronous requests for the stream
       opts->async_jobs = gateway::AsyncJobsOptions{};
-      opts->async_jobs->address = *queue::ParseRedisAddress(up->queue.redis);
+      opts->async_jobs->address = *redis::ParseRedisAddress(up->queue.redis);
       opts->async_jobs->stream = up->queue.stream;
     }
     const auto grace = opts->grace_period;

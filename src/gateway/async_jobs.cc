@@ -121,12 +121,12 @@ struct AsyncJobs::State {
     auto r = redis.Pipeline({{"GET", StrCat(options.stream, ":done:", id)},
                              {"HGETALL", StrCat(options.stream, ":result:", id)}});
     if (!r.ok()) return r.status();
-    for (const queue::RedisReply& reply : *r) {
+    for (const redis::RedisReply& reply : *r) {
       if (reply.error()) return absl::UnavailableError(reply.str);
     }
     std::map<std::string, std::string> fields;
-    const queue::RedisReply& done = (*r)[0];
-    if (!done.nil() && done.type == queue::RedisReply::Type::kString) {
+    const redis::RedisReply& done = (*r)[0];
+    if (!done.nil() && done.type == redis::RedisReply::Type::kString) {
       boost::system::error_code ec;
       boost::json::value v = boost::json::parse(done.str, ec);
       const boost::json::object* o = ec ? nullptr : v.if_object();
@@ -136,7 +136,7 @@ struct AsyncJobs::State {
         return fields;
       }
     }
-    const queue::RedisReply& failed = (*r)[1];
+    const redis::RedisReply& failed = (*r)[1];
     for (size_t i = 0; i + 1 < failed.elements.size(); i += 2) {
       fields[failed.elements[i].str] = failed.elements[i + 1].str;
     }
@@ -161,7 +161,7 @@ struct AsyncJobs::State {
       }
       // Pending or unknown: a job is known from submission until its result would expire.
       auto known = redis.Command({"EXISTS", StrCat(options.stream, ":job:", t.id)});
-      if (known.ok() && known->type == queue::RedisReply::Type::kInteger && known->integer == 0) {
+      if (known.ok() && known->type == redis::RedisReply::Type::kInteger && known->integer == 0) {
         return t.respond(http::JsonError(http::Status::not_found, StrCat("no job '", t.id, "'")));
       }
       return t.respond(http::JsonResponse(
@@ -186,7 +186,7 @@ struct AsyncJobs::State {
   }
 
   const AsyncJobsOptions options;
-  queue::RedisClient redis;  // the worker thread's
+  redis::RedisClient redis;  // the worker thread's
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Task> ready;                       // guarded by mu

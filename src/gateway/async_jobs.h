@@ -14,12 +14,12 @@
 
 #include "absl/status/statusor.h"
 #include "http/server.h"
-#include "queue/redis_client.h"
+#include "redis/redis_client.h"
 
 namespace galley::gateway {
 
 struct AsyncJobsOptions {
-  queue::RedisAddress address;
+  redis::RedisAddress address;
   std::string stream = "galley:requests";
   std::chrono::milliseconds redis_timeout{2'000};
   std::chrono::milliseconds max_wait{30'000};  // the longest ?wait_ms a client may ask

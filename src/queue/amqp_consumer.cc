@@ -19,7 +19,7 @@
 #include "queue/amqp_message.h"
 #include "queue/amqp_topology.h"
 #include "queue/consumer_metrics.h"
-#include "queue/redis_client.h"
+#include "redis/redis_client.h"
 
 namespace galley::queue {
 namespace {
@@ -57,7 +57,7 @@ struct Completion {
 }  // namespace
 
 absl::Status ParseAmqpAddress(std::string_view text, AmqpOptions& options) {
-  auto a = ParseRedisAddress(text);  // the same HOST:PORT form
+  auto a = redis::ParseRedisAddress(text);  // the same HOST:PORT form
   if (!a.ok()) return absl::InvalidArgumentError(StrCat("'", text, "' must be HOST:PORT"));
   options.host = a->host;
   options.port = a->port;

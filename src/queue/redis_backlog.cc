@@ -4,7 +4,7 @@
 
 namespace galley::queue {
 
-absl::StatusOr<StreamDepth> ReadStreamDepth(RedisClient& redis, const std::string& stream,
+absl::StatusOr<StreamDepth> ReadStreamDepth(redis::RedisClient& redis, const std::string& stream,
                                             const std::string& group) {
   auto r = redis.Command({"XINFO", "GROUPS", stream});
   if (!r.ok()) return r.status();
@@ -13,16 +13,16 @@ absl::StatusOr<StreamDepth> ReadStreamDepth(RedisClient& redis, const std::strin
     if (r->str.find("no such key") != std::string::npos) return StreamDepth{};
     return absl::FailedPreconditionError(StrCat("XINFO GROUPS ", stream, ": ", r->str));
   }
-  for (const RedisReply& g : r->elements) {
+  for (const redis::RedisReply& g : r->elements) {
     std::string name;
     StreamDepth d;
     bool lag_known = false;
     for (size_t i = 0; i + 1 < g.elements.size(); i += 2) {
       const std::string& k = g.elements[i].str;
-      const RedisReply& v = g.elements[i + 1];
+      const redis::RedisReply& v = g.elements[i + 1];
       if (k == "name") name = v.str;
       if (k == "pending") d.pending = static_cast<double>(v.integer);
-      if (k == "lag" && v.type == RedisReply::Type::kInteger) {
+      if (k == "lag" && v.type == redis::RedisReply::Type::kInteger) {
         d.lag = static_cast<double>(v.integer);
         lag_known = true;
       }
@@ -38,7 +38,7 @@ absl::StatusOr<StreamDepth> ReadStreamDepth(RedisClient& redis, const std::strin
   auto len = redis.Command({"XLEN", stream});
   if (!len.ok()) return len.status();
   StreamDepth d;
-  d.lag = len->type == RedisReply::Type::kInteger ? static_cast<double>(len->integer) : 0;
+  d.lag = len->type == redis::RedisReply::Type::kInteger ? static_cast<double>(len->integer) : 0;
   return d;
 }
 

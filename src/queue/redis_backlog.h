@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "queue/redis_client.h"
+#include "redis/redis_client.h"
 
 namespace galley::queue {
 
@@ -19,7 +19,7 @@ struct StreamDepth {
 // Reads `group`'s depth on `stream`. A stream or group that does not exist yet has depth 0 (no
 // work was ever sent). Unavailable when Redis cannot be reached; FailedPrecondition when Redis
 // cannot say the lag (it is unknown after entries were deleted from the middle of the stream).
-absl::StatusOr<StreamDepth> ReadStreamDepth(RedisClient& redis, const std::string& stream,
+absl::StatusOr<StreamDepth> ReadStreamDepth(redis::RedisClient& redis, const std::string& stream,
                                             const std::string& group);
 
 }  // namespace galley::queue

@@ -80,10 +80,10 @@ int64_t UnixMillis() {
 }
 
 // Entries of an XREADGROUP/XCLAIM/XRANGE reply: [[id, [f, v, ...]], ...] (nil entries skipped).
-std::vector<StreamEntry> ParseEntries(const RedisReply& list) {
+std::vector<StreamEntry> ParseEntries(const redis::RedisReply& list) {
   std::vector<StreamEntry> out;
-  for (const RedisReply& e : list.elements) {
-    if (e.elements.size() != 2 || e.elements[1].type != RedisReply::Type::kArray) continue;
+  for (const redis::RedisReply& e : list.elements) {
+    if (e.elements.size() != 2 || e.elements[1].type != redis::RedisReply::Type::kArray) continue;
     StreamEntry entry;
     entry.id = e.elements[0].str;
     const auto& kv = e.elements[1].elements;
@@ -139,20 +139,20 @@ struct RedisStreamConsumer::State : std::enable_shared_from_this<State> {
 
   // Fetcher thread.
   void FetchLoop();
-  void Sweep(RedisClient& redis, bool own_only);
-  void Accept(RedisClient& redis, StreamEntry entry, int64_t deliveries);
+  void Sweep(redis::RedisClient& redis, bool own_only);
+  void Accept(redis::RedisClient& redis, StreamEntry entry, int64_t deliveries);
   void Submit(std::shared_ptr<QueueRequest> q, StreamEntry entry, int64_t deliveries);
-  bool DeadLetter(RedisClient& redis, const StreamEntry& entry, const std::string& reason,
+  bool DeadLetter(redis::RedisClient& redis, const StreamEntry& entry, const std::string& reason,
                   int64_t deliveries);
   std::vector<std::string> DeadLetterCommand(const StreamEntry& entry, const std::string& reason,
                                              int64_t deliveries) const;
   void CountDeadLetter(const StreamEntry& entry, const std::string& reason, int64_t deliveries);
-  absl::Status EnsureGroup(RedisClient& redis);
-  void UpdateBacklogAndTrim(RedisClient& redis);
+  absl::Status EnsureGroup(redis::RedisClient& redis);
+  void UpdateBacklogAndTrim(redis::RedisClient& redis);
   // Writer thread.
   void WriteLoop();
   // Writes a batch in one pipeline; false (nothing counted) when Redis could not be reached.
-  bool WriteBatch(RedisClient& redis, std::vector<Completion>& batch);
+  bool WriteBatch(redis::RedisClient& redis, std::vector<Completion>& batch);
   void Finish();
 
   inference::InferenceService& service;
@@ -175,7 +175,7 @@ struct RedisStreamConsumer::State : std::enable_shared_from_this<State> {
   std::thread fetcher, writer;
 };
 
-absl::Status RedisStreamConsumer::State::EnsureGroup(RedisClient& redis) {
+absl::Status RedisStreamConsumer::State::EnsureGroup(redis::RedisClient& redis) {
   auto r = redis.Command({"XGROUP", "CREATE", options.stream, options.group, "0", "MKSTREAM"});
   if (!r.ok()) return r.status();
   if (r->error() && r->str.rfind("BUSYGROUP", 0) != 0) {
@@ -214,7 +214,7 @@ std::vector<std::string> RedisStreamConsumer::State::DeadLetterCommand(const Str
   return args;
 }
 
-bool RedisStreamConsumer::State::DeadLetter(RedisClient& redis, const StreamEntry& entry,
+bool RedisStreamConsumer::State::DeadLetter(redis::RedisClient& redis, const StreamEntry& entry,
                                             const std::string& reason, int64_t deliveries) {
   auto r = redis.Command(DeadLetterCommand(entry, reason, deliveries));
   if (!r.ok() || r->error()) {
@@ -241,7 +241,8 @@ void RedisStreamConsumer::State::Finish() {
   cv.notify_all();
 }
 
-void RedisStreamConsumer::State::Accept(RedisClient& redis, StreamEntry entry, int64_t deliveries) {
+void RedisStreamConsumer::State::Accept(redis::RedisClient& redis, StreamEntry entry,
+                                        int64_t deliveries) {
   {
     std::lock_guard lock(mu);
     ++held;
@@ -286,7 +287,7 @@ void RedisStreamConsumer::State::Submit(std::shared_ptr<QueueRequest> q, StreamE
   });
 }
 
-void RedisStreamConsumer::State::Sweep(RedisClient& redis, bool own_only) {
+void RedisStreamConsumer::State::Sweep(redis::RedisClient& redis, bool own_only) {
   int free = 0;
   {
     std::lock_guard lock(mu);
@@ -299,12 +300,12 @@ void RedisStreamConsumer::State::Sweep(RedisClient& redis, bool own_only) {
                                    "+",        std::to_string(free)};
   if (own_only) args.push_back(options.consumer);
   auto r = redis.Command(args);
-  if (!r.ok() || r->type != RedisReply::Type::kArray) return;
+  if (!r.ok() || r->type != redis::RedisReply::Type::kArray) return;
   std::vector<std::string> claim = {"XCLAIM", options.stream, options.group, options.consumer,
                                     std::to_string(idle)};
   std::vector<std::pair<std::string, int64_t>> over_limit;
   std::map<std::string, int64_t> deliveries;
-  for (const RedisReply& p : r->elements) {
+  for (const redis::RedisReply& p : r->elements) {
     if (p.elements.size() < 4) continue;
     const std::string& id = p.elements[0].str;
     const int64_t n = p.elements[3].integer;
@@ -326,7 +327,7 @@ void RedisStreamConsumer::State::Sweep(RedisClient& redis, bool own_only) {
   }
   if (claim.size() == 5) return;
   auto c = redis.Command(claim);
-  if (!c.ok() || c->type != RedisReply::Type::kArray) return;
+  if (!c.ok() || c->type != redis::RedisReply::Type::kArray) return;
   for (StreamEntry& entry : ParseEntries(*c)) {
     Count("redelivered");
     const int64_t n = deliveries.count(entry.id) ? deliveries[entry.id] : 2;
@@ -334,17 +335,17 @@ void RedisStreamConsumer::State::Sweep(RedisClient& redis, bool own_only) {
   }
 }
 
-void RedisStreamConsumer::State::UpdateBacklogAndTrim(RedisClient& redis) {
+void RedisStreamConsumer::State::UpdateBacklogAndTrim(redis::RedisClient& redis) {
   auto r = redis.Command({"XINFO", "GROUPS", options.stream});
-  if (!r.ok() || r->type != RedisReply::Type::kArray) return;
+  if (!r.ok() || r->type != redis::RedisReply::Type::kArray) return;
   std::string keep_from;  // entries below this id are delivered to and acknowledged by all
   bool can_trim = options.trim && !r->elements.empty();
-  for (const RedisReply& g : r->elements) {
+  for (const redis::RedisReply& g : r->elements) {
     std::string name, last_delivered;
     int64_t pending = 0, lag = -1;
     for (size_t i = 0; i + 1 < g.elements.size(); i += 2) {
       const std::string& k = g.elements[i].str;
-      const RedisReply& v = g.elements[i + 1];
+      const redis::RedisReply& v = g.elements[i + 1];
       if (k == "name") name = v.str;
       if (k == "pending") pending = v.integer;
       if (k == "last-delivered-id") last_delivered = v.str;
@@ -372,7 +373,7 @@ void RedisStreamConsumer::State::UpdateBacklogAndTrim(RedisClient& redis) {
 
 void RedisStreamConsumer::State::FetchLoop() {
   SetThreadName("queue-fetch");
-  RedisClient redis(options.address, options.redis_timeout);
+  redis::RedisClient redis(options.address, options.redis_timeout);
   const auto sweep_every = std::max(std::chrono::milliseconds(100), options.visibility_timeout / 2);
   TimePoint next_sweep{};
   bool recovered = false;  // this consumer's own pending entries, once after start
@@ -419,15 +420,17 @@ void RedisStreamConsumer::State::FetchLoop() {
       continue;
     }
     if (r->nil() || r->elements.empty()) continue;  // BLOCK timed out
-    for (StreamEntry& entry : ParseEntries(
-             r->elements[0].elements.size() == 2 ? r->elements[0].elements[1] : RedisReply{})) {
+    for (StreamEntry& entry :
+         ParseEntries(r->elements[0].elements.size() == 2 ? r->elements[0].elements[1]
+                                                          : redis::RedisReply{})) {
       Count("consumed");
       Accept(redis, std::move(entry), 1);
     }
   }
 }
 
-bool RedisStreamConsumer::State::WriteBatch(RedisClient& redis, std::vector<Completion>& batch) {
+bool RedisStreamConsumer::State::WriteBatch(redis::RedisClient& redis,
+                                            std::vector<Completion>& batch) {
   // One command per dead letter, one script per kResultsPerScript results, all in one pipeline:
   // with `appendfsync always` Redis fsyncs once per pipeline, and a script saves the per-command
   // cost of each of its writes. commands[i] settles batch[owners[i]...].
@@ -475,7 +478,7 @@ bool RedisStreamConsumer::State::WriteBatch(RedisClient& redis, std::vector<Comp
       return false;
     }
     for (size_t k = 0; k < replies->size(); ++k) {
-      const RedisReply& r = (*replies)[k];
+      const redis::RedisReply& r = (*replies)[k];
       if (r.error()) {  // e.g. the stream was deleted: the messages cannot be settled here
         for (size_t i : owners[k]) {
           log::Warn("queue_write_failed", {{"entry", batch[i].entry.id}, {"error", r.str}});
@@ -505,7 +508,7 @@ bool RedisStreamConsumer::State::WriteBatch(RedisClient& redis, std::vector<Comp
 
 void RedisStreamConsumer::State::WriteLoop() {
   SetThreadName("queue-write");
-  RedisClient redis(options.address, options.redis_timeout);
+  redis::RedisClient redis(options.address, options.redis_timeout);
   std::vector<Completion> batch;
   while (true) {
     std::vector<Completion> resubmit;

@@ -28,12 +28,12 @@
 #include "inference/inference_service.h"
 #include "metrics/registry.h"
 #include "queue/queue_message.h"
-#include "queue/redis_client.h"
+#include "redis/redis_client.h"
 
 namespace galley::queue {
 
 struct RedisStreamOptions {
-  RedisAddress address;
+  redis::RedisAddress address;
   std::string stream = "galley:requests";
   std::string group = "galley";
   std::string consumer;        // this consumer's name; keep it across restarts

@@ -12,7 +12,7 @@
 
 struct redisContext;
 
-namespace galley::queue {
+namespace galley::redis {
 
 // One reply, converted from hiredis' redisReply.
 struct RedisReply {
@@ -64,4 +64,4 @@ class RedisClient {
   redisContext* ctx_ = nullptr;
 };
 
-}  // namespace galley::queue
+}  // namespace galley::redis

@@ -1,4 +1,4 @@
-#include "queue/redis_client.h"
+#include "redis/redis_client.h"
 
 #include <sys/time.h>
 
@@ -7,7 +7,7 @@
 #include "common/strings.h"
 #include "hiredis/hiredis.h"
 
-namespace galley::queue {
+namespace galley::redis {
 namespace {
 
 timeval ToTimeval(std::chrono::milliseconds ms) {
@@ -132,4 +132,4 @@ absl::StatusOr<std::vector<RedisReply>> RedisClient::Pipeline(
   return out;
 }
 
-}  // namespace galley::queue
+}  // namespace galley::redis
