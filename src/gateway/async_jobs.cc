@@ -46,8 +46,19 @@ struct Task {
   int64_t deadline_ms = 0;
   Clock::time_point until{};  // kResult: answer "pending" after this
   Clock::time_point next{};   // kResult: when to look again
+  // kSubmit: after queueing, wait up to this long for the result and answer it (RFC 7240's
+  // `wait` with `respond-async`); 0: answer 202 at once. kResult: the wait of such a submission
+  // (the answer on timeout is then the 202 of the job, not "pending").
+  std::chrono::milliseconds sync_wait{0};
   http::Responder respond;
 };
+
+// The preference the answer honoured (RFC 7240 §3, Preference-Applied).
+std::string Applied(const Task& t, bool async) {
+  if (t.sync_wait.count() <= 0) return "respond-async";
+  const std::string wait = StrCat("wait=", (t.sync_wait.count() + 999) / 1000);
+  return async ? StrCat("respond-async, ", wait) : wait;
+}
 
 }  // namespace
 
@@ -106,12 +117,31 @@ struct AsyncJobs::State {
       return t.respond(http::JsonError(http::Status::service_unavailable,
                                        StrCat("the queue is not reachable: ", why)));
     }
+    if (t.sync_wait.count() > 0) {  // ride the queue, answer when the result arrives
+      Task wait;
+      wait.kind = Task::Kind::kResult;
+      wait.id = t.id;
+      wait.sync_wait = t.sync_wait;
+      wait.until = Clock::now() + t.sync_wait;
+      wait.next = Clock::now() + std::chrono::milliseconds(5);
+      wait.respond = std::move(t.respond);
+      std::lock_guard lock(mu);
+      waiting.push_back(std::move(wait));
+      cv.notify_all();
+      return;
+    }
+    t.respond(Accepted(t));
+  }
+
+  // 202 Accepted for job t: its id and where its result will be.
+  static http::Response Accepted(const Task& t) {
     const std::string where = StrCat("/v1/results/", t.id);
     http::Response res = http::JsonResponse(
         http::Status::accepted, boost::json::serialize(boost::json::object{
                                     {"id", t.id}, {"status", "queued"}, {"result", where}}));
     res.set(boost::beast::http::field::location, where);
-    t.respond(std::move(res));
+    res.set("Preference-Applied", Applied(t, true));
+    return res;
   }
 
   // The outcome of job `id`, as the consumers write it (docs/queues.md): a result is the message's
@@ -159,6 +189,7 @@ struct AsyncJobs::State {
         cv.notify_all();
         return;
       }
+      if (t.sync_wait.count() > 0) return t.respond(Accepted(t));  // not in time: the job's 202
       // Pending or unknown: a job is known from submission until its result would expire.
       auto known = redis.Command({"EXISTS", StrCat(options.stream, ":job:", t.id)});
       if (known.ok() && known->type == redis::RedisReply::Type::kInteger && known->integer == 0) {
@@ -171,6 +202,7 @@ struct AsyncJobs::State {
     if (fields["status"] == "ok") {
       http::Response res = http::JsonResponse(http::Status::ok, fields["body"]);
       res.set("X-Galley-Job", t.id);
+      if (t.sync_wait.count() > 0) res.set("Preference-Applied", Applied(t, false));
       return t.respond(std::move(res));
     }
     t.respond(http::JsonError(http::Status::unprocessable_entity,
@@ -208,9 +240,10 @@ AsyncJobs::AsyncJobs(std::shared_ptr<State> state) : state_(std::move(state)) {}
 AsyncJobs::~AsyncJobs() { Stop(); }
 
 void AsyncJobs::Submit(std::string model, std::string body, int64_t deadline_ms,
-                       http::Responder respond) {
+                       http::Responder respond, std::chrono::milliseconds wait) {
   Task t;
   t.kind = Task::Kind::kSubmit;
+  t.sync_wait = std::min(std::max(wait, std::chrono::milliseconds(0)), state_->options.max_wait);
   {
     std::lock_guard lock(state_->mu);
     t.id = NewId(state_->rng);

@@ -34,8 +34,12 @@ class AsyncJobs {
 
   // Queues `body` for `model` (deadline_ms: Unix ms, 0 none) and answers 202 with
   // {"id": ..., "status": "queued", "result": "/v1/results/<id>"} and a Location header, or 503
-  // when Redis cannot take it, or 429 when too much is queued here.
-  void Submit(std::string model, std::string body, int64_t deadline_ms, http::Responder respond);
+  // when Redis cannot take it, or 429 when too much is queued here. With `wait` > 0 (RFC 7240's
+  // `Prefer: respond-async, wait=N`), the request rides the queue synchronously: its result is
+  // answered as it arrives (200, or 422 if dead-lettered) if that is within `wait` (capped at
+  // max_wait), and the 202 only after. Preference-Applied says which.
+  void Submit(std::string model, std::string body, int64_t deadline_ms, http::Responder respond,
+              std::chrono::milliseconds wait = std::chrono::milliseconds(0));
   // Answers the job's result: 200 with the answer's body, 202 {"status":"pending"} while it
   // runs, 422 {"error": reason} if it was dead-lettered, 404 for an id never seen or expired.
   void Result(std::string id, std::chrono::milliseconds wait, http::Responder respond);

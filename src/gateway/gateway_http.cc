@@ -136,18 +136,33 @@ Responder Frontend::Counted(Endpoint endpoint, std::string_view model, Responder
 
 namespace {
 
-// Whether the client prefers an asynchronous answer (RFC 7240 §4.1: Prefer: respond-async).
-bool PrefersAsync(const Request& req) {
+// The client's preferences of RFC 7240 that the gateway honours: respond-async (§4.1) and wait
+// (§4.3, delta-seconds: with respond-async, how long the client will wait for a synchronous
+// answer before it takes a 202).
+struct Preferences {
+  bool respond_async = false;
+  std::chrono::seconds wait{0};
+};
+
+Preferences ReadPreferences(const Request& req) {
+  Preferences p;
   for (auto it = req.find("Prefer"); it != req.end() && it->name_string() == "Prefer"; ++it) {
     const std::string_view v(it->value().data(), it->value().size());
     for (std::string_view token : Split(v, ',')) {
       token = token.substr(0, token.find(';'));
       while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
       while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-      if (token == "respond-async") return true;
+      if (token == "respond-async") p.respond_async = true;
+      if (StartsWith(token, "wait=")) {
+        int64_t s = 0;
+        const std::string_view n = token.substr(5);
+        auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), s);
+        if (ec == std::errc() && end == n.data() + n.size() && s > 0)
+          p.wait = std::chrono::seconds(s);
+      }
     }
   }
-  return false;
+  return p;
 }
 
 // ?wait_ms=N of a target, 0 when absent or not a number.
@@ -230,7 +245,8 @@ void Frontend::Handle(Request&& req, Responder respond) {
     return options_.async_jobs->Result(std::string(target.substr(12)), WaitParam(full_target),
                                        Counted(Endpoint::kInfer, "", std::move(respond)));
   }
-  if (options_.async_jobs && post && PrefersAsync(req)) {
+  const Preferences prefer = ReadPreferences(req);
+  if (options_.async_jobs && post && prefer.respond_async) {
     std::string model;
     if (target == "/inference/analyze") {
       model = options_.analyze_model;
@@ -257,10 +273,7 @@ void Frontend::Handle(Request&& req, Responder respond) {
                 .count();
       }
       return options_.async_jobs->Submit(std::move(model), std::move(req.body()), deadline_ms,
-                                         [r = std::move(r)](Response&& res) mutable {
-                                           res.set("Preference-Applied", "respond-async");
-                                           r(std::move(res));
-                                         });
+                                         std::move(r), prefer.wait);
     }
   }
   if (target == "/inference/analyze") {

@@ -487,3 +487,39 @@ def test_the_gateway_takes_asynchronous_requests_and_answers_them_by_id(redis_se
     # Nothing is left behind: one result per job, nothing pending.
     assert pending_count(redis_server.client()) == 0
     assert len(dead_entries(redis_server.client())) == 1
+
+
+def test_a_synchronous_request_rides_the_queue_with_a_wait_preference(redis_server, consumers, galley):
+    """RFC 7240 `Prefer: respond-async, wait=N`: the request goes through the queue and, when its
+    result arrives within N seconds, is answered with it (200, `Preference-Applied: wait=N`); when
+    no consumer answers in time, the client gets the job's 202 after N seconds, and the job is
+    answered once a consumer comes."""
+    plain = galley()  # the gateway's replica for plain requests: it consumes no queue
+    gw = galley(subcommand="gateway", flags={
+        "--replicas": f"127.0.0.1:{plain.port}", "--model": "vader", "--health-interval-ms": "100",
+        "--queue-redis": f"127.0.0.1:{redis_server.port}", "--queue-stream": STREAM})
+    client = gw.client()
+    headers = {"Content-Type": "application/json", "Prefer": "respond-async, wait=1"}
+    # No consumer yet: after a second, the job's 202.
+    r = client.request("POST", "/inference/analyze", body=analyze_body("a slow but lovely day"),
+                       headers=headers)
+    assert r.status == 202, r.body
+    assert r.headers["preference-applied"] == "respond-async, wait=1"
+    late = json.loads(r.body)
+    c = consumers()
+    c.start("c0")
+    headers["Prefer"] = "respond-async, wait=10"
+    r = client.request("POST", "/inference/analyze", body=analyze_body("What a lovely day"),
+                       headers=headers)
+    assert r.status == 200, r.body
+    assert json.loads(r.body)["sentiment"] == "Positive"
+    assert r.headers["preference-applied"] == "wait=10"
+    assert len(r.headers["x-galley-job"]) == 32
+    bad = client.request("POST", "/v2/models/vader/infer", headers=headers,
+                         body=json.dumps({"inputs": [{"name": "text", "datatype": "FP32",
+                                                      "shape": [1], "data": [1.0]}]}))
+    assert bad.status == 422 and "failed" in json.loads(bad.body)["error"], bad.body
+    # The job that was not answered in time is answered now, once.
+    got = client.request("GET", f"{late['result']}?wait_ms=10000")
+    assert got.status == 200 and json.loads(got.body)["sentiment"] == "Positive", got.body
+    assert len(results_by_id(redis_server.client())) == 2
