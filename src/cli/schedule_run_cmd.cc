@@ -10,9 +10,11 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/kube_flags.h"
+#include "cli/listen.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/strings.h"
+#include "http/server.h"
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kubesched/kube_scheduler.h"
@@ -31,8 +33,41 @@ struct RunFlags {
   int64_t renew_deadline_ms = 10'000;
   int64_t retry_period_ms = 2'000;
   int64_t unschedulable_retry_ms = 300'000;
+  std::string metrics_listen;  // empty: no /metrics
   kubesched::KubeSchedulerOptions options;
 };
+
+// The scheduler's counters in the Prometheus text format (names after kube-scheduler's
+// scheduler_schedule_attempts_total, which counts by result).
+std::string Exposition(const kubesched::KubeSchedulerStats& s) {
+  std::string out;
+  out +=
+      "# HELP galley_scheduler_schedule_attempts_total Scheduling attempts by result: scheduled "
+      "(bound), unschedulable (no node fits), error (the bind call failed).\n"
+      "# TYPE galley_scheduler_schedule_attempts_total counter\n";
+  out +=
+      StrCat("galley_scheduler_schedule_attempts_total{result=\"scheduled\"} ", s.scheduled, "\n");
+  out += StrCat("galley_scheduler_schedule_attempts_total{result=\"unschedulable\"} ",
+                s.unschedulable, "\n");
+  out += StrCat("galley_scheduler_schedule_attempts_total{result=\"error\"} ", s.bind_errors, "\n");
+  out += StrCat(
+      "# HELP galley_scheduler_invalid_pods_total Pods whose spec could not be read.\n"
+      "# TYPE galley_scheduler_invalid_pods_total counter\n"
+      "galley_scheduler_invalid_pods_total ",
+      s.invalid_pods,
+      "\n# HELP galley_scheduler_events_dropped_total Events not posted (queue full or API "
+      "error).\n# TYPE galley_scheduler_events_dropped_total counter\n"
+      "galley_scheduler_events_dropped_total ",
+      s.events_dropped,
+      "\n# HELP galley_scheduler_decision_seconds_total Time inside the scheduling core's "
+      "decisions.\n# TYPE galley_scheduler_decision_seconds_total counter\n"
+      "galley_scheduler_decision_seconds_total ",
+      s.core_seconds,
+      "\n# HELP galley_scheduler_leader 1 while this instance holds the lease and schedules.\n"
+      "# TYPE galley_scheduler_leader gauge\ngalley_scheduler_leader ",
+      s.leading ? 1 : 0, "\n");
+  return out;
+}
 
 std::string DefaultIdentity() {
   char host[HOST_NAME_MAX + 1] = {};
@@ -72,6 +107,9 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
   Flag(cmd, "kube-api-qps", f->qps, "client-side rate limit on API requests (0: none)")
       ->check(CLI::NonNegativeNumber);
   Flag(cmd, "kube-api-burst", f->burst, "burst of the rate limit")->check(CLI::PositiveNumber);
+  Flag(cmd, "metrics-listen", f->metrics_listen,
+       "serve /metrics, /healthz and /readyz (ready: leading) on HOST:PORT (port 0: a free one; "
+       "empty: off)");
   return [cmd, f]() -> int {
     if (!cmd->parsed()) return -1;
     using std::chrono::milliseconds;
@@ -109,8 +147,47 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
       std::cerr << "galley schedule run: " << scheduler.status().message() << "\n";
       return 2;
     }
+    std::unique_ptr<http::Server> ops;
+    if (!f->metrics_listen.empty()) {
+      auto listen = ParseListen(f->metrics_listen);
+      if (!listen.ok()) {
+        std::cerr << "--metrics-listen: " << listen.status().message() << "\n";
+        return 2;
+      }
+      http::ServerOptions so;
+      so.host = listen->host;
+      so.port = listen->port;
+      so.io_threads = 1;
+      so.max_connections = 64;
+      kubesched::KubeScheduler* sched = scheduler->get();
+      auto server = http::Server::Create(so, [sched](http::Request&& req, http::Responder respond) {
+        const std::string_view target(req.target().data(), req.target().size());
+        const kubesched::KubeSchedulerStats s = sched->stats();
+        if (target == "/metrics") {
+          http::Response res = http::JsonResponse(http::Status::ok, Exposition(s));
+          res.set(boost::beast::http::field::content_type, "text/plain; version=0.0.4");
+          return respond(std::move(res));
+        }
+        if (target == "/healthz")
+          return respond(http::JsonResponse(http::Status::ok, R"({"ok":true})"));
+        if (target == "/readyz") {
+          return respond(
+              http::JsonResponse(s.leading ? http::Status::ok : http::Status::service_unavailable,
+                                 StrCat(R"({"leader":)", s.leading ? "true" : "false", "}")));
+        }
+        respond(http::JsonError(http::Status::not_found, "not found"));
+      });
+      if (!server.ok()) {
+        log::Error("start_failed", {{"error", std::string(server.status().message())}});
+        return 1;
+      }
+      ops = *std::move(server);
+      ops->Start();
+      log::Info("listening", {{"protocol", "metrics"}, {"host", so.host}, {"port", ops->port()}});
+    }
     if (absl::Status st = (*scheduler)->Start(); !st.ok()) {
       log::Error("start_failed", {{"error", std::string(st.message())}});
+      if (ops) ops->Stop();
       return 1;
     }
     log::Info("scheduler_started", {{"scheduler", f->options.scheduler_name},
@@ -118,6 +195,7 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
                                     {"leader_elect", f->options.leader_elect}});
     const int sig = WaitForStopSignal();
     (*scheduler)->Stop();
+    if (ops) ops->Stop();
     const kubesched::KubeSchedulerStats s = (*scheduler)->stats();
     log::Info("scheduler_stopped", {{"signal", StopSignalName(sig)},
                                     {"scheduled", s.scheduled},

@@ -10,6 +10,7 @@ Every test uses its own schedulerName and labels its nodes, so tests do not see 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -232,15 +233,28 @@ def test_a_restarted_scheduler_never_hands_a_gpu_share_out_twice(kube, scheduler
     assert sorted(use.values()) == [600, 1000], use
 
 
+def ops_get(s: Scheduler, path: str) -> tuple[int, str]:
+    """GET `path` from the scheduler's --metrics-listen port (logged as it starts)."""
+    port = s.wait_for("listening", lambda l: l.get("protocol") == "metrics")["port"]
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        c.close()
+
+
 def test_only_the_leader_binds_and_the_other_takes_over(kube, schedulers):
     t = uid()
     name = f"galley-{t}"
     make_node(kube, f"l-{t}", t, gpus=8, model="NVIDIA-A100-SXM4-80GB", cpu="200")
     lease = ["--lease-name", f"lease-{t}", "--lease-duration-ms", "3000",
              "--renew-deadline-ms", "2000", "--retry-period-ms", "500"]
-    a = schedulers(name, "--identity", f"a-{t}", *lease)
+    ops = ["--metrics-listen", "127.0.0.1:0"]
+    a = schedulers(name, "--identity", f"a-{t}", *lease, *ops)
     a.wait_for("scheduling_started")
-    b = schedulers(name, "--identity", f"b-{t}", *lease)
+    b = schedulers(name, "--identity", f"b-{t}", *lease, *ops)
     b.wait_for("leader_observed", lambda l: l["leader"] == f"a-{t}")
     first = [f"x{i}-{t}" for i in range(10)]
     for n in first:
@@ -248,6 +262,14 @@ def test_only_the_leader_binds_and_the_other_takes_over(kube, schedulers):
     for n in first:
         poll(f"{n} bound", lambda: bound_node(kube, n))
     assert len(a.events("pod_scheduled")) == 10 and not b.events("pod_scheduled")
+    # /metrics and /readyz: the leader counts its ten binds and is ready; the other is not.
+    scrape_a, scrape_b = ops_get(a, "/metrics"), ops_get(b, "/metrics")
+    assert scrape_a[0] == 200
+    assert 'galley_scheduler_schedule_attempts_total{result="scheduled"} 10' in scrape_a[1]
+    assert "galley_scheduler_leader 1" in scrape_a[1]
+    assert 'galley_scheduler_schedule_attempts_total{result="scheduled"} 0' in scrape_b[1]
+    assert "galley_scheduler_leader 0" in scrape_b[1]
+    assert ops_get(a, "/readyz")[0] == 200 and ops_get(b, "/readyz")[0] == 503
     lease_obj = kube.get(f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/lease-{t}")
     assert lease_obj["spec"]["holderIdentity"] == f"a-{t}"
 
