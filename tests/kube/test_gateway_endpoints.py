@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -306,6 +308,69 @@ def test_the_autoscaler_wakes_a_model_from_zero_on_its_queue_backlog(control_pla
         assert all(l["desired"] <= 5 for l in scaler.events("autoscale_decision"))
     finally:
         scaler.stop()
+        server.terminate()
+        server.wait(10)
+        kube.request("DELETE", f"{models}/{name}")
+
+
+def test_a_standby_autoscaler_takes_over_when_the_leader_dies(control_plane, kube, tmp_path):
+    """Two `galley autoscale run` instances for one model: only the Lease holder decides; killed
+    with SIGKILL (no release), it is replaced by the standby within the lease duration, which then
+    goes on scaling the model from the queue it reads."""
+    install_crd(control_plane)
+    import redis
+    from conftest import JsonLogProcess
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    name = f"failover-{uuid.uuid4().hex[:6]}"
+    models = f"/apis/galley.dev/v1alpha1/namespaces/{NS}/inferencemodels"
+    kube.create(models, {"apiVersion": "galley.dev/v1alpha1", "kind": "InferenceModel",
+                         "metadata": {"name": name},
+                         "spec": {"model": {"name": "sentiment"}, "replicas": 0, "minReplicas": 0,
+                                  "maxReplicas": 8,
+                                  "autoscaling": {"enabled": True, "target": 10,
+                                                  "scaleDownDelaySeconds": 600}}})
+
+    def autoscaler(identity: str) -> JsonLogProcess:
+        return JsonLogProcess(
+            [GALLEY, "autoscale", "run", "--kubeconfig", control_plane.kubeconfig, "--model",
+             f"{NS}/{name}", "--identity", identity, "--sync-period-ms", "300",
+             "--model-load-time-ms", "0", "--lease-duration-ms", "3000", "--renew-deadline-ms",
+             "2000", "--retry-period-ms", "500", "--queue-redis", f"127.0.0.1:{port}",
+             "--queue-stream", "jobs"], tmp_path / f"autoscaler-{identity}.log")
+
+    a = autoscaler("a")
+    b = None
+    try:
+        r = redis.Redis(port=port, decode_responses=True)
+        poll("redis-server answering", lambda: _pings(r), 20)
+        a.wait_for("autoscaler_leading")
+        b = autoscaler("b")
+        b.wait_for("autoscaler_started")
+        r.xgroup_create("jobs", "galley", id="0", mkstream=True)
+        for i in range(30):
+            r.xadd("jobs", {"id": f"m{i}", "body": json.dumps({"text": "lovely"})})
+        spec = lambda: kube.get(f"{models}/{name}")["spec"]["replicas"]  # noqa: E731
+        poll("the leader scaled to 3", lambda: spec() >= 3, 30)
+        assert not b.events("autoscale_decision"), "the standby decided"
+        lease = kube.get(f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/galley-autoscaler-{name}")
+        assert lease["spec"]["holderIdentity"] == "a"
+        killed = time.monotonic()
+        a.stop(signal.SIGKILL)
+        b.wait_for("autoscaler_leading", timeout=15)
+        assert time.monotonic() - killed < 3.0 + 0.5 + 2.0
+        for i in range(30, 70):
+            r.xadd("jobs", {"id": f"m{i}", "body": json.dumps({"text": "lovely"})})
+        poll("the new leader scaled for 70 waiting", lambda: spec() >= 6, 30)
+        assert spec() <= 8
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
         server.terminate()
         server.wait(10)
         kube.request("DELETE", f"{models}/{name}")
