@@ -24,6 +24,7 @@ absl::StatusOr<std::unique_ptr<model::Backend>> MakeOnnx(const ModelConfig& conf
   o.model_path = location.version_dir / "model.onnx";
   o.max_batch_size = config.max_batch_size;
   o.intra_op_threads = config.intra_op_threads;
+  o.gpu_device = config.gpu_device;
   o.pad_inputs = config.pad_inputs;
   o.inputs = Specs(config.inputs);
   o.outputs = Specs(config.outputs);

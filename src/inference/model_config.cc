@@ -249,10 +249,28 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_
   }
   if (const auto* v = o.if_contains("instance_group")) {
     if (!v->is_object()) return Bad("instance_group", "must be an object");
-    RETURN_IF_ERROR(OnlyKnown(v->as_object(), "instance_group.", {"count"}));
+    RETURN_IF_ERROR(OnlyKnown(v->as_object(), "instance_group.", {"count", "kind", "gpus"}));
     if (const auto* n = v->as_object().if_contains("count")) {
       ASSIGN_OR_RETURN(int64_t count, GetInt(*n, "instance_group.count", 1, 64));
       c.instance_count = static_cast<int>(count);
+    }
+    // Triton's instance kinds: KIND_CPU (the default) or KIND_GPU, on the first of `gpus`.
+    std::string kind = "KIND_CPU";
+    if (v->as_object().contains("kind")) {
+      ASSIGN_OR_RETURN(kind, GetString(v->as_object(), "kind", "instance_group.kind"));
+      if (kind != "KIND_CPU" && kind != "KIND_GPU") {
+        return Bad("instance_group.kind", StrCat("is '", kind, "' (known: KIND_CPU, KIND_GPU)"));
+      }
+    }
+    if (const auto* g = v->as_object().if_contains("gpus")) {
+      if (kind != "KIND_GPU") return Bad("instance_group.gpus", "needs kind KIND_GPU");
+      if (!g->is_array() || g->as_array().size() != 1) {
+        return Bad("instance_group.gpus", "must list exactly one GPU (a model runs on one)");
+      }
+      ASSIGN_OR_RETURN(int64_t gpu, GetInt(g->as_array()[0], "instance_group.gpus[0]", 0, 1023));
+      c.gpu_device = static_cast<int>(gpu);
+    } else if (kind == "KIND_GPU") {
+      c.gpu_device = 0;
     }
   }
   if (const auto* v = o.if_contains("parameters")) {

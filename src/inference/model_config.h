@@ -47,6 +47,7 @@ struct ModelConfig {
   BatchPolicy batch;                    // max_batch_size copied in; delay, preferred, buckets
   size_t max_queue_size = 1024;         // queued requests before 429
   int instance_count = 1;               // worker threads (instances) for this model
+  std::optional<int> gpu_device;        // instance_group kind KIND_GPU: the GPU (gpus[0], or 0)
   int intra_op_threads = 1;             // ONNX Runtime threads per run
   std::vector<std::string> pad_inputs;  // inputs padded with 0 to the longest in a batch
   std::optional<TokenizerConfig> tokenizer;

@@ -53,6 +53,24 @@ TEST(ModelConfigTest, MinimalConfigHasBatchingOff) {
   EXPECT_FALSE(c->dynamic_batching);
   EXPECT_FALSE(c->batch.batching());
   EXPECT_EQ(c->instance_count, 1);
+  EXPECT_FALSE(c->gpu_device.has_value());  // KIND_CPU unless asked
+}
+
+// Triton's instance kinds: KIND_GPU runs the model on the first of `gpus`, GPU 0 by default.
+TEST(ModelConfigTest, GpuInstances) {
+  auto c = ParseModelConfig(
+      R"({"platform": "onnxruntime_onnx", "instance_group": {"kind": "KIND_GPU", "gpus": [3]}})",
+      "m");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->gpu_device, 3);
+  c = ParseModelConfig(
+      R"({"platform": "onnxruntime_onnx", "instance_group": {"kind": "KIND_GPU"}})", "m");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->gpu_device, 0);
+  c = ParseModelConfig(
+      R"({"platform": "onnxruntime_onnx", "instance_group": {"kind": "KIND_CPU"}})", "m");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->gpu_device.has_value());
 }
 
 TEST(ModelConfigTest, LengthFillRatio) {
@@ -136,6 +154,14 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
            "postprocess": {"kind": "classifier", "output": "p", "labels": ["only"]}})",
        "at least two labels"},
       {R"({"platform": "galley_vader", "instance_group": {"count": 0}})", "instance_group.count"},
+      {R"({"platform": "onnxruntime_onnx", "instance_group": {"kind": "KIND_TPU"}})",
+       "instance_group.kind"},
+      {R"({"platform": "onnxruntime_onnx", "instance_group": {"gpus": [0]}})",
+       "needs kind KIND_GPU"},
+      {R"({"platform": "onnxruntime_onnx", "instance_group": {"kind": "KIND_GPU", "gpus": [0, 1]}})",
+       "exactly one GPU"},
+      {R"({"platform": "onnxruntime_onnx", "instance_group": {"kind": "KIND_GPU", "gpus": [-1]}})",
+       "instance_group.gpus[0]"},
   };
   for (const Case& c : cases) {
     auto r = ParseModelConfig(c.text, "m");

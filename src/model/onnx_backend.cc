@@ -4,6 +4,7 @@
 #include <map>
 #include <utility>
 
+#include "common/log.h"
 #include "common/strings.h"
 #include "model/onnx_batch.h"
 #include "model/onnx_session.h"
@@ -154,8 +155,20 @@ absl::StatusOr<std::unique_ptr<OnnxBackend>> OnnxBackend::Create(OnnxBackendOpti
   if (!options.pad_inputs.empty() && !batched) {
     return Invalid("pad_inputs needs max_batch_size > 0 (padding is across a batch's requests)");
   }
-  auto session = OnnxSession::Open(options.model_path, options.intra_op_threads);
+  auto session =
+      OnnxSession::Open(options.model_path, options.intra_op_threads, options.gpu_device);
   if (!session.ok()) return session.status();
+  if (options.gpu_device) {
+    const OnnxSession& s = **session;
+    if (s.device() == "cpu") {
+      log::Warn("gpu_unavailable", {{"model", options.name},
+                                    {"gpu", *options.gpu_device},
+                                    {"running_on", "cpu"},
+                                    {"error", s.device_note()}});
+    } else {
+      log::Info("model_on_gpu", {{"model", options.name}, {"device", s.device()}});
+    }
+  }
 
   ModelMetadata m;
   m.name = std::move(options.name);

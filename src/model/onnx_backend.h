@@ -16,6 +16,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ struct OnnxBackendOptions {
   // output is the batch dimension, which the model must declare as dynamic.
   int max_batch_size = 0;
   int intra_op_threads = 1;  // ONNX Runtime threads per run (>= 1)
+  // Run on this GPU through ONNX Runtime's CUDA execution provider (Triton's KIND_GPU), or on
+  // the CPU with a `gpu_unavailable` warning naming why when it cannot be had. Unset: the CPU.
+  std::optional<int> gpu_device;
   // Inputs whose dimensions after the batch dimension may differ between the requests of a
   // batch: each dynamic one is padded with zeros (false for BOOL) to the longest in the batch.
   // Needs max_batch_size > 0. NOTE: outputs are split by rows only, so an output whose other

@@ -129,6 +129,27 @@ TEST(OnnxBackendTest, MetadataComesFromTheModel) {
   EXPECT_THAT(seq->Metadata().outputs[0].shape, ElementsAre(-1, 1));
 }
 
+// A model asked to run on a GPU where ONNX Runtime has none (this build is CPU only) loads and
+// answers on the CPU; the warning names why.
+TEST(OnnxBackendTest, AGpuModelWithoutAGpuRunsOnTheCpu) {
+  OnnxBackendOptions o = Options("add_mul.onnx", 8);
+  o.gpu_device = 0;
+  auto b = MustCreate(o);
+  ASSERT_TRUE(b);
+  const std::vector<InferInput> requests = {
+      {{F32("a", {1, 4}, {1, 2, 3, 4}), F32("b", {1, 4}, {1, 1, 1, 1})}}};
+  auto results = InferAll(*b, requests);
+  ASSERT_TRUE(results[0].ok()) << results[0].status();
+  EXPECT_THAT(Values<float>(results[0]->outputs[0]), ElementsAre(2, 3, 4, 5));
+  auto session = OnnxSession::Open(Model("add_mul.onnx"), 1, 0);
+  ASSERT_TRUE(session.ok()) << session.status();
+  if ((*session)->device() == "cpu") {  // the CPU-only ONNX Runtime this project ships
+    EXPECT_FALSE((*session)->device_note().empty());
+  } else {
+    EXPECT_EQ((*session)->device(), "cuda:0");
+  }
+}
+
 TEST(OnnxBackendTest, FixedShapeModelWithoutBatching) {
   auto b = MustCreate(Options("fixed.onnx", 0));
   ASSERT_TRUE(b);

@@ -217,7 +217,8 @@ OnnxSession::OnnxSession(std::unique_ptr<Impl> impl, std::vector<TensorSpec> inp
 OnnxSession::~OnnxSession() = default;
 
 absl::StatusOr<std::unique_ptr<OnnxSession>> OnnxSession::Open(const std::filesystem::path& path,
-                                                               int intra_op_threads) {
+                                                               int intra_op_threads,
+                                                               std::optional<int> gpu_device) {
   if (intra_op_threads < 1) {
     return absl::InvalidArgumentError(
         StrCat("intra_op_threads must be at least 1, got ", intra_op_threads));
@@ -228,12 +229,41 @@ absl::StatusOr<std::unique_ptr<OnnxSession>> OnnxSession::Open(const std::filesy
         StrCat("ONNX model file '", path.string(), "' does not exist or is not a file"));
   }
   try {
-    Ort::SessionOptions options;
-    options.SetIntraOpNumThreads(intra_op_threads);
-    options.SetInterOpNumThreads(1);
-    options.SetExecutionMode(ORT_SEQUENTIAL);
-    options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
-    Ort::Session session(ProcessEnv(), path.c_str(), options);
+    auto cpu_options = [intra_op_threads] {
+      Ort::SessionOptions o;
+      o.SetIntraOpNumThreads(intra_op_threads);
+      o.SetInterOpNumThreads(1);
+      o.SetExecutionMode(ORT_SEQUENTIAL);
+      o.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+      return o;
+    };
+    (void)ProcessEnv();  // the environment (and its logger) first: the providers log through it
+    Ort::SessionOptions options = cpu_options();
+    std::string device = "cpu", device_note;
+    if (gpu_device) {
+      // The CUDA execution provider, as Triton's onnxruntime backend adds it for KIND_GPU
+      // instances; ONNX Runtime throws when it has none (a CPU-only build, missing CUDA
+      // libraries, no such device), and the model then runs on the CPU.
+      try {
+        OrtCUDAProviderOptions cuda;
+        cuda.device_id = *gpu_device;
+        options.AppendExecutionProvider_CUDA(cuda);
+        device = StrCat("cuda:", *gpu_device);
+      } catch (const Ort::Exception& e) {
+        device_note = e.what();
+      }
+    }
+    std::optional<Ort::Session> opened;
+    try {
+      opened.emplace(ProcessEnv(), path.c_str(), options);
+    } catch (const Ort::Exception& e) {
+      if (device == "cpu") throw;
+      // The provider was added but could not start (no driver, no such GPU): the CPU instead.
+      device_note = e.what();
+      device = "cpu";
+      opened.emplace(ProcessEnv(), path.c_str(), cpu_options());
+    }
+    Ort::Session session = std::move(*opened);
 
     Ort::AllocatorWithDefaultOptions allocator;
     std::vector<std::string> input_names, output_names;
@@ -254,8 +284,11 @@ absl::StatusOr<std::unique_ptr<OnnxSession>> OnnxSession::Open(const std::filesy
     }
     auto impl =
         std::make_unique<Impl>(std::move(session), std::move(input_names), std::move(output_names));
-    return std::unique_ptr<OnnxSession>(
+    std::unique_ptr<OnnxSession> out(
         new OnnxSession(std::move(impl), std::move(inputs), std::move(outputs)));
+    out->device_ = std::move(device);
+    out->device_note_ = std::move(device_note);
+    return out;
   } catch (const Ort::Exception& e) {
     return LoadError(path, e);
   } catch (const std::exception& e) {

@@ -164,6 +164,26 @@ def test_an_onnx_model_with_string_tensors_takes_and_answers_bytes(galley, tmp_p
     assert_json_error(r, 400, "s", "BYTES")
 
 
+def test_a_gpu_instance_without_a_gpu_serves_on_the_cpu_and_says_why(galley, tmp_path):
+    """instance_group kind KIND_GPU (Triton's) asks ONNX Runtime's CUDA execution provider for
+    the GPU; where it cannot be had (this ONNX Runtime is the CPU build), the model still loads
+    and answers on the CPU, and a gpu_unavailable warning names the model and the reason."""
+    repo = tmp_path / "repo"
+    write_model(repo, "add_mul", {"platform": "onnxruntime_onnx", "max_batch_size": 8,
+                                  "instance_group": {"kind": "KIND_GPU", "gpus": [0]}},
+                TEST_DATA / "onnx" / "add_mul.onnx")
+    srv = galley(flags={"--model-repository": str(repo), "--model": "add_mul"})
+    warn = srv.wait_for("gpu_unavailable", 5, pred=lambda l: l.get("model") == "add_mul")
+    assert warn["running_on"] == "cpu" and warn["gpu"] == 0 and warn["error"], warn
+    doc = {"inputs": [
+        {"name": "a", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]},
+        {"name": "b", "datatype": "FP32", "shape": [1, 4], "data": [1, 1, 1, 1]}]}
+    r = srv.client().request("POST", "/v2/models/add_mul/infer", body=json.dumps(doc),
+                             headers={"Content-Type": "application/json"})
+    assert r.status == 200, r
+    assert sorted(tuple(o["data"]) for o in r.json()["outputs"]) == [(1, 2, 3, 4), (2, 3, 4, 5)]
+
+
 def test_broken_models_are_reported_and_the_others_serve(galley, tmp_path):
     repo = tmp_path / "repo"
     write_model(repo, "good", {"platform": "galley_vader", "max_batch_size": 8}, None)
