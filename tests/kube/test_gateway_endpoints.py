@@ -376,53 +376,6 @@ def test_a_standby_autoscaler_takes_over_when_the_leader_dies(control_plane, kub
         kube.request("DELETE", f"{models}/{name}")
 
 
-def test_the_autoscaler_rides_out_an_apiserver_restart(control_plane, kube, tmp_path):
-    """`galley autoscale run` keeps its lease and goes on scaling the model through an API server
-    restart (its requests fail for a few seconds; the lease's renew deadline is longer)."""
-    install_crd(control_plane)
-    import redis
-    from conftest import JsonLogProcess
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    name = f"restart-{uuid.uuid4().hex[:6]}"
-    models = f"/apis/galley.dev/v1alpha1/namespaces/{NS}/inferencemodels"
-    kube.create(models, {"apiVersion": "galley.dev/v1alpha1", "kind": "InferenceModel",
-                         "metadata": {"name": name},
-                         "spec": {"model": {"name": "sentiment"}, "replicas": 0, "minReplicas": 0,
-                                  "maxReplicas": 8,
-                                  "autoscaling": {"enabled": True, "target": 10,
-                                                  "scaleDownDelaySeconds": 600}}})
-    scaler = JsonLogProcess(
-        [GALLEY, "autoscale", "run", "--kubeconfig", control_plane.kubeconfig, "--model",
-         f"{NS}/{name}", "--sync-period-ms", "300", "--model-load-time-ms", "0",
-         "--queue-redis", f"127.0.0.1:{port}", "--queue-stream", "jobs"],
-        tmp_path / "autoscaler.log")
-    try:
-        r = redis.Redis(port=port, decode_responses=True)
-        poll("redis-server answering", lambda: _pings(r), 20)
-        scaler.wait_for("autoscaler_leading")
-        r.xgroup_create("jobs", "galley", id="0", mkstream=True)
-        for i in range(30):
-            r.xadd("jobs", {"id": f"m{i}", "body": json.dumps({"text": "lovely"})})
-        spec = lambda: kube.get(f"{models}/{name}")["spec"]["replicas"]  # noqa: E731
-        poll("scaled to 3 before the restart", lambda: spec() >= 3, 30)
-        control_plane.restart_apiserver()
-        for i in range(30, 70):
-            r.xadd("jobs", {"id": f"m{i}", "body": json.dumps({"text": "lovely"})})
-        poll("scaled for 70 waiting after the restart", lambda: spec() >= 6, 60)
-        assert scaler.proc.poll() is None, "the autoscaler exited"
-        assert not scaler.events("autoscaler_not_leading")
-    finally:
-        scaler.stop()
-        server.terminate()
-        server.wait(10)
-        kube.request("DELETE", f"{models}/{name}")
-
-
 def _pings(r) -> bool:
     try:
         return bool(r.ping())
