@@ -38,10 +38,7 @@ struct RunFlags {
   int64_t model_load_time_ms = 10'000;
   std::string lease_namespace;  // default: the model's
   std::string identity;
-  // Leader election: client-go's defaults (kube/leader_election.h).
-  int64_t lease_duration_ms = 15'000;
-  int64_t renew_deadline_ms = 10'000;
-  int64_t retry_period_ms = 2'000;
+  LeaseTimingFlags lease;
   QueueSource queue;  // the queue the model's replicas consume, if any
 };
 
@@ -154,9 +151,9 @@ int Run(const RunFlags& f) {
   le.lease_namespace = f.lease_namespace.empty() ? ns : f.lease_namespace;
   le.lease_name = StrCat("galley-autoscaler-", name);
   le.identity = identity;
-  le.lease_duration = std::chrono::milliseconds(f.lease_duration_ms);
-  le.renew_deadline = std::chrono::milliseconds(f.renew_deadline_ms);
-  le.retry_period = std::chrono::milliseconds(f.retry_period_ms);
+  le.lease_duration = f.lease.lease_duration();
+  le.renew_deadline = f.lease.renew_deadline();
+  le.retry_period = f.lease.retry_period();
   le.on_started_leading = [&](std::stop_token stop) {
     log::Info("autoscaler_leading", {{"model", f.model}, {"identity", identity}});
     if (absl::Status st = controller.Start(); !st.ok()) {
@@ -214,12 +211,7 @@ Runner AddAutoscaleRunCommand(CLI::App* autoscale) {
       ->check(CLI::NonNegativeNumber);
   Flag(cmd, "lease-namespace", f->lease_namespace, "namespace of the Lease (default: the model's)");
   Flag(cmd, "identity", f->identity, "this instance's holder identity (default host_pid)");
-  Flag(cmd, "lease-duration-ms", f->lease_duration_ms, "leader election: lease duration")
-      ->check(CLI::PositiveNumber);
-  Flag(cmd, "renew-deadline-ms", f->renew_deadline_ms, "leader election: renew deadline")
-      ->check(CLI::PositiveNumber);
-  Flag(cmd, "retry-period-ms", f->retry_period_ms, "leader election: retry period")
-      ->check(CLI::PositiveNumber);
+  f->lease.Add(cmd);
   AddQueueSourceFlags(cmd, f->queue, "the model's replicas consume work from, and it scales on,");
   return [cmd, f]() -> int {
     if (!cmd->parsed()) return -1;

@@ -13,6 +13,15 @@ void KubeFlags::Add(CLI::App* cmd) {
       ->envname("GALLEY_IN_CLUSTER");
 }
 
+void LeaseTimingFlags::Add(CLI::App* cmd) {
+  Flag(cmd, "lease-duration-ms", lease_duration_ms, "leader election: lease duration")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "renew-deadline-ms", renew_deadline_ms, "leader election: renew deadline")
+      ->check(CLI::PositiveNumber);
+  Flag(cmd, "retry-period-ms", retry_period_ms, "leader election: retry period")
+      ->check(CLI::PositiveNumber);
+}
+
 absl::StatusOr<kube::KubeConfig> KubeFlags::Load() const {
   std::string path = kubeconfig;
   if (path.empty() && !in_cluster) {

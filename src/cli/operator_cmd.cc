@@ -27,9 +27,7 @@ struct OperatorFlags {
   std::string install_crd;
   std::string metrics_listen = "127.0.0.1:9443";
   int64_t resync_ms = 30'000;
-  int64_t lease_duration_ms = 15'000;
-  int64_t renew_deadline_ms = 10'000;
-  int64_t retry_period_ms = 2'000;
+  LeaseTimingFlags lease;
   double qps = 50;
   int burst = 100;
   kubeop::OperatorOptions options;
@@ -78,12 +76,7 @@ Runner AddOperatorCommand(CLI::App& app) {
        "/metrics, /healthz and /readyz (HOST:PORT; port 0: a free one)");
   Flag(cmd, "resync-ms", f->resync_ms, "reconcile every model at least this often")
       ->check(CLI::PositiveNumber);
-  Flag(cmd, "lease-duration-ms", f->lease_duration_ms, "leader election: lease duration")
-      ->check(CLI::PositiveNumber);
-  Flag(cmd, "renew-deadline-ms", f->renew_deadline_ms, "leader election: renew deadline")
-      ->check(CLI::PositiveNumber);
-  Flag(cmd, "retry-period-ms", f->retry_period_ms, "leader election: retry period")
-      ->check(CLI::PositiveNumber);
+  f->lease.Add(cmd);
   Flag(cmd, "kube-api-qps", f->qps, "client-side rate limit on API requests (0: none)")
       ->check(CLI::NonNegativeNumber);
   Flag(cmd, "kube-api-burst", f->burst, "burst of the rate limit")->check(CLI::PositiveNumber);
@@ -131,9 +124,9 @@ Runner AddOperatorCommand(CLI::App& app) {
       o.identity = StrCat(host, "_", getpid());
     }
     o.resync = milliseconds(f->resync_ms);
-    o.lease_duration = milliseconds(f->lease_duration_ms);
-    o.renew_deadline = milliseconds(f->renew_deadline_ms);
-    o.retry_period = milliseconds(f->retry_period_ms);
+    o.lease_duration = f->lease.lease_duration();
+    o.renew_deadline = f->lease.renew_deadline();
+    o.retry_period = f->lease.retry_period();
     metrics::Registry registry;
     kubeop::Operator op(**client, o, registry);
     http::ServerOptions so;

@@ -29,9 +29,7 @@ struct RunFlags {
   // each have a client, and so a limit, of their own.
   double qps = 50;
   int burst = 100;
-  int64_t lease_duration_ms = 15'000;
-  int64_t renew_deadline_ms = 10'000;
-  int64_t retry_period_ms = 2'000;
+  LeaseTimingFlags lease;
   int64_t unschedulable_retry_ms = 300'000;
   std::string metrics_listen;  // empty: no /metrics
   kubesched::KubeSchedulerOptions options;
@@ -93,12 +91,7 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
   Flag(cmd, "lease-namespace", f->options.lease_namespace, "namespace of the Lease");
   Flag(cmd, "lease-name", f->options.lease_name, "name of the Lease");
   Flag(cmd, "identity", f->options.identity, "this instance's holder identity (default host_pid)");
-  Flag(cmd, "lease-duration-ms", f->lease_duration_ms, "leader election: lease duration")
-      ->check(CLI::PositiveNumber);
-  Flag(cmd, "renew-deadline-ms", f->renew_deadline_ms, "leader election: renew deadline")
-      ->check(CLI::PositiveNumber);
-  Flag(cmd, "retry-period-ms", f->retry_period_ms, "leader election: retry period")
-      ->check(CLI::PositiveNumber);
+  f->lease.Add(cmd);
   Flag(cmd, "unschedulable-retry-ms", f->unschedulable_retry_ms,
        "retry an unschedulable pod after this even if the cluster did not change")
       ->check(CLI::PositiveNumber);
@@ -132,9 +125,9 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
     kubesched::KubeSchedulerOptions o = f->options;
     o.events_client = events_client->get();
     if (o.identity.empty()) o.identity = DefaultIdentity();
-    o.lease_duration = milliseconds(f->lease_duration_ms);
-    o.renew_deadline = milliseconds(f->renew_deadline_ms);
-    o.retry_period = milliseconds(f->retry_period_ms);
+    o.lease_duration = f->lease.lease_duration();
+    o.renew_deadline = f->lease.renew_deadline();
+    o.retry_period = f->lease.retry_period();
     o.unschedulable_retry = milliseconds(f->unschedulable_retry_ms);
     auto lost = std::make_shared<std::atomic<bool>>(false);
     o.on_lost_leadership = [lost] {

@@ -262,118 +262,121 @@ def test_the_autoscaler_scales_a_model_under_load_through_its_scale_subresource(
         kube.request("DELETE", f"{models}/{name}")
 
 
-def test_the_autoscaler_wakes_a_model_from_zero_on_its_queue_backlog(control_plane, kube, tmp_path):
+class QueueModel:
+    """A Redis server of the test's own (free loopback port) and an InferenceModel at zero
+    replicas, autoscaled at 10 waiting messages per replica, whose replicas would consume the
+    stream `jobs` there; and `galley autoscale run` processes for it."""
+
+    def __init__(self, control_plane, kube, tmp_path, max_replicas: int):
+        import redis  # the test tools' client (scripts/deps.sh installs it into .venv)
+        install_crd(control_plane)
+        self.control_plane, self.kube, self.tmp_path = control_plane, kube, tmp_path
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.name = f"queue-{uuid.uuid4().hex[:6]}"
+        self.models = f"/apis/galley.dev/v1alpha1/namespaces/{NS}/inferencemodels"
+        kube.create(self.models, {
+            "apiVersion": "galley.dev/v1alpha1", "kind": "InferenceModel",
+            "metadata": {"name": self.name},
+            "spec": {"model": {"name": "sentiment"}, "replicas": 0, "minReplicas": 0,
+                     "maxReplicas": max_replicas,
+                     "autoscaling": {"enabled": True, "target": 10, "scaleDownDelaySeconds": 600}}})
+        self.redis = redis.Redis(port=self.port, decode_responses=True)
+        poll("redis-server answering", lambda: _pings(self.redis), 20)
+        self.scalers = []
+        self.sent = 0
+
+    def autoscaler(self, *extra: str):
+        from conftest import JsonLogProcess
+        p = JsonLogProcess(
+            [GALLEY, "autoscale", "run", "--kubeconfig", self.control_plane.kubeconfig, "--model",
+             f"{NS}/{self.name}", "--sync-period-ms", "300", "--model-load-time-ms", "0",
+             "--queue-redis", f"127.0.0.1:{self.port}", "--queue-stream", "jobs", *extra],
+            self.tmp_path / f"autoscaler-{len(self.scalers)}.log")
+        self.scalers.append(p)
+        return p
+
+    def send(self, n: int) -> None:
+        if self.sent == 0:
+            self.redis.xgroup_create("jobs", "galley", id="0", mkstream=True)
+        for _ in range(n):
+            self.redis.xadd("jobs", {"id": f"m{self.sent}", "body": json.dumps({"text": "lovely"})})
+            self.sent += 1
+
+    def replicas(self) -> int:
+        return self.kube.get(f"{self.models}/{self.name}")["spec"]["replicas"]
+
+    def close(self) -> None:
+        for p in self.scalers:
+            p.stop()
+        self.server.terminate()
+        self.server.wait(10)
+        self.kube.request("DELETE", f"{self.models}/{self.name}")
+
+
+@pytest.fixture
+def queue_model(control_plane, kube, tmp_path):
+    made = []
+
+    def make(max_replicas: int) -> QueueModel:
+        q = QueueModel(control_plane, kube, tmp_path, max_replicas)
+        made.append(q)
+        return q
+
+    yield make
+    for q in made:
+        q.close()
+
+
+def test_the_autoscaler_wakes_a_model_from_zero_on_its_queue_backlog(queue_model):
     """`galley autoscale run --queue-redis` for a model at zero replicas: no replica exists, so
     none reports demand; the stream's lag (messages no consumer has fetched) is demand all the
-    same, and the autoscaler writes a spec.replicas sized for it through /scale. A Redis server
-    of the test's own, on a free loopback port."""
-    install_crd(control_plane)
-    import redis  # the test tools' client (scripts/deps.sh installs it into .venv)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    name = f"queue-{uuid.uuid4().hex[:6]}"
-    models = f"/apis/galley.dev/v1alpha1/namespaces/{NS}/inferencemodels"
-    kube.create(models, {"apiVersion": "galley.dev/v1alpha1", "kind": "InferenceModel",
-                         "metadata": {"name": name},
-                         "spec": {"model": {"name": "sentiment"}, "replicas": 0, "minReplicas": 0,
-                                  "maxReplicas": 5,
-                                  "autoscaling": {"enabled": True, "target": 10,
-                                                  "scaleDownDelaySeconds": 600}}})
-    from conftest import JsonLogProcess
-    scaler = JsonLogProcess([GALLEY, "autoscale", "run", "--kubeconfig", control_plane.kubeconfig,
-                             "--model", f"{NS}/{name}", "--sync-period-ms", "300",
-                             "--model-load-time-ms", "0", "--queue-redis", f"127.0.0.1:{port}",
-                             "--queue-stream", "jobs"], tmp_path / "autoscaler.log")
-    try:
-        r = redis.Redis(port=port, decode_responses=True)
-        poll("redis-server answering", lambda: _pings(r), 20)
-        # Before any message: the queue is read (lag 0) and the model stays at zero.
-        first = scaler.wait_for("autoscale_decision",
-                                pred=lambda l: l["metrics"].get("queueLag") == 0)
-        assert first["desired"] == 0 and first["current"] == 0, first
-        r.xgroup_create("jobs", "galley", id="0", mkstream=True)
-        for i in range(30):
-            r.xadd("jobs", {"id": f"m{i}", "body": json.dumps({"text": "lovely"})})
-        # Woken by the lag alone, then sized for it: 30 waiting at 10 per replica (the averaging
-        # windows take a few ticks to fill), never above maxReplicas.
-        scaler.wait_for("autoscale_decision",
-                        pred=lambda l: l["metrics"].get("queueLag") == 30 and l["desired"] > 0)
-        scaled = poll("spec.replicas of at least 3 written through /scale",
-                      lambda: (n := kube.get(f"{models}/{name}")["spec"]["replicas"]) >= 3 and n, 30)
-        assert scaled <= 5, scaled
-        assert all(l["desired"] <= 5 for l in scaler.events("autoscale_decision"))
-    finally:
-        scaler.stop()
-        server.terminate()
-        server.wait(10)
-        kube.request("DELETE", f"{models}/{name}")
+    same, and the autoscaler writes a spec.replicas sized for it through /scale."""
+    q = queue_model(5)
+    scaler = q.autoscaler()
+    # Before any message: the queue is read (lag 0) and the model stays at zero.
+    first = scaler.wait_for("autoscale_decision", pred=lambda l: l["metrics"].get("queueLag") == 0)
+    assert first["desired"] == 0 and first["current"] == 0, first
+    q.send(30)
+    # Woken by the lag alone, then sized for it: 30 waiting at 10 per replica (the averaging
+    # windows take a few ticks to fill), never above maxReplicas.
+    scaler.wait_for("autoscale_decision",
+                    pred=lambda l: l["metrics"].get("queueLag") == 30 and l["desired"] > 0)
+    scaled = poll("spec.replicas of at least 3 written through /scale",
+                  lambda: (n := q.replicas()) >= 3 and n, 30)
+    assert scaled <= 5, scaled
+    assert all(l["desired"] <= 5 for l in scaler.events("autoscale_decision"))
 
 
-def test_a_standby_autoscaler_takes_over_when_the_leader_dies(control_plane, kube, tmp_path):
+def test_a_standby_autoscaler_takes_over_when_the_leader_dies(queue_model, kube):
     """Two `galley autoscale run` instances for one model: only the Lease holder decides; killed
     with SIGKILL (no release), it is replaced by the standby within the lease duration, which then
     goes on scaling the model from the queue it reads."""
-    install_crd(control_plane)
-    import redis
-    from conftest import JsonLogProcess
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    name = f"failover-{uuid.uuid4().hex[:6]}"
-    models = f"/apis/galley.dev/v1alpha1/namespaces/{NS}/inferencemodels"
-    kube.create(models, {"apiVersion": "galley.dev/v1alpha1", "kind": "InferenceModel",
-                         "metadata": {"name": name},
-                         "spec": {"model": {"name": "sentiment"}, "replicas": 0, "minReplicas": 0,
-                                  "maxReplicas": 8,
-                                  "autoscaling": {"enabled": True, "target": 10,
-                                                  "scaleDownDelaySeconds": 600}}})
-
-    def autoscaler(identity: str) -> JsonLogProcess:
-        return JsonLogProcess(
-            [GALLEY, "autoscale", "run", "--kubeconfig", control_plane.kubeconfig, "--model",
-             f"{NS}/{name}", "--identity", identity, "--sync-period-ms", "300",
-             "--model-load-time-ms", "0", "--lease-duration-ms", "3000", "--renew-deadline-ms",
-             "2000", "--retry-period-ms", "500", "--queue-redis", f"127.0.0.1:{port}",
-             "--queue-stream", "jobs"], tmp_path / f"autoscaler-{identity}.log")
-
-    a = autoscaler("a")
-    b = None
-    try:
-        r = redis.Redis(port=port, decode_responses=True)
-        poll("redis-server answering", lambda: _pings(r), 20)
-        a.wait_for("autoscaler_leading")
-        b = autoscaler("b")
-        b.wait_for("autoscaler_started")
-        r.xgroup_create("jobs", "galley", id="0", mkstream=True)
-        for i in range(30):
-            r.xadd("jobs", {"id": f"m{i}", "body": json.dumps({"text": "lovely"})})
-        spec = lambda: kube.get(f"{models}/{name}")["spec"]["replicas"]  # noqa: E731
-        poll("the leader scaled to 3", lambda: spec() >= 3, 30)
-        assert not b.events("autoscale_decision"), "the standby decided"
-        lease = kube.get(f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/galley-autoscaler-{name}")
-        assert lease["spec"]["holderIdentity"] == "a"
-        killed = time.monotonic()
-        a.stop(signal.SIGKILL)
-        b.wait_for("autoscaler_leading", timeout=15)
-        assert time.monotonic() - killed < 3.0 + 0.5 + 2.0
-        for i in range(30, 70):
-            r.xadd("jobs", {"id": f"m{i}", "body": json.dumps({"text": "lovely"})})
-        poll("the new leader scaled for 70 waiting", lambda: spec() >= 6, 30)
-        assert spec() <= 8
-    finally:
-        a.stop()
-        if b is not None:
-            b.stop()
-        server.terminate()
-        server.wait(10)
-        kube.request("DELETE", f"{models}/{name}")
+    q = queue_model(8)
+    lease = ["--lease-duration-ms", "3000", "--renew-deadline-ms", "2000", "--retry-period-ms",
+             "500"]
+    a = q.autoscaler("--identity", "a", *lease)
+    a.wait_for("autoscaler_leading")
+    b = q.autoscaler("--identity", "b", *lease)
+    b.wait_for("autoscaler_started")
+    q.send(30)
+    poll("the leader scaled to 3", lambda: q.replicas() >= 3, 30)
+    assert not b.events("autoscale_decision"), "the standby decided"
+    lease_obj = kube.get(
+        f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/galley-autoscaler-{q.name}")
+    assert lease_obj["spec"]["holderIdentity"] == "a"
+    killed = time.monotonic()
+    a.stop(signal.SIGKILL)
+    b.wait_for("autoscaler_leading", timeout=15)
+    assert time.monotonic() - killed < 3.0 + 0.5 + 2.0
+    q.send(40)
+    poll("the new leader scaled for 70 waiting", lambda: q.replicas() >= 6, 30)
+    assert q.replicas() <= 8
 
 
 def _pings(r) -> bool:
