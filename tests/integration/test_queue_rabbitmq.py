@@ -364,8 +364,9 @@ def produce(b: Broker, n: int, poison_every: int, seconds: float, sent: dict[str
             b.publish(analyze_body(f"message {i}: the service was good"), message_id=key)
         sent[key] = time.monotonic()
         due = start + seconds * (i + 1) / n
-        if due > time.monotonic():
-            time.sleep(due - time.monotonic())  # the producer's pace, not a synchronisation
+        wait = due - time.monotonic()  # one reading: a second one could already be past due
+        if wait > 0:
+            time.sleep(wait)  # the producer's pace, not a synchronisation
     return poison
 
 

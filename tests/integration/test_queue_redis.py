@@ -280,8 +280,9 @@ def produce(r: redis.Redis, n: int, poison_every: int, seconds: float, stop: thr
         else:
             r.xadd(STREAM, {"id": key, "body": analyze_body(f"message {i}: the service was good")})
         due = start + seconds * (i + 1) / n
-        if due > time.monotonic():
-            time.sleep(due - time.monotonic())  # the producer's pace, not a synchronisation
+        wait = due - time.monotonic()  # one reading: a second one could already be past due
+        if wait > 0:
+            time.sleep(wait)  # the producer's pace, not a synchronisation
     return poison
 
 
