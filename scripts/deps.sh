@@ -11,7 +11,7 @@ APT_PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libabsl-dev libgtest-dev libgmock-dev
-  libssl-dev libyaml-cpp-dev
+  libssl-dev libyaml-cpp-dev libicu-dev libhnswlib-dev
   # tests and benchmarks
   prometheus wrk nginx-light python3 python3-venv unzip openssl
   # queues: the Redis Streams consumer (hiredis), the RabbitMQ consumer (rabbitmq-c) and the
@@ -59,3 +59,4 @@ fi
 # The VADER lexicons (Hutto & Gilbert, ICWSM 2014, MIT licence), pinned by version and checksum.
 "$(dirname "$0")/fetch_vader_lexicon.sh"
 "$(dirname "$0")/fetch_onnxruntime.sh"  # ONNX Runtime 1.29.0 (MIT), pinned by checksum
+"$(dirname "$0")/fetch_minilm.sh"  # all-MiniLM-L6-v2 (Apache-2.0) for retrieval, pinned by checksum

@@ -24,5 +24,7 @@ Runner AddSimCommand(CLI::App& app);
 Runner AddOperatorCommand(CLI::App& app);
 // `galley model fetch` (cli/model_cmd.cc).
 Runner AddModelCommand(CLI::App& app);
+// `galley index build` and `galley index eval` (cli/index_cmd.cc).
+Runner AddIndexCommand(CLI::App& app);
 
 }  // namespace galley::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   runners.push_back(galley::cli::AddSimCommand(app));
   runners.push_back(galley::cli::AddOperatorCommand(app));
   runners.push_back(galley::cli::AddModelCommand(app));
+  runners.push_back(galley::cli::AddIndexCommand(app));
 
   try {
     app.parse(argc, argv);

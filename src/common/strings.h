@@ -81,4 +81,15 @@ inline std::vector<std::string_view> Split(std::string_view s, char sep) {
   }
 }
 
+// Joins strings with `sep` between them.
+template <typename Range>
+std::string Join(const Range& parts, std::string_view sep) {
+  std::string out;
+  for (const auto& p : parts) {
+    if (!out.empty() || &p != &*std::begin(parts)) out.append(sep);
+    out.append(std::string_view(p));
+  }
+  return out;
+}
+
 }  // namespace galley

@@ -167,16 +167,28 @@ absl::Status ParseBatching(const json::value& v, ModelConfig& c) {
 absl::Status ParseTokenizer(const json::value& v, ModelConfig& c) {
   if (!v.is_object()) return Bad("preprocess", "must be an object");
   const json::object& o = v.as_object();
-  RETURN_IF_ERROR(OnlyKnown(o, "preprocess.", {"kind", "vocab", "max_length", "input"}));
   ASSIGN_OR_RETURN(std::string kind, GetString(o, "kind", "preprocess.kind"));
-  if (kind != "word_tokenizer") {
-    return Bad("preprocess.kind", StrCat("unknown kind '", kind, "' (known: word_tokenizer)"));
-  }
   TokenizerConfig t;
+  t.kind = kind;
+  if (kind == "word_tokenizer") {
+    RETURN_IF_ERROR(OnlyKnown(o, "preprocess.", {"kind", "vocab", "max_length", "input"}));
+  } else if (kind == "wordpiece") {
+    RETURN_IF_ERROR(OnlyKnown(
+        o, "preprocess.", {"kind", "vocab", "max_length", "input", "mask_input", "type_input"}));
+    t.max_length = 256;
+    ASSIGN_OR_RETURN(t.mask_input, GetString(o, "mask_input", "preprocess.mask_input"));
+    if (o.contains("type_input")) {
+      ASSIGN_OR_RETURN(t.type_input, GetString(o, "type_input", "preprocess.type_input"));
+    }
+  } else {
+    return Bad("preprocess.kind",
+               StrCat("unknown kind '", kind, "' (known: word_tokenizer, wordpiece)"));
+  }
   ASSIGN_OR_RETURN(t.vocab, GetString(o, "vocab", "preprocess.vocab"));
   ASSIGN_OR_RETURN(t.input, GetString(o, "input", "preprocess.input"));
   if (const auto* m = o.if_contains("max_length")) {
-    ASSIGN_OR_RETURN(int64_t n, GetInt(*m, "preprocess.max_length", 1, 1 << 16));
+    ASSIGN_OR_RETURN(int64_t n,
+                     GetInt(*m, "preprocess.max_length", kind == "wordpiece" ? 3 : 1, 1 << 16));
     t.max_length = static_cast<int>(n);
   }
   if (t.vocab.find('/') != std::string::npos || t.vocab == "..") {
@@ -186,14 +198,22 @@ absl::Status ParseTokenizer(const json::value& v, ModelConfig& c) {
   return absl::OkStatus();
 }
 
-absl::Status ParseClassifier(const json::value& v, ModelConfig& c) {
+absl::Status ParsePostprocess(const json::value& v, ModelConfig& c) {
   if (!v.is_object()) return Bad("postprocess", "must be an object");
   const json::object& o = v.as_object();
-  RETURN_IF_ERROR(OnlyKnown(o, "postprocess.", {"kind", "output", "labels"}));
   ASSIGN_OR_RETURN(std::string kind, GetString(o, "kind", "postprocess.kind"));
-  if (kind != "classifier") {
-    return Bad("postprocess.kind", StrCat("unknown kind '", kind, "' (known: classifier)"));
+  if (kind == "embedding") {
+    RETURN_IF_ERROR(OnlyKnown(o, "postprocess.", {"kind", "output"}));
+    EmbeddingConfig e;
+    ASSIGN_OR_RETURN(e.output, GetString(o, "output", "postprocess.output"));
+    c.embedding = std::move(e);
+    return absl::OkStatus();
   }
+  if (kind != "classifier") {
+    return Bad("postprocess.kind",
+               StrCat("unknown kind '", kind, "' (known: classifier, embedding)"));
+  }
+  RETURN_IF_ERROR(OnlyKnown(o, "postprocess.", {"kind", "output", "labels"}));
   ClassifierConfig k;
   ASSIGN_OR_RETURN(k.output, GetString(o, "output", "postprocess.output"));
   const json::value* labels = o.if_contains("labels");
@@ -201,6 +221,29 @@ absl::Status ParseClassifier(const json::value& v, ModelConfig& c) {
   ASSIGN_OR_RETURN(k.labels, GetStringArray(*labels, "postprocess.labels"));
   if (k.labels.size() < 2) return Bad("postprocess.labels", "needs at least two labels");
   c.classifier = std::move(k);
+  return absl::OkStatus();
+}
+
+absl::Status ParseRetrieval(const json::value& v, ModelConfig& c) {
+  if (!v.is_object()) return Bad("retrieval", "must be an object");
+  const json::object& o = v.as_object();
+  RETURN_IF_ERROR(OnlyKnown(o, "retrieval.", {"embedding_model", "top_k", "ef_search"}));
+  RetrievalConfig r;
+  ASSIGN_OR_RETURN(r.embedding_model, GetString(o, "embedding_model", "retrieval.embedding_model"));
+  if (r.embedding_model.find('/') != std::string::npos || r.embedding_model == ".." ||
+      r.embedding_model == "." || r.embedding_model == c.name) {
+    return Bad("retrieval.embedding_model", "must name another model of the repository");
+  }
+  if (const auto* n = o.if_contains("top_k")) {
+    ASSIGN_OR_RETURN(int64_t k, GetInt(*n, "retrieval.top_k", 1, 100));
+    r.top_k = static_cast<int>(k);
+  }
+  if (const auto* n = o.if_contains("ef_search")) {
+    ASSIGN_OR_RETURN(int64_t ef, GetInt(*n, "retrieval.ef_search", 1, 10000));
+    r.ef_search = static_cast<int>(ef);
+  }
+  if (r.ef_search < r.top_k) return Bad("retrieval.ef_search", "must be at least retrieval.top_k");
+  c.retrieval = std::move(r);
   return absl::OkStatus();
 }
 
@@ -215,7 +258,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_
   RETURN_IF_ERROR(
       OnlyKnown(o, "",
                 {"name", "platform", "max_batch_size", "input", "output", "dynamic_batching",
-                 "instance_group", "parameters", "preprocess", "postprocess"}));
+                 "instance_group", "parameters", "preprocess", "postprocess", "retrieval"}));
   ModelConfig c;
   c.name = std::string(folder);
   if (o.contains("name")) {
@@ -225,9 +268,10 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_
     }
   }
   ASSIGN_OR_RETURN(c.platform, GetString(o, "platform", "platform"));
-  if (c.platform != "onnxruntime_onnx" && c.platform != "galley_vader") {
+  if (c.platform != "onnxruntime_onnx" && c.platform != "galley_vader" &&
+      c.platform != "galley_retrieval") {
     return Bad("platform", StrCat("unknown platform '", c.platform,
-                                  "' (known: onnxruntime_onnx, galley_vader)"));
+                                  "' (known: onnxruntime_onnx, galley_vader, galley_retrieval)"));
   }
   if (const auto* m = o.if_contains("max_batch_size")) {
     ASSIGN_OR_RETURN(int64_t n, GetInt(*m, "max_batch_size", 0, 1 << 20));
@@ -286,17 +330,37 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_
     }
   }
   if (const auto* v = o.if_contains("preprocess")) RETURN_IF_ERROR(ParseTokenizer(*v, c));
-  if (const auto* v = o.if_contains("postprocess")) RETURN_IF_ERROR(ParseClassifier(*v, c));
-  if (c.tokenizer.has_value() != c.classifier.has_value()) {
-    return Bad(c.tokenizer ? "postprocess" : "preprocess",
+  if (const auto* v = o.if_contains("postprocess")) RETURN_IF_ERROR(ParsePostprocess(*v, c));
+  if (const auto* v = o.if_contains("retrieval")) RETURN_IF_ERROR(ParseRetrieval(*v, c));
+  if (c.retrieval.has_value() != (c.platform == "galley_retrieval")) {
+    return Bad("retrieval", "is needed by, and only by, platform galley_retrieval");
+  }
+  if (c.retrieval && c.max_batch_size < 1) {
+    return Bad("max_batch_size", "a retrieval agent needs max_batch_size of at least 1");
+  }
+  // Each pre-processing has its post-processing: word_tokenizer with classifier, wordpiece with
+  // embedding.
+  const bool wordpiece = c.tokenizer && c.tokenizer->kind == "wordpiece";
+  const bool words = c.tokenizer && !wordpiece;
+  if ((wordpiece && !c.embedding) || (c.embedding && !wordpiece)) {
+    return Bad(wordpiece ? "postprocess" : "preprocess",
+               "a wordpiece pre-processing and an embedding post-processing go together");
+  }
+  if ((words && !c.classifier) || (c.classifier && !words)) {
+    return Bad(words ? "postprocess" : "preprocess",
                "a word_tokenizer pre-processing and a classifier post-processing go together");
   }
   if (c.tokenizer && c.max_batch_size < 1) {
-    return Bad("max_batch_size", "a text classifier needs max_batch_size of at least 1");
+    return Bad("max_batch_size", "a text model needs max_batch_size of at least 1");
   }
-  if (c.tokenizer && std::find(c.pad_inputs.begin(), c.pad_inputs.end(), c.tokenizer->input) ==
-                         c.pad_inputs.end()) {
-    c.pad_inputs.push_back(c.tokenizer->input);  // texts of different lengths share batches
+  if (c.tokenizer) {  // texts of different lengths share batches: pad every token input with 0
+    for (const std::string* in :
+         {&c.tokenizer->input, &c.tokenizer->mask_input, &c.tokenizer->type_input}) {
+      if (!in->empty() &&
+          std::find(c.pad_inputs.begin(), c.pad_inputs.end(), *in) == c.pad_inputs.end()) {
+        c.pad_inputs.push_back(*in);
+      }
+    }
   }
   return c;
 }

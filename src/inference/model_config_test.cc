@@ -89,6 +89,20 @@ TEST(ModelConfigTest, LengthFillRatio) {
   EXPECT_EQ(one->batch.length_fill_rows, 0);  // max_batch_size
 }
 
+TEST(ModelConfigTest, WordpieceEmbeddingPadsEveryTokenInput) {
+  auto c = ParseModelConfig(R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
+      "preprocess": {"kind": "wordpiece", "vocab": "vocab.txt", "input": "ids",
+                     "mask_input": "mask", "type_input": "types"},
+      "postprocess": {"kind": "embedding", "output": "vec"}})",
+                            "minilm");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->tokenizer->kind, "wordpiece");
+  EXPECT_EQ(c->tokenizer->max_length, 256);
+  EXPECT_EQ(c->embedding->output, "vec");
+  EXPECT_FALSE(c->classifier.has_value());
+  EXPECT_EQ(c->pad_inputs, (std::vector<std::string>{"ids", "mask", "types"}));
+}
+
 TEST(ModelConfigTest, ErrorsNameTheField) {
   struct Case {
     const char* text;
@@ -145,6 +159,25 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
       {R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
            "preprocess": {"kind": "bpe", "vocab": "v.txt", "input": "ids"}})",
        "unknown kind 'bpe'"},
+      {R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
+           "preprocess": {"kind": "wordpiece", "vocab": "v.txt", "input": "ids",
+                          "mask_input": "m"},
+           "postprocess": {"kind": "classifier", "output": "p", "labels": ["a", "b"]}})",
+       "a wordpiece pre-processing and an embedding post-processing go together"},
+      {R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
+           "preprocess": {"kind": "wordpiece", "vocab": "v.txt", "input": "ids"},
+           "postprocess": {"kind": "embedding", "output": "e"}})",
+       "'preprocess.mask_input'"},
+      {R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
+           "preprocess": {"kind": "word_tokenizer", "vocab": "v.txt", "input": "ids",
+                          "mask_input": "m"},
+           "postprocess": {"kind": "classifier", "output": "p", "labels": ["a", "b"]}})",
+       "'preprocess.mask_input': unknown"},
+      {R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
+           "preprocess": {"kind": "wordpiece", "vocab": "v.txt", "input": "ids",
+                          "mask_input": "m", "max_length": 2},
+           "postprocess": {"kind": "embedding", "output": "e"}})",
+       "'preprocess.max_length': must be in [3, 65536]"},
       {R"({"platform": "onnxruntime_onnx", "max_batch_size": 8,
            "preprocess": {"kind": "word_tokenizer", "vocab": "../etc/passwd", "input": "ids"},
            "postprocess": {"kind": "classifier", "output": "p", "labels": ["a", "b"]}})",

@@ -27,6 +27,7 @@ const BackendFactory* BackendRegistry::Find(std::string_view platform) const {
 
 std::string_view ModelFileName(std::string_view platform) {
   if (platform == "onnxruntime_onnx") return "model.onnx";
+  if (platform == "galley_retrieval") return "index.hnsw";
   return "";
 }
 
@@ -85,6 +86,13 @@ void ScanModel(const fs::path& dir, RepositoryEntry& e) {
 
 }  // namespace
 
+RepositoryEntry ScanModelFolder(const fs::path& dir) {
+  RepositoryEntry e;
+  e.name = dir.filename().string();
+  ScanModel(dir, e);
+  return e;
+}
+
 absl::StatusOr<std::vector<RepositoryEntry>> ScanRepository(const fs::path& repository) {
   std::error_code ec;
   if (!fs::is_directory(repository, ec)) {
@@ -107,10 +115,7 @@ absl::StatusOr<std::vector<RepositoryEntry>> ScanRepository(const fs::path& repo
   std::sort(dirs.begin(), dirs.end());
   std::vector<RepositoryEntry> out;
   for (const fs::path& dir : dirs) {
-    RepositoryEntry e;
-    e.name = dir.filename().string();
-    ScanModel(dir, e);
-    out.push_back(std::move(e));
+    out.push_back(ScanModelFolder(dir));
   }
   return out;
 }

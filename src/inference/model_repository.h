@@ -62,6 +62,9 @@ struct RepositoryEntry {
 absl::StatusOr<std::vector<RepositoryEntry>> ScanRepository(
     const std::filesystem::path& repository);
 
+// One model folder, as ScanRepository reports it (its name is the folder's).
+RepositoryEntry ScanModelFolder(const std::filesystem::path& dir);
+
 // The file a platform needs in a version folder ("model.onnx"), or empty if none.
 std::string_view ModelFileName(std::string_view platform);
 

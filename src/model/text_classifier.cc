@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "common/strings.h"
-#include "model/sentiment.h"
+#include "model/token_rows.h"
 
 namespace galley::model {
 
@@ -64,40 +64,15 @@ absl::StatusOr<int64_t> TextClassifier::Prepare(InferInput& input) const {
   if (input.inputs.size() != 1 || input.inputs[0].datatype != DataType::kBytes) {
     return absl::InvalidArgumentError("expected one BYTES input 'text'");
   }
-  const Tensor& text = input.inputs[0];
-  const size_t rows = text.bytes.size();
-  if (rows == 0) return absl::InvalidArgumentError("input 'text' has no elements");
-  // Tokenize every row, then lay them out padded to the longest.
-  std::vector<int64_t> all;
-  std::vector<size_t> ends;
-  ends.reserve(rows);
-  size_t longest = 0;
-  size_t start = 0;
-  for (size_t i = 0; i < rows; ++i) {
-    if (absl::Status st = CheckText(text.bytes[i]); !st.ok()) {
-      return absl::InvalidArgumentError(StrCat("text[", i, "]: ", st.message()));
-    }
-    tokenizer_.Encode(text.bytes[i], all);
-    longest = std::max(longest, all.size() - start);
-    start = all.size();
-    ends.push_back(start);
-  }
-  Tensor ids{options_.ids_input,
-             DataType::kInt64,
-             {static_cast<int64_t>(rows), static_cast<int64_t>(longest)},
-             {},
-             {}};
-  ids.raw.assign(rows * longest * sizeof(int64_t), 0);
-  auto* out = reinterpret_cast<int64_t*>(ids.raw.data());
-  size_t from = 0;
-  for (size_t i = 0; i < rows; ++i) {
-    std::copy(all.begin() + static_cast<std::ptrdiff_t>(from),
-              all.begin() + static_cast<std::ptrdiff_t>(ends[i]), out + i * longest);
-    from = ends[i];
-  }
+  auto rows = TokenizeRows(input.inputs[0], [this](std::string_view t, std::vector<int64_t>& ids) {
+    tokenizer_.Encode(t, ids);
+  });
+  if (!rows.ok()) return rows.status();
+  Tensor ids = rows->Padded(options_.ids_input);
+  const auto longest = static_cast<int64_t>(rows->longest);
   input.inputs.clear();
   input.inputs.push_back(std::move(ids));
-  return static_cast<int64_t>(longest);
+  return longest;
 }
 
 absl::StatusOr<InferOutput> TextClassifier::Postprocess(const InferOutput& inner_out) const {

@@ -197,7 +197,9 @@ def test_a_terminating_endpoint_gets_no_new_requests_and_none_fails(fleet):
         for t in threads:
             t.join(30)
     assert not failures, failures[:5]
-    assert len(replicas) > 100
+    # Both endpoints served before a1 began terminating (the count of requests depends only on
+    # how fast this machine is; the polls above already waited for 50 after the change).
+    assert any(r.startswith(f"{NS}/pool-a-") for r in replicas[:mark])
 
 
 def install_crd(control_plane) -> None:
