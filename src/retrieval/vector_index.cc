@@ -1,5 +1,9 @@
 #include "retrieval/vector_index.h"
 
+// hnswlib 0.6.2's SSE path prefetches one link past the end of a node's link list, a read
+// outside the list's allocation (AddressSanitizer reports it during addPoint). Its scalar path
+// reads only what it owns; at the index sizes served here the search costs microseconds either way.
+#define NO_MANUAL_VECTORIZATION
 #include <hnswlib/hnswlib.h>
 
 #include <algorithm>
