@@ -519,7 +519,10 @@ def test_up_scales_on_the_queue_from_zero_to_many_and_back_losing_nothing(rabbit
         "--queue-amqp": f"127.0.0.1:{rabbit.port}", "--queue-amqp-queue": q,
         "--serve-arg": "--queue-max-inflight=8"})
     own = lambda l: "replica" not in l  # noqa: E731
-    first = up.wait_for("autoscale_decision", pred=own)
+    # The first decision with a queue reading (a tick before the first read of the broker has
+    # no queue metrics at all).
+    first = up.wait_for("autoscale_decision",
+                        pred=lambda l: own(l) and "queueLag" in l.get("metrics", {}))
     assert first["desired"] == 0 and first["current"] == 0, first
     assert first["metrics"]["queueLag"] == 0 and first["metrics"]["queuePending"] == 0, first
     # The queue exists before any replica ran: declared by the autoscaler, with its limits.
