@@ -171,9 +171,10 @@ def test_prometheus_source_sees_the_replicas_load_and_is_unavailable_without_pro
         f"127.0.0.1:{p}" for p in ports.values()), up_series
     assert {s["metric"]["replica"] for s in up_series} == {"replica-0", "replica-1"}
 
-    # Under load, the source reports what Prometheus scraped: the decision's in-flight total is
-    # the sum, over the two replicas, of one of each replica's samples from the scrapes just
-    # before that decision (queries are evaluated within the source's 1 s timeout of the tick).
+    # Under load, the source reports what Prometheus scraped: the decision's load (in flight plus
+    # queued) is the sum, over the two replicas, of one of each replica's scrapes just before that
+    # decision (queries are evaluated within the source's 1 s timeout of the tick). Both series of
+    # one scrape carry the scrape's timestamp, so a replica's load is joined per timestamp.
     start = len(up.log_lines())
     with Load(up.port, 16, BODY, 25) as load:
         busy = up.wait_for(
@@ -184,14 +185,17 @@ def test_prometheus_source_sees_the_replicas_load_and_is_unavailable_without_pro
     total = busy["metrics"]["inflight"] + busy["metrics"]["queued"]
     t = wall_time(busy)
     window = f"{int(SCRAPE_INTERVAL_S * 30)}s"
-    matrix = prom.query(f'galley_model_inflight_requests{{job="galley"}}[{window}]', at=t + 1)
-    assert matrix["resultType"] == "matrix", matrix
-    candidates: dict[str, set[float]] = {}
-    for series in matrix["result"]:
-        inst = series["metric"]["instance"]
-        lo, hi = t - 1.25 - 2 * SCRAPE_INTERVAL_S, t + 0.05
-        candidates.setdefault(inst, set()).update(
-            float(v) for ts, v in series["values"] if lo <= ts <= hi)
+    lo, hi = t - 1.25 - 2 * SCRAPE_INTERVAL_S, t + 0.05
+    per_scrape: dict[str, dict[float, float]] = {}
+    for metric in ("galley_model_inflight_requests", "galley_queue_length"):
+        matrix = prom.query(f'{metric}{{job="galley"}}[{window}]', at=t + 1)
+        assert matrix["resultType"] == "matrix", matrix
+        for series in matrix["result"]:
+            scrapes = per_scrape.setdefault(series["metric"]["instance"], {})
+            for ts, v in series["values"]:
+                if lo <= ts <= hi:
+                    scrapes[ts] = scrapes.get(ts, 0.0) + float(v)
+    candidates = {inst: set(s.values()) for inst, s in per_scrape.items()}
     assert len(candidates) == 2 and all(candidates.values()), (candidates, busy)
     a, b = candidates.values()
     sums = {x + y for x in a for y in b}
