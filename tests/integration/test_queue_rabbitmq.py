@@ -99,6 +99,17 @@ class RabbitServer:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
         self.log.close()
+        # wait() reaps only the start script; beam, which holds the listening sockets, is its
+        # child and may outlive it for a moment. A restart must not race it for the old ports, so
+        # wait until no process of the group is left (an orphan is reaped by init).
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return
+            assert time.monotonic() < deadline, "RabbitMQ's process group outlived SIGKILL by 10 s"
+            time.sleep(0.05)  # polling for the kernel to finish a kill; not a synchronisation
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
