@@ -14,10 +14,13 @@
 #include "autoscale/scrape_metrics_source.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/gateway_flags.h"
 #include "cli/queue_depth.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "common/strings.h"
 #include "gateway/gateway_main.h"
+#include "inference/model_repository.h"
 #include "local/file_sd.h"
 #include "local/supervisor.h"
 #include "metrics/registry.h"
@@ -26,12 +29,26 @@
 
 namespace galley::cli {
 
-void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t& try_timeout_ms,
-                           int64_t& health_interval_ms, int64_t& eject_ms, int64_t& break_ms);
-bool ApplyGatewayPolicyFlags(gateway::GatewayRunOptions& o, int64_t try_timeout_ms,
-                             int64_t health_interval_ms, int64_t eject_ms, int64_t break_ms);
-
 namespace {
+
+// The models the replicas will serve: those of the repository their --model-repository names
+// (a --serve-arg), else of `galley serve`'s default repository. Folders that do not load are
+// left out (the replicas will not serve them either).
+std::vector<std::string> ServedModels(const std::vector<std::string>& serve_args) {
+  std::string repository = GALLEY_SOURCE_MODELS;
+  for (size_t i = 0; i < serve_args.size(); ++i) {
+    const std::string& a = serve_args[i];
+    if (a == "--model-repository" && i + 1 < serve_args.size()) repository = serve_args[i + 1];
+    if (StartsWith(a, "--model-repository=")) repository = a.substr(19);
+  }
+  std::vector<std::string> names;
+  auto entries = inference::ScanRepository(repository);
+  if (!entries.ok()) return names;
+  for (const auto& e : *entries) {
+    if (e.status.ok()) names.push_back(e.name);
+  }
+  return names;
+}
 
 struct UpFlags {
   int replicas = 2;
@@ -39,6 +56,7 @@ struct UpFlags {
   int64_t restart_max_ms = 300'000;
   int64_t replica_drain_delay_ms = 1'000;
   std::vector<std::string> serve_args;
+  PipelineFlags pipelines;
   std::array<int64_t, 4> policy_ms{5000, 1000, 5000, 5000};
   // --autoscale and the inference policy's knobs (defaults: autoscale/inference_policy.h).
   bool autoscale = false;
@@ -267,6 +285,7 @@ Runner AddUpCommand(CLI::App& app) {
        "extra flag for every `galley serve` replica (repeatable)");
   AddGatewayPolicyFlags(cmd, *opts, up->policy_ms[0], up->policy_ms[1], up->policy_ms[2],
                         up->policy_ms[3]);
+  AddPipelineFlags(cmd, up->pipelines);
   AddAutoscaleFlags(cmd, *up);
   AddMetricsSourceFlags(cmd, *up);
   return [cmd, flags, up, opts]() -> int {
@@ -293,6 +312,7 @@ Runner AddUpCommand(CLI::App& app) {
     }
 
     if (!CheckMetricsSourceFlags(*up)) return 2;
+    if (!ApplyPipelineFlags(*opts, up->pipelines, ServedModels(up->serve_args))) return 2;
 
     local::SupervisorOptions so;
     so.replicas = up->autoscale ? up->min_replicas : up->replicas;

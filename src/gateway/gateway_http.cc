@@ -95,6 +95,7 @@ class Frontend : public std::enable_shared_from_this<Frontend> {
  private:
   Responder Counted(Endpoint endpoint, std::string_view model, Responder respond);
   void Analyze(Request&& req, Responder respond);
+  void Pipelines(Request&& req, std::string_view target, Responder respond);
   void Infer(Request&& req, std::string model, Responder respond);
   void ModelGet(Request&& req, Endpoint endpoint, std::string model, bool ready_probe,
                 Responder respond);
@@ -276,6 +277,10 @@ void Frontend::Handle(Request&& req, Responder respond) {
                                          std::move(r), prefer.wait);
     }
   }
+  if (options_.chat && (target == "/v1/chat" || StartsWith(target, "/v1/chat/") ||
+                        StartsWith(target, "/v1/pipelines/"))) {
+    return Pipelines(std::move(req), target, std::move(respond));
+  }
   if (target == "/inference/analyze") {
     if (!post) return not_allowed(Endpoint::kAnalyze, "POST");
     return Analyze(std::move(req),
@@ -328,6 +333,38 @@ void Frontend::Analyze(Request&& req, Responder respond) {
                      if (r.answered) return respond(Relay(std::move(r.response), r.replica));
                      self->FallbackAnalyze(std::move(text), dl, r.why_not, std::move(respond));
                    });
+}
+
+// /v1/chat, /v1/chat/{id} and /v1/pipelines/{name} (chat.h).
+void Frontend::Pipelines(Request&& req, std::string_view target, Responder respond) {
+  auto r = Counted(Endpoint::kHttp, "", std::move(respond));
+  const bool post = req.method() == http::Verb::post;
+  if (StartsWith(target, "/v1/chat/")) {
+    if (req.method() != http::Verb::get) {
+      Response res =
+          http::JsonError(http::Status::method_not_allowed, "method not allowed; use GET");
+      res.set(bhttp::field::allow, "GET");
+      return r(std::move(res));
+    }
+    return options_.chat->History(std::string(target.substr(9)), std::move(r));
+  }
+  if (!post) {
+    Response res =
+        http::JsonError(http::Status::method_not_allowed, "method not allowed; use POST");
+    res.set(bhttp::field::allow, "POST");
+    return r(std::move(res));
+  }
+  if (!protocol::HasJsonContentType(req)) {
+    return r(http::JsonError(http::Status::bad_request, "Content-Type must be application/json"));
+  }
+  auto deadline =
+      protocol::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
+  if (!deadline.ok())
+    return r(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
+  if (target == "/v1/chat")
+    return options_.chat->Chat(std::move(req.body()), *deadline, std::move(r));
+  return options_.chat->RunPipeline(std::string(target.substr(14)), std::move(req.body()),
+                                    *deadline, std::move(r));
 }
 
 void Frontend::FallbackAnalyze(std::string text, TimePoint deadline, std::string_view reason,

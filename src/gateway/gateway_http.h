@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "gateway/api_keys.h"
 #include "gateway/async_jobs.h"
+#include "gateway/chat.h"
 #include "gateway/gateway.h"
 #include "gateway/gateway_metrics.h"
 #include "http/server.h"
@@ -39,6 +40,8 @@ struct GatewayFrontendOptions {
   // When set, requests with `Prefer: respond-async` go to the queue and GET /v1/results/{id}
   // answers them (async_jobs.h).
   std::shared_ptr<AsyncJobs> async_jobs;
+  // When set, /v1/chat, /v1/chat/{id} and /v1/pipelines/{name} run pipelines (chat.h).
+  std::shared_ptr<ChatService> chat;
 };
 
 // What the gateway can do now, as /v2/health/ready reports it.

@@ -123,6 +123,18 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
     }
     fe.async_jobs = std::move(jobs).value();
   }
+  if (options.chat) {
+    auto chat =
+        ChatService::Create(*options.chat, options.pipeline_models, gateway, registry, clock);
+    if (!chat.ok()) {
+      log::Error("start_failed", {{"error", std::string(chat.status().message())}});
+      upstream.Shutdown();
+      return 1;
+    }
+    fe.chat = std::move(chat).value();
+    log::Info("pipelines_loaded",
+              {{"file", options.chat->pipelines_file}, {"chat", options.chat->redis.has_value()}});
+  }
   const std::shared_ptr<AsyncJobs> async_jobs = fe.async_jobs;  // stopped after the server
   GatewayFrontend frontend = MakeGatewayFrontend(
       gateway, fallback, registry, frontend_metrics, metrics, clock, fe,

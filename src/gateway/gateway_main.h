@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "fleet/replica_source.h"
+#include "gateway/chat.h"
 #include "gateway/gateway.h"
 #include "gateway/gateway_http.h"
 #include "http/server.h"
@@ -27,6 +28,10 @@ struct GatewayRunOptions {
   std::string upstream_tls_ca, upstream_tls_cert, upstream_tls_key;
   // Set: asynchronous requests go to this Redis stream (async_jobs.h).
   std::optional<AsyncJobsOptions> async_jobs;
+  // Set: pipelines and /v1/chat (chat.h), checked at start against `pipeline_models`, the models
+  // the replicas serve.
+  std::optional<ChatOptions> chat;
+  std::vector<std::string> pipeline_models;
   // The gRPC door (Open Inference Protocol) on the HTTP host: its calls take the REST path
   // (grpc_frontend.h, proxy mode). 0: a free port; -1: off.
   int grpc_port = -1;
