@@ -403,7 +403,12 @@ void ChatService::State::RespondChat(std::string id, std::string turn_id, std::s
   auto self = shared_from_this();
   WithStore([self, id, turn_id, start, entries = std::move(entries), reply = std::move(reply),
              respond = std::move(respond)](agents::ConversationStore& store) mutable {
+    // A pooled connection may have gone stale (Redis restarted since it was last used): one
+    // more try on a fresh connection. Safe: the turn ID makes the append idempotent.
     auto appended = store.Append(id, turn_id, entries);
+    if (!appended.ok() && appended.status().code() == absl::StatusCode::kUnavailable) {
+      appended = store.Append(id, turn_id, entries);
+    }
     if (!appended.ok()) {
       const absl::Status& st = appended.status();
       log::Warn(
@@ -437,6 +442,7 @@ void ChatService::History(std::string id, Responder respond) {
   }
   state_->WithStore([id, respond = std::move(respond)](agents::ConversationStore& store) {
     auto c = store.Load(id);
+    if (!c.ok() && c.status().code() == absl::StatusCode::kUnavailable) c = store.Load(id);
     if (!c.ok()) {
       return respond(http::JsonError(HttpStatusOf(c.status()), ToStd(c.status().message())));
     }

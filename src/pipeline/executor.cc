@@ -270,10 +270,12 @@ class RunState : public std::enable_shared_from_this<RunState> {
                      return self->Finish(node, step, start, step.model, std::move(r),
                                          absl::OkStatus(), "", cont);
                    }
-                   // The primary failed: the fallback model gets what is left of the deadline.
+                   // The primary failed: the fallback model gets what is left of the run's
+                   // deadline (the step's own timeout bounded the primary, as a timeout policy
+                   // inside a fallback does in Polly's policy wraps).
                    std::string why = std::string(r.status.message());
                    self->caller_.Call(StrCat(key, "#fallback"), step.fallback_model,
-                                      std::move(body), deadline,
+                                      std::move(body), self->deadline_,
                                       [self, &node, &step, start, why, cont](CallResult&& f) {
                                         self->Finish(node, step, start, step.fallback_model,
                                                      std::move(f), absl::OkStatus(), why, cont);

@@ -227,6 +227,8 @@ TEST(PipelineExecutorTest, AFailingModelWithAFallbackIsAnsweredByTheFallbackAndM
   EXPECT_EQ(r.steps[2].error, "no answer within 500 ms");
   EXPECT_EQ(r.tensors.at("answer").data.at(0), "from the backup");
   EXPECT_EQ(c.Calls().back().key, "chat/docs#fallback");
+  // The step's 500 ms bounded the primary; the fallback has the run's deadline.
+  EXPECT_EQ(c.Calls().back().deadline, TimePoint::max());
   // Both failing: a hard step fails the run with both reasons.
   c.models.erase("backup");
   r = RunSync(p, {{"message", StringTensor({"how"})}}, c, clock);

@@ -70,8 +70,8 @@ struct Step {
   int weight = 0;                              // splitter steps
   bool hard = true;                            // dependency: "hard" (default) or "soft"
   std::optional<int64_t> timeout_ms;           // this step's own deadline (within the run's)
-  std::string fallback_model;                  // called when `model` fails
-  bool halt = false;                           // end the run after this step
+  std::string fallback_model;  // called when `model` fails, until the run's deadline
+  bool halt = false;           // end the run after this step
 };
 
 struct Node {
