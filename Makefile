@@ -30,9 +30,15 @@ kube-plane: deps
 	@scripts/fetch_kubectl.sh
 
 # The main job: the local stack (`galley up`): the gateway on 127.0.0.1:8080 in front of model
-# replicas run as child processes, with the default model.
+# replicas run as child processes, with the default model. `make run CHAT=1`: the same stack with
+# the chat models and pipeline (POST /v1/chat) and a Redis for the conversations
+# (scripts/run_chat.sh).
 run: build
+ifeq ($(CHAT),1)
+	exec scripts/run_chat.sh
+else
 	exec ./build/release/galley up --listen $${GALLEY_LISTEN:-127.0.0.1:8080} --grpc-port $${GALLEY_GRPC_PORT:-8081}
+endif
 
 # Every test: unit tests (release and ASan+UBSan), integration tests against both binaries,
 # and a short bounded fuzzing run.
