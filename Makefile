@@ -6,7 +6,7 @@ PYTEST := .venv/bin/python -m pytest
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps build build-asan build-fuzz kube-plane run test unit integration fuzz bench clean format image
+.PHONY: deps build build-asan build-fuzz kube-plane collector run test unit integration fuzz bench clean format image
 
 deps:
 	@scripts/deps.sh
@@ -29,6 +29,11 @@ kube-plane: deps
 	@scripts/fetch_kube.sh
 	@scripts/fetch_kubectl.sh
 
+# The trace collector the tracing tests export to (Jaeger, built from Go modules); only
+# `make test` needs it.
+collector: deps
+	@scripts/fetch_jaeger.sh
+
 # The main job: the local stack (`galley up`): the gateway on 127.0.0.1:8080 in front of model
 # replicas run as child processes, with the default model. `make run CHAT=1`: the same stack with
 # the chat models and pipeline (POST /v1/chat) and a Redis for the conversations
@@ -42,7 +47,7 @@ endif
 
 # Every test: unit tests (release and ASan+UBSan), integration tests against both binaries,
 # and a short bounded fuzzing run.
-test: build build-asan build-fuzz kube-plane
+test: build build-asan build-fuzz kube-plane collector
 	@scripts/test.sh
 
 # The container image (localhost/galley:dev and build/image/galley-oci.tar), no daemon needed.

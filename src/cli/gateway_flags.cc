@@ -30,6 +30,10 @@ void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t
        "failure ratio that opens a breaker");
   Flag(cmd, "breaker-break-ms", break_ms, "first open period of a breaker")
       ->check(CLI::PositiveNumber);
+  Flag(cmd, "otlp-endpoint", o.otlp_endpoint,
+       "send traces (W3C traceparent continued; pipelines and chat turns with a span per step) "
+       "to this OTLP/HTTP collector, http://HOST:PORT; `galley up` passes it to its replicas; "
+       "empty: no tracing");
   Flag(cmd, "grpc-port", o.grpc_port,
        "gRPC (Open Inference Protocol) door on the --listen host, its calls taking the REST "
        "path (keys as `authorization` or `x-api-key` metadata); 0: a free port; -1: off")

@@ -21,6 +21,10 @@ Runner AddServeCommand(CLI::App& app) {
   std::error_code ec;
   if (std::filesystem::is_directory(GALLEY_SOURCE_MODELS, ec))
     opts->model_repository = GALLEY_SOURCE_MODELS;
+  Flag(cmd, "otlp-endpoint", opts->otlp_endpoint,
+       "send traces of inference requests (W3C traceparent continued) to this OTLP/HTTP "
+       "collector, http://HOST:PORT; empty: no tracing");
+  Flag(cmd, "otlp-service-name", opts->otlp_service_name, "the service name traces carry");
   Flag(cmd, "model-repository", opts->model_repository,
        "folder of models (one sub-folder each, see docs/model-repository.md); empty: the "
        "built-in VADER model only");

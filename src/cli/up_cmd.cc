@@ -319,6 +319,13 @@ Runner AddUpCommand(CLI::App& app) {
     so.serve_args = up->serve_args;
     so.serve_args.push_back("--model");
     so.serve_args.push_back(opts->frontend.analyze_model);
+    if (!opts->otlp_endpoint.empty()) {  // the replicas continue the gateway's traces
+      for (const std::string& a :
+           {std::string("--otlp-endpoint"), opts->otlp_endpoint, std::string("--otlp-service-name"),
+            std::string("galley-replica")}) {
+        so.serve_args.push_back(a);
+      }
+    }
     // Replicas sit behind the gateway, which takes gRPC at its own door (--grpc-port) and
     // forwards it as REST; with gRPC on, replicas would contend for one port, and the
     // supervisor reads a replica's port from its `listening` lines.

@@ -17,6 +17,7 @@
 #include "pipeline/executor.h"
 #include "prometheus/counter.h"
 #include "prometheus/histogram.h"
+#include "tracing/tracer.h"
 
 namespace galley::gateway {
 
@@ -50,6 +51,12 @@ class StepCaller final : public pipeline::ModelCaller {
 
   void Call(const std::string& key, const std::string& model, std::string body, TimePoint deadline,
             pipeline::CallDone done) override {
+    Send(key, model, std::move(body), deadline, "", std::move(done));
+  }
+
+  // As Call, with a `traceparent` header for the replica when not empty.
+  void Send(const std::string& key, const std::string& model, std::string body, TimePoint deadline,
+            const std::string& traceparent, pipeline::CallDone done) {
     CircuitBreaker& breaker = Breaker(key);
     {
       std::lock_guard lock(mu_);
@@ -61,6 +68,7 @@ class StepCaller final : public pipeline::ModelCaller {
     }
     http::Request req{http::Verb::post, StrCat("/v2/models/", model, "/infer"), 11};
     req.set(boost::beast::http::field::content_type, "application/json");
+    if (!traceparent.empty()) req.set("traceparent", traceparent);
     req.body() = std::move(body);
     req.prepare_payload();
     const TimePoint start = clock_.Now();
@@ -121,6 +129,43 @@ class StepCaller final : public pipeline::ModelCaller {
   const CircuitBreakerOptions breaker_options_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<CircuitBreaker>> breakers_;
+};
+
+// One run's model calls, each in a client span under the run's span; the replica continues the
+// trace from the `traceparent` it is sent.
+class TracedCaller final : public pipeline::ModelCaller {
+ public:
+  TracedCaller(StepCaller& inner, tracing::Tracer& tracer, tracing::TraceContext parent,
+               const Clock& clock)
+      : inner_(inner), tracer_(tracer), parent_(parent), clock_(clock) {}
+
+  void Call(const std::string& key, const std::string& model, std::string body, TimePoint deadline,
+            pipeline::CallDone done) override {
+    const std::string step = key.substr(key.find('/') + 1);
+    tracing::Span span = tracing::StartSpan(StrCat("step ", step), tracing::SpanKind::kClient,
+                                            parent_, clock_.Now());
+    span.Set("galley.step", step);
+    span.Set("galley.model", model);
+    const std::string traceparent = tracing::FormatTraceparent(span.Context());
+    inner_.Send(
+        key, model, std::move(body), deadline, traceparent,
+        [this, span = std::move(span), done = std::move(done)](pipeline::CallResult&& r) mutable {
+          span.end_ns = tracing::UnixNanos(clock_.Now());
+          if (!r.replica.empty()) span.Set("galley.replica", r.replica);
+          if (!r.status.ok()) {
+            span.error = true;
+            span.status_message = std::string(r.status.message());
+          }
+          tracer_.Record(std::move(span));
+          done(std::move(r));
+        });
+  }
+
+ private:
+  StepCaller& inner_;
+  tracing::Tracer& tracer_;
+  const tracing::TraceContext parent_;
+  const Clock& clock_;
 };
 
 json::value TensorJson(const std::string& name, const pipeline::Tensor& t) {
@@ -247,8 +292,40 @@ struct ChatService::State : std::enable_shared_from_this<State> {
         .Increment();
   }
 
+  // With a tracer: the run's server span (continuing `traceparent`), ended and recorded when
+  // `respond` answers (which then carries a `traceresponse` header naming it), and a caller that
+  // puts each model call in a child span.
+  struct Traced {
+    std::shared_ptr<tracing::Span> span;  // attributes may be added before the run starts
+    std::shared_ptr<TracedCaller> caller;
+  };
+  Traced Trace(std::string name, const std::string& traceparent, TimePoint start,
+               Responder& respond) {
+    Traced t;
+    if (!options.tracer) return t;
+    auto span = std::make_shared<tracing::Span>(
+        tracing::StartSpan(std::move(name), tracing::SpanKind::kServer,
+                           tracing::ParseTraceparent(traceparent), start));
+    t.caller = std::make_shared<TracedCaller>(caller, *options.tracer, span->Context(), clock);
+    t.span = span;
+    respond = [tracer = options.tracer, clock = &clock, span,
+               respond = std::move(respond)](Response&& res) mutable {
+      span->end_ns = tracing::UnixNanos(clock->Now());
+      span->Set("http.response.status_code", int64_t{res.result_int()});
+      if (res.result_int() >= 500) {
+        span->error = true;
+        span->status_message = StrCat("HTTP ", res.result_int());
+      }
+      res.set("traceresponse", tracing::FormatTraceparent(span->Context()));
+      tracer->Record(std::move(*span));
+      respond(std::move(res));
+    };
+    return t;
+  }
+
   void RespondChat(std::string id, std::string turn_id, std::string message, TimePoint start,
-                   pipeline::RunResult r, Responder respond);
+                   std::optional<tracing::TraceContext> trace, pipeline::RunResult r,
+                   Responder respond);
 
   const ChatOptions options;
   const pipeline::PipelineSet set;
@@ -301,7 +378,8 @@ ChatService::ChatService(std::shared_ptr<State> state) : state_(std::move(state)
 
 ChatService::~ChatService() { state_->pool.join(); }
 
-void ChatService::Chat(std::string body, TimePoint deadline, Responder respond) {
+void ChatService::Chat(std::string body, TimePoint deadline, const std::string& traceparent,
+                       Responder respond) {
   State& s = *state_;
   if (!s.options.redis) {
     return respond(http::JsonError(
@@ -349,16 +427,26 @@ void ChatService::Chat(std::string body, TimePoint deadline, Responder respond) 
   pipeline::Tensors inputs{{"message", pipeline::StringTensor({message})},
                            {"conversation_id", pipeline::StringTensor({id})}};
   const pipeline::Pipeline& p = s.set.pipelines.at(s.options.chat_pipeline);
-  pipeline::Run(p, std::move(inputs), deadline, s.caller, s.clock, s.Seed(),
-                [state, id, turn_id, message, start,
+  auto traced = s.Trace("chat", traceparent, start, respond);
+  if (traced.span) {
+    traced.span->Set("galley.conversation_id", id);
+    traced.span->Set("galley.turn_id", turn_id);
+  }
+  std::optional<tracing::TraceContext> trace;
+  if (traced.span) trace = traced.span->Context();
+  pipeline::ModelCaller& caller =
+      traced.caller ? static_cast<pipeline::ModelCaller&>(*traced.caller) : s.caller;
+  pipeline::Run(p, std::move(inputs), deadline, caller, s.clock, s.Seed(),
+                [state, id, turn_id, message, start, trace, keep = std::move(traced.caller),
                  respond = std::move(respond)](pipeline::RunResult&& r) mutable {
                   state->RespondChat(std::move(id), std::move(turn_id), std::move(message), start,
-                                     std::move(r), std::move(respond));
+                                     trace, std::move(r), std::move(respond));
                 });
 }
 
 void ChatService::State::RespondChat(std::string id, std::string turn_id, std::string message,
-                                     TimePoint start, pipeline::RunResult r, Responder respond) {
+                                     TimePoint start, std::optional<tracing::TraceContext> trace,
+                                     pipeline::RunResult r, Responder respond) {
   Count(options.chat_pipeline, r);
   if (!r.status.ok()) {
     // Nothing is recorded: the same turn_id may be retried.
@@ -401,13 +489,28 @@ void ChatService::State::RespondChat(std::string id, std::string turn_id, std::s
                                  {"sources", sources},
                                  {"halted", r.halted}})};
   auto self = shared_from_this();
-  WithStore([self, id, turn_id, start, entries = std::move(entries), reply = std::move(reply),
+  WithStore([self, id, turn_id, start, trace, entries = std::move(entries),
+             reply = std::move(reply),
              respond = std::move(respond)](agents::ConversationStore& store) mutable {
+    std::optional<tracing::Span> span;
+    if (trace && self->options.tracer) {
+      span = tracing::StartSpan("conversation append", tracing::SpanKind::kClient, trace,
+                                self->clock.Now());
+      span->Set("db.system", std::string("redis"));
+    }
     // A pooled connection may have gone stale (Redis restarted since it was last used): one
     // more try on a fresh connection. Safe: the turn ID makes the append idempotent.
     auto appended = store.Append(id, turn_id, entries);
     if (!appended.ok() && appended.status().code() == absl::StatusCode::kUnavailable) {
       appended = store.Append(id, turn_id, entries);
+    }
+    if (span) {
+      span->end_ns = tracing::UnixNanos(self->clock.Now());
+      if (!appended.ok()) {
+        span->error = true;
+        span->status_message = std::string(appended.status().message());
+      }
+      self->options.tracer->Record(std::move(*span));
     }
     if (!appended.ok()) {
       const absl::Status& st = appended.status();
@@ -464,7 +567,7 @@ void ChatService::History(std::string id, Responder respond) {
 }
 
 void ChatService::RunPipeline(std::string name, std::string body, TimePoint deadline,
-                              Responder respond) {
+                              const std::string& traceparent, Responder respond) {
   State& s = *state_;
   const auto it = s.set.pipelines.find(name);
   if (it == s.set.pipelines.end()) {
@@ -494,8 +597,12 @@ void ChatService::RunPipeline(std::string name, std::string body, TimePoint dead
     }
   }
   auto state = state_;
-  pipeline::Run(p, *std::move(inputs), deadline, s.caller, s.clock, s.Seed(),
-                [state, name, respond = std::move(respond)](pipeline::RunResult&& r) {
+  auto traced = s.Trace(StrCat("pipeline ", name), traceparent, s.clock.Now(), respond);
+  pipeline::ModelCaller& caller =
+      traced.caller ? static_cast<pipeline::ModelCaller&>(*traced.caller) : s.caller;
+  pipeline::Run(p, *std::move(inputs), deadline, caller, s.clock, s.Seed(),
+                [state, name, keep = std::move(traced.caller),
+                 respond = std::move(respond)](pipeline::RunResult&& r) {
                   state->Count(name, r);
                   if (!r.status.ok()) {
                     return respond(Json(HttpStatusOf(r.status),

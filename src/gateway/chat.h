@@ -22,6 +22,7 @@
 #include "http/server.h"
 #include "pipeline/graph.h"
 #include "redis/redis_client.h"
+#include "tracing/tracer.h"
 
 namespace galley::gateway {
 
@@ -35,6 +36,9 @@ struct ChatOptions {
   int redis_threads = 4;
   size_t max_message_bytes = 8 * 1024;
   CircuitBreakerOptions step_breaker;  // one per model step
+  // Set: every run is traced (its span, a span per model call, the conversation append), and
+  // replicas get the `traceparent` of their call. Must outlive the service.
+  tracing::Tracer* tracer = nullptr;
 };
 
 class ChatService {
@@ -48,11 +52,14 @@ class ChatService {
   ~ChatService();
 
   // POST /v1/chat: {"conversation_id", "message", "turn_id"?}.
-  void Chat(std::string body, TimePoint deadline, http::Responder respond);
+  // `traceparent`: the caller's W3C trace context (may be empty).
+  void Chat(std::string body, TimePoint deadline, const std::string& traceparent,
+            http::Responder respond);
   // GET /v1/chat/{id}.
   void History(std::string id, http::Responder respond);
   // POST /v1/pipelines/{name}: {"inputs": [OIP tensors]}.
-  void RunPipeline(std::string name, std::string body, TimePoint deadline, http::Responder respond);
+  void RunPipeline(std::string name, std::string body, TimePoint deadline,
+                   const std::string& traceparent, http::Responder respond);
 
   struct State;
 

@@ -361,10 +361,12 @@ void Frontend::Pipelines(Request&& req, std::string_view target, Responder respo
       protocol::RequestDeadline(req, std::nullopt, options_.default_timeout, clock_.Now());
   if (!deadline.ok())
     return r(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
-  if (target == "/v1/chat")
-    return options_.chat->Chat(std::move(req.body()), *deadline, std::move(r));
+  const std::string traceparent(req["traceparent"].data(), req["traceparent"].size());
+  if (target == "/v1/chat") {
+    return options_.chat->Chat(std::move(req.body()), *deadline, traceparent, std::move(r));
+  }
   return options_.chat->RunPipeline(std::string(target.substr(14)), std::move(req.body()),
-                                    *deadline, std::move(r));
+                                    *deadline, traceparent, std::move(r));
 }
 
 void Frontend::FallbackAnalyze(std::string text, TimePoint deadline, std::string_view reason,

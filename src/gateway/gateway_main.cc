@@ -109,6 +109,18 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
   GatewayOptions gateway_options = options.gateway;
   gateway_options.models.push_back(options.frontend.analyze_model);
   Gateway gateway(source, upstream, upstream.io(), clock, metrics, gateway_options);
+  // Before the front-end's options: whatever holds a pointer to it goes first.
+  std::unique_ptr<tracing::Tracer> tracer;
+  if (!options.otlp_endpoint.empty()) {
+    auto t = tracing::Tracer::Create(
+        {.endpoint = options.otlp_endpoint, .service_name = options.otlp_service_name});
+    if (!t.ok()) {
+      log::Error("start_failed", {{"error", std::string(t.status().message())}});
+      upstream.Shutdown();
+      return 1;
+    }
+    tracer = std::move(t).value();
+  }
   std::atomic<bool> draining{false};
   http::Server* server_ptr = nullptr;
   GatewayFrontendOptions fe = options.frontend;
@@ -124,8 +136,10 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
     fe.async_jobs = std::move(jobs).value();
   }
   if (options.chat) {
+    ChatOptions chat_options = *options.chat;
+    chat_options.tracer = tracer.get();
     auto chat =
-        ChatService::Create(*options.chat, options.pipeline_models, gateway, registry, clock);
+        ChatService::Create(chat_options, options.pipeline_models, gateway, registry, clock);
     if (!chat.ok()) {
       log::Error("start_failed", {{"error", std::string(chat.status().message())}});
       upstream.Shutdown();

@@ -32,6 +32,9 @@ struct GatewayRunOptions {
   // the replicas serve.
   std::optional<ChatOptions> chat;
   std::vector<std::string> pipeline_models;
+  // Set: traces go to this OTLP/HTTP collector (tracing/tracer.h).
+  std::string otlp_endpoint;
+  std::string otlp_service_name = "galley-gateway";
   // The gRPC door (Open Inference Protocol) on the HTTP host: its calls take the REST path
   // (grpc_frontend.h, proxy mode). 0: a free port; -1: off.
   int grpc_port = -1;

@@ -575,8 +575,11 @@ void GrpcFrontend::Impl::InferCall::Serve() {
 
 namespace {
 
-// The metadata a proxied call passes on: the API key (the REST header of the same name).
-constexpr std::string_view kForwardedMetadata[] = {"authorization", "x-api-key"};
+// The metadata a proxied call passes on as REST headers of the same names: the API key, and the
+// W3C trace context (https://www.w3.org/TR/trace-context/ names the same `traceparent` and
+// `tracestate` for every carrier).
+constexpr std::string_view kForwardedMetadata[] = {"authorization", "x-api-key", "traceparent",
+                                                   "tracestate"};
 
 // Whether `v` can be sent as a gRPC metadata value (printable ASCII).
 bool PrintableAscii(std::string_view v) {

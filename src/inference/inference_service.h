@@ -38,6 +38,10 @@ struct InferResult {
   Outcome outcome = Outcome::kOk;
   std::string message;  // what went wrong, for the client; empty when ok
   model::InferOutput output;
+  // When the request's batch ran (both unset when it never ran), and the batch's rows: for
+  // traces (queue wait = arrival to exec_start, execution = exec_start to exec_end).
+  TimePoint exec_start{}, exec_end{};
+  int batch_rows = 0;
 };
 
 // Called exactly once per request, from any thread. Must not block.

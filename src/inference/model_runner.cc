@@ -204,12 +204,16 @@ void ModelRunner::RunBatch(model::Backend& backend, std::vector<Item>& batch) {
     rows += item.rows;
   }
   std::vector<absl::StatusOr<model::InferOutput>> results = backend.Infer(inputs);
-  compute_hist_->Observe(Seconds(clock_.Now() - start));
+  const TimePoint end = clock_.Now();
+  compute_hist_->Observe(Seconds(end - start));
   batch_hist_->Observe(rows);
   executions_->Increment();
   inferences_->Increment(rows);
   for (size_t i = 0; i < batch.size(); ++i) {
     InferResult r;
+    r.exec_start = start;
+    r.exec_end = end;
+    r.batch_rows = rows;
     if (i >= results.size()) {
       r.outcome = Outcome::kInternal;
       r.message = "the backend returned fewer results than requests";

@@ -11,6 +11,7 @@
 #include "inference/inference_service.h"
 #include "metrics/registry.h"
 #include "protocol/frontend_metrics.h"
+#include "tracing/tracer.h"
 
 namespace galley::serve {
 
@@ -19,6 +20,9 @@ struct HttpFrontendOptions {
   std::chrono::milliseconds default_timeout{30'000};  // 0: no deadline unless the client sets one
   std::string server_name = "galley";
   std::string server_version;
+  // Set: inference requests are traced (spans for the request, its queue wait and its
+  // execution), continuing the caller's `traceparent`. Must outlive the server.
+  tracing::Tracer* tracer = nullptr;
 };
 
 struct HttpFrontend {

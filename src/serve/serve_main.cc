@@ -145,8 +145,19 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
     return 1;
   }
 
+  std::unique_ptr<tracing::Tracer> tracer;
+  if (!options.otlp_endpoint.empty()) {
+    auto t = tracing::Tracer::Create(
+        {.endpoint = options.otlp_endpoint, .service_name = options.otlp_service_name});
+    if (!t.ok()) {
+      log::Error("start_failed", {{"error", std::string(t.status().message())}});
+      return 1;
+    }
+    tracer = std::move(t).value();
+  }
   HttpFrontendOptions fe = options.frontend;
   fe.server_version = GALLEY_VERSION;
+  fe.tracer = tracer.get();
   http::Server* server_ptr = nullptr;
   HttpFrontend frontend =
       MakeHttpFrontend(service, registry, metrics, clock, fe, [&metrics, &server_ptr] {

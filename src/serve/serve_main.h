@@ -28,6 +28,9 @@ struct ServeOptions {
   std::optional<queue::RedisStreamOptions> queue;
   // Set: also consume work from this RabbitMQ queue (docs/queues.md, "RabbitMQ").
   std::optional<queue::AmqpOptions> amqp;
+  // Set: traces go to this OTLP/HTTP collector (tracing/tracer.h), as this service.
+  std::string otlp_endpoint;
+  std::string otlp_service_name = "galley-serve";
   std::chrono::milliseconds drain_delay{5'000};    // keep serving after SIGTERM, not ready
   std::chrono::milliseconds grace_period{30'000};  // from SIGTERM to exit, at most
 };
