@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "common/thread_name.h"
+#include "tracing/trace_context.h"
 
 namespace galley::gateway {
 namespace {
@@ -43,6 +44,7 @@ bool ValidId(std::string_view id) {
 struct Task {
   enum class Kind { kSubmit, kResult } kind = Kind::kSubmit;
   std::string id, model, body;
+  std::string traceparent;  // the client's, passed on to the consumer in the entry
   int64_t deadline_ms = 0;
   Clock::time_point until{};  // kResult: answer "pending" after this
   Clock::time_point next{};   // kResult: when to look again
@@ -106,6 +108,10 @@ struct AsyncJobs::State {
     if (t.deadline_ms > 0) {
       cmd.push_back("deadline_ms");
       cmd.push_back(std::to_string(t.deadline_ms));
+    }
+    if (!t.traceparent.empty()) {
+      cmd.push_back("traceparent");
+      cmd.push_back(t.traceparent);
     }
     // The job is known (GET answers "pending", not 404) for as long as a result would be kept.
     auto r = redis.Pipeline({cmd,
@@ -240,7 +246,8 @@ AsyncJobs::AsyncJobs(std::shared_ptr<State> state) : state_(std::move(state)) {}
 AsyncJobs::~AsyncJobs() { Stop(); }
 
 void AsyncJobs::Submit(std::string model, std::string body, int64_t deadline_ms,
-                       http::Responder respond, std::chrono::milliseconds wait) {
+                       http::Responder respond, std::chrono::milliseconds wait,
+                       std::string traceparent) {
   Task t;
   t.kind = Task::Kind::kSubmit;
   t.sync_wait = std::min(std::max(wait, std::chrono::milliseconds(0)), state_->options.max_wait);
@@ -251,6 +258,8 @@ void AsyncJobs::Submit(std::string model, std::string body, int64_t deadline_ms,
   t.model = std::move(model);
   t.body = std::move(body);
   t.deadline_ms = deadline_ms;
+  // Passed on only when it parses: the field must never carry a client's arbitrary text.
+  if (tracing::ParseTraceparent(traceparent)) t.traceparent = std::move(traceparent);
   t.respond = respond;
   if (!state_->Push(std::move(t))) {
     respond(http::JsonError(http::Status::too_many_requests,

@@ -38,8 +38,11 @@ class AsyncJobs {
   // `Prefer: respond-async, wait=N`), the request rides the queue synchronously: its result is
   // answered as it arrives (200, or 422 if dead-lettered) if that is within `wait` (capped at
   // max_wait), and the 202 only after. Preference-Applied says which.
+  // `traceparent` (the client's W3C trace context, when valid) goes into the entry, so the
+  // consumer's spans continue the client's trace.
   void Submit(std::string model, std::string body, int64_t deadline_ms, http::Responder respond,
-              std::chrono::milliseconds wait = std::chrono::milliseconds(0));
+              std::chrono::milliseconds wait = std::chrono::milliseconds(0),
+              std::string traceparent = "");
   // Answers the job's result: 200 with the answer's body, 202 {"status":"pending"} while it
   // runs, 422 {"error": reason} if it was dead-lettered, 404 for an id never seen or expired.
   void Result(std::string id, std::chrono::milliseconds wait, http::Responder respond);

@@ -273,8 +273,9 @@ void Frontend::Handle(Request&& req, Responder respond) {
                 std::chrono::system_clock::now().time_since_epoch() + (*deadline - clock_.Now()))
                 .count();
       }
-      return options_.async_jobs->Submit(std::move(model), std::move(req.body()), deadline_ms,
-                                         std::move(r), prefer.wait);
+      return options_.async_jobs->Submit(
+          std::move(model), std::move(req.body()), deadline_ms, std::move(r), prefer.wait,
+          std::string(req["traceparent"].data(), req["traceparent"].size()));
     }
   }
   if (options_.chat && (target == "/v1/chat" || StartsWith(target, "/v1/chat/") ||

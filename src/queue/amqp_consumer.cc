@@ -19,6 +19,7 @@
 #include "queue/amqp_message.h"
 #include "queue/amqp_topology.h"
 #include "queue/consumer_metrics.h"
+#include "queue/queue_trace.h"
 #include "redis/redis_client.h"
 
 namespace galley::queue {
@@ -177,9 +178,13 @@ void AmqpConsumer::State::Finish() {
 
 void AmqpConsumer::State::Submit(std::shared_ptr<Item> item) {
   inference::InferRequest request = item->request->request;  // the copy goes to the service
+  auto span =
+      StartMessageSpans(options.tracer, *item->request, "rabbitmq", options.queue, clock.Now());
   // The callback keeps the state alive: the service may finish work after the consumer stopped.
-  service.Infer(std::move(request), [self = shared_from_this(), item](InferResult&& r) {
+  service.Infer(std::move(request), [self = shared_from_this(), item,
+                                     span = std::move(span)](InferResult&& r) mutable {
     State& s = *self;
+    FinishMessageSpans(s.options.tracer, std::move(span), r, s.clock.Now());
     Completion c;
     c.item = item;
     c.disposition = DispositionFor(r.outcome);

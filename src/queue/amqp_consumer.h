@@ -32,10 +32,14 @@
 #include "inference/inference_service.h"
 #include "metrics/registry.h"
 #include "queue/queue_message.h"
+#include "tracing/tracer.h"
 
 namespace galley::queue {
 
 struct AmqpOptions {
+  // Set: each message is traced (its queue wait, then its inference), continuing the producer's
+  // `traceparent` header. Must outlive the consumer.
+  tracing::Tracer* tracer = nullptr;
   std::string host = "127.0.0.1";
   uint16_t port = 5672;
   std::string vhost = "/";

@@ -147,9 +147,10 @@ StreamEntry ToEntry(const AmqpDelivery& d) {
   } else if (reply != nullptr) {
     e.fields.emplace_back("reply", *reply);
   }
-  for (const char* name : {"model", "deadline_ms"}) {
+  for (const char* name : {"model", "deadline_ms", "traceparent"}) {
     if (const std::string* v = d.Header(name)) e.fields.emplace_back(name, *v);
   }
+  if (d.timestamp_s > 0) e.fields.emplace_back("enqueued_ms", std::to_string(d.timestamp_s * 1000));
   return e;
 }
 

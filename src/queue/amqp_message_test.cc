@@ -86,6 +86,13 @@ TEST(ToEntry, MapsPropertiesAndHeadersOntoTheMessageFields) {
   EXPECT_EQ(*e.Field("model"), "sentiment");
   EXPECT_EQ(*e.Field("deadline_ms"), "1800000000000");
   EXPECT_EQ(e.Field("unrelated"), nullptr);
+  EXPECT_EQ(e.Field("traceparent"), nullptr);
+  EXPECT_EQ(e.Field("enqueued_ms"), nullptr);  // no timestamp property
+  d.headers.emplace_back("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  d.timestamp_s = 1'800'000'000;
+  EXPECT_EQ(*ToEntry(d).Field("traceparent"),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(*ToEntry(d).Field("enqueued_ms"), "1800000000000");
   d.reply_to.clear();
   EXPECT_EQ(*ToEntry(d).Field("reply"), "other");
   EXPECT_EQ(ToEntry(AmqpDelivery{}).Field("id"), nullptr);

@@ -51,6 +51,15 @@ absl::StatusOr<QueueRequest> ParseMessage(const StreamEntry& entry,
   q.request.model = model != nullptr && !model->empty() ? *model : options.default_model;
   q.request.arrival = now;
   q.request.deadline = TimePoint::max();
+  if (const std::string* tp = entry.Field("traceparent"); tp != nullptr) {
+    q.trace = tracing::ParseTraceparent(*tp);  // an invalid one starts a new trace (W3C §3.2.2)
+  }
+  if (const std::string* e = entry.Field("enqueued_ms"); e != nullptr) {
+    int64_t ms = 0;
+    auto [end, ec] = std::from_chars(e->data(), e->data() + e->size(), ms);
+    if (ec == std::errc() && end == e->data() + e->size() && ms > 0) q.enqueued_ms = ms;
+  }
+  if (q.enqueued_ms == 0) q.enqueued_ms = EntryMillis(entry.id).value_or(0);
   if (const std::string* d = entry.Field("deadline_ms"); d != nullptr) {
     int64_t ms = 0;
     auto [end, ec] = std::from_chars(d->data(), d->data() + d->size(), ms);

@@ -9,6 +9,9 @@
 //                producer that retries with the same id gets one result
 //   deadline_ms  Unix time in milliseconds after which the work is worthless (optional)
 //   reply        the stream that gets the result (default: the consumer's results stream)
+//   traceparent  the producer's W3C trace context: the consumer's spans continue its trace
+//   enqueued_ms  Unix time in milliseconds when the message was queued (for the queue-wait span;
+//                a Redis entry id carries it already)
 #pragma once
 
 #include <cstdint>
@@ -21,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "inference/inference_service.h"
+#include "tracing/trace_context.h"
 
 namespace galley::queue {
 
@@ -52,6 +56,10 @@ struct QueueRequest {
   std::vector<std::string> outputs;  // requested outputs (empty: all)
   const model::ModelMetadata* metadata = nullptr;
   inference::InferRequest request;
+  // The producer's W3C trace context (field `traceparent`), and when the message was enqueued
+  // (Unix ms: field `enqueued_ms`, else a Redis entry id's time; 0: unknown), for traces.
+  std::optional<tracing::TraceContext> trace;
+  int64_t enqueued_ms = 0;
 };
 
 // Parses `entry` for `service`. Every error is InvalidArgument or DeadlineExceeded with a

@@ -59,6 +59,26 @@ TEST_F(QueueMessageTest, IdReplyModelAndDeadlineFieldsAreHonoured) {
   EXPECT_EQ(q->request.deadline, now_ + std::chrono::milliseconds(2500));
 }
 
+TEST_F(QueueMessageTest, TraceContextAndEnqueueTimeAreReadForTraces) {
+  auto q = Parse({"1799999999000-3",
+                  {{"body", R"({"text":"ok"})"},
+                   {"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}});
+  ASSERT_TRUE(q.ok()) << q.status();
+  ASSERT_TRUE(q->trace);
+  EXPECT_EQ(tracing::Hex(q->trace->span_id), "00f067aa0ba902b7");
+  EXPECT_EQ(q->enqueued_ms, 1'799'999'999'000);  // the entry id's time
+  // An explicit enqueue time wins; an invalid trace context is no context (a new trace), and
+  // neither makes the message fail.
+  q = Parse(
+      {"job-1", {{"body", R"({"text":"ok"})"}, {"traceparent", "garbage"}, {"enqueued_ms", "42"}}});
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_FALSE(q->trace);
+  EXPECT_EQ(q->enqueued_ms, 42);
+  q = Parse({"job-1", {{"body", R"({"text":"ok"})"}, {"enqueued_ms", "soon"}}});
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->enqueued_ms, 0);
+}
+
 TEST_F(QueueMessageTest, InferenceProtocolBodyIsDecodedAgainstTheModel) {
   auto q = Parse(
       {"5-0",

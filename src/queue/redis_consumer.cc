@@ -18,6 +18,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "queue/consumer_metrics.h"
+#include "queue/queue_trace.h"
 
 namespace galley::queue {
 namespace {
@@ -263,10 +264,12 @@ void RedisStreamConsumer::State::Accept(redis::RedisClient& redis, StreamEntry e
 void RedisStreamConsumer::State::Submit(std::shared_ptr<QueueRequest> q, StreamEntry entry,
                                         int64_t deliveries) {
   inference::InferRequest request = q->request;  // the copy goes to the service
+  auto span = StartMessageSpans(options.tracer, *q, "redis", options.stream, clock.Now());
   // The callback keeps the state alive: the service may finish work after the consumer stopped.
   service.Infer(std::move(request), [self = shared_from_this(), q, entry = std::move(entry),
-                                     deliveries](InferResult&& r) mutable {
+                                     deliveries, span = std::move(span)](InferResult&& r) mutable {
     State& s = *self;
+    FinishMessageSpans(s.options.tracer, std::move(span), r, s.clock.Now());
     Completion c;
     c.disposition = DispositionFor(r.outcome);
     c.entry = std::move(entry);

@@ -29,11 +29,15 @@
 #include "metrics/registry.h"
 #include "queue/queue_message.h"
 #include "redis/redis_client.h"
+#include "tracing/tracer.h"
 
 namespace galley::queue {
 
 struct RedisStreamOptions {
   redis::RedisAddress address;
+  // Set: each message is traced (its queue wait, then its inference), continuing the producer's
+  // `traceparent` field. Must outlive the consumer.
+  tracing::Tracer* tracer = nullptr;
   std::string stream = "galley:requests";
   std::string group = "galley";
   std::string consumer;        // this consumer's name; keep it across restarts

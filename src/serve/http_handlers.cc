@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "inference/infer_spans.h"
 #include "protocol/http_util.h"
 #include "protocol/oip_json.h"
 #include "protocol/request_metrics.h"
@@ -240,30 +241,6 @@ void Frontend::Analyze(Request&& req, Responder respond) {
   });
 }
 
-// The request's span and, when its batch ran, two children: the wait in the model's queue and
-// the batch's execution (all requests of one batch share that interval).
-void RecordInferSpans(tracing::Tracer& tracer, tracing::Span span, const InferResult& r,
-                      TimePoint now) {
-  if (r.exec_start != TimePoint{}) {
-    tracing::Span queue =
-        tracing::StartSpan("queue", tracing::SpanKind::kInternal, span.Context(), TimePoint{});
-    queue.start_ns = span.start_ns;
-    queue.end_ns = tracing::UnixNanos(r.exec_start);
-    tracing::Span exec =
-        tracing::StartSpan("execute", tracing::SpanKind::kInternal, span.Context(), r.exec_start);
-    exec.end_ns = tracing::UnixNanos(r.exec_end);
-    exec.Set("galley.batch_rows", int64_t{r.batch_rows});
-    tracer.Record(std::move(queue));
-    tracer.Record(std::move(exec));
-  }
-  span.end_ns = tracing::UnixNanos(now);
-  if (r.outcome != Outcome::kOk) {
-    span.error = true;
-    span.status_message = r.message;
-  }
-  tracer.Record(std::move(span));
-}
-
 void Frontend::Infer(Request&& req, std::string model, std::string version, Responder respond) {
   auto md = service_.FindModel(model, version);
   if (!md) return respond(MissingModel(model, version));
@@ -297,7 +274,11 @@ void Frontend::Infer(Request&& req, std::string model, std::string version, Resp
                                  binary = std::move(decoded->binary_outputs),
                                  all_binary = decoded->binary_data_output, tracer = options_.tracer,
                                  span = std::move(span), clock = &clock_](InferResult&& r) mutable {
-    if (span) RecordInferSpans(*tracer, std::move(*span), r, clock->Now());
+    if (span) {
+      for (auto& sp : inference::FinishInferSpans(std::move(*span), r, clock->Now())) {
+        tracer->Record(std::move(sp));
+      }
+    }
     if (r.outcome != Outcome::kOk) return respond(ErrorFor(r.outcome, r.message));
     protocol::EncodedInferResponse enc =
         protocol::EncodeInferResponse(*md, id, r.output, outputs, binary, all_binary);

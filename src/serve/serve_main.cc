@@ -224,8 +224,9 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   // The queue consumer starts once the models are loaded: it fetches only what it can run.
   std::unique_ptr<queue::RedisStreamConsumer> consumer;
   if (options.queue) {
-    consumer =
-        std::make_unique<queue::RedisStreamConsumer>(service, *options.queue, registry, clock);
+    queue::RedisStreamOptions qo = *options.queue;
+    qo.tracer = tracer.get();
+    consumer = std::make_unique<queue::RedisStreamConsumer>(service, qo, registry, clock);
     if (absl::Status st = consumer->Start(); !st.ok()) {
       log::Error("start_failed", {{"protocol", "redis"}, {"error", std::string(st.message())}});
       if (grpc) grpc->Shutdown(clock.Now());
@@ -241,7 +242,9 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
   }
   std::unique_ptr<queue::AmqpConsumer> amqp;
   if (options.amqp) {
-    amqp = std::make_unique<queue::AmqpConsumer>(service, *options.amqp, registry, clock);
+    queue::AmqpOptions ao = *options.amqp;
+    ao.tracer = tracer.get();
+    amqp = std::make_unique<queue::AmqpConsumer>(service, ao, registry, clock);
     if (absl::Status st = amqp->Start(); !st.ok()) {
       log::Error("start_failed", {{"protocol", "amqp"}, {"error", std::string(st.message())}});
       if (consumer) consumer->Stop();

@@ -1,4 +1,4 @@
-// Spans and their export over OTLP/HTTP with the JSON encoding
+// The export of spans (span.h) over OTLP/HTTP with the JSON encoding
 // (https://opentelemetry.io/docs/specs/otlp/, "OTLP/HTTP": POST {endpoint}/v1/traces with an
 // ExportTraceServiceRequest; in JSON, trace and span IDs are hex strings and 64-bit integers
 // decimal strings). Debian 12 packages no OpenTelemetry C++ SDK, so this is Galley's own: the
@@ -8,54 +8,16 @@
 // rather than slow a request down.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/clock.h"
-#include "tracing/trace_context.h"
+#include "tracing/span.h"
 
 namespace galley::tracing {
-
-enum class SpanKind { kInternal = 1, kServer = 2, kClient = 3, kProducer = 4, kConsumer = 5 };
-
-struct Attribute {
-  std::string key;
-  std::variant<std::string, int64_t, double, bool> value;
-};
-
-struct Span {
-  TraceId trace_id{};
-  SpanId span_id{};
-  SpanId parent{};  // all zero: a root span
-  bool sampled = true;
-  std::string name;
-  SpanKind kind = SpanKind::kInternal;
-  int64_t start_ns = 0;  // Unix time
-  int64_t end_ns = 0;
-  std::vector<Attribute> attributes;
-  bool error = false;
-  std::string status_message;
-
-  // The context a child or the next hop continues.
-  TraceContext Context() const { return {trace_id, span_id, sampled}; }
-  void Set(std::string key, std::variant<std::string, int64_t, double, bool> v) {
-    attributes.push_back({std::move(key), std::move(v)});
-  }
-};
-
-// Unix nanoseconds of a steady-clock time point (through the offset between the two clocks now).
-int64_t UnixNanos(TimePoint t);
-
-// A span that starts at `start`: a child of `parent`, or the root of a new trace without one.
-Span StartSpan(std::string name, SpanKind kind, const std::optional<TraceContext>& parent,
-               TimePoint start);
 
 struct TracerOptions {
   std::string endpoint;  // OTLP/HTTP base, e.g. http://127.0.0.1:4318 (spans go to /v1/traces)

@@ -241,6 +241,43 @@ def test_a_grpc_call_carries_its_trace_through_the_gateway_to_the_replica(traced
     assert infer["parent"] == span_id and infer["service"] == "galley-replica", infer
 
 
+def test_a_queued_message_continues_its_producers_trace(traced, tmp_path, galley):
+    jaeger, _ = traced
+    redis = RedisServer(tmp_path).start()
+    try:
+        srv = galley(flags={"--queue-redis": f"127.0.0.1:{redis.port}", "--queue-stream": "jobs",
+                            "--otlp-endpoint": jaeger.endpoint})
+        srv.wait_for("queue_consuming")
+        # A producer of its own puts its trace context in the entry.
+        trace_id, span_id = "5b8aa5a2d2c872e8321cf37308d69df2", "051581bf3cb55c13"
+        redis.client().xadd("jobs", {"id": "job-1", "body": '{"text": "great"}',
+                                     "traceparent": f"00-{trace_id}-{span_id}-01"})
+        t = Spans(jaeger.trace(trace_id, lambda tr: len(tr["spans"]) >= 4))
+        [wait] = t.named("queue wait")
+        [infer] = t.named("infer vader")
+        assert wait["parent"] == span_id and infer["parent"] == span_id, t.spans
+        assert wait["tags"]["messaging.system"] == "redis"
+        assert wait["tags"]["messaging.destination.name"] == "jobs"
+        assert wait["tags"]["messaging.message.id"] == "job-1"
+        assert wait["end"] <= infer["start"] + 1000, (wait, infer)
+        assert {s["name"] for s in t.children(infer)} == {"queue", "execute"}
+
+        # Through the gateway: an asynchronous request's traceparent goes into the entry.
+        gw = galley(flags={"--replicas": f"127.0.0.1:{srv.port}", "--grpc-port": "-1",
+                           "--queue-redis": f"127.0.0.1:{redis.port}", "--queue-stream": "jobs"},
+                    subcommand="gateway")
+        trace_id = "6e0c63257de34c92bf9efcd03927272e"
+        r = gw.client().request("POST", "/v2/models/vader/infer", json_body={
+            "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["fine"]}]},
+            headers={"Prefer": "respond-async", "traceparent": f"00-{trace_id}-{span_id}-01"})
+        assert r.status == 202, r
+        t = Spans(jaeger.trace(trace_id, lambda tr: len(tr["spans"]) >= 4))
+        assert {s["name"] for s in t.spans if s["parent"] == span_id} == {
+            "queue wait", "infer vader"}, t.spans
+    finally:
+        redis.stop()
+
+
 def test_a_collector_that_goes_away_fails_no_request(traced):
     jaeger, up = traced
     jaeger.stop()
