@@ -110,17 +110,13 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
   gateway_options.models.push_back(options.frontend.analyze_model);
   Gateway gateway(source, upstream, upstream.io(), clock, metrics, gateway_options);
   // Before the front-end's options: whatever holds a pointer to it goes first.
-  std::unique_ptr<tracing::Tracer> tracer;
-  if (!options.otlp_endpoint.empty()) {
-    auto t = tracing::Tracer::Create(
-        {.endpoint = options.otlp_endpoint, .service_name = options.otlp_service_name});
-    if (!t.ok()) {
-      log::Error("start_failed", {{"error", std::string(t.status().message())}});
-      upstream.Shutdown();
-      return 1;
-    }
-    tracer = std::move(t).value();
+  auto made = tracing::TracerFor(options.otlp_endpoint, options.otlp_service_name);
+  if (!made.ok()) {
+    log::Error("start_failed", {{"error", std::string(made.status().message())}});
+    upstream.Shutdown();
+    return 1;
   }
+  const std::unique_ptr<tracing::Tracer> tracer = std::move(made).value();
   std::atomic<bool> draining{false};
   http::Server* server_ptr = nullptr;
   GatewayFrontendOptions fe = options.frontend;

@@ -145,16 +145,12 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
     return 1;
   }
 
-  std::unique_ptr<tracing::Tracer> tracer;
-  if (!options.otlp_endpoint.empty()) {
-    auto t = tracing::Tracer::Create(
-        {.endpoint = options.otlp_endpoint, .service_name = options.otlp_service_name});
-    if (!t.ok()) {
-      log::Error("start_failed", {{"error", std::string(t.status().message())}});
-      return 1;
-    }
-    tracer = std::move(t).value();
+  auto made = tracing::TracerFor(options.otlp_endpoint, options.otlp_service_name);
+  if (!made.ok()) {
+    log::Error("start_failed", {{"error", std::string(made.status().message())}});
+    return 1;
   }
+  const std::unique_ptr<tracing::Tracer> tracer = std::move(made).value();
   HttpFrontendOptions fe = options.frontend;
   fe.server_version = GALLEY_VERSION;
   fe.tracer = tracer.get();

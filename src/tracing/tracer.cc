@@ -206,6 +206,12 @@ void Tracer::Flush() {
   state_->idle.wait(lock, [&] { return state_->queue.empty() && !state_->exporting; });
 }
 
+absl::StatusOr<std::unique_ptr<Tracer>> TracerFor(const std::string& endpoint,
+                                                  const std::string& service_name) {
+  if (endpoint.empty()) return std::unique_ptr<Tracer>();
+  return Tracer::Create({.endpoint = endpoint, .service_name = service_name});
+}
+
 uint64_t Tracer::exported() const { return state_->exported; }
 uint64_t Tracer::dropped() const { return state_->dropped; }
 uint64_t Tracer::failed() const { return state_->failed; }

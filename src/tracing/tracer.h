@@ -51,6 +51,11 @@ class Tracer {
   std::unique_ptr<State> state_;
 };
 
+// The tracer a process's --otlp-endpoint asks for: null when `endpoint` is empty (no tracing),
+// else Tracer::Create's.
+absl::StatusOr<std::unique_ptr<Tracer>> TracerFor(const std::string& endpoint,
+                                                  const std::string& service_name);
+
 // The OTLP/JSON ExportTraceServiceRequest for `spans` of one service.
 std::string EncodeOtlpJson(const std::vector<Span>& spans, const std::string& service_name);
 
