@@ -140,8 +140,9 @@ Decision Controller::Tick() {
   // in hand that only the queue reports (the blind spot of a pending-only or lag-only count).
   metrics_snap.gateway_held =
       waiting + (depth && !any_observed ? std::max(0.0, depth->pending) : 0.0);
-  const std::optional<Observation> obs = Aggregate(metrics_snap);
+  const std::optional<Observation> obs = Aggregate(metrics_snap, previous_ ? &*previous_ : nullptr);
   RememberObservation(obs, now, policy.stable_window, observations_);
+  previous_ = metrics_snap;
 
   Snapshot rec_snap = BuildSnapshot(metrics_snap, current, observations_);
   AddPodsMetrics(metrics_snap, rec_snap);

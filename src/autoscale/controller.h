@@ -116,7 +116,8 @@ class Controller {
 
   // Owned by the thread that ticks (see Tick).
   History history_;
-  std::vector<Observation> observations_;  // oldest first, within the stable window
+  std::vector<Observation> observations_;    // oldest first, within the stable window
+  std::optional<MetricsSnapshot> previous_;  // the last tick's, for the request rate
 
   std::mutex mu_;
   std::condition_variable wake_;

@@ -15,8 +15,36 @@ double Finite(double v) { return std::isfinite(v) ? v : 0; }
 
 }  // namespace
 
-std::optional<Observation> Aggregate(const MetricsSnapshot& snapshot) {
+std::optional<double> RequestRate(const MetricsSnapshot& previous, const MetricsSnapshot& current) {
+  const double seconds = absl::ToDoubleSeconds(current.time - previous.time);
+  if (!(seconds > 0)) return std::nullopt;
+  double total = 0;
+  bool any = false;
+  for (const ReplicaObservation& r : current.replicas) {
+    if (!r.scraped || !r.requests_total || !std::isfinite(*r.requests_total)) continue;
+    const double now_total = std::max(0.0, *r.requests_total);
+    const auto before = std::find_if(
+        previous.replicas.begin(), previous.replicas.end(), [&](const ReplicaObservation& p) {
+          return p.id == r.id && p.scraped && p.requests_total && std::isfinite(*p.requests_total);
+        });
+    if (before != previous.replicas.end()) {
+      const double then = std::max(0.0, *before->requests_total);
+      total += now_total >= then ? now_total - then : now_total;  // went down: reset
+    } else if (r.start_time && *r.start_time >= previous.time) {
+      total += now_total;  // new since the previous reading: everything it counted is new
+    } else {
+      continue;
+    }
+    any = true;
+  }
+  if (!any) return std::nullopt;
+  return total / seconds;
+}
+
+std::optional<Observation> Aggregate(const MetricsSnapshot& snapshot,
+                                     const MetricsSnapshot* previous) {
   Observation o;
+  if (previous) o.request_rate = RequestRate(*previous, snapshot);
   o.time = snapshot.time;
   bool any = false;
   for (const ReplicaObservation& r : snapshot.replicas) {
@@ -62,6 +90,8 @@ void RememberDecision(const Decision& d, absl::Time now, absl::Duration keep, Hi
   if (d.recommendation) history.recommendations.push_back({now, *d.recommendation});
   EraseIf(history.recommendations,
           [&](const TimestampedRecommendation& r) { return r.time <= now - keep; });
+  if (d.rate) history.rates.push_back({now, *d.rate});
+  EraseIf(history.rates, [&](const TimedRate& r) { return r.time <= now - keep; });
   history.panic_since = d.panic_since;
   history.last_active = d.last_active;
   history.burst_onsets = d.burst_onsets;

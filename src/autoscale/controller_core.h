@@ -24,7 +24,16 @@ inline constexpr absl::Duration kScaleEventMemory = absl::Minutes(10);
 // galley_model_inflight_requests already counts queued requests, so the Observation gets
 // inflight = running (inflight - queued) and queued = queued; the recommender's demand,
 // inflight + queued, is then each request once. Replicas that failed to scrape add nothing.
-std::optional<Observation> Aggregate(const MetricsSnapshot& snapshot);
+// With the previous tick's snapshot, the observation also gets the request rate (RequestRate).
+std::optional<Observation> Aggregate(const MetricsSnapshot& snapshot,
+                                     const MetricsSnapshot* previous = nullptr);
+
+// Pure: requests per second over (previous.time, current.time], from each replica's
+// requests_total. A replica read in both counts its increase (a counter that went down was
+// reset: its whole new value); one that started after the previous reading counts its whole
+// value; one read only now but older than the previous reading is left out (its increase is
+// unknown). nullopt when no replica could be counted or the times do not advance.
+std::optional<double> RequestRate(const MetricsSnapshot& previous, const MetricsSnapshot& current);
 
 // Pure: the recommender's Snapshot: `current_replicas`, one pod per observed replica, and the
 // observations. A replica that was ready once and is not now is being stopped (scale-down or
@@ -37,8 +46,8 @@ Snapshot BuildSnapshot(const MetricsSnapshot& metrics, int current_replicas,
 void RememberObservation(const std::optional<Observation>& obs, absl::Time now,
                          absl::Duration window, std::vector<Observation>& observations);
 
-// After a decision at `now`: records its unstabilised recommendation, forgets recommendations at
-// or before now - keep, and carries the inference policy's panic and activity state over.
+// After a decision at `now`: records its unstabilised recommendation and request rate, forgets
+// both at or before now - keep, and carries the inference policy's panic and activity state over.
 void RememberDecision(const Decision& d, absl::Time now, absl::Duration keep, History& history);
 
 // After the scale target accepted a change of `change` replicas at `now` (0: nothing changed):

@@ -101,6 +101,55 @@ TEST(AggregateTest, NoReplicaMeansTheGatewayHoldsAllTheDemand) {
   EXPECT_EQ(o->queued, 3);
 }
 
+ReplicaObservation Counted(std::string id, std::optional<double> total,
+                           std::optional<absl::Time> start = std::nullopt) {
+  ReplicaObservation r;
+  r.id = std::move(id);
+  r.ready = true;
+  r.scraped = true;
+  r.start_time = start;
+  r.requests_total = total;
+  return r;
+}
+
+// The request rate: increases of each replica's counter between two readings, a reset counted
+// from zero, a replica started in between counted whole, one of unknown history left out.
+TEST(RequestRateTest, CountsIncreasesResetsAndNewReplicas) {
+  const absl::Time t0 = absl::UnixEpoch() + absl::Hours(1);
+  MetricsSnapshot before, after;
+  before.time = t0;
+  after.time = t0 + absl::Seconds(2);
+  before.replicas = {Counted("a", 100), Counted("b", 500), Counted("gone", 7)};
+  after.replicas = {Counted("a", 160),                           // +60
+                    Counted("b", 40),                            // reset: +40
+                    Counted("new", 20, t0 + absl::Seconds(1)),   // started since: +20
+                    Counted("old", 900, t0 - absl::Minutes(5)),  // first read now: unknown
+                    Counted("silent", std::nullopt)};            // not exposed
+  std::optional<double> rate = RequestRate(before, after);
+  ASSERT_TRUE(rate.has_value());
+  EXPECT_DOUBLE_EQ(*rate, (60 + 40 + 20) / 2.0);
+  // Through Aggregate, with the previous snapshot; without it, no rate.
+  after.replicas[0].inflight = 3;
+  std::optional<Observation> o = Aggregate(after, &before);
+  ASSERT_TRUE(o.has_value());
+  ASSERT_TRUE(o->request_rate.has_value());
+  EXPECT_DOUBLE_EQ(*o->request_rate, 60.0);
+  EXPECT_FALSE(Aggregate(after)->request_rate.has_value());
+  // Nothing to count, a replica that failed its scrape, or time that does not advance: no rate.
+  after.replicas = {Counted("old", 900, t0 - absl::Minutes(5))};
+  EXPECT_FALSE(RequestRate(before, after).has_value());
+  after.replicas = {Counted("a", 160)};
+  after.replicas[0].scraped = false;
+  EXPECT_FALSE(RequestRate(before, after).has_value());
+  after.replicas = {Counted("a", 160)};
+  after.time = t0;
+  EXPECT_FALSE(RequestRate(before, after).has_value());
+  // An idle fleet is a real zero, not a missing sample.
+  after.time = t0 + absl::Seconds(2);
+  after.replicas = {Counted("a", 100)};
+  EXPECT_EQ(RequestRate(before, after), 0.0);
+}
+
 TEST(BuildSnapshotTest, StoppingReplicasAreNotCapacity) {
   MetricsSnapshot s;
   const absl::Time t = absl::UnixEpoch();

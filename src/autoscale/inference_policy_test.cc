@@ -205,6 +205,86 @@ TEST(InferencePolicyBursts, RecordsOnsets) {
   EXPECT_TRUE(RecommendInference(Load(20, 0, 60), off, {}, kNow).burst_onsets.empty());
 }
 
+// `current` ready replicas, a request rate `rate` over the last 60 s (one sample every 2 s) and,
+// optionally, `burst` over the last 6 s; concurrency stays low, as for a fast batching model.
+Snapshot Rates(int current, double rate, double burst = -1) {
+  Snapshot s = Load(current, 1);
+  for (Observation& o : s.observations) {
+    o.request_rate = (burst >= 0 && o.time > kNow - absl::Seconds(6)) ? burst : rate;
+  }
+  return s;
+}
+
+InferencePolicy RatePolicy(int max = 20) {
+  InferencePolicy p = Policy(1, max);
+  p.replica_capacity_rps = 1000;  // one replica: 800 req/s at the default 80%
+  return p;
+}
+
+// Sized by request rate: ceil(rate / (capacity x target utilization)); concurrency is reported
+// but does not size; without rates in the window the policy falls back to concurrency.
+TEST(InferencePolicyRate, SizesByRequestRateAgainstCapacity) {
+  Decision d = RecommendInference(Rates(2, 4000), RatePolicy(), {}, kNow);
+  EXPECT_EQ(d.replicas, 5) << d.message;  // 4000 / 800
+  EXPECT_EQ(d.reason, "ScaleUp");
+  ASSERT_GE(d.proposals.size(), 3u);
+  EXPECT_EQ(d.proposals[0].metric, "rate/stable");
+  EXPECT_EQ(d.proposals[0].replicas, 5);
+  EXPECT_EQ(d.proposals[2].metric, "concurrency/stable");
+  ASSERT_TRUE(d.rate.has_value());
+  EXPECT_EQ(*d.rate, 4000);
+  // A burst in the panic window at >= 200% of capacity: panic, sized by the panic window's rate.
+  d = RecommendInference(Rates(2, 1000, 9000), RatePolicy(), {}, kNow);
+  EXPECT_TRUE(d.panic);
+  EXPECT_EQ(d.replicas, 12) << d.message;  // ceil(9000 / 800)
+  // The same load without rates: concurrency (1 against 10 per replica) wants 1.
+  d = RecommendInference(Load(2, 1), RatePolicy(), {}, kNow);
+  EXPECT_EQ(d.replicas, 1) << d.message;
+  EXPECT_EQ(d.proposals[0].metric, "concurrency/stable");
+  // Capacity unknown: concurrency, even with rates.
+  d = RecommendInference(Rates(2, 4000), Policy(), {}, kNow);
+  EXPECT_EQ(d.replicas, 1) << d.message;
+  EXPECT_EQ(d.proposals[0].metric, "concurrency/stable");
+}
+
+// While bursts recur, the floor is the cheapest fleet that would have served the cover share of
+// the remembered requests at one replica's share (800 req/s); without a series (or once it
+// lapses) there is none.
+TEST(InferencePolicyRate, BurstFloorCoversTheRememberedRequests) {
+  History h;
+  // The last 10 minutes at 2 s: 100 req/s, with 20-s bursts at 5,000 req/s every 100 s. Burst
+  // ticks carry about 5,000 x 20 s x 5 = 500,000 of about 550,000 requests.
+  for (int ago = 600; ago >= 2; ago -= 2) {
+    const bool burst = (ago % 100) < 20;
+    h.rates.push_back({kNow - absl::Seconds(ago), burst ? 5000.0 : 100.0});
+  }
+  h.burst_onsets = {kNow - absl::Seconds(320), kNow - absl::Seconds(220),
+                    kNow - absl::Seconds(120)};
+  // Now quiet: 100 req/s wants 1 replica, the floor holds what the bursts need (7 x 800 req/s
+  // serves them all; 6 would leave 200 req/s of each burst tick, 3.6% of the requests, unserved).
+  Decision d = RecommendInference(Rates(8, 100), RatePolicy(), h, kNow);
+  EXPECT_EQ(d.replicas, 7) << d.message;
+  EXPECT_EQ(d.reason, "BurstFloor");
+  // A cover share that tolerates losing a fifth of the requests: 5 (4 would lose 1,800 req/s of
+  // each burst tick, a third of them).
+  InferencePolicy loose = RatePolicy();
+  loose.burst_cover_share = 0.8;
+  d = RecommendInference(Rates(8, 100), loose, h, kNow);
+  EXPECT_EQ(d.replicas, 5) << d.message;
+  // The series has lapsed (no onset for more than twice its longest gap): no floor, and the
+  // scale-down goes by the usual rules (the 5-minute delay holds the recommendations made).
+  h.burst_onsets = {kNow - absl::Seconds(900), kNow - absl::Seconds(800)};
+  h.recommendations.clear();
+  d = RecommendInference(Rates(8, 100), RatePolicy(), h, kNow);
+  EXPECT_EQ(d.replicas, 4) << d.message;  // halved per decision (max scale-down rate 2)
+  EXPECT_EQ(d.reason, "ScaleDownLimit");
+  // The floor never passes max_replicas.
+  h.burst_onsets = {kNow - absl::Seconds(320), kNow - absl::Seconds(220),
+                    kNow - absl::Seconds(120)};
+  d = RecommendInference(Rates(3, 100), RatePolicy(3), h, kNow);
+  EXPECT_EQ(d.replicas, 3) << d.message;
+}
+
 INSTANTIATE_TEST_SUITE_P(Table, InferencePolicyTest, testing::ValuesIn(Cases()),
                          [](const testing::TestParamInfo<Case>& info) { return info.param.name; });
 

@@ -27,6 +27,9 @@ struct ReplicaObservation {
   double inflight = 0;  // galley_model_inflight_requests, summed over models: queued + running
   double queued = 0;    // galley_queue_length, summed over models
   double consumer_inflight = 0;  // galley_consumer_inflight_messages: messages its consumers hold
+  // galley_requests_total summed over its series: every request the replica answered, refusals
+  // included. A counter: Aggregate turns two readings into a rate. Absent when not exposed.
+  std::optional<double> requests_total = std::nullopt;
 };
 
 struct MetricsSnapshot {

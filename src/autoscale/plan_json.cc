@@ -261,6 +261,9 @@ absl::Status ParseInferenceSpec(const json::object& o, InferencePolicy& p) {
   RETURN_IF_ERROR(Opt(o, "scaleToZero", s, Bool, p.scale_to_zero));
   RETURN_IF_ERROR(Opt(o, "scaleToZeroGraceSeconds", s, Number, grace));
   RETURN_IF_ERROR(Opt(o, "tolerance", s, Number, p.tolerance));
+  RETURN_IF_ERROR(Opt(o, "replicaCapacityRps", s, Number, p.replica_capacity_rps));
+  RETURN_IF_ERROR(Opt(o, "targetUtilization", s, Number, p.target_utilization));
+  RETURN_IF_ERROR(Opt(o, "burstCoverShare", s, Number, p.burst_cover_share));
   if (stable >= 0) p.stable_window = absl::Seconds(stable);
   if (delay >= 0) p.scale_down_delay = absl::Seconds(delay);
   if (load >= 0) p.model_load_time = absl::Seconds(load);
@@ -271,6 +274,15 @@ absl::Status ParseInferenceSpec(const json::object& o, InferencePolicy& p) {
     return Bad(s, "need 0 <= minReplicas <= maxReplicas and maxReplicas >= 1");
   }
   if (p.target_concurrency <= 0) return Bad(s + ".targetConcurrency", "must be positive");
+  if (p.replica_capacity_rps && *p.replica_capacity_rps <= 0) {
+    return Bad(s + ".replicaCapacityRps", "must be positive");
+  }
+  if (!(p.target_utilization > 0 && p.target_utilization <= 1)) {
+    return Bad(s + ".targetUtilization", "must be in (0, 1]");
+  }
+  if (!(p.burst_cover_share > 0 && p.burst_cover_share <= 1)) {
+    return Bad(s + ".burstCoverShare", "must be in (0, 1]");
+  }
   if (p.stable_window <= absl::ZeroDuration())
     return Bad(s + ".stableWindowSeconds", "must be positive");
   if (p.max_scale_down_rate < 1 || p.max_scale_up_rate <= 1) {
@@ -348,7 +360,9 @@ absl::StatusOr<Observation> ParseObservation(const json::value& v, const std::st
   RETURN_IF_ERROR(Opt(*o, "queued", path, Number, ob.queued));
   RETURN_IF_ERROR(Opt(*o, "latencySeconds", path, Number, ob.latency_seconds));
   RETURN_IF_ERROR(Opt(*o, "gpuMemoryFraction", path, Number, ob.gpu_memory_fraction));
+  RETURN_IF_ERROR(Opt(*o, "requestRate", path, Number, ob.request_rate));
   if (ob.inflight < 0 || ob.queued < 0) return Bad(path, "inflight and queued must be >= 0");
+  if (ob.request_rate && *ob.request_rate < 0) return Bad(path, "requestRate must be >= 0");
   return ob;
 }
 
@@ -390,6 +404,24 @@ absl::Status ParseHistory(const json::value& v, History& h) {
         return Bad("history.burstOnsets", "must be in time order, oldest first");
       }
       h.burst_onsets.push_back(t);
+    }
+  }
+  if (const json::value* rv = Find(*o, "rates")) {
+    ASSIGN_OR_RETURN(const json::array* arr, Array(*rv, "history.rates"));
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const std::string p = StrCat("history.rates[", i, "]");
+      ASSIGN_OR_RETURN(const json::object* r, Object((*arr)[i], p));
+      const json::value* t = Find(*r, "time");
+      const json::value* n = Find(*r, "rate");
+      if (!t || !n) return Bad(p, "time and rate are required");
+      TimedRate rate;
+      ASSIGN_OR_RETURN(rate.time, Time(*t, p + ".time"));
+      ASSIGN_OR_RETURN(rate.rate, Number(*n, p + ".rate"));
+      if (rate.rate < 0) return Bad(p, "rate must be >= 0");
+      if (!h.rates.empty() && rate.time < h.rates.back().time) {
+        return Bad("history.rates", "must be in time order, oldest first");
+      }
+      h.rates.push_back(rate);
     }
   }
   RETURN_IF_ERROR(Opt(*o, "panicSince", "history", Time, h.panic_since));
@@ -540,6 +572,7 @@ std::string DecisionToJson(const Decision& d, const PlanInput& input) {
     for (absl::Time t : d.burst_onsets) onsets.push_back(json::value(Rfc3339(t)));
     out["burstOnsets"] = std::move(onsets);
     out["scaleDownDelaySeconds"] = absl::ToDoubleSeconds(d.hold);
+    if (d.rate) out["requestRate"] = *d.rate;
   }
   return JsonSerialize(out);
 }

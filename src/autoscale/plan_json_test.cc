@@ -86,6 +86,38 @@ TEST(PlanJsonTest, GalleyBurstHold) {
   EXPECT_EQ(Recommend(in->snapshot, in->spec, in->history, in->now).replicas, 6);
 }
 
+// Rate sizing over the plan surface: the spec's capacity, the observations' request rates and the
+// remembered rates in; the rate proposals, the burst floor and this tick's rate out.
+TEST(PlanJsonTest, GalleyRateSizingAndBurstFloor) {
+  auto in = ParsePlanInput(R"({"now": "2024-05-01T12:00:00Z", "mode": "galley",
+    "spec": {"minReplicas": 1, "maxReplicas": 20, "replicaCapacityRps": 1000,
+             "targetUtilization": 0.5},
+    "currentReplicas": 2,
+    "observations": [{"time": "2024-05-01T11:59:30Z", "inflight": 1, "requestRate": 2600},
+                     {"time": "2024-05-01T11:59:59Z", "inflight": 1, "requestRate": 2600}]})");
+  ASSERT_TRUE(in.ok()) << in.status();
+  Decision d = Recommend(in->snapshot, in->spec, in->history, in->now);
+  EXPECT_EQ(d.replicas, 6) << d.message;  // ceil(2600 / 500)
+  std::string out = DecisionToJson(d, *in);
+  EXPECT_NE(out.find(R"("metric":"rate/stable","replicas":6)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("requestRate":2600)"), std::string::npos) << out;
+  // Quiet now, but bursts recur and the remembered rates hold 4,000 req/s bursts: the floor is the
+  // fleet that serves them at 500 req/s per replica.
+  auto held = ParsePlanInput(R"({"now": "2024-05-01T12:00:00Z", "mode": "galley",
+    "spec": {"maxReplicas": 20, "replicaCapacityRps": 1000, "targetUtilization": 0.5},
+    "currentReplicas": 8,
+    "observations": [{"time": "2024-05-01T11:59:58Z", "requestRate": 100}],
+    "history": {"burstOnsets": ["2024-05-01T11:56:00Z", "2024-05-01T11:58:00Z"],
+                "rates": [{"time": "2024-05-01T11:57:58Z", "rate": 100},
+                          {"time": "2024-05-01T11:58:00Z", "rate": 4000},
+                          {"time": "2024-05-01T11:58:02Z", "rate": 4000},
+                          {"time": "2024-05-01T11:58:04Z", "rate": 100}]}})");
+  ASSERT_TRUE(held.ok()) << held.status();
+  d = Recommend(held->snapshot, held->spec, held->history, held->now);
+  EXPECT_EQ(d.replicas, 8) << d.message;
+  EXPECT_EQ(d.reason, "BurstFloor");
+}
+
 TEST(PlanJsonTest, ErrorsNameTheField) {
   struct Bad {
     const char* doc;
@@ -111,6 +143,19 @@ TEST(PlanJsonTest, ErrorsNameTheField) {
       {R"({"now": "2024-05-01T12:00:00Z", "mode": "galley", "spec": {"maxReplicas": 3},
           "currentReplicas": 1, "history": {"burstOnsets": [7]}})",
        "history.burstOnsets[0]"},
+      {R"({"now": "2024-05-01T12:00:00Z", "mode": "galley", "spec": {"maxReplicas": 3,
+          "replicaCapacityRps": 0}, "currentReplicas": 1})",
+       "spec.replicaCapacityRps"},
+      {R"({"now": "2024-05-01T12:00:00Z", "mode": "galley", "spec": {"maxReplicas": 3,
+          "targetUtilization": 1.5}, "currentReplicas": 1})",
+       "spec.targetUtilization"},
+      {R"({"now": "2024-05-01T12:00:00Z", "mode": "galley", "spec": {"maxReplicas": 3},
+          "currentReplicas": 1, "history": {"rates": [{"time": "2024-05-01T11:55:00Z"}]}})",
+       "history.rates[0]"},
+      {R"({"now": "2024-05-01T12:00:00Z", "mode": "galley", "spec": {"maxReplicas": 3},
+          "currentReplicas": 1, "observations": [{"time": "2024-05-01T11:55:00Z",
+          "requestRate": -1}]})",
+       "observations[0]"},
   };
   for (const Bad& b : cases) {
     auto in = ParsePlanInput(b.doc);

@@ -53,6 +53,9 @@ struct Observation {
   double queued = 0;    // sum of galley_queue_length (replicas' and the gateway's)
   std::optional<double> latency_seconds;      // e.g. p99 request latency over the last scrape
   std::optional<double> gpu_memory_fraction;  // mean used/total GPU memory of ready replicas
+  // Requests per second the replicas answered, refusals for a full queue included, since the
+  // previous observation (galley_requests_total); absent when no replica reported it twice.
+  std::optional<double> request_rate;
 };
 
 struct Snapshot {
@@ -139,6 +142,15 @@ struct InferencePolicy {
   bool scale_to_zero = false;
   absl::Duration scale_to_zero_grace = absl::Seconds(30);
   double tolerance = 0.1;  // for the latency and GPU-memory proposals
+  // Sizing by request rate (inference_policy.h): what one replica serves per second at full
+  // batches, from the model's batch curve. When set and the observations carry request rates,
+  // demand is the rate and a replica's share is replica_capacity_rps x target_utilization;
+  // target_concurrency is then only reported.
+  std::optional<double> replica_capacity_rps;
+  double target_utilization = 0.8;
+  // While bursts recur (rate sizing only): never below the smallest fleet that, at full batches,
+  // would have served this share of the requests remembered over burst_memory.
+  double burst_cover_share = 0.995;
 };
 
 struct Spec {
@@ -153,6 +165,11 @@ struct TimestampedRecommendation {
   int replicas = 0;
 };
 
+struct TimedRate {
+  absl::Time time;
+  double rate = 0;  // requests per second
+};
+
 struct ScaleEvent {
   absl::Time time;
   int change = 0;  // replicas added (> 0) or removed (< 0)
@@ -164,6 +181,7 @@ struct History {
   std::optional<absl::Time> panic_since;  // inference policy: when panic mode began
   std::optional<absl::Time> last_active;  // inference policy: last time demand was non-zero
   std::vector<absl::Time> burst_onsets;   // inference policy: when bursts began, oldest first
+  std::vector<TimedRate> rates;           // inference policy: request rates, oldest first
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -190,6 +208,7 @@ struct Decision {
   std::optional<absl::Time> last_active;       // inference policy: carry into History
   std::vector<absl::Time> burst_onsets;        // inference policy: carry into History
   absl::Duration hold = absl::ZeroDuration();  // inference policy: the scale-down delay applied
+  std::optional<double> rate;  // inference policy: this tick's request rate, for History.rates
 };
 
 // Computes the decision. Pure and deterministic; never fails: when no metric is usable the

@@ -1,5 +1,6 @@
 #include "autoscale/scrape_metrics_source.h"
 
+#include <cmath>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@ namespace {
 constexpr std::string_view kInflight = "galley_model_inflight_requests";
 constexpr std::string_view kQueue = "galley_queue_length";
 constexpr std::string_view kConsumerInflight = "galley_consumer_inflight_messages";
+constexpr std::string_view kRequests = "galley_requests_total";
 
 // What the scrapes of one Observe() share with their callbacks. Held by shared_ptr: a callback
 // that arrives after Observe() gave up must still find it alive.
@@ -39,6 +41,15 @@ absl::StatusOr<ReplicaLoad> ReadReplicaLoad(std::string_view exposition) {
   load.inflight = inflight.value_or(0);
   load.queued = metrics::SumSamples(*parsed, kQueue).value_or(0);
   load.consumer_inflight = metrics::SumSamples(*parsed, kConsumerInflight).value_or(0);
+  // Inference requests only (REST analyze and infer; the gRPC door counts as infer): probes and
+  // scrapes are no load. Every outcome counts, refusals for a full queue included.
+  for (const metrics::ParsedSample& sample : parsed->samples) {
+    if (sample.name != kRequests || std::isnan(sample.value)) continue;
+    const std::string* endpoint = sample.Label("endpoint");
+    if (endpoint == nullptr || (*endpoint != "infer" && *endpoint != "analyze")) continue;
+    load.requests_total = load.requests_total.value_or(0) + sample.value;
+  }
+  if (!load.requests_total && parsed->types.count(std::string(kRequests))) load.requests_total = 0;
   return load;
 }
 
@@ -101,6 +112,7 @@ absl::StatusOr<MetricsSnapshot> ScrapeMetricsSource::Observe() {
       o.inflight = load->inflight;
       o.queued = load->queued;
       o.consumer_inflight = load->consumer_inflight;
+      o.requests_total = load->requests_total;
     }
     snap.replicas.push_back(std::move(o));
   }

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "autoscale/metrics_source.h"
@@ -50,6 +51,8 @@ struct ReplicaLoad {
   double inflight = 0;           // galley_model_inflight_requests summed over models
   double queued = 0;             // galley_queue_length summed over models (0 when absent)
   double consumer_inflight = 0;  // galley_consumer_inflight_messages, all consumers (0 when absent)
+  std::optional<double>
+      requests_total;  // galley_requests_total, every series (absent: not exposed)
 };
 
 // Reads one replica's load out of its /metrics body. InvalidArgument when the body does not parse

@@ -78,6 +78,27 @@ TEST(ReadReplicaLoadTest, Table) {
   }
 }
 
+// The request counter, summed over the inference endpoints, every model and outcome (refusals are
+// requests the replica was offered); declared without series it is a zero; not exposed, absent.
+TEST(ReadReplicaLoadTest, RequestCounter) {
+  absl::StatusOr<ReplicaLoad> load = ReadReplicaLoad(
+      "galley_model_inflight_requests 1\n"
+      "galley_requests_total{endpoint=\"infer\",model=\"m\",outcome=\"ok\"} 120\n"
+      "galley_requests_total{endpoint=\"infer\",model=\"m\",outcome=\"queue_full\"} 30\n"
+      "galley_requests_total{endpoint=\"analyze\",model=\"\",outcome=\"ok\"} 7\n"
+      "galley_requests_total{endpoint=\"health_ready\",model=\"\",outcome=\"ok\"} 900\n"
+      "galley_requests_total{endpoint=\"metrics\",model=\"\",outcome=\"ok\"} 80\n");
+  ASSERT_TRUE(load.ok()) << load.status();
+  EXPECT_EQ(load->requests_total, 157);  // probes and scrapes are not load
+  load =
+      ReadReplicaLoad("galley_model_inflight_requests 1\n# TYPE galley_requests_total counter\n");
+  ASSERT_TRUE(load.ok()) << load.status();
+  EXPECT_EQ(load->requests_total, 0);
+  load = ReadReplicaLoad("galley_model_inflight_requests 1\n");
+  ASSERT_TRUE(load.ok()) << load.status();
+  EXPECT_FALSE(load->requests_total.has_value());
+}
+
 TEST(ScrapeMetricsSourceTest, EachReplicaScrapedOrMissing) {
   fleet::StaticReplicaSource replicas({{"ok", "127.0.0.1", 1, true},
                                        {"starting", "127.0.0.1", 2, false},

@@ -67,15 +67,22 @@ absl::StatusOr<autoscale::InferencePolicy> PolicyOf(const json::value& model, co
     return absl::InvalidArgumentError("spec.autoscaling.enabled is not true");
   }
   const json::value* metric = At(model, {"spec", "autoscaling", "metric"});
-  if (metric != nullptr && metric->is_string() && metric->as_string() != "concurrency") {
-    return absl::InvalidArgumentError(StrCat("spec.autoscaling.metric '",
-                                             std::string_view(metric->as_string()),
-                                             "' is not measured yet (concurrency is)"));
+  const std::string_view name =
+      metric != nullptr && metric->is_string() ? std::string_view(metric->as_string()) : "";
+  if (!name.empty() && name != "concurrency" && name != "rps") {
+    return absl::InvalidArgumentError(StrCat("spec.autoscaling.metric '", name,
+                                             "' is not measured yet (concurrency and rps are)"));
   }
   autoscale::InferencePolicy p;
   p.min_replicas = static_cast<int>(Number(model, {"spec", "minReplicas"}, 1));
   p.max_replicas = static_cast<int>(Number(model, {"spec", "maxReplicas"}, 10));
-  p.target_concurrency = Number(model, {"spec", "autoscaling", "target"}, 8);
+  const double target = Number(model, {"spec", "autoscaling", "target"}, 8);
+  if (name == "rps") {
+    // Requests per second per replica: rate sizing with one replica's share = target.
+    p.replica_capacity_rps = target / p.target_utilization;
+  } else {
+    p.target_concurrency = target;
+  }
   p.scale_down_delay =
       absl::Seconds(Number(model, {"spec", "autoscaling", "scaleDownDelaySeconds"}, 300));
   p.stable_window = absl::Milliseconds(f.stable_window_ms);

@@ -65,7 +65,8 @@ class SimCommand {
         "autoscale", "Replay a request trace through replicas driven by each autoscaling policy");
     Flag(autoscale_, "trace", trace_, "request trace, Azure LLM inference CSV (TIMESTAMP column)");
     Flag(autoscale_, "policy", policy_,
-         "all, or a comma-separated list of hpa-cpu, hpa-queue, kpa, keda, keda-pending, galley");
+         "all, or a comma-separated list of hpa-cpu, hpa-queue, kpa, keda, keda-pending, galley, "
+         "galley-concurrency");
     Flag(autoscale_, "slo-ms", slo_ms_, "latency SLO in milliseconds")
         ->check(CLI::Range(0.01, 1e6));
     Flag(autoscale_, "scenario", scenario_,
@@ -81,7 +82,8 @@ class SimCommand {
                          "run the named policies only (no static fleets, no oracle)");
     Flag(autoscale_, "policy-target", policy_target_,
          "override each policy's main knob (hpa-cpu: utilization percent; hpa-queue: queue per "
-         "pod; kpa, galley: target concurrency; keda: backlog per replica; 0: their defaults)")
+         "pod; kpa, galley-concurrency: target concurrency; galley: target utilization; keda: "
+         "backlog per replica; 0: their defaults)")
         ->check(CLI::Range(0.0, 1e6));
     Flag(autoscale_, "peak-replicas", peak_replicas_,
          "scale the trace so its peak needs this many replicas")
@@ -104,6 +106,14 @@ class SimCommand {
     Flag(autoscale_, "galley-scale-down-delay-seconds", galley_delay_s_,
          "override the galley policy's scale-down delay (negative: its default)")
         ->check(CLI::Range(-1.0, 86400.0));
+    Flag(autoscale_, "galley-target-utilization", galley_utilization_,
+         "override the galley policy's target utilization of a replica's full-batch throughput "
+         "(0: its default)")
+        ->check(CLI::Range(0.0, 1.0));
+    Flag(autoscale_, "galley-burst-cover-share", galley_cover_,
+         "override the share of remembered requests the galley policy's burst floor covers "
+         "(0: its default)")
+        ->check(CLI::Range(0.0, 1.0));
     Flag(autoscale_, "galley-burst-gap-max-seconds", galley_burst_gap_s_,
          "override the galley policy's burst gap limit (0: no burst-recurrence hold; negative: "
          "its default)")
@@ -145,7 +155,8 @@ class SimCommand {
 
     std::vector<Row> rows;
     for (sim::PolicyKind kind : *policies) {
-      sim::PolicySetup setup = sim::MakePolicy(kind, max_replicas_, queue_);
+      sim::PolicySetup setup =
+          sim::MakePolicy(kind, max_replicas_, queue_, cluster.service.MaxThroughput());
       ApplyOverrides(setup);
       Timed(rows, [&] {
         std::unique_ptr<sim::ArrivalStream> arrivals = Arrivals(sc);
@@ -270,8 +281,11 @@ class SimCommand {
       autoscale::MetricSpec& m = h->metrics.front();
       (m.target_type == autoscale::TargetType::kUtilization ? m.average_utilization : m.value) =
           policy_target_;
+    } else if (auto& g = std::get<autoscale::InferencePolicy>(setup.spec.policy);
+               g.replica_capacity_rps) {
+      g.target_utilization = policy_target_;
     } else {
-      std::get<autoscale::InferencePolicy>(setup.spec.policy).target_concurrency = policy_target_;
+      g.target_concurrency = policy_target_;
     }
     setup.settings += StrCat("; main target overridden: ", policy_target_);
   }
@@ -280,7 +294,10 @@ class SimCommand {
   // so in its settings.
   void ApplyOverrides(sim::PolicySetup& setup) const {
     ApplyTarget(setup);
-    if (setup.kind != sim::PolicyKind::kGalley) return;
+    if (setup.kind != sim::PolicyKind::kGalley &&
+        setup.kind != sim::PolicyKind::kGalleyConcurrency) {
+      return;
+    }
     auto& g = std::get<autoscale::InferencePolicy>(setup.spec.policy);
     if (galley_target_ > 0) {
       g.target_concurrency = galley_target_;
@@ -289,6 +306,14 @@ class SimCommand {
     if (galley_delay_s_ >= 0) {
       g.scale_down_delay = absl::Seconds(galley_delay_s_);
       setup.settings += StrCat("; scale-down delay overridden: ", galley_delay_s_, " s");
+    }
+    if (galley_utilization_ > 0) {
+      g.target_utilization = galley_utilization_;
+      setup.settings += StrCat("; target utilization overridden: ", galley_utilization_);
+    }
+    if (galley_cover_ > 0) {
+      g.burst_cover_share = galley_cover_;
+      setup.settings += StrCat("; burst cover share overridden: ", galley_cover_);
     }
     if (galley_burst_gap_s_ >= 0) {
       g.burst_gap_max = absl::Seconds(galley_burst_gap_s_);
@@ -462,6 +487,8 @@ class SimCommand {
   double peak_window_s_ = 10;
   double load_s_ = 10;
   double galley_target_ = 0;
+  double galley_utilization_ = 0;
+  double galley_cover_ = 0;
   double galley_delay_s_ = -1;
   double galley_burst_gap_s_ = -1;
   double policy_target_ = 0;

@@ -63,6 +63,7 @@ struct UpFlags {
   int min_replicas = 1;
   int max_replicas = 4;
   double target_concurrency = autoscale::InferencePolicy{}.target_concurrency;
+  double target_rps = 0;  // > 0: size by request rate, this many requests per second per replica
   int64_t sync_period_ms = 15'000;
   int64_t stable_window_ms = absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.stable_window);
   int64_t scale_down_delay_ms =
@@ -95,6 +96,10 @@ void AddAutoscaleFlags(CLI::App* cmd, UpFlags& up) {
   Flag(cmd, "target-concurrency", up.target_concurrency,
        "autoscale: in-flight plus queued requests per replica to aim for")
       ->check(CLI::PositiveNumber);
+  Flag(cmd, "target-rps", up.target_rps,
+       "autoscale: size by request rate instead, this many requests per second per replica (the "
+       "model's full-batch throughput x 0.8 is a good start; 0: by concurrency)")
+      ->check(CLI::NonNegativeNumber);
   Flag(cmd, "sync-period-ms", up.sync_period_ms, "autoscale: how often to observe and decide")
       ->check(CLI::PositiveNumber);
   Flag(cmd, "stable-window-ms", up.stable_window_ms,
@@ -161,6 +166,12 @@ bool CheckMetricsSourceFlags(const UpFlags& up) {
     std::cerr << "--hpa-metric queue_backlog needs --queue-redis or --queue-amqp\n";
     return false;
   }
+  if (up.target_rps > 0 && up.queue.enabled()) {
+    // The request counters the rate is read from do not see the messages a queue holds.
+    std::cerr << "--target-rps sizes by HTTP and gRPC requests; a fleet consuming a queue scales "
+                 "by concurrency (leave out --target-rps)\n";
+    return false;
+  }
   if (up.autoscale_mode == "hpa") {
     if (up.hpa_target <= 0) {
       std::cerr << "--autoscale-mode hpa needs --hpa-target\n";
@@ -216,6 +227,9 @@ struct UpAutoscaler {
     o.policy.min_replicas = up.min_replicas;
     o.policy.max_replicas = up.max_replicas;
     o.policy.target_concurrency = up.target_concurrency;
+    if (up.target_rps > 0) {
+      o.policy.replica_capacity_rps = up.target_rps / o.policy.target_utilization;
+    }
     o.policy.stable_window = absl::Milliseconds(up.stable_window_ms);
     o.policy.scale_down_delay = absl::Milliseconds(up.scale_down_delay_ms);
     o.policy.model_load_time = absl::Milliseconds(up.model_load_time_ms);

@@ -77,6 +77,7 @@ struct Replica {
   double busy_total = 0;     // seconds spent running batches
   double cpu_mark_time = 0;  // the HPA's last CPU sample: time and busy_total then
   double cpu_mark_busy = 0;
+  int64_t answered = 0;  // galley_requests_total: requests answered or refused for a full queue
 
   int Outstanding() const { return static_cast<int>(queue.size() + batch.size()); }
   double BusyAt(double t) const { return busy_total + (batch_end < kInf ? t - batch_start : 0); }
@@ -203,6 +204,7 @@ class Engine {
   }
 
   void Complete(Replica& r, double t) {
+    r.answered += static_cast<int64_t>(r.batch.size());
     for (const double a : r.batch) {
       const double latency = t - a;
       latencies_.Add(latency);
@@ -248,7 +250,10 @@ class Engine {
       return Drop(t);
     }
     Replica& r = *routable_[*pick];
-    if (static_cast<int>(r.queue.size()) >= cluster_.service.max_queue_size) return Drop(t);
+    if (static_cast<int>(r.queue.size()) >= cluster_.service.max_queue_size) {
+      ++r.answered;  // refused: queue_full
+      return Drop(t);
+    }
     r.queue.push_back(t);
     if (r.batch_end == kInf) StartBatch(r, t);
   }
@@ -343,6 +348,7 @@ class Engine {
       o.scraped = r->state != State::kStarting;
       o.inflight = r->Outstanding();
       o.queued = static_cast<double>(r->queue.size());
+      if (o.scraped) o.requests_total = static_cast<double>(r->answered);
       ms.replicas.push_back(std::move(o));
       observed.push_back(r.get());
     }
@@ -353,10 +359,12 @@ class Engine {
     if (options_.queue) ms.gateway_held = static_cast<double>(broker_.size());
     if (inference) {
       const auto& p = std::get<InferencePolicy>(policy_.spec.policy);
-      autoscale::RememberObservation(autoscale::Aggregate(ms), now, p.stable_window, observations_);
+      autoscale::RememberObservation(autoscale::Aggregate(ms, previous_ ? &*previous_ : nullptr),
+                                     now, p.stable_window, observations_);
       keep = autoscale::InferenceMemory(p);
     }
     autoscale::Snapshot snap = autoscale::BuildSnapshot(ms, desired_, observations_);
+    previous_ = std::move(ms);
     if (!inference) AddPodMetrics(t, observed, snap);
     if (policy_.keda) {
       // NOTE: arrivals that found no ready replica since the last poll count as backlog, as the
@@ -485,6 +493,7 @@ class Engine {
   double last_active_ = 0;  // KEDA's lastActiveTime
   autoscale::History history_;
   std::vector<autoscale::Observation> observations_;
+  std::optional<autoscale::MetricsSnapshot> previous_;  // the last tick's, for the request rate
   std::vector<gateway::Candidate> candidates_;
   std::vector<Replica*> routable_;
   LatencyHistogram latencies_;
@@ -496,7 +505,7 @@ class Engine {
 
 }  // namespace
 
-PolicySetup MakePolicy(PolicyKind kind, int max_replicas, bool queue) {
+PolicySetup MakePolicy(PolicyKind kind, int max_replicas, bool queue, double capacity_rps) {
   PolicySetup p;
   p.kind = kind;
   switch (kind) {
@@ -576,7 +585,7 @@ PolicySetup MakePolicy(PolicyKind kind, int max_replicas, bool queue) {
       // The same ScaledObject on the pending count alone (KEDA's Redis Streams scaler's default
       // metric, pendingEntriesCount, target 5 there; 2 here as for keda, so the two differ only
       // in what they count).
-      p = MakePolicy(PolicyKind::kKeda, max_replicas, queue);
+      p = MakePolicy(PolicyKind::kKeda, max_replicas, queue, capacity_rps);
       p.kind = PolicyKind::kKedaPending;
       p.name = "keda-pending";
       p.settings =
@@ -589,27 +598,41 @@ PolicySetup MakePolicy(PolicyKind kind, int max_replicas, bool queue) {
       p.name = "schedule";  // baselines.h fills in the schedule
       p.spec.policy = InferencePolicy{};
       break;
-    case PolicyKind::kGalley: {
+    case PolicyKind::kGalley:
+    case PolicyKind::kGalleyConcurrency: {
       InferencePolicy g;  // every default (autoscale/inference_policy.h)
       g.max_replicas = max_replicas;
+      // NOTE: on a queue the replicas' request counters do not see the messages still in the
+      // broker, so Galley's policy sizes by concurrency there (the lag is waiting demand).
+      const bool by_rate = kind == PolicyKind::kGalley && capacity_rps > 0 && !queue;
+      if (by_rate) g.replica_capacity_rps = capacity_rps;
       if (queue) {  // as `galley up --scale-to-zero`: messages wait in the broker meanwhile
         g.min_replicas = 0;
         g.scale_to_zero = true;
       }
-      p.name = "galley";
+      p.name = kind == PolicyKind::kGalley ? "galley" : "galley-concurrency";
       p.spec.policy = g;
       p.sync_period_s = 2;
       const std::string prefix =
           queue ? StrCat("scale to zero (grace ", absl::ToDoubleSeconds(g.scale_to_zero_grace),
                          " s), queue lag as waiting demand; ")
                 : "";
-      p.settings =
-          StrCat(prefix, "InferencePolicy defaults: concurrency target ", g.target_concurrency,
-                 ", windows 60 s / 6 s, panic 200%, scale-down delay ",
-                 absl::ToDoubleSeconds(g.scale_down_delay), " s (held while bursts recur at most ",
-                 absl::ToDoubleSeconds(g.burst_gap_max), " s apart, up to ",
-                 absl::ToDoubleSeconds(g.burst_memory), " s), model load ",
-                 absl::ToDoubleSeconds(g.model_load_time), " s; tick 2 s");
+      const std::string sizing =
+          by_rate ? StrCat("request rate at ", g.target_utilization * 100, "% of ", capacity_rps,
+                           " req/s per replica (full batches)")
+                  : StrCat("concurrency target ", g.target_concurrency);
+      const std::string hold =
+          by_rate
+              ? StrCat("while bursts recur at most ", absl::ToDoubleSeconds(g.burst_gap_max),
+                       " s apart, never below the fleet that would have served ",
+                       g.burst_cover_share * 100, "% of the last ",
+                       absl::ToDoubleSeconds(g.burst_memory), " s")
+              : StrCat("held while bursts recur at most ", absl::ToDoubleSeconds(g.burst_gap_max),
+                       " s apart, up to ", absl::ToDoubleSeconds(g.burst_memory), " s");
+      p.settings = StrCat(prefix, "InferencePolicy defaults: ", sizing,
+                          ", windows 60 s / 6 s, panic 200%, scale-down delay ",
+                          absl::ToDoubleSeconds(g.scale_down_delay), " s (", hold, "), model load ",
+                          absl::ToDoubleSeconds(g.model_load_time), " s; tick 2 s");
       break;
     }
   }
@@ -623,14 +646,16 @@ absl::StatusOr<std::vector<PolicyKind>> ParsePolicies(std::string_view list, boo
       {"kpa", PolicyKind::kKpa},
       {"keda", PolicyKind::kKeda},
       {"keda-pending", PolicyKind::kKedaPending},
-      {"galley", PolicyKind::kGalley}};
+      {"galley", PolicyKind::kGalley},
+      {"galley-concurrency", PolicyKind::kGalleyConcurrency}};
   if (list == "all" && queue) {
     return std::vector<PolicyKind>{PolicyKind::kHpaCpu, PolicyKind::kKeda, PolicyKind::kKedaPending,
                                    PolicyKind::kGalley};
   }
   if (list == "all") {
-    return std::vector<PolicyKind>{PolicyKind::kHpaCpu, PolicyKind::kHpaQueue, PolicyKind::kKpa,
-                                   PolicyKind::kKeda, PolicyKind::kGalley};
+    return std::vector<PolicyKind>{
+        PolicyKind::kHpaCpu, PolicyKind::kHpaQueue,          PolicyKind::kKpa,
+        PolicyKind::kKeda,   PolicyKind::kGalleyConcurrency, PolicyKind::kGalley};
   }
   std::vector<PolicyKind> out;
   for (std::string_view name : Split(list, ',')) {
@@ -639,7 +664,8 @@ absl::StatusOr<std::vector<PolicyKind>> ParsePolicies(std::string_view list, boo
     if (it == std::end(kNames)) {
       return absl::InvalidArgumentError(StrCat("unknown policy '", name,
                                                "' (want all, or a comma-separated list of hpa-cpu, "
-                                               "hpa-queue, kpa, keda, keda-pending, galley)"));
+                                               "hpa-queue, kpa, keda, keda-pending, galley, "
+                                               "galley-concurrency)"));
     }
     out.push_back(it->second);
   }

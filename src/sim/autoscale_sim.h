@@ -58,7 +58,19 @@ struct ClusterModel {
 };
 
 // The policies that ask the recommender; the static fleet and the oracle (baselines.h) do not.
-enum class PolicyKind { kHpaCpu, kHpaQueue, kKpa, kKeda, kKedaPending, kGalley, kSchedule };
+// kGalley sizes by request rate when the replica's capacity is given (MakePolicy), else by
+// concurrency; kGalleyConcurrency is Galley's policy sized by concurrency, as it was before rate
+// sizing (kept for comparison).
+enum class PolicyKind {
+  kHpaCpu,
+  kHpaQueue,
+  kKpa,
+  kKeda,
+  kKedaPending,
+  kGalley,
+  kGalleyConcurrency,
+  kSchedule
+};
 
 // KEDA's own loop in front of the HPA it creates (keda.sh/docs "Scaling Deployments": the
 // ScaledObject's pollingInterval, cooldownPeriod, activation threshold and minReplicaCount): at
@@ -87,11 +99,15 @@ struct PolicySetup {
 // The policy with its documented defaults (see docs/autoscale-sim.md and MakePolicy's comments),
 // bounded by [1, max_replicas]. `queue`: for a fleet consuming a queue, where Galley's policy
 // scales to zero (messages wait safely in the broker, as `galley up --scale-to-zero`).
-PolicySetup MakePolicy(PolicyKind kind, int max_replicas, bool queue = false);
+// `capacity_rps`: one replica's full-batch throughput (ServiceModel::MaxThroughput); when
+// positive, kGalley sizes by request rate against it.
+PolicySetup MakePolicy(PolicyKind kind, int max_replicas, bool queue = false,
+                       double capacity_rps = 0);
 
-// "all" or a comma-separated list of hpa-cpu, hpa-queue, kpa, keda, keda-pending, galley.
-// "all" with `queue`: hpa-cpu, keda, keda-pending, galley (the policies that read a queue, and
-// CPU); without: hpa-cpu, hpa-queue, kpa, keda, galley. InvalidArgument naming an unknown name.
+// "all" or a comma-separated list of hpa-cpu, hpa-queue, kpa, keda, keda-pending, galley,
+// galley-concurrency. "all" with `queue`: hpa-cpu, keda, keda-pending, galley (the policies that
+// read a queue, and CPU); without: hpa-cpu, hpa-queue, kpa, keda, galley-concurrency, galley.
+// InvalidArgument naming an unknown name.
 absl::StatusOr<std::vector<PolicyKind>> ParsePolicies(std::string_view list, bool queue = false);
 
 struct SimOptions {

@@ -148,11 +148,12 @@ TEST(AutoscaleSimTest, EveryPolicyScalesUpForAStep) {
 TEST(ParsePoliciesTest, NamesAndErrors) {
   const absl::StatusOr<std::vector<PolicyKind>> all = ParsePolicies("all");
   ASSERT_TRUE(all.ok());
-  EXPECT_EQ(all->size(), 5u);
-  auto two = ParsePolicies("kpa,galley");
+  EXPECT_EQ(all->size(), 6u);
+  auto two = ParsePolicies("kpa,galley,galley-concurrency");
   ASSERT_TRUE(two.ok());
   EXPECT_EQ((*two)[0], PolicyKind::kKpa);
   EXPECT_EQ((*two)[1], PolicyKind::kGalley);
+  EXPECT_EQ((*two)[2], PolicyKind::kGalleyConcurrency);
   auto bad = ParsePolicies("hpa-cpu,hpa-memory");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("hpa-memory"), std::string::npos);
@@ -242,6 +243,77 @@ TEST(AutoscaleSimTest, QueueHoldsWhatTheReplicasCannotAndLosesNothing) {
   EXPECT_NEAR(r.max_latency_s, 2 * s.BatchSeconds(1) + 4 * s.BatchSeconds(2), 1e-9);
 }
 
+// Galley's policy sized by request rate against the replica's full-batch throughput.
+PolicySetup RatePolicy(const ClusterModel& cluster) {
+  return MakePolicy(PolicyKind::kGalley, 20, /*queue=*/false, cluster.service.MaxThroughput());
+}
+
+// A replica ten times slower than the default (599.5 req/s at full batches) with a ten times
+// longer SLO: the same fleet dynamics as the default model, for a tenth of the requests.
+ClusterModel SlowCluster() {
+  ClusterModel c = Cluster(1);
+  c.model_load_time_s = 10;
+  c.service.batch_base_s *= 10;
+  c.service.batch_per_item_s *= 10;
+  return c;
+}
+SimOptions SlowOptions() {
+  SimOptions o;
+  o.slo_s = 0.25;
+  return o;
+}
+
+// Periodic bursts: 20-s bursts at 3,000 req/s every 200 s over a base of 200 req/s. Once the
+// period is learnt (four onsets), each burst finds the fleet started one load time ahead, so the
+// later bursts lose nothing; between them the fleet goes back to the base's size.
+TEST(AutoscaleSimTest, RateSizingPrewarmsForPeriodicBursts) {
+  const ClusterModel cluster = SlowCluster();
+  std::vector<double> rates(2000, 200.0);
+  for (int start = 100; start < 2000; start += 200) {
+    for (int s = start; s < start + 20; ++s) rates[s] = 3000.0;
+  }
+  SimOptions options = SlowOptions();
+  options.keep_timeline = true;
+  RateArrivals arrivals(rates, 3);
+  const PolicySetup policy = RatePolicy(cluster);
+  const SimResult r = Simulate(arrivals, cluster, policy, options);
+  int prewarm = 0;
+  int64_t missed_at_1100 = -1;
+  int lowest_between = 100;
+  for (const TickRecord& t : r.timeline) {
+    if (t.reason == "PeriodicPrewarm") ++prewarm;
+    if (t.time_s == 1100) missed_at_1100 = t.missed;
+    // Between the later bursts (after the hold of the one before has run out).
+    if (t.time_s >= 1200 && t.time_s <= 1270) lowest_between = std::min(lowest_between, t.desired);
+  }
+  EXPECT_GT(prewarm, 0);
+  ASSERT_GE(missed_at_1100, 0);
+  // The bursts from 1,100 s on (five of them) lose nothing: missed stays where it was.
+  EXPECT_EQ(r.timeline.back().missed, missed_at_1100) << "missed " << r.timeline.back().missed;
+  EXPECT_LE(lowest_between, 2);  // base 200 req/s: one replica's share (480) is enough
+  // Sized by concurrency, the same bursts hold the fleet and cost more.
+  RateArrivals again(rates, 3);
+  const SimResult c =
+      Simulate(again, cluster, MakePolicy(PolicyKind::kGalleyConcurrency, 20), options);
+  EXPECT_LT(r.replica_seconds, c.replica_seconds);
+}
+
+// A slow climb from 200 to 4,000 req/s over 1,000 s: rate sizing follows it without a miss and
+// keeps each replica near its target share.
+TEST(AutoscaleSimTest, RateSizingFollowsASlowClimb) {
+  const ClusterModel cluster = SlowCluster();
+  std::vector<double> rates;
+  for (int s = 0; s < 1000; ++s) rates.push_back(200.0 + 3.8 * s);
+  RateArrivals arrivals(rates, 5);
+  const SimResult r = Simulate(arrivals, cluster, RatePolicy(cluster), SlowOptions());
+  EXPECT_EQ(r.dropped, 0);
+  EXPECT_EQ(r.within_slo, r.arrived);
+  // The mean rate is 2,100 req/s: at the 80% share (480 req/s) about 4.4 replicas on average;
+  // a fleet held at the end's 9 would cost 9,000.
+  EXPECT_LT(r.replica_seconds, 6500) << r.replica_seconds;
+  EXPECT_LE(r.max_replicas, 10);
+}
+
 PolicySetup QueuePolicy(PolicyKind kind) {
   PolicySetup p = MakePolicy(kind, 4, /*queue=*/true);
   if (p.keda) p.keda->polling_s = 1;  // poll every second, so the test is about what is counted
@@ -285,7 +357,7 @@ TEST(AutoscaleSimTest, QueuePoliciesParse) {
   EXPECT_EQ(all->size(), 4u);
   auto http = ParsePolicies("all");
   ASSERT_TRUE(http.ok());
-  EXPECT_EQ(http->size(), 5u);
+  EXPECT_EQ(http->size(), 6u);  // galley by rate and by concurrency
   auto one = ParsePolicies("keda-pending");
   ASSERT_TRUE(one.ok());
   EXPECT_EQ(one->front(), PolicyKind::kKedaPending);
