@@ -171,10 +171,11 @@ def test_prometheus_source_sees_the_replicas_load_and_is_unavailable_without_pro
         f"127.0.0.1:{p}" for p in ports.values()), up_series
     assert {s["metric"]["replica"] for s in up_series} == {"replica-0", "replica-1"}
 
-    # Under load, the source reports what Prometheus scraped: the decision's load (in flight plus
-    # queued) is the sum, over the two replicas, of one of each replica's scrapes just before that
-    # decision (queries are evaluated within the source's 1 s timeout of the tick). Both series of
-    # one scrape carry the scrape's timestamp, so a replica's load is joined per timestamp.
+    # Under load, the source reports what Prometheus scraped: the decision's load (running plus
+    # queued) is the sum, over the two replicas, of one of each replica's scrapes of
+    # galley_model_inflight_requests just before that decision (the gauge already counts the
+    # queued requests; the decision splits it into running and queued with galley_queue_length).
+    # Queries are evaluated within the source's 1 s timeout of the tick.
     start = len(up.log_lines())
     with Load(up.port, 16, BODY, 25) as load:
         busy = up.wait_for(
@@ -187,15 +188,22 @@ def test_prometheus_source_sees_the_replicas_load_and_is_unavailable_without_pro
     window = f"{int(SCRAPE_INTERVAL_S * 30)}s"
     lo, hi = t - 1.25 - 2 * SCRAPE_INTERVAL_S, t + 0.05
     per_scrape: dict[str, dict[float, float]] = {}
-    for metric in ("galley_model_inflight_requests", "galley_queue_length"):
-        matrix = prom.query(f'{metric}{{job="galley"}}[{window}]', at=t + 1)
-        assert matrix["resultType"] == "matrix", matrix
-        for series in matrix["result"]:
-            scrapes = per_scrape.setdefault(series["metric"]["instance"], {})
-            for ts, v in series["values"]:
-                if lo <= ts <= hi:
-                    scrapes[ts] = scrapes.get(ts, 0.0) + float(v)
-    candidates = {inst: set(s.values()) for inst, s in per_scrape.items()}
+    matrix = prom.query(f'galley_model_inflight_requests{{job="galley"}}[{window}]', at=t + 1)
+    assert matrix["resultType"] == "matrix", matrix
+    for series in matrix["result"]:
+        scrapes = per_scrape.setdefault(series["metric"]["instance"], {})
+        for ts, v in series["values"]:
+            if ts <= hi:
+                scrapes[ts] = scrapes.get(ts, 0.0) + float(v)
+    # An instant query answers with each series' newest sample at or before its evaluation time,
+    # so the candidates are the scrapes in [lo, hi] and the newest one before lo (a scrape that
+    # came late on a busy machine is still the newest the query could see).
+    candidates = {}
+    for inst, scrapes in per_scrape.items():
+        times = sorted(scrapes)
+        before = [ts for ts in times if ts < lo]
+        chosen = [ts for ts in times if ts >= lo] + before[-1:]
+        candidates[inst] = {scrapes[ts] for ts in chosen}
     assert len(candidates) == 2 and all(candidates.values()), (candidates, busy)
     a, b = candidates.values()
     sums = {x + y for x in a for y in b}
