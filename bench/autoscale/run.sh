@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Autoscaling benchmark: `galley sim autoscale` with every policy (hpa-cpu, hpa-queue, kpa, keda,
-# galley) beside the baselines (oracle, cheapest static fleet, static fleet of the peak's need) on
+# galley-concurrency, galley) beside the baselines (oracle, cheapest static fleet, static fleet of the peak's need) on
 # the Azure LLM inference trace (../shared/data/azure-llm-2023, scaled so its peak needs about 10
 # replicas), a step from idle to that peak, and the synthetic patterns (diurnal, bursts, climb,
 # flash, quiet), each over several seeds; medians over seeds per scenario. With PARETO=1 also each
@@ -25,7 +25,7 @@ JOBS=${JOBS:-2}
 PARETO=${PARETO:-0}
 [[ -x "$BIN" ]] || { echo "bench/autoscale: no galley binary at $BIN (build it, or set GALLEY)" >&2; exit 1; }
 [[ -r "$TRACE" ]] || { echo "bench/autoscale: cannot read $TRACE" >&2; exit 1; }
-"$BIN" sim autoscale --help 2>/dev/null | grep -q -- --no-baselines ||
+"$BIN" sim autoscale --help 2>/dev/null | grep -- --no-baselines >/dev/null ||
   { echo "bench/autoscale: $BIN has no 'sim autoscale' with baselines" >&2; exit 1; }
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "bench/autoscale: JOBS must be a positive integer" >&2; exit 1; }
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -43,7 +43,7 @@ jobs_list() {
   done
   [[ "$PARETO" == 1 ]] || return 0
   local knobs=("hpa-cpu:40 60 80 95" "hpa-queue:2 10 50" "kpa:10 35 70" "keda:1 2 8 32"
-               "galley:1 2 4 8")
+               "galley-concurrency:1 2 4 8" "galley:0.6 0.7 0.8 0.9")
   local k policy x
   for sc in $SCENARIOS; do
     for k in "${knobs[@]}"; do

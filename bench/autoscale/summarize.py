@@ -10,7 +10,8 @@ import re
 import statistics
 import sys
 
-ORDER = ["hpa-cpu", "hpa-queue", "kpa", "keda", "galley", "oracle", "static-min", "static-peak"]
+ORDER = ["hpa-cpu", "hpa-queue", "kpa", "keda", "galley-concurrency", "galley", "oracle", "static-min",
+         "static-peak"]
 GOAL_RATIO = 1.3
 
 
@@ -127,7 +128,8 @@ def pareto(runs):
           "main knob")
     print()
     print("Knobs (`--policy-target`): hpa-cpu utilization %, hpa-queue queue per pod, kpa and "
-          "galley target concurrency, keda backlog per replica. Baselines from the seed-1 run of "
+          "galley-concurrency target concurrency, galley target utilization of a replica's "
+          "full-batch throughput, keda backlog per replica. Baselines from the seed-1 run of "
           "the same scenario. **Bold**: on the front over all points (no other point has at least "
           "the share for at most the replica-seconds).")
     print()

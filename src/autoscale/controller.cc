@@ -172,6 +172,7 @@ Decision Controller::Tick() {
   if (obs) {
     m["inflight"] = obs->inflight;
     m["queued"] = obs->queued;
+    if (obs->request_rate) m["requestRate"] = *obs->request_rate;
   }
   if (depth) {
     m["queueLag"] = depth->lag;

@@ -59,6 +59,45 @@
 // pattern with fewer replica-seconds than the static fleet: 4 does on diurnal and climb but
 // drops the trace to 98.6%, so 2 stays. What it lacks is the arrival rate: concurrency measured
 // while queues overflow says only "more", so a burst's hold is the ceiling, not the burst's need.
+//
+// Sizing by request rate (replica_capacity_rps set, and the observations carry request rates,
+// i.e. the replicas expose galley_requests_total). Why: concurrency measured while queues
+// overflow says only "more", so the concurrency rule's recommendations during a burst are the
+// ceiling, and the burst hold above keeps that ceiling (65,788 replica-seconds on the trace, 1.6x
+// the cheapest static fleet). The request rate, refusals included, measures the burst itself.
+// The rules and their defaults:
+//   demand = request rate; one replica takes replica_capacity_rps x target_utilization. The
+//     capacity is the model's full-batch throughput from its measured batch curve (for the
+//     built-in model 64 / (180 us + 64 x 164 us) = 5,995 req/s, docs/autoscale-sim.md).
+//   target_utilization 0.8: the headroom must cover the rate's growth during one model load time
+//     plus a tick, and Poisson noise within a 2-s tick. 0.8 is the highest that keeps every
+//     smooth pattern of the simulator at 100% within the SLO (0.9 lets the climb outgrow the fleet
+//     during a load time; bench/RESULTS.md, "Rate sizing").
+//   scale-up on the short (panic) window's peak reading: a rate is bounded by what the fleet
+//     answers plus what it refuses, so a burst onto a small fleet rarely reads as 200% of it, and
+//     a burst shorter than the window is halved by a mean; the long window still decides every
+//     scale-down (KPA's asymmetry, kept).
+//   burst floor, burst_cover_share 0.995 (while bursts recur, as above): the smallest fleet that,
+//     at one replica's share, would have served 99.5% of the requests remembered over
+//     burst_memory; the online analogue of the cheapest static fleet for the recent past. 0.995 is
+//     the SLO target the simulator's baselines are held to.
+//   periodic bursts: when the last three gaps between burst onsets agree within 10%, the next is
+//     expected one period after the last; from one model load time plus the panic window before
+//     it, and from each onset until the replicas started for it are ready, the fleet is at least
+//     what the last two bursts were recommended; nothing is held between them. Three gaps, not
+//     two: on the trace, two gaps agree by chance and the floor would be dropped too early.
+//   smooth hold, 3 model load times (30 s): without bursts (none remembered) or with periodic
+//     ones, a replica is kept this long after the last recommendation that needed it instead of
+//     scale_down_delay: a dropped replica is back one load time after it is asked for, and a
+//     smooth rise shows in the short window before it outgrows the 20% headroom.
+// The rule behind these defaults: "size to the measured rate with the headroom one load time
+// needs; hold only what the remembered past says will come back". They are the same on every
+// pattern; bench/RESULTS.md ("Rate sizing") has each pattern's table, and why no controller that
+// does not know the future can keep 99.5% on the step, bursts, flash and quiet patterns of 30
+// minutes: the first jump from the base rate to the peak loses more than 0.5% of the requests
+// before any replica started for it is ready.
+// NOTE: a fleet consuming a queue is sized by concurrency (the request counters do not see the
+// messages still in the broker), and so is one read through Prometheus (no counter reading).
 #pragma once
 
 #include "autoscale/recommender.h"

@@ -285,6 +285,54 @@ TEST(InferencePolicyRate, BurstFloorCoversTheRememberedRequests) {
   EXPECT_EQ(d.replicas, 3) << d.message;
 }
 
+// Sized by rate, smooth demand (no burst remembered) holds a replica three model load times (30 s)
+// after the last recommendation that needed it, not the 5-minute scale-down delay; once a burst is
+// remembered, the delay applies again.
+TEST(InferencePolicyRate, SmoothDemandGetsTheShortHold) {
+  History h = Recs({{40, 6}});  // 6 replicas were recommended 40 s ago; now 1,600 req/s wants 2
+  Decision d = RecommendInference(Rates(6, 1600), RatePolicy(), h, kNow);
+  EXPECT_EQ(d.replicas, 3) << d.message;  // not held; halved at most per decision
+  EXPECT_EQ(d.reason, "ScaleDownLimit");
+  EXPECT_EQ(d.hold, absl::Seconds(30));
+  h.burst_onsets = {kNow - absl::Seconds(200)};
+  d = RecommendInference(Rates(6, 1600), RatePolicy(), h, kNow);
+  EXPECT_EQ(d.replicas, 6) << d.message;
+  EXPECT_EQ(d.reason, "ScaleDownDelayed");
+  EXPECT_EQ(d.hold, absl::Minutes(5));
+  // Sized by concurrency, the 5-minute delay holds in both cases.
+  d = RecommendInference(Load(6, 20), Policy(), Recs({{40, 6}}), kNow);
+  EXPECT_EQ(d.replicas, 6) << d.message;
+}
+
+// Periodic bursts (three gaps within 10% of their mean): pre-warmed from one load time plus the
+// panic window before the next is due, to what the last bursts were recommended; not between.
+TEST(InferencePolicyRate, PeriodicBurstsArePrewarmed) {
+  auto onsets = [](std::vector<int> ago) {
+    std::vector<absl::Time> out;
+    for (int a : ago) out.push_back(kNow - absl::Seconds(a));
+    return out;
+  };
+  // Bursts every 200 s, the last 100 s ago: the next is due in 100 s. Nothing is held between
+  // bursts (the short hold, 30 s, has passed): 3 replicas halve towards the 1 that 500 req/s needs.
+  History h = Recs({{90, 9}});
+  h.burst_onsets = onsets({700, 500, 300, 100});
+  Decision d = RecommendInference(Rates(3, 500), RatePolicy(), h, kNow);
+  EXPECT_EQ(d.replicas, 1) << d.message;
+  EXPECT_EQ(d.hold, absl::Seconds(30));
+  // The last 188 s ago: the next is due in 12 s, within one load time (10 s) plus the panic
+  // window (6 s): the fleet goes to what the last burst was recommended.
+  h = Recs({{180, 9}});
+  h.burst_onsets = onsets({788, 588, 388, 188});
+  d = RecommendInference(Rates(1, 500), RatePolicy(), h, kNow);
+  EXPECT_EQ(d.replicas, 9) << d.message;
+  EXPECT_EQ(d.reason, "PeriodicPrewarm");
+  // Irregular gaps (260, 140, 200 s): no prediction, so no pre-warming.
+  h.burst_onsets = onsets({788, 528, 388, 188});
+  d = RecommendInference(Rates(1, 500), RatePolicy(), h, kNow);
+  EXPECT_EQ(d.replicas, 1) << d.message;
+  EXPECT_NE(d.reason, "PeriodicPrewarm");
+}
+
 INSTANTIATE_TEST_SUITE_P(Table, InferencePolicyTest, testing::ValuesIn(Cases()),
                          [](const testing::TestParamInfo<Case>& info) { return info.param.name; });
 

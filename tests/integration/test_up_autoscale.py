@@ -85,6 +85,36 @@ def own(line: dict) -> bool:
     return "replica" not in line
 
 
+def test_up_autoscale_by_request_rate_reads_the_replicas_counters(galley):
+    """`--target-rps`: the controller turns the replicas' galley_requests_total into the fleet's
+    request rate and sizes by it (a replica takes 20 requests per second here); the concurrency is
+    only reported. When the load stops, the rate falls and the fleet goes back to the warm pool."""
+    up = galley("--autoscale", subcommand="up", flags={**AUTOSCALE_FLAGS, "--target-rps": "20"})
+    up.wait_for("replica_ready", pred=lambda l: l.get("replica") == "replica-0")
+    idle = up.wait_for("autoscale_decision", pred=lambda l: own(l) and "requestRate" in l["metrics"])
+    assert idle["desired"] == 1 and idle["metrics"]["requestRate"] < 20, idle
+    single = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
+                                     "data": ["a fine day"]}]})
+    start = len(up.log_lines())
+    with Load(up.port, 4, single, 20) as load:
+        busy = up.wait_for("autoscale_decision", timeout=15, start=start,
+                           pred=lambda l: own(l) and l["desired"] > 1)
+        up.wait_for("replica_ready", timeout=15, start=start,
+                    pred=lambda l: l.get("replica") == "replica-1")
+    load.assert_no_failures()
+    # Sized by the rate: more than one replica's 20 req/s, with the rate proposals in the decision.
+    assert busy["metrics"]["rate/panic"] > 20, busy
+    assert "rate/stable" in busy["metrics"] and "concurrency/stable" in busy["metrics"], busy
+    assert busy["reason"] in ("ScaleUp", "TooManyReplicas"), busy
+    with load.lock:
+        answered = load.statuses.get(200, 0)
+    assert answered > 20 * 2, load.statuses  # the clients did send more than 20 per second
+    stopped = len(up.log_lines())
+    down = up.wait_for("replicas_scaled", timeout=20, start=stopped,
+                       pred=lambda l: own(l) and l.get("to") == 1)
+    assert down["from"] > 1, down
+
+
 def test_up_autoscale_scales_up_under_load_and_back_to_the_warm_pool(galley):
     up = galley("--autoscale", subcommand="up", flags=AUTOSCALE_FLAGS)
     up.wait_for("replica_ready", pred=lambda l: l.get("replica") == "replica-0")
