@@ -115,12 +115,12 @@ std::optional<absl::Time> RecurringSince(const std::vector<absl::Time>& onsets,
   return onsets[first];
 }
 
-// Rule (Galley, rate sizing): the burst floor. The smallest fleet n that, serving at full batches
-// (n x capacity requests per second), would have left at most (1 - share) of the remembered
-// requests unserved: each remembered rate stands for the time since the one before it (at most a
-// stable window, so a gap in the metrics does not weigh as traffic). The unserved amount only
-// falls as n grows, so n is found by bisection. It is the cheapest static fleet for the
-// remembered past, computed online; 0 when nothing was remembered.
+// Rule (Galley, rate sizing): the burst floor. The smallest fleet n that, serving n x `capacity`
+// requests per second (the caller passes one replica's share), would have left at most (1 - share)
+// of the remembered requests unserved: each remembered rate stands for the time since the one
+// before it (at most a stable window, so a gap in the metrics does not weigh as traffic). The
+// unserved amount only falls as n grows, so n is found by bisection. It is the cheapest static
+// fleet for the remembered past, computed online; 0 when nothing was remembered.
 int CoverFleet(const std::vector<TimedRate>& rates, double capacity, double share,
                absl::Duration max_gap, int max_replicas) {
   if (rates.size() < 2 || capacity <= 0 || max_replicas < 1) return 0;
@@ -287,9 +287,9 @@ Decision RecommendInference(const Snapshot& snapshot, const InferencePolicy& pol
     }
   }
   // Rule (Galley, rate sizing): while bursts recur, the floor is the cheapest fleet that would
-  // have served burst_cover_share of the remembered requests at full batches (CoverFleet), instead
-  // of the highest recommendation since the series began: a recommendation made while queues
-  // overflowed measures the overflow, the served rate measures the burst.
+  // have served burst_cover_share of the remembered requests at one replica's share (CoverFleet),
+  // instead of the highest recommendation since the series began: a recommendation made while
+  // queues overflowed measures the overflow, the served rate measures the burst.
   int floor = 0;
   std::string floor_reason;
   const std::optional<Periodic> periodic =
