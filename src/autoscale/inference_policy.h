@@ -72,8 +72,10 @@
 //     fleet was sized for. Measured in `galley sim autoscale` (seed 1, bench/RESULTS.md, "Rate
 //     sizing"): 0.95 already misses on the climb (99.97%); 0.9 keeps the smooth patterns at 100%
 //     for 10% fewer replica-seconds than 0.8 but loses 1.5 points more of the trace's bursts
-//     (92.0% vs 93.5%); 0.7 costs 13% more than 0.8 on the smooth patterns for no gain there.
-//     0.8 is the rounder middle; a model whose load is smooth can take 0.9.
+//     (92.0% vs 93.5%); 0.7 keeps 96.5% of the trace but costs 13% more than 0.8 on smooth
+//     demand, past 1.3x the clairvoyant oracle there. 0.8 is the highest that keeps the trace
+//     above 93% and the lowest that keeps the smooth patterns within 1.3x the oracle; a model
+//     whose load is smooth can take 0.9, a bursty one 0.7.
 //   scale-up on the short (panic) window's peak reading: a rate is bounded by what the fleet
 //     answers plus what it refuses, so a burst onto a small fleet rarely reads as 200% of it, and
 //     a burst shorter than the window is halved by a mean; the long window still decides every
