@@ -379,6 +379,15 @@ std::vector<Case> Cases() {
                Snap(4, {Pod("a", 0.5), Pod("b", 0.5), Pod("c", -1), Pod("d", -1)}),
                {},
                4});
+  // Extra pods during a rollout's surge: 4 pods behind a scale of 3, one without a sample. At 20%
+  // of a 50% target the missing pod is taken at 100% on this scale-down, the ratio becomes
+  // (3 x 20 + 100) / 4 / 50 = 0.8, and ceil(0.8 x 4 pods) = 4 would scale *up* while usage is below
+  // target: the count is kept (replica_calculator.go, the last check of GetResourceReplicas).
+  c.push_back({"SurgePodsWithMissingMetricsKeepTheCount",
+               Spec(1, 10, {Cpu(50)}),
+               Snap(3, {Pod("a", 0.2), Pod("b", 0.2), Pod("c", 0.2), Pod("d", -1)}),
+               {},
+               3});
   {
     Snapshot s = Snap(3, {WithMetric(Pod("a", -1), "qps", 10), WithMetric(Pod("b", -1), "qps", 10),
                           Pod("c", -1)});
