@@ -30,8 +30,11 @@ std::optional<double> RequestRate(const MetricsSnapshot& previous, const Metrics
     if (before != previous.replicas.end()) {
       const double then = std::max(0.0, *before->requests_total);
       total += now_total >= then ? now_total - then : now_total;  // went down: reset
-    } else if (r.start_time && *r.start_time >= previous.time) {
-      total += now_total;  // new since the previous reading: everything it counted is new
+    } else if ((r.start_time && *r.start_time >= previous.time) ||
+               (r.ready_time && *r.ready_time >= previous.time)) {
+      // Started, or became ready (and so routable), since the previous reading: everything it
+      // counted is new.
+      total += now_total;
     } else {
       continue;
     }

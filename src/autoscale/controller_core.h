@@ -30,9 +30,10 @@ std::optional<Observation> Aggregate(const MetricsSnapshot& snapshot,
 
 // Pure: requests per second over (previous.time, current.time], from each replica's
 // requests_total. A replica read in both counts its increase (a counter that went down was
-// reset: its whole new value); one that started after the previous reading counts its whole
-// value; one read only now but older than the previous reading is left out (its increase is
-// unknown). nullopt when no replica could be counted or the times do not advance.
+// reset: its whole new value); one that started or became ready after the previous reading
+// (a loading replica is not scraped, and answers nothing before it is ready) counts its whole
+// value; any other replica read only now is left out (its increase is unknown). nullopt when no
+// replica could be counted or the times do not advance.
 std::optional<double> RequestRate(const MetricsSnapshot& previous, const MetricsSnapshot& current);
 
 // Pure: the recommender's Snapshot: `current_replicas`, one pod per observed replica, and the

@@ -128,6 +128,17 @@ TEST(RequestRateTest, CountsIncreasesResetsAndNewReplicas) {
   std::optional<double> rate = RequestRate(before, after);
   ASSERT_TRUE(rate.has_value());
   EXPECT_DOUBLE_EQ(*rate, (60 + 40 + 20) / 2.0);
+  // A replica that was loading at the previous reading (not scraped) and is ready now counts whole.
+  {
+    MetricsSnapshot loaded = after;
+    loaded.replicas = {Counted("a", 160), Counted("warm", 30, t0 - absl::Seconds(10))};
+    loaded.replicas[1].ready_time = t0 + absl::Seconds(1);
+    MetricsSnapshot was = before;
+    ReplicaObservation loading = Counted("warm", std::nullopt, t0 - absl::Seconds(10));
+    loading.scraped = false;
+    was.replicas.push_back(loading);
+    EXPECT_EQ(RequestRate(was, loaded), (60 + 30) / 2.0);
+  }
   // Through Aggregate, with the previous snapshot; without it, no rate.
   after.replicas[0].inflight = 3;
   std::optional<Observation> o = Aggregate(after, &before);

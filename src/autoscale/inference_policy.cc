@@ -221,8 +221,13 @@ Decision RecommendInference(const Snapshot& snapshot, const InferencePolicy& pol
   // Rule (Galley): with a replica's capacity known and request rates observed, demand is the
   // request rate and one replica takes capacity x target_utilization of it; otherwise demand is
   // concurrency and one replica takes target_concurrency (KPA).
+  // Rates are used only while they are current: when the newest observation has none (no
+  // replica could be counted, e.g. the fleet at zero while the gateway holds requests) the policy
+  // falls back to concurrency, which sees the held requests.
+  const Observation* newest = Latest(snapshot.observations, policy.stable_window, now);
+  const bool rate_now = newest != nullptr && newest->request_rate.has_value();
   const bool by_rate = policy.replica_capacity_rps && *policy.replica_capacity_rps > 0 &&
-                       policy.target_utilization > 0 && stable.rate_samples > 0;
+                       policy.target_utilization > 0 && stable.rate_samples > 0 && rate_now;
   const double per_replica = by_rate ? *policy.replica_capacity_rps * policy.target_utilization
                                      : policy.target_concurrency;
   const double stable_demand = by_rate ? stable.rate : stable.concurrency;
@@ -232,9 +237,7 @@ Decision RecommendInference(const Snapshot& snapshot, const InferencePolicy& pol
   const double panic_demand = !panic_seen ? stable_demand
                               : by_rate   ? panic.peak_rate
                                           : panic.concurrency;
-  if (const Observation* newest = Latest(snapshot.observations, policy.stable_window, now)) {
-    d.rate = newest->request_rate;
-  }
+  if (rate_now) d.rate = newest->request_rate;
 
   // Rule (KPA): desired = ceil(average demand / what one replica takes), per window.
   const int want_stable = Ceil(stable_demand / per_replica);

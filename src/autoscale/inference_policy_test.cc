@@ -241,6 +241,15 @@ TEST(InferencePolicyRate, SizesByRequestRateAgainstCapacity) {
   d = RecommendInference(Load(2, 1), RatePolicy(), {}, kNow);
   EXPECT_EQ(d.replicas, 1) << d.message;
   EXPECT_EQ(d.proposals[0].metric, "concurrency/stable");
+  // The newest observation has no rate (no replica could be counted: the fleet at zero while the
+  // gateway holds 400 requests): concurrency decides, so the held requests are seen.
+  Snapshot held = Rates(2, 100);
+  held.observations.back().request_rate.reset();
+  held.observations.back().queued = 400;
+  d = RecommendInference(held, RatePolicy(), {}, kNow);
+  EXPECT_EQ(d.proposals[0].metric, "concurrency/stable") << d.message;
+  EXPECT_GE(d.replicas, 2) << d.message;
+  EXPECT_FALSE(d.rate.has_value());
   // Capacity unknown: concurrency, even with rates.
   d = RecommendInference(Rates(2, 4000), Policy(), {}, kNow);
   EXPECT_EQ(d.replicas, 1) << d.message;

@@ -148,8 +148,9 @@ struct InferencePolicy {
   // target_concurrency is then only reported.
   std::optional<double> replica_capacity_rps;
   double target_utilization = 0.8;
-  // While bursts recur (rate sizing only): never below the smallest fleet that, at full batches,
-  // would have served this share of the requests remembered over burst_memory.
+  // While bursts recur (rate sizing only): never below the smallest fleet that, at one replica's
+  // share (capacity x target_utilization), would have served this share of the requests
+  // remembered over burst_memory.
   double burst_cover_share = 0.995;
 };
 

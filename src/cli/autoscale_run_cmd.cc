@@ -78,7 +78,16 @@ absl::StatusOr<autoscale::InferencePolicy> PolicyOf(const json::value& model, co
   p.max_replicas = static_cast<int>(Number(model, {"spec", "maxReplicas"}, 10));
   const double target = Number(model, {"spec", "autoscaling", "target"}, 8);
   if (name == "rps") {
-    // Requests per second per replica: rate sizing with one replica's share = target.
+    // Requests per second per replica: rate sizing with one replica's share = target. The request
+    // counters do not see a queue's messages, so a model consuming one scales by concurrency.
+    if (!(target > 0)) {
+      return absl::InvalidArgumentError("spec.autoscaling.target must be positive with metric rps");
+    }
+    if (f.queue.enabled()) {
+      return absl::InvalidArgumentError(
+          "spec.autoscaling.metric 'rps' does not see a queue's messages: use concurrency with "
+          "--queue-redis or --queue-amqp");
+    }
     p.replica_capacity_rps = target / p.target_utilization;
   } else {
     p.target_concurrency = target;

@@ -11,6 +11,7 @@
 // (the policies then scale on its backlog). docs/autoscale-sim.md describes the model and the
 // numbers.
 // Exit 0 on a report, 1 when the trace cannot be read or parsed, 2 on bad flags.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -135,6 +136,13 @@ class SimCommand {
     auto policies = sim::ParsePolicies(policy_, queue_);
     if (!policies.ok()) {
       std::cerr << "--policy: " << policies.status().message() << "\n";
+      return 2;
+    }
+    if (policy_target_ > 1 && !queue_ &&
+        std::find(policies->begin(), policies->end(), sim::PolicyKind::kGalley) !=
+            policies->end()) {
+      std::cerr << "--policy-target: galley's knob is its target utilization, in (0, 1]; run "
+                   "galley on its own or name galley-concurrency for a concurrency target\n";
       return 2;
     }
     if (scenario_ == "trace" && trace_.empty()) {
@@ -283,7 +291,7 @@ class SimCommand {
           policy_target_;
     } else if (auto& g = std::get<autoscale::InferencePolicy>(setup.spec.policy);
                g.replica_capacity_rps) {
-      g.target_utilization = policy_target_;
+      g.target_utilization = std::min(policy_target_, 1.0);  // Run() refuses more than 1
     } else {
       g.target_concurrency = policy_target_;
     }

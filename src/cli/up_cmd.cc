@@ -166,6 +166,11 @@ bool CheckMetricsSourceFlags(const UpFlags& up) {
     std::cerr << "--hpa-metric queue_backlog needs --queue-redis or --queue-amqp\n";
     return false;
   }
+  if (up.target_rps > 0 && (up.autoscale_mode == "hpa" || up.metrics_source == "prometheus")) {
+    std::cerr << "--target-rps needs --autoscale-mode galley and --metrics-source scrape (the "
+                 "request counters are read from each replica's /metrics)\n";
+    return false;
+  }
   if (up.target_rps > 0 && up.queue.enabled()) {
     // The request counters the rate is read from do not see the messages a queue holds.
     std::cerr << "--target-rps sizes by HTTP and gRPC requests; a fleet consuming a queue scales "
