@@ -284,10 +284,9 @@ Decision RecommendInference(const Snapshot& snapshot, const InferencePolicy& pol
         (d.burst_onsets.empty() || d.burst_onsets.back() <= now - policy.stable_window)) {
       d.burst_onsets.push_back(now);
     }
-    recurring = RecurringSince(d.burst_onsets, policy, now).has_value();
-    if (const auto since = RecurringSince(d.burst_onsets, policy, now); since && !by_rate) {
-      d.hold = std::max(d.hold, now - *since);
-    }
+    const std::optional<absl::Time> since = RecurringSince(d.burst_onsets, policy, now);
+    recurring = since.has_value();
+    if (since && !by_rate) d.hold = std::max(d.hold, now - *since);
   }
   // Rule (Galley, rate sizing): while bursts recur, the floor is the cheapest fleet that would
   // have served burst_cover_share of the remembered requests at one replica's share (CoverFleet),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from test_up_autoscale import AUTOSCALE_FLAGS, BODY, Load, own
+from test_up_autoscale import AUTOSCALE_FLAGS, BODY, Load, own, scale_up_under_load
 from conftest import free_port
 
 PROMETHEUS_BIN = os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -289,13 +289,7 @@ def test_up_autoscale_hpa_mode_scales_on_the_inflight_pods_metric(galley):
     assert idle["desired"] == 1, idle
     assert "pods/galley_model_inflight_requests" in idle["metrics"], idle
 
-    start = len(up.log_lines())
-    with Load(up.port, 16, BODY, 20) as load:
-        scale_up = up.wait_for("autoscale_decision", timeout=15, start=start,
-                               pred=lambda l: decision(l) and l["desired"] > 1)
-        up.wait_for("replica_ready", timeout=15, start=start,
-                    pred=lambda l: l.get("replica") == "replica-1")
-    load.assert_no_failures()
+    scale_up, _ = scale_up_under_load(up, 16, BODY, decided=decision)
     # The HPA's reasons (hpa.cc), not the inference policy's; the metric's average was above 2.
     assert scale_up["reason"] in ("DesiredWithinRange", "ScaleUpLimit", "TooManyReplicas"), scale_up
     assert scale_up["metrics"]["pods/galley_model_inflight_requests"] > 2, scale_up

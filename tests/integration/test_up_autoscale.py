@@ -81,8 +81,26 @@ class Load:
             assert self.statuses.get(200, 0) > 0, self.statuses
 
 
+SINGLE = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
+                                  "data": ["a fine day"]}]})
+
+
 def own(line: dict) -> bool:
     return "replica" not in line
+
+
+def scale_up_under_load(up, clients: int, body: str, decided=own):
+    """Runs `clients` clients posting `body` until the autoscaler asks for more than one replica
+    (a decision `decided` accepts) and replica-1 is ready; no request may fail. Returns that
+    decision and the finished load."""
+    start = len(up.log_lines())
+    with Load(up.port, clients, body, 20) as load:
+        decision = up.wait_for("autoscale_decision", timeout=15, start=start,
+                               pred=lambda l: decided(l) and l["desired"] > 1)
+        up.wait_for("replica_ready", timeout=15, start=start,
+                    pred=lambda l: l.get("replica") == "replica-1")
+    load.assert_no_failures()
+    return decision, load
 
 
 def test_up_autoscale_by_request_rate_reads_the_replicas_counters(galley):
@@ -91,17 +109,10 @@ def test_up_autoscale_by_request_rate_reads_the_replicas_counters(galley):
     only reported. When the load stops, the rate falls and the fleet goes back to the warm pool."""
     up = galley("--autoscale", subcommand="up", flags={**AUTOSCALE_FLAGS, "--target-rps": "20"})
     up.wait_for("replica_ready", pred=lambda l: l.get("replica") == "replica-0")
-    idle = up.wait_for("autoscale_decision", pred=lambda l: own(l) and "requestRate" in l["metrics"])
+    idle = up.wait_for("autoscale_decision",
+                       pred=lambda l: own(l) and "requestRate" in l["metrics"])
     assert idle["desired"] == 1 and idle["metrics"]["requestRate"] < 20, idle
-    single = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
-                                     "data": ["a fine day"]}]})
-    start = len(up.log_lines())
-    with Load(up.port, 4, single, 20) as load:
-        busy = up.wait_for("autoscale_decision", timeout=15, start=start,
-                           pred=lambda l: own(l) and l["desired"] > 1)
-        up.wait_for("replica_ready", timeout=15, start=start,
-                    pred=lambda l: l.get("replica") == "replica-1")
-    load.assert_no_failures()
+    busy, load = scale_up_under_load(up, 4, SINGLE)
     # Sized by the rate: more than one replica's 20 req/s, with the rate proposals in the decision.
     assert busy["metrics"]["rate/panic"] > 20, busy
     assert "rate/stable" in busy["metrics"] and "concurrency/stable" in busy["metrics"], busy
@@ -125,16 +136,9 @@ def test_up_autoscale_scales_up_under_load_and_back_to_the_warm_pool(galley):
     assert {"reason", "panic", "metrics"} <= set(idle), idle
 
     # A light trickle of single requests runs throughout, scale-down included: none may fail.
-    trickle = Load(up.port, 1, json.dumps({"inputs": [{"name": "text", "datatype": "BYTES",
-                                                       "shape": [1], "data": ["fine"]}]}), 40)
+    trickle = Load(up.port, 1, SINGLE, 40)
     with trickle:
-        start = len(up.log_lines())
-        with Load(up.port, 16, BODY, 20) as load:
-            up_decision = up.wait_for("autoscale_decision", timeout=15, start=start,
-                                      pred=lambda l: own(l) and l["desired"] > 1)
-            up.wait_for("replica_ready", timeout=15, start=start,
-                        pred=lambda l: l.get("replica") == "replica-1")
-        load.assert_no_failures()
+        up_decision, _ = scale_up_under_load(up, 16, BODY)
         assert up_decision["reason"] in ("ScaleUp", "TooManyReplicas"), up_decision
         assert up_decision["metrics"]["concurrency/panic"] > 2, up_decision
         # The replicas' real /metrics were scraped and parsed.
