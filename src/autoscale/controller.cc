@@ -8,6 +8,7 @@
 #include "autoscale/inference_policy.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -52,9 +53,9 @@ Controller::Controller(MetricsSource& source, fleet::ScaleTarget& target, const 
 Controller::~Controller() { Stop(); }
 
 absl::Status Controller::Start() {
-  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  absl::MutexLock lifecycle(&lifecycle_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (started_ || stopping_) {
       return absl::FailedPreconditionError("the autoscale controller was already started");
     }
@@ -68,21 +69,21 @@ absl::Status Controller::Start() {
 }
 
 void Controller::Stop() {
-  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  absl::MutexLock lifecycle(&lifecycle_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
 void Controller::Poke() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     poked_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
 }
 
 void Controller::Run() {
@@ -91,11 +92,11 @@ void Controller::Run() {
   auto next = std::chrono::steady_clock::now();
   while (true) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      const bool poked = wake_.wait_until(
-          lock, next, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || poked_; });
+      absl::MutexLock lock(&mu_);
+      while (!stopping_ && !poked_ && galley::WaitUntil(wake_, mu_, next)) {
+      }
       if (stopping_) return;
-      if (poked) next = std::chrono::steady_clock::now();  // the period restarts at a poke
+      if (poked_) next = std::chrono::steady_clock::now();  // the period restarts at a poke
       poked_ = false;
     }
     Tick();

@@ -7,20 +7,20 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "autoscale/controller_core.h"
 #include "autoscale/metrics_source.h"
 #include "autoscale/recommender.h"
 #include "common/clock.h"
+#include "common/lifecycle.h"
 #include "fleet/scale_target.h"
 #include "metrics/registry.h"
 
@@ -71,7 +71,7 @@ absl::Duration RecommendationMemory(const ControllerOptions& options);
 void AddPodsMetrics(const MetricsSnapshot& metrics, Snapshot& snapshot);
 
 // Thread-safe for Start and Stop. Tick is the thread's; tests call it directly instead of Start.
-class Controller {
+class Controller final : public Component {
  public:
   // `source`, `target` and `clock` must outlive the controller. `registry`, when not null, gets
   // the galley_autoscale_* families (and must outlive it too); without it the controller only logs.
@@ -84,10 +84,17 @@ class Controller {
 
   // Starts the controller's thread, which ticks at once and then every sync period.
   // FailedPrecondition when called twice or after Stop.
-  absl::Status Start();
+  absl::Status Start() override;
   // Stops ticking and joins the thread (a tick in progress finishes, including its scrape).
   // Idempotent; blocks.
-  void Stop();
+  void Stop() override;
+  // Component (common/lifecycle.h): a draining process stops scaling before what it scales
+  // drains.
+  std::string_view component_name() const override { return "autoscaler"; }
+  bool Drain(TimePoint) override {
+    Stop();
+    return true;
+  }
   // Ticks now instead of at the end of the period (the next period counts from this tick): the
   // gateway calls it when a request arrives with no replica to take it, as Knative's activator
   // pokes its autoscaler, so that a scale from zero does not wait for the sync period.
@@ -119,13 +126,13 @@ class Controller {
   std::vector<Observation> observations_;    // oldest first, within the stable window
   std::optional<MetricsSnapshot> previous_;  // the last tick's, for the request rate
 
-  std::mutex mu_;
-  std::condition_variable wake_;
+  absl::Mutex mu_;
+  absl::CondVar wake_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool poked_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;  // touched only by Start and Stop (serialised by lifecycle_mu_)
-  std::mutex lifecycle_mu_;
+  absl::Mutex lifecycle_mu_;  // serialises Start and Stop
+  std::thread thread_ ABSL_GUARDED_BY(lifecycle_mu_);
 };
 
 }  // namespace galley::autoscale

@@ -1,9 +1,9 @@
 #include "autoscale/controller.h"
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 
+#include "absl/synchronization/mutex.h"
+#include "common/sync.h"
 #include "gtest/gtest.h"
 
 namespace galley::autoscale {
@@ -293,25 +293,28 @@ TEST(ControllerTest, ScalesToZeroAndBackForHeldRequests) {
 class SignallingTarget final : public fleet::ScaleTarget {
  public:
   absl::Status SetReplicas(int replicas) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     desired_ = replicas;
-    changed_.notify_all();
+    changed_.SignalAll();
     return absl::OkStatus();
   }
   int desired_replicas() const override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     return desired_;
   }
   int running_replicas() const override { return desired_replicas(); }
   bool WaitFor(int replicas, std::chrono::seconds limit) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return changed_.wait_for(lock, limit, [&] { return desired_ == replicas; });
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    absl::MutexLock lock(&mu_);
+    while (desired_ != replicas && galley::WaitUntil(changed_, mu_, deadline)) {
+    }
+    return desired_ == replicas;
   }
 
  private:
-  mutable std::mutex mu_;
-  std::condition_variable changed_;
-  int desired_ = 0;
+  mutable absl::Mutex mu_;
+  absl::CondVar changed_;
+  int desired_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Poke ticks at once: with a sync period of an hour, only a poke can scale from zero.
@@ -320,14 +323,14 @@ TEST(ControllerTest, PokeTicksWithoutWaitingForThePeriod) {
   class NoReplicas final : public MetricsSource {
    public:
     absl::StatusOr<MetricsSnapshot> Observe() override {
-      std::lock_guard<std::mutex> lock(mu);
+      absl::MutexLock lock(&mu);
       ++observed;
-      cv.notify_all();
+      cv.SignalAll();
       return MetricsSnapshot{};
     }
-    std::mutex mu;
-    std::condition_variable cv;
-    int observed = 0;
+    absl::Mutex mu;
+    absl::CondVar cv;
+    int observed ABSL_GUARDED_BY(mu) = 0;
   } source;
   SignallingTarget target;
   ControllerOptions o = ShortWindows();
@@ -339,9 +342,11 @@ TEST(ControllerTest, PokeTicksWithoutWaitingForThePeriod) {
   Controller controller(source, target, SteadyClock::Get(), o);
   ASSERT_TRUE(controller.Start().ok());  // the first tick sees no demand: stays at zero
   {
-    std::unique_lock<std::mutex> lock(source.mu);
-    ASSERT_TRUE(
-        source.cv.wait_for(lock, std::chrono::seconds(30), [&] { return source.observed > 0; }));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    absl::MutexLock lock(&source.mu);
+    while (source.observed <= 0 && galley::WaitUntil(source.cv, source.mu, deadline)) {
+    }
+    ASSERT_TRUE(source.observed > 0);
   }
   held = 1;
   controller.Poke();

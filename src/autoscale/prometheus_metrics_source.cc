@@ -5,15 +5,16 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <condition_variable>
 #include <cstdio>
 #include <limits>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/json/parse.hpp"
 #include "boost/json/value.hpp"
 #include "common/strings.h"
+#include "common/sync.h"
 
 namespace galley::autoscale {
 namespace {
@@ -21,10 +22,12 @@ namespace {
 // What the queries of one Observe() share with their callbacks. Held by shared_ptr: a callback
 // that arrives after Observe() gave up must still find it alive.
 struct Round {
-  std::mutex mu;
-  std::condition_variable done;
-  int pending = 0;
-  std::vector<std::optional<upstream::UpstreamResult>> results;
+  explicit Round(size_t n) : pending(static_cast<int>(n)), results(n) {}
+
+  absl::Mutex mu;
+  absl::CondVar done;
+  int pending ABSL_GUARDED_BY(mu);
+  std::vector<std::optional<upstream::UpstreamResult>> results ABSL_GUARDED_BY(mu);
 };
 
 bool IsIpAddress(const std::string& host) {
@@ -303,9 +306,7 @@ absl::StatusOr<MetricsSnapshot> PrometheusMetricsSource::Observe() {
   const std::string_view queries[] = {kPromInflightQuery, kPromQueueQuery, kPromAgeQuery,
                                       kPromUpQuery};
   constexpr size_t kQueries = std::size(queries);
-  auto round = std::make_shared<Round>();
-  round->pending = kQueries;
-  round->results.resize(kQueries);
+  auto round = std::make_shared<Round>(kQueries);
   const std::string host_header = endpoint_.host.find(':') != std::string::npos
                                       ? StrCat("[", endpoint_.host, "]:", endpoint_.port)
                                       : StrCat(endpoint_.host, ":", endpoint_.port);
@@ -316,18 +317,20 @@ absl::StatusOr<MetricsSnapshot> PrometheusMetricsSource::Observe() {
     req.set(boost::beast::http::field::accept, "application/json");
     upstream_.Send(endpoint_.host, endpoint_.port, std::move(req), start + options_.timeout,
                    [round, i](upstream::UpstreamResult&& r) {
-                     std::lock_guard<std::mutex> lock(round->mu);
+                     absl::MutexLock lock(&round->mu);
                      round->results[i] = std::move(r);
-                     if (--round->pending == 0) round->done.notify_all();
+                     if (--round->pending == 0) round->done.SignalAll();
                    });
   }
   PrometheusAnswers answers;
   std::string* bodies[] = {&answers.inflight, &answers.queued, &answers.age, &answers.up};
   {
     // NOTE: waits in real time, as ScrapeMetricsSource does; the margin covers timer slack.
-    std::unique_lock<std::mutex> lock(round->mu);
-    round->done.wait_for(lock, options_.timeout + std::chrono::milliseconds(250),
-                         [&] { return round->pending == 0; });
+    const auto deadline =
+        std::chrono::steady_clock::now() + options_.timeout + std::chrono::milliseconds(250);
+    absl::MutexLock lock(&round->mu);
+    while (round->pending != 0 && galley::WaitUntil(round->done, round->mu, deadline)) {
+    }
     for (size_t i = 0; i < kQueries; ++i) {
       const std::optional<upstream::UpstreamResult>& r = round->results[i];
       const std::string what =

@@ -1,13 +1,14 @@
 #include "autoscale/scrape_metrics_source.h"
 
 #include <cmath>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "metrics/exposition_parser.h"
 
 namespace galley::autoscale {
@@ -21,10 +22,12 @@ constexpr std::string_view kRequests = "galley_requests_total";
 // What the scrapes of one Observe() share with their callbacks. Held by shared_ptr: a callback
 // that arrives after Observe() gave up must still find it alive.
 struct Round {
-  std::mutex mu;
-  std::condition_variable done;
-  int pending = 0;
-  std::vector<std::optional<upstream::UpstreamResult>> results;
+  explicit Round(size_t n) : pending(static_cast<int>(n)), results(n) {}
+
+  absl::Mutex mu;
+  absl::CondVar done;
+  int pending ABSL_GUARDED_BY(mu);
+  std::vector<std::optional<upstream::UpstreamResult>> results ABSL_GUARDED_BY(mu);
 };
 
 }  // namespace
@@ -64,29 +67,29 @@ absl::StatusOr<MetricsSnapshot> ScrapeMetricsSource::Observe() {
   MetricsSnapshot snap;
   snap.time = ToAbslTime(start);
 
-  auto round = std::make_shared<Round>();
-  round->pending = static_cast<int>(endpoints.size());
-  round->results.resize(endpoints.size());
+  auto round = std::make_shared<Round>(endpoints.size());
   for (size_t i = 0; i < endpoints.size(); ++i) {
     http::Request req{http::Verb::get, options_.path, 11};
     req.set(boost::beast::http::field::host, endpoints[i].host);
     upstream_.Send(endpoints[i].host, endpoints[i].port, std::move(req), start + options_.timeout,
                    [round, i](upstream::UpstreamResult&& r) {
-                     std::lock_guard<std::mutex> lock(round->mu);
+                     absl::MutexLock lock(&round->mu);
                      round->results[i] = std::move(r);
-                     if (--round->pending == 0) round->done.notify_all();
+                     if (--round->pending == 0) round->done.SignalAll();
                    });
   }
   {
     // The upstream answers every send by its deadline; the margin covers its timer's slack.
     // NOTE: waits in real time (a condition variable), not on `clock_`.
-    std::unique_lock<std::mutex> lock(round->mu);
-    round->done.wait_for(lock, options_.timeout + std::chrono::milliseconds(250),
-                         [&] { return round->pending == 0; });
+    const auto deadline =
+        std::chrono::steady_clock::now() + options_.timeout + std::chrono::milliseconds(250);
+    absl::MutexLock lock(&round->mu);
+    while (round->pending != 0 && galley::WaitUntil(round->done, round->mu, deadline)) {
+    }
   }
 
   std::map<std::string, Seen> seen;
-  std::lock_guard<std::mutex> lock(round->mu);
+  absl::MutexLock lock(&round->mu);
   for (size_t i = 0; i < endpoints.size(); ++i) {
     const fleet::ReplicaEndpoint& ep = endpoints[i];
     Seen s = seen_.count(ep.id) ? seen_[ep.id] : Seen{snap.time, std::nullopt};

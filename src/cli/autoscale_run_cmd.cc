@@ -7,10 +7,8 @@
 
 #include <atomic>
 #include <climits>
-#include <condition_variable>
 #include <csignal>
 #include <iostream>
-#include <mutex>
 
 #include "autoscale/controller.h"
 #include "autoscale/scrape_metrics_source.h"
@@ -18,9 +16,10 @@
 #include "cli/flags.h"
 #include "cli/kube_flags.h"
 #include "cli/queue_depth.h"
+#include "common/lifecycle.h"
 #include "common/log.h"
-#include "common/signals.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "kube/leader_election.h"
 #include "kubefleet/model_scale.h"
 #include "upstream/http_upstream.h"
@@ -33,9 +32,9 @@ namespace json = boost::json;
 struct RunFlags {
   KubeFlags kube;
   std::string model;  // NAMESPACE/NAME
-  int64_t sync_period_ms = 15'000;
-  int64_t stable_window_ms = 60'000;
-  int64_t model_load_time_ms = 10'000;
+  std::chrono::milliseconds sync_period{15'000};
+  std::chrono::milliseconds stable_window{60'000};
+  std::chrono::milliseconds model_load_time{10'000};
   std::string lease_namespace;  // default: the model's
   std::string identity;
   LeaseTimingFlags lease;
@@ -94,11 +93,32 @@ absl::StatusOr<autoscale::InferencePolicy> PolicyOf(const json::value& model, co
   }
   p.scale_down_delay =
       absl::Seconds(Number(model, {"spec", "autoscaling", "scaleDownDelaySeconds"}, 300));
-  p.stable_window = absl::Milliseconds(f.stable_window_ms);
-  p.model_load_time = absl::Milliseconds(f.model_load_time_ms);
+  p.stable_window = absl::FromChrono(f.stable_window);
+  p.model_load_time = absl::FromChrono(f.model_load_time);
   p.scale_to_zero = p.min_replicas == 0;
   return p;
 }
+
+// The Lease as a part of the process: holding it runs the controller (on_started_leading);
+// BeginDrain marks the coming loss of leadership as our own, so on_stopped_leading does not take
+// it for a lost lease; Drain gives the Lease up (the controller stops first).
+class LeaseHold final : public Component {
+ public:
+  LeaseHold(kube::LeaderElector& elector, std::atomic<bool>& stopping)
+      : elector_(elector), stopping_(stopping) {}
+  std::string_view component_name() const override { return "leader-election"; }
+  absl::Status Start() override { return elector_.Start(); }
+  void BeginDrain() override { stopping_.store(true); }
+  bool Drain(TimePoint) override {
+    elector_.Stop();
+    return true;
+  }
+  void Stop() override { elector_.Stop(); }
+
+ private:
+  kube::LeaderElector& elector_;
+  std::atomic<bool>& stopping_;
+};
 
 int Run(const RunFlags& f) {
   const size_t slash = f.model.find('/');
@@ -107,7 +127,8 @@ int Run(const RunFlags& f) {
     return 2;
   }
   const std::string ns = f.model.substr(0, slash), name = f.model.substr(slash + 1);
-  BlockStopSignals();  // before any thread starts: SIGTERM is for WaitForStopSignal
+  if (absl::Status st = f.lease.Validate(); !st.ok()) return FlagError(st);
+  ProcessRunner process({}, SteadyClock::Get());  // blocks the stop signals before any thread
   auto config = f.kube.Load();
   if (!config.ok()) {
     std::cerr << "galley autoscale run: " << config.status().message() << "\n";
@@ -147,7 +168,7 @@ int Run(const RunFlags& f) {
   upstream::HttpUpstream upstream;
   autoscale::ControllerOptions o;
   o.policy = *policy;
-  o.sync_period = std::chrono::milliseconds(f.sync_period_ms);
+  o.sync_period = f.sync_period;
   autoscale::ScrapeOptions scrape;
   scrape.timeout = std::min(std::chrono::milliseconds(1'000), o.sync_period);
   // A queue's lag is demand no replica reports: with minReplicas 0 it wakes the model from zero.
@@ -167,19 +188,22 @@ int Run(const RunFlags& f) {
   le.lease_namespace = f.lease_namespace.empty() ? ns : f.lease_namespace;
   le.lease_name = StrCat("galley-autoscaler-", name);
   le.identity = identity;
-  le.lease_duration = f.lease.lease_duration();
-  le.renew_deadline = f.lease.renew_deadline();
-  le.retry_period = f.lease.retry_period();
+  le.lease_duration = f.lease.lease_duration;
+  le.renew_deadline = f.lease.renew_deadline;
+  le.retry_period = f.lease.retry_period;
   le.on_started_leading = [&](std::stop_token stop) {
     log::Info("autoscaler_leading", {{"model", f.model}, {"identity", identity}});
     if (absl::Status st = controller.Start(); !st.ok()) {
       log::Error("autoscaler_failed", {{"error", std::string(st.message())}});
       return;
     }
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock<std::mutex> lock(m);
-    cv.wait(lock, stop, [] { return false; });
+    absl::Mutex m;
+    absl::CondVar cv;
+    galley::StopWaker waker(stop, m, cv);
+    {
+      absl::MutexLock lock(&m);
+      while (!stop.stop_requested()) cv.Wait(&m);
+    }
     controller.Stop();
   };
   le.on_stopped_leading = [&] {
@@ -189,25 +213,24 @@ int Run(const RunFlags& f) {
     kill(getpid(), SIGTERM);  // a controller that lost its lease exits; a restart campaigns again
   };
   auto elector = kube::LeaderElector::Create(client->get(), le);
-  if (!elector.ok() || !(*elector)->Start().ok()) {
-    log::Error("start_failed", {{"error", elector.ok() ? "the leader election did not start"
-                                                       : std::string(elector.status().message())}});
+  if (!elector.ok()) {
+    log::Error("start_failed", {{"error", std::string(elector.status().message())}});
     return 1;
   }
+  LeaseHold lease(**elector, stopping);
+  if (!process.Start(lease).ok()) return 1;
   log::Info("autoscaler_started", {{"model", f.model},
                                    {"served_model", model_name},
                                    {"min_replicas", policy->min_replicas},
                                    {"max_replicas", policy->max_replicas},
                                    {"target_concurrency", policy->target_concurrency},
-                                   {"sync_period_ms", f.sync_period_ms},
+                                   {"sync_period_ms", f.sync_period.count()},
                                    {"queue", f.queue.Describe()},
                                    {"lease", le.lease_name}});
-  const int sig = WaitForStopSignal();
-  stopping.store(!lost.load());
-  (*elector)->Stop();  // stops the controller (if leading) and gives the lease up
+  process.Run();  // the elector stops the controller (if leading) and gives the lease up
   controller.Stop();
   upstream.Shutdown();
-  log::Info("stopped", {{"signal", StopSignalName(sig)}, {"lost_lease", lost.load()}});
+  log::Info("autoscaler_stopped", {{"lost_lease", lost.load()}});
   return lost.load() ? 1 : 0;
 }
 
@@ -219,11 +242,12 @@ Runner AddAutoscaleRunCommand(CLI::App* autoscale) {
   auto f = std::make_shared<RunFlags>();
   f->kube.Add(cmd);
   Flag(cmd, "model", f->model, "the InferenceModel, NAMESPACE/NAME")->required();
-  Flag(cmd, "sync-period-ms", f->sync_period_ms, "how often to observe and decide")
+  DurationFlag(cmd, "sync-period-ms", f->sync_period, "how often to observe and decide")
       ->check(CLI::PositiveNumber);
-  Flag(cmd, "stable-window-ms", f->stable_window_ms, "demand is averaged over this window")
+  DurationFlag(cmd, "stable-window-ms", f->stable_window, "demand is averaged over this window")
       ->check(CLI::PositiveNumber);
-  Flag(cmd, "model-load-time-ms", f->model_load_time_ms, "how long a new replica takes to help")
+  DurationFlag(cmd, "model-load-time-ms", f->model_load_time,
+               "how long a new replica takes to help")
       ->check(CLI::NonNegativeNumber);
   Flag(cmd, "lease-namespace", f->lease_namespace, "namespace of the Lease (default: the model's)");
   Flag(cmd, "identity", f->identity, "this instance's holder identity (default host_pid)");
@@ -231,7 +255,7 @@ Runner AddAutoscaleRunCommand(CLI::App* autoscale) {
   AddQueueSourceFlags(cmd, f->queue, "the model's replicas consume work from, and it scales on,");
   return [cmd, f]() -> int {
     if (!cmd->parsed()) return -1;
-    if (!f->queue.Check()) return 2;
+    if (absl::Status st = f->queue.Validate(); !st.ok()) return FlagError(st);
     return Run(*f);
   };
 }

@@ -13,8 +13,8 @@ void HttpFlags::Add(CLI::App* app) {
   Flag(app, "io-threads", io_threads,
        "HTTP I/O threads (galley serve: as many gRPC completion threads)")
       ->check(CLI::Range(1, 64));
-  Flag(app, "default-timeout-ms", default_timeout_ms,
-       "deadline of a request that sets none (0: none)")
+  DurationFlag(app, "default-timeout-ms", default_timeout,
+               "deadline of a request that sets none (0: none)")
       ->check(CLI::NonNegativeNumber);
   Flag(app, "max-body-bytes", max_body_bytes, "largest request body (413 beyond)");
   Flag(app, "max-header-bytes", max_header_bytes, "largest request header (431 beyond)");
@@ -24,19 +24,19 @@ void HttpFlags::Add(CLI::App* app) {
   Flag(app, "max-connections-per-peer", max_connections_per_peer,
        "open connections from one client address (503 beyond)")
       ->check(CLI::PositiveNumber);
-  Flag(app, "first-byte-timeout-ms", first_byte_timeout_ms,
-       "a new connection's time to send its first request byte")
+  DurationFlag(app, "first-byte-timeout-ms", first_byte_timeout,
+               "a new connection's time to send its first request byte")
       ->check(CLI::PositiveNumber);
-  Flag(app, "idle-timeout-ms", idle_timeout_ms, "keep-alive idle time before closing")
+  DurationFlag(app, "idle-timeout-ms", idle_timeout, "keep-alive idle time before closing")
       ->check(CLI::PositiveNumber);
-  Flag(app, "request-timeout-ms", request_timeout_ms,
-       "time to receive a whole request once it starts (408 beyond)")
+  DurationFlag(app, "request-timeout-ms", request_timeout,
+               "time to receive a whole request once it starts (408 beyond)")
       ->check(CLI::PositiveNumber);
-  Flag(app, "write-timeout-ms", write_timeout_ms, "time to send a response")
+  DurationFlag(app, "write-timeout-ms", write_timeout, "time to send a response")
       ->check(CLI::PositiveNumber);
-  Flag(app, "drain-delay-ms", drain_delay_ms, "after SIGTERM: serve, not ready, this long")
+  DurationFlag(app, "drain-delay-ms", drain_delay, "after SIGTERM: serve, not ready, this long")
       ->check(CLI::NonNegativeNumber);
-  Flag(app, "grace-period-ms", grace_period_ms, "after SIGTERM: exit within this")
+  DurationFlag(app, "grace-period-ms", grace_period, "after SIGTERM: exit within this")
       ->check(CLI::PositiveNumber);
   Flag(app, "log-level", log_level, "debug, info, warn or error");
   Flag(app, "metrics-listen", metrics_listen,
@@ -48,54 +48,58 @@ void HttpFlags::Add(CLI::App* app) {
        "PEM CA bundle: HTTPS clients must present a certificate it signed (mutual TLS)");
 }
 
-bool HttpFlags::Apply(http::ServerOptions& out) const {
+absl::Status HttpFlags::Validate() const {
   log::Level level;
   if (!log::ParseLevel(log_level, &level)) {
-    std::cerr << "--log-level: expected debug, info, warn or error, got '" << log_level << "'\n";
-    return false;
+    return absl::InvalidArgumentError("--log-level: expected debug, info, warn or error, got '" +
+                                      log_level + "'");
   }
+  if (auto hp = ParseListen(listen); !hp.ok()) {
+    return absl::InvalidArgumentError("--listen: " + std::string(hp.status().message()));
+  }
+  if (!metrics_listen.empty()) {
+    if (auto hp = ParseListen(metrics_listen); !hp.ok()) {
+      return absl::InvalidArgumentError("--metrics-listen: " + std::string(hp.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HttpFlags::Apply(http::ServerOptions& api,
+                              std::optional<http::ServerOptions>& ops) const {
+  if (absl::Status st = Validate(); !st.ok()) return st;
+  log::Level level;
+  log::ParseLevel(log_level, &level);
   log::SetLevel(level);
-  auto hp = ParseListen(listen);
-  if (!hp.ok()) {
-    std::cerr << "--listen: " << hp.status().message() << "\n";
-    return false;
-  }
-  out.host = hp->host;
-  out.port = hp->port;
-  out.io_threads = io_threads;
-  out.max_body_bytes = max_body_bytes;
-  out.max_header_bytes = max_header_bytes;
-  out.max_connections = max_connections;
-  out.max_connections_per_peer = max_connections_per_peer;
-  out.first_byte_timeout = std::chrono::milliseconds(first_byte_timeout_ms);
-  out.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
-  out.request_timeout = std::chrono::milliseconds(request_timeout_ms);
-  out.write_timeout = std::chrono::milliseconds(write_timeout_ms);
+  const auto hp = ParseListen(listen);
+  api.host = hp->host;
+  api.port = hp->port;
+  api.io_threads = io_threads;
+  api.max_body_bytes = max_body_bytes;
+  api.max_header_bytes = max_header_bytes;
+  api.max_connections = max_connections;
+  api.max_connections_per_peer = max_connections_per_peer;
+  api.first_byte_timeout = first_byte_timeout;
+  api.idle_timeout = idle_timeout;
+  api.request_timeout = request_timeout;
+  api.write_timeout = write_timeout;
   if (!tls_cert.empty() || !tls_key.empty() || !tls_client_ca.empty()) {
     auto tls = http::TlsServerContext::Load({tls_cert, tls_key, tls_client_ca});
     if (!tls.ok()) {
-      std::cerr << "--tls-cert/--tls-key/--tls-client-ca: " << tls.status().message() << "\n";
-      return false;
+      return absl::InvalidArgumentError("--tls-cert/--tls-key/--tls-client-ca: " +
+                                        std::string(tls.status().message()));
     }
-    out.tls = std::move(tls).value();
+    api.tls = std::move(tls).value();
   }
-  return true;
-}
-
-bool HttpFlags::ApplyMetrics(const http::ServerOptions& api,
-                             std::optional<http::ServerOptions>& out) const {
-  out.reset();
-  if (metrics_listen.empty()) return true;
-  auto hp = ParseListen(metrics_listen);
-  if (!hp.ok()) {
-    std::cerr << "--metrics-listen: " << hp.status().message() << "\n";
-    return false;
+  ops.reset();
+  if (!metrics_listen.empty()) {
+    const auto ops_hp = ParseListen(metrics_listen);
+    http::ServerOptions o = api;
+    o.host = ops_hp->host;
+    o.port = ops_hp->port;
+    ops = o;
   }
-  http::ServerOptions o = api;
-  o.host = hp->host;
-  o.port = hp->port;
-  out = o;
-  return true;
+  return absl::OkStatus();
 }
 
 }  // namespace galley::cli

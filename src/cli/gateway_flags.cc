@@ -1,34 +1,35 @@
 // The flags `galley gateway` and `galley up` share (gateway_flags.h).
 #include "cli/gateway_flags.h"
 
-#include <iostream>
+#include <algorithm>
 
 #include "cli/flags.h"
 #include "redis/redis_client.h"
 
 namespace galley::cli {
 
-void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t& try_timeout_ms,
-                           int64_t& health_interval_ms, int64_t& eject_ms, int64_t& break_ms) {
+void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o) {
   Flag(cmd, "max-attempts", o.gateway.max_attempts, "first try plus retries")
       ->check(CLI::Range(1, 10));
-  Flag(cmd, "try-timeout-ms", try_timeout_ms, "deadline of one attempt")
+  DurationFlag(cmd, "try-timeout-ms", o.gateway.try_timeout, "deadline of one attempt")
       ->check(CLI::PositiveNumber);
   Flag(cmd, "try-timeout-multiplier", o.gateway.attempt_latency.multiplier,
        "an attempt with another replica to go to gets this times the model's recent p99 answer "
        "time (at least 50 ms, at most --try-timeout-ms); 0: always --try-timeout-ms")
       ->check(CLI::Range(0.0, 1000.0));
-  Flag(cmd, "health-interval-ms", health_interval_ms, "ready-probe period")
+  DurationFlag(cmd, "health-interval-ms", o.gateway.health_interval, "ready-probe period")
       ->check(CLI::PositiveNumber);
   Flag(cmd, "eject-after-failures", o.gateway.eject_after_failures,
        "consecutive failures that eject a replica");
-  Flag(cmd, "eject-ms", eject_ms, "base ejection time (jittered up to 1.5x)")
+  DurationFlag(cmd, "eject-ms", o.gateway.eject_duration,
+               "base ejection time (jittered up to 1.5x)")
       ->check(CLI::PositiveNumber);
   Flag(cmd, "breaker-min-calls", o.gateway.replica_breaker.minimum_throughput,
        "calls in the window before a breaker may open");
   Flag(cmd, "breaker-failure-ratio", o.gateway.replica_breaker.failure_ratio,
        "failure ratio that opens a breaker");
-  Flag(cmd, "breaker-break-ms", break_ms, "first open period of a breaker")
+  DurationFlag(cmd, "breaker-break-ms", o.gateway.replica_breaker.break_duration,
+               "first open period of a breaker")
       ->check(CLI::PositiveNumber);
   Flag(cmd, "otlp-endpoint", o.otlp_endpoint,
        "send traces (W3C traceparent continued; pipelines and chat turns with a span per step) "
@@ -58,59 +59,53 @@ void AddGatewayPolicyFlags(CLI::App* cmd, gateway::GatewayRunOptions& o, int64_t
       ->envname("GALLEY_READY_ON_FALLBACK");
 }
 
-bool ApplyGatewayPolicyFlags(gateway::GatewayRunOptions& o, int64_t try_timeout_ms,
-                             int64_t health_interval_ms, int64_t eject_ms, int64_t break_ms) {
-  o.gateway.try_timeout = std::chrono::milliseconds(try_timeout_ms);
-  o.gateway.health_interval = std::chrono::milliseconds(health_interval_ms);
+void FinishGatewayPolicy(gateway::GatewayRunOptions& o) {
   o.gateway.health_timeout = std::min(o.gateway.health_interval, std::chrono::milliseconds(1000));
-  o.gateway.eject_duration = std::chrono::milliseconds(eject_ms);
-  o.gateway.replica_breaker.break_duration = std::chrono::milliseconds(break_ms);
   o.gateway.model_breaker = o.gateway.replica_breaker;
-  return true;
 }
 
-void AddPipelineFlags(CLI::App* cmd, PipelineFlags& f) {
-  Flag(cmd, "pipelines", f.file,
+void PipelineFlags::Add(CLI::App* cmd) {
+  Flag(cmd, "pipelines", file,
        "JSON file of inference pipelines (docs/pipelines.md), run at POST /v1/pipelines/NAME; "
        "checked at start against the models the replicas serve");
-  Flag(cmd, "chat-redis", f.chat_redis,
+  Flag(cmd, "chat-redis", chat_redis,
        "POST /v1/chat runs the chat pipeline, each conversation kept in Redis at HOST:PORT "
        "(needs --pipelines)");
-  Flag(cmd, "chat-pipeline", f.chat_pipeline, "the pipeline /v1/chat runs");
-  Flag(cmd, "conversation-ttl-s", f.conversation_ttl_s,
-       "a conversation expires this long after its last turn")
+  Flag(cmd, "chat-pipeline", chat_pipeline, "the pipeline /v1/chat runs");
+  DurationFlag<std::chrono::seconds>(cmd, "conversation-ttl-s", conversation_ttl,
+                                     "a conversation expires this long after its last turn")
       ->check(CLI::PositiveNumber);
-  Flag(cmd, "conversation-max-entries", f.conversation_max_entries,
+  Flag(cmd, "conversation-max-entries", conversation_max_entries,
        "history entries kept per conversation (two per turn), newest")
       ->check(CLI::Range(int64_t{2}, int64_t{100'000}));
 }
 
-bool ApplyPipelineFlags(gateway::GatewayRunOptions& o, const PipelineFlags& f,
-                        std::vector<std::string> served_models) {
-  if (f.file.empty()) {
-    if (!f.chat_redis.empty()) {
-      std::cerr << "--chat-redis needs --pipelines FILE (the chat pipeline)\n";
-      return false;
-    }
-    return true;
+absl::Status PipelineFlags::Validate() const {
+  if (file.empty() && !chat_redis.empty()) {
+    return absl::InvalidArgumentError("--chat-redis needs --pipelines FILE (the chat pipeline)");
   }
+  if (!chat_redis.empty()) {
+    if (auto address = redis::ParseRedisAddress(chat_redis); !address.ok()) {
+      return absl::InvalidArgumentError("--chat-redis: " + std::string(address.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PipelineFlags::Apply(gateway::GatewayRunOptions& o,
+                                  std::vector<std::string> served_models) const {
+  if (absl::Status st = Validate(); !st.ok()) return st;
+  if (file.empty()) return absl::OkStatus();
   gateway::ChatOptions chat;
-  chat.pipelines_file = f.file;
-  chat.chat_pipeline = f.chat_pipeline;
+  chat.pipelines_file = file;
+  chat.chat_pipeline = chat_pipeline;
   chat.step_breaker = o.gateway.model_breaker;
-  chat.conversation.ttl = std::chrono::seconds(f.conversation_ttl_s);
-  chat.conversation.max_entries = f.conversation_max_entries;
-  if (!f.chat_redis.empty()) {
-    auto address = redis::ParseRedisAddress(f.chat_redis);
-    if (!address.ok()) {
-      std::cerr << "--chat-redis: " << address.status().message() << "\n";
-      return false;
-    }
-    chat.redis = *address;
-  }
+  chat.conversation.ttl = conversation_ttl;
+  chat.conversation.max_entries = conversation_max_entries;
+  if (!chat_redis.empty()) chat.redis = *redis::ParseRedisAddress(chat_redis);
   o.chat = std::move(chat);
   o.pipeline_models = std::move(served_models);
-  return true;
+  return absl::OkStatus();
 }
 
 }  // namespace galley::cli

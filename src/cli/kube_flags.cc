@@ -14,12 +14,25 @@ void KubeFlags::Add(CLI::App* cmd) {
 }
 
 void LeaseTimingFlags::Add(CLI::App* cmd) {
-  Flag(cmd, "lease-duration-ms", lease_duration_ms, "leader election: lease duration")
+  DurationFlag(cmd, "lease-duration-ms", lease_duration, "leader election: lease duration")
       ->check(CLI::PositiveNumber);
-  Flag(cmd, "renew-deadline-ms", renew_deadline_ms, "leader election: renew deadline")
+  DurationFlag(cmd, "renew-deadline-ms", renew_deadline, "leader election: renew deadline")
       ->check(CLI::PositiveNumber);
-  Flag(cmd, "retry-period-ms", retry_period_ms, "leader election: retry period")
+  DurationFlag(cmd, "retry-period-ms", retry_period, "leader election: retry period")
       ->check(CLI::PositiveNumber);
+}
+
+absl::Status LeaseTimingFlags::Validate() const {
+  // The elector's own rules (leaderelection.go's NewLeaderElector), said with the flags' names.
+  if (lease_duration <= renew_deadline) {
+    return absl::InvalidArgumentError(
+        "--lease-duration-ms must be greater than --renew-deadline-ms");
+  }
+  if (renew_deadline <= retry_period * 1.2) {
+    return absl::InvalidArgumentError(
+        "--renew-deadline-ms must be greater than 1.2 x --retry-period-ms");
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<kube::KubeConfig> KubeFlags::Load() const {

@@ -25,20 +25,13 @@ struct KubeFlags {
 // --lease-duration-ms, --renew-deadline-ms, --retry-period-ms: the leader election's timings,
 // client-go's defaults (kube/leader_election.h), for every command that holds a Lease.
 struct LeaseTimingFlags {
-  int64_t lease_duration_ms = 15'000;
-  int64_t renew_deadline_ms = 10'000;
-  int64_t retry_period_ms = 2'000;
+  std::chrono::milliseconds lease_duration{15'000};
+  std::chrono::milliseconds renew_deadline{10'000};
+  std::chrono::milliseconds retry_period{2'000};
 
   void Add(CLI::App* cmd);
-  std::chrono::milliseconds lease_duration() const {
-    return std::chrono::milliseconds(lease_duration_ms);
-  }
-  std::chrono::milliseconds renew_deadline() const {
-    return std::chrono::milliseconds(renew_deadline_ms);
-  }
-  std::chrono::milliseconds retry_period() const {
-    return std::chrono::milliseconds(retry_period_ms);
-  }
+  // client-go's rules: lease duration > renew deadline > 1.2 x retry period.
+  absl::Status Validate() const;
 };
 
 }  // namespace galley::cli

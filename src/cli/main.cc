@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
 #include "cli/commands.h"
 #include "cli/schedule_cmd.h"
 
@@ -11,6 +12,12 @@
 #endif
 
 int main(int argc, char** argv) {
+#ifdef NDEBUG
+  // Debian builds abseil with its debug checks on, so every absl::Mutex acquisition would walk
+  // a process-wide lock-order graph. The release binary turns that off; the debug and
+  // ASan+UBSan builds the tests run keep it (a lock-order cycle aborts there).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+#endif
   CLI::App app{"Galley: serve AI models as cloud-native microservices"};
   app.require_subcommand(1);
   app.set_version_flag("--version", GALLEY_VERSION);

@@ -23,7 +23,6 @@ Runner AddModelCommand(CLI::App& app) {
   auto dest = std::make_shared<std::string>();
   auto cache = std::make_shared<std::string>();
   auto pvc_root = std::make_shared<std::string>(o->pvc_root.string());
-  auto timeout_s = std::make_shared<int64_t>(o->timeout.count());
   auto termination_log = std::make_shared<std::string>("/dev/termination-log");
   Flag(cmd, "source", o->source, "file:///PATH, pvc://CLAIM/PATH, http(s)://HOST/PATH")->required();
   Flag(cmd, "name", o->name, "the model's name (its folder in --dest)")->required();
@@ -38,16 +37,16 @@ Runner AddModelCommand(CLI::App& app) {
       ->check(CLI::Range(0, 4096));
   Flag(cmd, "max-queue-delay-us", o->max_queue_delay_us, "generated config.json: batching delay")
       ->check(CLI::NonNegativeNumber);
-  Flag(cmd, "timeout-s", *timeout_s, "limit on the whole download")->check(CLI::PositiveNumber);
+  DurationFlag<std::chrono::seconds>(cmd, "timeout-s", o->timeout, "limit on the whole download")
+      ->check(CLI::PositiveNumber);
   Flag(cmd, "termination-log", *termination_log,
        "where the reason of a failure is written (Kubernetes' terminationMessagePath); empty: "
        "nowhere");
-  return [cmd, o, dest, cache, pvc_root, timeout_s, termination_log]() -> int {
+  return [cmd, o, dest, cache, pvc_root, termination_log]() -> int {
     if (!cmd->parsed()) return -1;
     o->dest = *dest;
     o->cache = *cache;
     o->pvc_root = *pvc_root;
-    o->timeout = std::chrono::seconds(*timeout_s);
     const auto start = std::chrono::steady_clock::now();
     auto r = delivery::FetchModel(*o);
     const double took =

@@ -10,11 +10,10 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/kube_flags.h"
-#include "cli/listen.h"
+#include "cli/ops_server.h"
+#include "common/lifecycle.h"
 #include "common/log.h"
-#include "common/signals.h"
 #include "common/strings.h"
-#include "http/server.h"
 #include "kube/client.h"
 #include "kubeop/operator.h"
 #include "metrics/registry.h"
@@ -26,34 +25,12 @@ struct OperatorFlags {
   KubeFlags kube;
   std::string install_crd;
   std::string metrics_listen = "127.0.0.1:9443";
-  int64_t resync_ms = 30'000;
+  std::chrono::milliseconds resync{30'000};
   LeaseTimingFlags lease;
   double qps = 50;
   int burst = 100;
   kubeop::OperatorOptions options;
 };
-
-// /metrics, /healthz (the process runs) and /readyz (its caches are synced).
-http::Handler OpsHandler(metrics::Registry& registry, kubeop::Operator& op) {
-  return [&registry, &op](http::Request&& req, http::Responder respond) {
-    const std::string_view target(req.target().data(), req.target().size());
-    if (target == "/metrics") {
-      http::Response res = http::JsonResponse(http::Status::ok, registry.Exposition());
-      res.set(boost::beast::http::field::content_type, "text/plain; version=0.0.4");
-      return respond(std::move(res));
-    }
-    if (target == "/healthz")
-      return respond(http::JsonResponse(http::Status::ok, R"({"ok":true})"));
-    if (target == "/readyz") {
-      const bool ready = op.Synced();
-      return respond(
-          http::JsonResponse(ready ? http::Status::ok : http::Status::service_unavailable,
-                             StrCat(R"({"ready":)", ready ? "true" : "false", R"(,"leader":)",
-                                    op.Leading() ? "true" : "false", "}")));
-    }
-    respond(http::JsonError(http::Status::not_found, "not found"));
-  };
-}
 
 }  // namespace
 
@@ -74,7 +51,7 @@ Runner AddOperatorCommand(CLI::App& app) {
   Flag(cmd, "identity", f->options.identity, "this instance's holder identity (default host_pid)");
   Flag(cmd, "metrics-listen", f->metrics_listen,
        "/metrics, /healthz and /readyz (HOST:PORT; port 0: a free one)");
-  Flag(cmd, "resync-ms", f->resync_ms, "reconcile every model at least this often")
+  DurationFlag(cmd, "resync-ms", f->resync, "reconcile every model at least this often")
       ->check(CLI::PositiveNumber);
   f->lease.Add(cmd);
   Flag(cmd, "kube-api-qps", f->qps, "client-side rate limit on API requests (0: none)")
@@ -83,15 +60,11 @@ Runner AddOperatorCommand(CLI::App& app) {
   return [cmd, f]() -> int {
     if (!cmd->parsed()) return -1;
     using std::chrono::milliseconds;
-    BlockStopSignals();
+    if (absl::Status st = f->lease.Validate(); !st.ok()) return FlagError(st);
+    ProcessRunner process({}, SteadyClock::Get());  // blocks the stop signals before any thread
     auto config = f->kube.Load();
     if (!config.ok()) {
       std::cerr << "galley operator run: " << config.status().message() << "\n";
-      return 2;
-    }
-    auto listen = ParseListen(f->metrics_listen);
-    if (!listen.ok()) {
-      std::cerr << "--metrics-listen: " << listen.status().message() << "\n";
       return 2;
     }
     kube::ClientOptions co;
@@ -123,38 +96,32 @@ Runner AddOperatorCommand(CLI::App& app) {
       gethostname(host, sizeof(host) - 1);
       o.identity = StrCat(host, "_", getpid());
     }
-    o.resync = milliseconds(f->resync_ms);
-    o.lease_duration = f->lease.lease_duration();
-    o.renew_deadline = f->lease.renew_deadline();
-    o.retry_period = f->lease.retry_period();
+    o.resync = f->resync;
+    o.lease_duration = f->lease.lease_duration;
+    o.renew_deadline = f->lease.renew_deadline;
+    o.retry_period = f->lease.retry_period;
     metrics::Registry registry;
     kubeop::Operator op(**client, o, registry);
-    http::ServerOptions so;
-    so.host = listen->host;
-    so.port = listen->port;
-    so.io_threads = 1;
-    so.max_connections = 256;
-    auto server = http::Server::Create(so, OpsHandler(registry, op));
-    if (!server.ok()) {
-      log::Error("start_failed", {{"error", std::string(server.status().message())}});
+    // /metrics, /healthz (the process runs) and /readyz (its caches are synced).
+    auto ops =
+        MakeOpsServer(f->metrics_listen, "--metrics-listen",
+                      {[&registry] { return registry.Exposition(); }, [&op] { return op.Synced(); },
+                       [&op] {
+                         return StrCat(R"({"ready":)", op.Synced() ? "true" : "false",
+                                       R"(,"leader":)", op.Leading() ? "true" : "false", "}");
+                       }});
+    if (!ops.ok()) {
+      if (absl::IsInvalidArgument(ops.status())) return FlagError(ops.status());
+      log::Error("start_failed", {{"error", std::string(ops.status().message())}});
       return 1;
     }
-    (*server)->Start();
-    log::Info("listening",
-              {{"protocol", "metrics"}, {"host", so.host}, {"port", (*server)->port()}});
-    if (absl::Status st = op.Start(); !st.ok()) {
-      log::Error("start_failed", {{"error", std::string(st.message())}});
-      (*server)->Stop();
-      return 1;
-    }
+    if (!process.Start(**ops).ok()) return 1;
+    log::Info("listening", {{"protocol", "metrics"}, {"port", (*ops)->port()}});
+    if (!process.Start(op).ok()) return 1;
     log::Info("operator_started",
               {{"identity", o.identity},
                {"namespace", o.namespace_name.empty() ? "*" : o.namespace_name}});
-    const int sig = WaitForStopSignal();
-    op.Stop();
-    (*server)->Stop();
-    log::Info("operator_stopped", {{"signal", StopSignalName(sig)}});
-    return 0;
+    return process.Run();
   };
 }
 

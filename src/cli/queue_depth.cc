@@ -2,8 +2,9 @@
 
 #include <iostream>
 #include <memory>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "queue/amqp_topology.h"
 #include "queue/redis_backlog.h"
 
@@ -15,25 +16,23 @@ std::string QueueSource::Describe() const {
   return "";
 }
 
-bool QueueSource::Check() const {
+absl::Status QueueSource::Validate() const {
   if (!redis.empty()) {
     if (auto a = redis::ParseRedisAddress(redis); !a.ok()) {
-      std::cerr << "--queue-redis: " << a.status().message() << "\n";
-      return false;
+      return absl::InvalidArgumentError("--queue-redis: " + std::string(a.status().message()));
     }
   }
   if (!amqp.empty()) {
     queue::AmqpOptions a;
     if (absl::Status st = queue::ParseAmqpAddress(amqp, a); !st.ok()) {
-      std::cerr << "--queue-amqp: " << st.message() << "\n";
-      return false;
+      return absl::InvalidArgumentError("--queue-amqp: " + std::string(st.message()));
     }
   }
   if (!redis.empty() && !amqp.empty()) {
-    std::cerr << "--queue-redis and --queue-amqp: the fleet scales on one queue, pick one\n";
-    return false;
+    return absl::InvalidArgumentError(
+        "--queue-redis and --queue-amqp: the fleet scales on one queue, pick one");
   }
-  return true;
+  return absl::OkStatus();
 }
 
 void AddQueueSourceFlags(CLI::App* cmd, QueueSource& q, const std::string& what) {
@@ -53,12 +52,12 @@ std::function<absl::StatusOr<autoscale::QueueDepth>()> MakeQueueDepthReader(
   if (!q.redis.empty()) {
     struct Redis {
       Redis(redis::RedisAddress a, std::chrono::milliseconds t) : client(std::move(a), t) {}
-      std::mutex mu;
-      redis::RedisClient client;
+      absl::Mutex mu;
+      redis::RedisClient client ABSL_GUARDED_BY(mu);
     };
     auto r = std::make_shared<Redis>(*redis::ParseRedisAddress(q.redis), timeout);
     return [r, stream = q.stream, group = q.group]() -> absl::StatusOr<autoscale::QueueDepth> {
-      std::lock_guard lock(r->mu);
+      absl::MutexLock lock(&r->mu);
       auto d = queue::ReadStreamDepth(r->client, stream, group);
       if (!d.ok()) return d.status();
       return autoscale::QueueDepth{d->lag, d->pending};
@@ -66,16 +65,16 @@ std::function<absl::StatusOr<autoscale::QueueDepth>()> MakeQueueDepthReader(
   }
   if (!q.amqp.empty()) {
     queue::AmqpOptions a;
-    (void)queue::ParseAmqpAddress(q.amqp, a);  // checked by Check()
+    (void)queue::ParseAmqpAddress(q.amqp, a);  // checked by Validate()
     a.queue = q.amqp_queue;
     struct Amqp {
       Amqp(queue::AmqpOptions a, std::chrono::milliseconds t) : depth(std::move(a), t) {}
-      std::mutex mu;
-      queue::AmqpQueueDepth depth;
+      absl::Mutex mu;
+      queue::AmqpQueueDepth depth ABSL_GUARDED_BY(mu);
     };
     auto r = std::make_shared<Amqp>(std::move(a), timeout);
     return [r]() -> absl::StatusOr<autoscale::QueueDepth> {
-      std::lock_guard lock(r->mu);
+      absl::MutexLock lock(&r->mu);
       absl::StatusOr<double> ready = r->depth.Ready();
       if (!ready.ok()) return ready.status();
       autoscale::QueueDepth d;

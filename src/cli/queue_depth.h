@@ -24,8 +24,8 @@ struct QueueSource {
   bool enabled() const { return !redis.empty() || !amqp.empty(); }
   // "HOST:PORT/STREAM" or "HOST:PORT/QUEUE"; empty when off.
   std::string Describe() const;
-  // Checks the addresses and that at most one broker is named; prints why not to stderr.
-  bool Check() const;
+  // The addresses parse and at most one broker is named; the message names the flag.
+  absl::Status Validate() const;
 };
 
 // Adds --queue-redis, --queue-stream, --queue-group, --queue-amqp, --queue-amqp-queue. `what`
@@ -34,7 +34,7 @@ void AddQueueSourceFlags(CLI::App* cmd, QueueSource& q, const std::string& what)
 
 // A reader of the queue's depth for autoscale::ControllerOptions::queue_depth, with its own
 // connection (opened on first use, reopened after a failure; each call bounded by `timeout`).
-// Thread-safe. Check() must have passed; an empty function when the source is off.
+// Thread-safe. Validate() must have passed; an empty function when the source is off.
 std::function<absl::StatusOr<autoscale::QueueDepth>()> MakeQueueDepthReader(
     const QueueSource& q, std::chrono::milliseconds timeout);
 

@@ -11,8 +11,9 @@
 #include "cli/flags.h"
 #include "cli/kube_flags.h"
 #include "cli/listen.h"
+#include "cli/ops_server.h"
+#include "common/lifecycle.h"
 #include "common/log.h"
-#include "common/signals.h"
 #include "common/strings.h"
 #include "http/server.h"
 #include "kube/client.h"
@@ -30,7 +31,7 @@ struct RunFlags {
   double qps = 50;
   int burst = 100;
   LeaseTimingFlags lease;
-  int64_t unschedulable_retry_ms = 300'000;
+  std::chrono::milliseconds unschedulable_retry{300'000};
   std::string metrics_listen;  // empty: no /metrics
   kubesched::KubeSchedulerOptions options;
 };
@@ -92,8 +93,8 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
   Flag(cmd, "lease-name", f->options.lease_name, "name of the Lease");
   Flag(cmd, "identity", f->options.identity, "this instance's holder identity (default host_pid)");
   f->lease.Add(cmd);
-  Flag(cmd, "unschedulable-retry-ms", f->unschedulable_retry_ms,
-       "retry an unschedulable pod after this even if the cluster did not change")
+  DurationFlag(cmd, "unschedulable-retry-ms", f->unschedulable_retry,
+               "retry an unschedulable pod after this even if the cluster did not change")
       ->check(CLI::PositiveNumber);
   Flag(cmd, "bind-workers", f->options.bind_workers, "threads making bind calls")
       ->check(CLI::Range(1, 256));
@@ -105,8 +106,8 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
        "empty: off)");
   return [cmd, f]() -> int {
     if (!cmd->parsed()) return -1;
-    using std::chrono::milliseconds;
-    BlockStopSignals();  // before any thread
+    if (absl::Status st = f->lease.Validate(); !st.ok()) return FlagError(st);
+    ProcessRunner process({}, SteadyClock::Get());  // blocks the stop signals before any thread
     absl::StatusOr<kube::KubeConfig> config = f->kube.Load();
     if (!config.ok()) {
       std::cerr << "galley schedule run: " << config.status().message() << "\n";
@@ -125,10 +126,10 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
     kubesched::KubeSchedulerOptions o = f->options;
     o.events_client = events_client->get();
     if (o.identity.empty()) o.identity = DefaultIdentity();
-    o.lease_duration = f->lease.lease_duration();
-    o.renew_deadline = f->lease.renew_deadline();
-    o.retry_period = f->lease.retry_period();
-    o.unschedulable_retry = milliseconds(f->unschedulable_retry_ms);
+    o.lease_duration = f->lease.lease_duration;
+    o.renew_deadline = f->lease.renew_deadline;
+    o.retry_period = f->lease.retry_period;
+    o.unschedulable_retry = f->unschedulable_retry;
     auto lost = std::make_shared<std::atomic<bool>>(false);
     o.on_lost_leadership = [lost] {
       // As kube-scheduler: a scheduler that lost its lease exits, and a fresh process campaigns.
@@ -140,58 +141,32 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
       std::cerr << "galley schedule run: " << scheduler.status().message() << "\n";
       return 2;
     }
+    kubesched::KubeScheduler* sched = scheduler->get();
     std::unique_ptr<http::Server> ops;
     if (!f->metrics_listen.empty()) {
-      auto listen = ParseListen(f->metrics_listen);
-      if (!listen.ok()) {
-        std::cerr << "--metrics-listen: " << listen.status().message() << "\n";
-        return 2;
-      }
-      http::ServerOptions so;
-      so.host = listen->host;
-      so.port = listen->port;
-      so.io_threads = 1;
-      so.max_connections = 64;
-      kubesched::KubeScheduler* sched = scheduler->get();
-      auto server = http::Server::Create(so, [sched](http::Request&& req, http::Responder respond) {
-        const std::string_view target(req.target().data(), req.target().size());
-        const kubesched::KubeSchedulerStats s = sched->stats();
-        if (target == "/metrics") {
-          http::Response res = http::JsonResponse(http::Status::ok, Exposition(s));
-          res.set(boost::beast::http::field::content_type, "text/plain; version=0.0.4");
-          return respond(std::move(res));
-        }
-        if (target == "/healthz")
-          return respond(http::JsonResponse(http::Status::ok, R"({"ok":true})"));
-        if (target == "/readyz") {
-          return respond(
-              http::JsonResponse(s.leading ? http::Status::ok : http::Status::service_unavailable,
-                                 StrCat(R"({"leader":)", s.leading ? "true" : "false", "}")));
-        }
-        respond(http::JsonError(http::Status::not_found, "not found"));
-      });
-      if (!server.ok()) {
-        log::Error("start_failed", {{"error", std::string(server.status().message())}});
+      auto made = MakeOpsServer(f->metrics_listen, "--metrics-listen",
+                                {[sched] { return Exposition(sched->stats()); },
+                                 [sched] { return sched->stats().leading; },
+                                 [sched] {
+                                   return StrCat(R"({"leader":)",
+                                                 sched->stats().leading ? "true" : "false", "}");
+                                 }});
+      if (!made.ok()) {
+        if (absl::IsInvalidArgument(made.status())) return FlagError(made.status());
+        log::Error("start_failed", {{"error", std::string(made.status().message())}});
         return 1;
       }
-      ops = *std::move(server);
-      ops->Start();
-      log::Info("listening", {{"protocol", "metrics"}, {"host", so.host}, {"port", ops->port()}});
+      ops = *std::move(made);
+      if (!process.Start(*ops).ok()) return 1;
+      log::Info("listening", {{"protocol", "metrics"}, {"port", ops->port()}});
     }
-    if (absl::Status st = (*scheduler)->Start(); !st.ok()) {
-      log::Error("start_failed", {{"error", std::string(st.message())}});
-      if (ops) ops->Stop();
-      return 1;
-    }
+    if (!process.Start(*sched).ok()) return 1;
     log::Info("scheduler_started", {{"scheduler", f->options.scheduler_name},
                                     {"policy", f->options.policy},
                                     {"leader_elect", f->options.leader_elect}});
-    const int sig = WaitForStopSignal();
-    (*scheduler)->Stop();
-    if (ops) ops->Stop();
-    const kubesched::KubeSchedulerStats s = (*scheduler)->stats();
-    log::Info("scheduler_stopped", {{"signal", StopSignalName(sig)},
-                                    {"scheduled", s.scheduled},
+    process.Run();
+    const kubesched::KubeSchedulerStats s = sched->stats();
+    log::Info("scheduler_stopped", {{"scheduled", s.scheduled},
                                     {"unschedulable", s.unschedulable},
                                     {"bind_errors", s.bind_errors},
                                     {"events_dropped", s.events_dropped},

@@ -45,8 +45,6 @@ Runner AddServeCommand(CLI::App& app) {
   // The Redis Streams consumer (docs/queues.md); off unless --queue-redis is set.
   auto q = std::make_shared<queue::RedisStreamOptions>();
   auto redis = std::make_shared<std::string>();
-  auto visibility_ms = std::make_shared<int64_t>(q->visibility_timeout.count());
-  auto result_ttl_s = std::make_shared<int64_t>(q->result_ttl.count());
   Flag(cmd, "queue-redis", *redis, "consume work from a Redis stream at HOST:PORT (empty: off)");
   Flag(cmd, "queue-stream", q->stream, "the stream of requests");
   Flag(cmd, "queue-group", q->group, "the consumer group");
@@ -60,14 +58,15 @@ Runner AddServeCommand(CLI::App& app) {
   Flag(cmd, "queue-max-inflight", q->max_inflight,
        "messages held at most (fetched, not yet acknowledged)")
       ->check(CLI::Range(1, 65536));
-  Flag(cmd, "queue-visibility-timeout-ms", *visibility_ms,
-       "a message held this long by a consumer that does not answer goes to another")
+  DurationFlag(cmd, "queue-visibility-timeout-ms", q->visibility_timeout,
+               "a message held this long by a consumer that does not answer goes to another")
       ->check(CLI::Range(int64_t{100}, int64_t{86'400'000}));
   Flag(cmd, "queue-max-deliveries", q->max_deliveries,
        "deliveries before a message is dead-lettered")
       ->check(CLI::Range(1, 1000));
-  Flag(cmd, "queue-result-ttl-s", *result_ttl_s,
-       "how long a written result keeps a redelivered copy of its message from answering again")
+  DurationFlag<std::chrono::seconds>(
+      cmd, "queue-result-ttl-s", q->result_ttl,
+      "how long a written result keeps a redelivered copy of its message from answering again")
       ->check(CLI::Range(int64_t{1}, int64_t{30} * 86'400));
   Flag(cmd, "queue-trim", q->trim, "trim entries that every group has acknowledged");
   // The RabbitMQ consumer (docs/queues.md, "RabbitMQ"); off unless --queue-amqp is set. It shares
@@ -83,15 +82,17 @@ Runner AddServeCommand(CLI::App& app) {
   Flag(cmd, "queue-amqp-vhost", a->vhost, "the RabbitMQ virtual host");
   Flag(cmd, "queue-amqp-user", a->user, "the RabbitMQ user");
   Flag(cmd, "queue-amqp-password", a->password, "the RabbitMQ user's password");
-  return [cmd, flags, opts, model, q, redis, visibility_ms, result_ttl_s, a, amqp]() -> int {
+  return [cmd, flags, opts, model, q, redis, a, amqp]() -> int {
     if (!cmd->parsed()) return -1;
     if (model->count() == 0 && !opts->model_repository.empty()) {
       opts->frontend.analyze_model = "sentiment";
     }
-    if (!flags->Apply(opts->http) || !flags->ApplyMetrics(opts->http, opts->metrics_http)) return 2;
-    opts->frontend.default_timeout = std::chrono::milliseconds(flags->default_timeout_ms);
-    opts->drain_delay = std::chrono::milliseconds(flags->drain_delay_ms);
-    opts->grace_period = std::chrono::milliseconds(flags->grace_period_ms);
+    if (absl::Status st = flags->Apply(opts->http, opts->metrics_http); !st.ok()) {
+      return FlagError(st);
+    }
+    opts->frontend.default_timeout = flags->default_timeout;
+    opts->drain_delay = flags->drain_delay;
+    opts->grace_period = flags->grace_period;
     // Under `galley up` each replica is named by its supervisor (GALLEY_REPLICA_ID).
     if (const char* id = std::getenv("GALLEY_REPLICA_ID"); q->consumer.empty() && id && *id) {
       q->consumer = id;
@@ -113,7 +114,9 @@ Runner AddServeCommand(CLI::App& app) {
       a->max_inflight = q->max_inflight;
       a->max_deliveries = q->max_deliveries;
       // A connection silent for the visibility timeout is dead: heartbeats every third of it.
-      a->heartbeat = std::max(std::chrono::seconds(1), std::chrono::seconds(*visibility_ms / 3000));
+      a->heartbeat = std::max<std::chrono::seconds>(
+          std::chrono::seconds(1),
+          std::chrono::duration_cast<std::chrono::seconds>(q->visibility_timeout / 3));
       a->message.default_model = opts->frontend.analyze_model;
       a->message.max_body_bytes = opts->http.max_body_bytes;
       opts->amqp = *a;
@@ -125,8 +128,6 @@ Runner AddServeCommand(CLI::App& app) {
         return 2;
       }
       q->address = *address;
-      q->visibility_timeout = std::chrono::milliseconds(*visibility_ms);
-      q->result_ttl = std::chrono::seconds(*result_ttl_s);
       q->message.default_model = opts->frontend.analyze_model;
       q->message.max_body_bytes = opts->http.max_body_bytes;
       opts->queue = *q;

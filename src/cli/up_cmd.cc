@@ -16,8 +16,8 @@
 #include "cli/flags.h"
 #include "cli/gateway_flags.h"
 #include "cli/queue_depth.h"
+#include "common/lifecycle.h"
 #include "common/log.h"
-#include "common/signals.h"
 #include "common/strings.h"
 #include "gateway/gateway_main.h"
 #include "inference/model_repository.h"
@@ -52,24 +52,25 @@ std::vector<std::string> ServedModels(const std::vector<std::string>& serve_args
 
 struct UpFlags {
   int replicas = 2;
-  int64_t restart_initial_ms = 10'000;
-  int64_t restart_max_ms = 300'000;
-  int64_t replica_drain_delay_ms = 1'000;
+  std::chrono::milliseconds restart_initial{10'000};
+  std::chrono::milliseconds restart_max{300'000};
+  std::chrono::milliseconds replica_drain_delay{1'000};
   std::vector<std::string> serve_args;
   PipelineFlags pipelines;
-  std::array<int64_t, 4> policy_ms{5000, 1000, 5000, 5000};
   // --autoscale and the inference policy's knobs (defaults: autoscale/inference_policy.h).
   bool autoscale = false;
   int min_replicas = 1;
   int max_replicas = 4;
   double target_concurrency = autoscale::InferencePolicy{}.target_concurrency;
   double target_rps = 0;  // > 0: size by request rate, this many requests per second per replica
-  int64_t sync_period_ms = 15'000;
-  int64_t stable_window_ms = absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.stable_window);
-  int64_t scale_down_delay_ms =
-      absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.scale_down_delay);
-  int64_t model_load_time_ms = 10'000;
-  int64_t burst_gap_max_ms = absl::ToInt64Milliseconds(autoscale::InferencePolicy{}.burst_gap_max);
+  std::chrono::milliseconds sync_period{15'000};
+  std::chrono::milliseconds stable_window =
+      absl::ToChronoMilliseconds(autoscale::InferencePolicy{}.stable_window);
+  std::chrono::milliseconds scale_down_delay =
+      absl::ToChronoMilliseconds(autoscale::InferencePolicy{}.scale_down_delay);
+  std::chrono::milliseconds model_load_time{10'000};
+  std::chrono::milliseconds burst_gap_max =
+      absl::ToChronoMilliseconds(autoscale::InferencePolicy{}.burst_gap_max);
   // --queue-redis or --queue-amqp: the replicas consume this queue, and the autoscaler reads its
   // depth.
   QueueSource queue;
@@ -82,7 +83,11 @@ struct UpFlags {
   std::string prometheus_url;
   std::string prometheus_sd_file;
   bool scale_to_zero = false;
-  int64_t scale_to_zero_grace_ms = 30'000;
+  std::chrono::milliseconds scale_to_zero_grace{30'000};
+
+  // The cross-flag rules of the replica, autoscaling and metrics-source flags; the message names
+  // the flags.
+  absl::Status Validate() const;
 };
 
 void AddAutoscaleFlags(CLI::App* cmd, UpFlags& up) {
@@ -100,27 +105,29 @@ void AddAutoscaleFlags(CLI::App* cmd, UpFlags& up) {
        "autoscale: size by request rate instead, this many requests per second per replica (the "
        "model's full-batch throughput x 0.8 is a good start; 0: by concurrency)")
       ->check(CLI::NonNegativeNumber);
-  Flag(cmd, "sync-period-ms", up.sync_period_ms, "autoscale: how often to observe and decide")
+  DurationFlag(cmd, "sync-period-ms", up.sync_period, "autoscale: how often to observe and decide")
       ->check(CLI::PositiveNumber);
-  Flag(cmd, "stable-window-ms", up.stable_window_ms,
-       "autoscale: window the demand is averaged over (the panic window is 10% of it)")
+  DurationFlag(cmd, "stable-window-ms", up.stable_window,
+               "autoscale: window the demand is averaged over (the panic window is 10% of it)")
       ->check(CLI::PositiveNumber);
-  Flag(cmd, "scale-down-delay-ms", up.scale_down_delay_ms,
-       "autoscale: hold the highest recommendation this long before scaling down")
+  DurationFlag(cmd, "scale-down-delay-ms", up.scale_down_delay,
+               "autoscale: hold the highest recommendation this long before scaling down")
       ->check(CLI::NonNegativeNumber);
-  Flag(cmd, "burst-gap-max-ms", up.burst_gap_max_ms,
-       "autoscale: bursts at most this far apart are recurring, and the fleet they needed is held "
-       "while they recur (0 turns it off)")
+  DurationFlag(
+      cmd, "burst-gap-max-ms", up.burst_gap_max,
+      "autoscale: bursts at most this far apart are recurring, and the fleet they needed is held "
+      "while they recur (0 turns it off)")
       ->check(CLI::NonNegativeNumber);
-  Flag(cmd, "model-load-time-ms", up.model_load_time_ms,
-       "autoscale: how long a new replica takes to help (starting replicas count as capacity)")
+  DurationFlag(
+      cmd, "model-load-time-ms", up.model_load_time,
+      "autoscale: how long a new replica takes to help (starting replicas count as capacity)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--scale-to-zero", up.scale_to_zero,
                 "autoscale: with --min-replicas 0, stop the last replica when idle; the gateway "
                 "then holds requests until a replica is ready")
       ->envname("GALLEY_SCALE_TO_ZERO");
-  Flag(cmd, "scale-to-zero-grace-ms", up.scale_to_zero_grace_ms,
-       "autoscale: idle time before the last replica stops")
+  DurationFlag(cmd, "scale-to-zero-grace-ms", up.scale_to_zero_grace,
+               "autoscale: idle time before the last replica stops")
       ->check(CLI::NonNegativeNumber);
 }
 
@@ -149,45 +156,44 @@ void AddMetricsSourceFlags(CLI::App* cmd, UpFlags& up) {
        "every change)");
 }
 
-// Checks the flags of AddMetricsSourceFlags against each other; prints why not to stderr.
-bool CheckMetricsSourceFlags(const UpFlags& up) {
-  if (up.metrics_source == "prometheus") {
-    if (up.prometheus_url.empty()) {
-      std::cerr << "--metrics-source prometheus needs --prometheus-url\n";
-      return false;
+absl::Status UpFlags::Validate() const {
+  using absl::InvalidArgumentError;
+  if (autoscale && max_replicas < min_replicas) {
+    return InvalidArgumentError("--max-replicas (" + std::to_string(max_replicas) +
+                                ") is below --min-replicas (" + std::to_string(min_replicas) + ")");
+  }
+  if (autoscale && min_replicas == 0 && !scale_to_zero) {
+    return InvalidArgumentError("--min-replicas 0 needs --scale-to-zero");
+  }
+  if (scale_to_zero && !autoscale) return InvalidArgumentError("--scale-to-zero needs --autoscale");
+  if (metrics_source == "prometheus") {
+    if (prometheus_url.empty()) {
+      return InvalidArgumentError("--metrics-source prometheus needs --prometheus-url");
     }
-    if (auto ep = autoscale::ParsePrometheusUrl(up.prometheus_url); !ep.ok()) {
-      std::cerr << "--prometheus-url: " << ep.status().message() << "\n";
-      return false;
+    if (auto ep = autoscale::ParsePrometheusUrl(prometheus_url); !ep.ok()) {
+      return InvalidArgumentError("--prometheus-url: " + std::string(ep.status().message()));
     }
   }
-  if (!up.queue.Check()) return false;
-  if (up.hpa_metric == "queue_backlog" && !up.queue.enabled()) {
-    std::cerr << "--hpa-metric queue_backlog needs --queue-redis or --queue-amqp\n";
-    return false;
+  if (absl::Status st = queue.Validate(); !st.ok()) return st;
+  if (hpa_metric == "queue_backlog" && !queue.enabled()) {
+    return InvalidArgumentError("--hpa-metric queue_backlog needs --queue-redis or --queue-amqp");
   }
-  if (up.target_rps > 0 && (up.autoscale_mode == "hpa" || up.metrics_source == "prometheus")) {
-    std::cerr << "--target-rps needs --autoscale-mode galley and --metrics-source scrape (the "
-                 "request counters are read from each replica's /metrics)\n";
-    return false;
+  if (target_rps > 0 && (autoscale_mode == "hpa" || metrics_source == "prometheus")) {
+    return InvalidArgumentError(
+        "--target-rps needs --autoscale-mode galley and --metrics-source scrape (the request "
+        "counters are read from each replica's /metrics)");
   }
-  if (up.target_rps > 0 && up.queue.enabled()) {
+  if (target_rps > 0 && queue.enabled()) {
     // The request counters the rate is read from do not see the messages a queue holds.
-    std::cerr << "--target-rps sizes by HTTP and gRPC requests; a fleet consuming a queue scales "
-                 "by concurrency (leave out --target-rps)\n";
-    return false;
+    return InvalidArgumentError(
+        "--target-rps sizes by HTTP and gRPC requests; a fleet consuming a queue scales by "
+        "concurrency (leave out --target-rps)");
   }
-  if (up.autoscale_mode == "hpa") {
-    if (up.hpa_target <= 0) {
-      std::cerr << "--autoscale-mode hpa needs --hpa-target\n";
-      return false;
-    }
-    if (up.scale_to_zero) {
-      std::cerr << "--scale-to-zero needs --autoscale-mode galley\n";
-      return false;
-    }
+  if (autoscale_mode == "hpa") {
+    if (hpa_target <= 0) return InvalidArgumentError("--autoscale-mode hpa needs --hpa-target");
+    if (scale_to_zero) return InvalidArgumentError("--scale-to-zero needs --autoscale-mode galley");
   }
-  return true;
+  return absl::OkStatus();
 }
 
 // The HPA spec of --autoscale-mode hpa: one Pods metric at an AverageValue target, no behavior
@@ -207,7 +213,7 @@ autoscale::HpaSpec HpaSpecFromFlags(const UpFlags& up) {
   m.target_type = autoscale::TargetType::kAverageValue;
   m.value = up.hpa_target;
   hpa.metrics = {m};
-  hpa.downscale_stabilization = absl::Milliseconds(up.scale_down_delay_ms);
+  hpa.downscale_stabilization = absl::FromChrono(up.scale_down_delay);
   return hpa;
 }
 
@@ -225,22 +231,23 @@ struct UpAutoscaler {
     if (held.exchange(n) == 0 && n > 0 && controller) controller->Poke();
   }
 
-  absl::Status Start(const UpFlags& up, local::Supervisor& sup) {
+  // Makes the metrics source and the controller (started by the process runner).
+  absl::Status Build(const UpFlags& up, local::Supervisor& sup) {
     using std::chrono::milliseconds;
     autoscale::ControllerOptions o;
-    o.sync_period = milliseconds(up.sync_period_ms);
+    o.sync_period = up.sync_period;
     o.policy.min_replicas = up.min_replicas;
     o.policy.max_replicas = up.max_replicas;
     o.policy.target_concurrency = up.target_concurrency;
     if (up.target_rps > 0) {
       o.policy.replica_capacity_rps = up.target_rps / o.policy.target_utilization;
     }
-    o.policy.stable_window = absl::Milliseconds(up.stable_window_ms);
-    o.policy.scale_down_delay = absl::Milliseconds(up.scale_down_delay_ms);
-    o.policy.model_load_time = absl::Milliseconds(up.model_load_time_ms);
-    o.policy.burst_gap_max = absl::Milliseconds(up.burst_gap_max_ms);
+    o.policy.stable_window = absl::FromChrono(up.stable_window);
+    o.policy.scale_down_delay = absl::FromChrono(up.scale_down_delay);
+    o.policy.model_load_time = absl::FromChrono(up.model_load_time);
+    o.policy.burst_gap_max = absl::FromChrono(up.burst_gap_max);
     o.policy.scale_to_zero = up.scale_to_zero;
-    o.policy.scale_to_zero_grace = absl::Milliseconds(up.scale_to_zero_grace_ms);
+    o.policy.scale_to_zero_grace = absl::FromChrono(up.scale_to_zero_grace);
     o.gateway_held = [this] { return static_cast<double>(held.load()); };
     if (up.autoscale_mode == "hpa") o.hpa = HpaSpecFromFlags(up);
     const milliseconds timeout = std::min(milliseconds(1'000), o.sync_period);
@@ -265,20 +272,15 @@ struct UpAutoscaler {
                                      {"mode", up.autoscale_mode},
                                      {"metrics_source", up.metrics_source},
                                      {"target_concurrency", up.target_concurrency},
-                                     {"sync_period_ms", up.sync_period_ms},
-                                     {"stable_window_ms", up.stable_window_ms},
-                                     {"scale_down_delay_ms", up.scale_down_delay_ms},
-                                     {"burst_gap_max_ms", up.burst_gap_max_ms},
-                                     {"model_load_time_ms", up.model_load_time_ms},
+                                     {"sync_period_ms", up.sync_period.count()},
+                                     {"stable_window_ms", up.stable_window.count()},
+                                     {"scale_down_delay_ms", up.scale_down_delay.count()},
+                                     {"burst_gap_max_ms", up.burst_gap_max.count()},
+                                     {"model_load_time_ms", up.model_load_time.count()},
                                      {"scale_to_zero", up.scale_to_zero},
-                                     {"scale_to_zero_grace_ms", up.scale_to_zero_grace_ms},
+                                     {"scale_to_zero_grace_ms", up.scale_to_zero_grace.count()},
                                      {"queue", up.queue.Describe()}});
-    return controller->Start();
-  }
-  // Stops deciding (before the supervisor drains), then the scrapes' I/O. Idempotent.
-  void Stop() {
-    if (controller) controller->Stop();
-    upstream.Shutdown();
+    return absl::OkStatus();
   }
 };
 
@@ -291,47 +293,34 @@ Runner AddUpCommand(CLI::App& app) {
   auto opts = std::make_shared<gateway::GatewayRunOptions>();
   flags->Add(cmd);
   Flag(cmd, "replicas", up->replicas, "model replicas to run")->check(CLI::Range(0, 64));
-  Flag(
-      cmd, "restart-initial-ms", up->restart_initial_ms,
+  DurationFlag(
+      cmd, "restart-initial-ms", up->restart_initial,
       "restart delay after a second crash in a row (the first restarts at once; doubles per crash)")
       ->check(CLI::PositiveNumber);
-  Flag(cmd, "restart-max-ms", up->restart_max_ms, "cap on the restart delay")
+  DurationFlag(cmd, "restart-max-ms", up->restart_max, "cap on the restart delay")
       ->check(CLI::PositiveNumber);
-  Flag(cmd, "replica-drain-delay-ms", up->replica_drain_delay_ms,
-       "each replica's drain delay on shutdown")
+  DurationFlag(cmd, "replica-drain-delay-ms", up->replica_drain_delay,
+               "each replica's drain delay on shutdown")
       ->check(CLI::NonNegativeNumber);
   Flag(cmd, "serve-arg", up->serve_args,
        "extra flag for every `galley serve` replica (repeatable)");
-  AddGatewayPolicyFlags(cmd, *opts, up->policy_ms[0], up->policy_ms[1], up->policy_ms[2],
-                        up->policy_ms[3]);
-  AddPipelineFlags(cmd, up->pipelines);
+  AddGatewayPolicyFlags(cmd, *opts);
+  up->pipelines.Add(cmd);
   AddAutoscaleFlags(cmd, *up);
   AddMetricsSourceFlags(cmd, *up);
   return [cmd, flags, up, opts]() -> int {
     if (!cmd->parsed()) return -1;
-    if (!flags->Apply(opts->http) || !flags->ApplyMetrics(opts->http, opts->metrics_http)) return 2;
-    BlockStopSignals();  // before any thread: the supervisor's and the gateway's inherit it
-    opts->frontend.default_timeout = std::chrono::milliseconds(flags->default_timeout_ms);
-    opts->drain_delay = std::chrono::milliseconds(flags->drain_delay_ms);
-    opts->grace_period = std::chrono::milliseconds(flags->grace_period_ms);
-    ApplyGatewayPolicyFlags(*opts, up->policy_ms[0], up->policy_ms[1], up->policy_ms[2],
-                            up->policy_ms[3]);
-    if (up->autoscale && up->max_replicas < up->min_replicas) {
-      std::cerr << "--max-replicas (" << up->max_replicas << ") is below --min-replicas ("
-                << up->min_replicas << ")\n";
-      return 2;
+    if (absl::Status st = flags->Apply(opts->http, opts->metrics_http); !st.ok()) {
+      return FlagError(st);
     }
-    if (up->autoscale && up->min_replicas == 0 && !up->scale_to_zero) {
-      std::cerr << "--min-replicas 0 needs --scale-to-zero\n";
-      return 2;
+    opts->frontend.default_timeout = flags->default_timeout;
+    opts->drain_delay = flags->drain_delay;
+    opts->grace_period = flags->grace_period;
+    FinishGatewayPolicy(*opts);
+    if (absl::Status st = up->Validate(); !st.ok()) return FlagError(st);
+    if (absl::Status st = up->pipelines.Apply(*opts, ServedModels(up->serve_args)); !st.ok()) {
+      return FlagError(st);
     }
-    if (up->scale_to_zero && !up->autoscale) {
-      std::cerr << "--scale-to-zero needs --autoscale\n";
-      return 2;
-    }
-
-    if (!CheckMetricsSourceFlags(*up)) return 2;
-    if (!ApplyPipelineFlags(*opts, up->pipelines, ServedModels(up->serve_args))) return 2;
 
     local::SupervisorOptions so;
     so.replicas = up->autoscale ? up->min_replicas : up->replicas;
@@ -363,57 +352,48 @@ Runner AddUpCommand(CLI::App& app) {
         so.serve_args.push_back(a);
       }
     }
-    so.restart_backoff.initial = std::chrono::milliseconds(up->restart_initial_ms);
-    so.restart_backoff.max = std::chrono::milliseconds(up->restart_max_ms);
-    so.drain_delay = std::chrono::milliseconds(up->replica_drain_delay_ms);
-    so.grace_period = std::chrono::milliseconds(flags->grace_period_ms);
+    so.restart_backoff.initial = up->restart_initial;
+    so.restart_backoff.max = up->restart_max;
+    so.drain_delay = up->replica_drain_delay;
+    so.grace_period = flags->grace_period;
+    // Blocks the stop signals before any thread starts: the supervisor's and the gateway's.
+    ProcessRunner process({opts->drain_delay, opts->grace_period}, SteadyClock::Get());
     auto supervisor = local::Supervisor::Create(std::move(so));
     if (!supervisor.ok()) {
       log::Error("start_failed", {{"error", std::string(supervisor.status().message())}});
       return 1;
     }
-    if (absl::Status st = (*supervisor)->Start(); !st.ok()) {
-      log::Error("start_failed", {{"error", std::string(st.message())}});
-      return 1;
-    }
+    // Started before the gateway, so they drain after it has stopped taking requests: the
+    // autoscaler stops deciding, then the supervisor stops the replicas with their own drain.
     local::Supervisor& sup = **supervisor;
-    std::unique_ptr<local::FileSdWriter> sd_writer;  // stopped before the supervisor goes
+    if (!process.Start(sup).ok()) return 1;
+    std::unique_ptr<local::FileSdWriter> sd_writer;
     if (!up->prometheus_sd_file.empty()) {
       sd_writer = std::make_unique<local::FileSdWriter>(up->prometheus_sd_file, sup);
-      if (absl::Status st = sd_writer->Start(); !st.ok()) {
-        log::Error("start_failed", {{"error", std::string(st.message())}});
-        return 1;
-      }
+      if (!process.Start(*sd_writer).ok()) return 1;
     }
     std::unique_ptr<UpAutoscaler> autoscaler;
     if (up->autoscale) {
       autoscaler = std::make_unique<UpAutoscaler>();
-      if (absl::Status st = autoscaler->Start(*up, sup); !st.ok()) {
+      if (absl::Status st = autoscaler->Build(*up, sup); !st.ok()) {
         log::Error("start_failed", {{"error", std::string(st.message())}});
-        return 1;
+        return process.Abort();
       }
+      if (!process.Start(*autoscaler->controller).ok()) return 1;
     }
     if (!up->queue.redis.empty()) {  // the gateway takes asynchronous requests for the stream
       opts->async_jobs = gateway::AsyncJobsOptions{};
       opts->async_jobs->address = *redis::ParseRedisAddress(up->queue.redis);
       opts->async_jobs->stream = up->queue.stream;
     }
-    const auto grace = opts->grace_period;
     UpAutoscaler* scaler = autoscaler.get();
     if (scaler != nullptr) opts->frontend.extra_registries.push_back(&scaler->registry);
     if (scaler != nullptr && up->scale_to_zero) {
       opts->gateway.hold_for_replica = true;
       opts->gateway.on_held = [scaler](int64_t n) { scaler->OnHeld(n); };
     }
-    const int rc = gateway::RunGateway(*opts, sup, {}, [&sup, grace, scaler] {
-      // The gateway no longer takes requests: stop scaling, then stop the replicas with their
-      // own drain rules.
-      if (scaler != nullptr) scaler->Stop();
-      sup.Drain(SteadyClock::Get().Now() + grace);
-    });
-    if (autoscaler) autoscaler->Stop();
-    sup.Stop();
-    if (sd_writer) sd_writer->Stop();  // an empty target list: the replicas are gone
+    const int rc = gateway::RunGateway(*opts, sup, process);
+    if (autoscaler) autoscaler->upstream.Shutdown();  // the scrapes' I/O, once it stopped deciding
     return rc;
   };
 }

@@ -4,16 +4,17 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <mutex>
 #include <string>
 
+#include "absl/base/attributes.h"
+#include "absl/synchronization/mutex.h"
 #include "common/json.h"
 
 namespace galley::log {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
-std::mutex g_write_mu;
+ABSL_CONST_INIT absl::Mutex g_write_mu(absl::kConstInit);
 
 const char* LevelName(Level level) {
   switch (level) {
@@ -76,7 +77,7 @@ void Write(Level level, std::string_view event, const boost::json::object& field
   for (const auto& kv : fields) line[kv.key()] = kv.value();
   std::string text = JsonSerialize(line);
   text.push_back('\n');
-  std::lock_guard<std::mutex> lock(g_write_mu);
+  absl::MutexLock lock(&g_write_mu);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
 }

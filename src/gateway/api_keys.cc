@@ -120,7 +120,10 @@ absl::StatusOr<std::unique_ptr<ApiKeys>> ApiKeys::Parse(std::string_view text) {
     keys->keys_.push_back(std::move(k));
   }
   if (keys->keys_.empty()) return absl::InvalidArgumentError("api keys: the file holds no key");
-  keys->buckets_.resize(keys->keys_.size());
+  {
+    absl::MutexLock lock(&keys->mu_);  // not shared yet; the lock satisfies the analysis
+    keys->buckets_.resize(keys->keys_.size());
+  }
   return keys;
 }
 
@@ -159,7 +162,7 @@ AuthDecision ApiKeys::Check(const http::Request& request, std::string_view model
     return d;
   }
   if (key.rate > 0) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     Bucket& b = buckets_[found];
     if (!b.started) {
       b.tokens = key.burst;

@@ -9,13 +9,13 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "http/message.h"
 
@@ -54,7 +54,7 @@ class ApiKeys {
     bool started = false;
   };
   std::vector<ApiKey> keys_;
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::vector<Bucket> buckets_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -2,17 +2,17 @@
 
 #include <algorithm>
 #include <cctype>
-#include <condition_variable>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <random>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "boost/json/parse.hpp"
 #include "boost/json/serialize.hpp"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 #include "tracing/trace_context.h"
 
@@ -73,7 +73,7 @@ struct AsyncJobs::State {
     while (true) {
       Task t;
       {
-        std::unique_lock lock(mu);
+        absl::MutexLock lock(&mu);
         while (true) {
           if (stopping) return;
           if (!ready.empty()) break;
@@ -86,9 +86,9 @@ struct AsyncJobs::State {
               waiting.erase(first);
               break;
             }
-            cv.wait_until(lock, first->next);
+            galley::WaitUntil(cv, mu, first->next);
           } else {
-            cv.wait(lock);
+            cv.Wait(&mu);
           }
         }
         t = std::move(ready.front());
@@ -131,9 +131,9 @@ struct AsyncJobs::State {
       wait.until = Clock::now() + t.sync_wait;
       wait.next = Clock::now() + std::chrono::milliseconds(5);
       wait.respond = std::move(t.respond);
-      std::lock_guard lock(mu);
+      absl::MutexLock lock(&mu);
       waiting.push_back(std::move(wait));
-      cv.notify_all();
+      cv.SignalAll();
       return;
     }
     t.respond(Accepted(t));
@@ -190,9 +190,9 @@ struct AsyncJobs::State {
     if (fields.empty()) {
       if (Clock::now() < t.until) {  // long poll: look again shortly
         t.next = Clock::now() + std::chrono::milliseconds(20);
-        std::lock_guard lock(mu);
+        absl::MutexLock lock(&mu);
         waiting.push_back(std::move(t));
-        cv.notify_all();
+        cv.SignalAll();
         return;
       }
       if (t.sync_wait.count() > 0) return t.respond(Accepted(t));  // not in time: the job's 202
@@ -216,21 +216,21 @@ struct AsyncJobs::State {
   }
 
   bool Push(Task t) {
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     if (stopping || ready.size() + waiting.size() >= options.max_pending) return false;
     ready.push_back(std::move(t));
-    cv.notify_all();
+    cv.SignalAll();
     return true;
   }
 
   const AsyncJobsOptions options;
   redis::RedisClient redis;  // the worker thread's
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<Task> ready;                       // guarded by mu
-  std::vector<Task> waiting;                    // guarded by mu: long polls, by next look
-  bool stopping = false;                        // guarded by mu
-  std::mt19937_64 rng{std::random_device{}()};  // guarded by mu
+  absl::Mutex mu;
+  absl::CondVar cv;
+  std::deque<Task> ready ABSL_GUARDED_BY(mu);
+  std::vector<Task> waiting ABSL_GUARDED_BY(mu);  // long polls, by next look
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  std::mt19937_64 rng ABSL_GUARDED_BY(mu){std::random_device{}()};
   std::thread thread;
 };
 
@@ -252,7 +252,7 @@ void AsyncJobs::Submit(std::string model, std::string body, int64_t deadline_ms,
   t.kind = Task::Kind::kSubmit;
   t.sync_wait = std::min(std::max(wait, std::chrono::milliseconds(0)), state_->options.max_wait);
   {
-    std::lock_guard lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     t.id = NewId(state_->rng);
   }
   t.model = std::move(model);
@@ -287,14 +287,14 @@ void AsyncJobs::Stop() {
   std::deque<Task> ready;
   std::vector<Task> waiting;
   {
-    std::lock_guard lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     if (state_->stopping) return;
     state_->stopping = true;
-    state_->cv.notify_all();
+    state_->cv.SignalAll();
   }
   if (state_->thread.joinable()) state_->thread.join();
   {
-    std::lock_guard lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     ready.swap(state_->ready);
     waiting.swap(state_->waiting);
   }

@@ -3,10 +3,11 @@
 #include <atomic>
 #include <fstream>
 #include <map>
-#include <mutex>
 #include <random>
 #include <sstream>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/asio/post.hpp"
 #include "boost/asio/thread_pool.hpp"
 #include "boost/json/parse.hpp"
@@ -59,7 +60,7 @@ class StepCaller final : public pipeline::ModelCaller {
             const std::string& traceparent, pipeline::CallDone done) {
     CircuitBreaker& breaker = Breaker(key);
     {
-      std::lock_guard lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (!breaker.Allow(clock_.Now()).allowed) {
         return done(
             {absl::UnavailableError(StrCat("the step's circuit breaker (", key, ") is open")), "",
@@ -104,7 +105,7 @@ class StepCaller final : public pipeline::ModelCaller {
                 r.has_last_failure ? StrCat(" (last: ", r.last_failure.result_int(), ")") : ""));
           }
           {
-            std::lock_guard lock(mu_);
+            absl::MutexLock lock(&mu_);
             const TimePoint now = clock_.Now();
             if (failure) {
               breaker.OnFailure(now, now - start);
@@ -118,7 +119,7 @@ class StepCaller final : public pipeline::ModelCaller {
 
  private:
   CircuitBreaker& Breaker(const std::string& key) {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto& b = breakers_[key];  // keys come from the configuration: a bounded set
     if (!b) b = std::make_unique<CircuitBreaker>(breaker_options_);
     return *b;
@@ -127,8 +128,8 @@ class StepCaller final : public pipeline::ModelCaller {
   Gateway& gateway_;
   const Clock& clock_;
   const CircuitBreakerOptions breaker_options_;
-  std::mutex mu_;
-  std::map<std::string, std::unique_ptr<CircuitBreaker>> breakers_;
+  absl::Mutex mu_;  // also guards every breaker in breakers_
+  std::map<std::string, std::unique_ptr<CircuitBreaker>> breakers_ ABSL_GUARDED_BY(mu_);
 };
 
 // One run's model calls, each in a client span under the run's span; the replica continues the
@@ -247,7 +248,7 @@ struct ChatService::State : std::enable_shared_from_this<State> {
     asio::post(pool, [self = shared_from_this(), fn = std::move(fn)] {
       std::unique_ptr<agents::ConversationStore> store;
       {
-        std::lock_guard lock(self->mu);
+        absl::MutexLock lock(&self->mu);
         if (!self->stores.empty()) {
           store = std::move(self->stores.back());
           self->stores.pop_back();
@@ -258,18 +259,18 @@ struct ChatService::State : std::enable_shared_from_this<State> {
             *self->options.redis, self->options.redis_timeout, self->options.conversation);
       }
       fn(*store);
-      std::lock_guard lock(self->mu);
+      absl::MutexLock lock(&self->mu);
       self->stores.push_back(std::move(store));
     });
   }
 
   uint64_t Seed() {
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     return rng();
   }
 
   std::string NewTurnId() {
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     static constexpr char kHex[] = "0123456789abcdef";
     std::string id = "t-";
     for (int i = 0; i < 24; ++i) id.push_back(kHex[rng() % 16]);
@@ -335,9 +336,9 @@ struct ChatService::State : std::enable_shared_from_this<State> {
   prometheus::Family<prometheus::Counter>& steps;
   prometheus::Family<prometheus::Histogram>& step_seconds;
   prometheus::Family<prometheus::Counter>& runs;
-  std::mutex mu;
-  std::mt19937_64 rng;
-  std::vector<std::unique_ptr<agents::ConversationStore>> stores;
+  absl::Mutex mu;
+  std::mt19937_64 rng ABSL_GUARDED_BY(mu);
+  std::vector<std::unique_ptr<agents::ConversationStore>> stores ABSL_GUARDED_BY(mu);
 };
 
 absl::StatusOr<std::unique_ptr<ChatService>> ChatService::Create(

@@ -76,10 +76,10 @@ struct Gateway::Replica {
   std::atomic<int64_t> outstanding{0};
   std::atomic<bool> healthy{false};       // last ready probe said 200
   std::atomic<bool> source_ready{false};  // the source says ready (not draining)
-  std::mutex mu;                          // guards the fields below
-  CircuitBreaker breaker;
-  int consecutive_failures = 0;
-  TimePoint ejected_until{};
+  absl::Mutex mu;                         // guards the fields marked so, and endpoint.models
+  CircuitBreaker breaker ABSL_GUARDED_BY(mu);
+  int consecutive_failures ABSL_GUARDED_BY(mu) = 0;
+  TimePoint ejected_until ABSL_GUARDED_BY(mu) = {};
   prometheus::Gauge* ready_gauge;
   prometheus::Gauge* outstanding_gauge;
   prometheus::Histogram* duration;
@@ -121,10 +121,11 @@ Gateway::Gateway(fleet::ReplicaSource& source, upstream::Upstream& upstream,
 
 Gateway::~Gateway() { Stop(); }
 
-void Gateway::Start(std::function<void()> first_round_done) {
+absl::Status Gateway::Start() {
   SyncReplicas();
-  CheckHealth(std::move(first_round_done));
+  CheckHealth(std::move(first_round_done_));
   ScheduleHealth();
+  return absl::OkStatus();
 }
 
 void Gateway::Stop() {
@@ -134,7 +135,7 @@ void Gateway::Stop() {
   // Requests still waiting for a replica will not get one now: the fallback answers them.
   std::vector<std::shared_ptr<Call>> held;
   {
-    std::lock_guard<std::mutex> lock(held_mu_);
+    absl::MutexLock lock(&held_mu_);
     held.swap(held_);
   }
   SetHeldCount(0);
@@ -146,7 +147,7 @@ void Gateway::Stop() {
 }
 
 int64_t Gateway::HeldRequests() const {
-  std::lock_guard<std::mutex> lock(held_mu_);
+  absl::MutexLock lock(&held_mu_);
   return static_cast<int64_t>(held_.size());
 }
 
@@ -159,7 +160,7 @@ bool Gateway::Hold(std::shared_ptr<Call> call) {
   size_t n;
   bool arm;
   {
-    std::lock_guard<std::mutex> lock(held_mu_);
+    absl::MutexLock lock(&held_mu_);
     if (stopped_.load() || held_.size() >= options_.max_held) return false;
     held_.push_back(std::move(call));
     n = held_.size();
@@ -188,7 +189,7 @@ void Gateway::CheckHeld() {
   std::vector<std::shared_ptr<Call>> release, expired;
   size_t left;
   {
-    std::lock_guard<std::mutex> lock(held_mu_);
+    absl::MutexLock lock(&held_mu_);
     std::vector<std::shared_ptr<Call>> keep;
     for (auto& call : held_) {
       if (call->deadline - now < options_.min_attempt_time + options_.held_fallback_reserve) {
@@ -214,52 +215,60 @@ void Gateway::CheckHeld() {
 }
 
 std::shared_ptr<const Gateway::ReplicaList> Gateway::Snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return replicas_;
 }
 
 void Gateway::SyncReplicas() {
   std::vector<fleet::ReplicaEndpoint> current = source_.Replicas();
-  std::lock_guard<std::mutex> lock(mu_);
-  std::map<std::string, std::shared_ptr<Replica>> old;
-  for (const auto& r : *replicas_) old[r->endpoint.id] = r;
-  auto next = std::make_shared<ReplicaList>();
-  for (fleet::ReplicaEndpoint& ep : current) {
-    auto it = old.find(ep.id);
-    std::shared_ptr<Replica> r;
-    if (it != old.end() && it->second->endpoint.host == ep.host &&
-        it->second->endpoint.port == ep.port) {
-      r = it->second;
-      std::lock_guard<std::mutex> replica_lock(r->mu);
-      r->endpoint.models = ep.models;
-    } else {
-      // New replica, or the same id on a new address (restarted): fresh state.
-      r = std::make_shared<Replica>(ep, options_.replica_breaker, metrics_);
-      r->healthy.store(ep.ready);
+  // Kept replicas' model lists, set once mu_ is released: OnResult takes mu_ while holding a
+  // replica's mu, so taking a replica's mu under mu_ here could deadlock.
+  std::vector<std::pair<std::shared_ptr<Replica>, std::vector<std::string>>> models;
+  {
+    absl::MutexLock lock(&mu_);
+    std::map<std::string, std::shared_ptr<Replica>> old;
+    for (const auto& r : *replicas_) old[r->endpoint.id] = r;
+    auto next = std::make_shared<ReplicaList>();
+    for (fleet::ReplicaEndpoint& ep : current) {
+      auto it = old.find(ep.id);
+      std::shared_ptr<Replica> r;
+      if (it != old.end() && it->second->endpoint.host == ep.host &&
+          it->second->endpoint.port == ep.port) {
+        r = it->second;
+        models.emplace_back(r, ep.models);
+      } else {
+        // New replica, or the same id on a new address (restarted): fresh state.
+        r = std::make_shared<Replica>(ep, options_.replica_breaker, metrics_);
+        r->healthy.store(ep.ready);
+      }
+      // A replica the source has just seen become ready is taken at its word until the next
+      // probe says otherwise.
+      if (ep.ready && !r->source_ready.exchange(true)) r->healthy.store(true);
+      if (!ep.ready) r->source_ready.store(false);
+      if (!ep.ready) r->ready_gauge->Set(0);
+      next->push_back(std::move(r));
     }
-    // A replica the source has just seen become ready is taken at its word until the next
-    // probe says otherwise.
-    if (ep.ready && !r->source_ready.exchange(true)) r->healthy.store(true);
-    if (!ep.ready) r->source_ready.store(false);
-    if (!ep.ready) r->ready_gauge->Set(0);
-    next->push_back(std::move(r));
-  }
-  for (auto& [id, r] : old) {
-    bool kept = false;
-    for (const auto& n : *next) kept = kept || n == r;
-    if (!kept) {
-      r->ready_gauge->Set(0);
-      r->outstanding_gauge->Set(0);
+    for (auto& [id, r] : old) {
+      bool kept = false;
+      for (const auto& n : *next) kept = kept || n == r;
+      if (!kept) {
+        r->ready_gauge->Set(0);
+        r->outstanding_gauge->Set(0);
+      }
     }
+    replicas_ = std::move(next);
   }
-  replicas_ = std::move(next);
+  for (auto& [r, m] : models) {
+    absl::MutexLock lock(&r->mu);
+    r->endpoint.models = std::move(m);
+  }
 }
 
 int Gateway::ReadyReplicas() const {
   const TimePoint now = clock_.Now();
   int n = 0;
   for (const auto& r : *Snapshot()) {
-    std::lock_guard<std::mutex> lock(r->mu);
+    absl::MutexLock lock(&r->mu);
     if (r->healthy.load() && r->source_ready.load() && now >= r->ejected_until) ++n;
   }
   return n;
@@ -294,7 +303,7 @@ void Gateway::CheckHealth(std::function<void()> done) {
                        {"error", res.transport_error ? res.error : std::string()}});
           }
           const bool ejected = [&] {
-            std::lock_guard<std::mutex> lock(r->mu);
+            absl::MutexLock lock(&r->mu);
             return clock_.Now() < r->ejected_until;
           }();
           r->ready_gauge->Set(ok && r->source_ready.load() && !ejected ? 1 : 0);
@@ -304,18 +313,18 @@ void Gateway::CheckHealth(std::function<void()> done) {
 }
 
 std::shared_ptr<CircuitBreaker> Gateway::ModelBreaker(const std::string& model) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = model_breakers_.find(model);
   return it == model_breakers_.end() ? nullptr : it->second;
 }
 
 bool Gateway::KnownModel(const std::string& model) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return model_breakers_.count(model) > 0;
 }
 
 void Gateway::LearnModel(const std::string& model) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (model_breakers_.size() >= options_.max_known_models || model_breakers_.count(model)) return;
   model_breakers_.emplace(model, std::make_shared<CircuitBreaker>(options_.model_breaker));
   model_latency_.emplace(model, LatencyWindow(options_.attempt_latency));
@@ -324,7 +333,7 @@ void Gateway::LearnModel(const std::string& model) {
 Duration Gateway::AttemptTimeout(const std::string& model) {
   const Duration cap = options_.try_timeout;
   if (options_.attempt_latency.multiplier <= 0) return cap;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = model_latency_.find(model);
   return it == model_latency_.end() ? cap : it->second.AttemptTimeout(cap);
 }
@@ -351,11 +360,11 @@ void Gateway::Forward(const std::string& model, http::Request request, TimePoint
   call->done = std::move(done);
   call->start = clock_.Now();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     budget_.Deposit(clock_.Now());
   }
   if (auto mb = model.empty() ? nullptr : ModelBreaker(model)) {
-    std::lock_guard<std::mutex> lock(model_breaker_mu_);
+    absl::MutexLock lock(&model_breaker_mu_);
     const TimePoint now = clock_.Now();
     BreakerPermit permit = mb->Allow(now);
     RecordBreaker("model", model, permit.transition, mb->State(now));
@@ -376,7 +385,7 @@ std::vector<Candidate> Gateway::Candidates(const ReplicaList& list, const Call& 
     Replica& r = *list[i];
     bool tried = false;
     for (const auto& t : call.tried) tried = tried || t == r.endpoint.id;
-    std::lock_guard<std::mutex> lock(r.mu);
+    absl::MutexLock lock(&r.mu);
     candidates[i].outstanding = r.outstanding.load();
     const auto& serves = r.endpoint.models;
     const bool for_model = call.model.empty() || serves.empty() ||
@@ -408,7 +417,7 @@ void Gateway::Attempt(std::shared_ptr<Call> call) {
   while (true) {
     std::optional<size_t> pick;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       pick = PickTwoChoices(candidates, rng_);
     }
     if (!pick) {
@@ -423,7 +432,7 @@ void Gateway::Attempt(std::shared_ptr<Call> call) {
     BreakerPermit permit;
     std::optional<BreakerTransition> t;
     {
-      std::lock_guard<std::mutex> lock(replica->mu);
+      absl::MutexLock lock(&replica->mu);
       permit = replica->breaker.Allow(now);
       t = permit.transition;
       RecordBreaker("replica", replica->endpoint.id, t, replica->breaker.State(now));
@@ -466,7 +475,7 @@ void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> repl
   const int status = res.transport_error ? 0 : static_cast<int>(res.response.result());
   const bool failure = IsBreakerFailure(status, res.transport_error);
   {
-    std::lock_guard<std::mutex> lock(replica->mu);
+    absl::MutexLock lock(&replica->mu);
     std::optional<BreakerTransition> t = failure ? replica->breaker.OnFailure(now, res.latency)
                                                  : replica->breaker.OnSuccess(now, res.latency);
     RecordBreaker("replica", replica->endpoint.id, t, replica->breaker.State(now));
@@ -476,7 +485,7 @@ void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> repl
         std::uniform_real_distribution<double> jitter(1.0, 1.5);
         double j;
         {
-          std::lock_guard<std::mutex> glock(mu_);
+          absl::MutexLock glock(&mu_);
           j = jitter(rng_);
         }
         replica->ejected_until =
@@ -502,7 +511,7 @@ void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> repl
     LearnModel(call->model);  // a replica serves it
   }
   if (success && call->model_permit) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (auto it = model_latency_.find(call->model); it != model_latency_.end())
       it->second.Add(res.latency);
   }
@@ -523,7 +532,7 @@ void Gateway::OnResult(std::shared_ptr<Call> call, std::shared_ptr<Replica> repl
   if (call->attempts >= options_.max_attempts) {
     denied = "attempts";
   } else {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     wait = NextBackoff(options_.backoff, call->attempts, rng_);
     if (!FitsDeadline(now, wait, call->deadline, options_.min_attempt_time)) {
       denied = "deadline";
@@ -547,7 +556,7 @@ void Gateway::Finish(std::shared_ptr<Call> call, ForwardResult&& result) {
   if (call->model_permit) {
     // The model breaker sees one outcome per request: did the replicas, together, answer it?
     auto mb = ModelBreaker(call->model);
-    std::lock_guard<std::mutex> lock(model_breaker_mu_);
+    absl::MutexLock lock(&model_breaker_mu_);
     const TimePoint now = clock_.Now();
     std::optional<BreakerTransition> t;
     if (call->attempts == 0) {

@@ -8,13 +8,14 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/lifecycle.h"
 #include "fleet/replica_source.h"
 #include "gateway/backoff.h"
 #include "gateway/balancer.h"
@@ -76,7 +77,9 @@ struct ForwardResult {
   http::Response last_failure;  // the last replica's failing answer (e.g. 503), if any
 };
 
-class Gateway {
+// A Component (common/lifecycle.h): BeginDrain() turns draining() true (the front doors then
+// report not ready); forwards in flight finish as the front doors drain them.
+class Gateway final : public Component {
  public:
   // `source`, `upstream`, `clock` and `metrics` must outlive the gateway. Timers (health checks,
   // back-off) run on `timers`.
@@ -85,11 +88,18 @@ class Gateway {
           GatewayOptions options);
   ~Gateway();
 
-  // Starts the health-check loop (the first round runs at once; `first_round_done` runs when
-  // every replica has answered its first probe, on an upstream thread).
-  void Start(std::function<void()> first_round_done = {});
+  // Before Start(): `done` runs (once, on an upstream thread) when every replica has answered
+  // its first probe.
+  void OnFirstRound(std::function<void()> done) { first_round_done_ = std::move(done); }
+  // Starts the health-check loop (the first round runs at once).
+  absl::Status Start() override;
   // Stops the loop. In-flight forwards still complete.
-  void Stop();
+  void Stop() override;
+  void BeginDrain() override { draining_.store(true); }
+  bool Drain(TimePoint) override { return true; }
+  std::string_view component_name() const override { return "gateway"; }
+  // The process is stopping (BeginDrain was called).
+  bool draining() const { return draining_.load(); }
 
   // Forwards `request` for `model` (used for the per-model breaker; may be empty) until
   // `deadline`. `done` runs once, on an upstream thread. Never blocks.
@@ -140,17 +150,19 @@ class Gateway {
   GatewayMetrics& metrics_;
   const GatewayOptions options_;
 
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   std::shared_ptr<const ReplicaList> replicas_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<CircuitBreaker>> model_breakers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, LatencyWindow> model_latency_ ABSL_GUARDED_BY(mu_);
-  std::mutex model_breaker_mu_;  // serialises calls into model breakers
+  absl::Mutex model_breaker_mu_;  // serialises calls into model breakers
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   RetryBudget budget_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> draining_{false};
+  std::function<void()> first_round_done_;
   struct Timer;
   std::unique_ptr<Timer> health_timer_;
-  mutable std::mutex held_mu_;
+  mutable absl::Mutex held_mu_;
   std::vector<std::shared_ptr<Call>> held_ ABSL_GUARDED_BY(held_mu_);
   bool held_check_armed_ ABSL_GUARDED_BY(held_mu_) = false;
   std::unique_ptr<Timer> held_timer_;

@@ -1,11 +1,8 @@
 #include "gateway/gateway_main.h"
 
-#include <thread>
-
 #include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "common/log.h"
-#include "common/signals.h"
 #include "grpc/grpc_frontend.h"
 #include "http/ops_listener.h"
 #include "http/tls.h"
@@ -19,8 +16,6 @@
 
 namespace galley::gateway {
 namespace {
-
-double Secs(std::chrono::milliseconds ms) { return ms.count() / 1000.0; }
 
 GatewayState State(bool draining, bool fallback_ready, const Gateway& gateway, bool holds) {
   if (draining) return GatewayState::kDraining;
@@ -58,8 +53,7 @@ void RefreshHealthEvery(boost::asio::steady_timer& timer, rpc::GrpcFrontend& grp
 }  // namespace
 
 int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
-               std::function<void(uint16_t)> after_start, std::function<void()> after_drain) {
-  BlockStopSignals();
+               ProcessRunner& process, std::function<void(uint16_t)> after_start) {
   const Clock& clock = SteadyClock::Get();
   // Checked before anything starts: a bad key file stops the start with its line.
   std::shared_ptr<ApiKeys> api_keys;
@@ -67,7 +61,7 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
     auto keys = ApiKeys::Load(options.api_keys_file);
     if (!keys.ok()) {
       log::Error("start_failed", {{"error", std::string(keys.status().message())}});
-      return 1;
+      return process.Abort();
     }
     log::Info("api_keys_loaded", {{"keys", (*keys)->size()}});
     api_keys = std::move(keys).value();
@@ -86,14 +80,12 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
     fallback.AddModel(std::make_unique<inference::ModelRunner>(
         std::move(instances), options.fallback, clock, &model_metrics));
   }
-  model::InferInput warm;
-  warm.inputs.push_back({"text", model::DataType::kBytes, {1}, {}, {"warm up"}});
-  inference::ModelRunner* runner = fallback.runner(options.frontend.fallback_model);
-  if (absl::Status st = runner->Load({warm}); !st.ok()) {
-    log::Error("start_failed", {{"error", std::string(st.message())}});
-    return 1;
+  if (!process.Start(fallback).ok()) return 1;
+  if (!fallback.ModelReady(options.frontend.fallback_model, "")) {
+    log::Error("start_failed",
+               {{"error", fallback.UnavailableMessage(options.frontend.fallback_model)}});
+    return process.Abort();
   }
-  runner->Start();
 
   upstream::HttpUpstreamOptions upstream_options;
   if (!options.upstream_tls_ca.empty()) {
@@ -101,11 +93,17 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
                                           options.upstream_tls_key);
     if (!tls.ok()) {
       log::Error("start_failed", {{"error", std::string(tls.status().message())}});
-      return 1;
+      return process.Abort();
     }
     upstream_options.tls = std::move(tls).value();
   }
   upstream::HttpUpstream upstream(upstream_options);
+  // Whatever runs on the upstream's threads refers to what is declared after it: the upstream
+  // is shut down before those go, on every way out.
+  struct ShutdownOnExit {
+    upstream::HttpUpstream& u;
+    ~ShutdownOnExit() { u.Shutdown(); }
+  };
   GatewayOptions gateway_options = options.gateway;
   gateway_options.models.push_back(options.frontend.analyze_model);
   Gateway gateway(source, upstream, upstream.io(), clock, metrics, gateway_options);
@@ -114,10 +112,9 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
   if (!made.ok()) {
     log::Error("start_failed", {{"error", std::string(made.status().message())}});
     upstream.Shutdown();
-    return 1;
+    return process.Abort();
   }
   const std::unique_ptr<tracing::Tracer> tracer = std::move(made).value();
-  std::atomic<bool> draining{false};
   http::Server* server_ptr = nullptr;
   GatewayFrontendOptions fe = options.frontend;
   fe.server_version = GALLEY_VERSION;
@@ -127,7 +124,7 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
     if (!jobs.ok()) {
       log::Error("start_failed", {{"error", std::string(jobs.status().message())}});
       upstream.Shutdown();
-      return 1;
+      return process.Abort();
     }
     fe.async_jobs = std::move(jobs).value();
   }
@@ -139,7 +136,7 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
     if (!chat.ok()) {
       log::Error("start_failed", {{"error", std::string(chat.status().message())}});
       upstream.Shutdown();
-      return 1;
+      return process.Abort();
     }
     fe.chat = std::move(chat).value();
     log::Info("pipelines_loaded",
@@ -149,7 +146,8 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
   GatewayFrontend frontend = MakeGatewayFrontend(
       gateway, fallback, registry, frontend_metrics, metrics, clock, fe,
       [&] {
-        return State(draining.load(), fallback.Ready(), gateway, options.gateway.hold_for_replica);
+        return State(gateway.draining(), fallback.Ready(), gateway,
+                     options.gateway.hold_for_replica);
       },
       [&frontend_metrics, &server_ptr] {
         if (server_ptr == nullptr) return;
@@ -157,6 +155,7 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
                                          server_ptr->stats().evicted_connections.load());
       });
   const http::Handler grpc_target = frontend.handler;  // the gRPC door's calls take the REST path
+  // The operations listener answers /metrics and the probes to the very end (stopped last).
   auto ops = http::StartOpsListener(options.metrics_http, frontend.handler);
   auto server = ops.ok() ? http::Server::Create(options.http, std::move(frontend.handler),
                                                 std::move(frontend.on_rejected))
@@ -165,78 +164,64 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
     log::Error("start_failed", {{"error", std::string(server.status().message())}});
     if (ops.ok() && *ops) (*ops)->Stop();
     upstream.Shutdown();  // before `gateway` goes: its timers run on the upstream's threads
-    return 1;
+    return process.Abort();
   }
   server_ptr = server->get();
   // The gRPC door: ready as /v2/health/ready says 200.
   std::unique_ptr<rpc::GrpcFrontend> grpc;
   boost::asio::steady_timer health_timer(upstream.io());
-  if (options.grpc_port >= 0) {
-    rpc::GrpcOptions go = rpc::GrpcOptionsLike(options.http, options.grpc_port);
-    go.default_timeout = options.frontend.default_timeout;
-    go.server_name = "galley-gateway";
-    go.server_version = GALLEY_VERSION;
-    go.clock = &clock;
-    rpc::GrpcProxy proxy{
-        grpc_target, [&] {
-          const GatewayState s =
-              State(draining.load(), fallback.Ready(), gateway, options.gateway.hold_for_replica);
-          return s == GatewayState::kServing || s == GatewayState::kHolding ||
-                 (s == GatewayState::kFallbackOnly && options.frontend.ready_on_fallback);
-        }};
-    auto created = rpc::GrpcFrontend::CreateProxy(std::move(proxy), std::move(go));
-    const absl::Status st = created.ok() ? (*created)->Start() : created.status();
-    if (!st.ok()) {
-      log::Error("start_failed", {{"protocol", "grpc"}, {"error", std::string(st.message())}});
-      fallback.Stop();
-      (*server)->Stop();
-      if (*ops) (*ops)->Stop();
-      upstream.Shutdown();
-      return 1;
-    }
-    grpc = std::move(created).value();
-    log::Info("listening", {{"protocol", "grpc"},
-                            {"host", options.http.host},
-                            {"port", grpc->port()},
-                            {"role", "gateway"}});
-    // Health Watch streams follow the gateway's readiness, read every health interval.
-    RefreshHealthEvery(health_timer, *grpc, options.gateway.health_interval);
-  }
   boost::asio::steady_timer ready_timer(upstream.io());
+  const ShutdownOnExit shutdown_upstream{upstream};  // before the timers and `gateway` go
   // `ready` is logged once the first probes have said whether a replica serves.
-  gateway.Start([&] {
+  gateway.OnFirstRound([&] {
     boost::asio::post(upstream.io(), [&] {
       LogReadyWhenServing(ready_timer, gateway, options.gateway.hold_for_replica,
                           options.frontend.ready_on_fallback);
     });
   });
-  (*server)->Start();
-  log::Info("listening",
-            {{"host", options.http.host}, {"port", (*server)->port()}, {"role", "gateway"}});
-  if (after_start) after_start((*server)->port());
-
-  const int sig = WaitForStopSignal();
-  const TimePoint stop_start = clock.Now();
-  const TimePoint grace_deadline = stop_start + options.grace_period;
-  draining.store(true);
-  (*server)->CloseAfterEachAnswer();
-  if (grpc) grpc->SetDraining();
-  log::Info("draining",
-            {{"signal", StopSignalName(sig)}, {"drain_delay_s", Secs(options.drain_delay)}});
-  std::this_thread::sleep_until(std::min(stop_start + options.drain_delay, grace_deadline));
-  (*server)->StopAccepting();
-  if (grpc) grpc->Shutdown(grace_deadline);  // while the gateway still answers what it forwarded
-  const bool clean = (*server)->WaitForConnectionsClosed(grace_deadline);
-  if (after_drain) after_drain();
-  gateway.Stop();
-  fallback.Stop();
-  (*server)->Stop();
+  const bool started = [&] {
+    if (!process.Start(gateway).ok()) return false;
+    if (options.grpc_port >= 0) {
+      rpc::GrpcOptions go = rpc::GrpcOptionsLike(options.http, options.grpc_port);
+      go.default_timeout = options.frontend.default_timeout;
+      go.server_name = "galley-gateway";
+      go.server_version = GALLEY_VERSION;
+      go.clock = &clock;
+      rpc::GrpcProxy proxy{
+          grpc_target, [&] {
+            const GatewayState s = State(gateway.draining(), fallback.Ready(), gateway,
+                                         options.gateway.hold_for_replica);
+            return s == GatewayState::kServing || s == GatewayState::kHolding ||
+                   (s == GatewayState::kFallbackOnly && options.frontend.ready_on_fallback);
+          }};
+      auto created = rpc::GrpcFrontend::CreateProxy(std::move(proxy), std::move(go));
+      if (!created.ok()) {
+        log::Error("start_failed",
+                   {{"protocol", "grpc"}, {"error", std::string(created.status().message())}});
+        process.Abort();
+        return false;
+      }
+      grpc = std::move(created).value();
+      if (!process.Start(*grpc).ok()) return false;
+      log::Info("listening", {{"protocol", "grpc"},
+                              {"host", options.http.host},
+                              {"port", grpc->port()},
+                              {"role", "gateway"}});
+      // Health Watch streams follow the gateway's readiness, read every health interval.
+      RefreshHealthEvery(health_timer, *grpc, options.gateway.health_interval);
+    }
+    return process.Start(**server).ok();
+  }();
+  int rc = 1;
+  if (started) {
+    log::Info("listening",
+              {{"host", options.http.host}, {"port", (*server)->port()}, {"role", "gateway"}});
+    if (after_start) after_start((*server)->port());
+    rc = process.Run();
+  }
   if (async_jobs) async_jobs->Stop();
   if (*ops) (*ops)->Stop();
-  upstream.Shutdown();  // before `gateway` and `ready_timer` go: pending callbacks refer to it
-  const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();
-  log::Stopped(took, clean);
-  return 0;
+  return rc;
 }
 
 }  // namespace galley::gateway

@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 
+#include "common/lifecycle.h"
 #include "fleet/replica_source.h"
 #include "gateway/chat.h"
 #include "gateway/gateway.h"
@@ -42,13 +43,12 @@ struct GatewayRunOptions {
   std::chrono::milliseconds grace_period{30'000};
 };
 
-// Runs until SIGTERM/SIGINT (blocked by the caller with BlockStopSignals() before any thread
-// starts), then drains. `after_start` runs once the gateway listens and is ready (e.g. to log
-// the address); `after_drain` runs after the gateway stopped accepting and its connections
-// closed, before it returns (e.g. to stop replicas). Returns the exit code.
-// `after_start`'s port is the HTTP one; the gRPC door logs its own `listening` line.
+// Starts the gateway's parts on `process` (after whatever the caller started there first, e.g.
+// the replicas it fronts: those drain after the gateway has stopped taking requests) and runs
+// until SIGTERM/SIGINT, then drains and stops every part. `after_start` runs once the gateway
+// listens, with the HTTP port (the gRPC door logs its own `listening` line). Returns the exit
+// code.
 int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
-               std::function<void(uint16_t port)> after_start = {},
-               std::function<void()> after_drain = {});
+               ProcessRunner& process, std::function<void(uint16_t port)> after_start = {});
 
 }  // namespace galley::gateway

@@ -3,9 +3,10 @@
 #include "gateway/gateway.h"
 
 #include <map>
-#include <mutex>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/asio/io_context.hpp"
 #include "gtest/gtest.h"
 #include "metrics/registry.h"
@@ -27,15 +28,15 @@ class ScriptedUpstream final : public upstream::Upstream {
   explicit ScriptedUpstream(const Clock& clock) : clock_(clock) {}
 
   void Answer(uint16_t port, int status, Duration latency = milliseconds(2)) {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     script_[port] = {status, latency};
   }
   std::vector<Sent> sent() {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     return sent_;
   }
   void Clear() {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     sent_.clear();
   }
 
@@ -43,7 +44,7 @@ class ScriptedUpstream final : public upstream::Upstream {
             upstream::UpstreamCallback done) override {
     std::pair<int, Duration> how;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       sent_.push_back({port, std::string(request.target()), deadline});
       how = script_.count(port) ? script_[port] : std::pair<int, Duration>{200, milliseconds(2)};
     }
@@ -59,10 +60,10 @@ class ScriptedUpstream final : public upstream::Upstream {
   }
 
  private:
-  const Clock& clock_;
-  std::mutex mu_;
-  std::map<uint16_t, std::pair<int, Duration>> script_;
-  std::vector<Sent> sent_;
+  [[maybe_unused]] const Clock& clock_;
+  absl::Mutex mu_;
+  std::map<uint16_t, std::pair<int, Duration>> script_ ABSL_GUARDED_BY(mu_);
+  std::vector<Sent> sent_ ABSL_GUARDED_BY(mu_);
 };
 
 class GatewayTest : public ::testing::Test {

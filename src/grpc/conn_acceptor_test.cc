@@ -5,10 +5,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <condition_variable>
-#include <mutex>
+#include <chrono>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/sync.h"
 #include "gtest/gtest.h"
 
 namespace galley::rpc {
@@ -38,25 +40,28 @@ bool ClosedByPeer(int fd) {
 class Adopted {
  public:
   void Add(int fd) {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     fds_.push_back(fd);
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   // Waits for the n-th adopted connection and returns its fd.
   int Wait(size_t n) {
-    std::unique_lock<std::mutex> l(mu_);
-    EXPECT_TRUE(cv_.wait_for(l, 10s, [&] { return fds_.size() >= n; }));
+    absl::MutexLock l(&mu_);
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (fds_.size() < n && WaitUntil(cv_, mu_, deadline)) {
+    }
+    EXPECT_TRUE(fds_.size() >= n);
     return fds_.size() >= n ? fds_[n - 1] : -1;
   }
   size_t size() {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     return fds_.size();
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<int> fds_;
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::vector<int> fds_ ABSL_GUARDED_BY(mu_);
 };
 
 TEST(ConnectionAcceptorTest, NewcomersBeyondTheCapAreClosedUntilOneCloses) {

@@ -31,6 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/lifecycle.h"
 #include "grpcpp/support/status_code_enum.h"
 #include "http/server.h"
 #include "inference/inference_service.h"
@@ -94,7 +95,9 @@ struct GrpcProxy {
 
 // Lifecycle: Create() -> Start() -> [SetDraining()] -> Shutdown(deadline). Every method is
 // thread-safe. `service` (and options.metrics, options.clock) must outlive the front-end.
-class GrpcFrontend {
+// A Component (common/lifecycle.h): BeginDrain() is SetDraining(), Drain(deadline) is
+// Shutdown(deadline), Stop() is Shutdown(now).
+class GrpcFrontend final : public Component {
  public:
   // Checks the options; binds nothing yet. InvalidArgument for a bad option.
   static absl::StatusOr<std::unique_ptr<GrpcFrontend>> Create(inference::InferenceService& service,
@@ -109,7 +112,7 @@ class GrpcFrontend {
 
   // Binds host:port and starts serving. Unavailable if the address cannot be bound (in use, or
   // a host that does not resolve); FailedPrecondition if called twice.
-  absl::Status Start();
+  absl::Status Start() override;
   // The bound port (the chosen one when options.port was 0); 0 before Start().
   int port() const;
 
@@ -123,6 +126,14 @@ class GrpcFrontend {
   // left, and returns when no call is left. Watch streams get NOT_SERVING and end with
   // UNAVAILABLE at once. Idempotent; a second call waits for the first.
   void Shutdown(TimePoint deadline);
+
+  std::string_view component_name() const override { return "grpc"; }
+  void BeginDrain() override { SetDraining(); }
+  bool Drain(TimePoint deadline) override {
+    Shutdown(deadline);
+    return true;
+  }
+  void Stop() override { Shutdown(std::chrono::steady_clock::now()); }
 
  private:
   class Impl;

@@ -3,12 +3,13 @@
 // FakeBackend (and a small BYTES model) in ModelRunners.
 #include "grpc/grpc_frontend.h"
 
-#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <future>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/strings.h"
 #include "grpc/oip_proto.h"
 #include "grpc_service.grpc.pb.h"
@@ -102,22 +103,22 @@ void SetDeadline(::grpc::ClientContext& ctx, std::chrono::milliseconds in) {
 class Completions {
  public:
   void Add(int tag) {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     done_.push_back(tag);
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   int Next() {
-    std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return !done_.empty(); });
+    absl::MutexLock l(&mu_);
+    while (done_.empty()) cv_.Wait(&mu_);
     const int tag = done_.front();
     done_.pop_front();
     return tag;
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<int> done_;
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::deque<int> done_ ABSL_GUARDED_BY(mu_);
 };
 
 struct AsyncCall {
@@ -694,20 +695,20 @@ class RecordingService final : public inference::InferenceService {
   bool Ready() const override { return true; }
   void Infer(inference::InferRequest&& request, inference::InferCallback done) override {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       deadlines_.push_back(request.deadline);
     }
     done(inference::InferResult{inference::Outcome::kOk, "", {}});
   }
   TimePoint last_deadline() {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     return deadlines_.back();
   }
 
  private:
   model::ModelMetadata md_;
-  std::mutex mu_;
-  std::vector<TimePoint> deadlines_;
+  absl::Mutex mu_;
+  std::vector<TimePoint> deadlines_ ABSL_GUARDED_BY(mu_);
 };
 
 TEST(GrpcFrontendDeadlineTest, ClientDeadlineOverridesTheDefault) {
@@ -784,7 +785,7 @@ TEST(GrpcFrontendOptionsTest, CreateChecksOptionsAndStartReportsABusyPort) {
 // answered from another thread; answers and X-Galley-* headers come back; Shutdown waits for an
 // answer still owed.
 TEST(GrpcProxyTest, CallsReachTheHandlerAsRestAndItsAnswersComeBack) {
-  std::mutex mu;
+  absl::Mutex mu;
   std::vector<std::string> targets, keys;
   std::vector<std::future<void>> answering;
   std::promise<http::Responder> held;  // the answer the handler owes when Shutdown starts
@@ -792,7 +793,7 @@ TEST(GrpcProxyTest, CallsReachTheHandlerAsRestAndItsAnswersComeBack) {
   GrpcProxy proxy;
   proxy.ready = [] { return true; };
   proxy.forward = [&](http::Request&& req, http::Responder respond) {
-    std::lock_guard<std::mutex> l(mu);
+    absl::MutexLock l(&mu);
     targets.emplace_back(req.target());
     keys.emplace_back(req["x-api-key"]);
     if (hold_next) {
@@ -851,7 +852,7 @@ TEST(GrpcProxyTest, CallsReachTheHandlerAsRestAndItsAnswersComeBack) {
     EXPECT_FALSE(resp.ready());  // the handler said 503
   }
   {
-    std::lock_guard<std::mutex> l(mu);
+    absl::MutexLock l(&mu);
     EXPECT_EQ(targets, (std::vector<std::string>{"/v2/models/m/infer", "/v2/models/m/ready"}));
     EXPECT_EQ(keys, (std::vector<std::string>{"k1", ""}));
     hold_next = true;

@@ -5,11 +5,12 @@
 #include <unistd.h>
 
 #include <array>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/asio/bind_executor.hpp"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/executor_work_guard.hpp"
@@ -48,15 +49,15 @@ class TlsRelay::Impl {
   }
   ~Impl() { Stop(); }
 
-  void Relay(int fd, std::function<void(int)> adopt);
-  void Stop();
+  void Relay(int fd, std::function<void(int)> adopt) ABSL_LOCKS_EXCLUDED(mu_);
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
-  void Add(const std::shared_ptr<Session>& s) {
-    std::lock_guard<std::mutex> l(mu_);
+  void Add(const std::shared_ptr<Session>& s) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock l(&mu_);
     sessions_.insert(s);
   }
-  void Remove(const std::shared_ptr<Session>& s) {
-    std::lock_guard<std::mutex> l(mu_);
+  void Remove(const std::shared_ptr<Session>& s) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock l(&mu_);
     sessions_.erase(s);
   }
 
@@ -67,9 +68,10 @@ class TlsRelay::Impl {
  private:
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::vector<std::thread> threads_;
-  std::mutex mu_;
-  std::set<std::shared_ptr<Session>> sessions_;  // live ones, so Stop() can close them
-  bool stopped_ = false;
+  absl::Mutex mu_;
+  // Live ones, so Stop() can close them.
+  std::set<std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // One connection: the TLS side and the plaintext side gRPC reads, with a copy each way. Every
@@ -175,7 +177,7 @@ void TlsRelay::Impl::Relay(int fd, std::function<void(int)> adopt) {
   }
   std::shared_ptr<Session> s;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     if (stopped_) return;  // `socket` closes the connection
     s = std::make_shared<Session>(*this, std::move(socket), tls_->Current());
     sessions_.insert(s);
@@ -186,7 +188,7 @@ void TlsRelay::Impl::Relay(int fd, std::function<void(int)> adopt) {
 void TlsRelay::Impl::Stop() {
   std::set<std::shared_ptr<Session>> open;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     if (stopped_) return;
     stopped_ = true;
     open = sessions_;

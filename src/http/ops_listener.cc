@@ -44,7 +44,7 @@ absl::StatusOr<std::unique_ptr<Server>> StartOpsListener(
   o.max_connections = std::min<size_t>(o.max_connections, 256);
   auto server = Server::Create(o, std::move(ops));
   if (!server.ok()) return server.status();
-  (*server)->Start();
+  if (absl::Status st = (*server)->Start(); !st.ok()) return st;
   log::Info("listening", {{"host", o.host}, {"port", (*server)->port()}, {"protocol", "metrics"}});
   return server;
 }

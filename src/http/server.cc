@@ -2,14 +2,14 @@
 
 #include <algorithm>
 #include <array>
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
@@ -28,6 +28,7 @@
 #include "boost/beast/http/write.hpp"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 #include "http/parser_limits.h"
 #include "http/tls.h"
@@ -173,7 +174,7 @@ class ServerImpl final : public Server {
 
   uint16_t port() const override { return port_; }
 
-  void Start() override {
+  absl::Status Start() override {
     // Keeps run() going while sessions wait on model callbacks with no I/O pending (e.g. after
     // the acceptor closes during a drain); released by Stop().
     for (auto& ioc : contexts_) work_.emplace_back(ioc->get_executor());
@@ -186,6 +187,7 @@ class ServerImpl final : public Server {
         ioc->run();
       });
     }
+    return absl::OkStatus();
   }
 
   void CloseAfterEachAnswer() override { close_after_answer_.store(true); }
@@ -199,7 +201,7 @@ class ServerImpl final : public Server {
     });
     std::vector<std::shared_ptr<Session>> sessions;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       for (auto* s : sessions_) {
         if (auto sp = s->weak_from_this().lock()) sessions.push_back(std::move(sp));
       }
@@ -208,8 +210,10 @@ class ServerImpl final : public Server {
   }
 
   bool WaitForConnectionsClosed(std::chrono::steady_clock::time_point deadline) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_until(lock, deadline, [this] { return sessions_.empty(); });
+    absl::MutexLock lock(&mu_);
+    while (!sessions_.empty() && WaitUntil(cv_, mu_, deadline)) {
+    }
+    return sessions_.empty();
   }
 
   void Stop() override {
@@ -237,20 +241,20 @@ class ServerImpl final : public Server {
     handler_(std::move(req), std::move(respond));
   }
 
-  void Register(Session* s) {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Register(Session* s) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     sessions_.insert(s);
     ++per_peer_[s->peer()];
     stats_.open_connections.store(static_cast<int64_t>(sessions_.size()));
   }
-  void Unregister(Session* s) {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Unregister(Session* s) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     sessions_.erase(s);
     if (auto it = per_peer_.find(s->peer()); it != per_peer_.end() && --it->second == 0) {
       per_peer_.erase(it);
     }
     stats_.open_connections.store(static_cast<int64_t>(sessions_.size()));
-    if (sessions_.empty()) cv_.notify_all();
+    if (sessions_.empty()) cv_.SignalAll();
   }
 
  private:
@@ -282,7 +286,7 @@ class ServerImpl final : public Server {
                               .count();
       std::vector<std::shared_ptr<Session>> expired;
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
         for (Session* s : sessions_) {
           if (!s->Expired(now)) continue;
           if (auto sp = s->weak_from_this().lock()) expired.push_back(std::move(sp));
@@ -308,7 +312,7 @@ class ServerImpl final : public Server {
     std::shared_ptr<Session> evict;
     const auto peer = socket.remote_endpoint(ec).address();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       open = sessions_.size();
       auto it = per_peer_.find(peer);
       from_peer = it == per_peer_.end() ? 0 : it->second;
@@ -355,10 +359,11 @@ class ServerImpl final : public Server {
   std::atomic<bool> stopped_{false};
   // Declared before contexts_: sessions destroyed with the contexts' pending handlers unregister
   // here.
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::unordered_set<Session*> sessions_;         // guarded by mu_
-  std::map<asio::ip::address, size_t> per_peer_;  // open connections per client address; mu_
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::unordered_set<Session*> sessions_ ABSL_GUARDED_BY(mu_);
+  // Open connections per client address.
+  std::map<asio::ip::address, size_t> per_peer_ ABSL_GUARDED_BY(mu_);
   // One per I/O thread (concurrency hint 1: one thread runs each).
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   size_t next_context_ = 0;  // touched by the acceptor's handler only

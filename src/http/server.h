@@ -16,6 +16,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/lifecycle.h"
 #include "http/message.h"
 #include "http/tls.h"
 
@@ -54,7 +55,9 @@ struct ServerStats {
   std::atomic<int64_t> requests{0};
 };
 
-class Server {
+// A Component (common/lifecycle.h): BeginDrain() is CloseAfterEachAnswer(); Drain(deadline) is
+// StopAccepting() and WaitForConnectionsClosed(deadline).
+class Server : public Component {
  public:
   // Binds and listens (so port() is valid on return), but accepts nothing until Start().
   static absl::StatusOr<std::unique_ptr<Server>> Create(const ServerOptions& options,
@@ -64,8 +67,8 @@ class Server {
 
   // The bound port (the chosen one when options.port was 0).
   virtual uint16_t port() const = 0;
-  // Starts the I/O threads and accepting.
-  virtual void Start() = 0;
+  // Starts the I/O threads and accepting. Never fails: the port was bound by Create().
+  absl::Status Start() override = 0;
   // Starts a drain: from now on every answer carries `Connection: close`, so keep-alive clients
   // open a new connection (to another instance) for their next request, while new connections
   // are still accepted. Thread-safe, idempotent.
@@ -77,7 +80,13 @@ class Server {
   // Blocks until no connection is open or `deadline` passes; true if none is open.
   virtual bool WaitForConnectionsClosed(std::chrono::steady_clock::time_point deadline) = 0;
   // Closes everything and joins the I/O threads. Idempotent.
-  virtual void Stop() = 0;
+  void Stop() override = 0;
+  std::string_view component_name() const override { return "http"; }
+  void BeginDrain() override { CloseAfterEachAnswer(); }
+  bool Drain(TimePoint deadline) override {
+    StopAccepting();
+    return WaitForConnectionsClosed(deadline);
+  }
   virtual const ServerStats& stats() const = 0;
 };
 

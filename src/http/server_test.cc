@@ -75,7 +75,7 @@ class ServerTest : public ::testing::Test {
     });
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(s).value();
-    server_->Start();
+    ASSERT_TRUE(server_->Start().ok());
   }
   void TearDown() override {
     if (server_) server_->Stop();

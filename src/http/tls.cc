@@ -77,7 +77,7 @@ absl::StatusOr<std::shared_ptr<TlsServerContext>> TlsServerContext::Load(TlsServ
   std::shared_ptr<TlsServerContext> t(new TlsServerContext(std::move(files)));
   auto ctx = t->Build();
   if (!ctx.ok()) return ctx.status();
-  std::lock_guard<std::mutex> lock(t->mu_);
+  absl::MutexLock lock(&t->mu_);
   t->current_ = std::move(ctx).value();
   t->stamp_ = t->Stamp();
   return t;
@@ -85,7 +85,7 @@ absl::StatusOr<std::shared_ptr<TlsServerContext>> TlsServerContext::Load(TlsServ
 
 std::shared_ptr<ssl::context> TlsServerContext::Current() {
   const auto stamp = Stamp();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (stamp != stamp_) {
     stamp_ = stamp;
     auto ctx = Build();

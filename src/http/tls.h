@@ -7,11 +7,11 @@
 
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace boost::asio::ssl {
 class context;
@@ -33,7 +33,7 @@ class TlsServerContext {
   // Loads the files; InvalidArgument naming the file that does not load.
   static absl::StatusOr<std::shared_ptr<TlsServerContext>> Load(TlsServerFiles files);
   // The context for a new connection, reloaded first if a file changed. Thread-safe.
-  std::shared_ptr<boost::asio::ssl::context> Current();
+  std::shared_ptr<boost::asio::ssl::context> Current() ABSL_LOCKS_EXCLUDED(mu_);
   const TlsServerFiles& files() const { return files_; }
 
  private:
@@ -42,7 +42,7 @@ class TlsServerContext {
   std::filesystem::file_time_type Stamp() const;
 
   const TlsServerFiles files_;
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::shared_ptr<boost::asio::ssl::context> current_ ABSL_GUARDED_BY(mu_);
   std::filesystem::file_time_type stamp_ ABSL_GUARDED_BY(mu_);
 };

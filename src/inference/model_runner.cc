@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 
 namespace galley::inference {
@@ -100,14 +101,14 @@ void ModelRunner::Submit(InferRequest&& request, InferCallback done) {
     return;
   }
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::ReleasableMutexLock lock(&mu_);
     if (stopping_) {
-      lock.unlock();
+      lock.Release();
       done(InferResult{Outcome::kShuttingDown, "the server is shutting down", {}});
       return;
     }
     if (queue_.size() >= options_.queue_capacity) {
-      lock.unlock();
+      lock.Release();
       done(InferResult{Outcome::kQueueFull,
                        StrCat("model '", metadata().name, "' queue is full (",
                               options_.queue_capacity, " requests)"),
@@ -118,15 +119,14 @@ void ModelRunner::Submit(InferRequest&& request, InferCallback done) {
     queue_gauge_->Set(static_cast<double>(queue_.size()));
   }
   inflight_gauge_->Set(static_cast<double>(inflight_.fetch_add(1) + 1));
-  cv_.notify_one();
+  cv_.Signal();
 }
 
 bool ModelRunner::NextBatch(std::vector<Item>& batch, std::vector<Item>& expired) {
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<QueuedView> view;
   while (true) {
-    cv_.wait(lock,
-             [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); });
+    while (!stopping_ && queue_.empty()) cv_.Wait(&mu_);
     if (queue_.empty()) return false;  // stopping and nothing left
     const TimePoint now = clock_.Now();
     // Look at a window of the queue: enough for a full batch of several length buckets.
@@ -148,7 +148,7 @@ bool ModelRunner::NextBatch(std::vector<Item>& batch, std::vector<Item>& expired
       // Hold for the queue delay; a new request (or Stop) wakes us earlier. The policy's times
       // are on clock_; wait the same span of real time.
       const Duration wait = d.wake_at ? *d.wake_at - now : Duration(std::chrono::milliseconds(1));
-      cv_.wait_for(lock, std::max(wait, Duration(std::chrono::microseconds(1))));
+      WaitFor(cv_, mu_, std::max(wait, Duration(std::chrono::microseconds(1))));
       continue;
     }
     // Move the chosen items out, then compact the window.
@@ -170,7 +170,7 @@ bool ModelRunner::NextBatch(std::vector<Item>& batch, std::vector<Item>& expired
     queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(out),
                  queue_.begin() + static_cast<std::ptrdiff_t>(window));
     queue_gauge_->Set(static_cast<double>(queue_.size()));
-    if (!queue_.empty()) cv_.notify_one();  // let another instance look at the rest
+    if (!queue_.empty()) cv_.Signal();  // let another instance look at the rest
     return true;
   }
 }
@@ -232,11 +232,11 @@ void ModelRunner::RunBatch(model::Backend& backend, std::vector<Item>& batch) {
 
 void ModelRunner::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) return;
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   // Workers drain the queue before exiting (Stop is called after the HTTP server has finished
   // accepting, so whatever is queued was accepted and is answered).
   for (auto& t : workers_) {
@@ -244,7 +244,7 @@ void ModelRunner::Stop() {
   }
   std::deque<Item> left;  // only when Start() never ran
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     left.swap(queue_);
   }
   for (Item& item : left) {

@@ -4,15 +4,14 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "inference/batch_policy.h"
 #include "inference/inference_service.h"
@@ -49,10 +48,10 @@ class ModelRunner {
   // Runs the backend's Prepare (pre-processing) on the calling thread, then enqueues or rejects
   // at once. The caller has checked the input against the metadata. Thread-safe, never blocks
   // on other requests.
-  void Submit(InferRequest&& request, InferCallback done);
+  void Submit(InferRequest&& request, InferCallback done) ABSL_LOCKS_EXCLUDED(mu_);
   // Stops taking work; answers everything still queued with kShuttingDown after letting the
   // workers finish the batches they run. Idempotent.
-  void Stop();
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
   // Queued plus running requests.
   int64_t inflight() const { return inflight_.load(); }
 
@@ -67,7 +66,7 @@ class ModelRunner {
   void WorkerLoop(size_t instance);
   // Takes the next batch (and the expired requests) off the queue, waiting as the batch policy
   // says. Returns false when stopping and nothing is left.
-  bool NextBatch(std::vector<Item>& batch, std::vector<Item>& expired);
+  bool NextBatch(std::vector<Item>& batch, std::vector<Item>& expired) ABSL_LOCKS_EXCLUDED(mu_);
   void RunBatch(model::Backend& backend, std::vector<Item>& batch);
 
   std::vector<std::unique_ptr<model::Backend>> instances_;
@@ -88,8 +87,8 @@ class ModelRunner {
   prometheus::Gauge* load_gauge_;
   prometheus::Gauge* ready_gauge_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
+  absl::Mutex mu_;
+  absl::CondVar cv_;
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;

@@ -1,5 +1,6 @@
 #include "inference/model_service.h"
 
+#include "common/log.h"
 #include "common/strings.h"
 
 namespace galley::inference {
@@ -24,6 +25,39 @@ std::string_view OutcomeName(Outcome outcome) {
       return "internal";
   }
   return "internal";
+}
+
+std::vector<model::InferInput> WarmupFor(const model::ModelMetadata& md) {
+  model::InferInput in;
+  for (const model::TensorSpec& spec : md.inputs) {
+    model::Tensor t{spec.name, spec.datatype, spec.shape, {}, {}};
+    for (int64_t& d : t.shape) d = d < 0 ? 1 : d;
+    const int64_t n = t.element_count();
+    if (n < 0) return {};
+    if (spec.datatype == model::DataType::kBytes) {
+      t.bytes.assign(static_cast<size_t>(n), "The food was great, but the service was NOT good :(");
+    } else {
+      t.raw.assign(static_cast<size_t>(n) * model::ElementSize(spec.datatype), 0);
+    }
+    in.inputs.push_back(std::move(t));
+  }
+  return {std::move(in)};
+}
+
+absl::Status ModelService::Start() {
+  // Live from here; ready once every model has loaded (or failed: the others still serve).
+  int loaded = 0;
+  for (auto& [name, r] : runners_) {
+    if (absl::Status st = r->Load(WarmupFor(r->metadata())); !st.ok()) {
+      log::Error("model_load_failed", {{"model", name}, {"error", std::string(st.message())}});
+      r->MarkFailed(std::string(st.message()));
+      continue;
+    }
+    r->Start();
+    ++loaded;
+  }
+  loaded_ = loaded;
+  return absl::OkStatus();
 }
 
 void ModelService::AddModel(std::unique_ptr<ModelRunner> runner) {

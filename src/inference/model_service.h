@@ -7,12 +7,21 @@
 #include <memory>
 #include <string>
 
+#include "common/lifecycle.h"
 #include "inference/inference_service.h"
 #include "inference/model_runner.h"
 
 namespace galley::inference {
 
-class ModelService final : public InferenceService {
+// Warm-up input for a model: one request of batch 1, variable dimensions 1, numbers 0 and a
+// short English text for BYTES (which every built-in text model takes).
+std::vector<model::InferInput> WarmupFor(const model::ModelMetadata& md);
+
+// A Component (common/lifecycle.h): Start() loads every model with one warm-up request
+// (WarmupFor) and starts it; a model that fails to load is marked failed (its requests are
+// answered with the reason) and the others serve. BeginDrain() is SetDraining(). Stop() stops
+// every model, finishing accepted work.
+class ModelService final : public InferenceService, public Component {
  public:
   ModelService() = default;
   // Adds a model before Start(); the name comes from the runner's metadata.
@@ -27,8 +36,14 @@ class ModelService final : public InferenceService {
 
   // Marks the server as draining: Ready() turns false at once. Work is still accepted.
   void SetDraining() { draining_.store(true); }
-  // Stops every model (finishing accepted work).
-  void Stop();
+
+  std::string_view component_name() const override { return "models"; }
+  absl::Status Start() override;
+  // How many models Start() loaded.
+  int loaded_models() const { return loaded_; }
+  void BeginDrain() override { SetDraining(); }
+  bool Drain(TimePoint) override { return true; }  // the front-ends drain what reaches models
+  void Stop() override;
 
   std::vector<model::ModelMetadata> Models() const override;
   const model::ModelMetadata* FindModel(std::string_view name,
@@ -45,6 +60,7 @@ class ModelService final : public InferenceService {
   std::map<std::string, std::string, std::less<>> unavailable_;               // fixed after start
   std::string repository_root_;                                               // fixed after start
   std::atomic<bool> draining_{false};
+  int loaded_ = 0;  // set by Start()
 };
 
 }  // namespace galley::inference

@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 
 namespace galley::kube {
@@ -23,7 +24,7 @@ void Informer::AddEventHandlers(EventHandlers handlers) {
 }
 
 absl::Status Informer::Start() {
-  std::lock_guard lock(lifecycle_mu_);
+  absl::MutexLock lock(&lifecycle_mu_);
   if (thread_) return absl::FailedPreconditionError("informer already started");
   thread_ = std::make_unique<std::jthread>([this](std::stop_token stop) {
     SetThreadName("informer");
@@ -33,33 +34,35 @@ absl::Status Informer::Start() {
 }
 
 void Informer::Stop() {
-  std::lock_guard lock(lifecycle_mu_);
+  absl::MutexLock lock(&lifecycle_mu_);
   if (!thread_) return;
   thread_->request_stop();
-  cv_.notify_all();
+  cv_.SignalAll();
   if (thread_->joinable()) thread_->join();
 }
 
 bool Informer::HasSynced() const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return synced_;
 }
 
 bool Informer::WaitForSync(Duration timeout) const {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return synced_; });
+  const TimePoint deadline = std::chrono::steady_clock::now() + timeout;
+  absl::MutexLock lock(&mu_);
+  while (!synced_ && galley::WaitUntil(cv_, mu_, deadline)) {
+  }
   return synced_;
 }
 
 std::optional<json::value> Informer::Get(const std::string& key) const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   const auto it = cache_.find(key);
   if (it == cache_.end()) return std::nullopt;
   return it->second;
 }
 
 std::vector<json::value> Informer::List() const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<json::value> out;
   out.reserve(cache_.size());
   for (const auto& [key, obj] : cache_) out.push_back(obj);
@@ -67,22 +70,15 @@ std::vector<json::value> Informer::List() const {
 }
 
 std::vector<std::string> Informer::Keys() const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<std::string> out;
   for (const auto& [key, obj] : cache_) out.push_back(key);
   return out;
 }
 
 InformerStats Informer::stats() const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return stats_;
-}
-
-void Informer::SleepFor(Duration d, std::stop_token stop) {
-  std::mutex m;
-  std::unique_lock lock(m);
-  std::condition_variable_any cv;
-  cv.wait_for(lock, stop, d, [] { return false; });
 }
 
 void Informer::Replace(const std::vector<json::value>& items) {
@@ -96,7 +92,7 @@ void Informer::Replace(const std::vector<json::value>& items) {
   std::vector<json::value> deleted, added;
   std::vector<std::pair<json::value, json::value>> updated;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (const auto& [key, obj] : cache_) {
       if (!next.contains(key)) deleted.push_back(obj);
     }
@@ -125,10 +121,10 @@ void Informer::Replace(const std::vector<json::value>& items) {
       if (h.on_update) h.on_update(old_obj, new_obj);
     }
   }
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!synced_) {
     synced_ = true;
-    cv_.notify_all();
+    cv_.SignalAll();
   }
 }
 
@@ -136,7 +132,7 @@ absl::Status Informer::Apply(WatchEvent&& event) {
   if (event.type == WatchEventType::kError) {
     const absl::Status status = WatchErrorStatus(event);
     if (IsGone(status)) {
-      std::lock_guard lock(mu_);
+      absl::MutexLock lock(&mu_);
       ++stats_.gone;
     }
     return status;
@@ -145,7 +141,7 @@ absl::Status Informer::Apply(WatchEvent&& event) {
   if (event.type == WatchEventType::kBookmark) {
     // A bookmark carries only a resourceVersion: resume from it next time (KEP-956).
     if (!rv.empty()) resource_version_ = rv;
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     ++stats_.bookmarks;
     stats_.last_resource_version = resource_version_;
     return absl::OkStatus();
@@ -153,7 +149,7 @@ absl::Status Informer::Apply(WatchEvent&& event) {
   const std::string key = KeyOf(event.object);
   std::optional<json::value> old_obj;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     const auto it = cache_.find(key);
     if (it != cache_.end()) old_obj = it->second;
     if (event.type == WatchEventType::kDeleted) {
@@ -198,7 +194,7 @@ absl::Status Informer::ListOnce() {
   }
   resource_version_ = std::string(ResourceVersionOf(*list));
   Replace(items);
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++stats_.lists;
   stats_.last_resource_version = resource_version_;
   return absl::OkStatus();
@@ -212,7 +208,7 @@ absl::Status Informer::WatchOnce(std::stop_token stop, int64_t timeout_seconds) 
   opts.allow_watch_bookmarks = true;
   opts.timeout_seconds = timeout_seconds;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     ++stats_.watches;
   }
   absl::Status event_status;
@@ -228,7 +224,7 @@ absl::Status Informer::WatchOnce(std::stop_token stop, int64_t timeout_seconds) 
       stop, std::chrono::seconds(opts.timeout_seconds + 60));
   if (!event_status.ok()) return event_status;
   if (IsGone(status)) {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     ++stats_.gone;
   }
   // reflector.go: a watch that ends within a second having delivered nothing is treated as an
@@ -252,7 +248,7 @@ void Informer::Run(std::stop_token stop) {
               {{"resource", type_.plural},
                {"error", std::string(why.message())},
                {"wait_ms", std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()}});
-    SleepFor(wait, stop);
+    galley::SleepFor(wait, stop);
     backoff = std::min(options_.max_backoff, backoff * 2);
   };
   while (!stop.stop_requested()) {

@@ -9,11 +9,9 @@
 // time and in event order. Get/List/HasSynced/WaitForSync may be called from any thread.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -22,6 +20,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/json/value.hpp"
 #include "kube/client.h"
 
@@ -101,22 +100,21 @@ class Informer {
   absl::Status WatchOnce(std::stop_token stop, int64_t timeout_seconds);
   void Replace(const std::vector<boost::json::value>& items);
   absl::Status Apply(WatchEvent&& event);
-  void SleepFor(Duration d, std::stop_token stop);
 
   Client* const client_;
   const ResourceType type_;
   const InformerOptions options_;
   std::vector<EventHandlers> handlers_;  // set before Start, read by the thread only
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
+  mutable absl::Mutex mu_;
+  mutable absl::CondVar cv_;
   std::map<std::string, boost::json::value> cache_ ABSL_GUARDED_BY(mu_);
   bool synced_ ABSL_GUARDED_BY(mu_) = false;
   InformerStats stats_ ABSL_GUARDED_BY(mu_);
   std::string resource_version_;  // the thread's own
 
-  std::mutex lifecycle_mu_;
-  std::unique_ptr<std::jthread> thread_;
+  absl::Mutex lifecycle_mu_;
+  std::unique_ptr<std::jthread> thread_ ABSL_GUARDED_BY(lifecycle_mu_);
 };
 
 }  // namespace galley::kube

@@ -8,11 +8,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <thread>
 
 #include "boost/json/parse.hpp"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kube/client.h"
@@ -390,11 +390,11 @@ TEST_F(KubeClientTest, EventCreation) {
 // Records handler calls, thread-safe.
 struct Recorder {
   void Add(std::string s) {
-    std::lock_guard l(mu);
+    absl::MutexLock l(&mu);
     log.push_back(std::move(s));
   }
   std::vector<std::string> Snapshot() {
-    std::lock_guard l(mu);
+    absl::MutexLock l(&mu);
     return log;
   }
   EventHandlers Handlers() {
@@ -408,8 +408,8 @@ struct Recorder {
                 },
             .on_delete = [this](const json::value& o) { Add(StrCat("delete ", NameOf(o))); }};
   }
-  std::mutex mu;
-  std::vector<std::string> log;
+  absl::Mutex mu;
+  std::vector<std::string> log ABSL_GUARDED_BY(mu);
 };
 
 TEST_F(KubeClientTest, InformerSeesAddUpdateDeleteInOrder) {
@@ -529,10 +529,13 @@ class LeaderElectionTest : public KubeClientTest {
       int prev = max_active_.load();
       while (now > prev && !max_active_.compare_exchange_weak(prev, now)) {
       }
-      std::mutex m;
-      std::unique_lock l(m);
-      std::condition_variable_any cv;
-      cv.wait(l, stop, [] { return false; });  // "work" until leadership ends
+      absl::Mutex m;
+      absl::CondVar cv;
+      galley::StopWaker waker(stop, m, cv);
+      {
+        absl::MutexLock l(&m);
+        while (!stop.stop_requested()) cv.Wait(&m);  // "work" until leadership ends
+      }
       --active_;
     };
     c.on_stopped_leading = [this] { ++stopped_; };

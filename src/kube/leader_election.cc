@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 
 namespace galley::kube {
@@ -127,7 +128,7 @@ absl::StatusOr<std::unique_ptr<LeaderElector>> LeaderElector::Create(Client* cli
 }
 
 absl::Status LeaderElector::Start() {
-  std::lock_guard lock(lifecycle_mu_);
+  absl::MutexLock lock(&lifecycle_mu_);
   if (thread_) return absl::FailedPreconditionError("leader elector already started");
   thread_ = std::make_unique<std::jthread>([this](std::stop_token stop) {
     SetThreadName("leader-elect");
@@ -137,20 +138,15 @@ absl::Status LeaderElector::Start() {
 }
 
 void LeaderElector::Stop() {
-  std::lock_guard lock(lifecycle_mu_);
+  absl::MutexLock lock(&lifecycle_mu_);
   if (!thread_) return;
   thread_->request_stop();
   if (thread_->joinable()) thread_->join();
 }
 
 std::string LeaderElector::GetLeader() const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return leader_;
-}
-
-void LeaderElector::WaitFor(Duration d, std::stop_token stop) {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, stop, d, [] { return false; });
 }
 
 bool LeaderElector::TryAcquireOrRenew(Duration call_timeout) {
@@ -203,7 +199,7 @@ void LeaderElector::Observe(const LeaseRecord& record, json::value lease, TimePo
   observed_time_ = now;
   bool changed = false;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (leader_ != record.holder_identity) {
       leader_ = record.holder_identity;
       changed = true;
@@ -219,7 +215,7 @@ bool LeaderElector::Acquire(std::stop_token stop) {
     // wait.JitterUntil(..., RetryPeriod, JitterFactor 1.2, sliding): a wait in
     // [retry, 2.2 * retry).
     const double jitter = std::uniform_real_distribution<double>(0.0, 1.2)(rng);
-    WaitFor(
+    galley::SleepFor(
         config_.retry_period + std::chrono::duration_cast<Duration>(config_.retry_period * jitter),
         stop);
   }
@@ -229,7 +225,7 @@ bool LeaderElector::Acquire(std::stop_token stop) {
 void LeaderElector::RenewLoop(std::stop_token stop) {
   TimePoint last_renew = clock_->Now();
   while (!stop.stop_requested()) {
-    WaitFor(config_.retry_period, stop);
+    galley::SleepFor(config_.retry_period, stop);
     if (stop.stop_requested()) return;
     // Retry every retry_period until renew_deadline after the last successful renewal.
     // NOTE: client-go starts its renewDeadline window at each renewal round (up to retryPeriod
@@ -250,8 +246,9 @@ void LeaderElector::RenewLoop(std::stop_token stop) {
         break;
       }
       if (stop.stop_requested()) return;
-      WaitFor(std::min(config_.retry_period, config_.renew_deadline - (clock_->Now() - last_renew)),
-              stop);
+      galley::SleepFor(
+          std::min(config_.retry_period, config_.renew_deadline - (clock_->Now() - last_renew)),
+          stop);
       if (stop.stop_requested()) return;
     }
   }

@@ -19,10 +19,8 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -30,6 +28,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/json/value.hpp"
 #include "common/clock.h"
 #include "kube/client.h"
@@ -113,7 +112,6 @@ class LeaderElector {
   bool TryAcquireOrRenew(Duration call_timeout);
   void Observe(const LeaseRecord& record, boost::json::value lease, TimePoint now);
   void Release();
-  void WaitFor(Duration d, std::stop_token stop);
 
   Client* const client_;
   const LeaderElectionConfig config_;
@@ -124,14 +122,13 @@ class LeaderElector {
   boost::json::value observed_lease_;  // last read/written Lease object
   TimePoint observed_time_{};
 
-  mutable std::mutex mu_;
-  std::condition_variable_any cv_;
+  mutable absl::Mutex mu_;
   std::string leader_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> leading_{false};
   std::atomic<bool> done_{false};
 
-  std::mutex lifecycle_mu_;
-  std::unique_ptr<std::jthread> thread_;
+  absl::Mutex lifecycle_mu_;
+  std::unique_ptr<std::jthread> thread_ ABSL_GUARDED_BY(lifecycle_mu_);
 };
 
 }  // namespace galley::kube

@@ -15,13 +15,13 @@ double TokenBucket::TokensAtLocked(TimePoint now) const {
 }
 
 double TokenBucket::Tokens(TimePoint now) const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return TokensAtLocked(now);
 }
 
 Duration TokenBucket::Reserve(TimePoint now) {
   if (limit_.qps <= 0) return Duration::zero();
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   // Time never runs backwards for the bucket: a caller with an older `now` is treated as now.
   tokens_ = TokensAtLocked(now);
   if (now > last_) last_ = now;

@@ -4,9 +4,8 @@
 // client-go's defaults are QPS 5, burst 10 (k8s.io/client-go/rest/config.go).
 #pragma once
 
-#include <mutex>
-
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 
 namespace galley::kube {
@@ -31,7 +30,7 @@ class TokenBucket {
   double TokensAtLocked(TimePoint now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RateLimit limit_;
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   double tokens_ ABSL_GUARDED_BY(mu_);
   TimePoint last_ ABSL_GUARDED_BY(mu_);
 };

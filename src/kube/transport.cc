@@ -5,12 +5,12 @@
 
 #include <atomic>
 #include <fstream>
-#include <mutex>
 #include <optional>
 #include <sstream>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/asio/connect.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
@@ -157,7 +157,7 @@ struct Transport::Impl {
   // The Authorization header value; a token file is re-read at most once a minute
   // (client-go's cachingTokenSource period).
   std::string Authorization() {
-    std::lock_guard lock(token_mu);
+    absl::MutexLock lock(&token_mu);
     if (!config.token_file.empty()) {
       const TimePoint now = std::chrono::steady_clock::now();
       if (token_read == TimePoint{} || now - token_read > std::chrono::minutes(1)) {
@@ -238,7 +238,7 @@ struct Transport::Impl {
   }
 
   std::unique_ptr<Connection> TakeIdle() {
-    std::lock_guard lock(pool_mu);
+    absl::MutexLock lock(&pool_mu);
     if (idle.empty()) return nullptr;
     auto c = std::move(idle.back());
     idle.pop_back();
@@ -246,7 +246,7 @@ struct Transport::Impl {
   }
 
   void GiveBack(std::unique_ptr<Connection> conn) {
-    std::lock_guard lock(pool_mu);
+    absl::MutexLock lock(&pool_mu);
     if (idle.size() < options.max_idle_connections) idle.push_back(std::move(conn));
   }
 
@@ -281,11 +281,11 @@ struct Transport::Impl {
   const ServerUrl url;
   ssl::context ctx;
 
-  std::mutex token_mu;
+  absl::Mutex token_mu;
   std::string token ABSL_GUARDED_BY(token_mu);
   TimePoint token_read ABSL_GUARDED_BY(token_mu){};
 
-  std::mutex pool_mu;
+  absl::Mutex pool_mu;
   std::vector<std::unique_ptr<Connection>> idle ABSL_GUARDED_BY(pool_mu);
 };
 

@@ -39,7 +39,7 @@ absl::StatusOr<std::unique_ptr<ScaleSubresource>> ScaleSubresource::Open(kube::C
   auto scale = client->GetScale(kInferenceModelType, ns, name, Short());
   if (!scale.ok()) return scale.status();
   std::unique_ptr<ScaleSubresource> s(new ScaleSubresource(client, std::move(ns), std::move(name)));
-  std::lock_guard<std::mutex> lock(s->mu_);
+  absl::MutexLock lock(&s->mu_);
   s->desired_ = IntAt(*scale, "spec", "replicas");
   s->running_ = IntAt(*scale, "status", "replicas");
   return s;
@@ -49,7 +49,7 @@ absl::Status ScaleSubresource::SetReplicas(int replicas) {
   if (replicas < 0) return absl::InvalidArgumentError("negative replica count");
   auto scale = client_->UpdateScale(kInferenceModelType, ns_, name_, replicas, {}, Short());
   if (!scale.ok()) return scale.status();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   desired_ = IntAt(*scale, "spec", "replicas");
   running_ = IntAt(*scale, "status", "replicas");
   return absl::OkStatus();
@@ -62,19 +62,19 @@ void ScaleSubresource::Refresh() const {
               {{"model", ns_ + "/" + name_}, {"error", std::string(scale.status().message())}});
     return;  // the last values stand
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   desired_ = IntAt(*scale, "spec", "replicas");
   running_ = IntAt(*scale, "status", "replicas");
 }
 
 int ScaleSubresource::desired_replicas() const {
   Refresh();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return desired_;
 }
 
 int ScaleSubresource::running_replicas() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return running_;
 }
 

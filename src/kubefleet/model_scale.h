@@ -6,11 +6,11 @@
 // as the HPA writes a workload's `scale`.
 #pragma once
 
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "fleet/replica_source.h"
 #include "fleet/scale_target.h"
 #include "kube/client.h"
@@ -54,7 +54,7 @@ class ScaleSubresource final : public fleet::ScaleTarget {
 
   kube::Client* const client_;
   const std::string ns_, name_;
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   mutable int desired_ ABSL_GUARDED_BY(mu_) = 0;
   mutable int running_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -1,17 +1,17 @@
 #include "kubeop/operator.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <ctime>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <set>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "boost/json/object.hpp"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 #include "kube/informer.h"
 #include "kube/leader_election.h"
@@ -102,13 +102,13 @@ struct Operator::Impl {
 
   void Enqueue(const std::string& key, std::chrono::milliseconds delay = {}) {
     if (key.empty()) return;
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     const auto due = std::chrono::steady_clock::now() + delay;
     auto it = due_at.find(key);
     if (it != due_at.end() && it->second <= due) return;  // already queued sooner
     due_at[key] = due;
     depth.Set(static_cast<double>(due_at.size()));
-    cv.notify_all();
+    cv.SignalAll();
   }
 
   void EnqueueAll() {
@@ -124,16 +124,16 @@ struct Operator::Impl {
     while (!stop.stop_requested()) {
       std::string key;
       {
-        std::unique_lock lock(mu);
+        absl::ReleasableMutexLock lock(&mu);
         const auto now = std::chrono::steady_clock::now();
         auto first =
             std::min_element(due_at.begin(), due_at.end(),
                              [](const auto& a, const auto& b) { return a.second < b.second; });
         if (first == due_at.end() || first->second > now) {
           auto until = std::min(next_resync, first == due_at.end() ? next_resync : first->second);
-          cv.wait_until(lock, std::min(until, now + std::chrono::milliseconds(500)));
+          galley::WaitUntil(cv, mu, std::min(until, now + std::chrono::milliseconds(500)));
           if (std::chrono::steady_clock::now() >= next_resync) {
-            lock.unlock();
+            lock.Release();
             EnqueueAll();
             next_resync = std::chrono::steady_clock::now() + options.resync;
           }
@@ -273,10 +273,10 @@ struct Operator::Impl {
 
   std::unique_ptr<kube::Informer> models, deployments, services, pdbs, pods, nodes;
   std::unique_ptr<kube::LeaderElector> elector;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<std::string, std::chrono::steady_clock::time_point> due_at;  // guarded by mu
-  std::map<std::string, int> failures;                                  // the worker's own
+  absl::Mutex mu;
+  absl::CondVar cv;
+  std::map<std::string, std::chrono::steady_clock::time_point> due_at ABSL_GUARDED_BY(mu);
+  std::map<std::string, int> failures;  // the worker's own
 };
 
 Operator::Operator(kube::Client& client, OperatorOptions options, metrics::Registry& registry)
@@ -331,7 +331,7 @@ absl::Status Operator::Start() {
                                 impl->pdbs.get(), impl->pods.get(), impl->nodes.get()}) {
       inf->WaitForSync(std::chrono::seconds(30));
     }
-    std::stop_callback wake(stop, [impl] { impl->cv.notify_all(); });
+    galley::StopWaker wake(stop, impl->mu, impl->cv);
     impl->Lead(stop);
   };
   auto elector = kube::LeaderElector::Create(&s.client, std::move(le));

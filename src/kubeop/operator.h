@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/lifecycle.h"
 #include "kube/client.h"
 #include "metrics/registry.h"
 
@@ -31,7 +32,9 @@ struct OperatorOptions {
   Duration retry_period = std::chrono::seconds(2);
 };
 
-class Operator {
+// A Component (common/lifecycle.h): Drain(deadline) is Stop() (the reconcile in progress
+// finishes; the lease is released).
+class Operator final : public Component {
  public:
   // `client` and `registry` must outlive the operator.
   Operator(kube::Client& client, OperatorOptions options, metrics::Registry& registry);
@@ -40,8 +43,13 @@ class Operator {
   Operator& operator=(const Operator&) = delete;
 
   // Starts the informers and the leader election. Unavailable if the informers cannot start.
-  absl::Status Start();
-  void Stop();
+  absl::Status Start() override;
+  void Stop() override;
+  std::string_view component_name() const override { return "operator"; }
+  bool Drain(TimePoint) override {
+    Stop();
+    return true;
+  }
   // Whether the informers have synced (for /readyz).
   bool Synced() const;
   bool Leading() const;

@@ -1,18 +1,18 @@
 #include "kubesched/kube_scheduler.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <set>
 #include <stop_token>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "boost/json.hpp"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 #include "kube/informer.h"
 #include "kube/leader_election.h"
@@ -77,8 +77,8 @@ class KubeScheduler::Impl {
 
   absl::Status Start();
   void Stop();
-  KubeSchedulerStats stats() const {
-    std::lock_guard<std::mutex> lock(mu_);
+  KubeSchedulerStats stats() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     KubeSchedulerStats s = stats_;
     s.leading = leading_.load();
     return s;
@@ -107,17 +107,19 @@ class KubeScheduler::Impl {
   void OnPodDeleted(const json::value& obj);
 
   // Cache, all under mu_.
-  void AccountLocked(const std::string& key, PodEntry entry);
-  void ReleaseLocked(const std::string& key);
-  void RebuildNodeLocked(const std::string& name);
-  void RefreshSnapshotLocked();
-  void WakeUnschedulableLocked();
-  bool ShouldScheduleLocked(const std::string& key, const json::value& obj) const;
-  void EnqueueLocked(const std::string& key);
+  void AccountLocked(const std::string& key, PodEntry entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RebuildNodeLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RefreshSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WakeUnschedulableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool ShouldScheduleLocked(const std::string& key, const json::value& obj) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EnqueueLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // The scheduling thread (only while leading).
   void RunScheduling(std::stop_token stop);
-  void ScheduleOne(const std::string& key, std::unique_lock<std::mutex>& lock);
+  // Called and returns with mu_ held; releases it while logging and posting events.
+  void ScheduleOne(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status BindPod(const json::value& pod, const std::string& node,
                        const std::vector<int>& gpus);
   struct BindTask {
@@ -128,53 +130,59 @@ class KubeScheduler::Impl {
   };
   void RunBinder(std::stop_token stop);
   void FinishBind(const BindTask& task, const absl::Status& status);
-  void ForgetLocked(const std::string& key, const absl::Status& why);
+  void ForgetLocked(const std::string& key, const absl::Status& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Events.
-  void PostEvent(const json::value& pod, std::string type, std::string reason, std::string message);
+  void PostEvent(const json::value& pod, std::string type, std::string reason, std::string message)
+      ABSL_LOCKS_EXCLUDED(mu_, events_mu_);
   void RunEvents(std::stop_token stop);
 
   kube::Client* const client_;
   const KubeSchedulerOptions o_;
   std::unique_ptr<kube::Informer> nodes_;
   std::unique_ptr<kube::Informer> pods_;
-  std::unique_ptr<kube::LeaderElector> elector_;
-  std::unique_ptr<std::jthread> scheduling_;  // without leader election
-  std::unique_ptr<std::jthread> events_thread_;
+  absl::Mutex lifecycle_mu_;
+  std::unique_ptr<kube::LeaderElector> elector_ ABSL_GUARDED_BY(lifecycle_mu_);
+  // Without leader election.
+  std::unique_ptr<std::jthread> scheduling_ ABSL_GUARDED_BY(lifecycle_mu_);
+  std::unique_ptr<std::jthread> events_thread_ ABSL_GUARDED_BY(lifecycle_mu_);
   std::atomic<bool> leading_{false};
   std::atomic<bool> stopping_{false};
-  std::mutex lifecycle_mu_;
-  bool started_ = false;
+  bool started_ ABSL_GUARDED_BY(lifecycle_mu_) = false;
 
-  mutable std::mutex mu_;
-  std::condition_variable_any cv_;
-  std::map<std::string, NodeEntry> node_entries_;
-  std::map<std::string, PodEntry> bound_;                      // by pod key
-  std::map<std::string, std::set<std::string>> pods_on_node_;  // node -> pod keys
-  std::deque<std::string> active_;
-  std::set<std::string> in_active_;
-  std::map<std::string, Clock::time_point> unschedulable_;            // key -> when
-  std::map<std::string, std::pair<Clock::time_point, int>> backoff_;  // key -> (retry at, failures)
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::map<std::string, NodeEntry> node_entries_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, PodEntry> bound_ ABSL_GUARDED_BY(mu_);  // by pod key
+  // node -> pod keys
+  std::map<std::string, std::set<std::string>> pods_on_node_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> active_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> in_active_ ABSL_GUARDED_BY(mu_);
+  // key -> when
+  std::map<std::string, Clock::time_point> unschedulable_ ABSL_GUARDED_BY(mu_);
+  // key -> (retry at, failures)
+  std::map<std::string, std::pair<Clock::time_point, int>> backoff_ ABSL_GUARDED_BY(mu_);
   // The core's snapshot: rebuilt whole when the node set changes, else node by node.
-  schedule::ClusterSnapshot snapshot_;
-  std::map<std::string, int> index_;
-  bool nodes_changed_ = true;
-  std::set<std::string> dirty_;
-  std::unique_ptr<schedule::Scheduler> core_;
-  int decisions_since_core_ = 0;
-  schedule::Rng rng_;
-  KubeSchedulerStats stats_;
+  schedule::ClusterSnapshot snapshot_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> index_ ABSL_GUARDED_BY(mu_);
+  bool nodes_changed_ ABSL_GUARDED_BY(mu_) = true;
+  std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<schedule::Scheduler> core_ ABSL_GUARDED_BY(mu_);
+  int decisions_since_core_ ABSL_GUARDED_BY(mu_) = 0;
+  schedule::Rng rng_ ABSL_GUARDED_BY(mu_);
+  KubeSchedulerStats stats_ ABSL_GUARDED_BY(mu_);
 
   // Binds waiting for a worker. Only while leading: a term's end drops those not yet started.
-  std::mutex bind_mu_;
-  std::condition_variable_any bind_cv_;
-  std::deque<BindTask> binds_;
-  int binds_in_flight_ = 0;
-  std::vector<std::unique_ptr<std::jthread>> binders_;
+  absl::Mutex bind_mu_;
+  absl::CondVar bind_cv_;
+  std::deque<BindTask> binds_ ABSL_GUARDED_BY(bind_mu_);
+  int binds_in_flight_ ABSL_GUARDED_BY(bind_mu_) = 0;
+  std::vector<std::unique_ptr<std::jthread>> binders_ ABSL_GUARDED_BY(lifecycle_mu_);
 
-  std::mutex events_mu_;
-  std::condition_variable_any events_cv_;
-  std::deque<Event> events_;
+  absl::Mutex events_mu_;
+  absl::CondVar events_cv_;
+  std::deque<Event> events_ ABSL_GUARDED_BY(events_mu_);
 };
 
 absl::StatusOr<std::unique_ptr<KubeScheduler>> KubeScheduler::Create(kube::Client* client,
@@ -203,7 +211,7 @@ void KubeScheduler::Stop() {
 KubeSchedulerStats KubeScheduler::stats() const { return impl_->stats(); }
 
 absl::Status KubeScheduler::Impl::Start() {
-  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  absl::MutexLock lifecycle(&lifecycle_mu_);
   if (started_) return absl::FailedPreconditionError("the scheduler was already started");
   started_ = true;
   nodes_ = std::make_unique<kube::Informer>(client_, kube::resources::kNodes);
@@ -259,22 +267,22 @@ absl::Status KubeScheduler::Impl::Start() {
 }
 
 void KubeScheduler::Impl::Stop() {
-  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  absl::MutexLock lifecycle(&lifecycle_mu_);
   stopping_.store(true);
   if (elector_) elector_->Stop();  // stops the scheduling work, releases the lease
   if (scheduling_) {
     scheduling_->request_stop();
-    cv_.notify_all();
+    cv_.SignalAll();
     scheduling_.reset();
   }
   for (auto& b : binders_) b->request_stop();
-  bind_cv_.notify_all();
+  bind_cv_.SignalAll();
   binders_.clear();  // joins: binds in flight complete
   if (pods_) pods_->Stop();
   if (nodes_) nodes_->Stop();
   if (events_thread_) {
     events_thread_->request_stop();
-    events_cv_.notify_all();
+    events_cv_.SignalAll();
     events_thread_.reset();
   }
 }
@@ -284,7 +292,7 @@ void KubeScheduler::Impl::Stop() {
 
 void KubeScheduler::Impl::OnNode(const json::value& obj) {
   auto node = NodeFromJson(obj);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!node.ok()) {
     log::Warn("node_invalid", {{"error", std::string(node.status().message())}});
     const std::string name(kube::NameOf(obj));
@@ -307,7 +315,7 @@ void KubeScheduler::Impl::OnNode(const json::value& obj) {
 }
 
 void KubeScheduler::Impl::OnNodeDeleted(const json::value& obj) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (node_entries_.erase(std::string(kube::NameOf(obj))) > 0) nodes_changed_ = true;
 }
 
@@ -324,14 +332,14 @@ void KubeScheduler::Impl::EnqueueLocked(const std::string& key) {
   if (unschedulable_.count(key) > 0 || backoff_.count(key) > 0) return;
   if (in_active_.insert(key).second) {
     active_.push_back(key);
-    cv_.notify_all();
+    cv_.SignalAll();
   }
 }
 
 void KubeScheduler::Impl::OnPod(const json::value& obj) {
   const std::string key = kube::KeyOf(obj);
   std::optional<BoundPod> b = BoundPodFromJson(obj);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!b) {
     // Not bound, or finished: a finished pod frees what it held.
     if (!Field(obj, "spec", "nodeName").empty()) {
@@ -370,7 +378,7 @@ void KubeScheduler::Impl::OnPod(const json::value& obj) {
 
 void KubeScheduler::Impl::OnPodDeleted(const json::value& obj) {
   const std::string key = kube::KeyOf(obj);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   in_active_.erase(key);
   unschedulable_.erase(key);
   backoff_.erase(key);
@@ -447,7 +455,7 @@ void KubeScheduler::Impl::WakeUnschedulableLocked() {
     if (in_active_.insert(key).second) active_.push_back(key);
   }
   unschedulable_.clear();
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,69 +470,72 @@ void KubeScheduler::Impl::RunScheduling(std::stop_token stop) {
   while (!stop.stop_requested() && !(nodes_->WaitForSync(std::chrono::milliseconds(200)) &&
                                      pods_->WaitForSync(std::chrono::milliseconds(200)))) {
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  core_.reset();  // a new term builds the core from the workload it sees now
-  while (!stop.stop_requested()) {
-    const auto now = Clock::now();
-    // Due retries: bind back-off expired, or unschedulable for unschedulable_retry.
-    std::optional<Clock::time_point> next_due;
-    for (auto it = backoff_.begin(); it != backoff_.end();) {
-      if (it->second.first <= now) {
-        if (in_active_.insert(it->first).second) active_.push_back(it->first);
-        it = backoff_.erase(it);
-      } else {
-        next_due = std::min(next_due.value_or(it->second.first), it->second.first);
-        ++it;
+  {
+    galley::StopWaker waker(stop, mu_, cv_);
+    absl::MutexLock lock(&mu_);
+    core_.reset();  // a new term builds the core from the workload it sees now
+    while (!stop.stop_requested()) {
+      const auto now = Clock::now();
+      // Due retries: bind back-off expired, or unschedulable for unschedulable_retry.
+      std::optional<Clock::time_point> next_due;
+      for (auto it = backoff_.begin(); it != backoff_.end();) {
+        if (it->second.first <= now) {
+          if (in_active_.insert(it->first).second) active_.push_back(it->first);
+          it = backoff_.erase(it);
+        } else {
+          next_due = std::min(next_due.value_or(it->second.first), it->second.first);
+          ++it;
+        }
       }
-    }
-    for (auto it = unschedulable_.begin(); it != unschedulable_.end();) {
-      const auto due = it->second + o_.unschedulable_retry;
-      if (due <= now) {
-        if (in_active_.insert(it->first).second) active_.push_back(it->first);
-        it = unschedulable_.erase(it);
-      } else {
-        next_due = std::min(next_due.value_or(due), due);
-        ++it;
+      for (auto it = unschedulable_.begin(); it != unschedulable_.end();) {
+        const auto due = it->second + o_.unschedulable_retry;
+        if (due <= now) {
+          if (in_active_.insert(it->first).second) active_.push_back(it->first);
+          it = unschedulable_.erase(it);
+        } else {
+          next_due = std::min(next_due.value_or(due), due);
+          ++it;
+        }
       }
+      if (active_.empty()) {
+        auto wake = next_due.value_or(now + std::chrono::seconds(1));
+        while (active_.empty() && !stop.stop_requested() && galley::WaitUntil(cv_, mu_, wake)) {
+        }
+        continue;
+      }
+      std::string key = std::move(active_.front());
+      active_.pop_front();
+      in_active_.erase(key);
+      ScheduleOne(key);
     }
-    if (active_.empty()) {
-      auto wake = next_due.value_or(now + std::chrono::seconds(1));
-      cv_.wait_until(lock, stop, wake, [this] { return !active_.empty(); });
-      continue;
-    }
-    std::string key = std::move(active_.front());
-    active_.pop_front();
-    in_active_.erase(key);
-    ScheduleOne(key, lock);
   }
-  lock.unlock();
   // The term is over: binds not yet started are dropped (another leader decides now), and the
   // term ends only when those in flight have finished.
   std::deque<BindTask> dropped;
   {
-    std::unique_lock<std::mutex> b(bind_mu_);
+    absl::MutexLock b(&bind_mu_);
     dropped.swap(binds_);
-    bind_cv_.wait(b, [this] { return binds_in_flight_ == 0; });
+    while (binds_in_flight_ != 0) bind_cv_.Wait(&bind_mu_);
   }
   {
-    std::lock_guard<std::mutex> relock(mu_);
+    absl::MutexLock relock(&mu_);
     for (const BindTask& t : dropped) ForgetLocked(t.key, absl::CancelledError("leadership ended"));
   }
   leading_.store(false);
   log::Info("scheduling_stopped", {{"identity", o_.identity}, {"binds_dropped", dropped.size()}});
 }
 
-void KubeScheduler::Impl::ScheduleOne(const std::string& key, std::unique_lock<std::mutex>& lock) {
+void KubeScheduler::Impl::ScheduleOne(const std::string& key) {
   std::optional<json::value> obj = pods_->Get(key);
   if (!obj || !ShouldScheduleLocked(key, *obj)) return;
   auto pod = PodFromJson(*obj);
   if (!pod.ok()) {
     ++stats_.invalid_pods;
     const std::string message(pod.status().message());
-    lock.unlock();
+    mu_.Unlock();
     log::Warn("pod_invalid", {{"pod", key}, {"error", message}});
     PostEvent(*obj, "Warning", "FailedScheduling", message);
-    lock.lock();
+    mu_.Lock();
     return;  // a later update of the pod queues it again
   }
   RefreshSnapshotLocked();
@@ -552,10 +563,10 @@ void KubeScheduler::Impl::ScheduleOne(const std::string& key, std::unique_lock<s
     ++stats_.unschedulable;
     unschedulable_[key] = Clock::now();
     const std::string message = u->Message();
-    lock.unlock();
+    mu_.Unlock();
     log::Info("pod_unschedulable", {{"pod", key}, {"message", message}});
     PostEvent(*obj, "Warning", "FailedScheduling", message);
-    lock.lock();
+    mu_.Lock();
     return;
   }
   const schedule::Placement placement = std::get<schedule::Placement>(std::move(result));
@@ -567,18 +578,19 @@ void KubeScheduler::Impl::ScheduleOne(const std::string& key, std::unique_lock<s
   // Bind on a worker (kube-scheduler's binding cycle runs apart from its scheduling cycle too),
   // so the next decision does not wait for this write to reach etcd.
   {
-    std::lock_guard<std::mutex> b(bind_mu_);
+    absl::MutexLock b(&bind_mu_);
     binds_.push_back(BindTask{key, std::move(*obj), placement.node_name, placement.gpu_indices});
   }
-  bind_cv_.notify_one();
+  bind_cv_.Signal();
 }
 
 void KubeScheduler::Impl::RunBinder(std::stop_token stop) {
+  galley::StopWaker waker(stop, bind_mu_, bind_cv_);
   while (true) {
     BindTask t;
     {
-      std::unique_lock<std::mutex> b(bind_mu_);
-      bind_cv_.wait(b, stop, [this] { return !binds_.empty(); });
+      absl::MutexLock b(&bind_mu_);
+      while (binds_.empty() && !stop.stop_requested()) bind_cv_.Wait(&bind_mu_);
       if (binds_.empty()) return;
       t = std::move(binds_.front());
       binds_.pop_front();
@@ -586,10 +598,10 @@ void KubeScheduler::Impl::RunBinder(std::stop_token stop) {
     }
     FinishBind(t, BindPod(t.pod, t.node, t.gpus));
     {
-      std::lock_guard<std::mutex> b(bind_mu_);
+      absl::MutexLock b(&bind_mu_);
       --binds_in_flight_;
     }
-    bind_cv_.notify_all();
+    bind_cv_.SignalAll();
   }
 }
 
@@ -605,7 +617,7 @@ void KubeScheduler::Impl::FinishBind(const BindTask& t, const absl::Status& st) 
     log::Warn("bind_failed",
               {{"pod", t.key}, {"node", t.node}, {"error", std::string(st.message())}});
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (st.ok()) {
     ++stats_.scheduled;
     return;
@@ -626,7 +638,7 @@ void KubeScheduler::Impl::ForgetLocked(const std::string& key, const absl::Statu
         std::min<Duration>(o_.bind_backoff * (1 << (failures - 1)), std::chrono::seconds(10));
     at = Clock::now() + std::chrono::duration_cast<Clock::duration>(wait);
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 absl::Status KubeScheduler::Impl::BindPod(const json::value& pod, const std::string& node,
@@ -650,23 +662,24 @@ void KubeScheduler::Impl::PostEvent(const json::value& pod, std::string type, st
           std::move(reason),
           std::move(message)};
   {
-    std::lock_guard<std::mutex> lock(events_mu_);
+    absl::MutexLock lock(&events_mu_);
     if (events_.size() >= 4096) {
-      std::lock_guard<std::mutex> s(mu_);
+      absl::MutexLock s(&mu_);
       ++stats_.events_dropped;
       return;
     }
     events_.push_back(std::move(e));
   }
-  events_cv_.notify_one();
+  events_cv_.Signal();
 }
 
 void KubeScheduler::Impl::RunEvents(std::stop_token stop) {
+  galley::StopWaker waker(stop, events_mu_, events_cv_);
   while (true) {
     Event e;
     {
-      std::unique_lock<std::mutex> lock(events_mu_);
-      events_cv_.wait(lock, stop, [this] { return !events_.empty(); });
+      absl::MutexLock lock(&events_mu_);
+      while (events_.empty() && !stop.stop_requested()) events_cv_.Wait(&events_mu_);
       if (events_.empty()) return;  // stopped and drained
       e = std::move(events_.front());
       events_.pop_front();
@@ -685,7 +698,7 @@ void KubeScheduler::Impl::RunEvents(std::stop_token stop) {
     call.timeout = std::chrono::seconds(5);
     kube::Client* events = o_.events_client != nullptr ? o_.events_client : client_;
     if (auto r = events->CreateEvent(spec, call); !r.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       ++stats_.events_dropped;
     }
   }

@@ -24,6 +24,7 @@
 
 #include "absl/status/status.h"
 #include "common/clock.h"
+#include "common/lifecycle.h"
 #include "kube/client.h"
 
 namespace galley::kubesched {
@@ -68,7 +69,9 @@ struct KubeSchedulerStats {
   bool leading = false;
 };
 
-class KubeScheduler {
+// A Component (common/lifecycle.h): Drain(deadline) is Stop() (binds in flight complete; the
+// lease is released so a standby takes over at once).
+class KubeScheduler final : public Component {
  public:
   // `client` must outlive the scheduler. InvalidArgument for an unknown policy or missing
   // identity.
@@ -78,10 +81,15 @@ class KubeScheduler {
 
   // Starts the informers, the event recorder and the leader election (or the scheduling thread
   // directly without it). FailedPrecondition when called twice.
-  absl::Status Start();
+  absl::Status Start() override;
   // Stops scheduling (a bind in flight completes), releases the lease, stops the informers.
   // Idempotent; blocks.
-  void Stop();
+  void Stop() override;
+  std::string_view component_name() const override { return "scheduler"; }
+  bool Drain(TimePoint) override {
+    Stop();
+    return true;
+  }
 
   KubeSchedulerStats stats() const;
 

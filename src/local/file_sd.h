@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/lifecycle.h"
 #include "fleet/replica_source.h"
 
 namespace galley::local {
@@ -35,7 +36,7 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 // those with a process whose port is known, starting, ready or draining). A thread waits on the
 // supervisor's changes and rewrites the file when the set of (id, address) differs from what it
 // last wrote. Thread-safe for Start and Stop.
-class FileSdWriter {
+class FileSdWriter final : public Component {
  public:
   // `supervisor` must outlive the writer.
   FileSdWriter(std::string path, const Supervisor& supervisor);
@@ -46,10 +47,14 @@ class FileSdWriter {
   // Writes the current set once (an error here, e.g. a folder that does not exist, is returned)
   // and starts the thread. Later write errors are logged (`file_sd_write_failed`) and retried on
   // the next change.
-  absl::Status Start();
+  absl::Status Start() override;
   // Stops the thread and writes an empty target list, so Prometheus stops scraping replicas
   // that are gone. Idempotent.
-  void Stop();
+  void Stop() override;
+  // A Component (common/lifecycle.h); started after the supervisor, so it stops (the empty
+  // list) once the supervisor has drained every replica.
+  std::string_view component_name() const override { return "file-sd"; }
+  bool Drain(TimePoint) override { return true; }
 
  private:
   void Run();

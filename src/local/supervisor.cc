@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 #include "local/child_process.h"
 
@@ -79,7 +80,7 @@ absl::StatusOr<std::unique_ptr<Supervisor>> Supervisor::Create(SupervisorOptions
 
 Supervisor::Supervisor(SupervisorOptions options, int wake_fd)
     : options_(std::move(options)), argv_(ChildArgv(options_)), wake_fd_(wake_fd) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   desired_ = options_.replicas;
   const TimePoint now = Now();
   for (int i = 0; i < desired_; ++i) AddReplicaLocked(now);
@@ -91,9 +92,9 @@ Supervisor::~Supervisor() {
 }
 
 absl::Status Supervisor::Start() {
-  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  absl::MutexLock lifecycle(&lifecycle_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (started_) return absl::FailedPreconditionError("supervisor already started");
     if (draining_) return absl::FailedPreconditionError("supervisor drained or stopped");
     started_ = true;
@@ -106,16 +107,16 @@ absl::Status Supervisor::Start() {
       Run();
     });
   } catch (const std::system_error& e) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     started_ = false;
     return absl::InternalError(StrCat("cannot start the supervisor thread: ", e.what()));
   }
   return absl::OkStatus();
 }
 
-void Supervisor::Drain(TimePoint deadline) {
+bool Supervisor::Drain(TimePoint deadline) {
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!draining_) {
       draining_ = true;
       desired_ = 0;
@@ -132,15 +133,16 @@ void Supervisor::Drain(TimePoint deadline) {
   }
   Wake();
   FlushOutput();
-  std::unique_lock<std::mutex> lock(mu_);
-  changed_.wait(lock, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return replicas_.empty(); });
+  absl::MutexLock lock(&mu_);
+  while (!replicas_.empty()) changed_.Wait(&mu_);
+  return true;
 }
 
 void Supervisor::Stop() {
-  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  absl::MutexLock lifecycle(&lifecycle_mu_);
   Drain(Now());
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     quitting_ = true;
   }
   Wake();
@@ -149,7 +151,7 @@ void Supervisor::Stop() {
 }
 
 std::vector<fleet::ReplicaEndpoint> Supervisor::Replicas() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<fleet::ReplicaEndpoint> out;
   out.reserve(replicas_.size());
   for (const auto& [index, r] : replicas_) {
@@ -162,7 +164,7 @@ std::vector<fleet::ReplicaEndpoint> Supervisor::Replicas() const {
 absl::Status Supervisor::SetReplicas(int replicas) {
   if (replicas < 0) return absl::InvalidArgumentError("replica count must be >= 0");
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (draining_) return absl::FailedPreconditionError("supervisor is draining");
     if (replicas != desired_) {
       LogLocked(log::Level::kInfo, "replicas_scaled", {{"from", desired_}, {"to", replicas}});
@@ -185,7 +187,7 @@ absl::Status Supervisor::SetReplicas(int replicas) {
         MarkStoppingLocked(*members[i], StopReason::kRemove);
       }
     }
-    changed_.notify_all();
+    changed_.SignalAll();
   }
   Wake();
   FlushOutput();
@@ -193,12 +195,12 @@ absl::Status Supervisor::SetReplicas(int replicas) {
 }
 
 int Supervisor::desired_replicas() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return desired_;
 }
 
 int Supervisor::running_replicas() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   int n = 0;
   for (const auto& [index, r] : replicas_) {
     if (r->child != nullptr && r->stop != StopReason::kRemove) ++n;
@@ -207,17 +209,17 @@ int Supervisor::running_replicas() const {
 }
 
 std::vector<ReplicaInfo> Supervisor::Snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return SnapshotLocked();
 }
 
 bool Supervisor::WaitFor(const std::function<bool(const std::vector<ReplicaInfo>&)>& predicate,
                          Duration timeout) const {
   const TimePoint deadline = Now() + timeout;
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   while (true) {
     if (predicate(SnapshotLocked())) return true;
-    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+    if (!galley::WaitUntil(changed_, mu_, deadline)) {
       return predicate(SnapshotLocked());
     }
   }
@@ -271,10 +273,10 @@ void Supervisor::LogLocked(log::Level level, std::string_view event, boost::json
 }
 
 void Supervisor::FlushOutput() {
-  std::lock_guard<std::mutex> order(flush_mu_);
+  absl::MutexLock order(&flush_mu_);
   std::vector<OutputLine> lines;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     lines.swap(pending_output_);
   }
   if (lines.empty()) return;

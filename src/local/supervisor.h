@@ -9,12 +9,10 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -23,7 +21,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/lifecycle.h"
 #include "common/log.h"
 #include "fleet/replica_source.h"
 #include "fleet/scale_target.h"
@@ -91,7 +91,7 @@ struct ReplicaInfo {
 // change the desired state under mu_ and wake it. NOTE: children get PR_SET_PDEATHSIG(SIGTERM),
 // which the kernel ties to the thread that forked them; the supervisor thread therefore outlives
 // every child, and a SIGKILLed `galley up` still leaves no replica behind.
-class Supervisor final : public fleet::ReplicaSource, public fleet::ScaleTarget {
+class Supervisor final : public fleet::ReplicaSource, public fleet::ScaleTarget, public Component {
  public:
   // Validates `options`: InvalidArgument for a negative replica count, an empty host, or a
   // back-off whose initial delay is not positive or exceeds its cap; NotFound when the binary is
@@ -104,16 +104,18 @@ class Supervisor final : public fleet::ReplicaSource, public fleet::ScaleTarget 
 
   // Starts the supervisor thread, which starts options.replicas replicas. FailedPrecondition
   // when called twice or after Drain/Stop; Internal if the thread cannot start.
-  absl::Status Start();
+  absl::Status Start() override;
   // Stops every replica gracefully and returns once all have been reaped: each is marked not
   // ready at once, then gets SIGTERM, and SIGKILL at the earlier of `deadline` and its grace
   // period plus kill_margin. No replica is restarted or added afterwards. Idempotent; blocks.
   // NOTE: returns only after the last child is reaped; a child in uninterruptible sleep can
-  // delay that beyond `deadline` (SIGKILL takes effect when the kernel lets it go).
-  void Drain(TimePoint deadline);
+  // delay that beyond `deadline` (SIGKILL takes effect when the kernel lets it go). True: every
+  // replica has gone (the killed ones too).
+  bool Drain(TimePoint deadline) override;
   // Drain(now) if Drain was not called (SIGTERM, then SIGKILL at once), then joins the
   // supervisor thread. Idempotent; blocks.
-  void Stop();
+  void Stop() override;
+  std::string_view component_name() const override { return "supervisor"; }
 
   // gateway::ReplicaSource: replicas with a process whose port is known; ready only while the
   // process has logged `ready` and is not being stopped. Cheap (copies under the lock).
@@ -180,7 +182,7 @@ class Supervisor final : public fleet::ReplicaSource, public fleet::ScaleTarget 
   std::vector<ReplicaInfo> SnapshotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // --- supervisor_loop.cc: the supervisor thread ---
-  void Run();
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);
   // Applies the desired state: starts due replicas (returned in `to_spawn`), signals, erases
   // stopped ones, fires timers. Returns when it next needs to run.
   TimePoint ReconcileLocked(TimePoint now, std::vector<Replica*>* to_spawn)
@@ -205,11 +207,11 @@ class Supervisor final : public fleet::ReplicaSource, public fleet::ScaleTarget 
   const std::vector<std::string> argv_;  // the children's command line
   const int wake_fd_;                    // eventfd; the supervisor thread polls it
 
-  std::thread thread_;  // touched only by Start and Stop (serialised by lifecycle_mu_)
-  std::mutex lifecycle_mu_;
+  std::thread thread_ ABSL_GUARDED_BY(lifecycle_mu_);  // touched only by Start and Stop
+  absl::Mutex lifecycle_mu_;
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable changed_;  // notified on every state change
+  mutable absl::Mutex mu_;
+  mutable absl::CondVar changed_;  // signalled on every state change
   std::map<int, std::unique_ptr<Replica>> replicas_ ABSL_GUARDED_BY(mu_);  // by index
   int desired_ ABSL_GUARDED_BY(mu_) = 0;
   int next_index_ ABSL_GUARDED_BY(mu_) = 0;
@@ -218,7 +220,7 @@ class Supervisor final : public fleet::ReplicaSource, public fleet::ScaleTarget 
   bool quitting_ ABSL_GUARDED_BY(mu_) = false;
   TimePoint drain_deadline_ ABSL_GUARDED_BY(mu_) = TimePoint::max();
   std::vector<OutputLine> pending_output_ ABSL_GUARDED_BY(mu_);  // see OutputLine
-  std::mutex flush_mu_;  // keeps pending_output_ in order between flushing threads
+  absl::Mutex flush_mu_;  // keeps pending_output_ in order between flushing threads
 };
 
 }  // namespace galley::local

@@ -31,22 +31,22 @@ void Supervisor::Run() {
   std::vector<pollfd> fds;
   std::vector<Watch> watches;
   std::vector<Replica*> to_spawn;
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.Lock();
   while (true) {
     TimePoint now = Now();
     to_spawn.clear();
     const TimePoint next = ReconcileLocked(now, &to_spawn);
-    changed_.notify_all();
+    changed_.SignalAll();
     if (quitting_ && replicas_.empty()) break;
     if (!to_spawn.empty()) {
-      lock.unlock();
+      mu_.Unlock();
       FlushOutput();
       SpawnAll(to_spawn);
-      lock.lock();
+      mu_.Lock();
       continue;  // reconcile again: the new children may already need a signal
     }
     const bool must_poll_reap = BuildPollSetLocked(&fds, &watches);
-    lock.unlock();
+    mu_.Unlock();
     FlushOutput();
     now = Now();
     Duration wait = next == TimePoint::max() ? std::chrono::hours(1) : next - now;
@@ -56,7 +56,7 @@ void Supervisor::Run() {
     const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
     const int timeout_ms = static_cast<int>(std::min<int64_t>(wait_ms, INT32_MAX));
     const int n = poll(fds.data(), fds.size(), timeout_ms);
-    lock.lock();
+    mu_.Lock();
     now = Now();
     if (n < 0) continue;  // EINTR
     for (size_t i = 0; i < fds.size(); ++i) {
@@ -80,7 +80,7 @@ void Supervisor::Run() {
       }
     }
   }
-  lock.unlock();
+  mu_.Unlock();
   FlushOutput();
 }
 
@@ -157,7 +157,7 @@ void Supervisor::SpawnAll(const std::vector<Replica*>& to_spawn) {
     pid_t pid = 0;
     std::string id;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       const TimePoint now = Now();
       r->spawning = false;
       if (!child.ok()) {

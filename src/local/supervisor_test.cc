@@ -16,9 +16,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
-#include <mutex>
 #include <set>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -38,12 +39,12 @@ constexpr Duration kWait = seconds(20);  // generous bound for slow (sanitizer) 
 
 // Records every child the supervisor starts, with when.
 struct Started {
-  std::mutex mu;
-  std::vector<std::pair<std::string, pid_t>> children;
-  std::vector<TimePoint> times;
+  absl::Mutex mu;
+  std::vector<std::pair<std::string, pid_t>> children ABSL_GUARDED_BY(mu);
+  std::vector<TimePoint> times ABSL_GUARDED_BY(mu);
 
   std::vector<pid_t> pids() {
-    std::lock_guard<std::mutex> lock(mu);
+    absl::MutexLock lock(&mu);
     std::vector<pid_t> out;
     for (const auto& c : children) out.push_back(c.second);
     return out;
@@ -61,7 +62,7 @@ SupervisorOptions Options(int replicas, std::vector<std::string> args, Started* 
   o.grace_period = seconds(5);
   o.kill_margin = milliseconds(500);
   o.on_child_started = [started](std::string_view id, pid_t pid) {
-    std::lock_guard<std::mutex> lock(started->mu);
+    absl::MutexLock lock(&started->mu);
     started->children.emplace_back(std::string(id), pid);
     started->times.push_back(SteadyClock::Get().Now());
   };
@@ -174,7 +175,7 @@ TEST(SupervisorTest, KilledReplicaIsRestartedWithBackoff) {
   ASSERT_TRUE(sup->WaitFor(ReadyAfterRestarts(2), kWait));
   TimePoint restarted_at;
   {
-    std::lock_guard<std::mutex> lock(started.mu);
+    absl::MutexLock lock(&started.mu);
     ASSERT_EQ(started.times.size(), 3u);
     restarted_at = started.times[2];
   }

@@ -161,7 +161,7 @@ TEST_F(VaderTest, GoldenHoldsReadmeExamples) {
   const std::vector<GoldenRow> rows = ReadGolden();
   for (const auto& [text, compound] : published) {
     SCOPED_TRACE(text);
-    auto row = std::find_if(rows.begin(), rows.end(), [&](const GoldenRow& r) {
+    auto row = std::find_if(rows.begin(), rows.end(), [&text = text](const GoldenRow& r) {
       return r.text == text && r.source == "readme";
     });
     ASSERT_NE(row, rows.end());

@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/json/parse.hpp"
 #include "boost/json/value.hpp"
 #include "common/json.h"
@@ -109,7 +110,7 @@ class RunState : public std::enable_shared_from_this<RunState> {
     RunNode(p_.nodes.at(p_.root), [self](absl::Status st) {
       RunResult r;
       {
-        std::lock_guard lock(self->mu_);
+        absl::MutexLock lock(&self->mu_);
         r = std::move(self->result_);
       }
       r.status = std::move(st);
@@ -119,12 +120,12 @@ class RunState : public std::enable_shared_from_this<RunState> {
 
  private:
   bool Halted() {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     return result_.halted;
   }
 
   void Record(StepRecord rec, bool halt) {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     result_.steps.push_back(std::move(rec));
     if (halt) result_.halted = true;
   }
@@ -136,7 +137,7 @@ class RunState : public std::enable_shared_from_this<RunState> {
       case NodeKind::kSwitch: {
         const Step* chosen = nullptr;
         {
-          std::lock_guard lock(mu_);
+          absl::MutexLock lock(&mu_);
           for (const Step& s : node.steps) {
             if (!s.condition || Holds(*s.condition, result_.tensors)) {
               chosen = &s;
@@ -150,7 +151,7 @@ class RunState : public std::enable_shared_from_this<RunState> {
       case NodeKind::kSplitter: {
         int draw;
         {
-          std::lock_guard lock(mu_);
+          absl::MutexLock lock(&mu_);
           draw = std::uniform_int_distribution<int>(0, 99)(rng_);
         }
         for (const Step& s : node.steps) {
@@ -162,8 +163,8 @@ class RunState : public std::enable_shared_from_this<RunState> {
       case NodeKind::kEnsemble: {
         struct Join {
           std::atomic<size_t> left;
-          std::mutex mu;
-          absl::Status first;
+          absl::Mutex mu;
+          absl::Status first ABSL_GUARDED_BY(mu);
           Cont cont;
         };
         auto join = std::make_shared<Join>();
@@ -172,10 +173,17 @@ class RunState : public std::enable_shared_from_this<RunState> {
         for (const Step& s : node.steps) {
           RunStep(node, s, [join](absl::Status st) {
             if (!st.ok()) {
-              std::lock_guard lock(join->mu);
+              absl::MutexLock lock(&join->mu);
               if (join->first.ok()) join->first = std::move(st);
             }
-            if (join->left.fetch_sub(1) == 1) join->cont(join->first);
+            if (join->left.fetch_sub(1) == 1) {
+              absl::Status first;
+              {
+                absl::MutexLock lock(&join->mu);
+                first = join->first;
+              }
+              join->cont(std::move(first));
+            }
           });
         }
         return;
@@ -196,7 +204,7 @@ class RunState : public std::enable_shared_from_this<RunState> {
     if (Halted()) return cont(absl::OkStatus());
     if (!step.set.empty()) {
       {
-        std::lock_guard lock(mu_);
+        absl::MutexLock lock(&mu_);
         for (const auto& [name, c] : step.set) {
           Tensor t;
           if (c.is_string) {
@@ -221,7 +229,7 @@ class RunState : public std::enable_shared_from_this<RunState> {
       return RunNode(p_.nodes.at(step.node),
                      [self, &step, cont = std::move(cont)](absl::Status st) {
                        if (st.ok() && step.halt) {
-                         std::lock_guard lock(self->mu_);
+                         absl::MutexLock lock(&self->mu_);
                          self->result_.halted = true;
                        }
                        cont(std::move(st));
@@ -239,7 +247,7 @@ class RunState : public std::enable_shared_from_this<RunState> {
     Tensors inputs;
     absl::Status bound;
     {
-      std::lock_guard lock(mu_);
+      absl::MutexLock lock(&mu_);
       for (const auto& [name, b] : step.inputs) {
         const auto it = result_.tensors.find(b.from);
         if (it == result_.tensors.end()) {
@@ -265,7 +273,7 @@ class RunState : public std::enable_shared_from_this<RunState> {
     auto self = shared_from_this();
     const std::string key = StrCat(p_.name, "/", step.name);
     caller_.Call(key, step.model, body, deadline,
-                 [self, &node, &step, start, deadline, key, body, cont](CallResult&& r) mutable {
+                 [self, &node, &step, start, key, body, cont](CallResult&& r) mutable {
                    if (r.status.ok() || step.fallback_model.empty()) {
                      return self->Finish(node, step, start, step.model, std::move(r),
                                          absl::OkStatus(), "", cont);
@@ -300,7 +308,7 @@ class RunState : public std::enable_shared_from_this<RunState> {
       if (!outputs.ok()) {
         st = outputs.status();
       } else {
-        std::lock_guard lock(mu_);
+        absl::MutexLock lock(&mu_);
         for (auto& [name, t] : *outputs) {
           if (const auto alias = step.outputs.find(name); alias != step.outputs.end()) {
             result_.tensors[alias->second] = t;
@@ -327,7 +335,7 @@ class RunState : public std::enable_shared_from_this<RunState> {
     const std::string message =
         StrCat("step '", step.name, "' (model '", step.model, "') failed: ", rec.error);
     {
-      std::lock_guard lock(mu_);
+      absl::MutexLock lock(&mu_);
       result_.failed_step = step.name;
     }
     Record(std::move(rec), false);
@@ -341,9 +349,9 @@ class RunState : public std::enable_shared_from_this<RunState> {
   const TimePoint deadline_;
   ModelCaller& caller_;
   const Clock& clock_;
-  std::mutex mu_;
-  RunResult result_;
-  std::mt19937_64 rng_;
+  absl::Mutex mu_;
+  RunResult result_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   std::function<void(RunResult&&)> done_;
 };
 

@@ -6,9 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <future>
-#include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/json/parse.hpp"
 #include "boost/json/serialize.hpp"
 #include "common/strings.h"
@@ -37,7 +38,7 @@ class ScriptedCaller : public ModelCaller {
             CallDone done) override {
     json::value req = json::parse(body);
     {
-      std::lock_guard lock(mu);
+      absl::MutexLock lock(&mu);
       seen.push_back({key, model, req, deadline});
     }
     auto it = models.find(model);
@@ -45,7 +46,7 @@ class ScriptedCaller : public ModelCaller {
                        ? CallResult{absl::UnavailableError("no such model here"), "", ""}
                        : it->second(req);
     if (!threaded) return done(std::move(r));
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     threads.emplace_back(
         [r = std::move(r), done = std::move(done)]() mutable { done(std::move(r)); });
   }
@@ -53,13 +54,13 @@ class ScriptedCaller : public ModelCaller {
     for (auto& t : threads) t.join();
   }
   std::vector<Seen> Calls() {
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     return seen;
   }
 
-  std::mutex mu;
-  std::vector<Seen> seen;
-  std::vector<std::thread> threads;
+  absl::Mutex mu;
+  std::vector<Seen> seen ABSL_GUARDED_BY(mu);
+  std::vector<std::thread> threads ABSL_GUARDED_BY(mu);
 };
 
 CallResult Output(std::string name, std::string datatype, json::array data,

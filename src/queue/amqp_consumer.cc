@@ -6,15 +6,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 #include "queue/amqp_message.h"
 #include "queue/amqp_topology.h"
@@ -86,7 +86,7 @@ struct AmqpConsumer::State : std::enable_shared_from_this<State> {
   void Finish();
   void Wake();
   // Waits up to `d` on the condition variable, or until Stop; true when stopping.
-  bool Pause(std::chrono::milliseconds d);
+  bool Pause(std::chrono::milliseconds d) ABSL_LOCKS_EXCLUDED(mu);
 
   inference::InferenceService& service;
   AmqpOptions options;
@@ -95,15 +95,15 @@ struct AmqpConsumer::State : std::enable_shared_from_this<State> {
   int wake_fd = -1;
   std::thread thread;
 
-  mutable std::mutex mu;
-  std::condition_variable cv;
-  int held = 0;                  // guarded by mu: deliveries of this connection not settled
-  bool consuming = false;        // guarded by mu: basic.consume is in force
-  bool stop_consuming = false;   // guarded by mu
-  bool stop = false;             // guarded by mu
-  uint64_t generation = 0;       // guarded by mu: one per connection
-  std::deque<Completion> done;   // guarded by mu
-  std::deque<Completion> retry;  // guarded by mu; resubmissions, by due time
+  mutable absl::Mutex mu;
+  absl::CondVar cv;
+  int held ABSL_GUARDED_BY(mu) = 0;            // deliveries of this connection not settled
+  bool consuming ABSL_GUARDED_BY(mu) = false;  // basic.consume is in force
+  bool stop_consuming ABSL_GUARDED_BY(mu) = false;
+  bool stop ABSL_GUARDED_BY(mu) = false;
+  uint64_t generation ABSL_GUARDED_BY(mu) = 0;  // one per connection
+  std::deque<Completion> done ABSL_GUARDED_BY(mu);
+  std::deque<Completion> retry ABSL_GUARDED_BY(mu);  // resubmissions, by due time
 
   // The consumer's thread only.
   amqp_connection_state_t conn = nullptr;
@@ -123,8 +123,11 @@ void AmqpConsumer::State::Wake() {
 }
 
 bool AmqpConsumer::State::Pause(std::chrono::milliseconds d) {
-  std::unique_lock lock(mu);
-  return cv.wait_for(lock, d, [&] { return stop; });
+  absl::MutexLock lock(&mu);
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (!stop && galley::WaitUntil(cv, mu, until)) {
+  }
+  return stop;
 }
 
 absl::Status AmqpConsumer::State::Connect() {
@@ -143,7 +146,7 @@ absl::Status AmqpConsumer::State::Connect() {
   amqp_basic_consume(conn, kChannel, Bytes(options.queue), Bytes(options.consumer), 0, 0, 0,
                      amqp_empty_table);
   RETURN_IF_ERROR(ReplyStatus(amqp_get_rpc_reply(conn), "basic.consume"));
-  std::lock_guard lock(mu);
+  absl::MutexLock lock(&mu);
   consuming = true;
   return absl::OkStatus();
 }
@@ -161,19 +164,19 @@ void AmqpConsumer::State::Close(bool graceful) {
   ledger.Reset();
   publishes.clear();
   cancelled = false;
-  std::lock_guard lock(mu);
+  absl::MutexLock lock(&mu);
   held = 0;
   consuming = false;
   ++generation;
   metrics.inflight.Set(0);
-  cv.notify_all();
+  cv.SignalAll();
 }
 
 void AmqpConsumer::State::Finish() {
-  std::lock_guard lock(mu);
+  absl::MutexLock lock(&mu);
   --held;
   metrics.inflight.Set(held);
-  cv.notify_all();
+  cv.SignalAll();
 }
 
 void AmqpConsumer::State::Submit(std::shared_ptr<Item> item) {
@@ -193,7 +196,7 @@ void AmqpConsumer::State::Submit(std::shared_ptr<Item> item) {
       c.reason = r.message.empty() ? std::string(inference::OutcomeName(r.outcome)) : r.message;
     }
     {
-      std::lock_guard lock(s.mu);
+      absl::MutexLock lock(&s.mu);
       if (c.disposition == Disposition::kResubmit) {
         c.due = s.clock.Now() + std::chrono::milliseconds(10);
         s.retry.push_back(std::move(c));
@@ -211,7 +214,7 @@ absl::Status AmqpConsumer::State::OnDelivery(uint64_t tag, bool redelivered, Amq
   item->msg = std::move(msg);
   item->deliveries = DeliveryNumber(item->msg);
   {
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     item->generation = generation;
     ++held;
     metrics.inflight.Set(held);
@@ -415,7 +418,7 @@ absl::Status AmqpConsumer::State::Turn() {
   bool cancel = false;
   uint64_t gen = 0;
   {
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     cancel = stop_consuming && consuming && !cancelled;
     gen = generation;
     const TimePoint now = clock.Now();
@@ -449,7 +452,7 @@ absl::Status AmqpConsumer::State::Turn() {
   }
   int wait_ms = 100;  // bounded: heartbeats and the backlog are served between waits
   {
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     if (!done.empty()) wait_ms = 0;
     if (!retry.empty()) wait_ms = std::min(wait_ms, 10);
   }
@@ -468,10 +471,10 @@ absl::Status AmqpConsumer::State::Turn() {
     RETURN_IF_ERROR(HandleFrame(frame));
   }
   if (cancelled && amqp_frames_enqueued(conn) == 0 && amqp_data_in_buffer(conn) == 0) {
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     if (consuming) {
       consuming = false;  // every delivery sent before the cancel-ok is held now
-      cv.notify_all();
+      cv.SignalAll();
     }
   }
   amqp_maybe_release_buffers(conn);
@@ -485,7 +488,7 @@ void AmqpConsumer::State::Run() {
   while (true) {
     bool draining = false;
     {
-      std::lock_guard lock(mu);
+      absl::MutexLock lock(&mu);
       if (stop) break;
       draining = stop_consuming;
     }
@@ -541,34 +544,46 @@ absl::Status AmqpConsumer::Start() {
   return absl::OkStatus();
 }
 
-void AmqpConsumer::Drain(TimePoint deadline) {
+void AmqpConsumer::BeginDrain() {
   State& s = *state_;
   {
-    std::lock_guard lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     s.stop_consuming = true;
   }
   if (s.wake_fd >= 0) s.Wake();
-  std::unique_lock lock(s.mu);
+}
+
+bool AmqpConsumer::Finish(TimePoint deadline) {
+  BeginDrain();
+  State& s = *state_;
+  absl::MutexLock lock(&s.mu);
   while ((s.held > 0 || s.consuming) && s.clock.Now() < deadline) {
-    s.cv.wait_for(lock, std::chrono::milliseconds(50));
+    galley::WaitFor(s.cv, s.mu, std::chrono::milliseconds(50));
   }
+  return s.held == 0;
+}
+
+bool AmqpConsumer::Drain(TimePoint deadline) {
+  const bool done = Finish(deadline);
+  log::Info("queue_drained", {{"broker", "amqp"}, {"held", held()}});
+  return done;
 }
 
 void AmqpConsumer::Stop() {
   if (!state_) return;
-  Drain(state_->clock.Now());
+  Finish(state_->clock.Now());
   State& s = *state_;
   {
-    std::lock_guard lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     s.stop = true;
-    s.cv.notify_all();
+    s.cv.SignalAll();
   }
   if (s.wake_fd >= 0) s.Wake();
   if (s.thread.joinable()) s.thread.join();
 }
 
 int AmqpConsumer::held() const {
-  std::lock_guard lock(state_->mu);
+  absl::MutexLock lock(&state_->mu);
   return state_->held;
 }
 

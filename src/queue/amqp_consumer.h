@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/lifecycle.h"
 #include "inference/inference_service.h"
 #include "metrics/registry.h"
 #include "queue/queue_message.h"
@@ -59,7 +60,7 @@ struct AmqpOptions {
 // "HOST:PORT" for --queue-amqp. InvalidArgument otherwise.
 absl::Status ParseAmqpAddress(std::string_view text, AmqpOptions& options);
 
-class AmqpConsumer {
+class AmqpConsumer final : public Component {
  public:
   // `service`, `registry` and `clock` must outlive the consumer.
   AmqpConsumer(inference::InferenceService& service, AmqpOptions options,
@@ -68,19 +69,24 @@ class AmqpConsumer {
 
   // Starts the consumer's thread; the queues are declared once the broker answers, and an
   // unreachable broker is retried with back-off, never fatal. InvalidArgument for bad options.
-  absl::Status Start();
-  // Cancels the consumer (basic.cancel), then waits until every held message is finished and
-  // acknowledged (or requeued), or until `deadline`.
-  void Drain(TimePoint deadline);
+  absl::Status Start() override;
+  // Cancels the consumer (basic.cancel); returns at once.
+  void BeginDrain() override;
+  // Cancels the consumer, then waits until every held message is finished and acknowledged (or
+  // requeued), or until `deadline`; logs `queue_drained` with what is still held. True when
+  // none is.
+  bool Drain(TimePoint deadline) override;
   // Drains with no wait, closes the connection (the broker requeues whatever is still held) and
   // joins the thread. Idempotent.
-  void Stop();
+  void Stop() override;
+  std::string_view component_name() const override { return "amqp-consumer"; }
 
   int held() const;
 
   struct State;
 
  private:
+  bool Finish(TimePoint deadline);
   std::shared_ptr<State> state_;
 };
 

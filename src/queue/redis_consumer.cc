@@ -2,17 +2,17 @@
 
 #include <algorithm>
 #include <charconv>
-#include <condition_variable>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "boost/json/serialize.hpp"
 #include "boost/json/string.hpp"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
@@ -166,13 +166,13 @@ struct RedisStreamConsumer::State : std::enable_shared_from_this<State> {
   prometheus::Histogram& age;
   prometheus::Histogram& end_to_end;
 
-  mutable std::mutex mu;
-  std::condition_variable cv;
-  int held = 0;                  // guarded by mu
-  bool stop_fetching = false;    // guarded by mu
-  bool stop_writing = false;     // guarded by mu
-  std::deque<Completion> done;   // guarded by mu
-  std::deque<Completion> retry;  // guarded by mu; resubmissions, by due time
+  mutable absl::Mutex mu;
+  absl::CondVar cv;
+  int held ABSL_GUARDED_BY(mu) = 0;
+  bool stop_fetching ABSL_GUARDED_BY(mu) = false;
+  bool stop_writing ABSL_GUARDED_BY(mu) = false;
+  std::deque<Completion> done ABSL_GUARDED_BY(mu);
+  std::deque<Completion> retry ABSL_GUARDED_BY(mu);  // resubmissions, by due time
   std::thread fetcher, writer;
 };
 
@@ -236,16 +236,16 @@ void RedisStreamConsumer::State::CountDeadLetter(const StreamEntry& entry,
 }
 
 void RedisStreamConsumer::State::Finish() {
-  std::lock_guard lock(mu);
+  absl::MutexLock lock(&mu);
   --held;
   held_gauge.Set(held);
-  cv.notify_all();
+  cv.SignalAll();
 }
 
 void RedisStreamConsumer::State::Accept(redis::RedisClient& redis, StreamEntry entry,
                                         int64_t deliveries) {
   {
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     ++held;
     held_gauge.Set(held);
   }
@@ -279,21 +279,21 @@ void RedisStreamConsumer::State::Submit(std::shared_ptr<QueueRequest> q, StreamE
       c.reason = r.message.empty() ? std::string(inference::OutcomeName(r.outcome)) : r.message;
     }
     c.request = std::move(q);
-    std::lock_guard lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     if (c.disposition == Disposition::kResubmit) {
       c.due = s.clock.Now() + std::chrono::milliseconds(10);
       s.retry.push_back(std::move(c));
     } else {
       s.done.push_back(std::move(c));
     }
-    s.cv.notify_all();
+    s.cv.SignalAll();
   });
 }
 
 void RedisStreamConsumer::State::Sweep(redis::RedisClient& redis, bool own_only) {
   int free = 0;
   {
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     free = options.max_inflight - held;
   }
   if (free <= 0) return;
@@ -387,17 +387,21 @@ void RedisStreamConsumer::State::FetchLoop() {
     const int refill = std::max(1, options.max_inflight / 4);
     int free = 0;
     {
-      std::unique_lock lock(mu);
-      const bool room = cv.wait_for(lock, std::chrono::milliseconds(100), [&] {
-        return stop_fetching || held <= options.max_inflight - refill;
-      });
+      absl::MutexLock lock(&mu);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      while (!stop_fetching && held > options.max_inflight - refill &&
+             galley::WaitUntil(cv, mu, until)) {
+      }
       if (stop_fetching) return;
+      const bool room = held <= options.max_inflight - refill;
       free = room ? options.max_inflight - held : 0;
     }
     if (!recovered) {
       if (!EnsureGroup(redis).ok()) {
-        std::unique_lock lock(mu);
-        cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_fetching; });
+        absl::MutexLock lock(&mu);
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+        while (!stop_fetching && galley::WaitUntil(cv, mu, until)) {
+        }
         continue;
       }
       Sweep(redis, /*own_only=*/true);
@@ -418,8 +422,10 @@ void RedisStreamConsumer::State::FetchLoop() {
       const std::string why = r.ok() ? r->str : std::string(r.status().message());
       log::Warn("queue_fetch_failed", {{"error", why}});
       if (r.ok() && why.rfind("NOGROUP", 0) == 0) recovered = false;  // the stream was deleted
-      std::unique_lock lock(mu);
-      cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_fetching; });
+      absl::MutexLock lock(&mu);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      while (!stop_fetching && galley::WaitUntil(cv, mu, until)) {
+      }
       continue;
     }
     if (r->nil() || r->elements.empty()) continue;  // BLOCK timed out
@@ -516,9 +522,10 @@ void RedisStreamConsumer::State::WriteLoop() {
   while (true) {
     std::vector<Completion> resubmit;
     {
-      std::unique_lock lock(mu);
-      cv.wait_for(lock, std::chrono::milliseconds(10),
-                  [&] { return stop_writing || !done.empty(); });
+      absl::MutexLock lock(&mu);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(10);
+      while (!stop_writing && done.empty() && galley::WaitUntil(cv, mu, until)) {
+      }
       if (stop_writing) return;
       const TimePoint now = clock.Now();
       while (!retry.empty() && retry.front().due <= now) {
@@ -537,14 +544,17 @@ void RedisStreamConsumer::State::WriteLoop() {
     // A batch that cannot be written (Redis restarting) is retried until it is or the consumer
     // stops: its messages stay held meanwhile.
     while (!WriteBatch(redis, batch)) {
-      std::unique_lock lock(mu);
-      if (cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_writing; })) return;
+      absl::MutexLock lock(&mu);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      while (!stop_writing && galley::WaitUntil(cv, mu, until)) {
+      }
+      if (stop_writing) return;
     }
     {
-      std::lock_guard lock(mu);
+      absl::MutexLock lock(&mu);
       held -= static_cast<int>(batch.size());
       held_gauge.Set(held);
-      cv.notify_all();
+      cv.SignalAll();
     }
     batch.clear();
   }
@@ -576,34 +586,44 @@ absl::Status RedisStreamConsumer::Start() {
   return absl::OkStatus();
 }
 
-void RedisStreamConsumer::Drain(TimePoint deadline) {
+void RedisStreamConsumer::BeginDrain() {
   State& s = *state_;
-  {
-    std::lock_guard lock(s.mu);
-    s.stop_fetching = true;
-    s.cv.notify_all();
-  }
+  absl::MutexLock lock(&s.mu);
+  s.stop_fetching = true;
+  s.cv.SignalAll();
+}
+
+bool RedisStreamConsumer::Finish(TimePoint deadline) {
+  BeginDrain();
+  State& s = *state_;
   if (s.fetcher.joinable()) s.fetcher.join();
-  std::unique_lock lock(s.mu);
+  absl::MutexLock lock(&s.mu);
   while (s.held > 0 && s.clock.Now() < deadline) {
-    s.cv.wait_for(lock, std::chrono::milliseconds(50));
+    galley::WaitFor(s.cv, s.mu, std::chrono::milliseconds(50));
   }
+  return s.held == 0;
+}
+
+bool RedisStreamConsumer::Drain(TimePoint deadline) {
+  const bool done = Finish(deadline);
+  log::Info("queue_drained", {{"broker", "redis"}, {"held", held()}});
+  return done;
 }
 
 void RedisStreamConsumer::Stop() {
   if (!state_) return;
-  Drain(state_->clock.Now());
+  Finish(state_->clock.Now());
   State& s = *state_;
   {
-    std::lock_guard lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     s.stop_writing = true;
-    s.cv.notify_all();
+    s.cv.SignalAll();
   }
   if (s.writer.joinable()) s.writer.join();
 }
 
 int RedisStreamConsumer::held() const {
-  std::lock_guard lock(state_->mu);
+  absl::MutexLock lock(&state_->mu);
   return state_->held;
 }
 

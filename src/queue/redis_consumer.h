@@ -16,7 +16,8 @@
 //     the dead-letter stream at once, with their fields and the reason; nothing is dropped.
 //   * Trimming removes only entries that every group of the stream has delivered and
 //     acknowledged (XTRIM MINID below the oldest pending and the oldest last-delivered id).
-// Lifecycle: Start() -> Drain(deadline) -> Stop(). Thread-safe.
+// A Component (common/lifecycle.h): Start() -> [BeginDrain()] -> Drain(deadline) -> Stop().
+// Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -25,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "common/clock.h"
+#include "common/lifecycle.h"
 #include "inference/inference_service.h"
 #include "metrics/registry.h"
 #include "queue/queue_message.h"
@@ -53,7 +55,7 @@ struct RedisStreamOptions {
   MessageOptions message;  // results_stream is filled from the above
 };
 
-class RedisStreamConsumer {
+class RedisStreamConsumer final : public Component {
  public:
   // `service`, `registry` and `clock` must outlive the consumer.
   RedisStreamConsumer(inference::InferenceService& service, RedisStreamOptions options,
@@ -62,18 +64,23 @@ class RedisStreamConsumer {
 
   // Starts fetching; the group (and the stream) is created if missing once Redis answers, and
   // an unreachable Redis is retried, never fatal. InvalidArgument for bad options.
-  absl::Status Start();
+  absl::Status Start() override;
+  // Stops fetching; returns at once.
+  void BeginDrain() override;
   // Stops fetching, then waits until every held message is finished and acknowledged (or
-  // released), or until `deadline`. Messages still held then stay pending for another consumer.
-  void Drain(TimePoint deadline);
+  // released), or until `deadline`; logs `queue_drained` with what is still held. Messages
+  // still held then stay pending for another consumer. True when none is.
+  bool Drain(TimePoint deadline) override;
   // Drains with no wait and joins the threads. Idempotent.
-  void Stop();
+  void Stop() override;
+  std::string_view component_name() const override { return "redis-consumer"; }
 
   int held() const;
 
   struct State;
 
  private:
+  bool Finish(TimePoint deadline);
   std::shared_ptr<State> state_;
 };
 

@@ -1,12 +1,10 @@
 #include "serve/serve_main.h"
 
 #include <filesystem>
-#include <thread>
 
+#include "common/lifecycle.h"
 #include "common/log.h"
-#include "common/signals.h"
 #include "common/strings.h"
-#include "common/thread_name.h"
 #include "grpc/grpc_frontend.h"
 #include "http/ops_listener.h"
 #include "inference/model_service.h"
@@ -45,25 +43,6 @@ boost::json::object ConfigFields(const ServeOptions& o) {
           {"default_timeout_s", Secs(o.frontend.default_timeout)},
           {"drain_delay_s", Secs(o.drain_delay)},
           {"grace_period_s", Secs(o.grace_period)}};
-}
-
-// Warm-up input for a model: one request of batch 1, variable dimensions 1, numbers 0 and a
-// short English text for BYTES (which every built-in text model takes).
-std::vector<model::InferInput> WarmupFor(const model::ModelMetadata& md) {
-  model::InferInput in;
-  for (const model::TensorSpec& spec : md.inputs) {
-    model::Tensor t{spec.name, spec.datatype, spec.shape, {}, {}};
-    for (int64_t& d : t.shape) d = d < 0 ? 1 : d;
-    const int64_t n = t.element_count();
-    if (n < 0) return {};
-    if (spec.datatype == model::DataType::kBytes) {
-      t.bytes.assign(static_cast<size_t>(n), "The food was great, but the service was NOT good :(");
-    } else {
-      t.raw.assign(static_cast<size_t>(n) * model::ElementSize(spec.datatype), 0);
-    }
-    in.inputs.push_back(std::move(t));
-  }
-  return {std::move(in)};
 }
 
 // The built-in model when no repository is given: VADER, named by the analyze model option.
@@ -126,10 +105,9 @@ absl::Status AddRepositoryModels(const std::string& repository, const BackendReg
 }  // namespace
 
 int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
-  // Block the stop signals in every thread; this thread takes them below.
-  BlockStopSignals();
-
   const Clock& clock = SteadyClock::Get();
+  // Blocks the stop signals in every thread; Run() takes them.
+  ProcessRunner process({options.drain_delay, options.grace_period}, clock);
   log::Info("starting", {{"version", GALLEY_VERSION}, {"config", ConfigFields(options)}});
 
   metrics::Registry registry;
@@ -161,6 +139,7 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
         metrics.SyncConnections(server_ptr->stats().open_connections.load(),
                                 server_ptr->stats().evicted_connections.load());
       });
+  // The operations listener answers /metrics and the probes to the very end (stopped last).
   auto ops = http::StartOpsListener(options.metrics_http, frontend.handler);
   if (!ops.ok()) {
     log::Error("start_failed", {{"error", std::string(ops.status().message())}});
@@ -173,7 +152,7 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
     return 1;
   }
   server_ptr = server->get();
-  (*server)->Start();
+  if (!process.Start(**server).ok()) return 1;
   log::Info("listening", {{"host", options.http.host}, {"port", (*server)->port()}});
 
   // The gRPC front-end (src/grpc): on the HTTP host, with REST's body limit, default timeout,
@@ -187,49 +166,35 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
     go.metrics = &metrics;
     go.clock = &clock;
     auto created = rpc::GrpcFrontend::Create(service, std::move(go));
-    const absl::Status st = created.ok() ? (*created)->Start() : created.status();
-    if (!st.ok()) {
-      log::Error("start_failed", {{"protocol", "grpc"}, {"error", std::string(st.message())}});
-      (*server)->Stop();
-      return 1;
+    if (!created.ok()) {
+      log::Error("start_failed",
+                 {{"protocol", "grpc"}, {"error", std::string(created.status().message())}});
+      return process.Abort();
     }
     grpc = std::move(created).value();
+    if (!process.Start(*grpc).ok()) return 1;
     log::Info("listening",
               {{"protocol", "grpc"}, {"host", options.http.host}, {"port", grpc->port()}});
   }
 
   // Live from here; ready once every model has loaded (or failed: the others still serve).
-  int loaded = 0;
-  for (const auto& md : service.Models()) {
-    ModelRunner* runner = service.runner(md.name);
-    if (absl::Status st = runner->Load(WarmupFor(md)); !st.ok()) {
-      log::Error("model_load_failed", {{"model", md.name}, {"error", std::string(st.message())}});
-      runner->MarkFailed(std::string(st.message()));
-      continue;
-    }
-    runner->Start();
-    ++loaded;
-  }
-  if (loaded > 0) {
-    log::Info("ready", {{"models", loaded}});
+  if (!process.Start(service).ok()) return 1;
+  if (service.loaded_models() > 0) {
+    log::Info("ready", {{"models", service.loaded_models()}});
   } else {
     log::Error("no_model_loaded", {});
   }
   if (grpc) grpc->RefreshHealth();  // gRPC health Watch streams learn that models loaded
 
-  // The queue consumer starts once the models are loaded: it fetches only what it can run.
+  // The queue consumers start once the models are loaded: they fetch only what they can run.
+  // On SIGTERM they stop fetching at once and finish and acknowledge what they hold; what they
+  // cannot finish by the grace deadline stays pending for another consumer.
   std::unique_ptr<queue::RedisStreamConsumer> consumer;
   if (options.queue) {
     queue::RedisStreamOptions qo = *options.queue;
     qo.tracer = tracer.get();
     consumer = std::make_unique<queue::RedisStreamConsumer>(service, qo, registry, clock);
-    if (absl::Status st = consumer->Start(); !st.ok()) {
-      log::Error("start_failed", {{"protocol", "redis"}, {"error", std::string(st.message())}});
-      if (grpc) grpc->Shutdown(clock.Now());
-      service.Stop();
-      (*server)->Stop();
-      return 1;
-    }
+    if (!process.Start(*consumer).ok()) return 1;
     log::Info("queue_consuming",
               {{"redis", StrCat(options.queue->address.host, ":", options.queue->address.port)},
                {"stream", options.queue->stream},
@@ -241,60 +206,15 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
     queue::AmqpOptions ao = *options.amqp;
     ao.tracer = tracer.get();
     amqp = std::make_unique<queue::AmqpConsumer>(service, ao, registry, clock);
-    if (absl::Status st = amqp->Start(); !st.ok()) {
-      log::Error("start_failed", {{"protocol", "amqp"}, {"error", std::string(st.message())}});
-      if (consumer) consumer->Stop();
-      if (grpc) grpc->Shutdown(clock.Now());
-      service.Stop();
-      (*server)->Stop();
-      return 1;
-    }
+    if (!process.Start(*amqp).ok()) return 1;
     log::Info("queue_consuming", {{"amqp", StrCat(options.amqp->host, ":", options.amqp->port)},
                                   {"queue", options.amqp->queue},
                                   {"consumer", options.amqp->consumer}});
   }
 
-  const int sig = WaitForStopSignal();
-  const TimePoint stop_start = clock.Now();
-  const TimePoint grace_deadline = stop_start + options.grace_period;
-  service.SetDraining();
-  (*server)->CloseAfterEachAnswer();
-  if (grpc) grpc->SetDraining();
-  log::Info("draining",
-            {{"signal", StopSignalName(sig)}, {"drain_delay_s", Secs(options.drain_delay)}});
-  // The queue stops fetching at once and finishes and acknowledges what it holds; what it
-  // cannot finish by the grace deadline stays pending for another consumer.
-  // Both consumers (when both are on) stop fetching at once and drain side by side.
-  std::thread amqp_drain;
-  if (amqp) {
-    amqp_drain = std::thread([&amqp, grace_deadline] {
-      SetThreadName("queue-drain");
-      amqp->Drain(grace_deadline);
-    });
-  }
-  if (consumer) {
-    consumer->Drain(grace_deadline);
-    log::Info("queue_drained", {{"held", consumer->held()}});
-  }
-  if (amqp) {
-    amqp_drain.join();
-    log::Info("queue_drained", {{"broker", "amqp"}, {"held", amqp->held()}});
-  }
-  // Keep serving while load balancers notice that ready is false (a real wait, not a sync).
-  const TimePoint drain_end = std::min(stop_start + options.drain_delay, grace_deadline);
-  std::this_thread::sleep_until(drain_end);
-
-  (*server)->StopAccepting();
-  if (grpc) grpc->Shutdown(grace_deadline);  // stops accepting; waits for calls in flight
-  const bool clean = (*server)->WaitForConnectionsClosed(grace_deadline);
-  service.Stop();
-  if (consumer) consumer->Stop();
-  if (amqp) amqp->Stop();
-  (*server)->Stop();
+  const int rc = process.Run();
   if (*ops) (*ops)->Stop();
-  const double took = std::chrono::duration<double>(clock.Now() - stop_start).count();
-  log::Stopped(took, clean);
-  return 0;
+  return rc;
 }
 
 }  // namespace galley::serve

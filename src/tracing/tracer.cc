@@ -1,15 +1,16 @@
 #include "tracing/tracer.h"
 
 #include <charconv>
-#include <condition_variable>
 #include <deque>
 #include <future>
-#include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "common/sync.h"
 #include "common/thread_name.h"
 #include "upstream/http_upstream.h"
 
@@ -77,25 +78,27 @@ struct Tracer::State {
   std::string host, path;
   uint16_t port = 0;
   upstream::HttpUpstream http;
-  std::mutex mu;
-  std::condition_variable cv, idle;
-  std::deque<Span> queue;
-  bool stopping = false;
-  bool exporting = false;
-  bool flush = false;  // Flush() asked: export now, whatever the batch size
+  absl::Mutex mu;
+  absl::CondVar cv, idle;
+  std::deque<Span> queue ABSL_GUARDED_BY(mu);
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  bool exporting ABSL_GUARDED_BY(mu) = false;
+  bool flush ABSL_GUARDED_BY(mu) = false;  // Flush() asked: export now, whatever the batch size
   std::atomic<uint64_t> exported{0}, dropped{0}, failed{0};
   bool failing = false;  // the last export failed (logged once per streak)
   std::thread thread;
 
-  void Run() {
+  void Run() ABSL_LOCKS_EXCLUDED(mu) {
     SetThreadName("trace-export");
-    std::unique_lock lock(mu);
+    absl::MutexLock lock(&mu);
     while (true) {
-      cv.wait_for(lock, options.flush_interval,
-                  [&] { return stopping || flush || queue.size() >= options.max_batch; });
+      const auto deadline = std::chrono::steady_clock::now() + options.flush_interval;
+      while (!stopping && !flush && queue.size() < options.max_batch &&
+             WaitUntil(cv, mu, deadline)) {
+      }
       flush = false;
       if (queue.empty()) {
-        idle.notify_all();
+        idle.SignalAll();
         if (stopping) return;
         continue;
       }
@@ -105,15 +108,15 @@ struct Tracer::State {
         queue.pop_front();
       }
       exporting = true;
-      lock.unlock();
+      mu.Unlock();
       Export(batch);
-      lock.lock();
+      mu.Lock();
       exporting = false;
-      if (queue.empty()) idle.notify_all();
+      if (queue.empty()) idle.SignalAll();
     }
   }
 
-  void Export(const std::vector<Span>& batch) {
+  void Export(const std::vector<Span>& batch) ABSL_LOCKS_EXCLUDED(mu) {
     http::Request req{http::Verb::post, path, 11};
     req.set(boost::beast::http::field::host, StrCat(host, ":", port));
     req.set(boost::beast::http::field::content_type, "application/json");
@@ -177,10 +180,10 @@ Tracer::Tracer(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 Tracer::~Tracer() {
   {
-    std::lock_guard lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     state_->stopping = true;
   }
-  state_->cv.notify_all();
+  state_->cv.SignalAll();
   state_->thread.join();
   state_->http.Shutdown();
 }
@@ -188,7 +191,7 @@ Tracer::~Tracer() {
 void Tracer::Record(Span span) {
   if (!span.sampled) return;
   {
-    std::lock_guard lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     if (state_->queue.size() >= state_->options.max_queue) {
       state_->dropped += 1;
       return;
@@ -196,14 +199,14 @@ void Tracer::Record(Span span) {
     state_->queue.push_back(std::move(span));
     if (state_->queue.size() < state_->options.max_batch) return;
   }
-  state_->cv.notify_one();
+  state_->cv.Signal();
 }
 
 void Tracer::Flush() {
-  std::unique_lock lock(state_->mu);
+  absl::MutexLock lock(&state_->mu);
   state_->flush = true;
-  state_->cv.notify_one();
-  state_->idle.wait(lock, [&] { return state_->queue.empty() && !state_->exporting; });
+  state_->cv.Signal();
+  while (!state_->queue.empty() || state_->exporting) state_->idle.Wait(&state_->mu);
 }
 
 absl::StatusOr<std::unique_ptr<Tracer>> TracerFor(const std::string& endpoint,

@@ -1,9 +1,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <mutex>
-
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/json/parse.hpp"
 #include "http/server.h"
 #include "tracing/trace_context.h"
@@ -104,20 +103,20 @@ class Receiver {
     o.io_threads = 1;
     auto s = http::Server::Create(o, [this, status](http::Request&& req, http::Responder respond) {
       {
-        std::lock_guard lock(mu);
+        absl::MutexLock lock(&mu);
         targets.push_back(std::string(req.target()));
         bodies.push_back(req.body());
       }
-      cv.notify_all();
+      cv.SignalAll();
       respond(http::JsonResponse(static_cast<http::Status>(status), "{}"));
     });
     EXPECT_TRUE(s.ok()) << s.status();
     server = std::move(s).value();
-    server->Start();
+    EXPECT_TRUE(server->Start().ok());
   }
   ~Receiver() { server->Stop(); }
   size_t Spans() {
-    std::lock_guard lock(mu);
+    absl::MutexLock lock(&mu);
     size_t n = 0;
     for (const auto& b : bodies) {
       n += json::parse(b)
@@ -133,9 +132,9 @@ class Receiver {
   }
 
   std::unique_ptr<http::Server> server;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::string> targets, bodies;
+  absl::Mutex mu;
+  absl::CondVar cv;
+  std::vector<std::string> targets ABSL_GUARDED_BY(mu), bodies ABSL_GUARDED_BY(mu);
 };
 
 TEST(TracerTest, ExportsBatchesToTheCollectorAndFlushWaitsForThem) {
@@ -158,7 +157,7 @@ TEST(TracerTest, ExportsBatchesToTheCollectorAndFlushWaitsForThem) {
   (*tracer)->Flush();
   EXPECT_EQ((*tracer)->exported(), 10u);
   EXPECT_EQ(rx.Spans(), 10u);
-  std::lock_guard lock(rx.mu);
+  absl::MutexLock lock(&rx.mu);
   EXPECT_GE(rx.bodies.size(), 3u);  // batches of at most 4
   EXPECT_EQ(rx.targets[0], "/v1/traces");
 }
@@ -179,7 +178,7 @@ TEST(TracerTest, AFullQueueDropsAndAFailingCollectorIsCounted) {
   (*tracer)->Flush();
   EXPECT_EQ((*tracer)->exported(), 0u);
   EXPECT_EQ((*tracer)->failed(), 1u);
-  std::lock_guard lock(rx.mu);
+  absl::MutexLock lock(&rx.mu);
   EXPECT_EQ(rx.targets.at(0), "/otlp/v1/traces");
 }
 

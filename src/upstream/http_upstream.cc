@@ -270,14 +270,14 @@ void HttpUpstream::Shutdown() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   idle_.clear();
 }
 
 asio::io_context& HttpUpstream::io() { return *io_; }
 
 std::unique_ptr<HttpUpstream::Connection> HttpUpstream::TakeIdle(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = idle_.find(key);
   if (it == idle_.end() || it->second.empty()) return nullptr;
   auto conn = std::move(it->second.back());
@@ -286,7 +286,7 @@ std::unique_ptr<HttpUpstream::Connection> HttpUpstream::TakeIdle(const std::stri
 }
 
 void HttpUpstream::GiveBack(const std::string& key, std::unique_ptr<Connection> conn) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto& pool = idle_[key];
   if (pool.size() < options_.max_idle_per_replica) pool.push_back(std::move(conn));
 }

@@ -5,12 +5,12 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "upstream/upstream.h"
 
 namespace boost::asio {
@@ -38,7 +38,7 @@ class HttpUpstream final : public Upstream {
 
   // Stops the I/O threads; callbacks of sends still pending never run. Idempotent; call it
   // before destroying anything those callbacks refer to.
-  void Shutdown();
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
   void Send(const std::string& host, uint16_t port, http::Request request, TimePoint deadline,
             UpstreamCallback done) override;
@@ -49,9 +49,9 @@ class HttpUpstream final : public Upstream {
   // Internal: a pooled connection (defined in the .cc).
   struct Connection;
   // Returns an idle connection to host:port, or null. Thread-safe.
-  std::unique_ptr<Connection> TakeIdle(const std::string& key);
+  std::unique_ptr<Connection> TakeIdle(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
   // Puts a healthy keep-alive connection back. Thread-safe.
-  void GiveBack(const std::string& key, std::unique_ptr<Connection> conn);
+  void GiveBack(const std::string& key, std::unique_ptr<Connection> conn) ABSL_LOCKS_EXCLUDED(mu_);
   const HttpUpstreamOptions& options() const { return options_; }
 
  private:
@@ -60,7 +60,7 @@ class HttpUpstream final : public Upstream {
   struct WorkGuard;
   std::unique_ptr<WorkGuard> work_;
   std::vector<std::thread> threads_;
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle_ ABSL_GUARDED_BY(mu_);
 };
 

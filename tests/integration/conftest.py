@@ -37,6 +37,13 @@ HTTP_TIMEOUT_S = 10.0
 
 # Flags every test server gets unless the test overrides them: shut down at once on SIGTERM.
 DEFAULT_FLAGS = {"--drain-delay-ms": "0", "--grace-period-ms": "5000"}
+# `galley up --autoscale --scale-to-zero` on a queue, fast enough for a test: the fleet at zero
+# wakes on a burst, grows to at most three replicas and goes back to zero soon after the work.
+QUEUE_SCALE_FROM_ZERO_FLAGS = {
+    "--min-replicas": "0", "--max-replicas": "3", "--target-concurrency": "50",
+    "--sync-period-ms": "300", "--stable-window-ms": "1500", "--scale-down-delay-ms": "500",
+    "--scale-to-zero-grace-ms": "500", "--model-load-time-ms": "1000",
+    "--health-interval-ms": "100", "--replica-drain-delay-ms": "100"}
 
 MODELS = REPO / "models"              # the shipped model repository
 TEST_DATA = REPO / "tests" / "data"

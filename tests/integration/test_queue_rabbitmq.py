@@ -29,7 +29,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from conftest import GalleyServer, free_port
+from conftest import QUEUE_SCALE_FROM_ZERO_FLAGS, GalleyServer, free_port
 
 RABBITMQ_BIN = os.environ.get("RABBITMQ_SERVER_BIN") or "/usr/lib/rabbitmq/bin/rabbitmq-server"
 EPMD_BIN = shutil.which("epmd") or "/usr/bin/epmd"
@@ -523,10 +523,7 @@ def test_up_scales_on_the_queue_from_zero_to_many_and_back_losing_nothing(rabbit
     one result (no replica died, so nothing was answered twice)."""
     q = "up-scale"
     up = galley("--autoscale", "--scale-to-zero", subcommand="up", flags={
-        "--min-replicas": "0", "--max-replicas": "3", "--target-concurrency": "50",
-        "--sync-period-ms": "300", "--stable-window-ms": "1500", "--scale-down-delay-ms": "500",
-        "--scale-to-zero-grace-ms": "500", "--model-load-time-ms": "1000",
-        "--health-interval-ms": "100", "--replica-drain-delay-ms": "100",
+        **QUEUE_SCALE_FROM_ZERO_FLAGS,
         "--queue-amqp": f"127.0.0.1:{rabbit.port}", "--queue-amqp-queue": q,
         "--serve-arg": "--queue-max-inflight=8"})
     own = lambda l: "replica" not in l  # noqa: E731

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import GalleyServer, free_port
+from conftest import QUEUE_SCALE_FROM_ZERO_FLAGS, GalleyServer, free_port
 
 REDIS_BIN = os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server") or "/usr/bin/redis-server"
 STREAM = "jobs"
@@ -412,10 +412,7 @@ def test_up_scales_on_the_queue_from_zero_to_many_and_back_losing_nothing(redis_
     when the work is done the fleet goes back to zero; every replica stopped had finished and
     acknowledged what it held; every message has exactly one result."""
     up = galley("--autoscale", "--scale-to-zero", subcommand="up", flags={
-        "--min-replicas": "0", "--max-replicas": "3", "--target-concurrency": "50",
-        "--sync-period-ms": "300", "--stable-window-ms": "1500", "--scale-down-delay-ms": "500",
-        "--scale-to-zero-grace-ms": "500", "--model-load-time-ms": "1000",
-        "--health-interval-ms": "100", "--replica-drain-delay-ms": "100",
+        **QUEUE_SCALE_FROM_ZERO_FLAGS,
         "--queue-redis": f"127.0.0.1:{redis_server.port}", "--queue-stream": STREAM,
         "--queue-group": GROUP})
     own = lambda l: "replica" not in l  # noqa: E731

@@ -2,10 +2,10 @@
 // batches, and can be made to block until released so tests control when work runs.
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "model/backend.h"
 
 namespace galley::model::testing {
@@ -35,11 +35,11 @@ class FakeBackend final : public Backend {
   std::vector<absl::StatusOr<InferOutput>> Infer(
       absl::Span<const InferInput* const> batch) override {
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       batch_sizes_.push_back(batch.size());
       ++entered_;
-      cv_.notify_all();
-      cv_.wait(lock, [this] { return !blocked_; });
+      cv_.SignalAll();
+      while (blocked_) cv_.Wait(&mu_);
     }
     std::vector<absl::StatusOr<InferOutput>> out;
     for (const InferInput* in : batch) {
@@ -60,35 +60,35 @@ class FakeBackend final : public Backend {
   void set_load_status(absl::Status st) { load_status_ = std::move(st); }
   // While blocked, Infer() waits inside until Unblock().
   void Block() {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     blocked_ = true;
   }
   void Unblock() {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       blocked_ = false;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   // Waits until Infer() has been entered `n` times in total.
   void WaitEntered(int n) {
-    std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return entered_ >= n; });
+    absl::MutexLock l(&mu_);
+    while (entered_ < n) cv_.Wait(&mu_);
   }
   std::vector<size_t> batch_sizes() {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     return batch_sizes_;
   }
 
  private:
   ModelMetadata md_;
   absl::Status load_status_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool blocked_ = false;
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  bool blocked_ ABSL_GUARDED_BY(mu_) = false;
   bool length_from_input_ = false;
-  int entered_ = 0;
-  std::vector<size_t> batch_sizes_;
+  int entered_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<size_t> batch_sizes_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace galley::model::testing
