@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/kube_flags.h"
+#include "cli/listen.h"
 #include "cli/ops_server.h"
 #include "common/lifecycle.h"
 #include "common/log.h"
@@ -61,6 +62,11 @@ Runner AddOperatorCommand(CLI::App& app) {
     if (!cmd->parsed()) return -1;
     using std::chrono::milliseconds;
     if (absl::Status st = f->lease.Validate(); !st.ok()) return FlagError(st);
+    const auto listen = ParseListen(f->metrics_listen);
+    if (!listen.ok()) {
+      return FlagError(absl::InvalidArgumentError("--metrics-listen: " +
+                                                  std::string(listen.status().message())));
+    }
     ProcessRunner process({}, SteadyClock::Get());  // blocks the stop signals before any thread
     auto config = f->kube.Load();
     if (!config.ok()) {
@@ -103,15 +109,13 @@ Runner AddOperatorCommand(CLI::App& app) {
     metrics::Registry registry;
     kubeop::Operator op(**client, o, registry);
     // /metrics, /healthz (the process runs) and /readyz (its caches are synced).
-    auto ops =
-        MakeOpsServer(f->metrics_listen, "--metrics-listen",
-                      {[&registry] { return registry.Exposition(); }, [&op] { return op.Synced(); },
-                       [&op] {
-                         return StrCat(R"({"ready":)", op.Synced() ? "true" : "false",
-                                       R"(,"leader":)", op.Leading() ? "true" : "false", "}");
-                       }});
+    auto ops = MakeOpsServer(
+        *listen, {[&registry] { return registry.Exposition(); }, [&op] { return op.Synced(); },
+                  [&op] {
+                    return StrCat(R"({"ready":)", op.Synced() ? "true" : "false", R"(,"leader":)",
+                                  op.Leading() ? "true" : "false", "}");
+                  }});
     if (!ops.ok()) {
-      if (absl::IsInvalidArgument(ops.status())) return FlagError(ops.status());
       log::Error("start_failed", {{"error", std::string(ops.status().message())}});
       return 1;
     }

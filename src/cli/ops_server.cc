@@ -1,19 +1,12 @@
 #include "cli/ops_server.h"
 
-#include "cli/listen.h"
-
 namespace galley::cli {
 
-absl::StatusOr<std::unique_ptr<http::Server>> MakeOpsServer(const std::string& listen,
-                                                            const std::string& flag,
+absl::StatusOr<std::unique_ptr<http::Server>> MakeOpsServer(const HostPort& listen,
                                                             OpsEndpoints e) {
-  auto hp = ParseListen(listen);
-  if (!hp.ok()) {
-    return absl::InvalidArgumentError(flag + ": " + std::string(hp.status().message()));
-  }
   http::ServerOptions so;
-  so.host = hp->host;
-  so.port = hp->port;
+  so.host = listen.host;
+  so.port = listen.port;
   so.io_threads = 1;
   so.max_connections = 64;
   return http::Server::Create(so, [e = std::move(e)](http::Request&& req, http::Responder respond) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "cli/listen.h"
 #include "http/server.h"
 
 namespace galley::cli {
@@ -17,11 +18,9 @@ struct OpsEndpoints {
   std::function<std::string()> ready_body;  // /readyz's JSON body
 };
 
-// An HTTP server on `listen` (HOST:PORT; port 0: a free one) answering the three paths, not yet
-// started (a Component for the process runner). InvalidArgument names the flag for a bad
-// address; Unavailable when the port cannot be bound.
-absl::StatusOr<std::unique_ptr<http::Server>> MakeOpsServer(const std::string& listen,
-                                                            const std::string& flag,
+// An HTTP server on `listen` (port 0: a free one) answering the three paths, not yet started (a
+// Component for the process runner). An error when the address cannot be bound.
+absl::StatusOr<std::unique_ptr<http::Server>> MakeOpsServer(const HostPort& listen,
                                                             OpsEndpoints endpoints);
 
 }  // namespace galley::cli

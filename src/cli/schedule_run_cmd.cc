@@ -144,15 +144,19 @@ Runner AddScheduleRunCommand(CLI::App* schedule) {
     kubesched::KubeScheduler* sched = scheduler->get();
     std::unique_ptr<http::Server> ops;
     if (!f->metrics_listen.empty()) {
-      auto made = MakeOpsServer(f->metrics_listen, "--metrics-listen",
-                                {[sched] { return Exposition(sched->stats()); },
-                                 [sched] { return sched->stats().leading; },
-                                 [sched] {
-                                   return StrCat(R"({"leader":)",
-                                                 sched->stats().leading ? "true" : "false", "}");
-                                 }});
+      const auto listen = ParseListen(f->metrics_listen);
+      if (!listen.ok()) {
+        return FlagError(absl::InvalidArgumentError("--metrics-listen: " +
+                                                    std::string(listen.status().message())));
+      }
+      auto made =
+          MakeOpsServer(*listen, {[sched] { return Exposition(sched->stats()); },
+                                  [sched] { return sched->stats().leading; },
+                                  [sched] {
+                                    return StrCat(R"({"leader":)",
+                                                  sched->stats().leading ? "true" : "false", "}");
+                                  }});
       if (!made.ok()) {
-        if (absl::IsInvalidArgument(made.status())) return FlagError(made.status());
         log::Error("start_failed", {{"error", std::string(made.status().message())}});
         return 1;
       }

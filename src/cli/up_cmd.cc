@@ -284,6 +284,22 @@ struct UpAutoscaler {
   }
 };
 
+// The supervisor as `galley up`'s part: its drain starts once the gateway has drained and gives
+// the replicas a grace period of their own from then (the gateway's drain may have used most of
+// the process's), so a replica finishes the queue messages it holds instead of being killed.
+class ReplicaFleet final : public Component {
+ public:
+  ReplicaFleet(local::Supervisor& sup, Duration grace) : sup_(sup), grace_(grace) {}
+  std::string_view component_name() const override { return sup_.component_name(); }
+  absl::Status Start() override { return sup_.Start(); }
+  bool Drain(TimePoint) override { return sup_.Drain(SteadyClock::Get().Now() + grace_); }
+  void Stop() override { sup_.Stop(); }
+
+ private:
+  local::Supervisor& sup_;
+  const Duration grace_;
+};
+
 }  // namespace
 
 Runner AddUpCommand(CLI::App& app) {
@@ -366,7 +382,8 @@ Runner AddUpCommand(CLI::App& app) {
     // Started before the gateway, so they drain after it has stopped taking requests: the
     // autoscaler stops deciding, then the supervisor stops the replicas with their own drain.
     local::Supervisor& sup = **supervisor;
-    if (!process.Start(sup).ok()) return 1;
+    ReplicaFleet fleet(sup, flags->grace_period);
+    if (!process.Start(fleet).ok()) return 1;
     std::unique_ptr<local::FileSdWriter> sd_writer;
     if (!up->prometheus_sd_file.empty()) {
       sd_writer = std::make_unique<local::FileSdWriter>(up->prometheus_sd_file, sup);

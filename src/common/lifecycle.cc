@@ -46,6 +46,7 @@ int ProcessRunner::RunAfter(int signal) {
   // Keep serving while load balancers notice that ready is false (a real wait, not a sync).
   const TimePoint drain_end = std::min(stop_start + options_.drain_delay, deadline);
   while (clock_.Now() < drain_end) std::this_thread::sleep_for(drain_end - clock_.Now());
+  for (auto it = started_.rbegin(); it != started_.rend(); ++it) (*it)->StopAccepting();
   bool clean = true;
   for (auto it = started_.rbegin(); it != started_.rend(); ++it) {
     if (!(*it)->Drain(deadline)) {

@@ -7,6 +7,7 @@
 //   Start()            begin work (threads, listeners). On failure nothing of it runs.
 //   BeginDrain()       the process is stopping: say not ready, stop taking work that no load
 //                      balancer routes (a queue consumer stops fetching). Returns at once.
+//   StopAccepting()    after the drain delay: stop accepting new connections. Returns at once.
 //   Drain(deadline)    take no new work at all and finish what is held by `deadline`; true when
 //                      everything held finished.
 //   Stop()             release everything: threads joined, sockets closed. Called once, after
@@ -29,6 +30,7 @@ class Component {
   virtual std::string_view component_name() const = 0;
   virtual absl::Status Start() = 0;
   virtual void BeginDrain() {}
+  virtual void StopAccepting() {}
   virtual bool Drain(TimePoint deadline) = 0;
   virtual void Stop() = 0;
 };
@@ -42,12 +44,13 @@ struct ProcessOptions {
 };
 
 // Starts parts in order, waits for SIGTERM or SIGINT, then: BeginDrain on every part, the drain
-// delay, Drain on each part in the reverse of the start order (the outermost, last started,
-// first: a front door drains before what it calls), Stop on each in the same order, and the
-// `stopped` log line. If a part fails to start, the parts already started are stopped (reverse
-// order) and Run is not to be called. The runner does not own the parts. Once a part has
-// started, the process ends through Run() or Abort(), which stop every part while it exists.
-// The constructor blocks the stop signals (BlockStopSignals), so make the runner before any
+// delay, StopAccepting on every part (no listener takes a connection from here on, so no front
+// door keeps accepting while another drains), Drain on each part in the reverse of the start order
+// (the outermost, last started, first: a front door drains before what it calls), Stop on each in
+// the same order, and the `stopped` log line. If a part fails to start, the parts already started
+// are stopped (reverse order) and Run is not to be called. The runner does not own the parts. Once
+// a part has started, the process ends through Run() or Abort(), which stop every part while it
+// exists. The constructor blocks the stop signals (BlockStopSignals), so make the runner before any
 // thread starts.
 class ProcessRunner {
  public:

@@ -34,6 +34,7 @@ class Part final : public Component {
     return start_;
   }
   void BeginDrain() override { journal_.Add("begin " + name_); }
+  void StopAccepting() override { journal_.Add("close " + name_); }
   bool Drain(TimePoint deadline) override {
     journal_.Add("drain " + name_);
     deadline_ = deadline;
@@ -59,6 +60,7 @@ TEST(ProcessRunnerTest, DrainsAndStopsTheOutermostPartFirst) {
   EXPECT_EQ(runner.RunAfter(SIGTERM), 0);
   EXPECT_EQ(j.events, (std::vector<std::string>{"start service", "start server", "start consumer",
                                                 "begin service", "begin server", "begin consumer",
+                                                "close consumer", "close server", "close service",
                                                 "drain consumer", "drain server", "drain service",
                                                 "stop consumer", "stop server", "stop service"}));
   // Every drain shares one deadline: the signal + the grace period.
@@ -96,8 +98,8 @@ TEST(ProcessRunnerTest, TheDrainDelayPassesBetweenTheAnnouncementAndTheDrains) {
   ProcessRunner runner({milliseconds(150), std::chrono::seconds(30)}, SteadyClock::Get());
   ASSERT_TRUE(runner.Start(server).ok());
   runner.RunAfter(SIGTERM);
-  ASSERT_EQ(j.events, (std::vector<std::string>{"start server", "begin server", "drain server",
-                                                "stop server"}));
+  ASSERT_EQ(j.events, (std::vector<std::string>{"start server", "begin server", "close server",
+                                                "drain server", "stop server"}));
   EXPECT_GE(j.times[2] - j.times[1], milliseconds(150));
 }
 
@@ -109,8 +111,8 @@ TEST(ProcessRunnerTest, ADrainDelayLongerThanTheGracePeriodIsCutToIt) {
   runner.RunAfter(SIGINT);  // returns: the delay ends at the grace deadline
   EXPECT_EQ(j.events.back(), "stop server");
   // The drain starts at the deadline, not an hour later.
-  EXPECT_GE(j.times[2], server.deadline_);
-  EXPECT_LT(j.times[2], server.deadline_ + std::chrono::minutes(1));
+  EXPECT_GE(j.times[3], server.deadline_);
+  EXPECT_LT(j.times[3], server.deadline_ + std::chrono::minutes(1));
 }
 
 TEST(ProcessRunnerTest, RunWaitsForARealStopSignal) {

@@ -132,6 +132,10 @@ void Gateway::Stop() {
   if (stopped_.exchange(true)) return;
   asio::post(timers_, [t = health_timer_.get()] { t->timer.cancel(); });
   asio::post(timers_, [t = held_timer_.get()] { t->timer.cancel(); });
+  ReleaseHeld();
+}
+
+void Gateway::ReleaseHeld() {
   // Requests still waiting for a replica will not get one now: the fallback answers them.
   std::vector<std::shared_ptr<Call>> held;
   {

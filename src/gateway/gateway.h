@@ -96,6 +96,9 @@ class Gateway final : public Component {
   // Stops the loop. In-flight forwards still complete.
   void Stop() override;
   void BeginDrain() override { draining_.store(true); }
+  // The doors stop accepting: requests held for a replica get the fallback's answer now, so the
+  // front doors' drains do not wait on them.
+  void StopAccepting() override { ReleaseHeld(); }
   bool Drain(TimePoint) override { return true; }
   std::string_view component_name() const override { return "gateway"; }
   // The process is stopping (BeginDrain was called).
@@ -142,6 +145,8 @@ class Gateway final : public Component {
   void ScheduleHeldCheck();
   void CheckHeld();
   void SetHeldCount(size_t n);
+  // Hands every held request to the fallback (why_not no_ready_replica).
+  void ReleaseHeld();
 
   fleet::ReplicaSource& source_;
   upstream::Upstream& upstream_;

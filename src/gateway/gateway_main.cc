@@ -179,8 +179,11 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
                           options.frontend.ready_on_fallback);
     });
   });
+  // The gRPC door starts after the HTTP one, so it drains first: its calls in flight finish
+  // while HTTP has stopped accepting, then HTTP waits for its connections.
   const bool started = [&] {
     if (!process.Start(gateway).ok()) return false;
+    if (!process.Start(**server).ok()) return false;
     if (options.grpc_port >= 0) {
       rpc::GrpcOptions go = rpc::GrpcOptionsLike(options.http, options.grpc_port);
       go.default_timeout = options.frontend.default_timeout;
@@ -210,7 +213,7 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
       // Health Watch streams follow the gateway's readiness, read every health interval.
       RefreshHealthEvery(health_timer, *grpc, options.gateway.health_interval);
     }
-    return process.Start(**server).ok();
+    return true;
   }();
   int rc = 1;
   if (started) {

@@ -76,7 +76,7 @@ class Server : public Component {
   // Stops accepting new connections and closes idle keep-alive connections (one whose next
   // request is already arriving reads and answers it); requests already received are answered
   // (with `Connection: close`). Thread-safe, idempotent.
-  virtual void StopAccepting() = 0;
+  void StopAccepting() override = 0;
   // Blocks until no connection is open or `deadline` passes; true if none is open.
   virtual bool WaitForConnectionsClosed(std::chrono::steady_clock::time_point deadline) = 0;
   // Closes everything and joins the I/O threads. Idempotent.

@@ -6,7 +6,9 @@ answered by the fallback, marked as such. Every wait is on a log line or an answ
 from __future__ import annotations
 
 import json
+import signal
 import threading
+import time
 
 from conftest import Client
 
@@ -113,3 +115,36 @@ def test_a_held_request_goes_to_the_fallback_at_its_deadline(galley, tmp_path):
     scaled = up.wait_for("replicas_scaled", start=start, pred=own)
     assert (scaled["from"], scaled["to"]) == (0, 1), scaled
     assert held_gauge(up) == 0
+
+
+def test_a_request_held_when_the_stack_stops_gets_the_fallbacks_answer(galley, tmp_path):
+    """SIGTERM while a request waits for a replica: once the doors stop accepting, the held
+    request is answered by the fallback (not cut off when the server closes), and the stack exits
+    0 well inside its grace period."""
+    up = galley("--autoscale", "--scale-to-zero",
+                f"--serve-arg=--model-repository={tmp_path / 'missing'}", subcommand="up",
+                flags=dict(ZERO_FLAGS, **{"--grace-period-ms": "20000"}))
+    up.wait_for("autoscale_decision", pred=own)
+    replies = []
+
+    def send():
+        replies.append(up.client().request(
+            "POST", "/inference/analyze", body=ANALYZE,
+            headers=dict(JSON, **{"X-Request-Timeout-Ms": "60000"})))
+
+    t = threading.Thread(target=send)
+    t.start()
+    deadline = time.monotonic() + 30
+    while held_gauge(up) != 1:  # the gauge is the gateway's own count of held requests
+        assert time.monotonic() < deadline, "the request was never held"
+        time.sleep(0.05)
+    up.send_signal(signal.SIGTERM)
+    t.join(timeout=30)
+    assert not t.is_alive(), "the held request was not answered"
+    r = replies[0]
+    assert r.status == 200, r.body
+    assert r.headers.get("x-galley-fallback") == "true", dict(r.headers)
+    assert r.headers.get("x-galley-fallback-reason") == "no_ready_replica", dict(r.headers)
+    assert up.wait_exit() == 0
+    stopped = up.wait_for("stopped", pred=own)
+    assert stopped["duration_s"] < 15, stopped  # not the 20-s grace period
