@@ -36,6 +36,7 @@
 #include "http/server.h"
 #include "inference/inference_service.h"
 #include "protocol/frontend_metrics.h"
+#include "tracing/tracer.h"
 
 namespace galley::rpc {
 
@@ -73,6 +74,9 @@ struct GrpcOptions {
   protocol::FrontendMetrics* metrics = nullptr;
   // The clock of request deadlines; must be the model runners'. Null: SteadyClock. Not owned.
   const Clock* clock = nullptr;
+  // Where the spans of ModelInfer calls go (the W3C `traceparent` of the call's metadata is
+  // continued, as the REST front-end does with the header); null: no tracing. Not owned.
+  tracing::Tracer* tracer = nullptr;
 };
 
 // Options for a gRPC front-end beside the HTTP server of `http`: on its host, at `port`, with its

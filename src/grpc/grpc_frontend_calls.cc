@@ -15,6 +15,9 @@
 #include "grpc/grpc_frontend_impl.h"
 #include "grpc/oip_proto.h"
 #include "grpc/oip_rest.h"
+#include "inference/infer_spans.h"
+#include "tracing/span.h"
+#include "tracing/trace_context.h"
 
 namespace galley::rpc {
 namespace {
@@ -353,7 +356,27 @@ void GrpcFrontend::Impl::InferCall::Serve() {
   metadata_ = md;
   id_ = std::move(decoded->id);
   requested_outputs_ = std::move(decoded->outputs);
-  impl_.service_->Infer(std::move(ir), [this, claim = claim_](inference::InferResult&& r) {
+  std::optional<tracing::Span> span;
+  tracing::Tracer* tracer = impl_.options_.tracer;
+  if (tracer != nullptr) {
+    const auto& client = ctx_.client_metadata();
+    const auto tp = client.find("traceparent");
+    const std::string_view value = tp == client.end()
+                                       ? std::string_view()
+                                       : std::string_view(tp->second.data(), tp->second.size());
+    span = tracing::StartSpan(StrCat("infer ", ir.model), tracing::SpanKind::kServer,
+                              tracing::ParseTraceparent(value), ir.arrival);
+    span->Set("galley.model", ir.model);
+    span->Set("rpc.system", "grpc");
+  }
+  impl_.service_->Infer(std::move(ir), [this, claim = claim_, tracer, span = std::move(span),
+                                        clock = &impl_.clock_](inference::InferResult&& r) mutable {
+    // The span ends with the model's answer, whether or not the call is still there to take it.
+    if (span) {
+      for (auto& sp : inference::FinishInferSpans(std::move(*span), r, clock->Now())) {
+        tracer->Record(std::move(sp));
+      }
+    }
     // Whoever takes the claim answers; the call lives until it has (and only then may this be
     // touched).
     if (!claim->TryTake()) return;

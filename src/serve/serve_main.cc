@@ -165,6 +165,7 @@ int RunServe(const ServeOptions& options, const BackendRegistry& backends) {
     go.server_version = GALLEY_VERSION;
     go.metrics = &metrics;
     go.clock = &clock;
+    go.tracer = tracer.get();
     auto created = rpc::GrpcFrontend::Create(service, std::move(go));
     if (!created.ok()) {
       log::Error("start_failed",

@@ -241,6 +241,29 @@ def test_a_grpc_call_carries_its_trace_through_the_gateway_to_the_replica(traced
     assert infer["parent"] == span_id and infer["service"] == "galley-replica", infer
 
 
+def test_a_grpc_call_to_a_replica_continues_its_callers_trace(traced, galley):
+    """`galley serve`'s own gRPC port continues the call's `traceparent` metadata as its REST
+    port does the header: one server span per ModelInfer, the caller's span its parent, with the
+    queue and execute children."""
+    jaeger, _ = traced
+    srv = galley(flags={"--grpc-port": "0", "--otlp-endpoint": jaeger.endpoint})
+    trace_id, span_id = "9c2f1d9a4e6b4f0e8a7d3c2b1a0f9e8d", "1f2e3d4c5b6a7980"
+    channel = grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}")
+    stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+    req = service_pb2.ModelInferRequest(model_name="vader", id="direct-1")
+    t = req.inputs.add(name="text", datatype="BYTES", shape=[1])
+    t.contents.bytes_contents.append(b"what a fine day")
+    stub.ModelInfer(req, timeout=30, metadata=[("traceparent", f"00-{trace_id}-{span_id}-01")])
+    # A call without trace context starts a trace of its own and does not join this one.
+    stub.ModelInfer(req, timeout=30)
+    channel.close()
+    spans = Spans(jaeger.trace(trace_id, lambda tr: len(tr["spans"]) >= 3))
+    [infer] = spans.named("infer vader")
+    assert infer["parent"] == span_id, infer
+    assert infer["tags"]["rpc.system"] == "grpc", infer["tags"]
+    assert {s["name"] for s in spans.children(infer)} == {"queue", "execute"}, spans.spans
+
+
 def test_a_queued_message_continues_its_producers_trace(traced, tmp_path, galley):
     jaeger, _ = traced
     redis = RedisServer(tmp_path).start()
