@@ -120,4 +120,14 @@ void TracedCaller::Call(const std::string& key, const std::string& model, std::s
       });
 }
 
+void TracedCaller::StepSet(const std::string& step) {
+  const TimePoint now = clock_.Now();
+  tracing::Span span =
+      tracing::StartSpan(StrCat("step ", step), tracing::SpanKind::kInternal, parent_, now);
+  span.Set("galley.step", step);
+  span.Set("galley.status", "set");
+  span.end_ns = tracing::UnixNanos(now);
+  tracer_.Record(std::move(span));
+}
+
 }  // namespace galley::gateway

@@ -50,6 +50,8 @@ class TracedCaller final : public pipeline::ModelCaller {
 
   void Call(const std::string& key, const std::string& model, std::string body, TimePoint deadline,
             pipeline::CallDone done) override;
+  // A span of no length, `step NAME` with galley.status "set", under the turn's span.
+  void StepSet(const std::string& step) override;
 
  private:
   StepCaller& inner_;

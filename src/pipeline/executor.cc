@@ -217,6 +217,7 @@ class RunState : public std::enable_shared_from_this<RunState> {
           result_.tensors[name] = std::move(t);
         }
       }
+      caller_.StepSet(step.name);
       StepRecord rec;
       rec.step = step.name;
       rec.node = node.name;

@@ -46,6 +46,9 @@ class ModelCaller {
   // it may run before Call returns.
   virtual void Call(const std::string& node_key, const std::string& model, std::string body,
                     TimePoint deadline, CallDone done) = 0;
+  // A step that sets values instead of calling a model has run (`step` is its name): for traces.
+  // Default: nothing.
+  virtual void StepSet(const std::string& step) {}
 };
 
 // One step's record in the answer, in the order steps finished.

@@ -50,8 +50,16 @@ class ScriptedCaller : public ModelCaller {
     threads.emplace_back(
         [r = std::move(r), done = std::move(done)]() mutable { done(std::move(r)); });
   }
+  void StepSet(const std::string& step) override {
+    absl::MutexLock lock(&mu);
+    set_steps.push_back(step);
+  }
   ~ScriptedCaller() override {
     for (auto& t : threads) t.join();
+  }
+  std::vector<std::string> SetSteps() {
+    absl::MutexLock lock(&mu);
+    return set_steps;
   }
   std::vector<Seen> Calls() {
     absl::MutexLock lock(&mu);
@@ -61,6 +69,7 @@ class ScriptedCaller : public ModelCaller {
   absl::Mutex mu;
   std::vector<Seen> seen ABSL_GUARDED_BY(mu);
   std::vector<std::thread> threads ABSL_GUARDED_BY(mu);
+  std::vector<std::string> set_steps ABSL_GUARDED_BY(mu);  // the steps StepSet was told of
 };
 
 CallResult Output(std::string name, std::string datatype, json::array data,
@@ -155,6 +164,8 @@ TEST(PipelineExecutorTest, ASequenceRoutesThroughSwitchesAndPassesTensorsBetween
   EXPECT_EQ(r.tensors.at("docs.passages").data.size(), 2u);
   EXPECT_EQ(r.tensors.at("finished").data.at(0), "yes");
   EXPECT_EQ(r.steps[2].replica, "r0");
+  // The caller hears of the set step too (it traces it), and of no step that did not run.
+  EXPECT_THAT(c.SetSteps(), ElementsAre("done"));
 }
 
 TEST(PipelineExecutorTest, AHaltingStepEndsTheRunAndNothingAfterItIsCalled) {
@@ -168,6 +179,7 @@ TEST(PipelineExecutorTest, AHaltingStepEndsTheRunAndNothingAfterItIsCalled) {
   EXPECT_TRUE(r.halted);
   EXPECT_THAT(Statuses(r), ElementsAre("safety_in:ok", "refuse:set"));
   EXPECT_EQ(c.Calls().size(), 1u);
+  EXPECT_THAT(c.SetSteps(), ElementsAre("refuse"));
   EXPECT_EQ(r.tensors.at("answer").data.at(0), "I will not answer that.");
   EXPECT_FALSE(r.tensors.contains("finished"));
 }

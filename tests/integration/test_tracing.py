@@ -225,6 +225,30 @@ def test_one_chat_turn_is_one_trace_with_every_node_in_order(traced):
         assert execute["tags"]["galley.batch_rows"] >= 1
 
 
+def test_a_step_that_sets_the_answer_has_its_span_in_the_turns_trace(traced):
+    """A greeting is answered by a `set` step (no model call): it still has a span, `step greet`,
+    under the turn's span, between the router's step and the output check's."""
+    jaeger, up = traced
+    trace_id, span_id = "3d6f1a2b9c8e4d7f8a1b2c3d4e5f6a7b", "0123456789abcdef"
+    r = up.client().request("POST", "/v1/chat", json_body={
+        "conversation_id": "traced-set", "message": "hello"},
+        headers={"traceparent": f"00-{trace_id}-{span_id}-01"})
+    assert r.status == 200, r
+    answer = r.json()
+    set_steps = [n["step"] for n in answer["nodes"] if n["status"] == "set"]
+    assert set_steps == ["greet"], answer
+    t = Spans(jaeger.trace(trace_id, lambda tr: any(
+        s["operationName"] == "step greet" for s in tr["spans"]) and any(
+        s["operationName"] == "step safety_out" for s in tr["spans"])))
+    [root] = t.named("chat")
+    [greet] = t.named("step greet")
+    assert greet["parent"] == root["id"] and within(greet, root), (greet, root)
+    assert greet["tags"]["galley.status"] == "set", greet["tags"]
+    [route] = t.named("step route")
+    [out] = t.named("step safety_out")
+    assert route["end"] <= greet["start"] + 1000 and greet["end"] <= out["start"] + 1000
+
+
 def test_a_grpc_call_carries_its_trace_through_the_gateway_to_the_replica(traced):
     jaeger, up = traced
     trace_id, span_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
