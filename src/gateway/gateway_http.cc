@@ -10,6 +10,8 @@
 #include "protocol/http_util.h"
 #include "protocol/oip_json.h"
 #include "protocol/request_metrics.h"
+#include "tracing/span.h"
+#include "tracing/trace_context.h"
 
 namespace galley::gateway {
 namespace {
@@ -31,6 +33,36 @@ Response Busy() {
 // A replica's answer, relayed with its status, body and every end-to-end field (the protocol's
 // Inference-Header-Content-Length among them, RFC 9110 §7.6.1); hop-by-hop fields and those the
 // gateway writes itself (Server, Date, Content-Length) are its own.
+// A gateway span for a request forwarded to a replica, continuing the client's `traceparent`;
+// the request then carries the span's own context, so the replica's spans nest under it.
+// Nothing when tracing is off.
+std::optional<tracing::Span> StartForwardSpan(tracing::Tracer* tracer, Request& req,
+                                              const std::string& model, TimePoint now) {
+  if (tracer == nullptr) return std::nullopt;
+  const auto parent = tracing::ParseTraceparent(
+      std::string_view(req["traceparent"].data(), req["traceparent"].size()));
+  tracing::Span span =
+      tracing::StartSpan(StrCat("forward ", model), tracing::SpanKind::kServer, parent, now);
+  span.Set("galley.model", model);
+  req.set("traceparent", tracing::FormatTraceparent(span.Context()));
+  return span;
+}
+
+// Ends the forward span with who answered, or why no replica did (the fallback or an error
+// answers then), and records it.
+void EndForwardSpan(tracing::Tracer* tracer, std::optional<tracing::Span>& span,
+                    const ForwardResult& r, TimePoint now) {
+  if (!span) return;
+  span->end_ns = tracing::UnixNanos(now);
+  if (r.answered) {
+    span->Set("galley.replica", r.replica);
+  } else {
+    span->Set("galley.no_replica", r.why_not);
+  }
+  tracer->Record(std::move(*span));
+  span.reset();
+}
+
 Response Relay(Response&& upstream, const std::string& replica) {
   Response res{upstream.result(), 11};
   http::RemoveHopByHopFields(upstream.base());
@@ -328,9 +360,11 @@ void Frontend::Analyze(Request&& req, Responder respond) {
     return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
   auto self = shared_from_this();
   const TimePoint dl = *deadline;
+  auto span = StartForwardSpan(options_.tracer, req, options_.analyze_model, clock_.Now());
   gateway_.Forward(options_.analyze_model, std::move(req), dl,
-                   [self, dl, text = std::move(text).value(),
+                   [self, dl, text = std::move(text).value(), span = std::move(span),
                     respond = std::move(respond)](ForwardResult&& r) mutable {
+                     EndForwardSpan(self->options_.tracer, span, r, self->clock_.Now());
                      if (r.answered) return respond(Relay(std::move(r.response), r.replica));
                      self->FallbackAnalyze(std::move(text), dl, r.why_not, std::move(respond));
                    });
@@ -405,11 +439,14 @@ void Frontend::Infer(Request&& req, std::string model, Responder respond) {
   if (!deadline.ok())
     return respond(http::JsonError(http::Status::bad_request, ToStd(deadline.status().message())));
   auto self = shared_from_this();
+  auto span = StartForwardSpan(options_.tracer, req, model, clock_.Now());
   auto shared_req = std::make_shared<Request>(req);
   const TimePoint dl = *deadline;
   gateway_.Forward(
       model, std::move(req), dl,
-      [self, dl, model, shared_req, respond = std::move(respond)](ForwardResult&& r) mutable {
+      [self, dl, model, shared_req, span = std::move(span),
+       respond = std::move(respond)](ForwardResult&& r) mutable {
+        EndForwardSpan(self->options_.tracer, span, r, self->clock_.Now());
         if (r.answered) return respond(Relay(std::move(r.response), r.replica));
         if (model == self->options_.analyze_model || model == self->options_.fallback_model) {
           return self->FallbackInfer(*shared_req, dl, r.why_not, std::move(respond));

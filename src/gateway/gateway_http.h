@@ -19,6 +19,7 @@
 #include "inference/inference_service.h"
 #include "metrics/registry.h"
 #include "protocol/frontend_metrics.h"
+#include "tracing/tracer.h"
 
 namespace galley::gateway {
 
@@ -42,6 +43,9 @@ struct GatewayFrontendOptions {
   std::shared_ptr<AsyncJobs> async_jobs;
   // When set, /v1/chat, /v1/chat/{id} and /v1/pipelines/{name} run pipelines (chat.h).
   std::shared_ptr<ChatService> chat;
+  // When set, each infer and analyze request forwarded to a replica gets a span, `forward MODEL`,
+  // continuing the client's `traceparent`; the replica continues the span's. Not owned.
+  tracing::Tracer* tracer = nullptr;
 };
 
 // What the gateway can do now, as /v2/health/ready reports it.

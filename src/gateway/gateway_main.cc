@@ -119,6 +119,7 @@ int RunGateway(const GatewayRunOptions& options, fleet::ReplicaSource& source,
   GatewayFrontendOptions fe = options.frontend;
   fe.server_version = GALLEY_VERSION;
   fe.api_keys = std::move(api_keys);
+  fe.tracer = tracer.get();
   if (options.async_jobs) {
     auto jobs = AsyncJobs::Create(*options.async_jobs);
     if (!jobs.ok()) {

@@ -259,10 +259,34 @@ def test_a_grpc_call_carries_its_trace_through_the_gateway_to_the_replica(traced
     t.contents.bytes_contents.append(b"have a lovely day")
     stub.ModelInfer(req, timeout=30, metadata=[("traceparent", f"00-{trace_id}-{span_id}-01")])
     channel.close()
-    spans = Spans(jaeger.trace(trace_id, lambda tr: any(
-        s["operationName"] == "infer safety" for s in tr["spans"])))
+    spans = Spans(jaeger.trace(trace_id, lambda tr: {"infer safety", "forward safety"} <= {
+        s["operationName"] for s in tr["spans"]}))
+    # The gateway's span continues the caller's; the replica's continues the gateway's.
+    [forward] = spans.named("forward safety")
+    assert forward["parent"] == span_id and forward["service"] == "galley-gateway", forward
     [infer] = spans.named("infer safety")
-    assert infer["parent"] == span_id and infer["service"] == "galley-replica", infer
+    assert infer["parent"] == forward["id"] and infer["service"] == "galley-replica", infer
+    assert within(infer, forward), (infer, forward)
+    assert forward["tags"]["galley.replica"], forward["tags"]  # who answered
+
+
+def test_an_infer_request_forwarded_by_the_gateway_has_a_gateway_span(traced):
+    """A plain REST infer through the gateway: `forward MODEL` at the gateway (the replica that
+    answered), the replica's `infer MODEL` under it, in the client's trace."""
+    jaeger, up = traced
+    trace_id, span_id = "7a1b2c3d4e5f60718293a4b5c6d7e8f9", "a1b2c3d4e5f60718"
+    r = up.client().request("POST", "/v2/models/safety/infer", json_body={
+        "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1, 1], "data": ["a fine day"]}]},
+        headers={"traceparent": f"00-{trace_id}-{span_id}-01"})
+    assert r.status == 200, r
+    replica = r.headers["x-galley-replica"]
+    spans = Spans(jaeger.trace(trace_id, lambda tr: {"infer safety", "forward safety"} <= {
+        s["operationName"] for s in tr["spans"]}))
+    [forward] = spans.named("forward safety")
+    assert forward["parent"] == span_id and forward["service"] == "galley-gateway", forward
+    assert forward["tags"]["galley.replica"] == replica, (forward["tags"], replica)
+    [infer] = spans.named("infer safety")
+    assert infer["parent"] == forward["id"] and within(infer, forward), (infer, forward)
 
 
 def test_a_grpc_call_to_a_replica_continues_its_callers_trace(traced, galley):
