@@ -31,7 +31,9 @@ class Component {
   virtual absl::Status Start() = 0;
   virtual void BeginDrain() {}
   virtual void StopAccepting() {}
-  virtual bool Drain(TimePoint deadline) = 0;
+  // Default: true at once, for a part with nothing of its own to finish (its work ends with the
+  // parts in front of it, or with its Stop()).
+  virtual bool Drain(TimePoint deadline) { return true; }
   virtual void Stop() = 0;
 };
 

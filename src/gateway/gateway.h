@@ -99,7 +99,6 @@ class Gateway final : public Component {
   // The doors stop accepting: requests held for a replica get the fallback's answer now, so the
   // front doors' drains do not wait on them.
   void StopAccepting() override { ReleaseHeld(); }
-  bool Drain(TimePoint) override { return true; }
   std::string_view component_name() const override { return "gateway"; }
   // The process is stopping (BeginDrain was called).
   bool draining() const { return draining_.load(); }

@@ -42,7 +42,6 @@ class ModelService final : public InferenceService, public Component {
   // How many models Start() loaded.
   int loaded_models() const { return loaded_; }
   void BeginDrain() override { SetDraining(); }
-  bool Drain(TimePoint) override { return true; }  // the front-ends drain what reaches models
   void Stop() override;
 
   std::vector<model::ModelMetadata> Models() const override;

@@ -32,8 +32,8 @@ struct OperatorOptions {
   Duration retry_period = std::chrono::seconds(2);
 };
 
-// A Component (common/lifecycle.h): Drain(deadline) is Stop() (the reconcile in progress
-// finishes; the lease is released).
+// A Component (common/lifecycle.h): Stop() lets the reconcile in progress finish and releases
+// the lease.
 class Operator final : public Component {
  public:
   // `client` and `registry` must outlive the operator.
@@ -46,10 +46,6 @@ class Operator final : public Component {
   absl::Status Start() override;
   void Stop() override;
   std::string_view component_name() const override { return "operator"; }
-  bool Drain(TimePoint) override {
-    Stop();
-    return true;
-  }
   // Whether the informers have synced (for /readyz).
   bool Synced() const;
   bool Leading() const;

@@ -69,8 +69,8 @@ struct KubeSchedulerStats {
   bool leading = false;
 };
 
-// A Component (common/lifecycle.h): Drain(deadline) is Stop() (binds in flight complete; the
-// lease is released so a standby takes over at once).
+// A Component (common/lifecycle.h): Stop() lets binds in flight complete and releases the lease,
+// so a standby takes over at once.
 class KubeScheduler final : public Component {
  public:
   // `client` must outlive the scheduler. InvalidArgument for an unknown policy or missing
@@ -86,10 +86,6 @@ class KubeScheduler final : public Component {
   // Idempotent; blocks.
   void Stop() override;
   std::string_view component_name() const override { return "scheduler"; }
-  bool Drain(TimePoint) override {
-    Stop();
-    return true;
-  }
 
   KubeSchedulerStats stats() const;
 

@@ -54,7 +54,6 @@ class FileSdWriter final : public Component {
   // A Component (common/lifecycle.h); started after the supervisor, so it stops (the empty
   // list) once the supervisor has drained every replica.
   std::string_view component_name() const override { return "file-sd"; }
-  bool Drain(TimePoint) override { return true; }
 
  private:
   void Run();

@@ -159,6 +159,12 @@ class Client:
 
 # Raw sockets, for what http.client hides: pipelining, partial requests, connection closes.
 
+def run_galley(tmp_path, *args, env=None, timeout=30):
+    """Runs `galley args...` to completion (for commands that must exit by themselves)."""
+    return subprocess.run([galley_bin(), *args], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, env=clean_env(tmp_path, env), cwd=tmp_path, timeout=timeout)
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 now (the OS's pick)."""
     with socket.socket() as s:

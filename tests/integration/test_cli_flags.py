@@ -1,10 +1,8 @@
 """Cross-flag rules: each command checks its flag groups against each other before it starts
 anything, exits 2, and names the flags in its message."""
-import subprocess
-
 import pytest
 
-from conftest import clean_env, galley_bin
+from conftest import run_galley
 
 CASES = [
     # (subcommand and flags, words the message must hold)
@@ -24,11 +22,6 @@ CASES = [
     (["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:nope"],
      ["--metrics-listen"]),
 ]
-
-
-def run_galley(tmp_path, *args):
-    return subprocess.run([galley_bin(), *args], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, env=clean_env(tmp_path), cwd=tmp_path, timeout=30)
 
 
 @pytest.mark.parametrize("args,words", CASES, ids=[" ".join(c[0][:3]) for c in CASES])

@@ -6,21 +6,14 @@ import json
 import re
 import signal
 import socket
-import subprocess
 import threading
 import time
 
-from conftest import LABELS, Client, clean_env, galley_bin
+from conftest import LABELS, Client, run_galley
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 TEXTS = ["I love this, it is wonderful!", "This is terrible.", "The book is on the table.",
          "The food was great!", "The service was NOT good :("]
-
-
-def run_galley(tmp_path, *args, env=None, timeout=30):
-    """Runs `galley args...` to completion (for commands that must exit by themselves)."""
-    return subprocess.run([galley_bin(), *args], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, env=clean_env(tmp_path, env), cwd=tmp_path, timeout=timeout)
 
 
 def json_lines(text):
